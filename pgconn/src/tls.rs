@@ -1,0 +1,194 @@
+//! rustls client settings for each `sslmode`.
+//!
+//! `prefer` and `require` without a root certificate encrypt but trust any certificate,
+//! exactly like libpq; `verify-ca` checks the chain but not the name (RDS proxies and
+//! custom DNS names); `verify-full` checks both.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::{RootCert, SslMode};
+
+/// Where Debian (and our scratch image) keep the system CA bundle.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The root certificate setting cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("PGSSLROOTCERT={path:?} is not valid: cannot read it ({source}); point it at a PEM CA bundle")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("PGSSLROOTCERT={path:?} is not valid: it holds no usable PEM certificate")]
+    NoCertificates { path: PathBuf },
+    #[error("TLS setup failed: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+pub(crate) fn connector(
+    mode: SslMode,
+    root: Option<&RootCert>,
+) -> Result<MakeRustlsConnect, TlsError> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = match (mode, root) {
+        (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => {
+            Arc::new(AcceptAnyCertificate(provider.clone()))
+        }
+        (SslMode::Require | SslMode::VerifyCa, Some(root)) => Arc::new(ChainOnly(webpki(
+            root,
+            provider.clone(),
+        )?)),
+        (SslMode::VerifyFull, Some(root)) => webpki(root, provider.clone())?,
+        (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+            unreachable!("PgConfig validation requires a root certificate for verify-*")
+        }
+    };
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+fn webpki(
+    root: &RootCert,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+    let path = match root {
+        RootCert::File(p) => p.clone(),
+        RootCert::System => std::env::var_os("SSL_CERT_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into()),
+    };
+    let mut store = RootCertStore::empty();
+    for cert in read_pem(&path)? {
+        // A bundle may hold a certificate rustls cannot use; the rest still count.
+        let _ = store.add(cert);
+    }
+    if store.is_empty() {
+        return Err(TlsError::NoCertificates { path });
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+        .build()
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))
+}
+
+fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(rustls_pemfile::certs(&mut bytes.as_slice())
+        .filter_map(Result::ok)
+        .collect())
+}
+
+/// `verify-ca`: the chain must lead to a trusted root; the name may differ.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `prefer` / `require`: encryption without authentication of the server, as in libpq.
+/// Handshake signatures are still checked, so the session key is the server's.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,191 @@
+//! Support for deckhand's integration tests, which run against the real PostgreSQL and
+//! moto server that `scripts/services start` launches (the test command `scripts/test`
+//! does that and exports their variables).
+//!
+//! What it gives: a fresh database per test, unique names for anything a test creates
+//! (so tests run in parallel), polling with a deadline instead of sleeps, and a way to
+//! run the workspace's built binaries. It is not a mock of anything.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use pgconn::PgConfig;
+
+/// A variable the test services export; panics with the fix when it is missing, so a
+/// test run without the services fails loudly instead of passing vacuously.
+pub fn service_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: integration tests need the test services. Run them with \
+             scripts/test, or: scripts/services start && eval \"$(scripts/services env)\""
+        )
+    })
+}
+
+/// The superuser URL of the throwaway cluster (database `postgres`).
+pub fn admin_url() -> String {
+    service_var("DATABASE_URL")
+}
+
+/// A name no other test in this run (or an earlier run on the same cluster) uses:
+/// `prefix_<pid>_<counter>`, lower case, safe as a database or log group name.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{n}_{:x}",
+        prefix.to_lowercase(),
+        std::process::id(),
+        nanos & 0xffff
+    )
+}
+
+/// A database created for one test.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub name: String,
+    /// Connection settings for this database, as the superuser, without TLS.
+    pub config: PgConfig,
+    /// The same as a URL, for passing to a binary as `DATABASE_URL`.
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates a new, empty database named after `prefix`.
+    pub async fn create(prefix: &str) -> TestDb {
+        let admin = PgConfig::from_url(&admin_url()).expect("DATABASE_URL from the services");
+        let name = unique_name(prefix);
+        let client = admin.connect().await.expect("connect to the test cluster");
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create the test database");
+        let url = replace_dbname(&admin_url(), &name);
+        TestDb {
+            config: admin.with_dbname(&name),
+            name,
+            url,
+        }
+    }
+
+    /// A connected client to this database.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        self.config.connect().await.expect("connect to the test database")
+    }
+}
+
+/// `postgres://u:p@h:1/old?x` with `new` as the database.
+pub fn replace_dbname(url: &str, new: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{new}?{q}"),
+        None => format!("{base}/{new}"),
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it
+/// held. Tests wait for conditions this way, never with a fixed sleep.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The async form of [`wait_until`].
+pub async fn wait_until_async<F, Fut>(timeout: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Path of a binary of this workspace, built into the shared target directory
+/// (`cargo test` builds a package's binaries before its integration tests; pass
+/// `env!("CARGO_BIN_EXE_<name>")` when it is the package's own).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test executable path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(name)
+}
+
+/// A `Command` for a binary with a clean environment: only `PATH`, `HOME` and what the
+/// test passes, so nothing of the developer's shell leaks into a test.
+pub fn clean_command(program: impl Into<PathBuf>) -> Command {
+    let mut cmd = Command::new(program.into());
+    cmd.env_clear();
+    for keep in ["PATH", "HOME", "LANG"] {
+        if let Ok(v) = std::env::var(keep) {
+            cmd.env(keep, v);
+        }
+    }
+    cmd
+}
+
+/// The moto server's variables for the AWS SDK, for `Command::envs`.
+pub fn aws_env() -> Vec<(String, String)> {
+    [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_EC2_METADATA_DISABLED",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), service_var(n)))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_in_a_url() {
+        assert_eq!(
+            replace_dbname("postgres://u:p@h:5/postgres?sslmode=disable", "t1"),
+            "postgres://u:p@h:5/t1?sslmode=disable"
+        );
+        assert_eq!(replace_dbname("postgres://u@h", "t2"), "postgres://u@h/t2");
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("a"), unique_name("a"));
+    }
+}
