@@ -1,0 +1,465 @@
+//! `migrate`: versioned SQL migrations for PostgreSQL, applied exactly once even when
+//! many ECS tasks start at the same moment.
+//!
+//! Built on refinery's conventions (file names `V{n}__{name}.sql`, the
+//! `refinery_schema_history` table, its checksums) and extended where refinery has no
+//! answer: a polled advisory lock with holder reporting, one transaction per migration,
+//! files that run outside a transaction, `lock_timeout`/`statement_timeout` with retry,
+//! drift detection, connect retries and `down` migrations.
+//!
+//! The library is what the `migrate` binary and the `agent` (`DECKHAND_MIGRATE_ON_START`)
+//! call; it prints nothing itself but tracing events.
+
+#![forbid(unsafe_code)]
+
+mod apply;
+pub mod cli;
+mod connect;
+mod error;
+pub mod history;
+mod lock;
+pub mod source;
+mod sql;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pgconn::PgConfig;
+use serde::Serialize;
+
+pub use connect::Retry;
+pub use error::{exit, Error, Failure};
+use history::Applied;
+use source::MigrationFile;
+
+/// Everything the commands need besides the connection. `Default` matches the CLI's
+/// defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the `V{n}__{name}.sql` files are.
+    pub dir: PathBuf,
+    /// Apply up to and including this version only.
+    pub target: Option<i32>,
+    /// How long to wait for another runner's lock.
+    pub lock_timeout: Duration,
+    /// `lock_timeout` for migration SQL.
+    pub ddl_lock_timeout: Duration,
+    /// `statement_timeout` for migration SQL (zero: none).
+    pub statement_timeout: Duration,
+    /// Retries of a migration that hit `lock_timeout` or a deadlock.
+    pub lock_retries: u32,
+    pub connect: Retry,
+    /// Tolerate applied versions whose files are gone.
+    pub allow_missing: bool,
+    /// Apply a pending migration older than the newest applied one.
+    pub out_of_order: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            dir: PathBuf::from("./migrations"),
+            target: None,
+            lock_timeout: Duration::from_secs(60),
+            ddl_lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(600),
+            lock_retries: 3,
+            connect: Retry {
+                retries: 3,
+                wait: None,
+            },
+            allow_missing: false,
+            out_of_order: false,
+        }
+    }
+}
+
+impl Settings {
+    fn envelope(&self) -> apply::Envelope {
+        apply::Envelope {
+            ddl_lock_timeout: self.ddl_lock_timeout,
+            statement_timeout: self.statement_timeout,
+            lock_retries: self.lock_retries,
+        }
+    }
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// Migrations applied by this run, in order, with their duration.
+    pub applied: Vec<Done>,
+    /// The newest applied version afterwards.
+    pub current: Option<i32>,
+}
+
+/// One migration applied or reverted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    pub label: String,
+    pub millis: u64,
+}
+
+/// A migration's state, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Applied,
+    Pending,
+    /// Applied, but the file changed since.
+    Modified,
+    /// Applied, but the file is gone.
+    Missing,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Applied => "applied",
+            State::Pending => "pending",
+            State::Modified => "modified",
+            State::Missing => "missing",
+        }
+    }
+}
+
+/// One row of `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusRow {
+    pub version: i32,
+    pub name: String,
+    pub applied_on: Option<String>,
+    pub state: State,
+}
+
+/// Applies pending migrations under the lock. Refuses on drift before touching
+/// anything.
+pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
+    let files = source::load(&settings.dir)?;
+    let mut client = connect::connect(db, settings.connect).await?;
+    lock::acquire(&client, settings.lock_timeout).await?;
+    let result = async {
+        history::ensure(&client).await?;
+        let applied = history::read(&client).await?;
+        let pending = pending(&files, &applied, settings)?;
+        if pending.is_empty() {
+            tracing::info!(
+                current = applied.last().map(|a| a.version),
+                "nothing to apply: {}",
+                at_version(&applied)
+            );
+        }
+        let mut done: Vec<Done> = Vec::new();
+        for file in pending {
+            let label = file.label();
+            let step = apply::Step {
+                label: &label,
+                path: &file.path,
+                sql: &file.sql,
+                no_transaction: file.no_transaction,
+                record: apply::Record::Applied {
+                    version: file.version,
+                    name: &file.name,
+                    checksum: file.checksum,
+                },
+            };
+            let took = apply::run(&mut client, &step, &settings.envelope())
+                .await
+                .map_err(|mut f| {
+                    f.applied_before = done.iter().map(|d| d.label.clone()).collect();
+                    Error::MigrationFailed(Box::new(f))
+                })?;
+            let millis = took.as_millis() as u64;
+            tracing::info!(
+                migration = %label,
+                version = file.version,
+                duration_ms = millis,
+                no_transaction = file.no_transaction,
+                "applying {label} ... ok ({millis} ms)"
+            );
+            done.push(Done { label, millis });
+        }
+        let current = history::read(&client).await?.last().map(|a| a.version);
+        Ok(UpReport {
+            applied: done,
+            current,
+        })
+    }
+    .await;
+    lock::release(&client).await;
+    result
+}
+
+/// Reverts the newest `steps` applied migrations with their `.down.sql` files, newest
+/// first. Refuses before touching anything if a down file is missing.
+pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<Done>, Error> {
+    let files = source::load(&settings.dir)?;
+    let by_version: BTreeMap<i32, &MigrationFile> = files.iter().map(|f| (f.version, f)).collect();
+    let mut client = connect::connect(db, settings.connect).await?;
+    lock::acquire(&client, settings.lock_timeout).await?;
+    let result = async {
+        let applied = history::read(&client).await?;
+        let targets: Vec<&Applied> = applied.iter().rev().take(steps as usize).collect();
+        if targets.is_empty() {
+            tracing::info!("nothing to revert: no migration is applied");
+            return Ok(Vec::new());
+        }
+        let mut plan = Vec::new();
+        let mut lacking = Vec::new();
+        for a in &targets {
+            match by_version.get(&a.version).and_then(|f| f.down.as_ref().map(|d| (f, d))) {
+                Some((file, down)) => plan.push((*a, *file, down.clone())),
+                None => lacking.push(format!("{}.down.sql", source::label(a.version, &a.name))),
+            }
+        }
+        if !lacking.is_empty() {
+            return Err(Error::Config(format!(
+                "cannot revert {} migration(s): no down file for {} in {}; nothing was reverted",
+                targets.len(),
+                lacking.join(", "),
+                settings.dir.display()
+            )));
+        }
+        let mut done: Vec<Done> = Vec::new();
+        for (applied, file, down_path) in plan {
+            let sql = std::fs::read_to_string(&down_path).map_err(|e| {
+                Error::Config(format!("cannot read {}: {e}", down_path.display()))
+            })?;
+            let label = source::label(applied.version, &applied.name);
+            let step = apply::Step {
+                label: &label,
+                path: &down_path,
+                no_transaction: sql.lines().next().map(str::trim) == Some(source::NO_TRANSACTION_MARKER),
+                sql: &sql,
+                record: apply::Record::Reverted {
+                    version: file.version,
+                },
+            };
+            let took = apply::run(&mut client, &step, &settings.envelope())
+                .await
+                .map_err(|mut f| {
+                    f.applied_before = done.iter().map(|d| d.label.clone()).collect();
+                    f.outcome = f.outcome.replace("applied", "reverted");
+                    Error::MigrationFailed(Box::new(f))
+                })?;
+            let millis = took.as_millis() as u64;
+            tracing::info!(migration = %label, version = applied.version, duration_ms = millis, "reverting {label} ... ok ({millis} ms)");
+            done.push(Done { label, millis });
+        }
+        Ok(done)
+    }
+    .await;
+    lock::release(&client).await;
+    result
+}
+
+/// Every migration on disk or in the history table, by version.
+pub async fn status(db: &PgConfig, settings: &Settings) -> Result<Vec<StatusRow>, Error> {
+    let files = source::load(&settings.dir)?;
+    let client = connect::connect(db, settings.connect).await?;
+    let applied = history::read(&client).await?;
+    Ok(reconcile(&files, &applied))
+}
+
+/// What `up` would apply, without applying anything (drift is refused as in `up`).
+pub async fn plan(db: &PgConfig, settings: &Settings) -> Result<Vec<MigrationFile>, Error> {
+    let files = source::load(&settings.dir)?;
+    let client = connect::connect(db, settings.connect).await?;
+    let applied = history::read(&client).await?;
+    Ok(pending(&files, &applied, settings)?
+        .into_iter()
+        .cloned()
+        .collect())
+}
+
+/// Lines up files and history rows.
+pub fn reconcile(files: &[MigrationFile], applied: &[Applied]) -> Vec<StatusRow> {
+    let mut rows: BTreeMap<i32, StatusRow> = BTreeMap::new();
+    for f in files {
+        rows.insert(
+            f.version,
+            StatusRow {
+                version: f.version,
+                name: f.name.clone(),
+                applied_on: None,
+                state: State::Pending,
+            },
+        );
+    }
+    for a in applied {
+        let state = match files.iter().find(|f| f.version == a.version) {
+            None => State::Missing,
+            Some(f) if f.name != a.name || Some(f.checksum) != a.checksum => State::Modified,
+            Some(_) => State::Applied,
+        };
+        rows.insert(
+            a.version,
+            StatusRow {
+                version: a.version,
+                name: a.name.clone(),
+                applied_on: Some(a.applied_on.clone()),
+                state,
+            },
+        );
+    }
+    rows.into_values().collect()
+}
+
+/// The files `up` applies next, or the drift that stops it.
+pub fn pending<'f>(
+    files: &'f [MigrationFile],
+    applied: &[Applied],
+    settings: &Settings,
+) -> Result<Vec<&'f MigrationFile>, Error> {
+    let dir = settings.dir.display();
+    let mut problems = Vec::new();
+    for a in applied {
+        match files.iter().find(|f| f.version == a.version) {
+            None if !settings.allow_missing => problems.push(format!(
+                "{} is applied but its file is missing from {dir} (restore it, or pass --allow-missing)",
+                source::label(a.version, &a.name)
+            )),
+            None => tracing::warn!(
+                version = a.version,
+                "{} is applied but its file is missing from {dir}; continuing (--allow-missing)",
+                source::label(a.version, &a.name)
+            ),
+            Some(f) if f.name != a.name || Some(f.checksum) != a.checksum => problems.push(format!(
+                "{} changed after it was applied as {} ({}: checksum {} in the database, {} on disk); \
+                 restore the file and put the change in a new migration",
+                f.label(),
+                source::label(a.version, &a.name),
+                f.path.display(),
+                a.checksum.map_or("unreadable".into(), |c| c.to_string()),
+                f.checksum
+            )),
+            Some(_) => {}
+        }
+    }
+    let newest = applied.last().map(|a| a.version);
+    let mut todo = Vec::new();
+    for f in files {
+        if applied.iter().any(|a| a.version == f.version) {
+            continue;
+        }
+        if settings.target.is_some_and(|t| f.version > t) {
+            continue;
+        }
+        if let Some(newest) = newest.filter(|n| f.version < *n) {
+            if !settings.out_of_order {
+                problems.push(format!(
+                    "{} ({}) was never applied but is older than the newest applied version {newest}; \
+                     give it a version above {newest}, or pass --out-of-order",
+                    f.label(),
+                    f.path.display()
+                ));
+                continue;
+            }
+        }
+        todo.push(f);
+    }
+    if problems.is_empty() {
+        Ok(todo)
+    } else {
+        Err(Error::Drift(format!(
+            "refusing to migrate, the history does not match {dir}: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+fn at_version(applied: &[Applied]) -> String {
+    match applied.last() {
+        Some(a) => format!("the database is at {}", source::label(a.version, &a.name)),
+        None => "no migration files to apply and none applied".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(version: i32, name: &str, checksum: u64) -> MigrationFile {
+        MigrationFile {
+            version,
+            name: name.into(),
+            path: PathBuf::from(format!("m/V{version}__{name}.sql")),
+            sql: String::new(),
+            checksum,
+            no_transaction: false,
+            down: None,
+        }
+    }
+
+    fn applied(version: i32, name: &str, checksum: u64) -> Applied {
+        Applied {
+            version,
+            name: name.into(),
+            applied_on: "2026-11-23T10:00:00.000000Z".into(),
+            checksum: Some(checksum),
+        }
+    }
+
+    #[test]
+    fn reconcile_names_every_state() {
+        let files = [file(1, "a", 1), file(2, "b", 22), file(4, "d", 4)];
+        let hist = [applied(1, "a", 1), applied(2, "b", 2), applied(3, "c", 3)];
+        let states: Vec<_> = reconcile(&files, &hist)
+            .iter()
+            .map(|r| (r.version, r.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (1, State::Applied),
+                (2, State::Modified),
+                (3, State::Missing),
+                (4, State::Pending)
+            ]
+        );
+    }
+
+    #[test]
+    fn pending_respects_target() {
+        let files = [file(1, "a", 1), file(2, "b", 2), file(10, "j", 10)];
+        let settings = Settings {
+            target: Some(2),
+            ..Settings::default()
+        };
+        let todo = pending(&files, &[applied(1, "a", 1)], &settings).unwrap();
+        assert_eq!(todo.iter().map(|f| f.version).collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn drift_is_refused_with_the_file_named() {
+        let files = [file(1, "a", 99)];
+        let e = pending(&files, &[applied(1, "a", 1)], &Settings::default()).unwrap_err();
+        assert_eq!(e.exit_code(), exit::DRIFT);
+        assert!(e.to_string().contains("m/V1__a.sql"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_refused_unless_allowed() {
+        let hist = [applied(1, "a", 1)];
+        let e = pending(&[], &hist, &Settings::default()).unwrap_err();
+        assert!(e.to_string().contains("--allow-missing"), "{e}");
+        let allow = Settings {
+            allow_missing: true,
+            ..Settings::default()
+        };
+        assert!(pending(&[], &hist, &allow).unwrap().is_empty());
+    }
+
+    #[test]
+    fn out_of_order_refused_unless_allowed() {
+        let files = [file(1, "a", 1), file(2, "b", 2), file(3, "c", 3)];
+        let hist = [applied(1, "a", 1), applied(3, "c", 3)];
+        assert!(pending(&files, &hist, &Settings::default()).is_err());
+        let allow = Settings {
+            out_of_order: true,
+            ..Settings::default()
+        };
+        assert_eq!(pending(&files, &hist, &allow).unwrap()[0].version, 2);
+    }
+}

@@ -335,7 +335,12 @@ impl ConnectError {
 /// put connection settings into its errors.
 pub fn describe(error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
-        return format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        return format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
     }
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -467,7 +472,10 @@ mod tests {
     #[test]
     fn url_wins_and_variables_fill_gaps() {
         let c = PgConfig::from_env(&env(&[
-            ("DATABASE_URL", "postgres://app:s3cr%40t@db.example:6543/shop"),
+            (
+                "DATABASE_URL",
+                "postgres://app:s3cr%40t@db.example:6543/shop",
+            ),
             ("PGHOST", "ignored"),
             ("PGSSLMODE", "verify-full"),
             ("PGSSLROOTCERT", "/certs/rds.pem"),
@@ -493,15 +501,19 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.port, 5432);
-        assert_eq!(c.dbname, "roast", "dbname defaults to the user, as in libpq");
+        assert_eq!(
+            c.dbname, "roast",
+            "dbname defaults to the user, as in libpq"
+        );
         assert_eq!(c.sslmode, SslMode::Prefer);
     }
 
     #[test]
     fn verify_without_root_cert_is_refused_with_a_hint() {
-        let e = PgConfig::from_env(&env(&[
-            ("DATABASE_URL", "postgres://u:p@h/d?sslmode=verify-full"),
-        ]))
+        let e = PgConfig::from_env(&env(&[(
+            "DATABASE_URL",
+            "postgres://u:p@h/d?sslmode=verify-full",
+        )]))
         .unwrap_err();
         assert!(e.to_string().contains("PGSSLROOTCERT"), "{e}");
     }

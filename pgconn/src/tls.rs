@@ -11,7 +11,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{RootCert, SslMode};
@@ -46,10 +48,9 @@ pub(crate) fn connector(
         (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => {
             Arc::new(AcceptAnyCertificate(provider.clone()))
         }
-        (SslMode::Require | SslMode::VerifyCa, Some(root)) => Arc::new(ChainOnly(webpki(
-            root,
-            provider.clone(),
-        )?)),
+        (SslMode::Require | SslMode::VerifyCa, Some(root)) => {
+            Arc::new(ChainOnly(webpki(root, provider.clone())?))
+        }
         (SslMode::VerifyFull, Some(root)) => webpki(root, provider.clone())?,
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
             unreachable!("PgConfig validation requires a root certificate for verify-*")

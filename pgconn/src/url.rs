@@ -85,7 +85,9 @@ fn split_hosts(s: &str) -> Result<(Vec<String>, Option<String>), String> {
     let mut port: Option<String> = None;
     for part in s.split(',') {
         let (host, p) = if let Some(v6) = part.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or("an IPv6 host is missing its ']'")?;
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or("an IPv6 host is missing its ']'")?;
             (h, after.strip_prefix(':'))
         } else {
             match part.rsplit_once(':') {
@@ -141,7 +143,11 @@ mod tests {
 
     #[test]
     fn errors_do_not_echo_the_url() {
-        for bad in ["http://u:topsecret@h/d", "postgres://u:topsecret@[::1/d", "postgres://u:topsecret@a:1,b:2/d"] {
+        for bad in [
+            "http://u:topsecret@h/d",
+            "postgres://u:topsecret@[::1/d",
+            "postgres://u:topsecret@a:1,b:2/d",
+        ] {
             let e = parse(bad).err().unwrap();
             assert!(!e.contains("topsecret"), "{e}");
         }

@@ -78,7 +78,10 @@ impl TestDb {
 
     /// A connected client to this database.
     pub async fn client(&self) -> tokio_postgres::Client {
-        self.config.connect().await.expect("connect to the test database")
+        self.config
+            .connect()
+            .await
+            .expect("connect to the test database")
     }
 }
 

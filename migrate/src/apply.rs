@@ -1,0 +1,252 @@
+//! Running one migration's SQL (up or down) inside the safety envelope: `lock_timeout`
+//! and `statement_timeout` for its statements, a retry with backoff when a lock was not
+//! available, and the history row written in the same transaction as the change.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::error::{ErrorPosition, SqlState};
+use tokio_postgres::{Client, GenericClient};
+
+use crate::connect::backoff;
+use crate::error::Failure;
+use crate::{history, sql};
+
+/// First pause before retrying a migration that hit `lock_timeout`.
+const LOCK_RETRY_FIRST: Duration = Duration::from_secs(1);
+const LOCK_RETRY_MAX: Duration = Duration::from_secs(16);
+
+/// Limits for migration SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope {
+    /// PostgreSQL `lock_timeout`: how long one statement may wait for a table lock.
+    pub ddl_lock_timeout: Duration,
+    /// PostgreSQL `statement_timeout` (zero: none).
+    pub statement_timeout: Duration,
+    /// Retries after a `55P03 lock_not_available` or `40P01 deadlock_detected`.
+    pub lock_retries: u32,
+}
+
+/// What to do with the history table when the SQL succeeded.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    Applied {
+        version: i32,
+        name: &'a str,
+        checksum: u64,
+    },
+    Reverted {
+        version: i32,
+    },
+}
+
+/// One migration step to run.
+pub struct Step<'a> {
+    pub label: &'a str,
+    pub path: &'a Path,
+    pub sql: &'a str,
+    pub no_transaction: bool,
+    pub record: Record<'a>,
+}
+
+/// Runs a step; on failure, everything the caller needs for [`Failure`] except the
+/// list of migrations applied before it.
+pub async fn run(
+    client: &mut Client,
+    step: &Step<'_>,
+    envelope: &Envelope,
+) -> Result<Duration, Failure> {
+    let started = Instant::now();
+    if step.no_transaction {
+        run_without_transaction(client, step, envelope).await?;
+    } else {
+        run_in_transaction(client, step, envelope).await?;
+    }
+    Ok(started.elapsed())
+}
+
+fn settings(envelope: &Envelope, scope: &str) -> String {
+    format!(
+        "SET {scope} lock_timeout = {}; SET {scope} statement_timeout = {}",
+        envelope.ddl_lock_timeout.as_millis(),
+        envelope.statement_timeout.as_millis()
+    )
+}
+
+async fn record(
+    client: &impl GenericClient,
+    record: Record<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    match record {
+        Record::Applied {
+            version,
+            name,
+            checksum,
+        } => history::insert(client, version, name, checksum).await,
+        Record::Reverted { version } => history::delete(client, version).await,
+    }
+}
+
+async fn run_in_transaction(
+    client: &mut Client,
+    step: &Step<'_>,
+    envelope: &Envelope,
+) -> Result<(), Failure> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = async {
+            let tx = client.transaction().await.map_err(Phase::Setup)?;
+            tx.batch_execute(&settings(envelope, "LOCAL"))
+                .await
+                .map_err(Phase::Setup)?;
+            tx.batch_execute(step.sql).await.map_err(Phase::Sql)?;
+            record(&tx, step.record).await.map_err(Phase::Record)?;
+            tx.commit().await.map_err(Phase::Record)
+        }
+        .await;
+        // A failed transaction is rolled back when `tx` drops, before the next command.
+        let error = match result {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if error.retryable() && attempt <= envelope.lock_retries {
+            retry_pause(step.label, attempt, envelope, error.inner()).await;
+            continue;
+        }
+        let line = match &error {
+            Phase::Sql(e) => position(e).map(|p| sql::line_of(step.sql, p)),
+            _ => None,
+        };
+        return Err(failure(
+            step,
+            error.inner(),
+            line,
+            "its transaction was rolled back and it is not recorded as applied".into(),
+        ));
+    }
+}
+
+async fn run_without_transaction(
+    client: &mut Client,
+    step: &Step<'_>,
+    envelope: &Envelope,
+) -> Result<(), Failure> {
+    let statements = sql::split(step.sql);
+    let total = statements.len();
+    let outcome = |done: usize| {
+        format!(
+            "it ran without a transaction: {done} of its {total} statement(s) completed and \
+             stay in effect, and it is not recorded as applied, so the next run executes the \
+             whole file again; make its statements idempotent (IF NOT EXISTS) and drop any \
+             INVALID index a failed CREATE INDEX CONCURRENTLY left behind"
+        )
+    };
+    client
+        .batch_execute(&settings(envelope, "SESSION"))
+        .await
+        .map_err(|e| failure(step, &e, None, outcome(0)))?;
+    for (done, statement) in statements.iter().enumerate() {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match client.batch_execute(statement.text).await {
+                Ok(()) => break,
+                Err(e) if is_retryable(&e) && attempt <= envelope.lock_retries => {
+                    retry_pause(step.label, attempt, envelope, &e).await;
+                }
+                Err(e) => {
+                    let first_line = sql::line_at(step.sql, statement.offset);
+                    let line = position(&e).map_or(first_line, |p| {
+                        first_line + sql::line_of(statement.text, p) - 1
+                    });
+                    reset(client).await;
+                    return Err(failure(step, &e, Some(line), outcome(done)));
+                }
+            }
+        }
+    }
+    let recorded = record(&*client, step.record).await;
+    reset(client).await;
+    recorded.map_err(|e| {
+        failure(
+            step,
+            &e,
+            None,
+            format!("all {total} statement(s) completed but recording it failed; mark it applied by hand or make the file safe to re-run"),
+        )
+    })
+}
+
+async fn reset(client: &Client) {
+    let _ = client
+        .batch_execute("RESET lock_timeout; RESET statement_timeout")
+        .await;
+}
+
+async fn retry_pause(label: &str, attempt: u32, envelope: &Envelope, e: &tokio_postgres::Error) {
+    let delay = backoff(LOCK_RETRY_FIRST, LOCK_RETRY_MAX, attempt);
+    tracing::warn!(
+        migration = label,
+        attempt,
+        retries = envelope.lock_retries,
+        retry_in_ms = delay.as_millis() as u64,
+        "{label}: {}; retrying in {:.1} s (retry {attempt} of {})",
+        pgconn::describe(e),
+        delay.as_secs_f64(),
+        envelope.lock_retries
+    );
+    tokio::time::sleep(delay).await;
+}
+
+/// Where a failure happened inside a transactional step.
+enum Phase {
+    Setup(tokio_postgres::Error),
+    Sql(tokio_postgres::Error),
+    Record(tokio_postgres::Error),
+}
+
+impl Phase {
+    fn inner(&self) -> &tokio_postgres::Error {
+        match self {
+            Phase::Setup(e) | Phase::Sql(e) | Phase::Record(e) => e,
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, Phase::Sql(e) if is_retryable(e))
+    }
+}
+
+/// Lock waits that ran out, and deadlocks: another session was in the way, and trying
+/// again later may well succeed.
+fn is_retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(e.code(), Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+fn position(e: &tokio_postgres::Error) -> Option<u32> {
+    match e.as_db_error()?.position()? {
+        ErrorPosition::Original(p) => Some(*p),
+        ErrorPosition::Internal { .. } => None,
+    }
+}
+
+fn failure(
+    step: &Step<'_>,
+    e: &tokio_postgres::Error,
+    line: Option<usize>,
+    outcome: String,
+) -> Failure {
+    let db = e.as_db_error();
+    Failure {
+        label: step.label.into(),
+        path: step.path.into(),
+        sqlstate: e.code().map(|c| c.code().to_owned()),
+        message: db.map_or_else(|| pgconn::describe(e), |d| d.message().to_owned()),
+        line,
+        detail: db.and_then(|d| d.detail()).map(str::to_owned),
+        hint: db.and_then(|d| d.hint()).map(str::to_owned),
+        applied_before: Vec::new(),
+        outcome,
+    }
+}

@@ -1,0 +1,692 @@
+//! `migrate` against the real PostgreSQL the test services start. Every test gets its
+//! own database and migration folder, so they run in parallel.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use testkit::{clean_command, unique_name, wait_until, TestDb};
+
+/// A migration folder of its own.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(files: &[(&str, &str)]) -> Dir {
+        let dir = std::env::temp_dir().join(unique_name("migrations"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = Dir(dir);
+        for (name, sql) in files {
+            d.write(name, sql);
+        }
+        d
+    }
+
+    fn write(&self, name: &str, sql: &str) {
+        std::fs::write(self.0.join(name), sql).unwrap();
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn password_of(url: &str) -> String {
+    let userinfo = url.split("://").nth(1).unwrap().split('@').next().unwrap();
+    userinfo.split(':').nth(1).unwrap_or("").to_owned()
+}
+
+fn migrate(url: &str, dir: &Dir, args: &[&str]) -> Command {
+    let mut cmd = clean_command(env!("CARGO_BIN_EXE_migrate"));
+    cmd.args(args)
+        .env("DATABASE_URL", url)
+        .env("MIGRATIONS_DIR", &dir.0)
+        .env("HOSTNAME", "test-runner");
+    cmd
+}
+
+/// Runs to completion and checks that the password never appears in any output.
+fn run(url: &str, dir: &Dir, args: &[&str]) -> Out {
+    let out = migrate(url, dir, args).output().expect("run migrate");
+    let out = Out {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let password = password_of(url);
+    if password.len() >= 6 {
+        assert!(
+            !out.stdout.contains(&password) && !out.stderr.contains(&password),
+            "password leaked:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    out
+}
+
+async fn history(db: &TestDb) -> Vec<(i32, String)> {
+    db.client()
+        .await
+        .query(
+            "SELECT version, name FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+async fn table_exists(db: &TestDb, table: &str) -> bool {
+    db.client()
+        .await
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn applies_in_numeric_order_and_rerun_is_a_no_op() {
+    let db = TestDb::create("apply").await;
+    let dir = Dir::new(&[
+        ("V1__create_items.sql", "CREATE TABLE items(id int PRIMARY KEY);"),
+        ("V2__add_name.sql", "ALTER TABLE items ADD name text;"),
+        // V10 must come after V2 although "V10" < "V2" as text.
+        ("V10__name_not_null.sql", "UPDATE items SET name = '' WHERE name IS NULL;\nALTER TABLE items ALTER name SET NOT NULL;"),
+    ]);
+    let out = run(&db.url, &dir, &["up"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for label in ["V1__create_items", "V2__add_name", "V10__name_not_null"] {
+        assert!(
+            out.stderr.contains(&format!("applying {label} ... ok (")),
+            "{}",
+            out.stderr
+        );
+    }
+    let v2 = out.stderr.find("V2__add_name").unwrap();
+    let v10 = out.stderr.find("V10__name_not_null").unwrap();
+    assert!(v2 < v10, "V2 must be applied before V10: {}", out.stderr);
+    assert_eq!(
+        history(&db).await,
+        [
+            (1, "create_items".into()),
+            (2, "add_name".into()),
+            (10, "name_not_null".into())
+        ]
+    );
+
+    let again = run(&db.url, &dir, &["up"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("nothing to apply"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("applying"), "{}", again.stderr);
+    assert_eq!(history(&db).await.len(), 3);
+}
+
+#[tokio::test]
+async fn history_is_compatible_with_refinery() {
+    let db = TestDb::create("refinery").await;
+    let sql = "CREATE TABLE t(id int);";
+    let dir = Dir::new(&[("V1__init.sql", sql)]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT checksum, applied_on FROM refinery_schema_history",
+            &[],
+        )
+        .await
+        .unwrap();
+    let checksum: String = row.get(0);
+    let expected = refinery_core::Migration::unapplied("V1__init", sql)
+        .unwrap()
+        .checksum();
+    assert_eq!(checksum, expected.to_string());
+    let applied_on: String = row.get(1);
+    assert!(
+        applied_on.len() >= 20 && applied_on.ends_with('Z') && applied_on.contains('T'),
+        "applied_on must be RFC 3339 as refinery writes it: {applied_on}"
+    );
+}
+
+#[tokio::test]
+async fn failing_migration_is_rolled_back_and_named() {
+    let db = TestDb::create("failing").await;
+    let dir = Dir::new(&[
+        ("V1__ok.sql", "CREATE TABLE first(id int);"),
+        ("V2__broken.sql", "CREATE TABLE second(id int);\nINSERT INTO second VALUES (1);\nSELECT * FROM no_such_table;\n"),
+        ("V3__never.sql", "CREATE TABLE third(id int);"),
+    ]);
+    let out = run(&db.url, &dir, &["up"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let err = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("error:"))
+        .unwrap_or_default();
+    assert!(err.contains("V2__broken"), "{err}");
+    assert!(err.contains("V2__broken.sql"), "the file is named: {err}");
+    assert!(err.contains("SQLSTATE 42P01"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("no_such_table"), "{err}");
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(
+        err.contains("applied earlier in this run and kept: V1__ok"),
+        "{err}"
+    );
+    assert_eq!(history(&db).await, [(1, "ok".into())]);
+    assert!(table_exists(&db, "first").await);
+    assert!(
+        !table_exists(&db, "second").await,
+        "V2's first statement must be rolled back"
+    );
+    assert!(!table_exists(&db, "third").await);
+}
+
+#[tokio::test]
+async fn modified_migration_is_refused() {
+    let db = TestDb::create("modified").await;
+    let dir = Dir::new(&[("V1__init.sql", "CREATE TABLE t(id int);")]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    dir.write("V1__init.sql", "CREATE TABLE t(id bigint);");
+    dir.write("V2__next.sql", "CREATE TABLE u(id int);");
+    let out = run(&db.url, &dir, &["up"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&dir.path("V1__init.sql").display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(!table_exists(&db, "u").await, "nothing is applied on drift");
+
+    let status = run(&db.url, &dir, &["status", "--json"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "modified");
+    assert_eq!(rows[1]["state"], "pending");
+    assert_eq!(run(&db.url, &dir, &["status", "--exit-code"]).code, 4);
+}
+
+#[tokio::test]
+async fn missing_migration_is_refused_unless_allowed() {
+    let db = TestDb::create("missing").await;
+    let dir = Dir::new(&[
+        ("V1__a.sql", "CREATE TABLE a(id int);"),
+        ("V2__b.sql", "CREATE TABLE b(id int);"),
+    ]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    std::fs::remove_file(dir.path("V2__b.sql")).unwrap();
+    dir.write("V3__c.sql", "CREATE TABLE c(id int);");
+    let out = run(&db.url, &dir, &["up"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("V2__b is applied but its file is missing"),
+        "{}",
+        out.stderr
+    );
+    let status = run(&db.url, &dir, &["status"]);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.contains(" b ") && l.ends_with("missing")),
+        "{}",
+        status.stdout
+    );
+
+    let allowed = run(&db.url, &dir, &["up", "--allow-missing"]);
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    assert!(table_exists(&db, "c").await);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_runners_apply_each_migration_exactly_once() {
+    let db = TestDb::create("concurrent").await;
+    let dir = Dir::new(&[
+        ("V1__counter.sql", "CREATE TABLE counter(migration int);\nINSERT INTO counter VALUES (1);\nSELECT pg_sleep(0.3);"),
+        ("V2__count.sql", "INSERT INTO counter VALUES (2);"),
+        ("V3__count.sql", "INSERT INTO counter VALUES (3);"),
+    ]);
+    let children: Vec<Child> = (0..20)
+        .map(|_| {
+            migrate(&db.url, &dir, &["up"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut waited = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        if stderr.contains("waiting for the migration lock") {
+            waited += 1;
+        }
+    }
+    assert!(waited > 0, "some runners must have waited for the lock");
+    let counts: Vec<(i32, i64)> = db
+        .client()
+        .await
+        .query(
+            "SELECT migration, count(*) FROM counter GROUP BY migration ORDER BY migration",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts, [(1, 1), (2, 1), (3, 1)]);
+}
+
+/// The lock key `migrate` uses: "deck" and "migr" in ASCII.
+const LOCK_KEY: (i32, i32) = (0x6465_636b, 0x6d69_6772);
+
+#[tokio::test]
+async fn lock_holder_is_reported_and_lock_timeout_exits_3() {
+    let db = TestDb::create("lockheld").await;
+    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let holder = db
+        .config
+        .clone()
+        .with_default_application_name("the-other-runner")
+        .connect()
+        .await
+        .unwrap();
+    holder
+        .query_one(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&LOCK_KEY.0, &LOCK_KEY.1],
+        )
+        .await
+        .unwrap();
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    let out = run(&db.url, &dir, &["up", "--lock-timeout", "1500ms"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("waiting for the migration lock, held by"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&format!("pid {pid}")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("application_name=the-other-runner"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("client 127.0.0.1"), "{}", out.stderr);
+    assert!(out.stderr.contains("connected since"), "{}", out.stderr);
+    assert!(!table_exists(&db, "a").await);
+
+    holder
+        .query_one(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[&LOCK_KEY.0, &LOCK_KEY.1],
+        )
+        .await
+        .unwrap();
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+}
+
+#[tokio::test]
+async fn create_index_concurrently_runs_without_a_transaction() {
+    let db = TestDb::create("concurrently").await;
+    let dir = Dir::new(&[
+        ("V1__table.sql", "CREATE TABLE events(id int, kind text, at timestamptz);"),
+        (
+            "V2__indexes.sql",
+            "-- deckhand:no-transaction\n-- two statements: each must run on its own\nCREATE INDEX CONCURRENTLY events_kind ON events(kind);\nCREATE INDEX CONCURRENTLY events_at ON events(at);\n",
+        ),
+    ]);
+    let out = run(&db.url, &dir, &["up"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let valid: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relname IN ('events_kind', 'events_at') AND i.indisvalid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(valid, 2);
+    assert_eq!(history(&db).await.len(), 2);
+}
+
+#[tokio::test]
+async fn failing_no_transaction_migration_reports_what_stayed() {
+    let db = TestDb::create("notxfail").await;
+    let dir = Dir::new(&[(
+        "V1__half.sql",
+        "-- deckhand:no-transaction\nCREATE TABLE kept(id int);\n\nCREATE INDEX CONCURRENTLY kept_id ON nope(id);\n",
+    )]);
+    let out = run(&db.url, &dir, &["up"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("line 4"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 of its 2 statement(s) completed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        table_exists(&db, "kept").await,
+        "no transaction: the first statement stays"
+    );
+    assert!(history(&db).await.is_empty());
+}
+
+/// Collects a child's stderr as it arrives, so a test can wait for a line.
+fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let buf = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().unwrap();
+    let sink = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    buf
+}
+
+#[tokio::test]
+async fn lock_timeout_on_a_busy_table_is_retried() {
+    let db = TestDb::create("ddlretry").await;
+    let dir = Dir::new(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    dir.write("V2__alter.sql", "ALTER TABLE busy ADD note text;");
+
+    let mut blocker = db.client().await;
+    let tx = blocker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+
+    let mut child = migrate(
+        &db.url,
+        &dir,
+        &["up", "--ddl-lock-timeout", "100ms", "--lock-retries", "8"],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = capture_stderr(&mut child);
+    assert!(
+        wait_until(Duration::from_secs(20), || stderr
+            .lock()
+            .unwrap()
+            .contains("SQLSTATE 55P03")),
+        "migrate must report the lock timeout and retry: {}",
+        stderr.lock().unwrap()
+    );
+    tx.commit().await.unwrap();
+    let status = child.wait().unwrap();
+    let text = stderr.lock().unwrap().clone();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("retrying in"), "{text}");
+    assert!(text.contains("applying V2__alter ... ok"), "{text}");
+}
+
+#[tokio::test]
+async fn lock_timeout_gives_up_after_the_retries() {
+    let db = TestDb::create("ddlgiveup").await;
+    let dir = Dir::new(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    dir.write("V2__alter.sql", "ALTER TABLE busy ADD note text;");
+    let mut blocker = db.client().await;
+    let tx = blocker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let out = run(
+        &db.url,
+        &dir,
+        &["up", "--ddl-lock-timeout", "50ms", "--lock-retries", "1"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("retry 1 of 1"), "{}", out.stderr);
+    assert!(out.stderr.contains("V2__alter failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("SQLSTATE 55P03"), "{}", out.stderr);
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn down_reverts_and_up_reapplies() {
+    let db = TestDb::create("down").await;
+    let dir = Dir::new(&[
+        ("V1__a.sql", "CREATE TABLE a(id int);"),
+        ("V1__a.down.sql", "DROP TABLE a;"),
+        ("V2__b.sql", "CREATE TABLE b(id int);"),
+        ("V2__b.down.sql", "DROP TABLE b;"),
+        ("V3__c.sql", "CREATE TABLE c(id int);"),
+    ]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+
+    let refused = run(&db.url, &dir, &["down", "--steps", "2"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("no down file for V3__c.down.sql"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        history(&db).await.len(),
+        3,
+        "nothing may be reverted when a down file is missing"
+    );
+
+    dir.write("V3__c.down.sql", "DROP TABLE c;");
+    let out = run(&db.url, &dir, &["down", "--steps", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let c = out.stderr.find("reverting V3__c").unwrap();
+    let b = out.stderr.find("reverting V2__b").unwrap();
+    assert!(c < b, "newest first: {}", out.stderr);
+    assert_eq!(history(&db).await, [(1, "a".into())]);
+    assert!(!table_exists(&db, "b").await && !table_exists(&db, "c").await);
+
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    assert_eq!(history(&db).await.len(), 3);
+    assert!(table_exists(&db, "c").await);
+}
+
+#[tokio::test]
+async fn status_plan_and_exit_codes() {
+    let db = TestDb::create("status").await;
+    let dir = Dir::new(&[
+        ("V1__a.sql", "CREATE TABLE a(id int);"),
+        ("V2__b.sql", "-- adds b\nCREATE TABLE b(id int);"),
+    ]);
+    assert_eq!(run(&db.url, &dir, &["up", "--target", "1"]).code, 0);
+    assert!(!table_exists(&db, "b").await, "--target stops at version 1");
+
+    let status = run(&db.url, &dir, &["status"]);
+    assert_eq!(status.code, 0);
+    let lines: Vec<&str> = status.stdout.lines().collect();
+    assert!(lines[0].starts_with("VERSION"), "{}", status.stdout);
+    assert!(
+        lines[1].ends_with("applied") && lines[2].ends_with("pending"),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(run(&db.url, &dir, &["status", "--exit-code"]).code, 6);
+
+    let plan = run(&db.url, &dir, &["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(plan.stdout.starts_with("V2__b ("), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("    -- adds b\n    CREATE TABLE b(id int);"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!table_exists(&db, "b").await, "plan applies nothing");
+
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    assert_eq!(run(&db.url, &dir, &["status", "--exit-code"]).code, 0);
+}
+
+#[tokio::test]
+async fn json_log_format_for_cloudwatch() {
+    let db = TestDb::create("json").await;
+    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let out = run(&db.url, &dir, &["--log-format", "json", "up"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let events: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    let applied = events
+        .iter()
+        .find(|e| e["migration"] == "V1__a")
+        .expect("an event per migration");
+    assert_eq!(applied["version"], 1);
+    assert!(applied["duration_ms"].is_u64());
+    assert_eq!(applied["level"], "INFO");
+}
+
+#[tokio::test]
+async fn tls_verify_full_accepts_the_right_ca_and_refuses_a_wrong_one() {
+    let db = TestDb::create("tls").await;
+    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let base = db.url.replace("sslmode=disable", "sslmode=verify-full");
+    let ca = testkit::service_var("DECKHAND_TEST_PG_CA");
+    let wrong = testkit::service_var("DECKHAND_TEST_PG_WRONG_CA");
+
+    let refused = run(&format!("{base}&sslrootcert={wrong}"), &dir, &["up"]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(refused.stderr.contains("certificate"), "{}", refused.stderr);
+    assert!(!table_exists(&db, "a").await);
+
+    let ok = run(&format!("{base}&sslrootcert={ca}"), &dir, &["up"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(table_exists(&db, "a").await);
+
+    // The CA as PGSSLROOTCERT, with the URL giving only the mode.
+    let mut cmd = migrate(&base, &dir, &["status"]);
+    cmd.env("PGSSLROOTCERT", &ca);
+    assert!(cmd.output().unwrap().status.success());
+}
+
+#[tokio::test]
+async fn wrong_password_is_a_clear_error_without_the_password() {
+    let db = TestDb::create("badpw").await;
+    let dir = Dir::new(&[("V1__a.sql", "SELECT 1;")]);
+    let wrong = db.url.replacen(
+        &format!(":{}@", password_of(&db.url)),
+        ":Wr0ng-Passw0rd-Xyzzy@",
+        1,
+    );
+    let out = run(&wrong, &dir, &["up"]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("password authentication failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("after 1 attempt(s)"),
+        "wrong credentials are not retried: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("Wr0ng-Passw0rd-Xyzzy"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn database_down_is_retried_then_exit_5() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://app:secret-pass-123@127.0.0.1:{port}/app?sslmode=disable");
+    let dir = Dir::new(&[("V1__a.sql", "SELECT 1;")]);
+    let out = run(&url, &dir, &["up", "--connect-retries", "2"]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("(attempt 1)") && out.stderr.contains("(attempt 2)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("after 3 attempt(s)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("postgres://app@127.0.0.1:{port}/app")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn configuration_errors_exit_2() {
+    let dir = Dir::new(&[]);
+    let mut cmd = clean_command(env!("CARGO_BIN_EXE_migrate"));
+    let out = cmd
+        .arg("up")
+        .env("MIGRATIONS_DIR", &dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database configured"));
+
+    let out = migrate(
+        "postgres://u:p@127.0.0.1/d",
+        &dir,
+        &["up", "--lock-timeout", "soon"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("like 500ms"));
+
+    let missing = Path::new("/nonexistent/deckhand-migrations");
+    let out = clean_command(env!("CARGO_BIN_EXE_migrate"))
+        .args(["up", "--dir"])
+        .arg(missing)
+        .env("DATABASE_URL", "postgres://u:p@127.0.0.1/d")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("MIGRATIONS_DIR=\"/nonexistent/deckhand-migrations\" is not valid"));
+}
