@@ -265,7 +265,7 @@ async fn missing_migration_is_refused_unless_allowed() {
 async fn twenty_concurrent_runners_apply_each_migration_exactly_once() {
     let db = TestDb::create("concurrent").await;
     let dir = Dir::new(&[
-        ("V1__counter.sql", "CREATE TABLE counter(migration int);\nINSERT INTO counter VALUES (1);\nSELECT pg_sleep(0.3);"),
+        ("V1__counter.sql", "CREATE TABLE counter(migration int);\nINSERT INTO counter VALUES (1);\nSELECT pg_sleep(1);"),
         ("V2__count.sql", "INSERT INTO counter VALUES (2);"),
         ("V3__count.sql", "INSERT INTO counter VALUES (3);"),
     ]);
