@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::{ErrorPosition, SqlState};
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::Client;
 
 use crate::connect::backoff;
 use crate::error::Failure;
@@ -52,7 +52,7 @@ pub struct Step<'a> {
 /// Runs a step; on failure, everything the caller needs for [`Failure`] except the
 /// list of migrations applied before it.
 pub async fn run(
-    client: &mut Client,
+    client: &Client,
     step: &Step<'_>,
     envelope: &Envelope,
 ) -> Result<Duration, Failure> {
@@ -73,43 +73,43 @@ fn settings(envelope: &Envelope, scope: &str) -> String {
     )
 }
 
-async fn record(
-    client: &impl GenericClient,
-    record: Record<'_>,
-) -> Result<(), tokio_postgres::Error> {
-    match record {
-        Record::Applied {
-            version,
-            name,
-            checksum,
-        } => history::insert(client, version, name, checksum).await,
-        Record::Reverted { version } => history::delete(client, version).await,
+impl Record<'_> {
+    fn sql(&self) -> String {
+        match *self {
+            Record::Applied {
+                version,
+                name,
+                checksum,
+            } => history::insert_sql(version, name, checksum),
+            Record::Reverted { version } => history::delete_sql(version),
+        }
     }
 }
 
+/// BEGIN with the settings, the migration, then the history row with COMMIT: three
+/// round trips per migration.
 async fn run_in_transaction(
-    client: &mut Client,
+    client: &Client,
     step: &Step<'_>,
     envelope: &Envelope,
 ) -> Result<(), Failure> {
+    let begin = format!("BEGIN; {}", settings(envelope, "LOCAL"));
+    let finish = format!("{}; COMMIT", step.record.sql());
     let mut attempt = 0;
     loop {
         attempt += 1;
         let result = async {
-            let tx = client.transaction().await.map_err(Phase::Setup)?;
-            tx.batch_execute(&settings(envelope, "LOCAL"))
-                .await
-                .map_err(Phase::Setup)?;
-            tx.batch_execute(step.sql).await.map_err(Phase::Sql)?;
-            record(&tx, step.record).await.map_err(Phase::Record)?;
-            tx.commit().await.map_err(Phase::Record)
+            client.batch_execute(&begin).await.map_err(Phase::Setup)?;
+            client.batch_execute(step.sql).await.map_err(Phase::Sql)?;
+            client.batch_execute(&finish).await.map_err(Phase::Record)
         }
         .await;
-        // A failed transaction is rolled back when `tx` drops, before the next command.
         let error = match result {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
+        // Whatever failed, leave no transaction open (a no-op outside one).
+        let _ = client.batch_execute("ROLLBACK").await;
         if error.retryable() && attempt <= envelope.lock_retries {
             retry_pause(step.label, attempt, envelope, error.inner()).await;
             continue;
@@ -128,7 +128,7 @@ async fn run_in_transaction(
 }
 
 async fn run_without_transaction(
-    client: &mut Client,
+    client: &Client,
     step: &Step<'_>,
     envelope: &Envelope,
 ) -> Result<(), Failure> {
@@ -166,7 +166,7 @@ async fn run_without_transaction(
             }
         }
     }
-    let recorded = record(&*client, step.record).await;
+    let recorded = client.batch_execute(&step.record.sql()).await;
     reset(client).await;
     recorded.map_err(|e| {
         failure(

@@ -64,35 +64,19 @@ pub async fn read(client: &impl GenericClient) -> Result<Vec<Applied>, Error> {
         .collect())
 }
 
-/// Records a migration as applied, with the database's clock in refinery's format.
-pub async fn insert(
-    client: &impl GenericClient,
-    version: i32,
-    name: &str,
-    checksum: u64,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            &format!(
-                "INSERT INTO {TABLE} (version, name, applied_on, checksum) VALUES \
-                 ($1, $2, to_char(clock_timestamp() AT TIME ZONE 'UTC', \
-                 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), $3)"
-            ),
-            &[&version, &name, &checksum.to_string()],
-        )
-        .await
-        .map(drop)
+/// SQL that records a migration as applied, with the database's clock in refinery's
+/// format. Written out (not a prepared statement) so it can share a round trip with
+/// `COMMIT`: applying 1,000 migrations is mostly round trips and commits.
+pub fn insert_sql(version: i32, name: &str, checksum: u64) -> String {
+    format!(
+        "INSERT INTO {TABLE} (version, name, applied_on, checksum) VALUES \
+         ({version}, '{}', to_char(clock_timestamp() AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '{checksum}')",
+        name.replace('\'', "''")
+    )
 }
 
-pub async fn delete(
-    client: &impl GenericClient,
-    version: i32,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            &format!("DELETE FROM {TABLE} WHERE version = $1"),
-            &[&version],
-        )
-        .await
-        .map(drop)
+/// SQL that forgets a reverted migration.
+pub fn delete_sql(version: i32) -> String {
+    format!("DELETE FROM {TABLE} WHERE version = {version}")
 }

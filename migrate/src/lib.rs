@@ -137,7 +137,7 @@ pub struct StatusRow {
 /// anything.
 pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
     let files = source::load(&settings.dir)?;
-    let mut client = connect::connect(db, settings.connect).await?;
+    let client = connect::connect(db, settings.connect).await?;
     lock::acquire(&client, settings.lock_timeout).await?;
     let result = async {
         history::ensure(&client).await?;
@@ -164,7 +164,7 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
                     checksum: file.checksum,
                 },
             };
-            let took = apply::run(&mut client, &step, &settings.envelope())
+            let took = apply::run(&client, &step, &settings.envelope())
                 .await
                 .map_err(|mut f| {
                     f.applied_before = done.iter().map(|d| d.label.clone()).collect();
@@ -196,7 +196,7 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
 pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<Done>, Error> {
     let files = source::load(&settings.dir)?;
     let by_version: BTreeMap<i32, &MigrationFile> = files.iter().map(|f| (f.version, f)).collect();
-    let mut client = connect::connect(db, settings.connect).await?;
+    let client = connect::connect(db, settings.connect).await?;
     lock::acquire(&client, settings.lock_timeout).await?;
     let result = async {
         let applied = history::read(&client).await?;
@@ -236,7 +236,7 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
                     version: file.version,
                 },
             };
-            let took = apply::run(&mut client, &step, &settings.envelope())
+            let took = apply::run(&client, &step, &settings.envelope())
                 .await
                 .map_err(|mut f| {
                     f.applied_before = done.iter().map(|d| d.label.clone()).collect();
