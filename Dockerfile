@@ -1,0 +1,36 @@
+# deckhand: agent, migrate and healthcheck as static binaries in a scratch image.
+#
+# Use it as a tools image:
+#   COPY --from=deckhand /usr/local/bin/ /usr/local/bin/
+# or as the base of an app image (ENTRYPOINT and HEALTHCHECK below are inherited).
+#
+# Build: docker build -t deckhand .
+# Verified without a Docker engine by scripts/image-check (buildah, with the builder
+# stage replaced by binaries built on the host through a named build context).
+
+FROM rust:1.95-bookworm AS builder
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /src
+COPY . .
+# Static glibc (static-pie): runs in scratch, no musl allocator penalty. Built for the
+# build platform's own architecture (amd64 or arm64/Graviton).
+RUN target="$(rustc -vV | sed -n 's/^host: //p')" \
+ && RUSTFLAGS='-C target-feature=+crt-static' \
+    cargo build --release --locked --target "$target" -p agent -p migrate -p healthcheck \
+ && mkdir -p /out \
+ && cp "target/$target/release/agent" "target/$target/release/migrate" \
+       "target/$target/release/healthcheck" /out/
+
+FROM scratch
+# CA bundle for TLS to AWS APIs (and sslrootcert=system for PostgreSQL).
+COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=builder /out/ /usr/local/bin/
+# A numeric non-root user: scratch has no /etc/passwd, and runAsNonRoot checks need a number.
+USER 65532:65532
+ENV PATH=/usr/local/bin
+# The agent is PID 1 and runs the CMD of the image built on top of this one.
+ENTRYPOINT ["/usr/local/bin/agent", "--"]
+# Liveness only (never the database). ECS ignores image HEALTHCHECKs: repeat it in the
+# task definition's healthCheck.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/healthcheck", "probe"]

@@ -1,0 +1,288 @@
+//! The HTTP server: routing, the answers, and the drain sequence.
+//!
+//! Routes: `GET|HEAD <path>` (readiness: every check), `GET|HEAD <path>/live` and
+//! `/health/live` (liveness: no check at all, so never the database); any other method
+//! on those paths is 405, any other path 404.
+//!
+//! Draining starts when the token given to [`run`] is cancelled: the readiness path
+//! answers 503 with `"draining": true` (so the ALB stops routing here), for
+//! `Config::drain`; then the server stops accepting, lets requests in flight finish, and
+//! `run` returns.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::AppCheck;
+use crate::config::Config;
+use crate::database::{DatabaseCheck, SetupError};
+use crate::memory::MemoryCheck;
+use crate::report::{Checks, Report};
+
+/// Liveness is always answered here too, so the default `probe` URL works whatever
+/// `HEALTH_PATH` says.
+const DEFAULT_LIVE_PATH: &str = "/health/live";
+/// After the drain period, requests still in flight get this long to finish. Every
+/// check is bounded by its own timeout (1.5 s by default), so this is a backstop
+/// against clients that stall, not a wait anyone should reach.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (e.g. out of file descriptors) before the next one, so
+/// the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Database(#[from] SetupError),
+}
+
+/// Everything a request needs, shared by all connections.
+struct Health {
+    /// For `uptime`.
+    started: Instant,
+    /// For `version`.
+    version: String,
+    /// `HEALTH_PATH`: every check.
+    ready_path: String,
+    /// `HEALTH_PATH/live`: no check.
+    live_path: String,
+    /// `None` when no database is configured: the check is omitted.
+    database: Option<DatabaseCheck>,
+    memory: MemoryCheck,
+    /// `None` unless `HEALTH_APP_URL` or `HEALTH_APP_PORT` is set.
+    app: Option<AppCheck>,
+    /// Cancelled once draining starts: readiness answers 503 from then on.
+    draining: CancellationToken,
+}
+
+/// How connections are told to close when the server stops.
+#[derive(Clone, Default)]
+struct Closing {
+    /// Answer the request in flight, then close.
+    gracefully: CancellationToken,
+    /// Close now: requests still in flight after `IN_FLIGHT_GRACE`.
+    now: CancellationToken,
+}
+
+/// Serves `/health` on `listener` until draining has run its course.
+///
+/// Cancel `drain` to start draining (the standalone binary does it on SIGTERM, the agent
+/// when it begins to stop). `run` returns `Config::drain` later, once requests in flight
+/// have been answered. It fails only when the database check cannot be set up (unusable
+/// TLS settings).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    drain: CancellationToken,
+) -> Result<(), Error> {
+    let health = Arc::new(Health::new(&config, drain.clone())?);
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
+    tracing::info!(
+        addr = %local,
+        path = %health.ready_path,
+        database = health.database.as_ref().map_or("not configured (check omitted)", |d| d.target()),
+        "healthcheck is listening."
+    );
+    let closing = Closing::default();
+    let tracker = TaskTracker::new();
+    let accept = |until| accept_until(&listener, until, &health, &tracker, &closing);
+    accept(Box::pin(drain.cancelled())).await;
+    tracing::info!(
+        drain = %humantime::format_duration(config.drain),
+        "Draining: {} answers 503 until the server stops.",
+        health.ready_path
+    );
+    accept(Box::pin(tokio::time::sleep(config.drain))).await;
+    drop(listener);
+    closing.gracefully.cancel();
+    tracker.close();
+    if tokio::time::timeout(IN_FLIGHT_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = tracker.len(),
+            "Some connections did not finish in time; closing them."
+        );
+        closing.now.cancel();
+        tracker.wait().await;
+    }
+    tracing::info!("healthcheck has stopped.");
+    Ok(())
+}
+
+/// Accepts connections, each served on its own task, until `until` completes.
+async fn accept_until(
+    listener: &TcpListener,
+    mut until: Pin<Box<dyn Future<Output = ()> + Send + '_>>,
+    health: &Arc<Health>,
+    tracker: &TaskTracker,
+    closing: &Closing,
+) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = &mut until => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tracker.spawn(serve_connection(
+                    stream,
+                    peer,
+                    health.clone(),
+                    closing.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Could not accept a connection; trying again shortly.");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    health: Arc<Health>,
+    closing: Closing,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |request| {
+        let health = health.clone();
+        async move { Ok::<_, Infallible>(health.answer(&request).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The timer enables hyper's header read timeout, so idle half-open clients do not
+    // hold connections forever.
+    builder.timer(TokioTimer::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = closing.gracefully.cancelled() => {
+            // Finishes the request in flight, then closes instead of waiting for another.
+            connection.as_mut().graceful_shutdown();
+            tokio::select! {
+                result = connection => result,
+                _ = closing.now.cancelled() => return,
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, %peer, "A health check connection ended with an error.");
+    }
+}
+
+impl Health {
+    fn new(config: &Config, draining: CancellationToken) -> Result<Self, SetupError> {
+        Ok(Health {
+            started: Instant::now(),
+            version: config.version.clone(),
+            ready_path: config.path.clone(),
+            live_path: format!("{}/live", config.path),
+            database: config
+                .database
+                .as_ref()
+                .map(DatabaseCheck::new)
+                .transpose()?,
+            memory: MemoryCheck::new(&config.memory),
+            app: config.app.as_ref().map(AppCheck::new),
+            draining,
+        })
+    }
+
+    async fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = request.uri().path();
+        let ready = path == self.ready_path;
+        let live = path == self.live_path || path == DEFAULT_LIVE_PATH;
+        if !ready && !live {
+            return plain(StatusCode::NOT_FOUND, "not found\n");
+        }
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        let draining = self.draining.is_cancelled();
+        let report = if ready && !draining {
+            self.report(self.run_checks().await, false)
+        } else {
+            // Liveness never looks at anything; a draining task skips its checks, it is
+            // going away whatever they say.
+            self.report(Checks::default(), ready && draining)
+        };
+        let mut response = Response::new(Full::new(Bytes::from(report.to_json())));
+        *response.status_mut() = report.http_status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if draining {
+            // Tells keep-alive clients (the ALB) to reconnect, and so find the new tasks.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    async fn run_checks(&self) -> Checks {
+        let database = async {
+            match &self.database {
+                Some(check) => Some(check.check().await),
+                None => None,
+            }
+        };
+        let app = async {
+            match &self.app {
+                Some(check) => Some(check.check().await),
+                None => None,
+            }
+        };
+        let (database, memory, app) = tokio::join!(database, self.memory.check(), app);
+        Checks {
+            database,
+            memory,
+            app,
+        }
+    }
+
+    fn report(&self, checks: Checks, draining: bool) -> Report {
+        Report::new(
+            checks,
+            draining,
+            &self.version,
+            self.started.elapsed(),
+            SystemTime::now(),
+        )
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
