@@ -949,3 +949,9 @@ async fn sigterm_drains_the_standalone_server() {
         "{log:?}"
     );
 }
+
+#[test]
+fn readme_documents_every_flag_with_its_env_var_and_default() {
+    use clap::CommandFactory;
+    testkit::assert_readme_documents(healthcheck::cli::Cli::command(), "## `healthcheck`");
+}

@@ -413,41 +413,6 @@ mod tests {
         assert!(duration("5 parsecs").unwrap_err().contains("like 500ms"));
     }
 
-    /// The README's configuration table is checked against the real flags, so it
-    /// cannot drift from `--help`.
-    #[test]
-    fn readme_documents_every_flag_with_its_env_var_and_default() {
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-        let section = &readme[readme.find("## `migrate`").expect("migrate section")..];
-        let mut args: Vec<clap::Arg> = Cli::command().get_arguments().cloned().collect();
-        for sub in Cli::command().get_subcommands() {
-            args.extend(sub.get_arguments().cloned());
-        }
-        for arg in args {
-            let Some(long) = arg.get_long() else { continue };
-            if long == "help" || long == "version" {
-                continue;
-            }
-            let row = section
-                .lines()
-                .find(|l| l.starts_with(&format!("| `--{long}` |")))
-                .unwrap_or_else(|| panic!("README has no row for --{long}"));
-            let env = arg.get_env().unwrap().to_string_lossy().into_owned();
-            assert!(
-                row.contains(&format!("`{env}`")),
-                "README row for --{long} lacks {env}: {row}"
-            );
-            for default in arg.get_default_values() {
-                let default = default.to_string_lossy();
-                assert!(
-                    row.contains(&format!("`{default}`")),
-                    "README row for --{long} lacks default {default}: {row}"
-                );
-            }
-        }
-    }
-
     #[test]
     fn every_flag_has_an_env_var() {
         for sub in Cli::command().get_subcommands() {

@@ -690,3 +690,9 @@ fn configuration_errors_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("MIGRATIONS_DIR=\"/nonexistent/deckhand-migrations\" is not valid"));
 }
+
+#[test]
+fn readme_documents_every_flag_with_its_env_var_and_default() {
+    use clap::CommandFactory;
+    testkit::assert_readme_documents(migrate::cli::Cli::command(), "## `migrate`");
+}

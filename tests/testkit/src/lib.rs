@@ -192,3 +192,58 @@ mod tests {
         assert_ne!(unique_name("a"), unique_name("a"));
     }
 }
+
+/// Checks the README's configuration tables against a binary's real flags, so the
+/// documentation cannot drift from `--help`: within the README section that starts
+/// with `section` (a heading line), every flag must have a table row naming `--flag`,
+/// its environment variable and its default.
+pub fn assert_readme_documents(command: clap::Command, section: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    let start = readme
+        .find(&format!("\n{section}\n"))
+        .unwrap_or_else(|| panic!("README has no section {section:?}"));
+    let level = section.chars().take_while(|c| *c == '#').count();
+    let rest = &readme[start + section.len() + 2..];
+    let end = rest
+        .match_indices('\n')
+        .find(|(i, _)| {
+            let line = &rest[i + 1..];
+            let hashes = line.chars().take_while(|c| *c == '#').count();
+            hashes > 0 && hashes <= level && line[hashes..].starts_with(' ')
+        })
+        .map_or(rest.len(), |(i, _)| i);
+    let text = &rest[..end];
+    let mut args: Vec<clap::Arg> = command.get_arguments().cloned().collect();
+    for sub in command.get_subcommands() {
+        args.extend(sub.get_arguments().cloned());
+    }
+    for arg in args {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || long == "version" {
+            continue;
+        }
+        let row = text
+            .lines()
+            .find(|l| l.starts_with('|') && l.contains(&format!("`--{long}`")))
+            .unwrap_or_else(|| panic!("README section {section:?} has no table row for --{long}"));
+        if let Some(env) = arg.get_env() {
+            let env = env.to_string_lossy();
+            assert!(
+                row.contains(&format!("`{env}`")),
+                "README row for --{long} lacks `{env}`: {row}"
+            );
+        }
+        for default in arg.get_default_values() {
+            let default = default.to_string_lossy();
+            // "the package's version" is documented in words; it changes every release.
+            if default == env!("CARGO_PKG_VERSION") {
+                continue;
+            }
+            assert!(
+                row.contains(&format!("`{default}`")),
+                "README row for --{long} lacks its default `{default}`: {row}"
+            );
+        }
+    }
+}
