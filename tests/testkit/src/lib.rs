@@ -174,25 +174,6 @@ pub fn aws_env() -> Vec<(String, String)> {
     .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_the_database_in_a_url() {
-        assert_eq!(
-            replace_dbname("postgres://u:p@h:5/postgres?sslmode=disable", "t1"),
-            "postgres://u:p@h:5/t1?sslmode=disable"
-        );
-        assert_eq!(replace_dbname("postgres://u@h", "t2"), "postgres://u@h/t2");
-    }
-
-    #[test]
-    fn unique_names_differ() {
-        assert_ne!(unique_name("a"), unique_name("a"));
-    }
-}
-
 /// Checks the README's configuration tables against a binary's real flags, so the
 /// documentation cannot drift from `--help`: within the README section that starts
 /// with `section` (a heading line), every flag must have a table row naming `--flag`,
@@ -245,5 +226,24 @@ pub fn assert_readme_documents(command: clap::Command, section: &str) {
                 "README row for --{long} lacks its default `{default}`: {row}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_in_a_url() {
+        assert_eq!(
+            replace_dbname("postgres://u:p@h:5/postgres?sslmode=disable", "t1"),
+            "postgres://u:p@h:5/t1?sslmode=disable"
+        );
+        assert_eq!(replace_dbname("postgres://u@h", "t2"), "postgres://u@h/t2");
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("a"), unique_name("a"));
     }
 }
