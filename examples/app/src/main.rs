@@ -21,11 +21,18 @@ use pgconn::{PgConfig, ProcessEnv};
 use tokio::signal::unix::{signal, SignalKind};
 
 fn ms_var(name: &str, default: u64) -> Duration {
-    Duration::from_millis(std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default))
+    Duration::from_millis(
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
 }
 
 fn log_json(level: &str, msg: &str, extra: serde_json::Value) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut line = serde_json::json!({"level": level, "time": now, "msg": msg});
     if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
         obj.extend(more);
@@ -47,7 +54,11 @@ async fn main() {
             std::process::exit(78);
         }
     };
-    log_json("info", "starting", serde_json::json!({"pid": std::process::id()}));
+    log_json(
+        "info",
+        "starting",
+        serde_json::json!({"pid": std::process::id()}),
+    );
     // The careless line every team has somewhere: the agent must redact it.
     println!(
         "connecting to {} with password {} (test card 4111 1111 1111 1111)",
@@ -56,11 +67,16 @@ async fn main() {
     );
     tokio::time::sleep(ms_var("APP_START_DELAY_MS", 0)).await;
 
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await.unwrap_or_else(|e| {
-        eprintln!("ERROR cannot listen on port {port}: {e}");
-        std::process::exit(1)
-    });
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("ERROR cannot listen on port {port}: {e}");
+            std::process::exit(1)
+        });
     log_json("info", "listening", serde_json::json!({"port": port}));
 
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -80,7 +96,11 @@ async fn main() {
         }
     }
     let delay = ms_var("APP_STOP_DELAY_MS", 500);
-    log_json("info", "SIGTERM received, finishing in-flight requests", serde_json::json!({"delay_ms": delay.as_millis() as u64}));
+    log_json(
+        "info",
+        "SIGTERM received, finishing in-flight requests",
+        serde_json::json!({"delay_ms": delay.as_millis() as u64}),
+    );
     tokio::time::sleep(delay).await;
     eprintln!("INFO stopped cleanly");
 }
@@ -90,12 +110,19 @@ async fn handle(req: Request<Incoming>, db: PgConfig) -> Result<Response<Full<By
         "/api/health" | "/health" => (StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
         "/" => match count_users(&db).await {
             Ok(n) => {
-                log_json("info", "request handled", serde_json::json!({"path": "/", "users": n}));
+                log_json(
+                    "info",
+                    "request handled",
+                    serde_json::json!({"path": "/", "users": n}),
+                );
                 (StatusCode::OK, format!("{{\"users\":{n}}}"))
             }
             Err(e) => {
                 eprintln!("ERROR query failed: {e}");
-                (StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"database"}"#.to_owned())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"error":"database"}"#.to_owned(),
+                )
             }
         },
         _ => (StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.to_owned()),
