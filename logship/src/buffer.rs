@@ -1,0 +1,189 @@
+//! The byte-bounded queue between the app-facing side (capture tasks) and the shipper.
+//!
+//! When full, `drop-oldest` (the default) discards the oldest events so the app never
+//! waits, and remembers the run of drops for a summary event; `block` makes producers
+//! wait for space, which slows the app (backpressure) instead of losing lines.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::account::Counters;
+use crate::batch::event_bytes;
+use crate::structure::Event;
+
+/// What to do when the buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullPolicy {
+    DropOldest,
+    Block,
+}
+
+/// A run of drops not yet reported: "N events dropped between T1 and T2".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drops {
+    pub count: u64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+#[derive(Debug)]
+pub struct Buffer {
+    state: Mutex<State>,
+    capacity: usize,
+    policy: FullPolicy,
+    counters: Arc<Counters>,
+    /// Wakes the shipper when events arrive.
+    pub(crate) arrived: Notify,
+    /// Wakes blocked producers when space frees up.
+    space: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Event>,
+    bytes: usize,
+    drops: Option<Drops>,
+}
+
+impl Buffer {
+    pub fn new(capacity: usize, policy: FullPolicy, counters: Arc<Counters>) -> Self {
+        Buffer {
+            state: Mutex::new(State::default()),
+            capacity,
+            policy,
+            counters,
+            arrived: Notify::new(),
+            space: Notify::new(),
+        }
+    }
+
+    /// Queues an event. With `drop-oldest` it never waits; with `block` it waits for
+    /// room (an event larger than the whole buffer is admitted into an empty one).
+    pub async fn push(&self, event: Event) {
+        let size = event_bytes(&event);
+        loop {
+            let waiter = self.space.notified();
+            {
+                let mut s = self.state.lock().expect("buffer lock");
+                let fits = s.bytes + size <= self.capacity || s.queue.is_empty();
+                if fits || self.policy == FullPolicy::DropOldest {
+                    while s.bytes + size > self.capacity {
+                        let Some(old) = s.queue.pop_front() else {
+                            break;
+                        };
+                        s.bytes -= event_bytes(&old);
+                        Counters::add(&self.counters.dropped_buffer_full, 1);
+                        let d = s.drops.get_or_insert(Drops {
+                            count: 0,
+                            first_ms: old.timestamp_ms,
+                            last_ms: old.timestamp_ms,
+                        });
+                        d.count += 1;
+                        d.first_ms = d.first_ms.min(old.timestamp_ms);
+                        d.last_ms = d.last_ms.max(old.timestamp_ms);
+                    }
+                    s.bytes += size;
+                    s.queue.push_back(event);
+                    drop(s);
+                    self.arrived.notify_one();
+                    return;
+                }
+            }
+            waiter.await;
+        }
+    }
+
+    /// Takes up to `max` events, oldest first.
+    pub fn take(&self, max: usize) -> Vec<Event> {
+        let mut s = self.state.lock().expect("buffer lock");
+        let n = max.min(s.queue.len());
+        let taken: Vec<Event> = s.queue.drain(..n).collect();
+        s.bytes -= taken.iter().map(event_bytes).sum::<usize>();
+        drop(s);
+        if !taken.is_empty() {
+            self.space.notify_waiters();
+        }
+        taken
+    }
+
+    /// The drops since the last call, for a summary event.
+    pub fn take_drops(&self) -> Option<Drops> {
+        self.state.lock().expect("buffer lock").drops.take()
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.lock().expect("buffer lock").queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held, as the service would count them.
+    pub fn bytes(&self) -> usize {
+        self.state.lock().expect("buffer lock").bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(ts: i64) -> Event {
+        Event {
+            timestamp_ms: ts,
+            json: "{\"m\":\"0123456789\"}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest_and_counts() {
+        let counters = Arc::new(Counters::default());
+        let size = event_bytes(&ev(0));
+        let b = Buffer::new(size * 3, FullPolicy::DropOldest, counters.clone());
+        for ts in 1..=5 {
+            b.push(ev(ts)).await;
+        }
+        let kept: Vec<i64> = b.take(10).iter().map(|e| e.timestamp_ms).collect();
+        assert_eq!(kept, [3, 4, 5]);
+        assert_eq!(
+            b.take_drops(),
+            Some(Drops {
+                count: 2,
+                first_ms: 1,
+                last_ms: 2
+            })
+        );
+        assert_eq!(b.take_drops(), None);
+        assert_eq!(
+            counters
+                .dropped_buffer_full
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        assert_eq!(b.bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_space() {
+        let counters = Arc::new(Counters::default());
+        let size = event_bytes(&ev(0));
+        let b = Arc::new(Buffer::new(size * 2, FullPolicy::Block, counters));
+        b.push(ev(1)).await;
+        b.push(ev(2)).await;
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), b.push(ev(3))).await;
+        assert!(waiting.is_err(), "a full buffer makes the producer wait");
+        let producer = {
+            let b = b.clone();
+            tokio::spawn(async move { b.push(ev(3)).await })
+        };
+        assert_eq!(b.take(1)[0].timestamp_ms, 1);
+        producer.await.unwrap();
+        let rest: Vec<i64> = b.take(10).iter().map(|e| e.timestamp_ms).collect();
+        assert_eq!(rest, [2, 3]);
+        assert_eq!(b.take_drops(), None);
+    }
+}

@@ -1,0 +1,227 @@
+//! The agent's log pipeline. Data flows one way, one module each:
+//! capture → structure → sanitize → batch → ship, with accounting alongside.
+//!
+//! - [`capture`]: read the app's pipes, split lines, drive the stages below.
+//! - [`structure`]: lines become JSON events with a timestamp.
+//! - [`sanitize`]: the one place where anything is redacted.
+//! - [`batch`]: PutLogEvents batches within every limit of the service; splitting.
+//! - [`buffer`]: the byte-bounded queue in front of the shipper (drop-oldest or block).
+//! - [`ship`]: CloudWatch Logs calls, retries, and the delivery loop.
+//! - [`account`]: counters for every line, published as Embedded Metric Format.
+//! - [`config`] and [`ecs`]: settings, and the task metadata that names the stream.
+//!
+//! [`Logs`] puts them together for the agent. The promise: every line the app writes
+//! is in CloudWatch (sanitized), or counted as dropped with a reason, and the app is
+//! never slowed down by the agent (unless `DECKHAND_LOG_FULL=block` asks for it).
+
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod batch;
+pub mod buffer;
+pub mod capture;
+pub mod config;
+pub mod ecs;
+pub mod sanitize;
+pub mod ship;
+pub mod structure;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncRead;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use account::Counters;
+use buffer::Buffer;
+use capture::Pipeline;
+use config::{AutoSwitch, LogSettings};
+use sanitize::{KnownSecret, Sanitizer};
+use ship::{Delivery, Destination, Shipper, StopHandle, Summary};
+use structure::{Context, Event, Stream};
+
+/// How long a multi-line event waits for its next continuation line.
+const MULTILINE_WINDOW: Duration = Duration::from_millis(200);
+
+/// Why the pipeline could not start. Only configuration can stop it: CloudWatch being
+/// unreachable never does (events go to stdout and shipping keeps trying).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Sanitizer(#[from] sanitize::ConfigError),
+}
+
+/// The running pipeline.
+pub struct Logs {
+    pipeline: Arc<Pipeline>,
+    delivery: Option<(StopHandle, JoinHandle<Summary>)>,
+    counters: Arc<Counters>,
+    destination: Option<Destination>,
+}
+
+/// What happened to the app's output, for the exit summary.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub counters: Vec<(&'static str, u64)>,
+    pub redactions: Vec<(&'static str, u64)>,
+    /// Events not shipped by the deadline (0 when shipping is off).
+    pub unshipped: u64,
+}
+
+impl Logs {
+    /// Builds the sanitizer from the loaded secrets, reads the task metadata (when
+    /// `metadata_uri` is given and context or stream naming needs it), and starts the
+    /// delivery loop when a log group is configured. Returns the names of secrets too
+    /// short to redact.
+    pub async fn start(
+        settings: &LogSettings,
+        secrets: Vec<KnownSecret>,
+        sdk: Option<&aws_config::SdkConfig>,
+        metadata_uri: Option<&str>,
+    ) -> Result<(Logs, Vec<String>), StartError> {
+        let (sanitizer, skipped) = Sanitizer::new(sanitize::Config {
+            secrets,
+            redact_name: settings.redact_name,
+            extra_patterns: settings.redact_patterns.clone(),
+            extra_keys: settings.redact_keys.clone(),
+        })?;
+        let context = match (metadata_uri, settings.ecs_context) {
+            (_, AutoSwitch::Off) | (None, _) => None,
+            (Some(uri), _) => match ecs::read(uri).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the ECS task metadata; events carry no task context: {e}");
+                    None
+                }
+            },
+        };
+        let counters = Arc::new(Counters::default());
+        let sanitizer = Arc::new(sanitizer);
+        let (buffer, delivery, destination) = match (&settings.group, sdk) {
+            (Some(group), Some(sdk)) => {
+                let dest = Destination {
+                    group: group.clone(),
+                    stream: stream_name(settings, context.as_ref()),
+                    retention_days: settings.retention_days,
+                };
+                let buffer = Arc::new(Buffer::new(
+                    settings.buffer_bytes,
+                    settings.full,
+                    counters.clone(),
+                ));
+                let (stop, stopped) = ship::stop_handle();
+                let redactions = sanitizer.clone();
+                let options = Delivery {
+                    flush: settings.flush,
+                    metrics_interval: settings.metrics_interval,
+                    dimensions: context
+                        .as_ref()
+                        .map(|c| vec![("TaskDefinition".to_owned(), c.task_definition.clone())])
+                        .unwrap_or_default(),
+                    redactions: Arc::new(move || redactions.counts()),
+                };
+                let task = tokio::spawn(ship::deliver(
+                    Shipper::new(sdk, dest.clone()),
+                    buffer.clone(),
+                    counters.clone(),
+                    options,
+                    stopped,
+                ));
+                (Some(buffer), Some((stop, task)), Some(dest))
+            }
+            _ => (None, None, None),
+        };
+        let pipeline = Arc::new(Pipeline {
+            options: structure::Options {
+                multiline: settings.multiline,
+                strip_ansi: settings.strip_ansi,
+                context: context.filter(|_| settings.ecs_context != AutoSwitch::Off),
+            },
+            sanitizer,
+            buffer,
+            stdout: settings.stdout,
+            counters: counters.clone(),
+            max_event_bytes: settings.max_event_bytes,
+            multiline_window: MULTILINE_WINDOW,
+        });
+        Ok((
+            Logs {
+                pipeline,
+                delivery,
+                counters,
+                destination,
+            },
+            skipped,
+        ))
+    }
+
+    /// Reads one of the app's pipes to its end in a task of its own.
+    pub fn capture<R>(&self, reader: R, stream: Stream) -> JoinHandle<()>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        tokio::spawn(capture::capture(reader, stream, self.pipeline.clone()))
+    }
+
+    /// Sends one of the agent's own diagnostics (a JSON object) down the same path:
+    /// sanitized, to stdout when that is on, and to the stream.
+    pub async fn agent_event(&self, timestamp_ms: i64, json: String) {
+        let mut events = vec![Event { timestamp_ms, json }];
+        self.pipeline.emit(&mut events).await;
+    }
+
+    pub fn sanitizer(&self) -> &Sanitizer {
+        &self.pipeline.sanitizer
+    }
+
+    /// Where events are shipped, if anywhere.
+    pub fn destination(&self) -> Option<&Destination> {
+        self.destination.as_ref()
+    }
+
+    /// Ships what is buffered, giving up at `deadline`. Call after the capture tasks
+    /// have finished (the app's pipes are closed).
+    pub async fn finish(self, deadline: Instant) -> Report {
+        let unshipped = match self.delivery {
+            Some((stop, task)) => {
+                stop.stop_by(deadline);
+                task.await.map_or_else(
+                    |_| self.counters.events.load(Ordering::Relaxed),
+                    |s| s.unshipped,
+                )
+            }
+            None => 0,
+        };
+        Report {
+            counters: self.counters.snapshot(),
+            redactions: self.pipeline.sanitizer.counts(),
+            unshipped,
+        }
+    }
+}
+
+/// `CLOUDWATCH_LOG_STREAM`, else `PREFIX/CONTAINER/TASK_ID` (as the awslogs driver
+/// names streams), else `HOSTNAME/START_TIME`.
+fn stream_name(settings: &LogSettings, context: Option<&Context>) -> String {
+    if let Some(s) = &settings.stream {
+        return s.clone();
+    }
+    if let Some(c) = context {
+        return format!(
+            "{}/{}/{}",
+            settings.stream_prefix, c.container_name, c.task_id
+        );
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let mut started = String::new();
+    structure::push_rfc3339(&mut started, structure::now_ms());
+    // ':' is not allowed in stream names.
+    format!("{host}/{}", started.replace(':', "-"))
+}

@@ -1,0 +1,549 @@
+//! Shipping to CloudWatch Logs: the stream (and group) set up once, PutLogEvents calls
+//! with their errors classified, and the delivery loop that drains the buffer into
+//! batches, flushes every interval, retries without limit while the buffer has room, and
+//! drains everything it can before the stop deadline.
+//!
+//! Sequence tokens are not used: the service ignores them since January 2023.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_cloudwatchlogs::config::http::HttpResponse;
+use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_cloudwatchlogs::Client;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::account::{emf_event, Counters};
+use crate::batch::{Batch, Batcher, EVENT_OVERHEAD_BYTES};
+use crate::buffer::{Buffer, Drops};
+use crate::structure::{json_string, now_ms, push_rfc3339, Event};
+
+/// First pause before retrying a retryable failure; doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// After a non-retryable failure (access denied, bad group name), try again this often.
+const FATAL_RETRY: Duration = Duration::from_secs(60);
+/// Events moved from the buffer per step, so batches close promptly under load.
+const TAKE: usize = 2_048;
+
+/// Where events go.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub group: String,
+    pub stream: String,
+    /// `CLOUDWATCH_LOG_RETENTION_DAYS`, applied only to a group we create.
+    pub retention_days: Option<i32>,
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShipError {
+    /// Throttling, 5xx, timeouts, connection errors: try again soon.
+    #[error("{0}")]
+    Retryable(String),
+    /// Access denied, invalid names and the like: a person must fix something.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// What the service did with one call.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PutResult {
+    pub accepted: u64,
+    pub too_new: u64,
+    pub too_old: u64,
+    pub expired: u64,
+}
+
+/// A CloudWatch Logs client bound to one stream.
+#[derive(Debug, Clone)]
+pub struct Shipper {
+    client: Client,
+    dest: Destination,
+}
+
+impl Shipper {
+    /// A client with the SDK's own retries off: the delivery loop retries, and counts.
+    pub fn new(sdk: &aws_config::SdkConfig, dest: Destination) -> Self {
+        let config = aws_sdk_cloudwatchlogs::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        Shipper {
+            client: Client::from_conf(config),
+            dest,
+        }
+    }
+
+    pub fn destination(&self) -> &Destination {
+        &self.dest
+    }
+
+    /// Creates the stream (already existing is success), and the group first if it
+    /// is missing, with the retention when configured.
+    pub async fn prepare(&self) -> Result<(), ShipError> {
+        match self.create_stream().await {
+            Err(ShipError::Fatal(msg)) if msg.contains("ResourceNotFoundException") => {
+                self.create_group().await?;
+                self.create_stream().await
+            }
+            other => other,
+        }
+    }
+
+    async fn create_stream(&self) -> Result<(), ShipError> {
+        let result = self
+            .client
+            .create_log_stream()
+            .log_group_name(&self.dest.group)
+            .log_stream_name(&self.dest.stream)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ResourceAlreadyExistsException") => Ok(()),
+            Err(e) => Err(classify(e, "CreateLogStream")),
+        }
+    }
+
+    async fn create_group(&self) -> Result<(), ShipError> {
+        let created = match self
+            .client
+            .create_log_group()
+            .log_group_name(&self.dest.group)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if e.code() == Some("ResourceAlreadyExistsException") => false,
+            Err(e) => return Err(classify(e, "CreateLogGroup")),
+        };
+        if let (true, Some(days)) = (created, self.dest.retention_days) {
+            self.client
+                .put_retention_policy()
+                .log_group_name(&self.dest.group)
+                .retention_in_days(days)
+                .send()
+                .await
+                .map_err(|e| classify(e, "PutRetentionPolicy"))?;
+        }
+        Ok(())
+    }
+
+    /// One PutLogEvents call; the events must already be sorted (batches are).
+    pub async fn put(&self, batch: &Batch) -> Result<PutResult, ShipError> {
+        let events = batch
+            .events
+            .iter()
+            .map(|e| {
+                InputLogEvent::builder()
+                    .timestamp(e.timestamp_ms)
+                    .message(&e.json)
+                    .build()
+                    .map_err(|e| ShipError::Fatal(format!("building an event: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .put_log_events()
+            .log_group_name(&self.dest.group)
+            .log_stream_name(&self.dest.stream)
+            .set_log_events(Some(events))
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutLogEvents"))?;
+        Ok(rejections(
+            batch.events.len(),
+            out.rejected_log_events_info().map(|r| {
+                (
+                    r.too_new_log_event_start_index(),
+                    r.too_old_log_event_end_index(),
+                    r.expired_log_event_end_index(),
+                )
+            }),
+        ))
+    }
+}
+
+/// Counts from `rejectedLogEventsInfo`: events from `tooNewLogEventStartIndex` on are too
+/// new; events up to and including `tooOldLogEventEndIndex` / `expiredLogEventEndIndex`
+/// are too old / expired.
+pub fn rejections(
+    total: usize,
+    info: Option<(Option<i32>, Option<i32>, Option<i32>)>,
+) -> PutResult {
+    let total = total as u64;
+    let (new_start, old_end, expired_end) = info.unwrap_or_default();
+    let too_new = new_start.map_or(0, |i| total.saturating_sub(i.max(0) as u64));
+    let expired = expired_end.map_or(0, |i| (i.max(-1) + 1) as u64).min(total);
+    let too_old = old_end
+        .map_or(0, |i| (i.max(-1) + 1) as u64)
+        .saturating_sub(expired)
+        .min(total);
+    PutResult {
+        accepted: total.saturating_sub(too_new + too_old + expired),
+        too_new,
+        too_old,
+        expired,
+    }
+}
+
+/// Sorts an SDK error into retry-or-not, with a message that says what to fix.
+fn classify<E>(e: SdkError<E, HttpResponse>, call: &str) -> ShipError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            return ShipError::Retryable(format!("{call}: {}", describe(&e)));
+        }
+        _ => {}
+    }
+    let code = e.code().unwrap_or("Unknown").to_owned();
+    let message = e.message().unwrap_or("").to_owned();
+    let server_side = status.is_some_and(|s| s >= 500);
+    let retryable = server_side
+        || matches!(
+            code.as_str(),
+            "ThrottlingException"
+                | "ServiceUnavailableException"
+                | "ServiceUnavailable"
+                | "InternalFailure"
+                | "RequestTimeout"
+                | "LimitExceededException"
+        );
+    let text = format!("{call} failed: {code}: {message}");
+    if retryable {
+        ShipError::Retryable(text)
+    } else {
+        let fix = match code.as_str() {
+            "AccessDeniedException" | "UnrecognizedClientException" => {
+                " — give the task role logs:CreateLogStream, logs:PutLogEvents (and logs:CreateLogGroup) on the group"
+            }
+            "ResourceNotFoundException" => " — create the log group, or allow logs:CreateLogGroup",
+            "InvalidParameterException" => " — check CLOUDWATCH_LOG_GROUP / CLOUDWATCH_LOG_STREAM",
+            _ => "",
+        };
+        ShipError::Fatal(format!("{text}{fix}"))
+    }
+}
+
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// How the delivery loop behaves.
+#[derive(Clone)]
+pub struct Delivery {
+    /// DECKHAND_LOG_FLUSH: a partly filled batch waits at most this long.
+    pub flush: Duration,
+    /// DECKHAND_METRICS_INTERVAL: how often an EMF event with the counters is shipped.
+    pub metrics_interval: Duration,
+    /// EMF dimensions (e.g. TaskId, ContainerName).
+    pub dimensions: Vec<(String, String)>,
+    /// The sanitizer's counts by detector, for the metrics.
+    pub redactions: Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>,
+}
+
+/// Tells the delivery loop to finish: ship what is buffered, give up at the deadline.
+#[derive(Debug, Clone)]
+pub struct StopHandle(watch::Sender<Option<Instant>>);
+
+impl StopHandle {
+    pub fn stop_by(&self, deadline: Instant) {
+        let _ = self.0.send(Some(deadline));
+    }
+}
+
+/// What the loop achieved by the time it stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub shipped: u64,
+    /// Events not shipped by the deadline.
+    pub unshipped: u64,
+}
+
+pub fn stop_handle() -> (StopHandle, watch::Receiver<Option<Instant>>) {
+    let (tx, rx) = watch::channel(None);
+    (StopHandle(tx), rx)
+}
+
+/// Drains `buffer` to CloudWatch until stopped. Never returns early on errors: a
+/// logging problem must never stop the app.
+pub async fn deliver(
+    shipper: Shipper,
+    buffer: Arc<Buffer>,
+    counters: Arc<Counters>,
+    options: Delivery,
+    mut stop: watch::Receiver<Option<Instant>>,
+) -> Summary {
+    let mut batcher = Batcher::new();
+    let mut ready: Vec<Batch> = Vec::new();
+    let mut prepared = false;
+    let mut next_flush = Instant::now() + options.flush;
+    let mut next_metrics = Instant::now() + options.metrics_interval;
+    let mut sender = Sender::new(shipper.clone(), counters.clone());
+    // A dropped StopHandle means nobody will ask us to stop: keep delivering.
+    let mut orphaned = false;
+    loop {
+        let deadline = *stop.borrow();
+        for event in buffer.take(TAKE) {
+            ready.extend(batcher.push(event));
+        }
+        let now = Instant::now();
+        if now >= next_metrics {
+            ready.extend(batcher.push(metrics_event(&counters, &options)));
+            next_metrics = now + options.metrics_interval;
+        }
+        let draining = deadline.is_some() && buffer.is_empty();
+        if now >= next_flush || draining {
+            ready.extend(batcher.take());
+            next_flush = now + options.flush;
+        }
+        if !ready.is_empty() && !prepared {
+            prepared = sender.prepare(deadline).await;
+        }
+        while prepared && !ready.is_empty() {
+            if !sender.send(&ready[0], deadline).await {
+                break;
+            }
+            ready.remove(0);
+            if let Some(drops) = buffer.take_drops() {
+                ready.extend(batcher.push(drop_event(drops)));
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if draining && ready.is_empty() && batcher.is_empty() {
+            // Everything is out; the final metrics go with it.
+            ready.extend(batcher.push(metrics_event(&counters, &options)));
+            ready.extend(batcher.take());
+            while let Some(batch) = ready.first() {
+                if !prepared || !sender.send(batch, deadline).await {
+                    break;
+                }
+                ready.remove(0);
+            }
+            break;
+        }
+        if buffer.len() >= TAKE || (deadline.is_some() && !buffer.is_empty()) {
+            continue;
+        }
+        let wake = next_flush.min(next_metrics);
+        tokio::select! {
+            _ = buffer.arrived.notified() => {}
+            _ = tokio::time::sleep_until(wake) => {}
+            changed = stop.changed(), if !orphaned => orphaned = changed.is_err(),
+        }
+    }
+    let unshipped = buffer.len() as u64
+        + batcher.len() as u64
+        + ready.iter().map(|b| b.events.len() as u64).sum::<u64>();
+    Counters::add(&counters.dropped_at_shutdown, unshipped);
+    Summary {
+        shipped: counters.shipped.load(Ordering::Relaxed),
+        unshipped,
+    }
+}
+
+/// Sends batches with retries, and reports a lasting failure once per episode.
+struct Sender {
+    shipper: Shipper,
+    counters: Arc<Counters>,
+    failing: bool,
+}
+
+impl Sender {
+    fn new(shipper: Shipper, counters: Arc<Counters>) -> Self {
+        Sender {
+            shipper,
+            counters,
+            failing: false,
+        }
+    }
+
+    /// Sets the stream up; false when the deadline passed first.
+    async fn prepare(&mut self, deadline: Option<Instant>) -> bool {
+        let mut attempt = 0;
+        loop {
+            match self.shipper.prepare().await {
+                Ok(()) => return true,
+                Err(e) => {
+                    attempt += 1;
+                    if !self.pause(&e, attempt, deadline).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ships one batch, retrying until it is accepted or the deadline passes.
+    async fn send(&mut self, batch: &Batch, deadline: Option<Instant>) -> bool {
+        let mut attempt = 0;
+        loop {
+            match self.shipper.put(batch).await {
+                Ok(r) => {
+                    if self.failing {
+                        tracing::info!(group = %self.shipper.dest.group, "shipping to CloudWatch Logs works again");
+                        self.failing = false;
+                    }
+                    let c = &self.counters;
+                    Counters::add(&c.shipped, r.accepted);
+                    Counters::add(
+                        &c.shipped_bytes,
+                        (batch.bytes - batch.events.len() * EVENT_OVERHEAD_BYTES) as u64,
+                    );
+                    Counters::add(&c.rejected_too_new, r.too_new);
+                    Counters::add(&c.rejected_too_old, r.too_old);
+                    Counters::add(&c.rejected_expired, r.expired);
+                    if r.too_new + r.too_old + r.expired > 0 {
+                        tracing::warn!(
+                            too_new = r.too_new,
+                            too_old = r.too_old,
+                            expired = r.expired,
+                            "CloudWatch Logs rejected {} event(s) for their timestamps",
+                            r.too_new + r.too_old + r.expired
+                        );
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    Counters::add(&self.counters.retries, 1);
+                    if !self.pause(&e, attempt, deadline).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits before the next attempt; false when that would pass the deadline.
+    async fn pause(&mut self, e: &ShipError, attempt: u32, deadline: Option<Instant>) -> bool {
+        let delay = match e {
+            ShipError::Retryable(msg) => {
+                tracing::debug!(attempt, error = %msg, "retrying a CloudWatch Logs call");
+                let exp = RETRY_FIRST
+                    .saturating_mul(1 << attempt.min(8).saturating_sub(1))
+                    .min(RETRY_MAX);
+                exp / 2 + Duration::from_millis(fastrand::u64(0..=exp.as_millis() as u64 / 2))
+            }
+            ShipError::Fatal(msg) => {
+                Counters::add(&self.counters.ship_errors, 1);
+                if !self.failing {
+                    tracing::error!(
+                        group = %self.shipper.dest.group,
+                        error = %msg,
+                        "cannot ship logs to CloudWatch: {msg}; events still go to stdout, trying again every minute"
+                    );
+                    self.failing = true;
+                }
+                FATAL_RETRY
+            }
+        };
+        let until = Instant::now() + delay;
+        match deadline {
+            Some(d) if until >= d => {
+                tokio::time::sleep_until(d).await;
+                false
+            }
+            _ => {
+                tokio::time::sleep_until(until).await;
+                true
+            }
+        }
+    }
+}
+
+fn metrics_event(counters: &Counters, options: &Delivery) -> Event {
+    let dims: Vec<(&str, &str)> = options
+        .dimensions
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    emf_event(counters, &(options.redactions)(), &dims, now_ms())
+}
+
+/// "N events dropped between T1 and T2: the buffer was full".
+pub fn drop_event(d: Drops) -> Event {
+    let mut first = String::new();
+    push_rfc3339(&mut first, d.first_ms);
+    let mut last = String::new();
+    push_rfc3339(&mut last, d.last_ms);
+    let now = now_ms();
+    let mut ts = String::new();
+    push_rfc3339(&mut ts, now);
+    let message = format!(
+        "{} events dropped between {first} and {last}: the log buffer was full (raise DECKHAND_LOG_BUFFER, or set DECKHAND_LOG_FULL=block)",
+        d.count
+    );
+    Event {
+        timestamp_ms: now,
+        json: format!(
+            "{{\"timestamp\":\"{ts}\",\"level\":\"warn\",\"source\":\"agent\",\"message\":{},\"dropped\":{},\"dropped_from\":\"{first}\",\"dropped_to\":\"{last}\",\"reason\":\"buffer_full\"}}",
+            json_string(&message),
+            d.count
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_events_are_counted_by_reason() {
+        assert_eq!(
+            rejections(10, None),
+            PutResult {
+                accepted: 10,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            rejections(10, Some((Some(8), Some(1), None))),
+            PutResult {
+                accepted: 6,
+                too_new: 2,
+                too_old: 2,
+                expired: 0
+            }
+        );
+        assert_eq!(
+            rejections(10, Some((None, Some(4), Some(1)))),
+            PutResult {
+                accepted: 5,
+                too_new: 0,
+                too_old: 3,
+                expired: 2
+            }
+        );
+    }
+
+    #[test]
+    fn drop_summary_is_valid_json() {
+        let e = drop_event(Drops {
+            count: 12,
+            first_ms: 1_000,
+            last_ms: 2_000,
+        });
+        let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+        assert_eq!(v["dropped"], 12);
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("12 events dropped between 1970-01-01T00:00:01.000Z and"));
+    }
+}

@@ -1,0 +1,283 @@
+//! Shipping against the moto server the test services start, and against a small
+//! PutLogEvents endpoint double for the faults moto cannot produce (throttling,
+//! access denied).
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_cloudwatchlogs::config::Credentials;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use logship::account::Counters;
+use logship::buffer::{Buffer, FullPolicy};
+use logship::ship::{deliver, stop_handle, Delivery, Destination, Shipper};
+use logship::structure::{now_ms, Event};
+use tokio::time::Instant;
+
+async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await
+}
+
+fn delivery() -> Delivery {
+    Delivery {
+        flush: Duration::from_millis(200),
+        metrics_interval: Duration::from_secs(3600),
+        dimensions: vec![("TaskId".into(), "test".into())],
+        redactions: Arc::new(Vec::new),
+    }
+}
+
+fn event(i: usize, ts: i64) -> Event {
+    Event {
+        timestamp_ms: ts,
+        json: format!("{{\"seq\":{i},\"message\":\"line {i}\"}}"),
+    }
+}
+
+/// Every message of a stream, oldest first (GetLogEvents, paginated).
+async fn read_stream(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        let events = page.events();
+        out.extend(events.iter().filter_map(|e| e.message().map(str::to_owned)));
+        let next = page.next_forward_token().map(str::to_owned);
+        if events.is_empty() || next == token {
+            break;
+        }
+        token = next;
+    }
+    out
+}
+
+#[tokio::test]
+async fn events_arrive_in_order_across_many_calls_and_the_group_is_created() {
+    let endpoint = testkit::service_var("AWS_ENDPOINT_URL");
+    let config = sdk(&endpoint).await;
+    let group = format!("/deckhand/test/{}", testkit::unique_name("ship"));
+    let dest = Destination {
+        group: group.clone(),
+        stream: "app/web/task1".into(),
+        retention_days: Some(7),
+    };
+    let counters = Arc::new(Counters::default());
+    let buffer = Arc::new(Buffer::new(
+        64 << 20,
+        FullPolicy::DropOldest,
+        counters.clone(),
+    ));
+    let (stop, stopped) = stop_handle();
+    let task = tokio::spawn(deliver(
+        Shipper::new(&config, dest),
+        buffer.clone(),
+        counters.clone(),
+        delivery(),
+        stopped,
+    ));
+    let start = now_ms();
+    let total = 25_000;
+    for i in 0..total {
+        buffer.push(event(i, start + i as i64 / 100)).await;
+    }
+    stop.stop_by(Instant::now() + Duration::from_secs(60));
+    let summary = task.await.unwrap();
+    assert_eq!(summary.unshipped, 0);
+
+    let client = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let messages = read_stream(&client, &group, "app/web/task1").await;
+    let seqs: Vec<usize> = messages
+        .iter()
+        .filter_map(|m| serde_json::from_str::<serde_json::Value>(m).ok()?["seq"].as_u64())
+        .map(|s| s as usize)
+        .collect();
+    assert_eq!(seqs.len(), total, "none lost, none duplicated");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("\"_aws\"") && m.contains("\"shipped\"")),
+        "the final metrics event is shipped"
+    );
+    let groups = client
+        .describe_log_groups()
+        .log_group_name_prefix(&group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(7));
+    assert!(counters.shipped.load(Ordering::Relaxed) >= total as u64);
+}
+
+/// A CloudWatch Logs endpoint double: answers CreateLogStream, and PutLogEvents as
+/// `answer(call_number)` says, recording the events it accepts.
+struct Double {
+    url: String,
+    accepted: Arc<Mutex<Vec<String>>>,
+    calls: Arc<AtomicUsize>,
+}
+
+async fn double(answer: fn(usize) -> (u16, &'static str)) -> Double {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (acc, cnt) = (accepted.clone(), calls.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (acc, cnt) = (acc.clone(), cnt.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (acc, cnt) = (acc.clone(), cnt.clone());
+                    async move {
+                        let target = req
+                            .headers()
+                            .get("x-amz-target")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let (status, reply) = if target.ends_with("PutLogEvents") {
+                            let n = cnt.fetch_add(1, Ordering::SeqCst);
+                            let (status, reply) = answer(n);
+                            if status == 200 {
+                                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                                for e in v["logEvents"].as_array().unwrap() {
+                                    acc.lock()
+                                        .unwrap()
+                                        .push(e["message"].as_str().unwrap().to_owned());
+                                }
+                            }
+                            (status, reply)
+                        } else {
+                            (200, "{}")
+                        };
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .header("content-type", "application/x-amz-json-1.1")
+                                .body(Full::new(Bytes::from_static(reply.as_bytes())))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Double {
+        url,
+        accepted,
+        calls,
+    }
+}
+
+const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+const DENIED: &str = r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:PutLogEvents"}"#;
+
+#[tokio::test]
+async fn throttling_is_retried_until_accepted() {
+    let d = double(|n| if n < 3 { (400, THROTTLED) } else { (200, "{}") }).await;
+    let config = sdk(&d.url).await;
+    let counters = Arc::new(Counters::default());
+    let buffer = Arc::new(Buffer::new(
+        1 << 20,
+        FullPolicy::DropOldest,
+        counters.clone(),
+    ));
+    for i in 0..50 {
+        buffer.push(event(i, now_ms())).await;
+    }
+    let (stop, stopped) = stop_handle();
+    let dest = Destination {
+        group: "g".into(),
+        stream: "s".into(),
+        retention_days: None,
+    };
+    stop.stop_by(Instant::now() + Duration::from_secs(30));
+    let summary = deliver(
+        Shipper::new(&config, dest),
+        buffer,
+        counters.clone(),
+        delivery(),
+        stopped,
+    )
+    .await;
+    assert_eq!(summary.unshipped, 0);
+    assert_eq!(counters.retries.load(Ordering::Relaxed), 3);
+    let got = d.accepted.lock().unwrap();
+    assert_eq!(got.iter().filter(|m| m.contains("\"seq\"")).count(), 50);
+}
+
+#[tokio::test]
+async fn access_denied_is_not_retried_in_a_loop_and_what_is_left_is_counted() {
+    let d = double(|_| (400, DENIED)).await;
+    let config = sdk(&d.url).await;
+    let counters = Arc::new(Counters::default());
+    let buffer = Arc::new(Buffer::new(
+        1 << 20,
+        FullPolicy::DropOldest,
+        counters.clone(),
+    ));
+    for i in 0..20 {
+        buffer.push(event(i, now_ms())).await;
+    }
+    let (stop, stopped) = stop_handle();
+    let dest = Destination {
+        group: "g".into(),
+        stream: "s".into(),
+        retention_days: None,
+    };
+    stop.stop_by(Instant::now() + Duration::from_secs(2));
+    let summary = deliver(
+        Shipper::new(&config, dest),
+        buffer,
+        counters.clone(),
+        delivery(),
+        stopped,
+    )
+    .await;
+    assert_eq!(
+        d.calls.load(Ordering::SeqCst),
+        1,
+        "a non-retryable error waits a minute before the next try"
+    );
+    assert_eq!(
+        summary.unshipped, 20,
+        "what could not be shipped is counted"
+    );
+    assert_eq!(counters.dropped_at_shutdown.load(Ordering::Relaxed), 20);
+    assert_eq!(counters.ship_errors.load(Ordering::Relaxed), 1);
+}
