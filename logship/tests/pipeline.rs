@@ -28,10 +28,18 @@ struct Cli {
 }
 
 fn settings(group: &str) -> logship::config::LogSettings {
-    Cli::parse_from(["agent", "--log-group", group, "--log-stream", "app/web/t1", "--log-flush", "200ms"])
-        .logs
-        .validate()
-        .unwrap()
+    Cli::parse_from([
+        "agent",
+        "--log-group",
+        group,
+        "--log-stream",
+        "app/web/t1",
+        "--log-flush",
+        "200ms",
+    ])
+    .logs
+    .validate()
+    .unwrap()
 }
 
 /// Every message of the stream, oldest first.
@@ -71,7 +79,10 @@ async fn lines_arrive_sanitized_in_order_and_a_3mb_line_reassembles() {
     let group = format!("/deckhand/pipeline/{}", testkit::unique_name("e2e"));
     let (logs, skipped) = Logs::start(
         &settings(&group),
-        vec![KnownSecret::new("DB_PASSWORD", SECRET), KnownSecret::new("PIN", "1234")],
+        vec![
+            KnownSecret::new("DB_PASSWORD", SECRET),
+            KnownSecret::new("PIN", "1234"),
+        ],
         Some(&sdk),
         None,
     )
@@ -85,7 +96,9 @@ async fn lines_arrive_sanitized_in_order_and_a_3mb_line_reassembles() {
     input.extend_from_slice(b"login password=hunter3 card 4111 1111 1111 1111\n");
     input.extend_from_slice(format!("{huge}\n").as_bytes());
     input.extend_from_slice(b"bad \xff utf8 and nul \x00 here\n");
-    input.extend_from_slice(b"Error: boom\n    at f (a.js:1:1)\n    at g (b.js:2:2)\nlast line without newline");
+    input.extend_from_slice(
+        b"Error: boom\n    at f (a.js:1:1)\n    at g (b.js:2:2)\nlast line without newline",
+    );
     let task = logs.capture(std::io::Cursor::new(input), Stream::Stdout);
     task.await.unwrap();
     let report = logs.finish(Instant::now() + Duration::from_secs(30)).await;
@@ -93,23 +106,43 @@ async fn lines_arrive_sanitized_in_order_and_a_3mb_line_reassembles() {
 
     let got = messages(&sdk, &group).await;
     let all = serde_json::to_string(&got).unwrap();
-    assert!(!all.contains(SECRET) && !all.contains("hunter3") && !all.contains("4111"), "redacted");
+    assert!(
+        !all.contains(SECRET) && !all.contains("hunter3") && !all.contains("4111"),
+        "redacted"
+    );
     assert_eq!(got[0]["msg"], "first", "JSON lines stay structured");
-    assert_eq!(got[1]["message"], "connecting with password [REDACTED] to db");
+    assert_eq!(
+        got[1]["message"],
+        "connecting with password [REDACTED] to db"
+    );
     assert_eq!(got[1]["stream"], "stdout");
-    assert_eq!(got[2]["message"], "login password=[REDACTED] card [REDACTED]");
+    assert_eq!(
+        got[2]["message"],
+        "login password=[REDACTED] card [REDACTED]"
+    );
     // The 3 MB line: ordered parts whose data concatenates to the original event.
-    let parts: Vec<&serde_json::Value> = got.iter().filter(|m| m.get("deckhand_part").is_some()).collect();
+    let parts: Vec<&serde_json::Value> = got
+        .iter()
+        .filter(|m| m.get("deckhand_part").is_some())
+        .collect();
     assert_eq!(parts.len(), 4);
     let whole: String = parts.iter().map(|p| p["data"].as_str().unwrap()).collect();
     let event: serde_json::Value = serde_json::from_str(&whole).unwrap();
     assert_eq!(event["message"].as_str().unwrap().len(), huge.len());
-    let rest: Vec<&serde_json::Value> = got.iter().filter(|m| m.get("deckhand_part").is_none()).skip(3).collect();
+    let rest: Vec<&serde_json::Value> = got
+        .iter()
+        .filter(|m| m.get("deckhand_part").is_none())
+        .skip(3)
+        .collect();
     assert_eq!(rest[0]["message"], "bad \u{fffd} utf8 and nul \u{0} here");
-    assert_eq!(rest[1]["message"], "Error: boom\n    at f (a.js:1:1)\n    at g (b.js:2:2)");
+    assert_eq!(
+        rest[1]["message"],
+        "Error: boom\n    at f (a.js:1:1)\n    at g (b.js:2:2)"
+    );
     assert_eq!(rest[2]["message"], "last line without newline");
     assert!(
-        got.iter().any(|m| m["_aws"]["CloudWatchMetrics"].is_array() && m["redacted_secret"] == 1),
+        got.iter()
+            .any(|m| m["_aws"]["CloudWatchMetrics"].is_array() && m["redacted_secret"] == 1),
         "the final metrics event counts the redactions"
     );
 }
@@ -118,13 +151,17 @@ async fn lines_arrive_sanitized_in_order_and_a_3mb_line_reassembles() {
 async fn two_hundred_thousand_lines_none_lost_none_duplicated() {
     let sdk = sdk().await;
     let group = format!("/deckhand/pipeline/{}", testkit::unique_name("flood"));
-    let (logs, _) = Logs::start(&settings(&group), vec![], Some(&sdk), None).await.unwrap();
+    let (logs, _) = Logs::start(&settings(&group), vec![], Some(&sdk), None)
+        .await
+        .unwrap();
     let total = 200_000;
     let mut input = String::with_capacity(total * 16);
     for i in 0..total {
         input.push_str(&format!("line {i}\n"));
     }
-    logs.capture(std::io::Cursor::new(input.into_bytes()), Stream::Stderr).await.unwrap();
+    logs.capture(std::io::Cursor::new(input.into_bytes()), Stream::Stderr)
+        .await
+        .unwrap();
     let report = logs.finish(Instant::now() + Duration::from_secs(120)).await;
     assert_eq!(report.unshipped, 0);
     let mut seen = vec![false; total];
