@@ -174,3 +174,12 @@ async fn two_hundred_thousand_lines_none_lost_none_duplicated() {
     }
     assert_eq!(seen.iter().filter(|s| **s).count(), total, "none lost");
 }
+
+#[test]
+fn readme_documents_every_setting_with_its_env_var_and_default() {
+    use clap::CommandFactory;
+    testkit::assert_readme_documents(
+        Cli::command(),
+        "## Log pipeline (`logship`, the agent's logging half)",
+    );
+}
