@@ -69,23 +69,7 @@ impl Buffer {
                 let mut s = self.state.lock().expect("buffer lock");
                 let fits = s.bytes + size <= self.capacity || s.queue.is_empty();
                 if fits || self.policy == FullPolicy::DropOldest {
-                    while s.bytes + size > self.capacity {
-                        let Some(old) = s.queue.pop_front() else {
-                            break;
-                        };
-                        s.bytes -= event_bytes(&old);
-                        Counters::add(&self.counters.dropped_buffer_full, 1);
-                        let d = s.drops.get_or_insert(Drops {
-                            count: 0,
-                            first_ms: old.timestamp_ms,
-                            last_ms: old.timestamp_ms,
-                        });
-                        d.count += 1;
-                        d.first_ms = d.first_ms.min(old.timestamp_ms);
-                        d.last_ms = d.last_ms.max(old.timestamp_ms);
-                    }
-                    s.bytes += size;
-                    s.queue.push_back(event);
+                    self.admit(&mut s, event);
                     drop(s);
                     self.arrived.notify_one();
                     return;
@@ -93,6 +77,46 @@ impl Buffer {
             }
             waiter.await;
         }
+    }
+
+    /// Queues several events; with `drop-oldest` under one lock and one wake-up (the
+    /// capture path's common case).
+    pub async fn push_all(&self, events: Vec<Event>) {
+        if self.policy == FullPolicy::Block {
+            for event in events {
+                self.push(event).await;
+            }
+            return;
+        }
+        {
+            let mut s = self.state.lock().expect("buffer lock");
+            for event in events {
+                self.admit(&mut s, event);
+            }
+        }
+        self.arrived.notify_one();
+    }
+
+    /// Drops the oldest events until `event` fits, then queues it.
+    fn admit(&self, s: &mut State, event: Event) {
+        let size = event_bytes(&event);
+        while s.bytes + size > self.capacity {
+            let Some(old) = s.queue.pop_front() else {
+                break;
+            };
+            s.bytes -= event_bytes(&old);
+            Counters::add(&self.counters.dropped_buffer_full, 1);
+            let d = s.drops.get_or_insert(Drops {
+                count: 0,
+                first_ms: old.timestamp_ms,
+                last_ms: old.timestamp_ms,
+            });
+            d.count += 1;
+            d.first_ms = d.first_ms.min(old.timestamp_ms);
+            d.last_ms = d.last_ms.max(old.timestamp_ms);
+        }
+        s.bytes += size;
+        s.queue.push_back(event);
     }
 
     /// Takes up to `max` events, oldest first.

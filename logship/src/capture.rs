@@ -62,13 +62,16 @@ impl Pipeline {
             let _ = std::io::stdout().lock().write_all(&out);
         }
         if let Some(buffer) = &self.buffer {
+            let mut parts = Vec::with_capacity(ready.len());
             for event in ready {
-                let parts = split(event, self.max_event_bytes, fastrand::u64(..));
-                Counters::add(&self.counters.split_parts, parts.len() as u64 - 1);
-                for part in parts {
-                    buffer.push(part).await;
-                }
+                let before = parts.len();
+                parts.extend(split(event, self.max_event_bytes, fastrand::u64(..)));
+                Counters::add(
+                    &self.counters.split_parts,
+                    (parts.len() - before - 1) as u64,
+                );
             }
+            buffer.push_all(parts).await;
         }
     }
 }

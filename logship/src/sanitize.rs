@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;
 use regex::Regex;
 
@@ -143,6 +143,13 @@ enum Trigger {
     Url,
 }
 
+/// A pattern of the matcher: a secret form (index into the labels) or a trigger word.
+#[derive(Debug, Clone, Copy)]
+enum Hit {
+    Secret(usize),
+    Trigger(Trigger),
+}
+
 /// Which slow-path detectors a line needs.
 #[derive(Debug, Default)]
 struct Need {
@@ -165,11 +172,12 @@ struct Cut {
 }
 
 pub struct Sanitizer {
-    secrets: Option<AhoCorasick>,
+    /// One automaton over every secret form and every trigger word: one pass per event.
+    matcher: AhoCorasick,
+    /// What each of the matcher's patterns is.
+    hits: Vec<Hit>,
     /// Replacement text for each secret needle.
     secret_labels: Vec<String>,
-    triggers: AhoCorasick,
-    trigger_kinds: Vec<Trigger>,
     text_kv: Regex,
     bearer: Regex,
     jwt: Regex,
@@ -185,6 +193,7 @@ impl fmt::Debug for Sanitizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sanitizer")
             .field("secret_forms", &self.secret_labels.len())
+            .field("patterns", &self.hits.len())
             .field("custom_patterns", &self.custom.len())
             .finish_non_exhaustive()
     }
@@ -216,14 +225,6 @@ impl Sanitizer {
                 }
             }
         }
-        let secrets = (!needles.is_empty()).then(|| {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&needles)
-                .expect("literal needles always build")
-        });
-
         let extra_keys: Vec<String> = config
             .extra_keys
             .iter()
@@ -260,10 +261,18 @@ impl Sanitizer {
         ] {
             words.push((w.to_owned(), t));
         }
-        let triggers = AhoCorasickBuilder::new()
+        // Secrets first: where a secret form and a trigger word start together, the
+        // longer (leftmost-longest) wins, and a secret is redacted whole anyway.
+        let mut patterns: Vec<String> = needles;
+        let mut hits: Vec<Hit> = (0..patterns.len()).map(Hit::Secret).collect();
+        for (w, t) in words {
+            patterns.push(w);
+            hits.push(Hit::Trigger(t));
+        }
+        let matcher = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
-            .build(words.iter().map(|(w, _)| w))
-            .expect("literal triggers always build");
+            .build(&patterns)
+            .expect("literal patterns always build");
 
         let mut stems: Vec<String> = [
             "password",
@@ -297,10 +306,9 @@ impl Sanitizer {
         let re = |p: &str| Regex::new(p).expect("built-in pattern");
         Ok((
             Sanitizer {
-                secrets,
                 secret_labels: labels,
-                trigger_kinds: words.iter().map(|(_, t)| *t).collect(),
-                triggers,
+                hits,
+                matcher,
                 text_kv: re(&text_kv),
                 bearer: re(r"(?i)\b(?:bearer|basic)[ \t]+([A-Za-z0-9\-._~+/]{8,}=*)"),
                 jwt: re(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}"),
@@ -325,28 +333,25 @@ impl Sanitizer {
         let bytes = event.as_bytes();
         let mut cuts: Vec<Cut> = Vec::new();
 
-        if let Some(ac) = &self.secrets {
-            for m in ac.find_iter(event) {
-                // A needle starting right after an escaping backslash would leave the
-                // backslash dangling: take it along.
-                let start = if escaped_at(bytes, m.start()) {
-                    m.start() - 1
-                } else {
-                    m.start()
-                };
-                cuts.push(Cut {
-                    start,
-                    end: m.end(),
-                    with: self.secret_labels[m.pattern().as_usize()].clone(),
-                    detector: Detector::Secret,
-                });
-            }
-        }
-
         let mut need = Need::default();
-        for m in self.triggers.find_iter(event) {
+        for m in self.matcher.find_iter(event) {
             let (s, e) = (m.start(), m.end());
-            match self.trigger_kinds[m.pattern().as_usize()] {
+            let trigger = match self.hits[m.pattern().as_usize()] {
+                Hit::Secret(label) => {
+                    // A needle starting right after an escaping backslash would leave
+                    // the backslash dangling: take it along.
+                    let start = if escaped_at(bytes, s) { s - 1 } else { s };
+                    cuts.push(Cut {
+                        start,
+                        end: e,
+                        with: self.secret_labels[label].clone(),
+                        detector: Detector::Secret,
+                    });
+                    continue;
+                }
+                Hit::Trigger(t) => t,
+            };
+            match trigger {
                 Trigger::Key => match key_at(bytes, s, e) {
                     KeyUse::JsonKey { value_at } => {
                         if let Some(cut) = json_value_cut(bytes, value_at) {

@@ -446,16 +446,22 @@ pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0..=0x1f | 0x7f => None,
-            0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => Some("\\ufffd"),
-            _ => continue,
+    let mut i = 0;
+    while let Some(k) = bytes[i..].iter().position(|b| SPECIAL[*b as usize]) {
+        i += k;
+        let b = bytes[i];
+        let (escape, width): (Option<&str>, usize) = match b {
+            b'"' => (Some("\\\""), 1),
+            b'\\' => (Some("\\\\"), 1),
+            b'\n' => (Some("\\n"), 1),
+            b'\r' => (Some("\\r"), 1),
+            b'\t' => (Some("\\t"), 1),
+            0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => (Some("\\ufffd"), 3),
+            0xEF => {
+                i += 1;
+                continue;
+            }
+            _ => (None, 1),
         };
         out.push_str(&s[start..i]);
         match escape {
@@ -466,11 +472,28 @@ pub fn push_json_string(out: &mut String, s: &str) {
                 out.push(HEX[(b & 0xf) as usize] as char);
             }
         }
-        start = if b == 0xEF { i + 3 } else { i + 1 };
+        i += width;
+        start = i;
     }
-    out.push_str(&s[start.min(s.len())..]);
+    out.push_str(&s[start..]);
     out.push('"');
 }
+
+/// Bytes that need a look when writing a JSON string: quote, backslash, controls, DEL,
+/// and 0xEF (the first byte of U+FFFD).
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t[0xEF] = true;
+    t
+};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
