@@ -189,7 +189,23 @@ fn parse_stem(stem: &str) -> Option<(i32, String)> {
 mod tests {
     use super::*;
 
-    fn dir_with(files: &[(&str, &str)]) -> PathBuf {
+    /// A temporary folder, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn dir_with(files: &[(&str, &str)]) -> TempDir {
         let dir = std::env::temp_dir().join(format!(
             "deckhand-source-{}-{}",
             std::process::id(),
@@ -201,7 +217,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, body).unwrap();
         }
-        dir
+        TempDir(dir)
     }
 
     #[test]
