@@ -15,7 +15,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use logship::account::Counters;
 use logship::buffer::{Buffer, FullPolicy};
-use logship::ship::{deliver, stop_handle, Delivery, Destination, Shipper};
+use logship::ship::{deliver, stop_handle, Delivery, Destination, Shipper, Summary};
 use logship::structure::{now_ms, Event};
 use tokio::time::Instant;
 
@@ -207,9 +207,8 @@ async fn double(answer: fn(usize) -> (u16, &'static str)) -> Double {
 const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
 const DENIED: &str = r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:PutLogEvents"}"#;
 
-#[tokio::test]
-async fn throttling_is_retried_until_accepted() {
-    let d = double(|n| if n < 3 { (400, THROTTLED) } else { (200, "{}") }).await;
+/// Queues `events` events and delivers them to the double until `within` has passed.
+async fn deliver_to(d: &Double, events: usize, within: Duration) -> (Summary, Arc<Counters>) {
     let config = sdk(&d.url).await;
     let counters = Arc::new(Counters::default());
     let buffer = Arc::new(Buffer::new(
@@ -217,7 +216,7 @@ async fn throttling_is_retried_until_accepted() {
         FullPolicy::DropOldest,
         counters.clone(),
     ));
-    for i in 0..50 {
+    for i in 0..events {
         buffer.push(event(i, now_ms())).await;
     }
     let (stop, stopped) = stop_handle();
@@ -226,7 +225,7 @@ async fn throttling_is_retried_until_accepted() {
         stream: "s".into(),
         retention_days: None,
     };
-    stop.stop_by(Instant::now() + Duration::from_secs(30));
+    stop.stop_by(Instant::now() + within);
     let summary = deliver(
         Shipper::new(&config, dest),
         buffer,
@@ -235,6 +234,13 @@ async fn throttling_is_retried_until_accepted() {
         stopped,
     )
     .await;
+    (summary, counters)
+}
+
+#[tokio::test]
+async fn throttling_is_retried_until_accepted() {
+    let d = double(|n| if n < 3 { (400, THROTTLED) } else { (200, "{}") }).await;
+    let (summary, counters) = deliver_to(&d, 50, Duration::from_secs(30)).await;
     assert_eq!(summary.unshipped, 0);
     assert_eq!(counters.retries.load(Ordering::Relaxed), 3);
     let got = d.accepted.lock().unwrap();
@@ -244,31 +250,7 @@ async fn throttling_is_retried_until_accepted() {
 #[tokio::test]
 async fn access_denied_is_not_retried_in_a_loop_and_what_is_left_is_counted() {
     let d = double(|_| (400, DENIED)).await;
-    let config = sdk(&d.url).await;
-    let counters = Arc::new(Counters::default());
-    let buffer = Arc::new(Buffer::new(
-        1 << 20,
-        FullPolicy::DropOldest,
-        counters.clone(),
-    ));
-    for i in 0..20 {
-        buffer.push(event(i, now_ms())).await;
-    }
-    let (stop, stopped) = stop_handle();
-    let dest = Destination {
-        group: "g".into(),
-        stream: "s".into(),
-        retention_days: None,
-    };
-    stop.stop_by(Instant::now() + Duration::from_secs(2));
-    let summary = deliver(
-        Shipper::new(&config, dest),
-        buffer,
-        counters.clone(),
-        delivery(),
-        stopped,
-    )
-    .await;
+    let (summary, counters) = deliver_to(&d, 20, Duration::from_secs(2)).await;
     assert_eq!(
         d.calls.load(Ordering::SeqCst),
         1,

@@ -426,12 +426,18 @@ fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
     buf
 }
 
-#[tokio::test]
-async fn lock_timeout_on_a_busy_table_is_retried() {
-    let db = TestDb::create("ddlretry").await;
+/// A database with table `busy` applied (V1) and a pending V2 that alters it.
+async fn busy_table(prefix: &str) -> (TestDb, Dir) {
+    let db = TestDb::create(prefix).await;
     let dir = Dir::new(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
     assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
     dir.write("V2__alter.sql", "ALTER TABLE busy ADD note text;");
+    (db, dir)
+}
+
+#[tokio::test]
+async fn lock_timeout_on_a_busy_table_is_retried() {
+    let (db, dir) = busy_table("ddlretry").await;
 
     let mut blocker = db.client().await;
     let tx = blocker.transaction().await.unwrap();
@@ -466,10 +472,7 @@ async fn lock_timeout_on_a_busy_table_is_retried() {
 
 #[tokio::test]
 async fn lock_timeout_gives_up_after_the_retries() {
-    let db = TestDb::create("ddlgiveup").await;
-    let dir = Dir::new(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
-    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
-    dir.write("V2__alter.sql", "ALTER TABLE busy ADD note text;");
+    let (db, dir) = busy_table("ddlgiveup").await;
     let mut blocker = db.client().await;
     let tx = blocker.transaction().await.unwrap();
     tx.batch_execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
