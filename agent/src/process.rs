@@ -1,0 +1,384 @@
+//! Process control: the one place that talks to the kernel about signals and processes.
+//!
+//! The agent is PID 1 of the container. PID 1 has duties no other process has: the
+//! kernel drops signals sent to it unless it asks for them, and every orphan in the
+//! container becomes its child and stays a zombie until it is reaped. This module does
+//! both, the way tini does, and it does so **before** the async runtime starts:
+//!
+//! - [`ProcessControl::start`] blocks the forwarded signals and `SIGCHLD` in the calling
+//!   thread, so every thread created afterwards (tokio's included) inherits the mask and
+//!   no signal handler ever runs. One dedicated thread, the *reaper*, takes them with
+//!   `sigwait`.
+//! - The reaper owns every `waitpid`: on `SIGCHLD` it reaps every child that has exited,
+//!   the app and any orphan alike, and reports each as an [`Event`]. Nothing else in the
+//!   process may wait for children: `tokio::process` is not used (it reaps its own
+//!   children and would steal statuses, or have them stolen), and the app is spawned
+//!   with `std::process::Command`, whose `Child` is never waited on.
+//! - `Command::spawn` itself may call `waitpid` on a child whose `exec` failed; the reaper
+//!   and [`ProcessControl::spawn`] share a lock so the two never race for that status.
+//! - When the agent is not PID 1 (run by hand, or under another init) it becomes a child
+//!   subreaper (`PR_SET_CHILD_SUBREAPER`), so orphans of the app still come to it.
+//!
+//! What this module is not: policy. When to forward which signal, when to give up on a
+//! stop and kill, what to do on exit — that is [`crate::supervise`].
+
+// Denied in the rest of the crate. Allowed here for the one thing std cannot do safely:
+// a `pre_exec` hook that clears the app's signal mask (and hands it the terminal when
+// stdin is one). Each block below says why it is sound.
+#![allow(unsafe_code)]
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::os::unix::process::CommandExt;
+use std::process::{ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tokio::sync::mpsc;
+
+/// The signals the agent passes on to the app (`SIGTERM` possibly rewritten to
+/// `DECKHAND_STOP_SIGNAL` by the supervisor).
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit(code)`.
+    Code(i32),
+    /// A signal killed it.
+    Signaled(Signal),
+}
+
+impl ExitStatus {
+    /// The agent's own exit code for this: the app's code, or 128 + n for signal n, as
+    /// shells report it.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ExitStatus::Code(c) => (c & 0xff) as u8,
+            ExitStatus::Signaled(s) => 128u8.wrapping_add(s as i32 as u8),
+        }
+    }
+}
+
+/// What the reaper thread reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// One of [`FORWARDED`] arrived.
+    Signal(Signal),
+    /// A child was reaped: the app or an orphan.
+    Exited {
+        pid: Pid,
+        status: ExitStatus,
+        /// The spawn generation at the time it was reaped: a process reaped before the
+        /// app of generation `g` was spawned has a smaller one, so a reused pid is never
+        /// mistaken for the app's.
+        generation: u64,
+    },
+}
+
+/// Where the app's stdout or stderr goes. The log pipeline will use [`Output::Pipe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// The agent's own stream (the awslogs driver reads it).
+    #[default]
+    Inherit,
+    /// A pipe the agent reads: [`Spawned::stdout`]/[`Spawned::stderr`].
+    Pipe,
+}
+
+impl Output {
+    fn stdio(self) -> Stdio {
+        match self {
+            Output::Inherit => Stdio::inherit(),
+            Output::Pipe => Stdio::piped(),
+        }
+    }
+}
+
+/// What to run. `Debug` shows the variable names only: values may be secrets.
+#[derive(Clone)]
+pub struct ChildSpec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// The complete environment: the child inherits nothing else.
+    pub env: Vec<(OsString, OsString)>,
+    pub stdout: Output,
+    pub stderr: Output,
+}
+
+impl std::fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("program", &self.program)
+            .field("args", &self.args.len())
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .finish()
+    }
+}
+
+/// A started app. Its exit arrives as an [`Event::Exited`] with this pid and generation.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Also its process group id: the app leads a group of its own.
+    pub pid: Pid,
+    pub generation: u64,
+    /// Present when [`ChildSpec::stdout`] is [`Output::Pipe`]; for tokio, use
+    /// `tokio::process::ChildStdout::from_std` (it does not reap anything).
+    pub stdout: Option<ChildStdout>,
+    pub stderr: Option<ChildStderr>,
+}
+
+/// Why process control could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot block signals for the reaper: {0}")]
+    Mask(Errno),
+    #[error("cannot start the reaper thread: {0}")]
+    Thread(io::Error),
+}
+
+/// Signals, reaping and spawning. Create it first thing in `main`, before any other
+/// thread exists.
+pub struct ProcessControl {
+    /// Held by the reaper while it calls `waitpid` and by `spawn` around
+    /// `Command::spawn`: std may `waitpid` a child whose exec failed, and must get its
+    /// status, not have it stolen.
+    wait_lock: Arc<Mutex<()>>,
+    /// Incremented under `wait_lock` by every spawn; see [`Event::Exited`].
+    generation: Arc<AtomicU64>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Whether stdin is a terminal: then the app's group gets the terminal.
+    stdin_is_tty: bool,
+}
+
+impl ProcessControl {
+    /// Blocks the forwarded signals and `SIGCHLD` in this thread (and so in every thread
+    /// started later), becomes a child subreaper unless PID 1, and starts the reaper.
+    pub fn start() -> Result<ProcessControl, StartError> {
+        let mut set = SigSet::empty();
+        for s in FORWARDED {
+            set.add(s);
+        }
+        set.add(Signal::SIGCHLD);
+        signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .map_err(StartError::Mask)?;
+        if nix::unistd::getpid().as_raw() != 1 {
+            // Without it orphans of the app go to the real init and are reaped there;
+            // only the "no process left behind" cleanup gets weaker, so go on.
+            if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+                tracing::warn!(error = %e, "cannot become a child subreaper: orphans of the app will not be reaped by the agent");
+            }
+        }
+        let wait_lock = Arc::new(Mutex::new(()));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (tx, events) = mpsc::unbounded_channel();
+        let (lock, gen) = (wait_lock.clone(), generation.clone());
+        std::thread::Builder::new()
+            .name("reaper".into())
+            .stack_size(64 * 1024)
+            .spawn(move || reaper(set, lock, gen, tx))
+            .map_err(StartError::Thread)?;
+        Ok(ProcessControl {
+            wait_lock,
+            generation,
+            events,
+            stdin_is_tty: io::IsTerminal::is_terminal(&io::stdin()),
+        })
+    }
+
+    /// The next signal or reaped child. `None` only if the reaper thread is gone.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Starts the app in a process group of its own (so a stop can kill everything it
+    /// started), with exactly `spec.env` as its environment and the agent's stdin.
+    pub fn spawn(&self, spec: ChildSpec) -> io::Result<Spawned> {
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .env_clear()
+            .envs(spec.env)
+            .stdin(Stdio::inherit())
+            .stdout(spec.stdout.stdio())
+            .stderr(spec.stderr.stdio())
+            .process_group(0);
+        // Borrowed for the hook below only when there is a terminal to hand over.
+        let terminal = if self.stdin_is_tty {
+            // SAFETY: fd 0 is open (it was found to be a terminal at start) and the
+            // agent never closes it, so the borrow is valid whenever a child is forked.
+            Some(unsafe { BorrowedFd::borrow_raw(0) })
+        } else {
+            None
+        };
+        // SAFETY: the hook runs in the forked child before exec, where only
+        // async-signal-safe calls are allowed: it calls sigprocmask and tcsetpgrp (an
+        // ioctl) through nix, which neither allocate nor take locks, and captures only
+        // a `Copy` file descriptor.
+        //
+        // Why it exists: std does not reset the signal mask of the child, and the agent
+        // blocks the forwarded signals in every thread (see the module docs), so
+        // without this the app would start with SIGTERM & co. blocked and never die of
+        // them. With a terminal on stdin (`docker run -it`), the app's process group
+        // also takes the terminal's foreground, as under a shell; SIGTTOU stays blocked
+        // while it does, because a background group asking for the terminal is
+        // otherwise stopped by it. A failed tcsetpgrp is ignored: the app then runs as
+        // it would without -t.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = terminal {
+                    let mut ttou = SigSet::empty();
+                    ttou.add(Signal::SIGTTOU);
+                    signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&ttou), None)?;
+                    let _ = nix::unistd::tcsetpgrp(fd, nix::unistd::getpgrp());
+                }
+                signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+                Ok(())
+            });
+        }
+        let _guard = self.wait_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut child = cmd.spawn()?;
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let pid = Pid::from_raw(child.id() as i32);
+        // The `Child` is dropped without `wait`: its status belongs to the reaper.
+        Ok(Spawned {
+            pid,
+            generation,
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+        })
+    }
+}
+
+/// Sends `sig` to the process `pid`, or to its process group. A process that is already
+/// gone is not an error: it may have exited a moment ago.
+pub fn send(pid: Pid, sig: Signal, group: bool) {
+    let result = if group {
+        signal::killpg(pid, sig)
+    } else {
+        signal::kill(pid, sig)
+    };
+    match result {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => {
+            tracing::warn!(pid = pid.as_raw(), signal = %sig, error = %e, "cannot send {sig} to {pid}: {e}")
+        }
+    }
+}
+
+/// Whether the agent has any child at all (running, or exited and not reaped yet).
+///
+/// `waitid` with `WNOWAIT` only looks: it reaps nothing, so the reaper still gets every
+/// status. It saves scanning `/proc` in the common case of an app that left nothing.
+pub fn has_children() -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        match nix::sys::wait::waitid(nix::sys::wait::Id::All, flags) {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return false,
+            // Any other answer: there is someone to wait for (or we cannot tell).
+            _ => return true,
+        }
+    }
+}
+
+/// The agent's children right now (zombies included), from `/proc`. Orphans of the app
+/// are among them, because the agent is PID 1 or a subreaper.
+pub fn children() -> Vec<Pid> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parent_of(&stat).map(|ppid| ppid == me))
+                .unwrap_or(false)
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// The parent pid in a `/proc/PID/stat` line: the second field after the command name,
+/// which is in parentheses and may itself contain spaces and parentheses.
+fn parent_of(stat: &str) -> Option<&str> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)
+}
+
+/// The reaper thread: takes every blocked signal with `sigwait`; on `SIGCHLD` reaps
+/// every exited child.
+fn reaper(
+    set: SigSet,
+    wait_lock: Arc<Mutex<()>>,
+    generation: Arc<AtomicU64>,
+    tx: mpsc::UnboundedSender<Event>,
+) {
+    loop {
+        let sig = match set.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig != Signal::SIGCHLD {
+            if tx.send(Event::Signal(sig)).is_err() {
+                return;
+            }
+            continue;
+        }
+        let _guard = wait_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = generation.load(Ordering::SeqCst);
+        loop {
+            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Code(code)),
+                Ok(WaitStatus::Signaled(pid, s, _)) => (pid, ExitStatus::Signaled(s)),
+                // Stops and continues are not asked for (no WUNTRACED); nothing to do.
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                // ECHILD: no children at all.
+                Err(_) => break,
+            };
+            let _ = tx.send(Event::Exited {
+                pid,
+                status,
+                generation,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(ExitStatus::Code(0).exit_code(), 0);
+        assert_eq!(ExitStatus::Code(3).exit_code(), 3);
+        assert_eq!(ExitStatus::Signaled(Signal::SIGTERM).exit_code(), 143);
+        assert_eq!(ExitStatus::Signaled(Signal::SIGKILL).exit_code(), 137);
+    }
+
+    #[test]
+    fn the_parent_pid_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        assert_eq!(parent_of("42 (a b) c) S 7 42 42 0"), Some("7"));
+        assert_eq!(parent_of("1 (sh) R 0 1 1"), Some("0"));
+        assert_eq!(parent_of("garbage"), None);
+    }
+}

@@ -1,0 +1,564 @@
+//! From the agent's environment to the app's: which variables are references, which
+//! secrets are expanded whole, what the database secret becomes, what must be set —
+//! and, once the values are fetched, the app's environment itself.
+//!
+//! Precedence, highest first: variables set in the environment (plain or references),
+//! then `DECKHAND_DATABASE_SECRET`, then the `DECKHAND_ENV_SECRETS` secrets (a later one
+//! wins over an earlier one). Every collision is reported by name, never by value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+
+use super::database;
+use super::reference::{self, Key, Reference};
+use super::source::{FetchError, FetchErrorKind, Fetched};
+use super::value::{env_text, json_object, SecretString, Secrets};
+use crate::exit;
+
+/// The agent's own variables, never passed to the app.
+pub const OWN_PREFIX: &str = "DECKHAND_";
+
+/// What to resolve, besides the references found in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct SecretSettings {
+    /// `DECKHAND_ENV_SECRETS`: every top-level key becomes a variable.
+    pub env_secrets: Vec<Key>,
+    /// `DECKHAND_DATABASE_SECRET` and how to name what it becomes.
+    pub database: Option<DatabaseSettings>,
+    /// `DECKHAND_REQUIRED_ENV`: must be set and non-empty in the app's environment.
+    pub required: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub key: Key,
+    /// `DECKHAND_DATABASE_URL_VAR` (default `DATABASE_URL`).
+    pub url_var: String,
+    /// `DECKHAND_DATABASE_SSLMODE`, appended to the URL as `sslmode`.
+    pub sslmode: Option<String>,
+}
+
+/// One reason the app cannot start, as a sentence naming the variable and the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretError {
+    /// [`exit::CONFIG`] or [`exit::UNAVAILABLE`].
+    pub exit_code: u8,
+    pub message: String,
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Every reason the app cannot start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub errors: Vec<SecretError>,
+}
+
+impl Failure {
+    /// 78 when anything needs a configuration change, else 69 (AWS not reachable in
+    /// time).
+    pub fn exit_code(&self) -> u8 {
+        if self.errors.iter().any(|e| e.exit_code == exit::CONFIG) {
+            exit::CONFIG
+        } else {
+            exit::UNAVAILABLE
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn config_error(message: String) -> SecretError {
+    SecretError {
+        exit_code: exit::CONFIG,
+        message,
+    }
+}
+
+fn fetch_error(variable: &str, key: &Key, e: &FetchError) -> SecretError {
+    let what = match e.kind {
+        FetchErrorKind::NotFound => "was not found",
+        FetchErrorKind::AccessDenied => "may not be read (the task role needs secretsmanager:GetSecretValue on it, and kms:Decrypt when it is encrypted with a customer-managed KMS key)",
+        FetchErrorKind::Decryption => "could not be decrypted (the task role needs kms:Decrypt on the secret's KMS key)",
+        FetchErrorKind::Invalid | FetchErrorKind::Transient => "could not be used",
+        FetchErrorKind::TimedOut => "",
+    };
+    let message = if what.is_empty() {
+        format!("{variable}: secret \"{key}\" {}", e.detail)
+    } else {
+        format!("{variable}: secret \"{key}\" {what}: {}", e.detail)
+    };
+    SecretError {
+        exit_code: if e.kind == FetchErrorKind::TimedOut {
+            exit::UNAVAILABLE
+        } else {
+            exit::CONFIG
+        },
+        message,
+    }
+}
+
+/// The app's environment. `Debug` shows the names only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ChildEnv(BTreeMap<OsString, OsString>);
+
+impl ChildEnv {
+    pub fn get(&self, name: &str) -> Option<&OsStr> {
+        self.0.get(OsStr::new(name)).map(|v| v.as_os_str())
+    }
+
+    pub fn to_vec(&self) -> Vec<(OsString, OsString)> {
+        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Names whose values differ between the two (added, removed or changed).
+    pub fn changed_names(&self, other: &ChildEnv) -> Vec<String> {
+        let names: BTreeSet<&OsString> = self.0.keys().chain(other.0.keys()).collect();
+        names
+            .into_iter()
+            .filter(|n| self.0.get(*n) != other.0.get(*n))
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl fmt::Debug for ChildEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// The outcome of a resolution.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub env: ChildEnv,
+    /// Every value placed into `env` from a secret.
+    pub secrets: Secrets,
+    /// Collisions, by name, for the log.
+    pub notices: Vec<String>,
+}
+
+/// What to fetch and how to place it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Variables passed through as they are (not references, not `DECKHAND_*`). Not
+    /// secret, but `Debug` is kept to names anyway by [`ChildEnv`].
+    plain: ChildEnv,
+    references: Vec<(String, Reference)>,
+    settings: SecretSettings,
+}
+
+impl Plan {
+    /// Finds the references in `env` and drops the agent's own variables.
+    pub fn new(
+        env: impl IntoIterator<Item = (OsString, OsString)>,
+        settings: SecretSettings,
+    ) -> Result<Plan, Failure> {
+        let mut plain = BTreeMap::new();
+        let mut references = Vec::new();
+        let mut errors = Vec::new();
+        for (name, value) in env {
+            if name.to_string_lossy().starts_with(OWN_PREFIX) {
+                continue;
+            }
+            match (name.to_str(), value.to_str()) {
+                (Some(n), Some(v)) if reference::is_reference(v) => match reference::parse(v) {
+                    Ok(r) => references.push((n.to_owned(), r)),
+                    Err(reason) => {
+                        errors.push(config_error(format!("{n}={v:?} is not valid: {reason}")))
+                    }
+                },
+                _ => {
+                    plain.insert(name, value);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Failure { errors });
+        }
+        Ok(Plan {
+            plain: ChildEnv(plain),
+            references,
+            settings,
+        })
+    }
+
+    /// Every distinct secret (with stage and version) to fetch.
+    pub fn keys(&self) -> BTreeSet<Key> {
+        let mut keys: BTreeSet<Key> = self.references.iter().map(|(_, r)| r.key.clone()).collect();
+        keys.extend(self.settings.env_secrets.iter().cloned());
+        keys.extend(self.settings.database.iter().map(|d| d.key.clone()));
+        keys
+    }
+
+    /// Builds the app's environment from the fetched values; fails closed, with every
+    /// problem found.
+    pub fn apply(&self, fetched: &Fetched) -> Result<Resolved, Failure> {
+        let mut errors = Vec::new();
+        let mut notices = Vec::new();
+        let get =
+            |variable: &str, key: &Key, errors: &mut Vec<SecretError>| -> Option<SecretString> {
+                match fetched.get(key) {
+                    Some(Ok(v)) => Some(v.clone()),
+                    Some(Err(e)) => {
+                        errors.push(fetch_error(variable, key, e));
+                        None
+                    }
+                    None => {
+                        errors.push(SecretError {
+                            exit_code: exit::UNAVAILABLE,
+                            message: format!("{variable}: secret \"{key}\" was not fetched"),
+                        });
+                        None
+                    }
+                }
+            };
+
+        // Lowest precedence first; each later source overwrites and says so.
+        // name -> (value, where it came from)
+        let mut from_secrets: BTreeMap<String, (SecretString, String)> = BTreeMap::new();
+        const ENV_SECRETS: &str = "DECKHAND_ENV_SECRETS";
+        for key in &self.settings.env_secrets {
+            let Some(text) = get(ENV_SECRETS, key, &mut errors) else {
+                continue;
+            };
+            let obj = match json_object(text.expose()) {
+                Ok(o) => o,
+                Err(reason) => {
+                    errors.push(config_error(format!(
+                        "{ENV_SECRETS}: secret \"{key}\" {reason}"
+                    )));
+                    continue;
+                }
+            };
+            for (name, value) in obj {
+                if name.is_empty() || name.contains('=') || name.contains('\0') {
+                    errors.push(config_error(format!(
+                        "{ENV_SECRETS}: secret \"{key}\" has the key {name:?}, which cannot be a variable name (empty, or contains '=' or NUL)"
+                    )));
+                    continue;
+                }
+                let source = key.to_string();
+                if let Some((_, earlier)) = from_secrets.get(&name) {
+                    if *earlier != source {
+                        notices.push(format!(
+                            "{name} is in secrets \"{earlier}\" and \"{source}\" of {ENV_SECRETS}; the value from \"{source}\" (listed later) is used"
+                        ));
+                    }
+                }
+                from_secrets.insert(name, (SecretString::new(env_text(&value)), source));
+            }
+        }
+        if let Some(db) = &self.settings.database {
+            const DB: &str = "DECKHAND_DATABASE_SECRET";
+            if let Some(text) = get(DB, &db.key, &mut errors) {
+                match database::compose(text.expose(), &db.url_var, db.sslmode.as_deref()) {
+                    Ok(vars) => {
+                        for (name, value) in vars {
+                            if let Some((_, earlier)) = from_secrets.get(&name) {
+                                notices.push(format!(
+                                    "{name} is in secret \"{earlier}\" of {ENV_SECRETS} and is also set by {DB}; the value from {DB} is used"
+                                ));
+                            }
+                            from_secrets
+                                .insert(name, (SecretString::new(value), db.key.to_string()));
+                        }
+                    }
+                    Err(reason) => errors.push(config_error(format!(
+                        "{DB}: secret \"{}\" {reason}",
+                        db.key
+                    ))),
+                }
+            }
+        }
+
+        let mut env = self.plain.0.clone();
+        let mut secrets = Secrets::default();
+        for (name, reference) in &self.references {
+            let Some(text) = get(name, &reference.key, &mut errors) else {
+                continue;
+            };
+            let value = match &reference.json_key {
+                None => text,
+                Some(json_key) => match json_object(text.expose()) {
+                    Ok(obj) => match obj.get(json_key) {
+                        Some(v) => SecretString::new(env_text(v)),
+                        None => {
+                            errors.push(config_error(format!(
+                                "{name}: secret \"{}\" has no JSON key \"{json_key}\"",
+                                reference.key
+                            )));
+                            continue;
+                        }
+                    },
+                    Err(reason) => {
+                        errors.push(config_error(format!(
+                            "{name}: secret \"{}\" {reason} (needed for JSON key \"{json_key}\")",
+                            reference.key
+                        )));
+                        continue;
+                    }
+                },
+            };
+            secrets.push(name, &reference.key.to_string(), value.clone());
+            env.insert(OsString::from(name), OsString::from(value.expose()));
+        }
+        for (name, (value, source)) in from_secrets {
+            if env.contains_key(OsStr::new(&name)) {
+                notices.push(format!(
+                    "{name} is set in the environment; the value from secret \"{source}\" is not used"
+                ));
+                continue;
+            }
+            secrets.push(&name, &source, value.clone());
+            env.insert(OsString::from(name), OsString::from(value.expose()));
+        }
+
+        if errors.is_empty() {
+            for name in &self.settings.required {
+                match env.get(OsStr::new(name)) {
+                    None => errors.push(config_error(format!(
+                        "{name} is required (DECKHAND_REQUIRED_ENV) but is not set"
+                    ))),
+                    Some(v) if v.is_empty() => errors.push(config_error(format!(
+                        "{name} is required (DECKHAND_REQUIRED_ENV) but is empty"
+                    ))),
+                    Some(_) => {}
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Failure { errors });
+        }
+        Ok(Resolved {
+            env: ChildEnv(env),
+            secrets,
+            notices,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::reference::parse_secret_id;
+    use crate::secrets::source::fetch_all;
+    use crate::secrets::source::tests::Fake;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    async fn resolve(
+        fake: Fake,
+        vars: &[(&str, &str)],
+        settings: SecretSettings,
+    ) -> Result<Resolved, Failure> {
+        let plan = Plan::new(env(vars), settings)?;
+        let fake = Arc::new(fake);
+        let fetched = fetch_all(&fake, plan.keys(), Duration::from_secs(2)).await;
+        plan.apply(&fetched)
+    }
+
+    fn value(r: &Resolved, name: &str) -> String {
+        r.env.get(name).unwrap().to_string_lossy().into_owned()
+    }
+
+    #[tokio::test]
+    async fn references_become_values_and_own_variables_are_dropped() {
+        let fake = Fake::with(&[
+            ("app/db", r#"{"password":"pw-123456","port":5432}"#),
+            ("plain", "whole"),
+        ]);
+        let r = resolve(
+            fake,
+            &[
+                ("A", "secretsmanager:plain"),
+                ("B", "secretsmanager:app/db:password"),
+                ("C", "secretsmanager:app/db:port"),
+                ("KEEP", "as is"),
+                ("DECKHAND_STOP_TIMEOUT", "5s"),
+            ],
+            SecretSettings::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(value(&r, "A"), "whole");
+        assert_eq!(value(&r, "B"), "pw-123456");
+        assert_eq!(value(&r, "C"), "5432");
+        assert_eq!(value(&r, "KEEP"), "as is");
+        assert!(r.env.get("DECKHAND_STOP_TIMEOUT").is_none());
+        let names: Vec<_> = r.secrets.iter().map(|l| l.variable.as_str()).collect();
+        assert_eq!(names, ["A", "B", "C"]);
+        assert!(!format!("{r:?}").contains("pw-123456"));
+    }
+
+    #[tokio::test]
+    async fn whole_secrets_expand_with_explicit_variables_winning() {
+        let fake = Fake::with(&[
+            (
+                "base",
+                r#"{"NODE_ENV":"production","PORT":8080,"SHARED":"base"}"#,
+            ),
+            ("over", r#"{"SHARED":"over","FLAGS":{"a":true}}"#),
+        ]);
+        let settings = SecretSettings {
+            env_secrets: vec![
+                parse_secret_id("base").unwrap(),
+                parse_secret_id("over").unwrap(),
+            ],
+            ..Default::default()
+        };
+        let r = resolve(fake, &[("NODE_ENV", "development")], settings)
+            .await
+            .unwrap();
+        assert_eq!(value(&r, "NODE_ENV"), "development");
+        assert_eq!(value(&r, "PORT"), "8080");
+        assert_eq!(value(&r, "SHARED"), "over");
+        assert_eq!(value(&r, "FLAGS"), r#"{"a":true}"#);
+        let notices = r.notices.join("\n");
+        assert!(
+            notices.contains("NODE_ENV is set in the environment"),
+            "{notices}"
+        );
+        assert!(
+            notices.contains("SHARED is in secrets \"base\" and \"over\""),
+            "{notices}"
+        );
+        assert!(!notices.contains("production"));
+    }
+
+    #[tokio::test]
+    async fn the_database_secret_wins_over_whole_secrets() {
+        let fake = Fake::with(&[
+            (
+                "db",
+                r#"{"host":"h","port":"5432","username":"u","password":"p@ss:w/rd%?","dbname":"d"}"#,
+            ),
+            ("env", r#"{"PGHOST":"elsewhere"}"#),
+        ]);
+        let settings = SecretSettings {
+            env_secrets: vec![parse_secret_id("env").unwrap()],
+            database: Some(DatabaseSettings {
+                key: parse_secret_id("db").unwrap(),
+                url_var: "DATABASE_URL".into(),
+                sslmode: None,
+            }),
+            ..Default::default()
+        };
+        let r = resolve(fake, &[], settings).await.unwrap();
+        assert_eq!(value(&r, "PGHOST"), "h");
+        assert_eq!(
+            value(&r, "DATABASE_URL"),
+            "postgres://u:p%40ss%3Aw%2Frd%25%3F@h:5432/d"
+        );
+        assert!(r.notices.join("").contains("PGHOST"));
+    }
+
+    #[tokio::test]
+    async fn failures_name_the_variable_and_secret_but_no_value() {
+        let fake = Fake::with(&[("json", r#"{"a":"value-one"}"#), ("text", "not-json-value")]);
+        let err = resolve(
+            fake,
+            &[
+                ("MISSING", "secretsmanager:nope"),
+                ("NOKEY", "secretsmanager:json:b"),
+                ("BADJSON", "secretsmanager:text:a"),
+                ("OK", "secretsmanager:json:a"),
+            ],
+            SecretSettings::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.exit_code(), exit::CONFIG);
+        let text = err.to_string();
+        assert!(
+            text.contains("MISSING: secret \"nope\" was not found"),
+            "{text}"
+        );
+        assert!(
+            text.contains("NOKEY: secret \"json\" has no JSON key \"b\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("BADJSON: secret \"text\" is not a JSON object"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("value-one") && !text.contains("not-json-value"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn required_variables_must_be_set_and_non_empty() {
+        let settings = SecretSettings {
+            required: vec!["SET".into(), "EMPTY".into(), "ABSENT".into()],
+            ..Default::default()
+        };
+        let err = resolve(Fake::default(), &[("SET", "x"), ("EMPTY", "")], settings)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("SET is"), "{text}");
+        assert!(text.contains("EMPTY is required (DECKHAND_REQUIRED_ENV) but is empty"));
+        assert!(text.contains("ABSENT is required (DECKHAND_REQUIRED_ENV) but is not set"));
+    }
+
+    #[test]
+    fn a_malformed_reference_fails_the_plan() {
+        let err =
+            Plan::new(env(&[("X", "secretsmanager:")]), SecretSettings::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("X=\"secretsmanager:\" is not valid"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), exit::CONFIG);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_exits_unavailable() {
+        let fake = Fake::default();
+        fake.answer(
+            "slow",
+            vec![Err(FetchError::new(FetchErrorKind::Transient, "HTTP 500"))],
+        );
+        let plan = Plan::new(
+            env(&[("S", "secretsmanager:slow")]),
+            SecretSettings::default(),
+        )
+        .unwrap();
+        let fake = Arc::new(fake);
+        let fetched = fetch_all(&fake, plan.keys(), Duration::from_millis(300)).await;
+        let err = plan.apply(&fetched).unwrap_err();
+        assert_eq!(err.exit_code(), exit::UNAVAILABLE);
+        assert!(
+            err.to_string()
+                .contains("S: secret \"slow\" could not be fetched within 300ms"),
+            "{err}"
+        );
+    }
+}

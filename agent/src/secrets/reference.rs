@@ -1,0 +1,280 @@
+//! Secret references: which environment values name a secret, and what they select.
+//!
+//! Two forms, as ECS task definitions write them and as people shorten them:
+//!
+//! - `arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[-SUFFIX][:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]]`
+//!   — the full or partial ARN (Secrets Manager accepts an ARN without its 6-character
+//!   suffix); the secret is read in the ARN's region.
+//! - `secretsmanager:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]]` — in the default
+//!   region (`AWS_REGION`).
+//!
+//! Empty parts mean "not given" (`…:password::`). Secret names never contain `:`, so
+//! splitting on it is exact. This module only parses; fetching is [`super::source`].
+
+use std::fmt;
+
+/// The short form's prefix.
+pub const SHORT_PREFIX: &str = "secretsmanager:";
+
+/// What one fetch returns: references that differ only in their JSON key share it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    SecretsManager(SmKey),
+}
+
+/// One GetSecretValue request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SmKey {
+    /// The ARN's region; `None` for a name, which is read in the default region.
+    pub region: Option<String>,
+    /// A name or a (partial) ARN, as GetSecretValue takes it.
+    pub secret_id: String,
+    pub version_stage: Option<String>,
+    pub version_id: Option<String>,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::SecretsManager(k) => {
+                write!(f, "{}", k.secret_id)?;
+                if let Some(s) = &k.version_stage {
+                    write!(f, " (stage {s})")?;
+                }
+                if let Some(v) = &k.version_id {
+                    write!(f, " (version {v})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A parsed reference: the secret, and the JSON key to take from it (the whole value
+/// without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub key: Key,
+    pub json_key: Option<String>,
+}
+
+/// Whether `value` is written as a reference. It may still be a malformed one: then
+/// [`parse`] says why, and the start fails rather than handing the app the reference
+/// text as if it were the secret.
+pub fn is_reference(value: &str) -> bool {
+    value.starts_with(SHORT_PREFIX) || is_secretsmanager_arn(value)
+}
+
+fn is_secretsmanager_arn(value: &str) -> bool {
+    let mut parts = value.splitn(4, ':');
+    parts.next() == Some("arn")
+        && parts.next().is_some_and(|p| p.starts_with("aws"))
+        && parts.next() == Some("secretsmanager")
+}
+
+const SHORT_SYNTAX: &str = "secretsmanager:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]]";
+const ARN_SYNTAX: &str =
+    "arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]]";
+
+/// Parses a reference; the error is the rule that was broken.
+pub fn parse(value: &str) -> Result<Reference, String> {
+    if let Some(rest) = value.strip_prefix(SHORT_PREFIX) {
+        let parts: Vec<&str> = rest.split(':').collect();
+        if parts.len() > 4 {
+            return Err(format!(
+                "too many ':' separated parts; expected {SHORT_SYNTAX}"
+            ));
+        }
+        if parts[0].is_empty() {
+            return Err(format!("the secret name is empty; expected {SHORT_SYNTAX}"));
+        }
+        return Ok(build(None, parts[0].to_owned(), &parts[1..]));
+    }
+    if !is_secretsmanager_arn(value) {
+        return Err(format!(
+            "not a reference; expected {SHORT_SYNTAX} or {ARN_SYNTAX}"
+        ));
+    }
+    // arn : partition : secretsmanager : region : account : secret : name [: key : stage : version]
+    let parts: Vec<&str> = value.split(':').collect();
+    if parts.len() < 7 {
+        return Err(format!("the ARN is incomplete; expected {ARN_SYNTAX}"));
+    }
+    if parts.len() > 10 {
+        return Err(format!(
+            "too many ':' separated parts; expected {ARN_SYNTAX}"
+        ));
+    }
+    if parts[3].is_empty() {
+        return Err(format!("the ARN has no region; expected {ARN_SYNTAX}"));
+    }
+    if parts[4].is_empty() {
+        return Err(format!("the ARN has no account; expected {ARN_SYNTAX}"));
+    }
+    if parts[5] != "secret" {
+        return Err(format!(
+            "the ARN's resource type is {:?}, not \"secret\"; expected {ARN_SYNTAX}",
+            parts[5]
+        ));
+    }
+    if parts[6].is_empty() {
+        return Err(format!("the ARN has no secret name; expected {ARN_SYNTAX}"));
+    }
+    Ok(build(
+        Some(parts[3].to_owned()),
+        parts[..7].join(":"),
+        &parts[7..],
+    ))
+}
+
+fn build(region: Option<String>, secret_id: String, rest: &[&str]) -> Reference {
+    let part = |i: usize| {
+        rest.get(i)
+            .filter(|p| !p.is_empty())
+            .map(|p| (*p).to_owned())
+    };
+    Reference {
+        key: Key::SecretsManager(SmKey {
+            region,
+            secret_id,
+            version_stage: part(1),
+            version_id: part(2),
+        }),
+        json_key: part(0),
+    }
+}
+
+/// A secret named in `DECKHAND_ENV_SECRETS` or `DECKHAND_DATABASE_SECRET`: a name, an
+/// ARN, or a reference without a JSON key (`secretsmanager:NAME::AWSPREVIOUS`).
+pub fn parse_secret_id(value: &str) -> Result<Key, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("a secret id is empty".into());
+    }
+    if is_reference(value) {
+        let r = parse(value)?;
+        if r.json_key.is_some() {
+            return Err("a JSON key cannot be given here: the whole secret is used".into());
+        }
+        return Ok(r.key);
+    }
+    if value.contains(':') {
+        return Err(format!(
+            "a secret name cannot contain ':'; give a name, an ARN, or {SHORT_SYNTAX}"
+        ));
+    }
+    Ok(Key::SecretsManager(SmKey {
+        region: None,
+        secret_id: value.to_owned(),
+        version_stage: None,
+        version_id: None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sm(r: &Reference) -> &SmKey {
+        let Key::SecretsManager(k) = &r.key;
+        k
+    }
+
+    #[test]
+    fn full_arn_with_suffix_key_stage_and_version() {
+        let r = parse("arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf:password:AWSPREVIOUS:v-1").unwrap();
+        let k = sm(&r);
+        assert_eq!(k.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            k.secret_id,
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf"
+        );
+        assert_eq!(r.json_key.as_deref(), Some("password"));
+        assert_eq!(k.version_stage.as_deref(), Some("AWSPREVIOUS"));
+        assert_eq!(k.version_id.as_deref(), Some("v-1"));
+    }
+
+    #[test]
+    fn partial_arn_with_empty_parts_as_ecs_writes_them() {
+        let r = parse("arn:aws:secretsmanager:us-east-1:123456789012:secret:streamline/app-env:CLERK_SECRET_KEY::").unwrap();
+        let k = sm(&r);
+        assert_eq!(
+            k.secret_id,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:streamline/app-env"
+        );
+        assert_eq!(r.json_key.as_deref(), Some("CLERK_SECRET_KEY"));
+        assert_eq!(k.version_stage, None);
+        assert_eq!(k.version_id, None);
+        let whole = parse("arn:aws-us-gov:secretsmanager:us-gov-west-1:1:secret:x").unwrap();
+        assert_eq!(whole.json_key, None);
+        assert_eq!(sm(&whole).region.as_deref(), Some("us-gov-west-1"));
+    }
+
+    #[test]
+    fn short_form_in_every_length() {
+        let r = parse("secretsmanager:app/env").unwrap();
+        assert_eq!(sm(&r).secret_id, "app/env");
+        assert_eq!(sm(&r).region, None);
+        assert_eq!(r.json_key, None);
+        let r = parse("secretsmanager:app/env:KEY").unwrap();
+        assert_eq!(r.json_key.as_deref(), Some("KEY"));
+        let r = parse("secretsmanager:app/env::AWSPENDING").unwrap();
+        assert_eq!(r.json_key, None);
+        assert_eq!(sm(&r).version_stage.as_deref(), Some("AWSPENDING"));
+        let r = parse("secretsmanager:app/env:::abc").unwrap();
+        assert_eq!(sm(&r).version_id.as_deref(), Some("abc"));
+        assert_eq!(sm(&r).version_stage, None);
+    }
+
+    #[test]
+    fn malformed_references_say_what_is_wrong() {
+        assert!(parse("secretsmanager:")
+            .unwrap_err()
+            .contains("name is empty"));
+        assert!(parse("secretsmanager:a:b:c:d:e")
+            .unwrap_err()
+            .contains("too many"));
+        assert!(parse("arn:aws:secretsmanager:us-east-1:1:secret")
+            .unwrap_err()
+            .contains("incomplete"));
+        assert!(parse("arn:aws:secretsmanager::1:secret:x")
+            .unwrap_err()
+            .contains("no region"));
+        assert!(parse("arn:aws:secretsmanager:us-east-1:1:parameter:x")
+            .unwrap_err()
+            .contains("resource type"));
+        assert!(parse("arn:aws:secretsmanager:r:1:secret:x:k:s:v:extra")
+            .unwrap_err()
+            .contains("too many"));
+    }
+
+    #[test]
+    fn only_reference_shaped_values_are_references() {
+        assert!(is_reference("secretsmanager:x"));
+        assert!(is_reference("arn:aws:secretsmanager:r:1:secret:x"));
+        assert!(is_reference("arn:aws-cn:secretsmanager:x"));
+        assert!(!is_reference("arn:aws:ssm:r:1:parameter/x"));
+        assert!(!is_reference("postgres://u:p@h/db"));
+        assert!(!is_reference("SECRETSMANAGER:x"));
+        assert!(!is_reference(""));
+    }
+
+    #[test]
+    fn secret_ids_for_whole_secret_settings() {
+        assert_eq!(
+            parse_secret_id(" streamline/app-env ").unwrap().to_string(),
+            "streamline/app-env"
+        );
+        assert_eq!(
+            parse_secret_id("secretsmanager:x::AWSPREVIOUS")
+                .unwrap()
+                .to_string(),
+            "x (stage AWSPREVIOUS)"
+        );
+        assert!(parse_secret_id("secretsmanager:x:KEY")
+            .unwrap_err()
+            .contains("JSON key"));
+        assert!(parse_secret_id("a:b").unwrap_err().contains("':'"));
+        assert!(parse_secret_id("").is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! Running the app: forward signals, stop it within the stop timeout, restart or signal
+//! it when a secret rotates, and leave nothing behind when it exits.
+//!
+//! Policy only; the system calls are in [`crate::process`].
+//!
+//! The stop sequence, which fits inside ECS's (SIGTERM, `stopTimeout` — 30 s by default
+//! — then SIGKILL):
+//! 1. SIGTERM to the agent → `DECKHAND_STOP_SIGNAL` to the app (its group with
+//!    `DECKHAND_SIGNAL_GROUP`).
+//! 2. Still running after `DECKHAND_STOP_TIMEOUT` → SIGKILL to the app's process group.
+//! 3. The app exited → processes it left behind get SIGTERM, and SIGKILL after
+//!    [`LEFTOVER_GRACE`].
+//! 4. The agent exits with the app's code, or 128 + n.
+
+use std::future::pending;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::config::{OnRotate, Supervision};
+use crate::exit;
+use crate::process::{self, ChildSpec, Event, ProcessControl, Spawned};
+use crate::secrets::{ChildEnv, Resolved, Secrets};
+
+/// How long processes the app left behind get between SIGTERM and SIGKILL.
+pub const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+/// How long to wait for SIGKILLed processes to be reaped before giving up on them.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+/// How often to look for leftover processes while waiting for them.
+const LEFTOVER_POLL: Duration = Duration::from_millis(50);
+
+/// Secret rotation while the app runs.
+pub struct Rotation {
+    pub on_rotate: OnRotate,
+    /// Each successful refresh, changed or not.
+    pub updates: mpsc::Receiver<Resolved>,
+    /// The environment the app was started with.
+    pub current: ChildEnv,
+}
+
+/// Runs the app until it exits; returns the agent's exit code. `secrets` gains the
+/// values of every rotation.
+pub async fn supervise(
+    control: &mut ProcessControl,
+    mut spec: ChildSpec,
+    options: &Supervision,
+    mut rotation: Option<Rotation>,
+    secrets: &watch::Sender<Secrets>,
+) -> u8 {
+    let mut child = match start(control, &spec) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut stop_at: Option<Instant> = None;
+    // SIGTERM arrived: the app is being stopped for good, never restarted.
+    let mut stopping = false;
+    let mut restart_with: Option<ChildSpec> = None;
+    let status = loop {
+        let kill_timer = async {
+            match stop_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => pending().await,
+            }
+        };
+        let update = async {
+            match rotation.as_mut() {
+                Some(r) => r.updates.recv().await,
+                None => pending().await,
+            }
+        };
+        tokio::select! {
+            event = control.next_event() => match event {
+                None => {
+                    tracing::error!("the reaper thread has stopped; killing the app");
+                    process::send(child.pid, Signal::SIGKILL, true);
+                    return exit::SOFTWARE;
+                }
+                Some(Event::Signal(sig)) => {
+                    let sent = if sig == Signal::SIGTERM {
+                        stopping = true;
+                        restart_with = None;
+                        if stop_at.is_none() {
+                            stop_at = Some(Instant::now() + options.stop_timeout);
+                            tracing::info!(signal = %options.stop_signal, timeout = %humantime::format_duration(options.stop_timeout), "stopping the app: sent {}, SIGKILL after {}", options.stop_signal, humantime::format_duration(options.stop_timeout));
+                        }
+                        options.stop_signal
+                    } else {
+                        sig
+                    };
+                    tracing::debug!(received = %sig, sent = %sent, "forwarding a signal");
+                    process::send(child.pid, sent, options.signal_group);
+                }
+                Some(Event::Exited { pid, status, generation })
+                    if pid == child.pid && generation >= child.generation =>
+                {
+                    let Some(next) = restart_with.take() else {
+                        break status;
+                    };
+                    if clean_up(control, child.pid).await {
+                        break status;
+                    }
+                    tracing::info!("restarting the app with the rotated secrets");
+                    child = match start(control, &next) {
+                        Ok(c) => c,
+                        Err(code) => return code,
+                    };
+                    spec = next;
+                    stop_at = None;
+                }
+                Some(Event::Exited { pid, status, .. }) => {
+                    tracing::debug!(pid = pid.as_raw(), ?status, "reaped an orphan");
+                }
+            },
+            () = kill_timer => {
+                tracing::warn!(timeout = %humantime::format_duration(options.stop_timeout), "the app did not exit within the stop timeout; sending SIGKILL to its process group");
+                process::send(child.pid, Signal::SIGKILL, true);
+                process::send(child.pid, Signal::SIGKILL, false);
+                stop_at = None;
+            }
+            update = update => match update {
+                None => rotation = None,
+                Some(resolved) => {
+                    let Some(r) = rotation.as_mut() else { continue };
+                    let changed = r.current.changed_names(&resolved.env);
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    secrets.send_modify(|s| s.extend(&resolved.secrets));
+                    match r.on_rotate {
+                        OnRotate::Ignore => {
+                            tracing::info!(?changed, "secret values changed; DECKHAND_ON_ROTATE=ignore, so the app keeps the values it started with");
+                        }
+                        OnRotate::Signal(sig) => {
+                            tracing::info!(?changed, signal = %sig, "secret values changed; signalling the app");
+                            process::send(child.pid, sig, options.signal_group);
+                        }
+                        OnRotate::Restart if !stopping => {
+                            tracing::info!(?changed, "secret values changed; restarting the app gracefully");
+                            restart_with = Some(ChildSpec { env: resolved.env.to_vec(), ..spec.clone() });
+                            process::send(child.pid, options.stop_signal, options.signal_group);
+                            stop_at.get_or_insert(Instant::now() + options.stop_timeout);
+                        }
+                        OnRotate::Restart => {}
+                    }
+                    r.current = resolved.env;
+                }
+            }
+        }
+    };
+    clean_up(control, child.pid).await;
+    let code = status.exit_code();
+    tracing::info!(?status, exit_code = code, "the app exited");
+    code
+}
+
+fn start(control: &ProcessControl, spec: &ChildSpec) -> Result<Spawned, u8> {
+    match control.spawn(spec.clone()) {
+        Ok(child) => {
+            tracing::debug!(pid = child.pid.as_raw(), "started the app");
+            Ok(child)
+        }
+        Err(e) => {
+            let program = spec.program.to_string_lossy();
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                exit::NOT_FOUND
+            } else {
+                exit::CANNOT_EXECUTE
+            };
+            tracing::error!(program = %program, error = %e, "cannot run {program}: {e}");
+            Err(code)
+        }
+    }
+}
+
+/// Ends whatever the app left behind: SIGTERM to its process group and to every child
+/// of the agent (orphans are re-parented to it), SIGKILL after [`LEFTOVER_GRACE`].
+/// Returns whether a stop signal (SIGTERM, SIGINT, SIGQUIT) arrived meanwhile.
+pub async fn clean_up(control: &mut ProcessControl, group: Pid) -> bool {
+    let mut stop_requested = false;
+    if !process::has_children() {
+        return false;
+    }
+    let left = process::children();
+    if left.is_empty() {
+        return false;
+    }
+    tracing::info!(
+        processes = left.len(),
+        "the app left processes behind; sending them SIGTERM"
+    );
+    process::send(group, Signal::SIGTERM, true);
+    for pid in &left {
+        process::send(*pid, Signal::SIGTERM, false);
+    }
+    let grace_end = Instant::now() + LEFTOVER_GRACE;
+    while Instant::now() < grace_end {
+        if process::children().is_empty() {
+            return stop_requested;
+        }
+        stop_requested |= wait_a_little(control).await;
+    }
+    let give_up = Instant::now() + KILL_WAIT;
+    loop {
+        let left = process::children();
+        if left.is_empty() {
+            return stop_requested;
+        }
+        if Instant::now() >= give_up {
+            tracing::warn!(
+                processes = left.len(),
+                "processes are still there after SIGKILL"
+            );
+            return stop_requested;
+        }
+        tracing::debug!(
+            processes = left.len(),
+            "sending SIGKILL to the processes left behind"
+        );
+        process::send(group, Signal::SIGKILL, true);
+        for pid in &left {
+            process::send(*pid, Signal::SIGKILL, false);
+        }
+        stop_requested |= wait_a_little(control).await;
+    }
+}
+
+/// Waits for the next event or a short while; returns whether it was a stop signal.
+async fn wait_a_little(control: &mut ProcessControl) -> bool {
+    tokio::select! {
+        event = control.next_event() => matches!(
+            event,
+            Some(Event::Signal(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT))
+        ),
+        () = tokio::time::sleep(LEFTOVER_POLL) => false,
+    }
+}
