@@ -1090,3 +1090,10 @@ fn the_help_names_every_variable() {
         assert!(help.contains(v), "--help lacks {v}");
     }
 }
+
+/// The README's configuration table lists every flag with its variable and default.
+#[test]
+fn the_readme_documents_every_option() {
+    use clap::CommandFactory;
+    testkit::assert_readme_documents(agent::config::Args::command(), "## `agent`");
+}
