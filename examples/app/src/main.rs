@@ -7,6 +7,10 @@
 //! - Logs JSON lines and text lines on stdout and stderr; at start it prints its
 //!   database password and a card number, as careless apps do, so the agent's redaction
 //!   can be seen.
+//! - `APP_DATABASE=none`: an app without PostgreSQL (one reference deployment keeps its
+//!   data in DynamoDB); `GET /` then answers without touching a database.
+//! - `APP_LEAK_VARS=A,B`: also prints those variables' values at start (an app that dumps
+//!   its configuration), for the examples to show that the agent redacts them.
 //! - Waits `APP_START_DELAY_MS` before listening (slow starters), and on SIGTERM keeps
 //!   serving in-flight requests for `APP_STOP_DELAY_MS` before exiting 0.
 
@@ -43,8 +47,10 @@ fn log_json(level: &str, msg: &str, extra: serde_json::Value) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let url_var = std::env::var("APP_DATABASE_URL_VAR").unwrap_or_else(|_| "DATABASE_URL".into());
+    let no_database = std::env::var("APP_DATABASE").is_ok_and(|v| v == "none");
     let db = match PgConfig::from_env_named(&ProcessEnv, &url_var) {
-        Ok(Some(db)) => db.with_default_application_name("example-app"),
+        _ if no_database => None,
+        Ok(Some(db)) => Some(db.with_default_application_name("example-app")),
         Ok(None) => {
             eprintln!("ERROR {url_var} is not set");
             std::process::exit(78);
@@ -59,12 +65,24 @@ async fn main() {
         "starting",
         serde_json::json!({"pid": std::process::id()}),
     );
-    // The careless line every team has somewhere: the agent must redact it.
-    println!(
-        "connecting to {} with password {} (test card 4111 1111 1111 1111)",
-        db,
-        db.password.as_ref().map_or("", |p| p.expose())
-    );
+    // The careless lines every team has somewhere: the agent must redact them.
+    if let Some(db) = &db {
+        println!(
+            "connecting to {} with password {} (test card 4111 1111 1111 1111)",
+            db,
+            db.password.as_ref().map_or("", |p| p.expose())
+        );
+    } else {
+        println!("no database; payment test card 4111 1111 1111 1111");
+    }
+    for name in std::env::var("APP_LEAK_VARS")
+        .unwrap_or_default()
+        .split(',')
+    {
+        if let Ok(value) = std::env::var(name.trim()) {
+            println!("config {}={value}", name.trim());
+        }
+    }
     tokio::time::sleep(ms_var("APP_START_DELAY_MS", 0)).await;
 
     let port: u16 = std::env::var("PORT")
@@ -105,10 +123,14 @@ async fn main() {
     eprintln!("INFO stopped cleanly");
 }
 
-async fn handle(req: Request<Incoming>, db: PgConfig) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    db: Option<PgConfig>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match req.uri().path() {
         "/api/health" | "/health" => (StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
-        "/" => match count_users(&db).await {
+        "/" if db.is_none() => (StatusCode::OK, r#"{"database":"none"}"#.to_owned()),
+        "/" => match count_users(db.as_ref().expect("checked above")).await {
             Ok(n) => {
                 log_json(
                     "info",
