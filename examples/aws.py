@@ -97,6 +97,8 @@ def cmd_taskdef_get(path, what):
         vals = [str(c["portMappings"][0]["containerPort"])]
     elif what == "stopTimeout":
         vals = [str(c.get("stopTimeout", 30))]
+    elif what == "user":
+        vals = [c["user"]] if "user" in c else []
     elif what == "name":
         vals = [c["name"]]
     elif what == "family":

@@ -73,7 +73,7 @@ wait_until() {
   until "$@"; do
     [ "$SECONDS" -lt "$deadline" ] || return 1
     [ -z "${EX_AGENT_PID:-}" ] || kill -0 "$EX_AGENT_PID" 2>/dev/null \
-      || fail "the agent exited while waiting for $what"
+      || { show_tail "$EX_WORK/agent.out"; fail "the agent exited while waiting for $what"; }
     sleep 0.1
   done
 }
@@ -213,7 +213,7 @@ ex_env() {
   EX_HEALTH_PORT=$(free_port)
   EX_LOCAL=(
     "PATH=$EX_BIN:/usr/local/bin:/usr/bin:/bin"
-    "HOME=$EX_WORK"
+    "HOME=/nonexistent"
     "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
     "AWS_REGION=$AWS_REGION"
     "AWS_EC2_METADATA_DISABLED=true"
@@ -222,6 +222,18 @@ ex_env() {
     "AWS_SESSION_TOKEN=$AWS_SESSION_TOKEN"
     "PORT=$EX_APP_PORT"
   )
+  # The container's `user`: run as that numeric user when we can (root here).
+  EX_PREFIX=()
+  local user
+  user=$(awspy taskdef-get "$EX_TD" user)
+  if [ -n "$user" ]; then
+    if [ "$(id -u)" = 0 ]; then
+      EX_PREFIX=(setpriv --reuid "${user%%:*}" --regid "${user##*:}" --clear-groups)
+      say "the container runs as user $user (task definition \"user\"), here too"
+    else
+      say "the container runs as user $user; here as $(id -u) (switching users needs root)"
+    fi
+  fi
   local kv
   for kv in "${EX_TASK_ENV[@]}"; do
     case ${kv%%=*} in
@@ -263,7 +275,7 @@ ex_run_task() {
   ex_map_command "${entry[@]}" "${cmd[@]}"
   say "run-task: ${entry[*]} ${cmd[*]}"
   local code=0
-  env -i "${EX_TASK_ENV[@]}" "${EX_LOCAL[@]}" "$@" "${EX_ARGV[@]}" >"$log" 2>&1 || code=$?
+  env -i "${EX_TASK_ENV[@]}" "${EX_LOCAL[@]}" "$@" "${EX_PREFIX[@]}" "${EX_ARGV[@]}" >"$log" 2>&1 || code=$?
   EX_LAST_CODE=$code
 }
 
@@ -275,7 +287,7 @@ ex_start_app() {
   mapfile -t cmd < <(awspy taskdef-get "$EX_TD" command)
   say "service task: ${entry[*]} ${cmd[*]}  (here: the app command is ${EX_APP_CMD[*]##*/})"
   ex_map_command "${entry[@]}"
-  env -i "${EX_TASK_ENV[@]}" "${EX_LOCAL[@]}" "$@" "${EX_ARGV[@]}" "${EX_APP_CMD[@]}" \
+  env -i "${EX_TASK_ENV[@]}" "${EX_LOCAL[@]}" "$@" "${EX_PREFIX[@]}" "${EX_ARGV[@]}" "${EX_APP_CMD[@]}" \
     >"$EX_WORK/agent.out" 2>&1 &
   EX_AGENT_PID=$!
 }
@@ -309,7 +321,7 @@ ex_probe() {
   mapfile -t cmd < <(awspy taskdef-get "$EX_TD" healthCheck.command)
   ex_map_command "${cmd[@]}"
   env -i "${EX_TASK_ENV[@]}" "${EX_LOCAL[@]}" "HEALTH_PROBE_URL=http://127.0.0.1:$EX_HEALTH_PORT/health/live" \
-    "${EX_ARGV[@]}" >"$EX_WORK/probe.out" 2>&1
+    "${EX_PREFIX[@]}" "${EX_ARGV[@]}" >"$EX_WORK/probe.out" 2>&1
 }
 
 ex_app_answers() {
