@@ -239,7 +239,7 @@ ex_env() {
     case ${kv%%=*} in
       DECKHAND_HEALTH_ADDR) EX_LOCAL+=("DECKHAND_HEALTH_ADDR=127.0.0.1:$EX_HEALTH_PORT") ;;
       HEALTH_APP_PORT) EX_LOCAL+=("HEALTH_APP_PORT=$EX_APP_PORT") ;;
-      HEALTH_APP_URL) EX_LOCAL+=("HEALTH_APP_URL=$(printf '%s' "${kv#*=}" | sed "s/:[0-9]*\//:$EX_APP_PORT\//")") ;;
+      HEALTH_APP_URL) EX_LOCAL+=("HEALTH_APP_URL=$(printf '%s' "${kv#*=}" | sed "s/:[0-9][0-9]*\//:$EX_APP_PORT\//")") ;;
       MIGRATIONS_DIR) EX_LOCAL+=("MIGRATIONS_DIR=$ex_root/examples/migrations") ;;
       PGSSLROOTCERT) EX_LOCAL+=("PGSSLROOTCERT=$DECKHAND_TEST_PG_CA") ;;
       PGHOST) EX_LOCAL+=("PGHOST=$DB_HOST") ;;
@@ -377,4 +377,26 @@ ex_grep() {
 }
 ex_grep_not() {
   if grep -Eq -- "$2" "$1"; then fail "${1##*/} shows $3 (/$2/)"; fi
+}
+
+# ex_credentials_endpoint: the task role's credentials come from an ECS-style container
+# credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI + authorization token) instead
+# of variables, as in a task; the SDK's default chain in the agent finds them.
+ex_credentials_endpoint() {
+  local token
+  token=$(new_secret container-credentials-token)
+  EX_CREDS_TOKEN=$token EX_TASK_KEY=$AWS_ACCESS_KEY_ID EX_TASK_SECRET=$AWS_SECRET_ACCESS_KEY \
+    EX_TASK_SESSION=$AWS_SESSION_TOKEN EX_TASK_ROLE=$EX_ROLE_ARN \
+    "$EX_PY" "$ex_root/examples/aws.py" creds-server "$EX_WORK/creds.port" "$EX_WORK/creds.count" &
+  EX_PIDS+=($!)
+  wait_until 10 "the credentials endpoint" test -s "$EX_WORK/creds.port" || fail "the credentials endpoint did not start"
+  local -a kept=()
+  local kv
+  for kv in "${EX_LOCAL[@]}"; do
+    case ${kv%%=*} in AWS_ACCESS_KEY_ID | AWS_SECRET_ACCESS_KEY | AWS_SESSION_TOKEN) ;; *) kept+=("$kv") ;; esac
+  done
+  EX_LOCAL=("${kept[@]}"
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:$(cat "$EX_WORK/creds.port")/v2/credentials/$EX_NAME"
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN=$token")
+  say "credentials: no AWS_ACCESS_KEY_ID in the task; the task role comes from the container credentials endpoint"
 }
