@@ -1,14 +1,13 @@
 # deckhand: agent, migrate and healthcheck as static binaries in a scratch image.
 #
 # Use it as a tools image:
-#   COPY --from=deckhand /usr/local/bin/ /usr/local/bin/
+#   COPY --from=deckhand:0.1.0 /usr/local/bin/ /usr/local/bin/
 # or as the base of an app image (ENTRYPOINT and HEALTHCHECK below are inherited).
 #
-# Build: docker build -t deckhand .
-# Status: not yet built or verified here (scripts/image-check needs wiring in); it is kept
-# here, hadolint-clean, for the issue that ships the image (scripts/image-check).
-# Verified without a Docker engine by scripts/image-check (buildah, with the builder
-# stage replaced by binaries built on the host through a named build context).
+# Build: docker build -t deckhand:0.1.0 .
+# Verified without a Docker engine by scripts/image-check (part of scripts/test): buildah
+# builds the runtime stage, with the builder stage replaced by binaries built on the host
+# through a named build context, and podman runs it as the non-root user.
 
 FROM rust:1.95-bookworm AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

@@ -18,7 +18,7 @@
 
 ex_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-say() { printf '[%s] %s\n' "$EX_NAME" "$*"; }
+say() { printf '[%s] %s\n' "${EX_LABEL:-$EX_NAME}" "$*"; }
 fail() {
   printf '[%s] FAILED: %s\n' "$EX_NAME" "$*" >&2
   exit 1
@@ -26,7 +26,7 @@ fail() {
 
 # Prints FILE with every seeded secret value replaced, for failure reports.
 scrub() {
-  "$EX_PY" - "$EX_WORK/secrets.json" "$1" <<'PY'
+  "$EX_PY" -c '
 import json, sys
 values = json.load(open(sys.argv[1]))
 text = open(sys.argv[2], errors="replace").read()
@@ -34,7 +34,7 @@ for v in sorted(values.values(), key=len, reverse=True):
     if len(v) >= 4:
         text = text.replace(v, "[SEEDED-SECRET]")
 sys.stdout.write(text)
-PY
+' "$EX_WORK/secrets.json" "$1"
 }
 
 show_tail() { # FILE [LINES]: the end of an output file, scrubbed, indented
