@@ -234,7 +234,20 @@ ex_env() {
       say "the container runs as user $user; here as $(id -u) (switching users needs root)"
     fi
   fi
-  local kv
+  # The ALB must check what the agent serves: same port, same path.
+  local kv health_addr="" health_path=/health
+  for kv in "${EX_TASK_ENV[@]}"; do
+    case ${kv%%=*} in
+      DECKHAND_HEALTH_ADDR) health_addr=${kv#*=} ;;
+      HEALTH_PATH) health_path=${kv#*=} ;;
+    esac
+  done
+  if [ -n "${EX_HC_PORT:-}" ]; then
+    [ "${health_addr##*:}" = "$EX_HC_PORT" ] \
+      || fail "target-group.json checks port $EX_HC_PORT but DECKHAND_HEALTH_ADDR is '$health_addr'"
+    [ "$health_path" = "$EX_HC_PATH" ] \
+      || fail "target-group.json checks $EX_HC_PATH but the agent serves HEALTH_PATH=$health_path"
+  fi
   for kv in "${EX_TASK_ENV[@]}"; do
     case ${kv%%=*} in
       DECKHAND_HEALTH_ADDR) EX_LOCAL+=("DECKHAND_HEALTH_ADDR=127.0.0.1:$EX_HEALTH_PORT") ;;
