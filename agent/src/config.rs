@@ -6,11 +6,13 @@
 //! The app's own environment is not read here: [`Env`] gives it to the secrets plan.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use logship::config::LogSettings;
 use nix::sys::signal::Signal;
 
 use crate::exit;
@@ -133,6 +135,27 @@ pub struct Args {
         default_value = "info"
     )]
     pub agent_log_level: String,
+    /// Format of the agent's own messages on stderr: json (one object per line, also shipped to CloudWatch with "source":"agent") or text.
+    #[arg(
+        long,
+        env = "DECKHAND_AGENT_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "json"
+    )]
+    pub agent_log_format: String,
+    /// Run `migrate up` (with its lock) after the secrets and before the app; a failure stops the start with migrate's exit code. Settings: migrate's MIGRATIONS_DIR and MIGRATE_* variables.
+    #[arg(
+        long,
+        env = "DECKHAND_MIGRATE_ON_START",
+        value_name = "BOOL",
+        default_value = "false"
+    )]
+    pub migrate_on_start: String,
+    /// Serve healthcheck's /health in process on this address (e.g. 0.0.0.0:8080), with healthcheck's HEALTH_* settings; it reports draining from SIGTERM on.
+    #[arg(long, env = "DECKHAND_HEALTH_ADDR", value_name = "ADDR")]
+    pub health_addr: Option<String>,
+    #[command(flatten)]
+    pub log: logship::config::LogArgs,
     /// The app to run, and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -164,6 +187,13 @@ pub struct Supervision {
     pub stop_timeout: Duration,
 }
 
+/// The format of the agent's own messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -173,6 +203,13 @@ pub struct Settings {
     pub rotation: Option<RotationSettings>,
     pub supervision: Supervision,
     pub log_level: tracing::Level,
+    pub log_format: LogFormat,
+    /// Run `migrate up` before the app.
+    pub migrate_on_start: bool,
+    /// Serve `/health` in process here.
+    pub health_addr: Option<SocketAddr>,
+    /// The app's output: capture, sanitize, ship.
+    pub logs: LogSettings,
     pub program: OsString,
     pub args: Vec<OsString>,
 }
@@ -266,6 +303,43 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+}
+
+impl Checker<'_> {
+    /// The log pipeline's settings; a redaction pattern that does not compile is a
+    /// configuration error (78) naming it.
+    fn log_settings(&mut self, args: &logship::config::LogArgs) -> Option<LogSettings> {
+        let settings = match args.validate() {
+            Ok(s) => s,
+            Err(e) => {
+                self.errors.push(ConfigError {
+                    name: e.name.to_owned(),
+                    value: e.value,
+                    reason: e.reason,
+                    exit_code: exit::USAGE,
+                });
+                return None;
+            }
+        };
+        let compiled = logship::sanitize::Sanitizer::new(logship::sanitize::Config {
+            extra_patterns: settings.redact_patterns.clone(),
+            extra_keys: settings.redact_keys.clone(),
+            ..Default::default()
+        });
+        if let Err(e) = compiled {
+            self.errors.push(ConfigError {
+                name: self.name("redact_patterns"),
+                value: e.pattern,
+                reason: format!(
+                    "{}; write a regular expression in Rust regex syntax",
+                    e.reason
+                ),
+                exit_code: exit::CONFIG,
+            });
+            return None;
+        }
+        Some(settings)
     }
 }
 
@@ -382,6 +456,30 @@ impl Settings {
             tracing::Level::from_str(&args.agent_log_level)
                 .map_err(|_| "must be one of error, warn, info, debug, trace".to_owned()),
         );
+        let log_format = c.check(
+            "agent_log_format",
+            &args.agent_log_format,
+            exit::USAGE,
+            match args.agent_log_format.trim() {
+                "json" => Ok(LogFormat::Json),
+                "text" => Ok(LogFormat::Text),
+                _ => Err("must be json or text".to_owned()),
+            },
+        );
+        let migrate_on_start = c.check(
+            "migrate_on_start",
+            &args.migrate_on_start,
+            exit::USAGE,
+            boolean(&args.migrate_on_start),
+        );
+        let health_addr = present(&args.health_addr).and_then(|v| {
+            let addr = v.parse::<SocketAddr>().map_err(|_| {
+                "must be an IP address and a port, like 0.0.0.0:8080 (a host name is not accepted)"
+                    .to_owned()
+            });
+            c.check("health_addr", &v, exit::USAGE, addr)
+        });
+        let logs = c.log_settings(&args.log);
         let errors = std::mem::take(&mut c.errors);
         match (
             url_var,
@@ -392,6 +490,9 @@ impl Settings {
             stop_signal,
             stop_timeout,
             log_level,
+            log_format,
+            migrate_on_start,
+            logs,
         ) {
             (
                 Some(_),
@@ -402,6 +503,9 @@ impl Settings {
                 Some(stop_signal),
                 Some(stop_timeout),
                 Some(log_level),
+                Some(log_format),
+                Some(migrate_on_start),
+                Some(logs),
             ) if errors.is_empty() => {
                 let (program, rest) = args
                     .command
@@ -425,6 +529,10 @@ impl Settings {
                         stop_timeout,
                     },
                     log_level,
+                    log_format,
+                    migrate_on_start,
+                    health_addr,
+                    logs,
                     program,
                     args: rest,
                 })

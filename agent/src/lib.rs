@@ -12,15 +12,22 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod diagnostics;
 pub mod exit;
 pub mod process;
 pub mod secrets;
+pub mod startup;
 pub mod supervise;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use logship::sanitize::KnownSecret;
+use logship::structure::Stream;
+use logship::Logs;
 use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use config::Settings;
 use process::{ChildSpec, Event, Output, ProcessControl};
@@ -28,8 +35,9 @@ use secrets::{Plan, Resolver, Secrets, Sources};
 
 pub use config::{Env, ProcessEnv};
 
-/// Resolves the secrets, runs the app and returns the agent's exit code. Nothing of
-/// the app runs unless every secret resolved.
+/// Resolves the secrets, starts the log pipeline, runs the startup extras, runs the
+/// app, ships what it wrote, and returns the agent's exit code. Nothing of the app runs
+/// unless every secret resolved (and the migrations, when asked for, succeeded).
 pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env) -> u8 {
     let resolver = tokio::select! {
         r = prepare(&settings, env) => r,
@@ -37,7 +45,7 @@ pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env
     };
     let resolver = match resolver {
         Ok(r) => Arc::new(r),
-        Err(failure) => return fail(&failure),
+        Err(failure) => return fail_before_app(&settings, &failure).await,
     };
     let resolved = tokio::select! {
         r = resolver.resolve() => r,
@@ -45,7 +53,11 @@ pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env
     };
     let resolved = match resolved {
         Ok(r) => r,
-        Err(failure) => return fail(&failure),
+        Err(failure) => return fail_before_app(&settings, &failure).await,
+    };
+    let logs = tokio::select! {
+        l = start_logs(&settings, &resolved.secrets) => l,
+        code = startup_stop(&mut control) => return code,
     };
     for notice in &resolved.notices {
         tracing::warn!("{notice}");
@@ -53,6 +65,46 @@ pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env
     if !resolved.secrets.is_empty() {
         tracing::info!(variables = ?resolved.secrets, "loaded secrets into the app's environment");
     }
+    let outcome = run_app(&settings, &mut control, &resolver, resolved, &logs).await;
+    finish_logs(logs, &settings, outcome.stop_requested).await;
+    outcome.code
+}
+
+/// Migrations, the health server, then the app under supervision, its pipes read by
+/// the log pipeline.
+async fn run_app(
+    settings: &Settings,
+    control: &mut ProcessControl,
+    resolver: &Arc<Resolver<Sources>>,
+    resolved: secrets::Resolved,
+    logs: &Logs,
+) -> supervise::Outcome {
+    let early = |code| supervise::Outcome {
+        code,
+        stop_requested: None,
+    };
+    if settings.migrate_on_start {
+        let url_var = settings
+            .secrets
+            .database
+            .as_ref()
+            .map_or("DATABASE_URL", |d| d.url_var.as_str());
+        let migrated = tokio::select! {
+            r = startup::migrate(&resolved.env, url_var) => r,
+            code = startup_stop(control) => Err(code),
+        };
+        if let Err(code) = migrated {
+            return early(code);
+        }
+    }
+    let draining = healthcheck::CancellationToken::new();
+    let health = match settings.health_addr {
+        Some(addr) => match startup::health(addr, &resolved.env, draining.clone()).await {
+            Ok(task) => Some(task),
+            Err(code) => return early(code),
+        },
+        None => None,
+    };
     let (secrets, _) = watch::channel(resolved.secrets.clone());
     let rotation = settings.rotation.filter(|_| resolver.fetches()).map(|r| {
         let (tx, updates) = mpsc::channel(1);
@@ -67,17 +119,159 @@ pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env
         program: settings.program.clone(),
         args: settings.args.clone(),
         env: resolved.env.to_vec(),
-        stdout: Output::Inherit,
-        stderr: Output::Inherit,
+        stdout: Output::Pipe,
+        stderr: Output::Pipe,
     };
-    supervise::supervise(
-        &mut control,
+    let mut captures = Vec::new();
+    let hooks = supervise::Hooks {
+        on_spawn: Box::new(|child: &mut process::Spawned| {
+            captures.extend(capture(logs, child));
+        }),
+        stopping: Some(draining),
+    };
+    let outcome = supervise::supervise(
+        control,
         spec,
         &settings.supervision,
         rotation,
         &secrets,
+        hooks,
     )
-    .await
+    .await;
+    // The app and everything it left behind are gone: the pipes reach their end.
+    let deadline = flush_deadline(settings, outcome.stop_requested);
+    for task in captures {
+        if tokio::time::timeout_at(deadline, task).await.is_err() {
+            tracing::warn!(
+                "the app's output was still open at the stop deadline; the rest of it is not read"
+            );
+        }
+    }
+    if let Some(task) = health {
+        task.abort();
+    }
+    outcome
+}
+
+/// Starts reading the app's pipes.
+fn capture(logs: &Logs, child: &mut process::Spawned) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        match tokio::process::ChildStdout::from_std(out) {
+            Ok(r) => tasks.push(logs.capture(r, Stream::Stdout)),
+            Err(e) => tracing::error!("cannot read the app's stdout: {e}"),
+        }
+    }
+    if let Some(err) = child.stderr.take() {
+        match tokio::process::ChildStderr::from_std(err) {
+            Ok(r) => tasks.push(logs.capture(r, Stream::Stderr)),
+            Err(e) => tracing::error!("cannot read the app's stderr: {e}"),
+        }
+    }
+    tasks
+}
+
+/// The log pipeline, with the loaded secrets for its sanitizer; the agent's own
+/// messages go through it from here on.
+async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
+    let known: Vec<KnownSecret> = known_secrets(secrets)
+        .map(|(name, value)| KnownSecret::new(name, value))
+        .collect();
+    let sdk = match &settings.logs.group {
+        Some(_) => Some(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await,
+        ),
+        None => None,
+    };
+    let metadata = std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok();
+    let mut log_settings = settings.logs.clone();
+    let (logs, skipped) = loop {
+        match Logs::start(
+            &log_settings,
+            known.clone(),
+            sdk.as_ref(),
+            metadata.as_deref(),
+        )
+        .await
+        {
+            Ok(started) => break started,
+            // Only a redaction pattern can fail, and reading the settings compiled them.
+            Err(e) if !log_settings.redact_patterns.is_empty() => {
+                tracing::error!("{e}; redacting with the built-in detectors only");
+                log_settings.redact_patterns.clear();
+            }
+            Err(e) => unreachable!("log settings without patterns failed: {e}"),
+        }
+    };
+    if let Some(events) =
+        diagnostics::attach(logs.shared_sanitizer(), logs.ships(), settings.log_format)
+    {
+        tokio::spawn(diagnostics::forward(logs.agent_events(), events));
+    }
+    if let Some(dest) = logs.destination() {
+        tracing::info!(group = %dest.group, stream = %dest.stream, "shipping the app's output to CloudWatch Logs");
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            variables = ?skipped,
+            "these secrets are shorter than {} characters and are not redacted from logs: {}",
+            logship::sanitize::MIN_SECRET_LEN,
+            skipped.join(", ")
+        );
+    }
+    logs
+}
+
+/// When the rest of the output must be shipped by: what is left of the stop timeout
+/// after SIGTERM (at least a second), or a whole stop timeout after the app exited
+/// on its own.
+fn flush_deadline(settings: &Settings, stop_requested: Option<Instant>) -> Instant {
+    let timeout = settings.supervision.stop_timeout;
+    match stop_requested {
+        Some(t) => (t + timeout).max(Instant::now() + Duration::from_secs(1)),
+        None => Instant::now() + timeout,
+    }
+}
+
+/// Ships what is buffered by the deadline and reports what happened to the output.
+async fn finish_logs(logs: Logs, settings: &Settings, stop_requested: Option<Instant>) {
+    let deadline = flush_deadline(settings, stop_requested);
+    diagnostics::drain(deadline).await;
+    let ships = logs.ships();
+    let report = logs.finish(deadline).await;
+    let count = |name: &str| {
+        report
+            .counters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| *v)
+    };
+    if report.unshipped > 0 {
+        tracing::error!(
+            unshipped = report.unshipped,
+            "{} events could not be shipped to CloudWatch Logs before the stop deadline",
+            report.unshipped
+        );
+    }
+    if ships {
+        tracing::info!(counters = ?report.counters, redactions = ?report.redactions, dropped = count("dropped"), "log pipeline finished");
+    }
+}
+
+/// A start that failed before the app: the errors go to stderr, and to CloudWatch
+/// when a log group is set (the only place some teams look).
+async fn fail_before_app(settings: &Settings, failure: &secrets::Failure) -> u8 {
+    let logs = match &settings.logs.group {
+        Some(_) => Some(start_logs(settings, &Secrets::default()).await),
+        None => None,
+    };
+    let code = fail(failure);
+    if let Some(logs) = logs {
+        finish_logs(logs, settings, Some(Instant::now())).await;
+    }
+    code
 }
 
 /// The plan, and the AWS SDK only when there is something to fetch.
@@ -146,14 +340,7 @@ pub fn known_secrets(secrets: &Secrets) -> impl Iterator<Item = (&str, &str)> {
         .map(|l| (l.variable.as_str(), l.value.expose()))
 }
 
-/// Starts the agent's own diagnostics on stderr. Only the agent's crate logs at
-/// `level`; libraries (the AWS SDK among them) at warn, so no request or response body
-/// is ever logged.
-pub fn init_logging(level: tracing::Level) {
-    let filter = tracing_subscriber::EnvFilter::new(format!("warn,agent={level}"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+/// Starts the agent's own diagnostics on stderr (see [`diagnostics`]).
+pub fn init_logging(level: tracing::Level, format: config::LogFormat) {
+    diagnostics::init(level, format);
 }

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    agent::init_logging(settings.log_level);
+    agent::init_logging(settings.log_level, settings.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -41,18 +41,49 @@ pub struct Rotation {
     pub current: ChildEnv,
 }
 
-/// Runs the app until it exits; returns the agent's exit code. `secrets` gains the
-/// values of every rotation.
+/// What the rest of the agent hears about the app's life.
+pub struct Hooks<'a> {
+    /// Called with every app started (the first, and each restart): takes its pipes.
+    pub on_spawn: Box<dyn FnMut(&mut Spawned) + 'a>,
+    /// Cancelled when SIGTERM arrives (the in-process health server starts draining).
+    pub stopping: Option<healthcheck::CancellationToken>,
+}
+
+impl Default for Hooks<'_> {
+    fn default() -> Self {
+        Hooks {
+            on_spawn: Box::new(|_| {}),
+            stopping: None,
+        }
+    }
+}
+
+/// How the app ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// The agent's exit code.
+    pub code: u8,
+    /// When SIGTERM arrived, if it did: what is left of the stop timeout counts from it.
+    pub stop_requested: Option<Instant>,
+}
+
+/// Runs the app until it exits. `secrets` gains the values of every rotation.
 pub async fn supervise(
     control: &mut ProcessControl,
     mut spec: ChildSpec,
     options: &Supervision,
     mut rotation: Option<Rotation>,
     secrets: &watch::Sender<Secrets>,
-) -> u8 {
-    let mut child = match start(control, &spec) {
+    mut hooks: Hooks<'_>,
+) -> Outcome {
+    let mut stop_requested = None;
+    let outcome = |code: u8, stop_requested| Outcome {
+        code,
+        stop_requested,
+    };
+    let mut child = match start(control, &spec, &mut hooks) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) => return outcome(code, None),
     };
     let mut stop_at: Option<Instant> = None;
     // SIGTERM arrived: the app is being stopped for good, never restarted.
@@ -76,12 +107,16 @@ pub async fn supervise(
                 None => {
                     tracing::error!("the reaper thread has stopped; killing the app");
                     process::send(child.pid, Signal::SIGKILL, true);
-                    return exit::SOFTWARE;
+                    return outcome(exit::SOFTWARE, stop_requested);
                 }
                 Some(Event::Signal(sig)) => {
                     let sent = if sig == Signal::SIGTERM {
                         stopping = true;
                         restart_with = None;
+                        if let Some(token) = &hooks.stopping {
+                            token.cancel();
+                        }
+                        stop_requested.get_or_insert_with(Instant::now);
                         if stop_at.is_none() {
                             stop_at = Some(Instant::now() + options.stop_timeout);
                             tracing::info!(signal = %options.stop_signal, timeout = %humantime::format_duration(options.stop_timeout), "stopping the app: sent {}, SIGKILL after {}", options.stop_signal, humantime::format_duration(options.stop_timeout));
@@ -100,12 +135,13 @@ pub async fn supervise(
                         break status;
                     };
                     if clean_up(control, child.pid).await {
+                        stop_requested.get_or_insert_with(Instant::now);
                         break status;
                     }
                     tracing::info!("restarting the app with the rotated secrets");
-                    child = match start(control, &next) {
+                    child = match start(control, &next, &mut hooks) {
                         Ok(c) => c,
-                        Err(code) => return code,
+                        Err(code) => return outcome(code, stop_requested),
                     };
                     spec = next;
                     stop_at = None;
@@ -150,16 +186,19 @@ pub async fn supervise(
             }
         }
     };
-    clean_up(control, child.pid).await;
+    if clean_up(control, child.pid).await {
+        stop_requested.get_or_insert_with(Instant::now);
+    }
     let code = status.exit_code();
     tracing::info!(?status, exit_code = code, "the app exited");
-    code
+    outcome(code, stop_requested)
 }
 
-fn start(control: &ProcessControl, spec: &ChildSpec) -> Result<Spawned, u8> {
+fn start(control: &ProcessControl, spec: &ChildSpec, hooks: &mut Hooks) -> Result<Spawned, u8> {
     match control.spawn(spec.clone()) {
-        Ok(child) => {
+        Ok(mut child) => {
             tracing::debug!(pid = child.pid.as_raw(), "started the app");
+            (hooks.on_spawn)(&mut child);
             Ok(child)
         }
         Err(e) => {

@@ -123,11 +123,32 @@ async fn run_async(cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || run(cmd)).await.unwrap()
 }
 
+/// stdout and stderr, decoded: the app's lines come back as the JSON events of the log
+/// pipeline (the line is the `message`), the agent's own as JSON objects (rendered as
+/// `message key=value…`, every string unescaped, so a leaked value cannot hide behind
+/// JSON escaping).
 fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (decode(&out.stdout, false), decode(&out.stderr, true))
+}
+
+fn decode(raw: &[u8], fields: bool) -> String {
+    let mut text = String::new();
+    for line in String::from_utf8_lossy(raw).lines() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(map)) => {
+                if let Some(m) = map.get("message").and_then(|m| m.as_str()) {
+                    text.push_str(m);
+                }
+                for (k, v) in map.iter().filter(|(k, _)| fields && *k != "message") {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    text.push_str(&format!(" {k}={v}"));
+                }
+            }
+            _ => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The app's recorded environment as `NAME=value` lines.

@@ -41,6 +41,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// Sanitizes, copies to stdout, splits and queues finished events.
     pub async fn emit(&self, events: &mut Vec<Event>) {
+        self.emit_to(events, self.stdout).await;
+    }
+
+    /// [`Pipeline::emit`], with the stdout copy only when `echo` (and stdout is on).
+    pub async fn emit_to(&self, events: &mut Vec<Event>, echo: bool) {
+        let echo = echo && self.stdout;
         if events.is_empty() {
             return;
         }
@@ -51,13 +57,13 @@ impl Pipeline {
             if let std::borrow::Cow::Owned(clean) = self.sanitizer.sanitize(&event.json) {
                 event.json = clean;
             }
-            if self.stdout {
+            if echo {
                 out.extend_from_slice(event.json.as_bytes());
                 out.push(b'\n');
             }
             ready.push(event);
         }
-        if self.stdout {
+        if echo {
             // A closed stdout must not stop the capture: the events still ship.
             let _ = std::io::stdout().lock().write_all(&out);
         }

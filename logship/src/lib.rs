@@ -167,15 +167,29 @@ impl Logs {
         tokio::spawn(capture::capture(reader, stream, self.pipeline.clone()))
     }
 
-    /// Sends one of the agent's own diagnostics (a JSON object) down the same path:
-    /// sanitized, to stdout when that is on, and to the stream.
+    /// Sends one of the agent's own diagnostics (a JSON object) to the stream,
+    /// sanitized. Not to stdout: the agent writes its diagnostics to stderr itself.
     pub async fn agent_event(&self, timestamp_ms: i64, json: String) {
-        let mut events = vec![Event { timestamp_ms, json }];
-        self.pipeline.emit(&mut events).await;
+        self.agent_events().send(timestamp_ms, json).await;
+    }
+
+    /// A handle for [`Logs::agent_event`] that a task can own.
+    pub fn agent_events(&self) -> AgentEvents {
+        AgentEvents(self.pipeline.clone())
     }
 
     pub fn sanitizer(&self) -> &Sanitizer {
         &self.pipeline.sanitizer
+    }
+
+    /// The sanitizer, for the agent's own stderr.
+    pub fn shared_sanitizer(&self) -> Arc<Sanitizer> {
+        self.pipeline.sanitizer.clone()
+    }
+
+    /// Whether events are shipped to CloudWatch Logs.
+    pub fn ships(&self) -> bool {
+        self.delivery.is_some()
     }
 
     /// Where events are shipped, if anywhere.
@@ -201,6 +215,17 @@ impl Logs {
             redactions: self.pipeline.sanitizer.counts(),
             unshipped,
         }
+    }
+}
+
+/// Sends the agent's own diagnostics down the pipeline (see [`Logs::agent_event`]).
+#[derive(Clone)]
+pub struct AgentEvents(Arc<Pipeline>);
+
+impl AgentEvents {
+    pub async fn send(&self, timestamp_ms: i64, json: String) {
+        let mut events = vec![Event { timestamp_ms, json }];
+        self.0.emit_to(&mut events, false).await;
     }
 }
 

@@ -58,6 +58,12 @@ pub struct PutResult {
     pub expired: u64,
 }
 
+/// A call that cannot connect in this long is retried (a blackholed endpoint must not
+/// hold a batch for the SDK's default).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One PutLogEvents attempt of up to 1 MiB.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// A CloudWatch Logs client bound to one stream.
 #[derive(Debug, Clone)]
 pub struct Shipper {
@@ -70,6 +76,12 @@ impl Shipper {
     pub fn new(sdk: &aws_config::SdkConfig, dest: Destination) -> Self {
         let config = aws_sdk_cloudwatchlogs::config::Builder::from(sdk)
             .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            )
             .build();
         Shipper {
             client: Client::from_conf(config),
@@ -292,7 +304,7 @@ pub async fn deliver(
     let mut prepared = false;
     let mut next_flush = Instant::now() + options.flush;
     let mut next_metrics = Instant::now() + options.metrics_interval;
-    let mut sender = Sender::new(shipper.clone(), counters.clone());
+    let mut sender = Sender::new(shipper.clone(), counters.clone(), stop.clone());
     // A dropped StopHandle means nobody will ask us to stop: keep delivering.
     let mut orphaned = false;
     loop {
@@ -310,11 +322,15 @@ pub async fn deliver(
             ready.extend(batcher.take());
             next_flush = now + options.flush;
         }
+        // false: a call gave up because the stop deadline would pass first.
+        let mut in_time = true;
         if !ready.is_empty() && !prepared {
-            prepared = sender.prepare(deadline).await;
+            prepared = sender.prepare().await;
+            in_time = prepared;
         }
         while prepared && !ready.is_empty() {
-            if !sender.send(&ready[0], deadline).await {
+            if !sender.send(&ready[0]).await {
+                in_time = false;
                 break;
             }
             ready.remove(0);
@@ -322,7 +338,8 @@ pub async fn deliver(
                 ready.extend(batcher.push(drop_event(drops)));
             }
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        let stopping = sender.deadline();
+        if stopping.is_some_and(|d| Instant::now() >= d) || (stopping.is_some() && !in_time) {
             break;
         }
         if draining && ready.is_empty() && batcher.is_empty() {
@@ -330,7 +347,7 @@ pub async fn deliver(
             ready.extend(batcher.push(metrics_event(&counters, &options)));
             ready.extend(batcher.take());
             while let Some(batch) = ready.first() {
-                if !prepared || !sender.send(batch, deadline).await {
+                if !prepared || !sender.send(batch).await {
                     break;
                 }
                 ready.remove(0);
@@ -362,26 +379,45 @@ struct Sender {
     shipper: Shipper,
     counters: Arc<Counters>,
     failing: bool,
+    stop: watch::Receiver<Option<Instant>>,
 }
 
 impl Sender {
-    fn new(shipper: Shipper, counters: Arc<Counters>) -> Self {
+    fn new(
+        shipper: Shipper,
+        counters: Arc<Counters>,
+        stop: watch::Receiver<Option<Instant>>,
+    ) -> Self {
         Sender {
             shipper,
             counters,
             failing: false,
+            stop,
         }
     }
 
+    /// The stop deadline, once the delivery loop has been asked to finish.
+    fn deadline(&self) -> Option<Instant> {
+        *self.stop.borrow()
+    }
+
     /// Sets the stream up; false when the deadline passed first.
-    async fn prepare(&mut self, deadline: Option<Instant>) -> bool {
+    async fn prepare(&mut self) -> bool {
         let mut attempt = 0;
         loop {
-            match self.shipper.prepare().await {
+            let attempt_result = match self.deadline() {
+                Some(d) => tokio::time::timeout_at(d, self.shipper.prepare())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ShipError::Retryable("the stop deadline passed".into()))
+                    }),
+                None => self.shipper.prepare().await,
+            };
+            match attempt_result {
                 Ok(()) => return true,
                 Err(e) => {
                     attempt += 1;
-                    if !self.pause(&e, attempt, deadline).await {
+                    if !self.pause(&e, attempt).await {
                         return false;
                     }
                 }
@@ -390,10 +426,18 @@ impl Sender {
     }
 
     /// Ships one batch, retrying until it is accepted or the deadline passes.
-    async fn send(&mut self, batch: &Batch, deadline: Option<Instant>) -> bool {
+    async fn send(&mut self, batch: &Batch) -> bool {
         let mut attempt = 0;
         loop {
-            match self.shipper.put(batch).await {
+            let attempt_result = match self.deadline() {
+                Some(d) => tokio::time::timeout_at(d, self.shipper.put(batch))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ShipError::Retryable("the stop deadline passed".into()))
+                    }),
+                None => self.shipper.put(batch).await,
+            };
+            match attempt_result {
                 Ok(r) => {
                     if self.failing {
                         tracing::info!(group = %self.shipper.dest.group, "shipping to CloudWatch Logs works again");
@@ -422,7 +466,7 @@ impl Sender {
                 Err(e) => {
                     attempt += 1;
                     Counters::add(&self.counters.retries, 1);
-                    if !self.pause(&e, attempt, deadline).await {
+                    if !self.pause(&e, attempt).await {
                         return false;
                     }
                 }
@@ -431,7 +475,7 @@ impl Sender {
     }
 
     /// Waits before the next attempt; false when that would pass the deadline.
-    async fn pause(&mut self, e: &ShipError, attempt: u32, deadline: Option<Instant>) -> bool {
+    async fn pause(&mut self, e: &ShipError, attempt: u32) -> bool {
         let delay = match e {
             ShipError::Retryable(msg) => {
                 tracing::debug!(attempt, error = %msg, "retrying a CloudWatch Logs call");
@@ -454,13 +498,26 @@ impl Sender {
             }
         };
         let until = Instant::now() + delay;
-        match deadline {
-            Some(d) if until >= d => {
-                tokio::time::sleep_until(d).await;
-                false
-            }
-            _ => {
+        match self.deadline() {
+            // Stopping: waiting out a delay that ends past the deadline ships nothing
+            // and only holds up the exit.
+            Some(d) if until >= d => false,
+            Some(_) => {
                 tokio::time::sleep_until(until).await;
+                true
+            }
+            // Not stopping (yet): a stop request ends the pause, for one more attempt
+            // under the deadline.
+            None => {
+                let mut stop = self.stop.clone();
+                let asked = tokio::select! {
+                    () = tokio::time::sleep_until(until) => true,
+                    asked = stop.wait_for(Option::is_some) => asked.is_ok(),
+                };
+                if !asked {
+                    // Nobody can ask any more: wait the whole delay.
+                    tokio::time::sleep_until(until).await;
+                }
                 true
             }
         }

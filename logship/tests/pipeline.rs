@@ -180,6 +180,6 @@ fn readme_documents_every_setting_with_its_env_var_and_default() {
     use clap::CommandFactory;
     testkit::assert_readme_documents(
         Cli::command(),
-        "## Log pipeline (`logship`, the agent's logging half)",
+        "### Logs: capture, sanitize, ship to CloudWatch",
     );
 }

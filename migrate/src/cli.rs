@@ -139,6 +139,26 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; write a duration like 500ms, 10s or 5m"))
 }
 
+/// The settings `migrate up` uses, from `MIGRATIONS_DIR` and the `MIGRATE_*` variables
+/// alone (the agent's `DECKHAND_MIGRATE_ON_START` runs `up` with them).
+pub fn up_settings_from_env() -> Result<Settings, clap::Error> {
+    let cli = Cli::try_parse_from(["migrate", "up"])?;
+    let Command::Up {
+        common,
+        envelope,
+        target,
+        out_of_order,
+    } = cli.command
+    else {
+        return Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand));
+    };
+    Ok(Settings {
+        target,
+        out_of_order,
+        ..settings(common, Some(envelope))
+    })
+}
+
 /// Runs the parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> i32 {
     match execute(cli.command).await {

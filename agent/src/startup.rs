@@ -1,0 +1,114 @@
+//! What runs between the secrets and the app: migrations (`DECKHAND_MIGRATE_ON_START`)
+//! and the in-process `/health` server (`DECKHAND_HEALTH_ADDR`). Both read the app's
+//! resolved environment, so a `DATABASE_URL` that came from a secret works.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use clap::{Args, FromArgMatches};
+use tokio::net::TcpListener;
+
+use crate::exit;
+use crate::secrets::ChildEnv;
+
+/// The app's environment as pgconn reads it (names and values that are not UTF-8 are
+/// left out: a connection setting never is).
+pub fn pg_env(env: &ChildEnv) -> BTreeMap<String, String> {
+    env.to_vec()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// `migrate up`, as the `migrate` binary would run it with the same `MIGRATIONS_DIR`
+/// and `MIGRATE_*` variables, against the database in `url_var` (or the `PG*`
+/// variables). Returns the exit code to stop with when it fails: migrate's own (1 a
+/// migration failed and was rolled back, 3 lock not acquired in time, 4 drift, 5
+/// database unreachable), or 64 for a bad setting.
+pub async fn migrate(env: &ChildEnv, url_var: &str) -> Result<(), u8> {
+    let settings = match migrate::cli::up_settings_from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("DECKHAND_MIGRATE_ON_START: {e}");
+            return Err(exit::USAGE);
+        }
+    };
+    let db = match pgconn::PgConfig::from_env_named(&pg_env(env), url_var) {
+        Ok(Some(db)) => db.with_default_application_name("deckhand-migrate"),
+        Ok(None) => {
+            tracing::error!("DECKHAND_MIGRATE_ON_START needs a database: set {url_var} (a reference works) or DECKHAND_DATABASE_SECRET, or the PG* variables");
+            return Err(exit::CONFIG);
+        }
+        Err(e) => {
+            tracing::error!("DECKHAND_MIGRATE_ON_START: {e}");
+            return Err(exit::CONFIG);
+        }
+    };
+    tracing::info!(dir = %settings.dir.display(), "running migrations before the app (DECKHAND_MIGRATE_ON_START)");
+    match migrate::up(&db, &settings).await {
+        Ok(report) => {
+            tracing::info!(
+                applied = report.applied.len(),
+                current = report.current,
+                "migrations done: {} applied; the database is at version {}",
+                report.applied.len(),
+                report.current.map_or("none".into(), |v| v.to_string())
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let code = u8::try_from(e.exit_code()).unwrap_or(exit::SOFTWARE);
+            tracing::error!(
+                exit_code = code,
+                "migrations failed, the app was not started: {e}"
+            );
+            Err(code)
+        }
+    }
+}
+
+/// The in-process health server: healthcheck's settings from its `HEALTH_*` variables,
+/// the address from `DECKHAND_HEALTH_ADDR`, the database from the app's environment.
+/// Bound before the app starts, so a taken port stops the start (exit 78).
+pub async fn health(
+    addr: SocketAddr,
+    env: &ChildEnv,
+    drain: healthcheck::CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, u8> {
+    let command = healthcheck::ServeArgs::augment_args(clap::Command::new("health"));
+    let args = command
+        .try_get_matches_from(["health"])
+        .and_then(|m| healthcheck::ServeArgs::from_arg_matches(&m));
+    let mut args = match args {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("DECKHAND_HEALTH_ADDR: a HEALTH_* setting is not valid: {e}");
+            return Err(exit::USAGE);
+        }
+    };
+    args.addr = addr.to_string();
+    let config = match healthcheck::Config::from_args(&args, &pg_env(env)) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("DECKHAND_HEALTH_ADDR: {e}");
+            return Err(exit::USAGE);
+        }
+    };
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("DECKHAND_HEALTH_ADDR={addr}: cannot listen: {e}; choose a free port (the app's own PORT must differ)");
+            return Err(exit::CONFIG);
+        }
+    };
+    let path = config.path.clone();
+    match listener.local_addr() {
+        Ok(bound) => tracing::info!(addr = %bound, path = %path, "serving {path} in process"),
+        Err(_) => tracing::info!(path = %path, "serving {path} in process"),
+    }
+    Ok(tokio::spawn(async move {
+        if let Err(e) = healthcheck::run(listener, config, drain).await {
+            tracing::error!("the health server stopped: {e}");
+        }
+    }))
+}

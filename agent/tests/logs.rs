@@ -1,0 +1,780 @@
+//! The agent with its log pipeline, against the moto server (CloudWatch Logs, Secrets
+//! Manager) and PostgreSQL that `scripts/services` starts: the app's output in
+//! CloudWatch, sanitized, in order, complete across SIGTERM and an outage; access
+//! denied; and the startup extras (migrations on start, `/health` in process).
+//!
+//! Each test uses its own log group, secret names, database and temporary directory.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_cloudwatchlogs::Client as Logs;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_agent");
+const EXAMPLE_MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/migrations");
+
+/// Longest any agent run may take here.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------
+
+async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// A temporary directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(testkit::unique_name("agent-logs"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The agent with a clean environment, the moto variables and a log group of its own.
+fn agent(group: &str) -> Command {
+    let mut cmd = testkit::clean_command(AGENT);
+    cmd.envs(testkit::aws_env())
+        .env("CLOUDWATCH_LOG_GROUP", group)
+        .env("CLOUDWATCH_LOG_STREAM", "app")
+        .env("DECKHAND_LOG_FLUSH", "200ms");
+    cmd
+}
+
+/// A started agent whose stdout and stderr are read as they come (a full pipe must
+/// never stall it); killed if the test ends early.
+struct Running {
+    child: Option<Child>,
+    out: Option<std::thread::JoinHandle<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the agent");
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out = std::thread::spawn(move || {
+            let err = std::thread::spawn(move || {
+                let mut b = Vec::new();
+                let _ = stderr.read_to_end(&mut b);
+                b
+            });
+            let mut o = Vec::new();
+            let _ = stdout.read_to_end(&mut o);
+            (o, err.join().unwrap())
+        });
+        Running {
+            child: Some(child),
+            out: Some(out),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    fn wait(mut self) -> Output {
+        let mut child = self.child.take().unwrap();
+        let exited = testkit::wait_until(RUN_LIMIT, || child.try_wait().unwrap().is_some());
+        if !exited {
+            let _ = child.kill();
+        }
+        let status = child.wait().unwrap();
+        let (stdout, stderr) = self.out.take().unwrap().join().unwrap();
+        assert!(
+            exited,
+            "the agent did not exit within {RUN_LIMIT:?}; stderr: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn run(cmd: Command) -> Output {
+    Running::start(cmd).wait()
+}
+
+fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every event of a stream, oldest first: (timestamp, message).
+async fn read_stream(client: &Logs, group: &str, stream: &str) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = match client
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await
+        {
+            Ok(p) => p,
+            Err(_) => return out, // not created yet
+        };
+        let events = page.events();
+        out.extend(events.iter().map(|e| {
+            (
+                e.timestamp().unwrap_or(0),
+                e.message().unwrap_or("").to_owned(),
+            )
+        }));
+        let next = page.next_forward_token().map(str::to_owned);
+        if events.is_empty() || next == token {
+            return out;
+        }
+        token = next;
+    }
+}
+
+/// The app's events (the agent's own, `"source":"agent"`, and metrics left out).
+fn app_events(events: &[(i64, String)]) -> Vec<(i64, Value)> {
+    events
+        .iter()
+        .map(|(ts, m)| {
+            (
+                *ts,
+                serde_json::from_str::<Value>(m).expect("events are JSON"),
+            )
+        })
+        .filter(|(_, v)| v.get("source").is_none() && v.get("_aws").is_none())
+        .collect()
+}
+
+/// The numbered lines (`line N`) among the app's events, in stream order.
+fn numbers(events: &[(i64, String)]) -> Vec<u64> {
+    app_events(events)
+        .iter()
+        .filter_map(|(_, v)| v["message"].as_str()?.strip_prefix("line ")?.parse().ok())
+        .collect()
+}
+
+/// A TCP proxy in front of moto that can be switched off: while off, it closes every
+/// connection, open ones included — CloudWatch is unreachable.
+struct Switch {
+    url: String,
+    up: Arc<AtomicBool>,
+    cut: Arc<tokio::sync::Notify>,
+}
+
+impl Switch {
+    async fn start() -> Switch {
+        let upstream: SocketAddr = testkit::service_var("AWS_ENDPOINT_URL")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("AWS_ENDPOINT_URL is http://IP:PORT");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let (u, c) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = c.notified() => {}
+                    }
+                });
+            }
+        });
+        Switch { url, up, cut }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            self.cut.notify_waiters();
+        }
+    }
+}
+
+/// A CloudWatch Logs endpoint that refuses everything: access denied.
+async fn denying_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(400)
+                                .header("content-type", "application/x-amz-json-1.1")
+                                .body(Full::new(Bytes::from_static(
+                                    br#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:CreateLogStream"}"#,
+                                )))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, calls)
+}
+
+async fn create_secret(sdk: &aws_config::SdkConfig, value: &str) -> String {
+    let name = format!("logs/{}", testkit::unique_name("agent"));
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(&name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create the secret in moto");
+    name
+}
+
+fn group_name() -> String {
+    format!("/deckhand/test/{}", testkit::unique_name("agent"))
+}
+
+// ---------------------------------------------------------------------------------
+// The app's output in CloudWatch
+// ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_output_arrives_structured_sanitized_and_in_order() {
+    let sdk = aws().await;
+    let password = format!("Pw-{}-x/y+z", testkit::unique_name("s"));
+    let secret = create_secret(&sdk, &password).await;
+    let group = group_name();
+    let three_days_ago = {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        (now.as_millis() as i64) - 3 * 24 * 3600 * 1000
+    };
+    let script = format!(
+        r#"
+echo '{{"level":"warn","msg":"json line","n":1}}'
+echo 'text line 2'
+echo "connecting with $DB_PASSWORD"
+printf 'base64 %s\n' "$(printf %s "$DB_PASSWORD" | base64 -w0)"
+echo 'card 4111 1111 1111 1111 and 4111 1111 1111 1112' >&2
+echo 'reset your password to continue'
+printf 'bad \377 byte and nul \000 here\n'
+echo '{{"ts":{three_days_ago},"msg":"from three days ago"}}'
+exit 3
+"#
+    );
+    let mut cmd = agent(&group);
+    cmd.env("DB_PASSWORD", format!("secretsmanager:{secret}"))
+        .args(["--", "sh", "-c", &script]);
+    let out = run(cmd);
+    assert_code(&out, 3);
+
+    let client = Logs::new(&sdk);
+    let events = read_stream(&client, &group, "app").await;
+    let all = events
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let b64 = {
+        use std::process::Command as C;
+        let o = C::new("sh")
+            .args(["-c", "printf %s \"$P\" | base64 -w0"])
+            .env("P", &password)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    for leak in [password.as_str(), b64.as_str(), "4111 1111 1111 1111"] {
+        assert!(!all.contains(leak), "{leak:?} reached CloudWatch: {all}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(leak));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(leak));
+    }
+    let app = app_events(&events);
+    let messages: Vec<String> = app
+        .iter()
+        .map(|(_, v)| {
+            v["message"]
+                .as_str()
+                .or(v["msg"].as_str())
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    // The stderr line may overtake stdout lines (two pipes); stdout keeps its order.
+    let stdout_order: Vec<&str> = messages
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !m.starts_with("card"))
+        .collect();
+    assert_eq!(
+        stdout_order,
+        [
+            "json line",
+            "text line 2",
+            "connecting with [REDACTED]",
+            "base64 [REDACTED]",
+            "reset your password to continue",
+            "bad \u{fffd} byte and nul \u{0} here",
+            "from three days ago",
+        ],
+        "{all}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "card [REDACTED] and 4111 1111 1111 1112"),
+        "a Luhn-valid card is redacted, an invalid one left alone: {messages:?}"
+    );
+    // A JSON line keeps its own fields; a text line gets timestamp, level and stream.
+    let (_, json) = &app[0];
+    assert_eq!(
+        (json["n"].as_i64(), json["level"].as_str()),
+        (Some(1), Some("warn"))
+    );
+    let text = app
+        .iter()
+        .find(|(_, v)| v["message"] == "text line 2")
+        .unwrap();
+    assert_eq!(text.1["stream"], "stdout");
+    assert!(text.1["timestamp"].is_string());
+    let card = app
+        .iter()
+        .find(|(_, v)| v["message"].as_str().is_some_and(|m| m.starts_with("card")))
+        .unwrap();
+    assert_eq!(card.1["stream"], "stderr");
+    // Three days old is outside what the service accepts: receive time instead.
+    let old = app
+        .iter()
+        .find(|(_, v)| v["msg"] == "from three days ago")
+        .unwrap();
+    assert!(
+        old.0 > three_days_ago + 2 * 24 * 3600 * 1000,
+        "the event kept a timestamp the service would reject"
+    );
+    // The agent's own messages are in the stream too, marked.
+    assert!(
+        events
+            .iter()
+            .any(|(_, m)| m.starts_with(r#"{"source":"agent""#) && m.contains("the app exited")),
+        "no agent event in the stream: {all}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_flood_ships_every_line_before_exit() {
+    let sdk = aws().await;
+    let group = group_name();
+    let scratch = Scratch::new();
+    let mut cmd = agent(&group);
+    cmd.env("DIR", &scratch.0).args([
+        "--",
+        "sh",
+        "-c",
+        r#"i=0; trap 'echo $i > "$DIR/last"; exit 7' TERM; while :; do echo "line $i"; i=$((i+1)); done"#,
+    ]);
+    let running = Running::start(cmd);
+    let client = Logs::new(&sdk);
+    // In the middle of the flood: some lines are already in CloudWatch.
+    assert!(
+        testkit::wait_until_async(Duration::from_secs(20), || async {
+            numbers(&read_stream(&client, &group, "app").await).len() > 1000
+        })
+        .await,
+        "no lines arrived"
+    );
+    running.signal("TERM");
+    let out = running.wait();
+    assert_code(&out, 7);
+    let last: u64 = std::fs::read_to_string(scratch.path("last"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let got = numbers(&read_stream(&client, &group, "app").await);
+    // The trap may run between `echo "line $i"` and `i=$((i+1))`: line `last` may exist.
+    let n = got.len() as u64;
+    assert!(n == last || n == last + 1, "{n} lines for {last} written");
+    assert!(
+        got == (0..n).collect::<Vec<_>>(),
+        "lines lost, duplicated or out of order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudwatch_unreachable_for_ten_seconds_loses_nothing() {
+    let sdk = aws().await;
+    let group = group_name();
+    let switch = Switch::start().await;
+    let scratch = Scratch::new();
+    let mut cmd = agent(&group);
+    // The app writes a line every 20 ms until the test says stop.
+    cmd.env("AWS_ENDPOINT_URL", &switch.url)
+        .env("DIR", &scratch.0)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            r#"i=0; while [ ! -e "$DIR/stop" ]; do echo "line $i"; i=$((i+1)); sleep 0.02; done; echo $i > "$DIR/last""#,
+        ]);
+    let running = Running::start(cmd);
+    let client = Logs::new(&sdk);
+    let arrived = || async { numbers(&read_stream(&client, &group, "app").await).len() };
+    assert!(
+        testkit::wait_until_async(Duration::from_secs(20), || async { arrived().await > 10 }).await
+    );
+    switch.set(false);
+    // The outage itself is the scenario: ten seconds of refused connections.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = arrived().await;
+    switch.set(true);
+    std::fs::write(scratch.path("stop"), "").unwrap();
+    let out = running.wait();
+    assert_code(&out, 0);
+    let last: u64 = std::fs::read_to_string(scratch.path("last"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        last as usize > during + 100,
+        "the app wrote during the outage"
+    );
+    let got = numbers(&read_stream(&client, &group, "app").await);
+    assert_eq!(
+        got,
+        (0..last).collect::<Vec<_>>(),
+        "lines lost, duplicated or reordered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_denied_keeps_the_app_running_with_its_lines_on_stdout() {
+    let (url, calls) = denying_endpoint().await;
+    let group = group_name();
+    let mut cmd = agent(&group);
+    cmd.env("AWS_ENDPOINT_URL", &url)
+        .env("DECKHAND_LOG_STDOUT", "json")
+        .env("DECKHAND_STOP_TIMEOUT", "20s")
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo \"line $i\"; done; exit 4",
+        ]);
+    let started = std::time::Instant::now();
+    let out = run(cmd);
+    assert_code(&out, 4);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout lines are JSON events"))
+        .collect();
+    let messages: Vec<&str> = lines.iter().filter_map(|v| v["message"].as_str()).collect();
+    assert_eq!(messages, ["line 1", "line 2", "line 3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("cannot ship logs to CloudWatch").count(),
+        1,
+        "reported once: {stderr}"
+    );
+    assert!(stderr.contains("AccessDenied"), "{stderr}");
+    assert!(stderr.contains("could not be shipped"), "{stderr}");
+    assert!(calls.load(Ordering::SeqCst) >= 1);
+    // Nothing can be shipped: the agent does not sit out the stop timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the exit waited {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_redaction_pattern_stops_the_start_naming_it() {
+    let scratch = Scratch::new();
+    let mut cmd = testkit::clean_command(AGENT);
+    cmd.env("DECKHAND_REDACT_PATTERNS", "ok-[0-9]+,broken(")
+        .env("OUT", scratch.path("ran"))
+        .args(["--", "sh", "-c", "touch \"$OUT\""]);
+    let out = run(cmd);
+    assert_code(&out, 78);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DECKHAND_REDACT_PATTERNS") && stderr.contains("broken("),
+        "{stderr}"
+    );
+    assert!(!scratch.path("ran").exists(), "the app ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_start_ships_its_error_to_cloudwatch() {
+    let sdk = aws().await;
+    let group = group_name();
+    let mut cmd = agent(&group);
+    cmd.env("API_KEY", "secretsmanager:logs/does-not-exist-at-all")
+        .args(["--", "true"]);
+    let out = run(cmd);
+    assert_code(&out, 78);
+    let events = read_stream(&Logs::new(&sdk), &group, "app").await;
+    assert!(
+        events
+            .iter()
+            .any(|(_, m)| m.contains(r#""source":"agent""#) && m.contains("API_KEY")),
+        "{events:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Startup extras
+// ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_run_on_start_with_the_database_url_from_a_secret() {
+    let db = testkit::TestDb::create("agent_migrate").await;
+    let sdk = aws().await;
+    let secret = create_secret(&sdk, &db.url).await;
+    let scratch = Scratch::new();
+    let mut cmd = testkit::clean_command(AGENT);
+    cmd.envs(testkit::aws_env())
+        .env("DATABASE_URL", format!("secretsmanager:{secret}"))
+        .env("DECKHAND_MIGRATE_ON_START", "true")
+        .env("MIGRATIONS_DIR", EXAMPLE_MIGRATIONS)
+        .env("OUT", scratch.path("ran"))
+        .args(["--", "sh", "-c", "touch \"$OUT\""]);
+    let out = run(cmd);
+    assert_code(&out, 0);
+    assert!(scratch.path("ran").exists());
+    let client = db.client().await;
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2, 3]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("migrations done: 3 applied"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_migration_on_start_keeps_the_app_from_starting() {
+    let db = testkit::TestDb::create("agent_migrate_fail").await;
+    let scratch = Scratch::new();
+    let dir = scratch.path("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("V1__ok.sql"), "CREATE TABLE t (id int);").unwrap();
+    std::fs::write(
+        dir.join("V2__broken.sql"),
+        "CREATE TABLE u (id int);\nSELECT no_such_function();",
+    )
+    .unwrap();
+    let mut cmd = testkit::clean_command(AGENT);
+    cmd.env("DATABASE_URL", &db.url)
+        .env("DECKHAND_MIGRATE_ON_START", "true")
+        .env("MIGRATIONS_DIR", &dir)
+        .env("OUT", scratch.path("ran"))
+        .args(["--", "sh", "-c", "touch \"$OUT\""]);
+    let out = run(cmd);
+    assert_code(&out, 1);
+    assert!(!scratch.path("ran").exists(), "the app ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("V2__broken"),
+        "the failed migration is named: {stderr}"
+    );
+    let client = db.client().await;
+    let u: Option<String> = client
+        .query_one("SELECT to_regclass('u')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(u, None, "the failed migration was rolled back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_is_served_in_process_and_drains_on_sigterm() {
+    let db = testkit::TestDb::create("agent_health").await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let scratch = Scratch::new();
+    let mut cmd = testkit::clean_command(AGENT);
+    cmd.env("DATABASE_URL", &db.url)
+        .env("DECKHAND_HEALTH_ADDR", format!("127.0.0.1:{port}"))
+        .env("DIR", &scratch.0)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            r#"trap 'sleep 1; exit 0' TERM; touch "$DIR/ready"; while :; do sleep 0.05; done"#,
+        ]);
+    let running = Running::start(cmd);
+    let url = format!("http://127.0.0.1:{port}/health");
+    let get = |url: String| async move {
+        let stream =
+            TcpStream::connect(url.trim_start_matches("http://").split('/').next().unwrap())
+                .await
+                .ok()?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let req = Request::get(url.as_str())
+            .header("host", "localhost")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.ok()?;
+        let status = resp.status().as_u16();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .ok()?
+            .to_bytes();
+        Some((status, serde_json::from_slice::<Value>(&body).ok()?))
+    };
+    assert!(
+        testkit::wait_until_async(Duration::from_secs(10), || async {
+            scratch.path("ready").exists() && get(url.clone()).await.is_some()
+        })
+        .await
+    );
+    let (status, body) = get(url.clone()).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["database"]["status"], "healthy", "{body}");
+    let password = db
+        .config
+        .tokio_config()
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    if let Some(p) = password.filter(|p| p.len() >= 4) {
+        assert!(!body.to_string().contains(&p), "the password is in /health");
+    }
+    running.signal("TERM");
+    assert!(
+        testkit::wait_until_async(Duration::from_secs(5), || async {
+            matches!(get(url.clone()).await, Some((503, _)))
+        })
+        .await,
+        "/health does not report draining after SIGTERM"
+    );
+    assert_code(&running.wait(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_health_port_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let scratch = Scratch::new();
+    let mut cmd = testkit::clean_command(AGENT);
+    cmd.env(
+        "DECKHAND_HEALTH_ADDR",
+        taken.local_addr().unwrap().to_string(),
+    )
+    .env("OUT", scratch.path("ran"))
+    .args(["--", "sh", "-c", "touch \"$OUT\""]);
+    let out = run(cmd);
+    assert_code(&out, 78);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DECKHAND_HEALTH_ADDR"));
+    assert!(!scratch.path("ran").exists(), "the app ran");
+}
+
+/// All the lines of two streams arrive, none twice (set semantics over 20,000 lines on
+/// both pipes at once).
+#[tokio::test(flavor = "multi_thread")]
+async fn both_pipes_at_once_lose_nothing() {
+    let sdk = aws().await;
+    let group = group_name();
+    let mut cmd = agent(&group);
+    cmd.args([
+        "--",
+        "sh",
+        "-c",
+        r#"(i=0; while [ $i -lt 10000 ]; do echo "line $i"; i=$((i+1)); done) & (i=10000; while [ $i -lt 20000 ]; do echo "line $i" >&2; i=$((i+1)); done); wait"#,
+    ]);
+    assert_code(&run(cmd), 0);
+    let got = numbers(&read_stream(&Logs::new(&sdk), &group, "app").await);
+    let set: BTreeSet<u64> = got.iter().copied().collect();
+    assert_eq!(got.len(), 20_000, "duplicates or losses");
+    assert_eq!(set, (0..20_000).collect::<BTreeSet<_>>());
+}
