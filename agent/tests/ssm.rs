@@ -825,3 +825,18 @@ async fn a_changed_parameter_under_a_path_restarts_the_app() {
     assert!(stderr.contains("SESSION_TOKEN"), "{stderr}");
     assert!(!stderr.contains("second-token-2") && !stdout.contains("second-token-2"));
 }
+
+#[test]
+fn the_help_names_the_parameter_options_and_syntax() {
+    let out = Command::new(AGENT).arg("--help").output().unwrap();
+    assert_code(&out, 0);
+    let help = text(&out).0;
+    for needle in [
+        "DECKHAND_ENV_PARAMETERS",
+        "DECKHAND_ENV_PARAMETERS_KEEP_CASE",
+        "arn:aws:ssm:REGION:ACCOUNT:parameter/NAME[:VERSION|:LABEL]",
+        "ssm:/NAME[:VERSION|:LABEL]",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}");
+    }
+}

@@ -350,10 +350,12 @@ impl Plan {
         }
         for (name, (value, parameter, path)) in from_paths {
             if env.contains_key(OsStr::new(&name)) {
-                let by = if from_secrets.contains_key(&name) {
-                    "by a secret"
-                } else {
+                let explicit = self.plain.0.contains_key(OsStr::new(&name))
+                    || self.references.iter().any(|(n, _)| *n == name);
+                let by = if explicit {
                     "in the environment"
+                } else {
+                    "by a secret"
                 };
                 notices.push(format!(
                     "{name} is set {by}; the value of parameter \"{parameter}\" (under \"{path}\" of {ENV_PARAMETERS}) is not used"
