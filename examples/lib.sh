@@ -413,3 +413,8 @@ ex_credentials_endpoint() {
     "AWS_CONTAINER_AUTHORIZATION_TOKEN=$token")
   say "credentials: no AWS_ACCESS_KEY_ID in the task; the task role comes from the container credentials endpoint"
 }
+
+# ex_applied: the newest migration version recorded in the run's database.
+ex_applied() {
+  psql -qtA "$DATABASE_URL" -c "\\c $DB_NAME" -c "SELECT coalesce(max(version), 0) FROM refinery_schema_history" 2>/dev/null | tail -1
+}
