@@ -20,7 +20,7 @@ ex_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 say() { printf '[%s] %s\n' "${EX_LABEL:-$EX_NAME}" "$*"; }
 fail() {
-  printf '[%s] FAILED: %s\n' "$EX_NAME" "$*" >&2
+  printf '[%s] FAILED: %s\n' "${EX_LABEL:-$EX_NAME}" "$*" >&2
   exit 1
 }
 
@@ -39,7 +39,7 @@ sys.stdout.write(text)
 
 show_tail() { # FILE [LINES]: the end of an output file, scrubbed, indented
   [ -f "$1" ] || return 0
-  printf '[%s] --- last lines of %s ---\n' "$EX_NAME" "${1#"$EX_WORK"/}" >&2
+  printf '[%s] --- last lines of %s ---\n' "${EX_LABEL:-$EX_NAME}" "${1#"$EX_WORK"/}" >&2
   scrub "$1" | tail -n "${2:-40}" | sed 's/^/    /' >&2
 }
 
@@ -133,7 +133,8 @@ ex_begin() {
 
   if [ -z "${DATABASE_URL:-}" ] || [ -z "${AWS_ENDPOINT_URL:-}" ]; then
     say "starting PostgreSQL and the moto server (scripts/services)"
-    export DECKHAND_SERVICES_DIR=$EX_WORK/services
+    # Not under EX_WORK (private to us): PostgreSQL runs as its own OS user.
+    export DECKHAND_SERVICES_DIR=/tmp/deckhand-services-$EX_NAME-$$
     EX_OWN_SERVICES=1
     "$ex_root/scripts/services" start
     eval "$("$ex_root/scripts/services" env)"
@@ -168,7 +169,7 @@ ex_cleanup() {
   if [ "$code" = 0 ]; then
     say "ok ($((SECONDS - EX_START)) s)"
   else
-    printf '[%s] failed (exit %s)\n' "$EX_NAME" "$code" >&2
+    printf '[%s] failed (exit %s)\n' "${EX_LABEL:-$EX_NAME}" "$code" >&2
   fi
   exit "$code"
 }
