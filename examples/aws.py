@@ -256,6 +256,15 @@ def cmd_logs(group, out):
     print(f"{len(events)} events in {len(streams)} stream(s): {', '.join(s['logStreamName'] for s in streams)}")
 
 
+def cmd_log_retention(group):
+    """The retention in days of GROUP ("none" when it keeps events forever)."""
+    groups = client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    match = [g for g in groups if g["logGroupName"] == group]
+    if not match:
+        fail(f"log group {group} does not exist")
+    print(match[0].get("retentionInDays", "none"))
+
+
 def cmd_no_secrets(values_file, *paths):
     """No value of VALUES_FILE (a JSON object) appears in any of PATHS."""
     values = [v for v in load_json(values_file, subst=False).values() if len(v) >= 6]
@@ -323,6 +332,7 @@ COMMANDS = {
     "check-env": cmd_check_env,
     "logs": cmd_logs,
     "no-secrets": cmd_no_secrets,
+    "log-retention": cmd_log_retention,
     "creds-server": cmd_creds_server,
 }
 
