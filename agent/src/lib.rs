@@ -255,8 +255,15 @@ async fn finish_logs(logs: Logs, settings: &Settings, stop_requested: Option<Ins
             report.unshipped
         );
     }
+    let dropped = count("dropped_buffer_full");
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "{dropped} events were dropped because the log buffer was full (raise DECKHAND_LOG_BUFFER, or set DECKHAND_LOG_FULL=block)"
+        );
+    }
     if ships {
-        tracing::info!(counters = ?report.counters, redactions = ?report.redactions, dropped = count("dropped"), "log pipeline finished");
+        tracing::info!(counters = ?report.counters, redactions = ?report.redactions, "log pipeline finished");
     }
 }
 

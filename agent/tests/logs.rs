@@ -263,6 +263,62 @@ impl Switch {
     }
 }
 
+/// A CloudWatch Logs endpoint that takes `delay` to accept each PutLogEvents call;
+/// returns its URL and every message it accepted.
+async fn slow_endpoint(delay: Duration) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acc = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acc = acc.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let acc = acc.clone();
+                    async move {
+                        let put = req
+                            .headers()
+                            .get("x-amz-target")
+                            .is_some_and(|t| t.as_bytes().ends_with(b"PutLogEvents"));
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        if put {
+                            tokio::time::sleep(delay).await;
+                            let v: Value = serde_json::from_slice(&body).unwrap();
+                            let mut acc = acc.lock().unwrap();
+                            for e in v["logEvents"].as_array().unwrap() {
+                                acc.push(e["message"].as_str().unwrap().to_owned());
+                            }
+                        }
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(200)
+                                .header("content-type", "application/x-amz-json-1.1")
+                                .body(Full::new(Bytes::from_static(b"{}")))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// The anonymous resident memory of a process (heap and stacks, not the mapped
+/// binary, which a debug build makes large), in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// A CloudWatch Logs endpoint that refuses everything: access denied.
 async fn denying_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -777,4 +833,54 @@ async fn both_pipes_at_once_lose_nothing() {
     let set: BTreeSet<u64> = got.iter().copied().collect();
     assert_eq!(got.len(), 20_000, "duplicates or losses");
     assert_eq!(set, (0..20_000).collect::<BTreeSet<_>>());
+}
+
+/// The app writes far faster than CloudWatch accepts: the agent's memory stays near its
+/// buffer bound, the app is never blocked (drop-oldest), and the drops are counted and
+/// reported in the stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_faster_than_shipping_stays_within_the_buffer_and_drops_are_counted() {
+    let (url, accepted) = slow_endpoint(Duration::from_millis(400)).await;
+    let group = group_name();
+    let mut cmd = agent(&group);
+    // About 60 MB of lines, 15 times the buffer.
+    cmd.env("AWS_ENDPOINT_URL", &url)
+        .env("DECKHAND_LOG_BUFFER", "4MiB")
+        .env("DECKHAND_STOP_TIMEOUT", "3s")
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "yes 'a line of an app that logs far too much, padded to about one hundred bytes ....' | head -n 600000",
+        ]);
+    let running = Running::start(cmd);
+    let pid = running.pid();
+    let mut peak = 0;
+    let _ = testkit::wait_until(RUN_LIMIT, || {
+        match rss_kib(pid) {
+            Some(kib) => {
+                peak = peak.max(kib);
+                false
+            }
+            None => true, // exited
+        }
+    });
+    let out = running.wait();
+    assert_code(&out, 0);
+    // Without the bound the agent would hold ~60 MB; with it, the buffer (4 MiB) plus
+    // the batches in flight (1 MiB each) and the agent itself.
+    eprintln!("agent anonymous RSS peak: {peak} KiB");
+    assert!(peak < 32 * 1024, "agent memory peaked at {peak} KiB");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dropped because the log buffer was full"),
+        "drops not reported: {stderr}"
+    );
+    let accepted = accepted.lock().unwrap();
+    assert!(
+        accepted
+            .iter()
+            .any(|m| m.contains(r#""reason":"buffer_full""#)),
+        "no drop summary event was shipped"
+    );
 }
