@@ -384,6 +384,7 @@ async fn app_output_arrives_structured_sanitized_and_in_order() {
             .unwrap();
         (now.as_millis() as i64) - 3 * 24 * 3600 * 1000
     };
+    let three_hours_ahead = three_days_ago + 3 * 24 * 3600 * 1000 + 3 * 3600 * 1000;
     let script = format!(
         r#"
 echo '{{"level":"warn","msg":"json line","n":1}}'
@@ -394,6 +395,7 @@ echo 'card 4111 1111 1111 1111 and 4111 1111 1111 1112' >&2
 echo 'reset your password to continue'
 printf 'bad \377 byte and nul \000 here\n'
 echo '{{"ts":{three_days_ago},"msg":"from three days ago"}}'
+echo '{{"ts":{three_hours_ahead},"msg":"from three hours ahead"}}'
 exit 3
 "#
     );
@@ -451,6 +453,7 @@ exit 3
             "reset your password to continue",
             "bad \u{fffd} byte and nul \u{0} here",
             "from three days ago",
+            "from three hours ahead",
         ],
         "{all}"
     );
@@ -484,6 +487,14 @@ exit 3
         .unwrap();
     assert!(
         old.0 > three_days_ago + 2 * 24 * 3600 * 1000,
+        "the event kept a timestamp the service would reject"
+    );
+    let ahead = app
+        .iter()
+        .find(|(_, v)| v["msg"] == "from three hours ahead")
+        .unwrap();
+    assert!(
+        ahead.0 < three_hours_ahead - 2 * 3600 * 1000,
         "the event kept a timestamp the service would reject"
     );
     // The agent's own messages are in the stream too, marked.
