@@ -182,9 +182,10 @@ impl ParameterStore {
         let client = self.client(key.region.as_deref());
         let mut tree = BTreeMap::new();
         let mut next_token: Option<String> = None;
-        loop {
+        for page_number in 1u32.. {
+            let what = format!("page {page_number} of parameter path {key}");
             let page = deadline
-                .retry(|| {
+                .retry(&what, || {
                     let request = client
                         .get_parameters_by_path()
                         .path(&key.path)
@@ -205,9 +206,10 @@ impl ParameterStore {
             }
             match page.next_token() {
                 Some(t) if !t.is_empty() => next_token = Some(t.to_owned()),
-                _ => return Ok(tree),
+                _ => break,
             }
         }
+        Ok(tree)
     }
 }
 
