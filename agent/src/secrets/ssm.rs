@@ -138,7 +138,11 @@ impl ParameterStore {
         &self,
         keys: &[&ParameterKey],
     ) -> Result<Vec<Result<SecretString, FetchError>>, FetchError> {
-        debug_assert!(keys.len() <= GET_PARAMETERS_MAX_NAMES);
+        // `batches` keeps to the limit; the service would refuse the whole request.
+        assert!(
+            keys.len() <= GET_PARAMETERS_MAX_NAMES,
+            "GetParameters takes at most {GET_PARAMETERS_MAX_NAMES} names"
+        );
         let region = keys.first().and_then(|k| k.region.as_deref());
         let output = self
             .client(region)
