@@ -17,6 +17,7 @@ use nix::sys::signal::Signal;
 
 use crate::exit;
 use crate::secrets::database::SSLMODES;
+use crate::secrets::parameter::parse_path;
 use crate::secrets::reference::parse_secret_id;
 use crate::secrets::{DatabaseSettings, SecretSettings};
 
@@ -56,12 +57,23 @@ impl Env for std::collections::BTreeMap<String, String> {
     name = "agent",
     version,
     about = "Resolves secret references into the app's environment, then runs the app as PID 1: forwards signals, reaps zombies, exits with the app's code.",
-    after_help = "References: any variable whose value is arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]] or secretsmanager:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]] is replaced by the secret.\nExit codes: 64 usage, 69 AWS not reachable in time, 78 configuration (reference, secret, key, access, required variable), 126/127 command not runnable/found; otherwise the app's code, or 128+n for signal n."
+    after_help = "References: any variable whose value is arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]] or secretsmanager:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]] is replaced by the secret; one whose value is arn:aws:ssm:REGION:ACCOUNT:parameter/NAME[:VERSION|:LABEL] or ssm:/NAME[:VERSION|:LABEL] by the Parameter Store parameter (SecureStrings decrypted).\nExit codes: 64 usage, 69 AWS not reachable in time, 78 configuration (reference, secret, key, access, required variable), 126/127 command not runnable/found; otherwise the app's code, or 128+n for signal n."
 )]
 pub struct Args {
     /// Secrets (names or ARNs, comma-separated) whose every top-level JSON key becomes a variable.
     #[arg(long, env = "DECKHAND_ENV_SECRETS", value_name = "IDS")]
     pub env_secrets: Option<String>,
+    /// Parameter Store paths (comma-separated, e.g. /spotter-app/,/shared/?) whose every parameter, recursively, becomes a variable named by its last path segment, upper-cased, with - and . as _. A trailing ? lets a path hold nothing.
+    #[arg(long, env = "DECKHAND_ENV_PARAMETERS", value_name = "PATHS")]
+    pub env_parameters: Option<String>,
+    /// Keep the case of the variables named after DECKHAND_ENV_PARAMETERS parameters (- and . still become _).
+    #[arg(
+        long,
+        env = "DECKHAND_ENV_PARAMETERS_KEEP_CASE",
+        value_name = "BOOL",
+        default_value = "false"
+    )]
+    pub env_parameters_keep_case: String,
     /// An RDS-style JSON secret (host, port, username, password, dbname) that becomes DATABASE_URL and PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE.
     #[arg(long, env = "DECKHAND_DATABASE_SECRET", value_name = "ID")]
     pub database_secret: Option<String>,
@@ -367,6 +379,26 @@ impl Settings {
                     .unwrap_or_default()
             })
             .unwrap_or_default();
+        let env_parameters = present(&args.env_parameters)
+            .map(|v| {
+                let paths: Result<Vec<_>, String> = v
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(parse_path)
+                    .collect();
+                c.check("env_parameters", &v, exit::CONFIG, paths)
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        // A bad value is in `c.errors`, which the final check below refuses.
+        let keep_case = c
+            .check(
+                "env_parameters_keep_case",
+                &args.env_parameters_keep_case,
+                exit::USAGE,
+                boolean(&args.env_parameters_keep_case),
+            )
+            .unwrap_or_default();
         let url_var = c.check(
             "database_url_var",
             &args.database_url_var,
@@ -517,6 +549,8 @@ impl Settings {
                         env_secrets,
                         database,
                         required,
+                        env_parameters,
+                        keep_case,
                     },
                     secrets_timeout,
                     rotation: interval.map(|interval| RotationSettings {
@@ -712,6 +746,48 @@ mod tests {
     fn a_bad_secret_id_is_a_configuration_error() {
         let e = parse_err(&["agent", "--env-secrets", "a,secretsmanager:b:KEY", "true"]);
         assert_eq!(e.exit_code(), exit::CONFIG);
+    }
+
+    #[test]
+    fn parameter_paths_and_their_case() {
+        let s = parse_ok(&[
+            "agent",
+            "--env-parameters",
+            "/spotter-app/, ssm:/shared/?,arn:aws:ssm:us-west-2:1:parameter/west",
+            "--env-parameters-keep-case",
+            "true",
+            "true",
+        ]);
+        let paths: Vec<(String, bool)> = s
+            .secrets
+            .env_parameters
+            .iter()
+            .map(|p| (p.key.to_string(), p.optional))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("/spotter-app/".to_owned(), false),
+                ("/shared/".to_owned(), true),
+                ("/west/".to_owned(), false)
+            ]
+        );
+        assert!(s.secrets.keep_case);
+        assert!(!parse_ok(&["agent", "true"]).secrets.keep_case);
+
+        let e = parse_err(&["agent", "--env-parameters", "spotter-app/", "true"]);
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        let ParseError::Invalid(errors) = e else {
+            panic!("expected invalid values");
+        };
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("--env-parameters=\"spotter-app/\" is not valid: \"spotter-app/\" does not start with '/'"),
+            "{errors:?}"
+        );
+        let e = parse_err(&["agent", "--env-parameters-keep-case", "maybe", "true"]);
+        assert_eq!(e.exit_code(), exit::USAGE);
     }
 
     #[test]

@@ -6,191 +6,23 @@
 //! parallel. The app is usually `sh -c '…'` writing its environment to a file: the file
 //! (or its absence) is the proof of what the app saw, or that it never ran.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_secretsmanager::primitives::Blob;
-use aws_sdk_secretsmanager::Client;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_agent");
-
-/// Longest any single agent run may take in these tests.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+use common::*;
 
 // ---------------------------------------------------------------------------------
-// Helpers
+// Helpers for PID 1 tests
 // ---------------------------------------------------------------------------------
-
-async fn sm(region: &str) -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .load()
-        .await;
-    Client::new(&config)
-}
-
-/// Creates a secret with a unique name; returns (name, ARN).
-async fn create_secret(client: &Client, prefix: &str, value: &str) -> (String, String) {
-    let name = format!("{}/{}", prefix, testkit::unique_name("agent"));
-    let out = client
-        .create_secret()
-        .name(&name)
-        .secret_string(value)
-        .send()
-        .await
-        .expect("create the secret in moto");
-    (name, out.arn.expect("an ARN"))
-}
-
-/// A temporary directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(testkit::unique_name("agent-test"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The agent with a clean environment plus the moto variables.
-fn agent() -> Command {
-    let mut cmd = testkit::clean_command(AGENT);
-    cmd.envs(testkit::aws_env());
-    cmd
-}
-
-/// The same, as PID 1 of a new PID namespace (with its own /proc).
-fn agent_as_pid1() -> Command {
-    let mut cmd = testkit::clean_command("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", AGENT]);
-    cmd.envs(testkit::aws_env());
-    cmd
-}
-
-/// An app that records its environment in `env.txt` (the marker that it ran).
-fn app_writing_env(cmd: &mut Command, scratch: &Scratch) {
-    cmd.env("OUT", scratch.path("env.txt"))
-        .args(["--", "sh", "-c", "env > \"$OUT\""]);
-}
-
-/// Runs to completion with a time limit.
-fn run(mut cmd: Command) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the agent");
-    wait_output(child, RUN_LIMIT)
-}
-
-fn wait_output(mut child: Child, limit: Duration) -> Output {
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the agent did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-async fn run_async(cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || run(cmd)).await.unwrap()
-}
-
-/// stdout and stderr, decoded: the app's lines come back as the JSON events of the log
-/// pipeline (the line is the `message`), the agent's own as JSON objects (rendered as
-/// `message key=value…`, every string unescaped, so a leaked value cannot hide behind
-/// JSON escaping).
-fn text(out: &Output) -> (String, String) {
-    (decode(&out.stdout, false), decode(&out.stderr, true))
-}
-
-fn decode(raw: &[u8], fields: bool) -> String {
-    let mut text = String::new();
-    for line in String::from_utf8_lossy(raw).lines() {
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(serde_json::Value::Object(map)) => {
-                if let Some(m) = map.get("message").and_then(|m| m.as_str()) {
-                    text.push_str(m);
-                }
-                for (k, v) in map.iter().filter(|(k, _)| fields && *k != "message") {
-                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                    text.push_str(&format!(" {k}={v}"));
-                }
-            }
-            _ => text.push_str(line),
-        }
-        text.push('\n');
-    }
-    text
-}
-
-/// The app's recorded environment as `NAME=value` lines.
-fn app_env(scratch: &Scratch) -> Vec<(String, String)> {
-    let text =
-        std::fs::read_to_string(scratch.path("env.txt")).expect("the app ran and wrote env.txt");
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-fn var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-fn assert_code(out: &Output, code: i32) {
-    let (stdout, stderr) = text(out);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit status {:?}\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-}
-
-/// A fail-closed start: exit code, the message names the variable and the secret, the
-/// app never ran, and no secret value is anywhere in the output.
-fn assert_refused(out: &Output, scratch: &Scratch, code: i32, names: &[&str], values: &[&str]) {
-    assert_code(out, code);
-    let (stdout, stderr) = text(out);
-    for n in names {
-        assert!(stderr.contains(n), "stderr does not name {n}: {stderr}");
-    }
-    for v in values {
-        assert!(
-            !stdout.contains(v) && !stderr.contains(v),
-            "a secret value leaked: {stderr}"
-        );
-    }
-    assert!(!scratch.path("env.txt").exists(), "the app ran");
-}
 
 /// A port nothing listens on.
 fn closed_port() -> u16 {
@@ -231,88 +63,6 @@ fn wait_for_file(path: &Path) {
 
 fn pid_alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-}
-
-// ---------------------------------------------------------------------------------
-// HTTP doubles
-// ---------------------------------------------------------------------------------
-
-type Answer = Response<Full<Bytes>>;
-
-/// Serves `handle` on 127.0.0.1:0; returns the address.
-async fn serve<F, Fut>(handle: F) -> SocketAddr
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Answer> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let answer = handle(req);
-                    async move { Ok::<_, Infallible>(answer.await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-/// A proxy in front of moto that answers the first requests with the given faults
-/// (status, error type), then forwards. Returns its URL and the request count.
-async fn fault_proxy(faults: Vec<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
-    let upstream: SocketAddr = testkit::service_var("AWS_ENDPOINT_URL")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("AWS_ENDPOINT_URL is http://127.0.0.1:PORT");
-    let count = Arc::new(AtomicUsize::new(0));
-    let faults = Arc::new(faults);
-    let seen = count.clone();
-    let addr = serve(move |req: Request<Incoming>| {
-        let n = seen.fetch_add(1, Ordering::SeqCst);
-        let faults = faults.clone();
-        async move {
-            if let Some((status, kind)) = faults.get(n) {
-                return Response::builder()
-                    .status(*status)
-                    .header("x-amzn-errortype", *kind)
-                    .header("content-type", "application/x-amz-json-1.1")
-                    .body(Full::new(Bytes::from(format!(
-                        r#"{{"__type":"{kind}","message":"injected by the test"}}"#
-                    ))))
-                    .unwrap();
-            }
-            forward(upstream, req).await
-        }
-    })
-    .await;
-    (format!("http://{addr}"), count)
-}
-
-async fn forward(upstream: SocketAddr, req: Request<Incoming>) -> Answer {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    let stream = TcpStream::connect(upstream).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let resp = sender
-        .send_request(Request::from_parts(parts, Full::new(body)))
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Full::new(body.collect().await.unwrap().to_bytes()))
 }
 
 // ---------------------------------------------------------------------------------
@@ -679,7 +429,7 @@ async fn throttling_and_server_errors_are_retried() {
     assert_code(&out, 0);
     assert_eq!(var(&app_env(&scratch), "K"), Some("retried-value-1"));
     assert_eq!(
-        requests.load(Ordering::SeqCst),
+        requests.lock().unwrap().len(),
         5,
         "4 faults, then the real answer"
     );

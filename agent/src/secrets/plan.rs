@@ -4,15 +4,17 @@
 //!
 //! Precedence, highest first: variables set in the environment (plain or references),
 //! then `DECKHAND_DATABASE_SECRET`, then the `DECKHAND_ENV_SECRETS` secrets (a later one
-//! wins over an earlier one). Every collision is reported by name, never by value.
+//! wins over an earlier one), then the `DECKHAND_ENV_PARAMETERS` paths (likewise).
+//! Every collision is reported by name, never by value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 
 use super::database;
+use super::parameter::{self, PathSetting};
 use super::reference::{self, Key, Reference};
-use super::source::{FetchError, FetchErrorKind, Fetched};
+use super::source::{FetchError, FetchErrorKind, Fetched, Value};
 use super::value::{env_text, json_object, SecretString, Secrets};
 use crate::exit;
 
@@ -28,6 +30,10 @@ pub struct SecretSettings {
     pub database: Option<DatabaseSettings>,
     /// `DECKHAND_REQUIRED_ENV`: must be set and non-empty in the app's environment.
     pub required: Vec<String>,
+    /// `DECKHAND_ENV_PARAMETERS`: every parameter under each path becomes a variable.
+    pub env_parameters: Vec<PathSetting>,
+    /// `DECKHAND_ENV_PARAMETERS_KEEP_CASE`: name those variables without upper-casing.
+    pub keep_case: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -93,17 +99,21 @@ fn config_error(message: String) -> SecretError {
 }
 
 fn fetch_error(variable: &str, key: &Key, e: &FetchError) -> SecretError {
-    let what = match e.kind {
-        FetchErrorKind::NotFound => "was not found",
-        FetchErrorKind::AccessDenied => "may not be read (the task role needs secretsmanager:GetSecretValue on it, and kms:Decrypt when it is encrypted with a customer-managed KMS key)",
-        FetchErrorKind::Decryption => "could not be decrypted (the task role needs kms:Decrypt on the secret's KMS key)",
-        FetchErrorKind::Invalid | FetchErrorKind::Transient => "could not be used",
-        FetchErrorKind::TimedOut => "",
+    let what = match (e.kind, key) {
+        (FetchErrorKind::NotFound, _) => "was not found",
+        (FetchErrorKind::AccessDenied, Key::SecretsManager(_)) => "may not be read (the task role needs secretsmanager:GetSecretValue on it, and kms:Decrypt when it is encrypted with a customer-managed KMS key)",
+        (FetchErrorKind::AccessDenied, Key::Parameter(_)) => "may not be read (the task role needs ssm:GetParameters on it, and kms:Decrypt when it is a SecureString with a customer-managed KMS key)",
+        (FetchErrorKind::AccessDenied, Key::ParameterPath(_)) => "may not be read (the task role needs ssm:GetParametersByPath on it, and kms:Decrypt for SecureStrings with a customer-managed KMS key)",
+        (FetchErrorKind::Decryption, Key::SecretsManager(_)) => "could not be decrypted (the task role needs kms:Decrypt on the secret's KMS key)",
+        (FetchErrorKind::Decryption, _) => "could not be decrypted (the task role needs kms:Decrypt on the SecureString's KMS key)",
+        (FetchErrorKind::Invalid | FetchErrorKind::Transient, _) => "could not be used",
+        (FetchErrorKind::TimedOut, _) => "",
     };
+    let noun = key.noun();
     let message = if what.is_empty() {
-        format!("{variable}: secret \"{key}\" {}", e.detail)
+        format!("{variable}: {noun} \"{key}\" {}", e.detail)
     } else {
-        format!("{variable}: secret \"{key}\" {what}: {}", e.detail)
+        format!("{variable}: {noun} \"{key}\" {what}: {}", e.detail)
     };
     SecretError {
         exit_code: if e.kind == FetchErrorKind::TimedOut {
@@ -205,6 +215,12 @@ impl Plan {
         let mut keys: BTreeSet<Key> = self.references.iter().map(|(_, r)| r.key.clone()).collect();
         keys.extend(self.settings.env_secrets.iter().cloned());
         keys.extend(self.settings.database.iter().map(|d| d.key.clone()));
+        keys.extend(
+            self.settings
+                .env_parameters
+                .iter()
+                .map(|p| Key::ParameterPath(p.key.clone())),
+        );
         keys
     }
 
@@ -215,17 +231,17 @@ impl Plan {
         let mut notices = Vec::new();
         let get =
             |variable: &str, key: &Key, errors: &mut Vec<SecretError>| -> Option<SecretString> {
-                match fetched.get(key) {
-                    Some(Ok(v)) => Some(v.clone()),
-                    Some(Err(e)) => {
-                        errors.push(fetch_error(variable, key, e));
+                match fetched_value(fetched, variable, key) {
+                    Ok(Value::Text(v)) => Some(v.clone()),
+                    Ok(Value::Tree(_)) => {
+                        errors.push(config_error(format!(
+                            "{variable}: {} \"{key}\" holds several values, not one",
+                            key.noun()
+                        )));
                         None
                     }
-                    None => {
-                        errors.push(SecretError {
-                            exit_code: exit::UNAVAILABLE,
-                            message: format!("{variable}: secret \"{key}\" was not fetched"),
-                        });
+                    Err(e) => {
+                        errors.push(e);
                         None
                     }
                 }
@@ -289,6 +305,8 @@ impl Plan {
             }
         }
 
+        let from_paths = self.expand_paths(fetched, &mut errors, &mut notices);
+
         let mut env = self.plain.0.clone();
         let mut secrets = Secrets::default();
         for (name, reference) in &self.references {
@@ -320,14 +338,31 @@ impl Plan {
             secrets.push(name, &reference.key.to_string(), value.clone());
             env.insert(OsString::from(name), OsString::from(value.expose()));
         }
-        for (name, (value, source)) in from_secrets {
-            if env.contains_key(OsStr::new(&name)) {
+        for (name, (value, source)) in &from_secrets {
+            if env.contains_key(OsStr::new(name)) {
                 notices.push(format!(
                     "{name} is set in the environment; the value from secret \"{source}\" is not used"
                 ));
                 continue;
             }
-            secrets.push(&name, &source, value.clone());
+            secrets.push(name, source, value.clone());
+            env.insert(OsString::from(name), OsString::from(value.expose()));
+        }
+        for (name, (value, parameter, path)) in from_paths {
+            if env.contains_key(OsStr::new(&name)) {
+                let explicit = self.plain.0.contains_key(OsStr::new(&name))
+                    || self.references.iter().any(|(n, _)| *n == name);
+                let by = if explicit {
+                    "in the environment"
+                } else {
+                    "by a secret"
+                };
+                notices.push(format!(
+                    "{name} is set {by}; the value of parameter \"{parameter}\" (under \"{path}\" of {ENV_PARAMETERS}) is not used"
+                ));
+                continue;
+            }
+            secrets.push(&name, &parameter, value.clone());
             env.insert(OsString::from(name), OsString::from(value.expose()));
         }
 
@@ -352,6 +387,91 @@ impl Plan {
             secrets,
             notices,
         })
+    }
+
+    /// The `DECKHAND_ENV_PARAMETERS` variables: name → (value, parameter, path). A later
+    /// path wins over an earlier one (with a notice); two parameters of one path that
+    /// become the same variable are an error, as is a path that holds nothing unless it
+    /// is optional.
+    fn expand_paths(
+        &self,
+        fetched: &Fetched,
+        errors: &mut Vec<SecretError>,
+        notices: &mut Vec<String>,
+    ) -> BTreeMap<String, (SecretString, String, String)> {
+        let mut vars: BTreeMap<String, (SecretString, String, String)> = BTreeMap::new();
+        let mut done = BTreeSet::new();
+        for setting in &self.settings.env_parameters {
+            if !done.insert(&setting.key) {
+                continue;
+            }
+            let key = Key::ParameterPath(setting.key.clone());
+            let path = key.to_string();
+            let tree = match fetched_value(fetched, ENV_PARAMETERS, &key) {
+                Ok(Value::Tree(tree)) => tree,
+                Ok(Value::Text(_)) => {
+                    errors.push(config_error(format!(
+                        "{ENV_PARAMETERS}: \"{path}\" was read as one parameter, not a path (a bug in the agent)"
+                    )));
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            if tree.is_empty() {
+                if !setting.optional {
+                    errors.push(config_error(format!(
+                        "{ENV_PARAMETERS}: parameter path \"{path}\" holds no parameter; check the path and the region, or write \"{path}?\" if it may be empty"
+                    )));
+                }
+                continue;
+            }
+            let mut in_this_path: BTreeMap<String, &str> = BTreeMap::new();
+            for (name, value) in tree {
+                let variable = parameter::variable_name(name, self.settings.keep_case);
+                if let Some(other) = in_this_path.insert(variable.clone(), name) {
+                    let fix = if self.settings.keep_case {
+                        "rename one of them, or list a narrower path"
+                    } else {
+                        "rename one of them, list a narrower path, or set DECKHAND_ENV_PARAMETERS_KEEP_CASE=true if they differ only in case"
+                    };
+                    errors.push(config_error(format!(
+                        "{ENV_PARAMETERS}: parameters \"{other}\" and \"{name}\" under \"{path}\" would both become {variable}; {fix}"
+                    )));
+                    continue;
+                }
+                // Overlapping paths (`/app/` and `/app/db/`) list some parameters twice:
+                // the same parameter is no collision.
+                let earlier = vars.get(&variable).filter(|(_, e, _)| e != name);
+                if let Some((_, earlier, earlier_path)) = earlier {
+                    notices.push(format!(
+                        "{variable} is in parameters \"{earlier}\" (under \"{earlier_path}\") and \"{name}\" (under \"{path}\") of {ENV_PARAMETERS}; the value from \"{path}\" (listed later) is used"
+                    ));
+                }
+                vars.insert(variable, (value.clone(), name.clone(), path.clone()));
+            }
+        }
+        vars
+    }
+}
+
+const ENV_PARAMETERS: &str = "DECKHAND_ENV_PARAMETERS";
+
+/// The fetched value of `key`, or the error naming `variable` and the key.
+fn fetched_value<'f>(
+    fetched: &'f Fetched,
+    variable: &str,
+    key: &Key,
+) -> Result<&'f Value, SecretError> {
+    match fetched.get(key) {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(fetch_error(variable, key, e)),
+        None => Err(SecretError {
+            exit_code: exit::UNAVAILABLE,
+            message: format!("{variable}: {} \"{key}\" was not fetched", key.noun()),
+        }),
     }
 }
 
@@ -509,6 +629,116 @@ mod tests {
         assert!(
             !text.contains("value-one") && !text.contains("not-json-value"),
             "{text}"
+        );
+    }
+
+    fn paths(list: &[&str]) -> Vec<PathSetting> {
+        list.iter()
+            .map(|p| parameter::parse_path(p).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn parameter_paths_expand_below_secrets_and_explicit_variables() {
+        let fake = Fake::with(&[
+            ("/app/STRIPE_SECRET_KEY", "sk-1"),
+            ("/app/stripe-price-id.pro", "price-2"),
+            ("/app/nested/NODE_ENV", "production"),
+            ("/app/SHARED", "from-app"),
+            ("/app/FROM_SECRET", "from-parameter"),
+            ("/shared/SHARED", "from-shared"),
+            ("one", r#"{"FROM_SECRET":"from-secret"}"#),
+            ("/single/TOKEN", "token-3"),
+        ]);
+        let settings = SecretSettings {
+            env_parameters: paths(&["/app/", "/shared/", "/empty/?", "/app/nested/", "/app/"]),
+            env_secrets: vec![parse_secret_id("one").unwrap()],
+            ..Default::default()
+        };
+        let r = resolve(
+            fake,
+            &[("NODE_ENV", "staging"), ("T", "ssm:/single/TOKEN")],
+            settings,
+        )
+        .await
+        .unwrap();
+        assert_eq!(value(&r, "STRIPE_SECRET_KEY"), "sk-1");
+        assert_eq!(value(&r, "STRIPE_PRICE_ID_PRO"), "price-2");
+        assert_eq!(value(&r, "NODE_ENV"), "staging");
+        assert_eq!(value(&r, "SHARED"), "from-shared");
+        assert_eq!(value(&r, "FROM_SECRET"), "from-secret");
+        assert_eq!(value(&r, "T"), "token-3");
+        let notices = r.notices.join("\n");
+        assert!(
+            notices.contains("SHARED is in parameters \"/app/SHARED\" (under \"/app/\") and \"/shared/SHARED\" (under \"/shared/\")"),
+            "{notices}"
+        );
+        assert!(
+            notices.contains("NODE_ENV is set in the environment; the value of parameter \"/app/nested/NODE_ENV\""),
+            "{notices}"
+        );
+        assert!(
+            notices.contains("FROM_SECRET is set by a secret"),
+            "{notices}"
+        );
+        assert!(!notices.contains("from-"), "{notices}");
+        // Listing /app/nested/ and /app/ again is not a collision with itself.
+        assert_eq!(r.notices.len(), 3, "{notices}");
+        let loaded: Vec<(&str, &str)> = r
+            .secrets
+            .iter()
+            .map(|l| (l.variable.as_str(), l.source.as_str()))
+            .collect();
+        assert!(loaded.contains(&("STRIPE_PRICE_ID_PRO", "/app/stripe-price-id.pro")));
+        assert!(loaded.contains(&("T", "/single/TOKEN")));
+    }
+
+    #[tokio::test]
+    async fn an_empty_path_and_a_collision_within_a_path_stop_the_start() {
+        let fake = Fake::with(&[("/app/db-url", "u-1"), ("/app/DB_URL", "u-2")]);
+        let settings = SecretSettings {
+            env_parameters: paths(&["/app/", "/missing/"]),
+            ..Default::default()
+        };
+        let err = resolve(fake, &[], settings).await.unwrap_err();
+        assert_eq!(err.exit_code(), exit::CONFIG);
+        let text = err.to_string();
+        assert!(
+            text.contains("parameters \"/app/DB_URL\" and \"/app/db-url\" under \"/app/\" would both become DB_URL"),
+            "{text}"
+        );
+        assert!(text.contains("DECKHAND_ENV_PARAMETERS_KEEP_CASE"), "{text}");
+        assert!(
+            text.contains("parameter path \"/missing/\" holds no parameter"),
+            "{text}"
+        );
+        assert!(!text.contains("u-1") && !text.contains("u-2"), "{text}");
+
+        let fake = Fake::with(&[("/app/db-url", "u-1"), ("/app/DB_URL", "u-2")]);
+        let settings = SecretSettings {
+            env_parameters: paths(&["/app/"]),
+            keep_case: true,
+            ..Default::default()
+        };
+        let r = resolve(fake, &[], settings).await.unwrap();
+        assert_eq!(value(&r, "db_url"), "u-1");
+        assert_eq!(value(&r, "DB_URL"), "u-2");
+    }
+
+    #[tokio::test]
+    async fn a_missing_parameter_names_the_variable_and_the_parameter() {
+        let err = resolve(
+            Fake::default(),
+            &[("AUTH_SECRET", "ssm:/spotter-app/AUTH_SECRET:3")],
+            SecretSettings::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.exit_code(), exit::CONFIG);
+        assert!(
+            err.to_string()
+                .starts_with("AUTH_SECRET: parameter \"/spotter-app/AUTH_SECRET:3\" was not found"),
+            "{err}"
         );
     }
 

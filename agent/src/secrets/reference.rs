@@ -9,9 +9,15 @@
 //!   region (`AWS_REGION`).
 //!
 //! Empty parts mean "not given" (`…:password::`). Secret names never contain `:`, so
-//! splitting on it is exact. This module only parses; fetching is [`super::source`].
+//! splitting on it is exact.
+//!
+//! Parameter Store references (`ssm:/NAME`, `arn:aws:ssm:…:parameter/NAME`) are parsed
+//! by [`super::parameter`]; [`parse`] hands them over. This module only parses;
+//! fetching is [`super::source`].
 
 use std::fmt;
+
+use super::parameter::{self, ParameterKey, PathKey};
 
 /// The short form's prefix.
 pub const SHORT_PREFIX: &str = "secretsmanager:";
@@ -20,6 +26,21 @@ pub const SHORT_PREFIX: &str = "secretsmanager:";
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     SecretsManager(SmKey),
+    /// One Parameter Store parameter: its value.
+    Parameter(ParameterKey),
+    /// Every parameter under a path: their names and values.
+    ParameterPath(PathKey),
+}
+
+impl Key {
+    /// What the key names, for messages: `secret "…"`, `parameter "…"`.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Key::SecretsManager(_) => "secret",
+            Key::Parameter(_) => "parameter",
+            Key::ParameterPath(_) => "parameter path",
+        }
+    }
 }
 
 /// One GetSecretValue request.
@@ -46,6 +67,8 @@ impl fmt::Display for Key {
                 }
                 Ok(())
             }
+            Key::Parameter(k) => k.fmt(f),
+            Key::ParameterPath(k) => k.fmt(f),
         }
     }
 }
@@ -62,7 +85,9 @@ pub struct Reference {
 /// [`parse`] says why, and the start fails rather than handing the app the reference
 /// text as if it were the secret.
 pub fn is_reference(value: &str) -> bool {
-    value.starts_with(SHORT_PREFIX) || is_secretsmanager_arn(value)
+    value.starts_with(SHORT_PREFIX)
+        || is_secretsmanager_arn(value)
+        || parameter::is_reference(value)
 }
 
 fn is_secretsmanager_arn(value: &str) -> bool {
@@ -78,6 +103,12 @@ const ARN_SYNTAX: &str =
 
 /// Parses a reference; the error is the rule that was broken.
 pub fn parse(value: &str) -> Result<Reference, String> {
+    if parameter::is_reference(value) {
+        return Ok(Reference {
+            key: Key::Parameter(parameter::parse(value)?),
+            json_key: None,
+        });
+    }
     if let Some(rest) = value.strip_prefix(SHORT_PREFIX) {
         let parts: Vec<&str> = rest.split(':').collect();
         if parts.len() > 4 {
@@ -176,8 +207,10 @@ mod tests {
     use super::*;
 
     fn sm(r: &Reference) -> &SmKey {
-        let Key::SecretsManager(k) = &r.key;
-        k
+        match &r.key {
+            Key::SecretsManager(k) => k,
+            other => panic!("not a Secrets Manager key: {other:?}"),
+        }
     }
 
     #[test]
@@ -253,10 +286,22 @@ mod tests {
         assert!(is_reference("secretsmanager:x"));
         assert!(is_reference("arn:aws:secretsmanager:r:1:secret:x"));
         assert!(is_reference("arn:aws-cn:secretsmanager:x"));
-        assert!(!is_reference("arn:aws:ssm:r:1:parameter/x"));
+        assert!(is_reference("arn:aws:ssm:r:1:parameter/x"));
+        assert!(is_reference("ssm:/x"));
         assert!(!is_reference("postgres://u:p@h/db"));
         assert!(!is_reference("SECRETSMANAGER:x"));
         assert!(!is_reference(""));
+    }
+
+    #[test]
+    fn parameter_references_are_handed_to_the_parameter_parser() {
+        let r = parse("ssm:/spotter-app/AUTH_SECRET:3").unwrap();
+        assert_eq!(r.json_key, None);
+        assert_eq!(r.key.noun(), "parameter");
+        assert_eq!(r.key.to_string(), "/spotter-app/AUTH_SECRET:3");
+        assert!(parse("arn:aws:ssm:r:1:parameter/a:b:c")
+            .unwrap_err()
+            .contains("too many"));
     }
 
     #[test]

@@ -1,12 +1,12 @@
-//! Fetching: the [`Fetch`] trait a secret store implements (Secrets Manager today,
-//! Parameter Store next), and the part every store shares — one request per distinct
-//! [`Key`], all at once, retried with jittered exponential backoff while the error is
-//! transient, all inside one deadline.
+//! Fetching: the [`Fetch`] trait a secret store implements (Secrets Manager, Parameter
+//! Store), and the part every store shares — each distinct [`Key`] read once, in as few
+//! requests as the store allows ([`Fetch::batches`]), all requests at once, retried with
+//! jittered exponential backoff while the error is transient, all inside one deadline.
 //!
 //! What it is not: it does not know about variables or JSON; [`super::plan`] turns the
 //! fetched values into the app's environment.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +24,37 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// A secret store.
 pub trait Fetch: Send + Sync + 'static {
-    /// One attempt at reading `key`. Retrying is the caller's job.
-    fn fetch(&self, key: &Key) -> impl Future<Output = Result<SecretString, FetchError>> + Send;
+    /// Groups the keys into requests. By default every key is read alone; a store
+    /// whose API reads several at once (GetParameters, 10 names) groups them.
+    fn batches(&self, keys: BTreeSet<Key>) -> Vec<Vec<Key>> {
+        keys.into_iter().map(|k| vec![k]).collect()
+    }
+
+    /// One attempt at reading a batch from [`Fetch::batches`]: one outcome per key, in
+    /// the batch's order. Retrying a transient outcome is the caller's job — except
+    /// within a key read in several requests (the pages of a parameter path), which
+    /// retries each request itself until `deadline`, so a throttled page does not
+    /// re-read the pages before it.
+    fn fetch(
+        &self,
+        keys: &[Key],
+        deadline: &Deadline,
+    ) -> impl Future<Output = Vec<Result<Value, FetchError>>> + Send;
+}
+
+/// What one key holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A secret, or one parameter.
+    Text(SecretString),
+    /// Every parameter under a path: full name → value (empty when there is none).
+    Tree(BTreeMap<String, SecretString>),
 }
 
 /// What went wrong, in the classes that decide retrying and the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchErrorKind {
-    /// No such secret, stage or version.
+    /// No such secret, parameter, stage or version.
     NotFound,
     /// The task role may not read it (or the credentials are not valid).
     AccessDenied,
@@ -63,46 +86,43 @@ impl FetchError {
 }
 
 /// The outcome of fetching every key.
-pub type Fetched = HashMap<Key, Result<SecretString, FetchError>>;
+pub type Fetched = HashMap<Key, Result<Value, FetchError>>;
 
-/// Fetches each distinct key once, concurrently, each retried until `timeout` after the
-/// call. Returns an outcome for every key.
-pub async fn fetch_all<F: Fetch>(
-    source: &Arc<F>,
-    keys: BTreeSet<Key>,
+/// The one deadline of a resolution (`DECKHAND_SECRETS_TIMEOUT` after it started), and
+/// the backoff between attempts.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    /// The whole budget, for messages ("could not be fetched within 10s").
     timeout: Duration,
-) -> Fetched {
-    let deadline = Instant::now() + timeout;
-    let mut tasks = JoinSet::new();
-    for key in keys {
-        let source = source.clone();
-        tasks.spawn(async move {
-            let result = fetch_with_retry(&*source, &key, deadline, timeout).await;
-            (key, result)
-        });
-    }
-    let mut fetched = HashMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((key, result)) => {
-                fetched.insert(key, result);
-            }
-            // A panicking fetch is a bug; the key then has no outcome and the plan
-            // reports it as not fetched, so the app still never starts without it.
-            Err(e) => tracing::error!(error = %e, "a secret fetch task failed: {e}"),
-        }
-    }
-    fetched
 }
 
-async fn fetch_with_retry<F: Fetch>(
-    source: &F,
-    key: &Key,
-    deadline: Instant,
-    timeout: Duration,
-) -> Result<SecretString, FetchError> {
-    let mut last: Option<FetchError> = None;
-    let timed_out = |last: Option<FetchError>| {
+impl Deadline {
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// Waits before retry `attempt` (0 for the first retry); `false` when the deadline
+    /// would pass first, after waiting until it did.
+    pub async fn pause(&self, attempt: u32) -> bool {
+        let delay = backoff(attempt);
+        if Instant::now() + delay >= self.at {
+            tokio::time::sleep_until(self.at).await;
+            return false;
+        }
+        tokio::time::sleep(delay).await;
+        true
+    }
+
+    /// The error for a key still unread at the deadline, with the last transient error.
+    pub fn timed_out(&self, last: Option<&FetchError>) -> FetchError {
         let why = last.map_or_else(
             || "no answer".to_owned(),
             |e| format!("last error: {}", e.detail),
@@ -111,28 +131,100 @@ async fn fetch_with_retry<F: Fetch>(
             FetchErrorKind::TimedOut,
             format!(
                 "could not be fetched within {} ({why})",
-                humantime::format_duration(timeout)
+                humantime::format_duration(self.timeout)
             ),
         )
-    };
-    for attempt in 0u32.. {
-        match tokio::time::timeout_at(deadline, source.fetch(key)).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e)) if e.kind == FetchErrorKind::Transient => {
-                tracing::debug!(secret = %key, attempt, error = %e.detail, "retrying a secret fetch");
-                last = Some(e);
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(timed_out(last)),
-        }
-        let delay = backoff(attempt);
-        if Instant::now() + delay >= deadline {
-            tokio::time::sleep_until(deadline).await;
-            return Err(timed_out(last));
-        }
-        tokio::time::sleep(delay).await;
     }
-    Err(timed_out(last))
+
+    /// Runs one request for `what` until it succeeds, fails for good, or the deadline
+    /// passes.
+    pub async fn retry<T, Fut>(
+        &self,
+        what: &str,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<T, FetchError>
+    where
+        Fut: Future<Output = Result<T, FetchError>>,
+    {
+        let mut last = None;
+        for n in 0u32.. {
+            match tokio::time::timeout_at(self.at, attempt()).await {
+                Ok(Err(e)) if e.kind == FetchErrorKind::Transient => {
+                    tracing::debug!(request = %what, attempt = n, error = %e.detail, "retrying a request");
+                    last = Some(e);
+                }
+                Ok(outcome) => return outcome,
+                Err(_) => return Err(self.timed_out(last.as_ref())),
+            }
+            if !self.pause(n).await {
+                break;
+            }
+        }
+        Err(self.timed_out(last.as_ref()))
+    }
+}
+
+/// Fetches each distinct key once, in the source's batches, all concurrently, each
+/// retried until `timeout` after the call. Returns an outcome for every key.
+pub async fn fetch_all<F: Fetch>(
+    source: &Arc<F>,
+    keys: BTreeSet<Key>,
+    timeout: Duration,
+) -> Fetched {
+    let deadline = Deadline::after(timeout);
+    let mut tasks = JoinSet::new();
+    for batch in source.batches(keys) {
+        let source = source.clone();
+        tasks.spawn(async move { fetch_with_retry(&*source, batch, &deadline).await });
+    }
+    let mut fetched = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(outcomes) => fetched.extend(outcomes),
+            // A panicking fetch is a bug; its keys then have no outcome and the plan
+            // reports them as not fetched, so the app still never starts without them.
+            Err(e) => tracing::error!(error = %e, "a secret fetch task failed: {e}"),
+        }
+    }
+    fetched
+}
+
+/// Reads a batch; the keys whose outcome was transient are asked again (together)
+/// after a backoff, until the deadline.
+async fn fetch_with_retry<F: Fetch>(
+    source: &F,
+    mut pending: Vec<Key>,
+    deadline: &Deadline,
+) -> Vec<(Key, Result<Value, FetchError>)> {
+    let mut done = Vec::new();
+    let mut last: HashMap<Key, FetchError> = HashMap::new();
+    for attempt in 0u32.. {
+        let outcomes =
+            match tokio::time::timeout_at(deadline.at, source.fetch(&pending, deadline)).await {
+                Ok(outcomes) => outcomes,
+                Err(_) => break,
+            };
+        let mut again = Vec::new();
+        for (key, outcome) in pending.drain(..).zip(outcomes) {
+            match outcome {
+                Err(e) if e.kind == FetchErrorKind::Transient => {
+                    tracing::debug!(secret = %key, attempt, error = %e.detail, "retrying a secret fetch");
+                    last.insert(key.clone(), e);
+                    again.push(key);
+                }
+                outcome => done.push((key, outcome)),
+            }
+        }
+        pending = again;
+        if pending.is_empty() || !deadline.pause(attempt).await {
+            break;
+        }
+    }
+    for key in pending {
+        let e = deadline.timed_out(last.get(&key));
+        done.push((key, Err(e)));
+    }
+    done
 }
 
 /// "Equal jitter": half the exponential delay fixed, half random, so a fleet of tasks
@@ -151,11 +243,15 @@ pub(crate) mod tests {
     use std::sync::Mutex;
 
     /// A store in memory: per key, a list of answers to give in turn (the last one
-    /// repeats), and a log of the keys asked for.
+    /// repeats), and a log of the keys asked for. Parameter paths answer with every
+    /// entry whose name starts with the path. With `batch` set, keys are read up to
+    /// that many at a time, and `requests` counts the reads.
     #[derive(Default)]
     pub struct Fake {
         pub answers: Mutex<HashMap<String, Vec<Result<String, FetchError>>>>,
         pub asked: Mutex<Vec<String>>,
+        pub batch: Option<usize>,
+        pub requests: Mutex<Vec<Vec<String>>>,
     }
 
     impl Fake {
@@ -172,11 +268,20 @@ pub(crate) mod tests {
         }
     }
 
-    impl Fetch for Fake {
-        async fn fetch(&self, key: &Key) -> Result<SecretString, FetchError> {
+    impl Fake {
+        fn one(&self, key: &Key) -> Result<Value, FetchError> {
             let name = key.to_string();
             self.asked.lock().unwrap().push(name.clone());
             let mut answers = self.answers.lock().unwrap();
+            if let Key::ParameterPath(path) = key {
+                let prefix = path.to_string();
+                let tree = answers
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(&prefix))
+                    .filter_map(|(n, a)| Some((n.clone(), SecretString::new(a[0].clone().ok()?))))
+                    .collect();
+                return Ok(Value::Tree(tree));
+            }
             let Some(list) = answers.get_mut(&name) else {
                 return Err(FetchError::new(FetchErrorKind::NotFound, "not found"));
             };
@@ -185,7 +290,31 @@ pub(crate) mod tests {
             } else {
                 list[0].clone()
             };
-            answer.map(SecretString::new)
+            answer.map(|v| Value::Text(SecretString::new(v)))
+        }
+    }
+
+    impl Fetch for Fake {
+        fn batches(&self, keys: BTreeSet<Key>) -> Vec<Vec<Key>> {
+            let keys: Vec<Key> = keys.into_iter().collect();
+            keys.chunks(self.batch.unwrap_or(1))
+                .map(<[Key]>::to_vec)
+                .collect()
+        }
+
+        async fn fetch(&self, keys: &[Key], _: &Deadline) -> Vec<Result<Value, FetchError>> {
+            self.requests
+                .lock()
+                .unwrap()
+                .push(keys.iter().map(Key::to_string).collect());
+            keys.iter().map(|k| self.one(k)).collect()
+        }
+    }
+
+    pub fn text(outcome: &Result<Value, FetchError>) -> &str {
+        match outcome {
+            Ok(Value::Text(v)) => v.expose(),
+            other => panic!("not a text value: {other:?}"),
         }
     }
 
@@ -205,23 +334,59 @@ pub(crate) mod tests {
         let fake = Arc::new(Fake::with(&[("a", "1")]));
         fake.answer("b", vec![transient(), transient(), Ok("2".into())]);
         let got = fetch_all(&fake, keys(&["a", "b", "a"]), Duration::from_secs(5)).await;
-        assert_eq!(
-            got[&parse_secret_id("a").unwrap()]
-                .as_ref()
-                .unwrap()
-                .expose(),
-            "1"
-        );
-        assert_eq!(
-            got[&parse_secret_id("b").unwrap()]
-                .as_ref()
-                .unwrap()
-                .expose(),
-            "2"
-        );
+        assert_eq!(text(&got[&parse_secret_id("a").unwrap()]), "1");
+        assert_eq!(text(&got[&parse_secret_id("b").unwrap()]), "2");
         let asked = fake.asked.lock().unwrap();
         assert_eq!(asked.iter().filter(|k| *k == "a").count(), 1);
         assert_eq!(asked.iter().filter(|k| *k == "b").count(), 3);
+    }
+
+    #[tokio::test]
+    async fn in_a_batch_only_the_transient_keys_are_asked_again() {
+        let mut fake = Fake::with(&[("a", "1"), ("c", "3")]);
+        fake.batch = Some(10);
+        fake.answer("b", vec![transient(), Ok("2".into())]);
+        let fake = Arc::new(fake);
+        let got = fetch_all(
+            &fake,
+            keys(&["a", "b", "c", "gone"]),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(text(&got[&parse_secret_id("b").unwrap()]), "2");
+        assert_eq!(text(&got[&parse_secret_id("c").unwrap()]), "3");
+        let gone = got[&parse_secret_id("gone").unwrap()].as_ref().unwrap_err();
+        assert_eq!(gone.kind, FetchErrorKind::NotFound);
+        assert_eq!(
+            *fake.requests.lock().unwrap(),
+            [vec!["a", "b", "c", "gone"], vec!["b"]]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retried_request_stops_at_the_deadline_with_the_last_error() {
+        let deadline = Deadline::after(Duration::from_millis(300));
+        let attempts = Mutex::new(0);
+        let got: Result<(), _> = deadline
+            .retry("a page", || {
+                *attempts.lock().unwrap() += 1;
+                async {
+                    Err(FetchError::new(
+                        FetchErrorKind::Transient,
+                        "ThrottlingException",
+                    ))
+                }
+            })
+            .await;
+        let err = got.unwrap_err();
+        assert_eq!(err.kind, FetchErrorKind::TimedOut);
+        assert!(err.detail.contains("within 300ms"), "{}", err.detail);
+        assert!(err.detail.contains("ThrottlingException"), "{}", err.detail);
+        assert!(*attempts.lock().unwrap() > 1);
+        let ok = Deadline::after(Duration::from_secs(1))
+            .retry("a page", || async { Ok::<_, FetchError>(7) })
+            .await;
+        assert_eq!(ok, Ok(7));
     }
 
     #[tokio::test]
