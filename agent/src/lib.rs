@@ -175,6 +175,7 @@ fn capture(logs: &Logs, child: &mut process::Spawned) -> Vec<tokio::task::JoinHa
 /// messages go through it from here on.
 async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
     let known: Vec<KnownSecret> = known_secrets(secrets)
+        .filter(|(name, _)| !settings.redact_skip.iter().any(|s| s == name))
         .map(|(name, value)| KnownSecret::new(name, value))
         .collect();
     let sdk = match &settings.logs.group {
@@ -212,6 +213,13 @@ async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
     }
     if let Some(dest) = logs.destination() {
         tracing::info!(group = %dest.group, stream = %dest.stream, "shipping the app's output to CloudWatch Logs");
+    }
+    if !settings.redact_skip.is_empty() {
+        tracing::info!(
+            variables = ?settings.redact_skip,
+            "not redacting the values of {} (DECKHAND_REDACT_SKIP)",
+            settings.redact_skip.join(", ")
+        );
     }
     if !skipped.is_empty() {
         tracing::warn!(

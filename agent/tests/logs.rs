@@ -895,3 +895,28 @@ async fn an_app_faster_than_shipping_stays_within_the_buffer_and_drops_are_count
         "no drop summary event was shipped"
     );
 }
+
+/// `DECKHAND_REDACT_SKIP` leaves a loaded configuration value readable; every other
+/// loaded value is still redacted, on stdout as in CloudWatch.
+#[tokio::test(flavor = "multi_thread")]
+async fn redact_skip_keeps_configuration_values_readable() {
+    let sdk = aws().await;
+    let mode = format!("production-{}", testkit::unique_name("m"));
+    let key = format!("sk_live_{}", testkit::unique_name("k"));
+    let secret = create_secret(
+        &sdk,
+        &serde_json::json!({ "NODE_ENV": mode, "STRIPE_KEY": key }).to_string(),
+    )
+    .await;
+    let mut cmd = testkit::clean_command(AGENT);
+    cmd.envs(testkit::aws_env())
+        .env("DECKHAND_ENV_SECRETS", &secret)
+        .env("DECKHAND_REDACT_SKIP", "NODE_ENV")
+        .args(["--", "sh", "-c", "echo \"mode $NODE_ENV key $STRIPE_KEY\""]);
+    let out = run(cmd);
+    assert_code(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let event: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(event["message"], format!("mode {mode} key [REDACTED]"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&key));
+}
