@@ -138,8 +138,16 @@ impl Running {
 }
 
 impl Drop for Running {
+    /// A test that failed early: SIGTERM first, so the agent stops its app (SIGKILL
+    /// would leave the app running), then SIGKILL.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = testkit::wait_until(Duration::from_secs(10), || {
+                child.try_wait().ok().flatten().is_some()
+            });
             let _ = child.kill();
             let _ = child.wait();
         }
