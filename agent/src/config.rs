@@ -166,6 +166,9 @@ pub struct Args {
     /// Serve healthcheck's /health in process on this address (e.g. 0.0.0.0:8080), with healthcheck's HEALTH_* settings; it reports draining from SIGTERM on.
     #[arg(long, env = "DECKHAND_HEALTH_ADDR", value_name = "ADDR")]
     pub health_addr: Option<String>,
+    /// Loaded variables (comma-separated) whose values are configuration, not secrets, and are not redacted from logs (e.g. NODE_ENV,APP_URL from a whole secret or path).
+    #[arg(long, env = "DECKHAND_REDACT_SKIP", value_name = "NAMES")]
+    pub redact_skip: Option<String>,
     #[command(flatten)]
     pub log: logship::config::LogArgs,
     /// The app to run, and its arguments.
@@ -222,6 +225,8 @@ pub struct Settings {
     pub health_addr: Option<SocketAddr>,
     /// The app's output: capture, sanitize, ship.
     pub logs: LogSettings,
+    /// Loaded variables whose values the sanitizer leaves alone.
+    pub redact_skip: Vec<String>,
     pub program: OsString,
     pub args: Vec<OsString>,
 }
@@ -512,6 +517,15 @@ impl Settings {
             c.check("health_addr", &v, exit::USAGE, addr)
         });
         let logs = c.log_settings(&args.log);
+        let redact_skip: Vec<String> = present(&args.redact_skip)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         let errors = std::mem::take(&mut c.errors);
         match (
             url_var,
@@ -567,6 +581,7 @@ impl Settings {
                     migrate_on_start,
                     health_addr,
                     logs,
+                    redact_skip,
                     program,
                     args: rest,
                 })

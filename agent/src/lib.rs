@@ -175,6 +175,7 @@ fn capture(logs: &Logs, child: &mut process::Spawned) -> Vec<tokio::task::JoinHa
 /// messages go through it from here on.
 async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
     let known: Vec<KnownSecret> = known_secrets(secrets)
+        .filter(|(name, _)| !settings.redact_skip.iter().any(|s| s == name))
         .map(|(name, value)| KnownSecret::new(name, value))
         .collect();
     let sdk = match &settings.logs.group {
@@ -212,6 +213,13 @@ async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
     }
     if let Some(dest) = logs.destination() {
         tracing::info!(group = %dest.group, stream = %dest.stream, "shipping the app's output to CloudWatch Logs");
+    }
+    if !settings.redact_skip.is_empty() {
+        tracing::info!(
+            variables = ?settings.redact_skip,
+            "not redacting the values of {} (DECKHAND_REDACT_SKIP)",
+            settings.redact_skip.join(", ")
+        );
     }
     if !skipped.is_empty() {
         tracing::warn!(
@@ -255,8 +263,15 @@ async fn finish_logs(logs: Logs, settings: &Settings, stop_requested: Option<Ins
             report.unshipped
         );
     }
+    let dropped = count("dropped_buffer_full");
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "{dropped} events were dropped because the log buffer was full (raise DECKHAND_LOG_BUFFER, or set DECKHAND_LOG_FULL=block)"
+        );
+    }
     if ships {
-        tracing::info!(counters = ?report.counters, redactions = ?report.redactions, dropped = count("dropped"), "log pipeline finished");
+        tracing::info!(counters = ?report.counters, redactions = ?report.redactions, "log pipeline finished");
     }
 }
 

@@ -138,8 +138,16 @@ impl Running {
 }
 
 impl Drop for Running {
+    /// A test that failed early: SIGTERM first, so the agent stops its app (SIGKILL
+    /// would leave the app running), then SIGKILL.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = testkit::wait_until(Duration::from_secs(10), || {
+                child.try_wait().ok().flatten().is_some()
+            });
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -263,6 +271,62 @@ impl Switch {
     }
 }
 
+/// A CloudWatch Logs endpoint that takes `delay` to accept each PutLogEvents call;
+/// returns its URL and every message it accepted.
+async fn slow_endpoint(delay: Duration) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acc = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acc = acc.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let acc = acc.clone();
+                    async move {
+                        let put = req
+                            .headers()
+                            .get("x-amz-target")
+                            .is_some_and(|t| t.as_bytes().ends_with(b"PutLogEvents"));
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        if put {
+                            tokio::time::sleep(delay).await;
+                            let v: Value = serde_json::from_slice(&body).unwrap();
+                            let mut acc = acc.lock().unwrap();
+                            for e in v["logEvents"].as_array().unwrap() {
+                                acc.push(e["message"].as_str().unwrap().to_owned());
+                            }
+                        }
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(200)
+                                .header("content-type", "application/x-amz-json-1.1")
+                                .body(Full::new(Bytes::from_static(b"{}")))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// The anonymous resident memory of a process (heap and stacks, not the mapped
+/// binary, which a debug build makes large), in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// A CloudWatch Logs endpoint that refuses everything: access denied.
 async fn denying_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -328,6 +392,7 @@ async fn app_output_arrives_structured_sanitized_and_in_order() {
             .unwrap();
         (now.as_millis() as i64) - 3 * 24 * 3600 * 1000
     };
+    let three_hours_ahead = three_days_ago + 3 * 24 * 3600 * 1000 + 3 * 3600 * 1000;
     let script = format!(
         r#"
 echo '{{"level":"warn","msg":"json line","n":1}}'
@@ -338,6 +403,7 @@ echo 'card 4111 1111 1111 1111 and 4111 1111 1111 1112' >&2
 echo 'reset your password to continue'
 printf 'bad \377 byte and nul \000 here\n'
 echo '{{"ts":{three_days_ago},"msg":"from three days ago"}}'
+echo '{{"ts":{three_hours_ahead},"msg":"from three hours ahead"}}'
 exit 3
 "#
     );
@@ -395,6 +461,7 @@ exit 3
             "reset your password to continue",
             "bad \u{fffd} byte and nul \u{0} here",
             "from three days ago",
+            "from three hours ahead",
         ],
         "{all}"
     );
@@ -428,6 +495,14 @@ exit 3
         .unwrap();
     assert!(
         old.0 > three_days_ago + 2 * 24 * 3600 * 1000,
+        "the event kept a timestamp the service would reject"
+    );
+    let ahead = app
+        .iter()
+        .find(|(_, v)| v["msg"] == "from three hours ahead")
+        .unwrap();
+    assert!(
+        ahead.0 < three_hours_ahead - 2 * 3600 * 1000,
         "the event kept a timestamp the service would reject"
     );
     // The agent's own messages are in the stream too, marked.
@@ -777,4 +852,79 @@ async fn both_pipes_at_once_lose_nothing() {
     let set: BTreeSet<u64> = got.iter().copied().collect();
     assert_eq!(got.len(), 20_000, "duplicates or losses");
     assert_eq!(set, (0..20_000).collect::<BTreeSet<_>>());
+}
+
+/// The app writes far faster than CloudWatch accepts: the agent's memory stays near its
+/// buffer bound, the app is never blocked (drop-oldest), and the drops are counted and
+/// reported in the stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_faster_than_shipping_stays_within_the_buffer_and_drops_are_counted() {
+    let (url, accepted) = slow_endpoint(Duration::from_millis(400)).await;
+    let group = group_name();
+    let mut cmd = agent(&group);
+    // About 60 MB of lines, 15 times the buffer.
+    cmd.env("AWS_ENDPOINT_URL", &url)
+        .env("DECKHAND_LOG_BUFFER", "4MiB")
+        .env("DECKHAND_STOP_TIMEOUT", "3s")
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "yes 'a line of an app that logs far too much, padded to about one hundred bytes ....' | head -n 600000",
+        ]);
+    let running = Running::start(cmd);
+    let pid = running.pid();
+    let mut peak = 0;
+    let _ = testkit::wait_until(RUN_LIMIT, || {
+        match rss_kib(pid) {
+            Some(kib) => {
+                peak = peak.max(kib);
+                false
+            }
+            None => true, // exited
+        }
+    });
+    let out = running.wait();
+    assert_code(&out, 0);
+    // Without the bound the agent would hold ~60 MB; with it, the buffer (4 MiB) plus
+    // the batches in flight (1 MiB each) and the agent itself.
+    eprintln!("agent anonymous RSS peak: {peak} KiB");
+    assert!(peak < 32 * 1024, "agent memory peaked at {peak} KiB");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dropped because the log buffer was full"),
+        "drops not reported: {stderr}"
+    );
+    let accepted = accepted.lock().unwrap();
+    assert!(
+        accepted
+            .iter()
+            .any(|m| m.contains(r#""reason":"buffer_full""#)),
+        "no drop summary event was shipped"
+    );
+}
+
+/// `DECKHAND_REDACT_SKIP` leaves a loaded configuration value readable; every other
+/// loaded value is still redacted, on stdout as in CloudWatch.
+#[tokio::test(flavor = "multi_thread")]
+async fn redact_skip_keeps_configuration_values_readable() {
+    let sdk = aws().await;
+    let mode = format!("production-{}", testkit::unique_name("m"));
+    let key = format!("sk_live_{}", testkit::unique_name("k"));
+    let secret = create_secret(
+        &sdk,
+        &serde_json::json!({ "NODE_ENV": mode, "STRIPE_KEY": key }).to_string(),
+    )
+    .await;
+    let mut cmd = testkit::clean_command(AGENT);
+    cmd.envs(testkit::aws_env())
+        .env("DECKHAND_ENV_SECRETS", &secret)
+        .env("DECKHAND_REDACT_SKIP", "NODE_ENV")
+        .args(["--", "sh", "-c", "echo \"mode $NODE_ENV key $STRIPE_KEY\""]);
+    let out = run(cmd);
+    assert_code(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let event: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(event["message"], format!("mode {mode} key [REDACTED]"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&key));
 }

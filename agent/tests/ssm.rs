@@ -772,6 +772,46 @@ async fn throttling_is_retried_and_earlier_pages_are_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn throttling_that_never_ends_exits_69_at_the_deadline() {
+    let client = ssm("us-east-1").await;
+    let base = unique_path();
+    put(
+        &client,
+        &format!("{base}/app/A"),
+        "never-seen-1",
+        ParameterType::SecureString,
+    )
+    .await;
+    let (endpoint, seen) =
+        proxy(|_, _| Some((400, "ThrottlingException", "Rate exceeded".to_owned()))).await;
+    let scratch = Scratch::new();
+    let mut cmd = agent();
+    cmd.env("AWS_ENDPOINT_URL", &endpoint)
+        .env("DECKHAND_SECRETS_TIMEOUT", "800ms")
+        .env("DECKHAND_ENV_PARAMETERS", format!("{base}/app/"))
+        .env("TOKEN", format!("ssm:{base}/app/A"));
+    app_writing_env(&mut cmd, &scratch);
+    let started = std::time::Instant::now();
+    let out = run_async(cmd).await;
+    assert_refused(
+        &out,
+        &scratch,
+        69,
+        &[
+            &format!("DECKHAND_ENV_PARAMETERS: parameter path \"{base}/app/\" could not be fetched within 800ms (last error: ThrottlingException: Rate exceeded"),
+            &format!("TOKEN: parameter \"{base}/app/A\" could not be fetched within 800ms"),
+        ],
+        &["never-seen-1"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(seen.lock().unwrap().len() > 2, "retried before giving up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_changed_parameter_under_a_path_restarts_the_app() {
     let client = ssm("us-east-1").await;
     let base = unique_path();

@@ -400,7 +400,11 @@ impl Plan {
         notices: &mut Vec<String>,
     ) -> BTreeMap<String, (SecretString, String, String)> {
         let mut vars: BTreeMap<String, (SecretString, String, String)> = BTreeMap::new();
+        let mut done = BTreeSet::new();
         for setting in &self.settings.env_parameters {
+            if !done.insert(&setting.key) {
+                continue;
+            }
             let key = Key::ParameterPath(setting.key.clone());
             let path = key.to_string();
             let tree = match fetched_value(fetched, ENV_PARAMETERS, &key) {
@@ -438,7 +442,10 @@ impl Plan {
                     )));
                     continue;
                 }
-                if let Some((_, earlier, earlier_path)) = vars.get(&variable) {
+                // Overlapping paths (`/app/` and `/app/db/`) list some parameters twice:
+                // the same parameter is no collision.
+                let earlier = vars.get(&variable).filter(|(_, e, _)| e != name);
+                if let Some((_, earlier, earlier_path)) = earlier {
                     notices.push(format!(
                         "{variable} is in parameters \"{earlier}\" (under \"{earlier_path}\") and \"{name}\" (under \"{path}\") of {ENV_PARAMETERS}; the value from \"{path}\" (listed later) is used"
                     ));
@@ -644,7 +651,7 @@ mod tests {
             ("/single/TOKEN", "token-3"),
         ]);
         let settings = SecretSettings {
-            env_parameters: paths(&["/app/", "/shared/", "/empty/?"]),
+            env_parameters: paths(&["/app/", "/shared/", "/empty/?", "/app/nested/", "/app/"]),
             env_secrets: vec![parse_secret_id("one").unwrap()],
             ..Default::default()
         };
@@ -675,6 +682,8 @@ mod tests {
             "{notices}"
         );
         assert!(!notices.contains("from-"), "{notices}");
+        // Listing /app/nested/ and /app/ again is not a collision with itself.
+        assert_eq!(r.notices.len(), 3, "{notices}");
         let loaded: Vec<(&str, &str)> = r
             .secrets
             .iter()

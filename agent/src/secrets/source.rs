@@ -136,8 +136,13 @@ impl Deadline {
         )
     }
 
-    /// Runs one request until it succeeds, fails for good, or the deadline passes.
-    pub async fn retry<T, Fut>(&self, mut attempt: impl FnMut() -> Fut) -> Result<T, FetchError>
+    /// Runs one request for `what` until it succeeds, fails for good, or the deadline
+    /// passes.
+    pub async fn retry<T, Fut>(
+        &self,
+        what: &str,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<T, FetchError>
     where
         Fut: Future<Output = Result<T, FetchError>>,
     {
@@ -145,7 +150,7 @@ impl Deadline {
         for n in 0u32.. {
             match tokio::time::timeout_at(self.at, attempt()).await {
                 Ok(Err(e)) if e.kind == FetchErrorKind::Transient => {
-                    tracing::debug!(attempt = n, error = %e.detail, "retrying a request");
+                    tracing::debug!(request = %what, attempt = n, error = %e.detail, "retrying a request");
                     last = Some(e);
                 }
                 Ok(outcome) => return outcome,
@@ -363,7 +368,7 @@ pub(crate) mod tests {
         let deadline = Deadline::after(Duration::from_millis(300));
         let attempts = Mutex::new(0);
         let got: Result<(), _> = deadline
-            .retry(|| {
+            .retry("a page", || {
                 *attempts.lock().unwrap() += 1;
                 async {
                     Err(FetchError::new(
@@ -379,7 +384,7 @@ pub(crate) mod tests {
         assert!(err.detail.contains("ThrottlingException"), "{}", err.detail);
         assert!(*attempts.lock().unwrap() > 1);
         let ok = Deadline::after(Duration::from_secs(1))
-            .retry(|| async { Ok::<_, FetchError>(7) })
+            .retry("a page", || async { Ok::<_, FetchError>(7) })
             .await;
         assert_eq!(ok, Ok(7));
     }

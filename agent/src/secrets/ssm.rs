@@ -138,7 +138,11 @@ impl ParameterStore {
         &self,
         keys: &[&ParameterKey],
     ) -> Result<Vec<Result<SecretString, FetchError>>, FetchError> {
-        debug_assert!(keys.len() <= GET_PARAMETERS_MAX_NAMES);
+        // `batches` keeps to the limit; the service would refuse the whole request.
+        assert!(
+            keys.len() <= GET_PARAMETERS_MAX_NAMES,
+            "GetParameters takes at most {GET_PARAMETERS_MAX_NAMES} names"
+        );
         let region = keys.first().and_then(|k| k.region.as_deref());
         let output = self
             .client(region)
@@ -182,9 +186,10 @@ impl ParameterStore {
         let client = self.client(key.region.as_deref());
         let mut tree = BTreeMap::new();
         let mut next_token: Option<String> = None;
-        loop {
+        for page_number in 1u32.. {
+            let what = format!("page {page_number} of parameter path {key}");
             let page = deadline
-                .retry(|| {
+                .retry(&what, || {
                     let request = client
                         .get_parameters_by_path()
                         .path(&key.path)
@@ -205,9 +210,10 @@ impl ParameterStore {
             }
             match page.next_token() {
                 Some(t) if !t.is_empty() => next_token = Some(t.to_owned()),
-                _ => return Ok(tree),
+                _ => break,
             }
         }
+        Ok(tree)
     }
 }
 
