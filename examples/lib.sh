@@ -9,7 +9,9 @@
 # - the app command of the task definition (`node dist/index.js`, `npm start`) is
 #   replaced by examples/app (`example-app`), which behaves like those apps;
 # - ports are free ports on 127.0.0.1 instead of 8080 and the container port; paths in
-#   the image (migrations, CA bundle) are the files of this checkout;
+#   the image (migrations, CA bundle) are the files of this checkout; plain PGHOST,
+#   PGPORT, PGDATABASE, PGUSER name the run's database instead of the RDS endpoint;
+# - the container's `user` is taken with setpriv (when run as root);
 # - the task role's credentials come from STS AssumeRole in moto (chatbot serves them
 #   through a container credentials endpoint, as ECS does).
 #
