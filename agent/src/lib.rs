@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod diagnostics;
+pub mod entry;
 pub mod exit;
 pub mod process;
 pub mod secrets;

@@ -1,49 +1,5 @@
-//! `agent [OPTIONS] [--] COMMAND [ARGS...]`: see the crate docs and README.
+//! `agent`: see `agent --help` and the README. All logic lives in the library.
 
-use std::process::ExitCode;
-
-use agent::config::{self, ParseError};
-use agent::process::ProcessControl;
-use agent::{exit, ProcessEnv};
-
-fn main() -> ExitCode {
-    // PID-1 duties first, before any thread exists: every thread created later inherits
-    // the blocked signals, and the reaper owns every waitpid.
-    let control = match ProcessControl::start() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("agent: {e}");
-            return ExitCode::from(exit::SOFTWARE);
-        }
-    };
-    let settings = match config::parse(std::env::args_os()) {
-        Ok(s) => s,
-        Err(e) => {
-            match &e {
-                ParseError::Clap(clap) => {
-                    let _ = clap.print();
-                }
-                ParseError::Invalid(errors) => {
-                    for err in errors {
-                        eprintln!("agent: {err}");
-                    }
-                }
-            }
-            return ExitCode::from(e.exit_code());
-        }
-    };
-    agent::init_logging(settings.log_level, settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("agent: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::SOFTWARE);
-        }
-    };
-    let code = runtime.block_on(agent::run(settings, control, &ProcessEnv));
-    // Not dropping the runtime: a refresh still in flight must not delay the exit.
-    std::process::exit(code.into())
+fn main() -> std::process::ExitCode {
+    agent::entry::main()
 }

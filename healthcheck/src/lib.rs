@@ -40,6 +40,7 @@ mod cache;
 pub mod cli;
 mod config;
 mod database;
+pub mod entry;
 mod http;
 mod memory;
 mod probe;

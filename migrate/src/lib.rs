@@ -15,6 +15,7 @@
 mod apply;
 pub mod cli;
 mod connect;
+pub mod entry;
 mod error;
 pub mod history;
 mod lock;

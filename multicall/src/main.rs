@@ -1,24 +1,11 @@
 //! `deckhand`: agent, migrate and healthcheck in one binary, chosen by the name it is run
-//! as (`/usr/local/bin/migrate` is a link to it). The image ships this one binary: the three programs share
-//! the AWS SDK, tokio, rustls and the PostgreSQL client, so one binary is about half the
-//! size of three. Each program's `main.rs` is compiled in unchanged (see build.rs).
+//! as (`/usr/local/bin/migrate` is a link to it). The image ships this one binary: the
+//! three programs share the AWS SDK, tokio, rustls and the PostgreSQL client, so one
+//! binary is about half the size of three. Each runs exactly what its own binary runs.
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
-
-#[allow(clippy::all, unused)]
-mod agent_main {
-    include!(concat!(env!("OUT_DIR"), "/agent_main.rs"));
-}
-#[allow(clippy::all, unused)]
-mod migrate_main {
-    include!(concat!(env!("OUT_DIR"), "/migrate_main.rs"));
-}
-#[allow(clippy::all, unused)]
-mod healthcheck_main {
-    include!(concat!(env!("OUT_DIR"), "/healthcheck_main.rs"));
-}
 
 fn program(arg: Option<&OsString>) -> Option<&str> {
     let name = Path::new(arg?).file_name()?.to_str()?;
@@ -31,9 +18,9 @@ fn main() -> ExitCode {
     // Each program reads std::env::args itself, argv[0] included, as when run alone.
     let argv0 = std::env::args_os().next();
     match program(argv0.as_ref()) {
-        Some("agent") => agent_main::main(),
-        Some("migrate") => migrate_main::main(),
-        Some("healthcheck") => healthcheck_main::main(),
+        Some("agent") => agent::entry::main(),
+        Some("migrate") => migrate::entry::main(),
+        Some("healthcheck") => healthcheck::entry::main(),
         _ => {
             eprintln!("deckhand: run me as agent, migrate or healthcheck (a link with that name)");
             ExitCode::from(64)

@@ -1,0 +1,50 @@
+//! The `agent` program: what `main` runs (also linked into the image's multi-call binary).
+
+use std::process::ExitCode;
+
+use crate::config::{self, ParseError};
+use crate::process::ProcessControl;
+use crate::{exit, ProcessEnv};
+
+/// Runs the program with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    // PID-1 duties first, before any thread exists: every thread created later inherits
+    // the blocked signals, and the reaper owns every waitpid.
+    let control = match ProcessControl::start() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("agent: {e}");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let settings = match config::parse(std::env::args_os()) {
+        Ok(s) => s,
+        Err(e) => {
+            match &e {
+                ParseError::Clap(clap) => {
+                    let _ = clap.print();
+                }
+                ParseError::Invalid(errors) => {
+                    for err in errors {
+                        eprintln!("agent: {err}");
+                    }
+                }
+            }
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    crate::init_logging(settings.log_level, settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("agent: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let code = runtime.block_on(crate::run(settings, control, &ProcessEnv));
+    // Not dropping the runtime: a refresh still in flight must not delay the exit.
+    std::process::exit(code.into())
+}
