@@ -218,10 +218,15 @@ impl Sanitizer {
             } else {
                 REDACTED.to_owned()
             };
-            for form in encodings(&secret.value) {
-                if form.len() >= MIN_SECRET_LEN && !needles.contains(&form) {
-                    needles.push(form);
-                    labels.push(label.clone());
+            // A secret that is a whole URL (`DATABASE_URL=secretsmanager:…`) also hides
+            // its password: an app that prints the password alone must not leak it.
+            let parts = std::iter::once(secret.value.clone()).chain(url_password(&secret.value));
+            for part in parts {
+                for form in encodings(&part) {
+                    if form.len() >= MIN_SECRET_LEN && !needles.contains(&form) {
+                        needles.push(form);
+                        labels.push(label.clone());
+                    }
                 }
             }
         }
@@ -390,6 +395,11 @@ impl Sanitizer {
             for c in self.text_kv.captures_iter(event) {
                 let value = c.get(1).expect("group 1");
                 let v = value.as_str();
+                // `arn:aws:secretsmanager:REGION:…:secret:NAME` names a secret, it is
+                // not one.
+                if in_arn(bytes, c.get(0).expect("group 0").start()) {
+                    continue;
+                }
                 // "Authorization: Bearer …" is the bearer detector's.
                 if v.eq_ignore_ascii_case("bearer")
                     || v.eq_ignore_ascii_case("basic")
@@ -523,6 +533,36 @@ fn case_variants(word: &str) -> Vec<String> {
     let mut out = vec![word.to_owned(), lower, capital, word.to_uppercase()];
     out.dedup();
     out
+}
+
+/// Whether byte `i` is inside an ARN (`arn:PARTITION:…`): the token around it, up to a
+/// space or a quote, starts with `arn:`.
+fn in_arn(bytes: &[u8], i: usize) -> bool {
+    let start = bytes[..i]
+        .iter()
+        .rposition(|b| b.is_ascii_whitespace() || *b == b'"' || *b == b'\\' || *b == b'=')
+        .map_or(0, |p| p + 1);
+    bytes[start..i].starts_with(b"arn:")
+}
+
+/// The password of `scheme://user:password@host…` (percent-decoded), when there is one.
+fn url_password(value: &str) -> Option<String> {
+    let (scheme, rest) = value.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _host) = authority.rsplit_once('@')?;
+    let (_user, password) = userinfo.split_once(':')?;
+    let decoded = percent_encoding::percent_decode_str(password)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    (!decoded.is_empty()).then_some(decoded)
 }
 
 /// The forms a secret value takes in an event's JSON text.
@@ -890,6 +930,29 @@ mod tests {
             );
         }
         assert!(s.counts().iter().any(|(n, c)| *n == "secret" && *c >= 5));
+    }
+
+    #[test]
+    fn an_arn_names_a_secret_and_is_left_alone() {
+        let s = sanitizer(&[]);
+        let line = "the value from secret arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf is not used";
+        assert_eq!(text(&s, line), line);
+        assert_eq!(text(&s, "secret: hunter2-x"), "secret: [REDACTED]");
+    }
+
+    #[test]
+    fn the_password_of_a_url_secret_is_a_secret_too() {
+        let s = sanitizer(&[(
+            "DATABASE_URL",
+            "postgres://app:s3cr%40t-pw@db.internal:5432/app",
+        )]);
+        assert_eq!(
+            text(&s, "connecting with s3cr@t-pw"),
+            "connecting with [REDACTED]"
+        );
+        assert_eq!(url_password("https://example.com/a:b@c"), None);
+        assert_eq!(url_password("postgres://only-user@h/d"), None);
+        assert_eq!(url_password("not a url"), None);
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub const SSLMODES: [&str; 6] = [
 
 /// The variables, by name, that a database secret becomes. The error states what the
 /// secret lacks, without any of its values.
+/// The variables of a database secret that are connection settings, not secrets: the
+/// log sanitizer leaves them alone (redacting the host name or `verify-full` everywhere
+/// helps no one). The URL and `PGPASSWORD` carry the password and stay secret.
+pub const NOT_SECRET: &[&str] = &["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSSLMODE"];
+
 pub fn compose(
     secret_text: &str,
     url_var: &str,
@@ -63,7 +68,12 @@ pub fn compose(
     let password = text("password")?.ok_or_else(|| {
         "has no \"password\" (an RDS secret has host, port, username, password, dbname)".to_owned()
     })?;
-    let dbname = text("dbname")?.filter(|s| !s.is_empty());
+    // RDS writes `dbname`; some hand-made secrets say `database`.
+    let dbname = match text("dbname")? {
+        Some(name) => Some(name),
+        None => text("database")?,
+    }
+    .filter(|s| !s.is_empty());
     let port = match obj.get("port") {
         None | Some(Value::Null) => DEFAULT_PORT,
         Some(Value::Number(n)) => n
@@ -158,6 +168,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(get(&default_port, "PGPORT"), "5432");
+        let database_key = compose(
+            r#"{"host":"h","username":"u","password":"p","database":"streamline"}"#,
+            "DATABASE_URL",
+            None,
+        )
+        .unwrap();
+        assert_eq!(get(&database_key, "PGDATABASE"), "streamline");
+        assert_eq!(
+            get(&database_key, "DATABASE_URL"),
+            "postgres://u:p@h:5432/streamline"
+        );
     }
 
     #[test]

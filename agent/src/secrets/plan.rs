@@ -249,7 +249,8 @@ impl Plan {
 
         // Lowest precedence first; each later source overwrites and says so.
         // name -> (value, where it came from)
-        let mut from_secrets: BTreeMap<String, (SecretString, String)> = BTreeMap::new();
+        // (value, the secret it came from, whether the value is itself secret)
+        let mut from_secrets: BTreeMap<String, (SecretString, String, bool)> = BTreeMap::new();
         const ENV_SECRETS: &str = "DECKHAND_ENV_SECRETS";
         for key in &self.settings.env_secrets {
             let Some(text) = get(ENV_SECRETS, key, &mut errors) else {
@@ -272,14 +273,14 @@ impl Plan {
                     continue;
                 }
                 let source = key.to_string();
-                if let Some((_, earlier)) = from_secrets.get(&name) {
+                if let Some((_, earlier, _)) = from_secrets.get(&name) {
                     if *earlier != source {
                         notices.push(format!(
                             "{name} is in secrets \"{earlier}\" and \"{source}\" of {ENV_SECRETS}; the value from \"{source}\" (listed later) is used"
                         ));
                     }
                 }
-                from_secrets.insert(name, (SecretString::new(env_text(&value)), source));
+                from_secrets.insert(name, (SecretString::new(env_text(&value)), source, true));
             }
         }
         if let Some(db) = &self.settings.database {
@@ -288,13 +289,16 @@ impl Plan {
                 match database::compose(text.expose(), &db.url_var, db.sslmode.as_deref()) {
                     Ok(vars) => {
                         for (name, value) in vars {
-                            if let Some((_, earlier)) = from_secrets.get(&name) {
+                            if let Some((_, earlier, _)) = from_secrets.get(&name) {
                                 notices.push(format!(
                                     "{name} is in secret \"{earlier}\" of {ENV_SECRETS} and is also set by {DB}; the value from {DB} is used"
                                 ));
                             }
-                            from_secrets
-                                .insert(name, (SecretString::new(value), db.key.to_string()));
+                            let secret = !database::NOT_SECRET.contains(&name.as_str());
+                            from_secrets.insert(
+                                name,
+                                (SecretString::new(value), db.key.to_string(), secret),
+                            );
                         }
                     }
                     Err(reason) => errors.push(config_error(format!(
@@ -338,14 +342,16 @@ impl Plan {
             secrets.push(name, &reference.key.to_string(), value.clone());
             env.insert(OsString::from(name), OsString::from(value.expose()));
         }
-        for (name, (value, source)) in &from_secrets {
+        for (name, (value, source, secret)) in &from_secrets {
             if env.contains_key(OsStr::new(name)) {
                 notices.push(format!(
                     "{name} is set in the environment; the value from secret \"{source}\" is not used"
                 ));
                 continue;
             }
-            secrets.push(name, source, value.clone());
+            if *secret {
+                secrets.push(name, source, value.clone());
+            }
             env.insert(OsString::from(name), OsString::from(value.expose()));
         }
         for (name, (value, parameter, path)) in from_paths {
@@ -595,6 +601,12 @@ mod tests {
             "postgres://u:p%40ss%3Aw%2Frd%25%3F@h:5432/d"
         );
         assert!(r.notices.join("").contains("PGHOST"));
+        // Only what carries the password is kept for the log sanitizer.
+        let loaded: Vec<&str> = r.secrets.iter().map(|l| l.variable.as_str()).collect();
+        assert!(loaded.contains(&"DATABASE_URL") && loaded.contains(&"PGPASSWORD"));
+        for setting in ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE"] {
+            assert!(!loaded.contains(&setting), "{setting} is kept as a secret");
+        }
     }
 
     #[tokio::test]
