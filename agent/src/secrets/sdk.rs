@@ -166,6 +166,38 @@ impl HttpStatus for aws_sdk_secretsmanager::config::http::HttpResponse {
     }
 }
 
+/// One client per region, built on first use from the base configuration: a reference
+/// by ARN is read in the ARN's region, everything else in the default one (`None`).
+pub struct ByRegion<C> {
+    base: SdkConfig,
+    clients: std::sync::Mutex<std::collections::HashMap<Option<String>, C>>,
+}
+
+impl<C: Clone> ByRegion<C> {
+    pub fn new(base: SdkConfig) -> Self {
+        ByRegion {
+            base,
+            clients: Default::default(),
+        }
+    }
+
+    /// The client for `region`, made by `new` (e.g. `Client::new`) the first time.
+    pub fn get(&self, region: Option<&str>, new: impl FnOnce(&SdkConfig) -> C) -> C {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.map(str::to_owned))
+            .or_insert_with(|| match region {
+                Some(r) => new(&self
+                    .base
+                    .to_builder()
+                    .region(aws_config::Region::new(r.to_owned()))
+                    .build()),
+                None => new(&self.base),
+            })
+            .clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,45 +5,29 @@
 //! Why not BatchGetSecretValue: its quota is 100 requests/s per region against about
 //! 10,000 for GetSecretValue, and a fleet starting together would throttle on it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 
 use super::reference::{Key, SmKey};
-use super::sdk::classify;
+use super::sdk::{classify, ByRegion};
 use super::source::{FetchError, FetchErrorKind, Value};
 use super::value::SecretString;
 use super::wrong_store;
 
 /// Secrets Manager clients, by region.
 pub struct SecretsManager {
-    base: SdkConfig,
-    /// `None`: the default region of `base`.
-    clients: Mutex<HashMap<Option<String>, Client>>,
+    clients: ByRegion<Client>,
 }
 
 impl SecretsManager {
     pub fn new(base: SdkConfig) -> SecretsManager {
         SecretsManager {
-            base,
-            clients: Mutex::new(HashMap::new()),
+            clients: ByRegion::new(base),
         }
     }
 
     fn client(&self, region: Option<&str>) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.map(str::to_owned))
-            .or_insert_with(|| {
-                let mut config = aws_sdk_secretsmanager::config::Builder::from(&self.base);
-                if let Some(r) = region {
-                    config = config.region(Region::new(r.to_owned()));
-                }
-                Client::from_conf(config.build())
-            })
-            .clone()
+        self.clients.get(region, Client::new)
     }
 }
 

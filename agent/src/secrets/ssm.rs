@@ -10,16 +10,15 @@
 //! What it is not: names and references are parsed in [`super::parameter`]; which
 //! variable a parameter becomes is decided in [`super::plan`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
 
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_ssm::types::Parameter;
 use aws_sdk_ssm::Client;
 
 use super::parameter::{ParameterKey, PathKey};
 use super::reference::Key;
-use super::sdk::classify;
+use super::sdk::{classify, ByRegion};
 use super::source::{Deadline, FetchError, FetchErrorKind, Value};
 use super::value::SecretString;
 use super::wrong_store;
@@ -33,9 +32,7 @@ pub const GET_PARAMETERS_BY_PATH_MAX_RESULTS: i32 = 10;
 
 /// Parameter Store clients, by region.
 pub struct ParameterStore {
-    base: SdkConfig,
-    /// `None`: the default region of `base`.
-    clients: Mutex<HashMap<Option<String>, Client>>,
+    clients: ByRegion<Client>,
 }
 
 /// Groups parameter keys into GetParameters requests: one region per request, at most
@@ -74,23 +71,12 @@ pub fn batches(keys: impl IntoIterator<Item = Key>) -> Vec<Vec<Key>> {
 impl ParameterStore {
     pub fn new(base: SdkConfig) -> ParameterStore {
         ParameterStore {
-            base,
-            clients: Mutex::new(HashMap::new()),
+            clients: ByRegion::new(base),
         }
     }
 
     fn client(&self, region: Option<&str>) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.map(str::to_owned))
-            .or_insert_with(|| {
-                let mut config = aws_sdk_ssm::config::Builder::from(&self.base);
-                if let Some(r) = region {
-                    config = config.region(Region::new(r.to_owned()));
-                }
-                Client::from_conf(config.build())
-            })
-            .clone()
+        self.clients.get(region, Client::new)
     }
 
     /// One attempt at a batch from [`batches`]: a path alone, or parameters of one
