@@ -14,7 +14,7 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use logship::sanitize::Sanitizer;
+use logship::sanitize::Current;
 use tokio::sync::mpsc;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -28,7 +28,7 @@ const STDERR_ONLY: &[&str] = &["logship::ship", "aws_", "hyper", "h2"];
 
 /// Where lines go once the pipeline runs.
 struct Route {
-    sanitizer: Arc<Sanitizer>,
+    sanitizer: Arc<Current>,
     /// `None` when nothing is shipped: sanitized lines go to stderr only.
     ship: Option<mpsc::Sender<(i64, String)>>,
     format: LogFormat,
@@ -62,7 +62,7 @@ pub fn init(level: tracing::Level, format: LogFormat) {
 /// From now on lines are sanitized; with `ship`, also queued for the stream. Returns
 /// the receiving end the caller drains into the pipeline ([`forward`]).
 pub fn attach(
-    sanitizer: Arc<Sanitizer>,
+    sanitizer: Arc<Current>,
     ship: bool,
     format: LogFormat,
 ) -> Option<mpsc::Receiver<(i64, String)>> {
@@ -146,7 +146,7 @@ fn emit(line: &[u8]) {
     };
     match route.format {
         LogFormat::Json => {
-            let clean = route.sanitizer.sanitize(text);
+            let clean = route.sanitizer.get().sanitize(text).into_owned();
             write_stderr(&clean);
             if let Some(tx) = route.ship.as_ref().filter(|_| shippable(&clean)) {
                 let _ = tx.try_send((logship::structure::now_ms(), with_source(&clean)));
@@ -155,7 +155,7 @@ fn emit(line: &[u8]) {
         LogFormat::Text => {
             // The sanitizer reads JSON: the text line travels as a message field.
             let wrapped = serde_json::json!({ "source": "agent", "message": text }).to_string();
-            let clean = route.sanitizer.sanitize(&wrapped).into_owned();
+            let clean = route.sanitizer.get().sanitize(&wrapped).into_owned();
             let message = serde_json::from_str::<serde_json::Value>(&clean)
                 .ok()
                 .and_then(|v| v["message"].as_str().map(str::to_owned))

@@ -124,11 +124,18 @@ async fn run_app(
         stderr: Output::Pipe,
     };
     let mut captures = Vec::new();
+    let redactions = logs.shared_sanitizer();
     let hooks = supervise::Hooks {
         on_spawn: Box::new(|child: &mut process::Spawned| {
             captures.extend(capture(logs, child));
         }),
         stopping: Some(draining),
+        on_rotated: Box::new(|loaded: &Secrets| {
+            let skipped = redactions.add_secrets(redactable(settings, loaded));
+            if !skipped.is_empty() {
+                tracing::warn!(variables = ?skipped, "rotated secrets shorter than {} characters are not redacted from logs: {}", logship::sanitize::MIN_SECRET_LEN, skipped.join(", "));
+            }
+        }),
     };
     let outcome = supervise::supervise(
         control,
@@ -175,10 +182,7 @@ fn capture(logs: &Logs, child: &mut process::Spawned) -> Vec<tokio::task::JoinHa
 /// The log pipeline, with the loaded secrets for its sanitizer; the agent's own
 /// messages go through it from here on.
 async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
-    let known: Vec<KnownSecret> = known_secrets(secrets)
-        .filter(|(name, _)| !settings.redact_skip.iter().any(|s| s == name))
-        .map(|(name, value)| KnownSecret::new(name, value))
-        .collect();
+    let known = redactable(settings, secrets);
     let sdk = match &settings.logs.group {
         Some(_) => Some(
             aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -231,6 +235,14 @@ async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
         );
     }
     logs
+}
+
+/// The loaded secrets the sanitizer redacts: all but `DECKHAND_REDACT_SKIP`'s.
+fn redactable(settings: &Settings, secrets: &Secrets) -> Vec<KnownSecret> {
+    known_secrets(secrets)
+        .filter(|(name, _)| !settings.redact_skip.iter().any(|s| s == name))
+        .map(|(name, value)| KnownSecret::new(name, value))
+        .collect()
 }
 
 /// When the rest of the output must be shipped by: what is left of the stop timeout

@@ -47,6 +47,9 @@ pub struct Hooks<'a> {
     pub on_spawn: Box<dyn FnMut(&mut Spawned) + 'a>,
     /// Cancelled when SIGTERM arrives (the in-process health server starts draining).
     pub stopping: Option<healthcheck::CancellationToken>,
+    /// Called with every secret loaded so far when a rotation changed some, before the
+    /// app is signalled or restarted (the log sanitizer learns the new values first).
+    pub on_rotated: Box<dyn FnMut(&Secrets) + 'a>,
 }
 
 impl Default for Hooks<'_> {
@@ -54,6 +57,7 @@ impl Default for Hooks<'_> {
         Hooks {
             on_spawn: Box::new(|_| {}),
             stopping: None,
+            on_rotated: Box::new(|_| {}),
         }
     }
 }
@@ -165,6 +169,7 @@ pub async fn supervise(
                         continue;
                     }
                     secrets.send_modify(|s| s.extend(&resolved.secrets));
+                    (hooks.on_rotated)(&secrets.borrow());
                     match r.on_rotate {
                         OnRotate::Ignore => {
                             tracing::info!(?changed, "secret values changed; DECKHAND_ON_ROTATE=ignore, so the app keeps the values it started with");

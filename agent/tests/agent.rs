@@ -768,7 +768,7 @@ async fn a_rotated_secret_restarts_the_app_with_the_new_value() {
             "--",
             "sh",
             "-c",
-            r#"echo "$TOKEN" >> "$DIR/starts"; trap 'exit 0' TERM; while :; do sleep 0.05; done"#,
+            r#"echo "$TOKEN" >> "$DIR/starts"; echo "started with $TOKEN"; trap 'exit 0' TERM; while :; do sleep 0.05; done"#,
         ]);
     let agent = start(cmd, false);
     assert!(testkit::wait_until(Duration::from_secs(15), || lines(&log)
@@ -795,6 +795,13 @@ async fn a_rotated_secret_restarts_the_app_with_the_new_value() {
     let (stdout, stderr) = text(&out);
     assert!(stderr.contains("TOKEN"), "{stderr}");
     assert!(!stderr.contains("second-token-2") && !stdout.contains("second-token-2"));
+    // Both runs of the app went through the log pipeline, each value redacted: the
+    // sanitizer learned the rotated one before the app was restarted with it.
+    assert_eq!(
+        stdout.matches("started with [REDACTED]").count(),
+        2,
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

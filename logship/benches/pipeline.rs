@@ -13,7 +13,7 @@ use logship::account::Counters;
 use logship::batch::Batcher;
 use logship::buffer::{Buffer, FullPolicy};
 use logship::capture::{capture, Pipeline};
-use logship::sanitize::{Config, KnownSecret, Sanitizer};
+use logship::sanitize::{Config, Current, KnownSecret, Sanitizer};
 use logship::structure::{Options, Stream};
 
 fn corpus() -> (PathBuf, Vec<String>) {
@@ -57,7 +57,8 @@ fn main() {
                 .collect(),
             ..Config::default()
         };
-        Arc::new(Sanitizer::new(config).expect("sanitizer").0)
+        let sanitizer = Sanitizer::new(config.clone()).expect("sanitizer").0;
+        Arc::new(Current::new(sanitizer, config))
     };
     let mut sanitizer = new_sanitizer();
 
@@ -127,7 +128,7 @@ fn main() {
         lines as f64 / secs
     );
     println!("  {shipped_events} events in {batches} PutLogEvents batches");
-    let mut counts = sanitizer.counts();
+    let mut counts = sanitizer.get().counts();
     counts.sort();
     println!("  redactions by detector: {counts:?}");
 }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::account::Counters;
 use crate::batch::split;
 use crate::buffer::Buffer;
-use crate::sanitize::Sanitizer;
+use crate::sanitize;
 use crate::structure::{now_ms, Event, Options, Stream, Structurer};
 
 /// Bytes read from a pipe at a time.
@@ -26,7 +26,7 @@ pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
 /// Everything the capture tasks share.
 pub struct Pipeline {
     pub options: Options,
-    pub sanitizer: Arc<Sanitizer>,
+    pub sanitizer: Arc<sanitize::Current>,
     /// Where events wait for the shipper; `None` when shipping is off.
     pub buffer: Option<Arc<Buffer>>,
     /// Also write each sanitized event as a JSON line to the agent's stdout.
@@ -53,8 +53,9 @@ impl Pipeline {
         Counters::add(&self.counters.events, events.len() as u64);
         let mut out = Vec::new();
         let mut ready = Vec::with_capacity(events.len());
+        let sanitizer = self.sanitizer.get();
         for mut event in events.drain(..) {
-            if let std::borrow::Cow::Owned(clean) = self.sanitizer.sanitize(&event.json) {
+            if let std::borrow::Cow::Owned(clean) = sanitizer.sanitize(&event.json) {
                 event.json = clean;
             }
             if echo {

@@ -83,12 +83,13 @@ impl Logs {
         sdk: Option<&aws_config::SdkConfig>,
         metadata_uri: Option<&str>,
     ) -> Result<(Logs, Vec<String>), StartError> {
-        let (sanitizer, skipped) = Sanitizer::new(sanitize::Config {
+        let config = sanitize::Config {
             secrets,
             redact_name: settings.redact_name,
             extra_patterns: settings.redact_patterns.clone(),
             extra_keys: settings.redact_keys.clone(),
-        })?;
+        };
+        let (sanitizer, skipped) = Sanitizer::new(config.clone())?;
         let context = match (metadata_uri, settings.ecs_context) {
             (_, AutoSwitch::Off) | (None, _) => None,
             (Some(uri), _) => match ecs::read(uri).await {
@@ -100,7 +101,7 @@ impl Logs {
             },
         };
         let counters = Arc::new(Counters::default());
-        let sanitizer = Arc::new(sanitizer);
+        let sanitizer = Arc::new(sanitize::Current::new(sanitizer, config));
         let (buffer, delivery, destination) = match (&settings.group, sdk) {
             (Some(group), Some(sdk)) => {
                 let dest = Destination {
@@ -122,7 +123,7 @@ impl Logs {
                         .as_ref()
                         .map(|c| vec![("TaskDefinition".to_owned(), c.task_definition.clone())])
                         .unwrap_or_default(),
-                    redactions: Arc::new(move || redactions.counts()),
+                    redactions: Arc::new(move || redactions.get().counts()),
                 };
                 let task = tokio::spawn(ship::deliver(
                     Shipper::new(sdk, dest.clone()),
@@ -178,12 +179,14 @@ impl Logs {
         AgentEvents(self.pipeline.clone())
     }
 
-    pub fn sanitizer(&self) -> &Sanitizer {
-        &self.pipeline.sanitizer
+    /// The sanitizer in use (replaced when more secrets are added).
+    pub fn sanitizer(&self) -> Arc<Sanitizer> {
+        self.pipeline.sanitizer.get()
     }
 
-    /// The sanitizer, for the agent's own stderr.
-    pub fn shared_sanitizer(&self) -> Arc<Sanitizer> {
+    /// The sanitizer, for the agent's own stderr, and to add the secrets a rotation
+    /// loads ([`sanitize::Current::add_secrets`]).
+    pub fn shared_sanitizer(&self) -> Arc<sanitize::Current> {
         self.pipeline.sanitizer.clone()
     }
 
@@ -212,7 +215,7 @@ impl Logs {
         };
         Report {
             counters: self.counters.snapshot(),
-            redactions: self.pipeline.sanitizer.counts(),
+            redactions: self.pipeline.sanitizer.get().counts(),
             unshipped,
         }
     }

@@ -25,6 +25,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::{Arc, Mutex, RwLock};
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;
 use regex::Regex;
@@ -55,6 +57,58 @@ const KEY_STEMS: &[&str] = &[
     "credential",
 ];
 
+/// The sanitizer in use, replaced as a whole when the agent loads more secrets (a
+/// rotation): events take the current one per batch.
+#[derive(Debug)]
+pub struct Current {
+    sanitizer: RwLock<Arc<Sanitizer>>,
+    /// What the sanitizer was built from, every secret loaded so far included.
+    config: Mutex<Config>,
+}
+
+impl Current {
+    pub fn new(sanitizer: Sanitizer, config: Config) -> Current {
+        Current {
+            sanitizer: RwLock::new(Arc::new(sanitizer)),
+            config: Mutex::new(config),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Sanitizer> {
+        self.sanitizer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Redacts `secrets` too from now on (those already known are ignored). Returns the
+    /// names of new ones too short to redact.
+    pub fn add_secrets(&self, secrets: impl IntoIterator<Item = KnownSecret>) -> Vec<String> {
+        let mut config = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        let before = config.secrets.len();
+        for secret in secrets {
+            if !config
+                .secrets
+                .iter()
+                .any(|k| k.name == secret.name && k.value == secret.value)
+            {
+                config.secrets.push(secret);
+            }
+        }
+        if config.secrets.len() == before {
+            return Vec::new();
+        }
+        // The patterns compiled before: only the secrets changed.
+        let Ok((next, skipped)) = Sanitizer::new(config.clone()) else {
+            return Vec::new();
+        };
+        let mut current = self.sanitizer.write().unwrap_or_else(|e| e.into_inner());
+        next.carry_counts(&current);
+        *current = Arc::new(next);
+        skipped
+    }
+}
+
 /// A secret value the agent loaded, with the variable it went into. `Debug` shows the
 /// name only.
 #[derive(Clone)]
@@ -83,7 +137,7 @@ impl fmt::Debug for KnownSecret {
 }
 
 /// What the sanitizer is built from.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Config {
     pub secrets: Vec<KnownSecret>,
     /// DECKHAND_REDACT_NAME: `[REDACTED:DATABASE_URL]` instead of `[REDACTED]`.
@@ -514,6 +568,13 @@ impl Sanitizer {
     }
 
     /// Redactions so far, by detector.
+    /// Adds `earlier`'s redaction counts to this one's (it replaces `earlier`).
+    fn carry_counts(&self, earlier: &Sanitizer) {
+        for (mine, theirs) in self.counts.iter().zip(&earlier.counts) {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
         DETECTORS
             .iter()
@@ -930,6 +991,29 @@ mod tests {
             );
         }
         assert!(s.counts().iter().any(|(n, c)| *n == "secret" && *c >= 5));
+    }
+
+    #[test]
+    fn secrets_added_later_are_redacted_and_counts_carry_over() {
+        let config = Config {
+            secrets: vec![KnownSecret::new("A", "first-value-1")],
+            ..Config::default()
+        };
+        let (first, _) = Sanitizer::new(config.clone()).unwrap();
+        let current = Current::new(first, config);
+        assert_eq!(text(&current.get(), "x first-value-1"), "x [REDACTED]");
+        assert_eq!(text(&current.get(), "y second-value-2"), "y second-value-2");
+        let skipped = current.add_secrets([
+            KnownSecret::new("A", "second-value-2"),
+            KnownSecret::new("B", "abc"),
+        ]);
+        assert_eq!(skipped, ["B"]);
+        let s = current.get();
+        assert_eq!(text(&s, "y second-value-2"), "y [REDACTED]");
+        assert_eq!(text(&s, "x first-value-1"), "x [REDACTED]");
+        let secret_count =
+            |s: &Sanitizer| s.counts().iter().find(|(n, _)| *n == "secret").unwrap().1;
+        assert_eq!(secret_count(&s), 3);
     }
 
     #[test]
