@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +22,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_agent");
+mod common;
+use common::{assert_code, Scratch, AGENT};
+
 const EXAMPLE_MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/migrations");
 
 /// Longest any agent run may take here.
@@ -37,27 +38,6 @@ async fn aws() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await
-}
-
-/// A temporary directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(testkit::unique_name("agent-logs"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The agent with a clean environment, the moto variables and a log group of its own.
@@ -156,17 +136,6 @@ impl Drop for Running {
 
 fn run(cmd: Command) -> Output {
     Running::start(cmd).wait()
-}
-
-fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Every event of a stream, oldest first: (timestamp, message).
@@ -360,16 +329,10 @@ async fn denying_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     (url, calls)
 }
 
+/// A secret with a unique name under `logs/`; returns the name.
 async fn create_secret(sdk: &aws_config::SdkConfig, value: &str) -> String {
-    let name = format!("logs/{}", testkit::unique_name("agent"));
-    aws_sdk_secretsmanager::Client::new(sdk)
-        .create_secret()
-        .name(&name)
-        .secret_string(value)
-        .send()
-        .await
-        .expect("create the secret in moto");
-    name
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    common::create_secret(&client, "logs", value).await.0
 }
 
 fn group_name() -> String {

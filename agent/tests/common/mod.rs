@@ -1,4 +1,5 @@
-//! What the agent's integration-test binaries share (`tests/agent.rs`, `tests/ssm.rs`):
+//! What the agent's integration-test binaries share (`tests/agent.rs`, `tests/ssm.rs`,
+//! `tests/logs.rs`):
 //! running the built agent against the test services, reading what the app saw, and
 //! HTTP doubles in front of moto. Each binary uses only part of it.
 
