@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;
@@ -232,15 +232,38 @@ pub struct Sanitizer {
     hits: Vec<Hit>,
     /// Replacement text for each secret needle.
     secret_labels: Vec<String>,
-    text_kv: Regex,
-    bearer: Regex,
-    jwt: Regex,
-    aws_key_id: Regex,
-    aws_secret: Regex,
-    pem: Regex,
-    url: Regex,
+    /// The detectors' regexes, compiled the first time a line needs them: most
+    /// processes never print a JWT or a PEM block, and compiling all of them costs
+    /// milliseconds at start and memory for as long as the agent runs.
+    text_kv: Lazy,
+    bearer: Lazy,
+    jwt: Lazy,
+    aws_key_id: Lazy,
+    aws_secret: Lazy,
+    pem: Lazy,
+    url: Lazy,
     custom: Vec<Regex>,
     counts: [AtomicU64; DETECTORS.len()],
+}
+
+/// A built-in regex, compiled the first time it is needed.
+struct Lazy {
+    pattern: String,
+    regex: OnceLock<Regex>,
+}
+
+impl Lazy {
+    fn new(pattern: impl Into<String>) -> Lazy {
+        Lazy {
+            pattern: pattern.into(),
+            regex: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> &Regex {
+        self.regex
+            .get_or_init(|| Regex::new(&self.pattern).expect("built-in pattern"))
+    }
 }
 
 impl fmt::Debug for Sanitizer {
@@ -362,23 +385,22 @@ impl Sanitizer {
                 reason: e.to_string(),
             })?);
         }
-        let re = |p: &str| Regex::new(p).expect("built-in pattern");
         Ok((
             Sanitizer {
                 secret_labels: labels,
                 hits,
                 matcher,
-                text_kv: re(&text_kv),
-                bearer: re(r"(?i)\b(?:bearer|basic)[ \t]+([A-Za-z0-9\-._~+/]{8,}=*)"),
-                jwt: re(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}"),
-                aws_key_id: re(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
-                aws_secret: re(
+                text_kv: Lazy::new(text_kv),
+                bearer: Lazy::new(r"(?i)\b(?:bearer|basic)[ \t]+([A-Za-z0-9\-._~+/]{8,}=*)"),
+                jwt: Lazy::new(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}"),
+                aws_key_id: Lazy::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+                aws_secret: Lazy::new(
                     r#"(?i)(?:aws_?)?secret_?access_?key(?:\\")?[ \t]*[=:][ \t]*(?:\\")?([A-Za-z0-9/+=]{40})"#,
                 ),
-                pem: re(
+                pem: Lazy::new(
                     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)",
                 ),
-                url: re(r#"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@"\\]+:([^\s@/"\\]+)@"#),
+                url: Lazy::new(r#"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@"\\]+:([^\s@/"\\]+)@"#),
                 custom,
                 counts: Default::default(),
             },
@@ -435,7 +457,7 @@ impl Sanitizer {
 
         if need.aws_secret {
             self.regex_cuts(
-                &self.aws_secret,
+                self.aws_secret.get(),
                 event,
                 Detector::AwsSecretKey,
                 &mut cuts,
@@ -443,10 +465,10 @@ impl Sanitizer {
             );
         }
         if need.bearer {
-            self.regex_cuts(&self.bearer, event, Detector::Bearer, &mut cuts, true);
+            self.regex_cuts(self.bearer.get(), event, Detector::Bearer, &mut cuts, true);
         }
         if need.text_kv {
-            for c in self.text_kv.captures_iter(event) {
+            for c in self.text_kv.get().captures_iter(event) {
                 let value = c.get(1).expect("group 1");
                 let v = value.as_str();
                 // `arn:aws:secretsmanager:REGION:…:secret:NAME` names a secret, it is
@@ -470,11 +492,11 @@ impl Sanitizer {
             }
         }
         if need.jwt {
-            self.regex_cuts(&self.jwt, event, Detector::Jwt, &mut cuts, false);
+            self.regex_cuts(self.jwt.get(), event, Detector::Jwt, &mut cuts, false);
         }
         if need.aws_key_id {
             self.regex_cuts(
-                &self.aws_key_id,
+                self.aws_key_id.get(),
                 event,
                 Detector::AwsAccessKeyId,
                 &mut cuts,
@@ -482,7 +504,7 @@ impl Sanitizer {
             );
         }
         if need.pem {
-            for m in self.pem.find_iter(event) {
+            for m in self.pem.get().find_iter(event) {
                 // An unterminated block runs to the end of its JSON string.
                 let end = if m.as_str().ends_with("-----") {
                     m.end()
@@ -498,7 +520,13 @@ impl Sanitizer {
             }
         }
         if need.url {
-            self.regex_cuts(&self.url, event, Detector::UrlPassword, &mut cuts, true);
+            self.regex_cuts(
+                self.url.get(),
+                event,
+                Detector::UrlPassword,
+                &mut cuts,
+                true,
+            );
         }
         cards(bytes, &mut cuts);
         for re in &self.custom {
@@ -991,6 +1019,26 @@ mod tests {
             );
         }
         assert!(s.counts().iter().any(|(n, c)| *n == "secret" && *c >= 5));
+    }
+
+    #[test]
+    fn every_built_in_pattern_compiles() {
+        let (s, _) = Sanitizer::new(Config {
+            extra_keys: vec!["ssn".into()],
+            ..Config::default()
+        })
+        .unwrap();
+        for lazy in [
+            &s.text_kv,
+            &s.bearer,
+            &s.jwt,
+            &s.aws_key_id,
+            &s.aws_secret,
+            &s.pem,
+            &s.url,
+        ] {
+            lazy.get();
+        }
     }
 
     #[test]
