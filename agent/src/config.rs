@@ -339,12 +339,7 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let compiled = logship::sanitize::Sanitizer::new(logship::sanitize::Config {
-            extra_patterns: settings.redact_patterns.clone(),
-            extra_keys: settings.redact_keys.clone(),
-            ..Default::default()
-        });
-        if let Err(e) = compiled {
+        if let Err(e) = logship::sanitize::compile_patterns(&settings.redact_patterns) {
             self.errors.push(ConfigError {
                 name: self.name("redact_patterns"),
                 value: e.pattern,

@@ -146,7 +146,8 @@ fn emit(line: &[u8]) {
     };
     match route.format {
         LogFormat::Json => {
-            let clean = route.sanitizer.get().sanitize(text).into_owned();
+            let sanitizer = route.sanitizer.get();
+            let clean = sanitizer.sanitize(text);
             write_stderr(&clean);
             if let Some(tx) = route.ship.as_ref().filter(|_| shippable(&clean)) {
                 let _ = tx.try_send((logship::structure::now_ms(), with_source(&clean)));
@@ -161,10 +162,10 @@ fn emit(line: &[u8]) {
                 .and_then(|v| v["message"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| "[REDACTED]".to_owned());
             write_stderr(&message);
-            if let Some(tx) = route.ship.as_ref() {
-                if !STDERR_ONLY.iter().any(|t| text.contains(&format!(" {t}"))) {
-                    let _ = tx.try_send((logship::structure::now_ms(), clean));
-                }
+            // tracing's text lines: `TIMESTAMP LEVEL TARGET: message`.
+            let target = text.split_whitespace().nth(2).unwrap_or("");
+            if let Some(tx) = route.ship.as_ref().filter(|_| shippable_target(target)) {
+                let _ = tx.try_send((logship::structure::now_ms(), clean));
             }
         }
     }
@@ -184,6 +185,10 @@ fn shippable(json: &str) -> bool {
         .map(|i| &json[i + 10..])
         .and_then(|rest| rest.split('"').next())
         .unwrap_or("");
+    shippable_target(target)
+}
+
+fn shippable_target(target: &str) -> bool {
     !STDERR_ONLY.iter().any(|t| target.starts_with(t))
 }
 

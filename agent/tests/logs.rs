@@ -138,36 +138,8 @@ fn run(cmd: Command) -> Output {
     Running::start(cmd).wait()
 }
 
-/// Every event of a stream, oldest first: (timestamp, message).
 async fn read_stream(client: &Logs, group: &str, stream: &str) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = match client
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .start_from_head(true)
-            .set_next_token(token.clone())
-            .send()
-            .await
-        {
-            Ok(p) => p,
-            Err(_) => return out, // not created yet
-        };
-        let events = page.events();
-        out.extend(events.iter().map(|e| {
-            (
-                e.timestamp().unwrap_or(0),
-                e.message().unwrap_or("").to_owned(),
-            )
-        }));
-        let next = page.next_forward_token().map(str::to_owned);
-        if events.is_empty() || next == token {
-            return out;
-        }
-        token = next;
-    }
+    testkit::log_events(client, group, stream).await
 }
 
 /// The app's events (the agent's own, `"source":"agent"`, and metrics left out).

@@ -45,16 +45,6 @@ use structure::{Context, Event, Stream};
 /// How long a multi-line event waits for its next continuation line.
 const MULTILINE_WINDOW: Duration = Duration::from_millis(200);
 
-/// Why the pipeline could not start. Only configuration can stop it: CloudWatch being
-/// unreachable never does (events go to stdout and shipping keeps trying).
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error(transparent)]
-    Sanitizer(#[from] sanitize::ConfigError),
-}
-
 /// The running pipeline.
 pub struct Logs {
     pipeline: Arc<Pipeline>,
@@ -76,13 +66,15 @@ impl Logs {
     /// Builds the sanitizer from the loaded secrets, reads the task metadata (when
     /// `metadata_uri` is given and context or stream naming needs it), and starts the
     /// delivery loop when a log group is configured. Returns the names of secrets too
-    /// short to redact.
+    /// short to redact. Only a `DECKHAND_REDACT_PATTERNS` entry that does not compile
+    /// fails it: CloudWatch being unreachable never does (events go to stdout and
+    /// shipping keeps trying).
     pub async fn start(
         settings: &LogSettings,
         secrets: Vec<KnownSecret>,
         sdk: Option<&aws_config::SdkConfig>,
         metadata_uri: Option<&str>,
-    ) -> Result<(Logs, Vec<String>), StartError> {
+    ) -> Result<(Logs, Vec<String>), sanitize::ConfigError> {
         let config = sanitize::Config {
             secrets,
             redact_name: settings.redact_name,

@@ -378,13 +378,7 @@ impl Sanitizer {
             r#"(?i)(?:{})[a-z0-9_\-]*(?:\\")?[ \t]*[=:][ \t]*(?:\\")?([^\s"\\,;&]+)"#,
             stems.join("|")
         );
-        let mut custom = Vec::new();
-        for pattern in config.extra_patterns.iter().filter(|p| !p.is_empty()) {
-            custom.push(Regex::new(pattern).map_err(|e| ConfigError {
-                pattern: pattern.clone(),
-                reason: e.to_string(),
-            })?);
-        }
+        let custom = compile_patterns(&config.extra_patterns)?;
         Ok((
             Sanitizer {
                 secret_labels: labels,
@@ -622,6 +616,21 @@ fn case_variants(word: &str) -> Vec<String> {
     let mut out = vec![word.to_owned(), lower, capital, word.to_uppercase()];
     out.dedup();
     out
+}
+
+/// Compiles `DECKHAND_REDACT_PATTERNS` (empty entries skipped); the first bad one is
+/// the error. The agent calls it when it reads its settings, before anything starts.
+pub fn compile_patterns(patterns: &[String]) -> Result<Vec<Regex>, ConfigError> {
+    patterns
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|pattern| {
+            Regex::new(pattern).map_err(|e| ConfigError {
+                pattern: pattern.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Whether byte `i` is inside an ARN (`arn:PARTITION:…`): the token around it, up to a

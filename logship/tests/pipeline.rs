@@ -42,33 +42,14 @@ fn settings(group: &str) -> logship::config::LogSettings {
     .unwrap()
 }
 
-/// Every message of the stream, oldest first.
+/// Every message of the stream, oldest first, each a JSON event.
 async fn messages(sdk: &aws_config::SdkConfig, group: &str) -> Vec<serde_json::Value> {
     let client = aws_sdk_cloudwatchlogs::Client::new(sdk);
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name("app/web/t1")
-            .start_from_head(true)
-            .limit(10_000)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .unwrap();
-        for e in page.events() {
-            let m = e.message().unwrap();
-            out.push(serde_json::from_str(m).unwrap_or_else(|err| panic!("not JSON ({err}): {m}")));
-        }
-        let next = page.next_forward_token().map(str::to_owned);
-        if page.events().is_empty() || next == token {
-            break;
-        }
-        token = next;
-    }
-    out
+    let events = testkit::log_events(&client, group, "app/web/t1").await;
+    events
+        .iter()
+        .map(|(_, m)| serde_json::from_str(m).unwrap_or_else(|err| panic!("not JSON ({err}): {m}")))
+        .collect()
 }
 
 const SECRET: &str = "hunter2-Secret-Value";

@@ -44,33 +44,14 @@ fn event(i: usize, ts: i64) -> Event {
     }
 }
 
-/// Every message of a stream, oldest first (GetLogEvents, paginated).
+/// Every message of a stream, oldest first.
 async fn read_stream(
     client: &aws_sdk_cloudwatchlogs::Client,
     group: &str,
     stream: &str,
 ) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .start_from_head(true)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .unwrap();
-        let events = page.events();
-        out.extend(events.iter().filter_map(|e| e.message().map(str::to_owned)));
-        let next = page.next_forward_token().map(str::to_owned);
-        if events.is_empty() || next == token {
-            break;
-        }
-        token = next;
-    }
-    out
+    let events = testkit::log_events(client, group, stream).await;
+    events.into_iter().map(|(_, m)| m).collect()
 }
 
 #[tokio::test]

@@ -229,6 +229,43 @@ pub fn assert_readme_documents(command: clap::Command, section: &str) {
     }
 }
 
+/// Every event of a CloudWatch Logs stream, oldest first, as (timestamp, message)
+/// (GetLogEvents, paginated). Empty while the stream does not exist yet, so it can be
+/// polled.
+pub async fn log_events(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let Ok(page) = client
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await
+        else {
+            return out;
+        };
+        let events = page.events();
+        out.extend(events.iter().map(|e| {
+            (
+                e.timestamp().unwrap_or(0),
+                e.message().unwrap_or("").to_owned(),
+            )
+        }));
+        let next = page.next_forward_token().map(str::to_owned);
+        if events.is_empty() || next == token {
+            return out;
+        }
+        token = next;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
