@@ -1,12 +1,13 @@
 //! PutLogEvents batches that honour every limit of the real service — including the
 //! ones the emulator does not enforce (10,000 events, 1,048,576 bytes, 1 MB per event,
-//! 24 h span) — and splitting of events too large for one.
+//! 24 h span) — and splitting of events too large for one into part groups that
+//! reassemble, whole events ([`split`]) or streamed ones ([`PartWriter`]).
 //!
 //! Not here: when to flush (the shipping loop decides) and the calls themselves.
 
 use std::time::Duration;
 
-use crate::structure::{push_json_string, Event};
+use crate::structure::{json_char_len, push_json_string, Event};
 
 /// PutLogEvents: at most 10,000 events per call.
 pub const MAX_BATCH_EVENTS: usize = 10_000;
@@ -91,62 +92,134 @@ impl Batcher {
     }
 }
 
-/// Cuts an event larger than `max_bytes` into parts, each a valid JSON object no
-/// larger than `max_bytes`:
-/// `{"deckhand_part":{"id":"…","index":1,"count":3},"data":"…"}`.
-/// Concatenating the `data` strings in index order gives the original event's JSON.
+/// Cuts an event larger than `max_bytes` into a part group (see [`PartWriter`]).
 /// An event that fits is returned as it is.
 pub fn split(event: Event, max_bytes: usize, id: u64) -> Vec<Event> {
     if event.json.len() <= max_bytes {
         return vec![event];
     }
-    // Room for data: the limit minus the wrapper with the widest index and count.
-    let wrapper = part_json(id, MAX_PARTS, MAX_PARTS, "").len();
-    let budget = max_bytes.saturating_sub(wrapper).max(1);
-    let mut cuts = vec![0];
-    let mut used = 0;
-    for (i, c) in event.json.char_indices() {
-        let cost = escaped_len(c);
-        if used + cost > budget {
-            cuts.push(i);
-            used = 0;
-        }
-        used += cost;
-    }
-    cuts.push(event.json.len());
-    let count = cuts.len() - 1;
-    cuts.windows(2)
-        .enumerate()
-        .map(|(n, w)| Event {
-            timestamp_ms: event.timestamp_ms,
-            json: part_json(id, n + 1, count, &event.json[w[0]..w[1]]),
-        })
-        .collect()
+    let mut parts = Vec::new();
+    let mut writer = PartWriter::new(id, max_bytes, event.timestamp_ms);
+    writer.push(&event.json, &mut parts);
+    writer.finish(&mut parts);
+    parts
 }
 
-/// An upper bound on parts per event (a 1 GB line at 1 KB parts), used to size the
-/// wrapper.
-const MAX_PARTS: usize = 9_999_999;
+/// Writes the text of one event too large for a CloudWatch event as a part group, as
+/// it arrives: the caller need not hold the whole event, nor know its size up front (a
+/// line of any length is streamed through one writer). Each part is a valid JSON
+/// object no larger than `max_bytes`:
+///
+/// `{"deckhand_part":{"id":"<16 hex>","index":N,"last":false},"data":"…"}`
+///
+/// Every part of a group has the same `id` and timestamp; `index` counts from 1;
+/// the final part alone has `"last":true`. Concatenating the `data` strings in index
+/// order gives exactly the text pushed. Parts are cut only between characters.
+///
+/// To mark the final part even when the text ends exactly where a part fills up, the
+/// most recent full part is held back until more text (or [`PartWriter::finish`])
+/// arrives: at most two parts' worth of text is held.
+#[derive(Debug)]
+pub struct PartWriter {
+    id: u64,
+    timestamp_ms: i64,
+    /// Room for `data` in one part, escaped: `max_bytes` minus the widest wrapper.
+    budget: usize,
+    /// Parts emitted so far.
+    emitted: u64,
+    /// A full part, not emitted until we know whether it is the last.
+    held: Option<String>,
+    /// The part being filled (raw text), and its size once escaped.
+    filling: String,
+    filling_bytes: usize,
+}
 
-fn part_json(id: u64, index: usize, count: usize, data: &str) -> String {
-    let mut json = String::with_capacity(data.len() + 96);
-    json.push_str("{\"deckhand_part\":{\"id\":\"");
-    json.push_str(&format!("{id:016x}"));
-    json.push_str(&format!(
-        "\",\"index\":{index},\"count\":{count}}},\"data\":"
-    ));
+impl PartWriter {
+    /// A writer of parts of at most `max_bytes` (raised to [`MIN_EVENT_BYTES`] if below:
+    /// a part must hold its wrapper and some data), all stamped `timestamp_ms`.
+    pub fn new(id: u64, max_bytes: usize, timestamp_ms: i64) -> Self {
+        let max_bytes = max_bytes.max(MIN_EVENT_BYTES);
+        PartWriter {
+            id,
+            timestamp_ms,
+            budget: max_bytes - WIDEST_WRAPPER.len(),
+            emitted: 0,
+            held: None,
+            filling: String::new(),
+            filling_bytes: 0,
+        }
+    }
+
+    /// Appends `json_fragment` (the next piece of the event's JSON text) and emits into
+    /// `out` every part that it fills, except the most recent one (see above).
+    pub fn push(&mut self, json_fragment: &str, out: &mut Vec<Event>) {
+        let mut start = 0;
+        for (i, c) in json_fragment.char_indices() {
+            let cost = json_char_len(c);
+            if self.filling_bytes + cost > self.budget {
+                // `i` is a char boundary (from char_indices), so the cut is too.
+                self.filling
+                    .push_str(json_fragment.get(start..i).unwrap_or_default());
+                start = i;
+                self.rotate(out);
+            }
+            self.filling_bytes += cost;
+        }
+        self.filling
+            .push_str(json_fragment.get(start..).unwrap_or_default());
+    }
+
+    /// Emits what is left, the final part with `"last":true`. Emits nothing if nothing
+    /// was ever pushed.
+    pub fn finish(mut self, out: &mut Vec<Event>) {
+        if self.filling.is_empty() {
+            if let Some(held) = self.held.take() {
+                self.emit(held, true, out);
+            }
+            return;
+        }
+        if let Some(held) = self.held.take() {
+            self.emit(held, false, out);
+        }
+        let last = std::mem::take(&mut self.filling);
+        self.emit(last, true, out);
+    }
+
+    /// The part being filled is full: it becomes the held one, the one held before
+    /// it is emitted (it was not the last).
+    fn rotate(&mut self, out: &mut Vec<Event>) {
+        let full = std::mem::take(&mut self.filling);
+        self.filling_bytes = 0;
+        if let Some(previous) = self.held.replace(full) {
+            self.emit(previous, false, out);
+        }
+    }
+
+    fn emit(&mut self, data: String, last: bool, out: &mut Vec<Event>) {
+        self.emitted += 1;
+        let json = part_json(self.id, self.emitted, last, &data);
+        debug_assert!(json.len() <= self.budget + WIDEST_WRAPPER.len());
+        out.push(Event {
+            timestamp_ms: self.timestamp_ms,
+            json,
+        });
+    }
+}
+
+/// A part's JSON around empty data, at its widest: any id is 16 hex digits, an index
+/// at most 20 digits (u64), and `false` is longer than `true`.
+const WIDEST_WRAPPER: &str = r#"{"deckhand_part":{"id":"0123456789abcdef","index":18446744073709551615,"last":false},"data":""}"#;
+
+fn part_json(id: u64, index: u64, last: bool, data: &str) -> String {
+    use std::fmt::Write;
+    let mut json = String::with_capacity(data.len() + WIDEST_WRAPPER.len());
+    let _ = write!(
+        json,
+        "{{\"deckhand_part\":{{\"id\":\"{id:016x}\",\"index\":{index},\"last\":{last}}},\"data\":"
+    );
     push_json_string(&mut json, data);
     json.push('}');
     json
-}
-
-/// Bytes `c` takes inside a JSON string written by [`push_json_string`].
-fn escaped_len(c: char) -> usize {
-    match c {
-        '"' | '\\' | '\n' | '\r' | '\t' => 2,
-        '\u{0}'..='\u{1f}' | '\u{7f}' | '\u{fffd}' => 6,
-        c => c.len_utf8(),
-    }
 }
 
 #[cfg(test)]
@@ -266,7 +339,7 @@ mod tests {
                 serde_json::from_str(&p.json).expect("each part is valid JSON");
             assert_eq!(v["deckhand_part"]["id"], "0000000000000abc");
             assert_eq!(v["deckhand_part"]["index"], i + 1);
-            assert_eq!(v["deckhand_part"]["count"], parts.len());
+            assert_eq!(v["deckhand_part"]["last"], i + 1 == parts.len());
             rebuilt.push_str(v["data"].as_str().unwrap());
         }
         assert_eq!(rebuilt, original);
@@ -284,5 +357,121 @@ mod tests {
         let parts = split(e, MAX_EVENT_BYTES, 9);
         assert_eq!(parts.len(), 4);
         assert!(parts.iter().all(|p| p.json.len() <= MAX_EVENT_BYTES));
+    }
+
+    /// Checks a part group and returns its data, concatenated.
+    fn reassemble(parts: &[Event], max_bytes: usize, id: u64, ts: i64) -> String {
+        let mut whole = String::new();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(
+                p.json.len() <= max_bytes,
+                "part {i} is {} bytes",
+                p.json.len()
+            );
+            assert_eq!(p.timestamp_ms, ts);
+            let v: serde_json::Value = serde_json::from_str(&p.json).expect("valid JSON");
+            let head = v["deckhand_part"].as_object().expect("a part header");
+            assert_eq!(head["id"], format!("{id:016x}"));
+            assert_eq!(head["index"], i + 1);
+            assert_eq!(
+                head["last"],
+                i + 1 == parts.len(),
+                "only the final part is last"
+            );
+            assert_eq!(head.len(), 3, "{}", p.json);
+            whole.push_str(v["data"].as_str().expect("data is a string"));
+        }
+        whole
+    }
+
+    #[test]
+    fn streamed_parts_reassemble_and_mark_the_last() {
+        let mut out = Vec::new();
+        let mut w = PartWriter::new(7, 1_024, 99);
+        let mut pushed = String::new();
+        for i in 0..500 {
+            let piece = format!("{{\"n\":{i},\"s\":\"é\\\"\u{1}\"}}");
+            pushed.push_str(&piece);
+            w.push(&piece, &mut out);
+        }
+        let before_finish = out.len();
+        w.finish(&mut out);
+        assert!(out.len() > before_finish, "the held part comes at finish");
+        assert_eq!(reassemble(&out, 1_024, 7, 99), pushed);
+    }
+
+    #[test]
+    fn text_ending_exactly_at_a_full_part_still_has_a_last_part() {
+        let budget = 1_024 - WIDEST_WRAPPER.len();
+        for total in [budget, 2 * budget, 3 * budget] {
+            let text = "x".repeat(total);
+            let mut out = Vec::new();
+            let mut w = PartWriter::new(1, 1_024, 0);
+            w.push(&text, &mut out);
+            // A full part is emitted only once the next one has text: the final one is
+            // still filling, the one before it held.
+            assert_eq!(out.len(), (total / budget).saturating_sub(2));
+            w.finish(&mut out);
+            assert_eq!(out.len(), total / budget);
+            assert_eq!(reassemble(&out, 1_024, 1, 0), text);
+        }
+    }
+
+    #[test]
+    fn nothing_pushed_emits_nothing() {
+        let mut out = Vec::new();
+        PartWriter::new(1, 1_024, 0).finish(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_limit_below_the_minimum_is_raised() {
+        let mut out = Vec::new();
+        let mut w = PartWriter::new(1, 10, 0);
+        w.push(&"y".repeat(5_000), &mut out);
+        w.finish(&mut out);
+        assert_eq!(reassemble(&out, MIN_EVENT_BYTES, 1, 0).len(), 5_000);
+    }
+
+    #[test]
+    fn split_and_the_streaming_writer_agree() {
+        let e = event(3, 10_000);
+        let parts = split(e.clone(), 2_048, 5);
+        let mut streamed = Vec::new();
+        let mut w = PartWriter::new(5, 2_048, 3);
+        for chunk in e.json.as_bytes().chunks(333) {
+            w.push(std::str::from_utf8(chunk).unwrap(), &mut streamed);
+        }
+        w.finish(&mut streamed);
+        assert_eq!(parts, streamed);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text, pushed in any pieces, at any limit: valid parts within the limit,
+        /// indices 1..=n, exactly one last, and the data is the text.
+        #[test]
+        fn any_fragments_reassemble(
+            fragments in proptest::collection::vec("(?s).{0,300}", 0..40),
+            max_bytes in MIN_EVENT_BYTES..4_096usize,
+            id: u64,
+            ts: i64,
+        ) {
+            let mut out = Vec::new();
+            let mut w = PartWriter::new(id, max_bytes, ts);
+            for f in &fragments {
+                w.push(f, &mut out);
+            }
+            w.finish(&mut out);
+            let pushed: String = fragments.concat();
+            if pushed.is_empty() {
+                proptest::prop_assert!(out.is_empty());
+            } else {
+                let lasts = out.iter().filter(|p| p.json.contains("\"last\":true},")).count();
+                proptest::prop_assert_eq!(lasts, 1);
+                proptest::prop_assert_eq!(reassemble(&out, max_bytes, id, ts), pushed);
+            }
+        }
     }
 }

@@ -196,6 +196,14 @@ impl LogArgs {
                 ));
             }
         }
+        if self.stdout == StdoutMode::Off && self.group.is_none() {
+            // Neither sink: every line would vanish, and no counter would say so.
+            return Err(bad(
+                "DECKHAND_LOG_STDOUT",
+                &"off",
+                "with no CLOUDWATCH_LOG_GROUP set, the app's output would go nowhere and every line would be discarded without being counted; set CLOUDWATCH_LOG_GROUP to ship the logs, or leave DECKHAND_LOG_STDOUT at auto or json",
+            ));
+        }
         if let Some(s) = &self.stream {
             check_stream("CLOUDWATCH_LOG_STREAM", s)?;
         }
@@ -367,6 +375,20 @@ mod tests {
             .unwrap_err()
             .contains("DECKHAND_LOG_MAX_EVENT_BYTES"));
         assert!(parse(&["--log-max-event-bytes", "262118"]).is_ok());
+    }
+
+    #[test]
+    fn stdout_off_needs_a_log_group() {
+        let err = parse(&["--log-stdout", "off"]).unwrap_err();
+        assert!(
+            err.starts_with("DECKHAND_LOG_STDOUT=\"off\" is not valid"),
+            "{err}"
+        );
+        assert!(err.contains("set CLOUDWATCH_LOG_GROUP"), "{err}");
+        assert!(err.contains("auto or json"), "{err}");
+        let s = parse(&["--log-stdout", "off", "--log-group", "/app"]).unwrap();
+        assert!(!s.stdout);
+        assert!(parse(&["--log-stdout", "json"]).unwrap().stdout);
     }
 
     #[test]

@@ -3,6 +3,13 @@
 //! batches, flushes every interval, retries without limit while the buffer has room, and
 //! drains everything it can before the stop deadline.
 //!
+//! A failure is one of three kinds ([`FailureKind`]): passing (throttling, 5xx,
+//! timeouts: retried with backoff), about the destination (access denied, the group
+//! gone: retried every minute while events wait in the buffer), or about the batch
+//! itself (a request the service will refuse however often it is sent: dropped,
+//! counted as `rejected_invalid`, and delivery moves on, so one bad batch never
+//! blocks the events behind it).
+//!
 //! Sequence tokens are not used: the service ignores them since January 2023.
 
 use std::sync::atomic::Ordering;
@@ -24,8 +31,9 @@ use crate::structure::{json_string, now_ms, push_rfc3339, Event};
 /// First pause before retrying a retryable failure; doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(10);
-/// After a non-retryable failure (access denied, bad group name), try again this often.
-const FATAL_RETRY: Duration = Duration::from_secs(60);
+/// After a failure about the destination (access denied, bad group name), try again
+/// this often: a person has to fix something, hammering the service will not.
+const DESTINATION_RETRY: Duration = Duration::from_secs(60);
 /// Events moved from the buffer per step, so batches close promptly under load.
 const TAKE: usize = 2_048;
 
@@ -38,15 +46,44 @@ pub struct Destination {
     pub retention_days: Option<i32>,
 }
 
+/// What a failed call means for the events in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Throttling, 5xx, timeouts, connection errors: the same call may succeed soon.
+    Retryable,
+    /// The destination refuses everything (access denied, unknown credentials, the
+    /// group or stream missing, a bad name): a person must fix something. Events wait
+    /// in the buffer meanwhile.
+    Destination,
+    /// The service refuses this batch as such (invalid parameter, an event too large
+    /// or out of order, already accepted, a request it cannot read): sending it again
+    /// would fail again.
+    Batch,
+}
+
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ShipError {
-    /// Throttling, 5xx, timeouts, connection errors: try again soon.
-    #[error("{0}")]
-    Retryable(String),
-    /// Access denied, invalid names and the like: a person must fix something.
-    #[error("{0}")]
-    Fatal(String),
+#[error("{message}")]
+pub struct ShipError {
+    pub kind: FailureKind,
+    /// The service's error code (`ThrottlingException`), when it sent one.
+    pub code: Option<String>,
+    /// What failed and, where we know it, what to fix.
+    pub message: String,
+}
+
+impl ShipError {
+    fn new(kind: FailureKind, code: Option<&str>, message: impl Into<String>) -> Self {
+        ShipError {
+            kind,
+            code: code.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
 }
 
 /// What the service did with one call.
@@ -97,7 +134,7 @@ impl Shipper {
     /// is missing, with the retention when configured.
     pub async fn prepare(&self) -> Result<(), ShipError> {
         match self.create_stream().await {
-            Err(ShipError::Fatal(msg)) if msg.contains("ResourceNotFoundException") => {
+            Err(e) if e.is_code("ResourceNotFoundException") => {
                 self.create_group().await?;
                 self.create_stream().await
             }
@@ -116,7 +153,7 @@ impl Shipper {
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ResourceAlreadyExistsException") => Ok(()),
-            Err(e) => Err(classify(e, "CreateLogStream")),
+            Err(e) => Err(classify(e, Call::Setup("CreateLogStream"))),
         }
     }
 
@@ -130,7 +167,7 @@ impl Shipper {
         {
             Ok(_) => true,
             Err(e) if e.code() == Some("ResourceAlreadyExistsException") => false,
-            Err(e) => return Err(classify(e, "CreateLogGroup")),
+            Err(e) => return Err(classify(e, Call::Setup("CreateLogGroup"))),
         };
         if let (true, Some(days)) = (created, self.dest.retention_days) {
             self.client
@@ -139,7 +176,7 @@ impl Shipper {
                 .retention_in_days(days)
                 .send()
                 .await
-                .map_err(|e| classify(e, "PutRetentionPolicy"))?;
+                .map_err(|e| classify(e, Call::Setup("PutRetentionPolicy")))?;
         }
         Ok(())
     }
@@ -154,7 +191,13 @@ impl Shipper {
                     .timestamp(e.timestamp_ms)
                     .message(&e.json)
                     .build()
-                    .map_err(|e| ShipError::Fatal(format!("building an event: {e}")))
+                    .map_err(|e| {
+                        ShipError::new(
+                            FailureKind::Batch,
+                            None,
+                            format!("PutLogEvents: building an event: {e}"),
+                        )
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let out = self
@@ -165,7 +208,7 @@ impl Shipper {
             .set_log_events(Some(events))
             .send()
             .await
-            .map_err(|e| classify(e, "PutLogEvents"))?;
+            .map_err(|e| classify(e, Call::Put))?;
         Ok(rejections(
             batch.events.len(),
             out.rejected_log_events_info().map(|r| {
@@ -202,44 +245,127 @@ pub fn rejections(
     }
 }
 
-/// Sorts an SDK error into retry-or-not, with a message that says what to fix.
-fn classify<E>(e: SdkError<E, HttpResponse>, call: &str) -> ShipError
+/// Which call failed: the kind of a failure depends on it (an invalid parameter of
+/// CreateLogStream is the stream's name, of PutLogEvents the batch).
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    /// Setting the destination up: CreateLogStream, CreateLogGroup, PutRetentionPolicy.
+    Setup(&'static str),
+    /// PutLogEvents.
+    Put,
+}
+
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::Setup(name) => name,
+            Call::Put => "PutLogEvents",
+        }
+    }
+}
+
+/// Sorts an SDK error by [`FailureKind`], with a message that says what to fix.
+fn classify<E>(e: SdkError<E, HttpResponse>, call: Call) -> ShipError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let status = e.raw_response().map(|r| r.status().as_u16());
+    let name = call.name();
     match &e {
+        // No answer, or one we could not read: the next attempt may get through.
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            return ShipError::Retryable(format!("{call}: {}", describe(&e)));
+            return ShipError::new(
+                FailureKind::Retryable,
+                None,
+                format!("{name}: {}", describe(&e)),
+            );
+        }
+        // The SDK could not build the request: the same input never will.
+        SdkError::ConstructionFailure(_) => {
+            let kind = match call {
+                Call::Put => FailureKind::Batch,
+                Call::Setup(_) => FailureKind::Destination,
+            };
+            return ShipError::new(kind, None, format!("{name}: {}", describe(&e)));
         }
         _ => {}
     }
-    let code = e.code().unwrap_or("Unknown").to_owned();
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let code = e.code().map(str::to_owned);
     let message = e.message().unwrap_or("").to_owned();
-    let server_side = status.is_some_and(|s| s >= 500);
-    let retryable = server_side
-        || matches!(
-            code.as_str(),
+    let kind = failure_kind(code.as_deref(), status, matches!(call, Call::Put));
+    let shown = code.as_deref().unwrap_or("Unknown");
+    let status_text = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+    let fix = match (kind, code.as_deref()) {
+        (
+            FailureKind::Destination,
+            Some("AccessDeniedException" | "UnrecognizedClientException"),
+        ) => {
+            " — give the task role logs:CreateLogStream, logs:PutLogEvents (and logs:CreateLogGroup) on the group"
+        }
+        (FailureKind::Destination, Some("ResourceNotFoundException")) => {
+            " — create the log group, or allow logs:CreateLogGroup"
+        }
+        (FailureKind::Destination, Some("InvalidParameterException")) => {
+            " — check CLOUDWATCH_LOG_GROUP / CLOUDWATCH_LOG_STREAM"
+        }
+        _ => "",
+    };
+    ShipError::new(
+        kind,
+        code.as_deref(),
+        format!("{name} failed: {shown}{status_text}: {message}{fix}"),
+    )
+}
+
+/// The kind of a failure the service answered, from its error code and HTTP status.
+/// `put`: the call was PutLogEvents, where a refusal that is not about the
+/// destination is about the batch; in the setup calls every refusal is about the
+/// destination (its name, its permissions).
+pub fn failure_kind(code: Option<&str>, status: Option<u16>, put: bool) -> FailureKind {
+    match code {
+        Some(
             "ThrottlingException"
-                | "ServiceUnavailableException"
-                | "ServiceUnavailable"
-                | "InternalFailure"
-                | "RequestTimeout"
-                | "LimitExceededException"
-        );
-    let text = format!("{call} failed: {code}: {message}");
-    if retryable {
-        ShipError::Retryable(text)
-    } else {
-        let fix = match code.as_str() {
-            "AccessDeniedException" | "UnrecognizedClientException" => {
-                " — give the task role logs:CreateLogStream, logs:PutLogEvents (and logs:CreateLogGroup) on the group"
-            }
-            "ResourceNotFoundException" => " — create the log group, or allow logs:CreateLogGroup",
-            "InvalidParameterException" => " — check CLOUDWATCH_LOG_GROUP / CLOUDWATCH_LOG_STREAM",
-            _ => "",
-        };
-        ShipError::Fatal(format!("{text}{fix}"))
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "ServiceUnavailableException"
+            | "ServiceUnavailable"
+            | "InternalFailure"
+            | "InternalServerError"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
+            | "LimitExceededException"
+            | "OperationAbortedException"
+            // Temporary credentials ran out: the SDK's provider fetches new ones.
+            | "ExpiredTokenException"
+            | "ExpiredToken"
+            | "RequestExpired",
+        ) => return FailureKind::Retryable,
+        Some(
+            "AccessDeniedException"
+            | "AccessDenied"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "InvalidSignatureException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "MissingAuthenticationToken"
+            | "NotAuthorized"
+            | "ResourceNotFoundException",
+        ) => return FailureKind::Destination,
+        _ => {}
+    }
+    match status {
+        Some(s) if s >= 500 => FailureKind::Retryable,
+        // Request Timeout, Too Many Requests.
+        Some(408 | 429) => FailureKind::Retryable,
+        // Unauthorized, Forbidden, Not Found without a code we know: the endpoint or
+        // the credentials, not the events.
+        Some(401 | 403 | 404) => FailureKind::Destination,
+        // Any other refusal of PutLogEvents (InvalidParameterException: an event too
+        // large or out of order; DataAlreadyAcceptedException; SerializationException;
+        // a validation error) is about the batch.
+        _ if put => FailureKind::Batch,
+        _ => FailureKind::Destination,
     }
 }
 
@@ -408,9 +534,7 @@ impl Sender {
             let attempt_result = match self.deadline() {
                 Some(d) => tokio::time::timeout_at(d, self.shipper.prepare())
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(ShipError::Retryable("the stop deadline passed".into()))
-                    }),
+                    .unwrap_or_else(|_| Err(deadline_passed())),
                 None => self.shipper.prepare().await,
             };
             match attempt_result {
@@ -425,16 +549,15 @@ impl Sender {
         }
     }
 
-    /// Ships one batch, retrying until it is accepted or the deadline passes.
+    /// Ships one batch, retrying until it is accepted, refused for good (counted as
+    /// `rejected_invalid`), or the deadline passes (false).
     async fn send(&mut self, batch: &Batch) -> bool {
         let mut attempt = 0;
         loop {
             let attempt_result = match self.deadline() {
                 Some(d) => tokio::time::timeout_at(d, self.shipper.put(batch))
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(ShipError::Retryable("the stop deadline passed".into()))
-                    }),
+                    .unwrap_or_else(|_| Err(deadline_passed())),
                 None => self.shipper.put(batch).await,
             };
             match attempt_result {
@@ -463,28 +586,65 @@ impl Sender {
                     }
                     return true;
                 }
+                Err(e) if e.kind == FailureKind::Batch => {
+                    // Sent again it would be refused again, and every later event
+                    // would wait behind it for ever: drop it, count it, move on.
+                    let events = batch.events.len() as u64;
+                    Counters::add(&self.counters.rejected_invalid, events);
+                    tracing::warn!(
+                        group = %self.shipper.dest.group,
+                        events,
+                        code = e.code.as_deref().unwrap_or(""),
+                        error = %e.message,
+                        "CloudWatch Logs refused a batch of {events} event(s) for good ({}); it is dropped and counted as rejected_invalid, delivery goes on",
+                        e.message
+                    );
+                    return true;
+                }
                 Err(e) => {
                     attempt += 1;
                     Counters::add(&self.counters.retries, 1);
                     if !self.pause(&e, attempt).await {
                         return false;
                     }
+                    if e.is_code("ResourceNotFoundException") {
+                        // The group or stream went away after it was set up: set it up
+                        // again before the next attempt (its failure shows there).
+                        self.reprepare().await;
+                    }
                 }
             }
         }
     }
 
+    /// One more [`Shipper::prepare`], within the deadline; its failure is left for the
+    /// next call to report.
+    async fn reprepare(&self) {
+        let result = match self.deadline() {
+            Some(d) => tokio::time::timeout_at(d, self.shipper.prepare())
+                .await
+                .unwrap_or_else(|_| Err(deadline_passed())),
+            None => self.shipper.prepare().await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "setting the log stream up again failed");
+        }
+    }
+
     /// Waits before the next attempt; false when that would pass the deadline.
     async fn pause(&mut self, e: &ShipError, attempt: u32) -> bool {
-        let delay = match e {
-            ShipError::Retryable(msg) => {
+        let msg = &e.message;
+        let delay = match e.kind {
+            FailureKind::Retryable => {
                 tracing::debug!(attempt, error = %msg, "retrying a CloudWatch Logs call");
                 let exp = RETRY_FIRST
                     .saturating_mul(1 << attempt.min(8).saturating_sub(1))
                     .min(RETRY_MAX);
                 exp / 2 + Duration::from_millis(fastrand::u64(0..=exp.as_millis() as u64 / 2))
             }
-            ShipError::Fatal(msg) => {
+            // A batch failure never comes here (the batch is dropped); counted with
+            // the destination's for safety.
+            FailureKind::Destination | FailureKind::Batch => {
                 Counters::add(&self.counters.ship_errors, 1);
                 if !self.failing {
                     tracing::error!(
@@ -494,7 +654,7 @@ impl Sender {
                     );
                     self.failing = true;
                 }
-                FATAL_RETRY
+                DESTINATION_RETRY
             }
         };
         let until = Instant::now() + delay;
@@ -522,6 +682,11 @@ impl Sender {
             }
         }
     }
+}
+
+/// The error of an attempt cut short by the stop deadline.
+fn deadline_passed() -> ShipError {
+    ShipError::new(FailureKind::Retryable, None, "the stop deadline passed")
 }
 
 fn metrics_event(counters: &Counters, options: &Delivery) -> Event {
@@ -587,6 +752,35 @@ mod tests {
                 expired: 2
             }
         );
+    }
+
+    #[test]
+    fn failures_are_sorted_by_what_they_are_about() {
+        use FailureKind::*;
+        let put = |code, status| failure_kind(Some(code), Some(status), true);
+        // Passing: retried with backoff.
+        assert_eq!(put("ThrottlingException", 400), Retryable);
+        assert_eq!(put("ServiceUnavailableException", 503), Retryable);
+        assert_eq!(put("SomethingNew", 500), Retryable);
+        assert_eq!(put("SomethingNew", 429), Retryable);
+        assert_eq!(put("ExpiredTokenException", 400), Retryable);
+        // The destination: retried every minute, events wait.
+        assert_eq!(put("AccessDeniedException", 400), Destination);
+        assert_eq!(put("UnrecognizedClientException", 400), Destination);
+        assert_eq!(put("ResourceNotFoundException", 400), Destination);
+        assert_eq!(put("SomethingNew", 403), Destination);
+        // The batch: dropped and counted.
+        assert_eq!(put("InvalidParameterException", 400), Batch);
+        assert_eq!(put("DataAlreadyAcceptedException", 400), Batch);
+        assert_eq!(put("SerializationException", 400), Batch);
+        assert_eq!(put("ValidationException", 400), Batch);
+        assert_eq!(put("SomethingNew", 413), Batch);
+        assert_eq!(failure_kind(None, Some(400), true), Batch);
+        // In the setup calls, a bad parameter is the group's or stream's name.
+        let setup = |code, status| failure_kind(Some(code), Some(status), false);
+        assert_eq!(setup("InvalidParameterException", 400), Destination);
+        assert_eq!(setup("ThrottlingException", 400), Retryable);
+        assert_eq!(setup("SomethingNew", 400), Destination);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Shipping against the moto server the test services start, and against a small
 //! PutLogEvents endpoint double for the faults moto cannot produce (throttling,
-//! access denied).
+//! access denied, a batch refused as invalid).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -188,8 +188,19 @@ async fn double(answer: fn(usize) -> (u16, &'static str)) -> Double {
 const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
 const DENIED: &str = r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:PutLogEvents"}"#;
 
+const INVALID: &str = r#"{"__type":"InvalidParameterException","message":"Log event too large: 1048577 bytes exceeds limit of 1048576"}"#;
+
 /// Queues `events` events and delivers them to the double until `within` has passed.
 async fn deliver_to(d: &Double, events: usize, within: Duration) -> (Summary, Arc<Counters>) {
+    deliver_events(d, (0..events).map(|i| event(i, now_ms())), within).await
+}
+
+/// Queues `events` and delivers them to the double until `within` has passed.
+async fn deliver_events(
+    d: &Double,
+    events: impl IntoIterator<Item = Event>,
+    within: Duration,
+) -> (Summary, Arc<Counters>) {
     let config = sdk(&d.url).await;
     let counters = Arc::new(Counters::default());
     let buffer = Arc::new(Buffer::new(
@@ -197,8 +208,8 @@ async fn deliver_to(d: &Double, events: usize, within: Duration) -> (Summary, Ar
         FullPolicy::DropOldest,
         counters.clone(),
     ));
-    for i in 0..events {
-        buffer.push(event(i, now_ms())).await;
+    for e in events {
+        buffer.push(e).await;
     }
     let (stop, stopped) = stop_handle();
     let dest = Destination {
@@ -243,4 +254,46 @@ async fn access_denied_is_not_retried_in_a_loop_and_what_is_left_is_counted() {
     );
     assert_eq!(counters.dropped_at_shutdown.load(Ordering::Relaxed), 20);
     assert_eq!(counters.ship_errors.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_batch_refused_as_invalid_is_counted_and_the_next_batches_are_shipped() {
+    let d = double(|n| if n == 0 { (400, INVALID) } else { (200, "{}") }).await;
+    // One call spans at most 24 hours: ten events from two days ago and ten from now
+    // make two batches, the old one first.
+    let old = now_ms() - 2 * 24 * 3600 * 1000;
+    let events = (0..10)
+        .map(|i| event(i, old))
+        .chain((10..20).map(|i| event(i, now_ms())));
+    let (summary, counters) = deliver_events(&d, events, Duration::from_secs(30)).await;
+    assert_eq!(
+        summary.unshipped, 0,
+        "nothing is left waiting behind the bad batch"
+    );
+    assert_eq!(
+        counters.rejected_invalid.load(Ordering::Relaxed),
+        10,
+        "the refused batch's events are counted"
+    );
+    assert_eq!(
+        counters.retries.load(Ordering::Relaxed),
+        0,
+        "a batch the service refuses as invalid is not sent again"
+    );
+    assert_eq!(counters.ship_errors.load(Ordering::Relaxed), 0);
+    let got = d.accepted.lock().unwrap();
+    let seqs: Vec<u64> = got
+        .iter()
+        .filter_map(|m| serde_json::from_str::<serde_json::Value>(m).ok()?["seq"].as_u64())
+        .collect();
+    assert_eq!(
+        seqs,
+        (10..20).collect::<Vec<u64>>(),
+        "the later batch is shipped"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.contains("\"_aws\"") && m.contains("\"rejected_invalid\":10")),
+        "the final metrics carry the count: {got:?}"
+    );
 }
