@@ -2,6 +2,7 @@
 //! and `statement_timeout` for its statements, a retry with backoff when a lock was not
 //! available, and the history row written in the same transaction as the change.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -138,32 +139,75 @@ async fn run_without_transaction(
         format!(
             "it ran without a transaction: {done} of its {total} statement(s) completed and \
              stay in effect, and it is not recorded as applied, so the next run executes the \
-             whole file again; make its statements idempotent (IF NOT EXISTS) and drop any \
-             INVALID index a failed CREATE INDEX CONCURRENTLY left behind"
+             whole file again; make its statements idempotent (IF NOT EXISTS)"
         )
     };
     client
         .batch_execute(&settings(envelope, "SESSION"))
         .await
         .map_err(|e| failure(step, &e, None, outcome(0)))?;
+    // INVALID indexes from before: one that appears later is this migration's doing.
+    let before = match invalid_indexes(client).await {
+        Ok(found) => found.into_iter().map(|i| i.oid).collect(),
+        Err(e) => {
+            reset(client).await;
+            return Err(failure(step, &e, None, outcome(0)));
+        }
+    };
     for (done, statement) in statements.iter().enumerate() {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match client.batch_execute(statement.text).await {
+            let e = match client.batch_execute(statement.text).await {
                 Ok(()) => break,
-                Err(e) if is_retryable(&e) && attempt <= envelope.lock_retries => {
-                    retry_pause(step.label, attempt, envelope, &e).await;
-                }
-                Err(e) => {
-                    let first_line = sql::line_at(step.sql, statement.offset);
-                    let line = position(&e).map_or(first_line, |p| {
-                        first_line + sql::line_of(statement.text, p) - 1
-                    });
-                    reset(client).await;
-                    return Err(failure(step, &e, Some(line), outcome(done)));
-                }
+                Err(e) => e,
+            };
+            let left = leftovers(client, &before, step.sql).await;
+            // Retrying after a CREATE INDEX CONCURRENTLY left an INVALID index cannot
+            // help: IF NOT EXISTS would skip it, and without it the retry fails.
+            let clean = matches!(&left, Ok(l) if l.is_empty());
+            if is_retryable(&e) && attempt <= envelope.lock_retries && clean {
+                retry_pause(step.label, attempt, envelope, &e).await;
+                continue;
             }
+            let first_line = sql::line_at(step.sql, statement.offset);
+            let line = position(&e).map_or(first_line, |p| {
+                first_line + sql::line_of(statement.text, p) - 1
+            });
+            reset(client).await;
+            let outcome = format!("{}{}", outcome(done), leftover_advice(&left));
+            return Err(failure(step, &e, Some(line), outcome));
+        }
+    }
+    // IF NOT EXISTS skips an index that exists even when it is INVALID, so statements
+    // that all succeeded do not prove the indexes are usable.
+    match leftovers(client, &before, step.sql).await {
+        Ok(left) if left.is_empty() => {}
+        left => {
+            reset(client).await;
+            return Err(Failure {
+                label: step.label.into(),
+                path: step.path.into(),
+                sqlstate: None,
+                message: format!(
+                    "its statements completed, but {}",
+                    match &left {
+                        Ok(_) => "an INVALID index it creates remains (CREATE INDEX \
+                                  CONCURRENTLY IF NOT EXISTS skips an existing index even when \
+                                  it is INVALID)"
+                            .to_owned(),
+                        Err(e) => format!(
+                            "checking for INVALID indexes failed: {}",
+                            pgconn::describe(e)
+                        ),
+                    }
+                ),
+                line: None,
+                detail: None,
+                hint: None,
+                applied_before: Vec::new(),
+                outcome: format!("{}{}", outcome(total), leftover_advice(&left)),
+            });
         }
     }
     let recorded = client.batch_execute(&step.record.sql()).await;
@@ -176,6 +220,87 @@ async fn run_without_transaction(
             format!("all {total} statement(s) completed but recording it failed; mark it applied by hand or make the file safe to re-run"),
         )
     })
+}
+
+/// An index with `pg_index.indisvalid = false`.
+struct InvalidIndex {
+    oid: u32,
+    /// `schema.name`, quoted where SQL needs it.
+    qualified: String,
+    /// The bare name, to look for in the migration's SQL.
+    name: String,
+    /// Another session is building it right now (not a leftover).
+    building: bool,
+}
+
+/// Every INVALID index in the database. A failed `CREATE INDEX CONCURRENTLY` (or
+/// `REINDEX CONCURRENTLY`) leaves one behind: still maintained on every write, never
+/// used by a query.
+async fn invalid_indexes(client: &Client) -> Result<Vec<InvalidIndex>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT i.indexrelid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
+                    c.relname::text, \
+                    EXISTS (SELECT 1 FROM pg_stat_progress_create_index p \
+                            WHERE p.index_relid = i.indexrelid) \
+             FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT i.indisvalid \
+             ORDER BY 2",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(InvalidIndex {
+                oid: r.try_get(0)?,
+                qualified: r.try_get(1)?,
+                name: r.try_get(2)?,
+                building: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// The INVALID indexes a no-transaction migration must not be recorded with: those that
+/// appeared since `before`, and those its SQL names (an earlier run's leftover, which
+/// `IF NOT EXISTS` would skip). Indexes another session is building are not leftovers.
+async fn leftovers(
+    client: &Client,
+    before: &BTreeSet<u32>,
+    sql: &str,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let named = sql::identifiers(sql);
+    Ok(invalid_indexes(client)
+        .await?
+        .into_iter()
+        .filter(|i| !i.building)
+        .filter(|i| !before.contains(&i.oid) || named.contains(&i.name.to_lowercase()))
+        .map(|i| i.qualified)
+        .collect())
+}
+
+/// What to add to a failure's outcome about INVALID indexes.
+fn leftover_advice(left: &Result<Vec<String>, tokio_postgres::Error>) -> String {
+    match left {
+        Ok(left) if left.is_empty() => String::new(),
+        Ok(left) => format!(
+            "; it leaves INVALID index(es) {} (a failed CREATE INDEX CONCURRENTLY leaves one, \
+             and IF NOT EXISTS would skip it on the next run): run {} then run migrate again",
+            left.join(", "),
+            left.iter()
+                .map(|name| format!("DROP INDEX CONCURRENTLY {name};"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Err(e) => format!(
+            "; checking for INVALID indexes it may leave failed ({}): look for them with \
+             SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid, and drop each \
+             with DROP INDEX CONCURRENTLY",
+            pgconn::describe(e)
+        ),
+    }
 }
 
 async fn reset(client: &Client) {

@@ -301,7 +301,7 @@ fn database() -> Result<PgConfig, Error> {
             )
         })?;
     for param in &db.ignored_params {
-        tracing::warn!(parameter = %param, "DATABASE_URL parameter {param:?} is not used by migrate and is ignored");
+        tracing::warn!(parameter = %param, "a DATABASE_URL parameter is not used by migrate and is ignored: {param}");
     }
     let mut name = match std::env::var("HOSTNAME") {
         Ok(host) if !host.is_empty() => format!("{APPLICATION_NAME}/{host}"),

@@ -33,35 +33,78 @@ pub async fn ensure(client: &impl GenericClient) -> Result<(), Error> {
         .map_err(|e| Error::db(&format!("creating {TABLE}"), &e))
 }
 
+/// The `version` column types whose values read as whole numbers: refinery creates
+/// `int4`, or `int8` with its `int8-versions` feature.
+const VERSION_TYPES: [&str; 3] = ["smallint", "integer", "bigint"];
+
 /// Every applied migration, by version; empty when the table does not exist yet.
+///
+/// Reads `version` as `int8`, so tables created with `int4` and with `int8` both work;
+/// a version beyond what a file name can hold, or a column of another type, is refused
+/// with a message that names it and the fix. Other columns are read as text, whatever
+/// type another tool gave them.
 pub async fn read(client: &impl GenericClient) -> Result<Vec<Applied>, Error> {
-    let exists: bool = client
-        .query_one(&format!("SELECT to_regclass('{TABLE}') IS NOT NULL"), &[])
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT t.oid IS NOT NULL, \
+                        (SELECT format_type(a.atttypid, NULL) FROM pg_attribute a \
+                         WHERE a.attrelid = t.oid AND a.attname = 'version' AND NOT a.attisdropped) \
+                 FROM (SELECT to_regclass('{TABLE}') AS oid) t"
+            ),
+            &[],
+        )
         .await
-        .map_err(|e| Error::db(&format!("looking for {TABLE}"), &e))?
-        .get(0);
+        .map_err(|e| Error::db(&format!("looking for {TABLE}"), &e))?;
+    let unreadable = |e: tokio_postgres::Error| Error::db(&format!("looking for {TABLE}"), &e);
+    let exists: bool = row.try_get(0).map_err(unreadable)?;
+    let version_type: Option<String> = row.try_get(1).map_err(unreadable)?;
     if !exists {
         return Ok(Vec::new());
+    }
+    match version_type.as_deref() {
+        Some(t) if VERSION_TYPES.contains(&t) => {}
+        found => {
+            return Err(Error::Config(format!(
+                "{TABLE}.version is {}; migrate reads whole-number versions (refinery creates \
+                 int4, or int8 with its int8-versions feature): convert it with ALTER TABLE \
+                 {TABLE} ALTER COLUMN version TYPE int8 USING version::int8, or point migrate \
+                 at the database whose history this is",
+                found.map_or_else(|| "missing".to_owned(), |t| format!("of type {t}"))
+            )))
+        }
     }
     let rows = client
         .query(
             &format!(
-                "SELECT version, coalesce(name, ''), coalesce(applied_on, ''), coalesce(checksum, '') \
-                 FROM {TABLE} ORDER BY version"
+                "SELECT version::int8, coalesce(name::text, ''), coalesce(applied_on::text, ''), \
+                        coalesce(checksum::text, '') \
+                 FROM {TABLE} WHERE version IS NOT NULL ORDER BY version"
             ),
             &[],
         )
         .await
         .map_err(|e| Error::db(&format!("reading {TABLE}"), &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| Applied {
-            version: r.get(0),
-            name: r.get(1),
-            applied_on: r.get(2),
-            checksum: r.get::<_, String>(3).parse().ok(),
-        })
-        .collect())
+    rows.iter().map(applied).collect()
+}
+
+fn applied(row: &tokio_postgres::Row) -> Result<Applied, Error> {
+    let unreadable = |e: tokio_postgres::Error| Error::db(&format!("reading {TABLE}"), &e);
+    let version: i64 = row.try_get(0).map_err(unreadable)?;
+    let version = i32::try_from(version).map_err(|_| {
+        Error::Config(format!(
+            "{TABLE} holds version {version}, beyond the largest version a migration file \
+             can have ({}); remove that row if it is not a migration of this database",
+            i32::MAX
+        ))
+    })?;
+    let checksum: String = row.try_get(3).map_err(unreadable)?;
+    Ok(Applied {
+        version,
+        name: row.try_get(1).map_err(unreadable)?,
+        applied_on: row.try_get(2).map_err(unreadable)?,
+        checksum: checksum.parse().ok(),
+    })
 }
 
 /// SQL that records a migration as applied, with the database's clock in refinery's

@@ -72,7 +72,7 @@ pub async fn release(client: &Client) {
 async fn holder(client: &Client) -> String {
     let sql = format!(
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), \
-                to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+                coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'an unknown time'), \
                 coalesce(a.state, 'unknown') \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.granted \
@@ -81,14 +81,20 @@ async fn holder(client: &Client) -> String {
         KEY.0, KEY.1
     );
     match client.query_opt(&sql, &[]).await {
-        Ok(Some(row)) => format!(
-            "pid {} (application_name={}, client {}, connected since {}, state {})",
-            row.get::<_, i32>(0),
-            row.get::<_, String>(1),
-            row.get::<_, String>(2),
-            row.get::<_, String>(3),
-            row.get::<_, String>(4),
-        ),
+        Ok(Some(row)) => {
+            let text = |i: usize| {
+                row.try_get::<_, String>(i)
+                    .unwrap_or_else(|_| "unknown".into())
+            };
+            format!(
+                "pid {} (application_name={}, client {}, connected since {}, state {})",
+                row.try_get::<_, i32>(0).unwrap_or_default(),
+                text(1),
+                text(2),
+                text(3),
+                text(4),
+            )
+        }
         Ok(None) => "another session (it released the lock meanwhile)".into(),
         Err(e) => format!(
             "another session (could not read pg_stat_activity: {})",

@@ -61,9 +61,78 @@ pub enum SourceError {
     },
 }
 
-enum Kind {
+/// Whether a file is a migration or the reverse of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
     Up,
     Down,
+}
+
+/// A migration file name, read by [`parse_file_name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName {
+    pub kind: Kind,
+    pub version: i32,
+    /// The part after `__`, without `.sql` / `.down.sql`.
+    pub name: String,
+}
+
+/// A `.sql` file whose name breaks the rule; the message states the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "migration files must be named V{{number}}__{{name}}.sql, down files \
+     V{{number}}__{{name}}.down.sql: a capital V, a version of digits 0-9 from 0 to {max}, \
+     two underscores, then a name of letters, digits 0-9 and _ ({problem})",
+    max = i32::MAX
+)]
+pub struct NameError {
+    /// What this name got wrong, in words; never the name itself (the caller shows the path).
+    pub problem: &'static str,
+}
+
+/// Reads a file name by the documented rule, refinery's: `V{n}__{name}.sql` and
+/// `V{n}__{name}.down.sql`. `Ok(None)` for files that are not `.sql` (they are not
+/// migrations at all). Anything accepted is also accepted by refinery, with the same
+/// version and name, so checksums agree.
+///
+/// refinery's own parser is not used: its prefix class `[U|V]` also matches `|` and
+/// then panics (`unreachable!`), and its `\w` and `\d` take more of Unicode than the
+/// rule says.
+pub fn parse_file_name(file_name: &str) -> Result<Option<FileName>, NameError> {
+    let (kind, stem) = match file_name.strip_suffix(".down.sql") {
+        Some(stem) => (Kind::Down, stem),
+        None => match file_name.strip_suffix(".sql") {
+            Some(stem) => (Kind::Up, stem),
+            None => return Ok(None),
+        },
+    };
+    let err = |problem| Err(NameError { problem });
+    let Some(rest) = stem.strip_prefix('V') else {
+        return err("it does not start with V");
+    };
+    let Some((digits, name)) = rest.split_once("__") else {
+        return err("there is no __ after the version");
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return err("the version is not digits 0-9");
+    }
+    let Ok(version) = digits.parse::<i32>() else {
+        return err("the version is too large");
+    };
+    if name.is_empty() {
+        return err("the name is empty");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphabetic() || c.is_ascii_digit() || c == '_')
+    {
+        return err("the name holds a character other than letters, digits 0-9 and _");
+    }
+    Ok(Some(FileName {
+        kind,
+        version,
+        name: name.to_owned(),
+    }))
 }
 
 /// Reads every migration below `dir` (recursively, like refinery), sorted by version.
@@ -90,21 +159,13 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
         let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if !file_name.ends_with(".sql") {
-            continue;
-        }
-        let (kind, stem) = match file_name.strip_suffix(".down.sql") {
-            Some(stem) => (Kind::Down, stem),
-            None => (Kind::Up, &file_name[..file_name.len() - 4]),
-        };
-        let Some((version, name)) = parse_stem(stem) else {
-            tracing::warn!(
-                file = %path.display(),
-                "skipping {}: migration files must be named V{{number}}__{{name}}.sql \
-                 (name: letters, digits, _), down files V{{number}}__{{name}}.down.sql",
-                path.display()
-            );
-            continue;
+        let (kind, version, name) = match parse_file_name(file_name) {
+            Ok(Some(f)) => (f.kind, f.version, f.name),
+            Ok(None) => continue,
+            Err(rule) => {
+                tracing::warn!(file = %path.display(), "skipping {}: {rule}", path.display());
+                continue;
+            }
         };
         match kind {
             Kind::Down => downs.push((version, name, path)),
@@ -113,7 +174,7 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
-                let checksum = refinery_core::Migration::unapplied(stem, &sql)
+                let checksum = refinery_core::Migration::unapplied(&label(version, &name), &sql)
                     .map_err(|e| SourceError::Name {
                         path: path.clone(),
                         reason: e.to_string(),
@@ -175,19 +236,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
     Ok(())
 }
 
-/// `V12__add_users` → (12, "add_users"), by refinery's rule, versioned migrations only.
-fn parse_stem(stem: &str) -> Option<(i32, String)> {
-    let (prefix, version, name) = refinery_core::parse_migration_name(stem).ok()?;
-    // refinery's pattern is anchored at the start only: `V1__in-it` would pass as `in`.
-    let whole = stem
-        .strip_suffix(name.as_str())
-        .is_some_and(|head| head.ends_with("__"));
-    (prefix.to_string() == "V" && whole).then_some((version, name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// A temporary folder, removed when dropped.
     struct TempDir(PathBuf);
@@ -283,11 +335,121 @@ mod tests {
         );
     }
 
+    fn up(version: i32, name: &str) -> Option<FileName> {
+        Some(FileName {
+            kind: Kind::Up,
+            version,
+            name: name.into(),
+        })
+    }
+
     #[test]
-    fn misnamed_files_are_skipped() {
-        assert_eq!(parse_stem("V1_init"), None);
-        assert_eq!(parse_stem("V1__in-it"), None);
-        assert_eq!(parse_stem("U1__init"), None);
-        assert_eq!(parse_stem("V7__add_users"), Some((7, "add_users".into())));
+    fn file_names_by_the_rule() {
+        assert_eq!(parse_file_name("V7__add_users.sql"), Ok(up(7, "add_users")));
+        assert_eq!(parse_file_name("V007__café.sql"), Ok(up(7, "café")));
+        assert_eq!(
+            parse_file_name("V2__two.down.sql").map(|f| f.map(|f| f.kind)),
+            Ok(Some(Kind::Down))
+        );
+        assert_eq!(parse_file_name("README.md"), Ok(None));
+        assert_eq!(parse_file_name("V1__a.sql.bak"), Ok(None));
+        for bad in [
+            "V1_init.sql",
+            "V1__in-it.sql",
+            "U1__init.sql",
+            "v1__init.sql",
+            "V__init.sql",
+            "V1__.sql",
+            "V1.5__init.sql",
+            "V٣__init.sql",
+            "V99999999999__init.sql",
+            "V1__x².sql",
+            ".sql",
+            ".down.sql",
+            // refinery's parser panics on this one (its prefix class is `[U|V]`).
+            "|1__init.sql",
+        ] {
+            let e = parse_file_name(bad).expect_err(bad);
+            assert!(
+                e.to_string().starts_with(
+                    "migration files must be named V{number}__{name}.sql, down files V{number}__{name}.down.sql"
+                ),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_misnamed_file_is_skipped_and_loading_goes_on() {
+        let dir = dir_with(&[("|1__pipe.sql", "select 1;"), ("V1__ok.sql", "select 1;")]);
+        let labels: Vec<_> = load(&dir)
+            .unwrap()
+            .iter()
+            .map(MigrationFile::label)
+            .collect();
+        assert_eq!(labels, ["V1__ok"]);
+    }
+
+    /// The documented rule, written as plainly as possible.
+    fn by_the_rule(file_name: &str) -> Option<(Kind, i32, String)> {
+        let (kind, stem) = if let Some(s) = file_name.strip_suffix(".down.sql") {
+            (Kind::Down, s)
+        } else {
+            (Kind::Up, file_name.strip_suffix(".sql")?)
+        };
+        let chars: Vec<char> = stem.chars().collect();
+        if chars.first() != Some(&'V') {
+            return None;
+        }
+        let digits: String = chars[1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        let after: String = chars[1 + digits.chars().count()..].iter().collect();
+        let name = after.strip_prefix("__")?;
+        let name_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphabetic() || c.is_ascii_digit() || c == '_');
+        let version = digits.parse::<i32>().ok()?;
+        name_ok.then(|| (kind, version, name.to_owned()))
+    }
+
+    fn file_name() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            3 => any::<char>().prop_map(String::from),
+            2 => prop::sample::select(vec!["V", "U", "|", "_", "__", ".", ".sql", ".down.sql", "-", "é", "٣", "²"])
+                .prop_map(String::from),
+            2 => "[0-9]{1,11}",
+            2 => "[a-z_]{1,6}",
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any name: no panic; `.sql` names are read exactly by the rule (and refinery
+        /// agrees on what we accept), the rest of `.sql` names are refused with the rule.
+        #[test]
+        fn any_file_name_is_read_by_the_rule_or_refused_with_it(name in file_name()) {
+            match parse_file_name(&name) {
+                Ok(None) => prop_assert!(!name.ends_with(".sql")),
+                Ok(Some(f)) => {
+                    prop_assert_eq!(by_the_rule(&name), Some((f.kind, f.version, f.name.clone())));
+                    let stem = name.strip_suffix(".down.sql").or_else(|| name.strip_suffix(".sql"));
+                    let theirs = refinery_core::Migration::unapplied(stem.unwrap_or_default(), "");
+                    prop_assert!(theirs.is_ok(), "refinery refuses {:?}", name);
+                    if let Ok(m) = theirs {
+                        prop_assert_eq!((m.version(), m.name()), (f.version, f.name.as_str()));
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(name.ends_with(".sql"));
+                    prop_assert_eq!(by_the_rule(&name), None);
+                    prop_assert!(e.to_string().contains("V{number}__{name}.sql"), "{}", e);
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! transaction, which `CREATE INDEX CONCURRENTLY` refuses), and turning an error
 //! position into a line number.
 
+use std::collections::HashSet;
+
 /// One statement of a file: where it starts (byte offset) and its text.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Statement<'a> {
@@ -32,10 +34,14 @@ pub fn split(sql: &str) -> Vec<Statement<'_>> {
             b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i + 2),
             b'$' if i == 0 || !is_ident_byte(bytes[i - 1]) => match dollar_tag(bytes, i) {
                 Some(tag_len) => {
-                    let tag = &sql[i..i + tag_len];
-                    i = sql[i + tag_len..]
-                        .find(tag)
-                        .map_or(bytes.len(), |n| i + tag_len + n + tag_len);
+                    // The tag is `$`…`$`, so both ends are character boundaries.
+                    let body = i + tag_len;
+                    i = match (sql.get(i..body), sql.get(body..)) {
+                        (Some(tag), Some(rest)) => {
+                            rest.find(tag).map_or(bytes.len(), |n| body + n + tag_len)
+                        }
+                        _ => bytes.len(),
+                    };
                 }
                 None => i += 1,
             },
@@ -49,6 +55,16 @@ pub fn split(sql: &str) -> Vec<Statement<'_>> {
     }
     push(&mut out, sql, start, bytes.len());
     out
+}
+
+/// Every word of `sql` that could name an object, lower-cased (PostgreSQL folds unquoted
+/// names; a quoted name is taken case-insensitively too, erring towards a match). Used
+/// to tell whether a migration mentions an index.
+pub fn identifiers(sql: &str) -> HashSet<String> {
+    sql.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// The 1-based line of a 1-based character position, as PostgreSQL reports it.
@@ -69,13 +85,18 @@ pub fn line_at(sql: &str, offset: usize) -> usize {
 }
 
 fn push<'a>(out: &mut Vec<Statement<'a>>, sql: &'a str, start: usize, end: usize) {
-    let text = &sql[start..end];
+    // `start` and `end` sit just after a `;` or at an end of the text: both are
+    // character boundaries, so `get` always succeeds.
+    let Some(text) = sql.get(start..end) else {
+        return;
+    };
     if has_code(text) {
-        // Start the statement at its first code line, so line numbers point at it.
-        let lead = text.len() - text.trim_start().len();
+        // Start the statement at its first code line, so line numbers point at it. Only
+        // the blanks PostgreSQL skips are trimmed: it reads U+00A0 as part of a name.
+        let trimmed = text.trim_start_matches(|c: char| c.is_ascii_whitespace());
         out.push(Statement {
-            offset: start + lead,
-            text: text.trim(),
+            offset: start + (text.len() - trimmed.len()),
+            text: trimmed.trim_end_matches(|c: char| c.is_ascii_whitespace()),
         });
     }
 }
@@ -141,18 +162,21 @@ fn skip_block_comment(bytes: &[u8], mut i: usize) -> usize {
     bytes.len()
 }
 
-/// Length of a dollar-quote opener (`$$` or `$tag$`) at `i`, if one starts there.
+/// Length of a dollar-quote opener (`$$` or `$tag$`) at `i`, if one starts there. The
+/// tag follows PostgreSQL's lexer: letters, `_`, any non-ASCII byte and, after the first,
+/// digits; so the opener always starts and ends on a character boundary (`$`).
 fn dollar_tag(bytes: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
-    while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
+    while j < bytes.len() && is_ident_byte(bytes[j]) {
         j += 1;
     }
     let tag_ok = j == i + 1 || !bytes[i + 1].is_ascii_digit();
     (j < bytes.len() && bytes[j] == b'$' && tag_ok).then_some(j + 1 - i)
 }
 
+/// A byte that continues an identifier in PostgreSQL's lexer (non-ASCII letters count).
 fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
 /// True if the byte at `i` continues an identifier (so `xE'..'` is not an E-string).
@@ -163,6 +187,7 @@ fn is_ident(bytes: &[u8], i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn texts(sql: &str) -> Vec<&str> {
         split(sql).into_iter().map(|s| s.text).collect()
@@ -215,5 +240,159 @@ mod tests {
         assert_eq!(line_of(sql, 1), 1);
         assert_eq!(line_of(sql, 11), 2);
         assert_eq!(line_of(sql, 25), 3);
+    }
+
+    #[test]
+    fn non_ascii_dollar_tags_and_blanks() {
+        assert_eq!(
+            texts("select $é$ a; b $é$;\u{a0}select 2;"),
+            ["select $é$ a; b $é$;", "\u{a0}select 2;"]
+        );
+        assert_eq!(texts("select é$$;$$ x;"), ["select é$$;", "$$ x;"]);
+    }
+
+    /// One lexical piece of generated SQL, with whether it is a top-level `;` and
+    /// whether it is code (not a comment).
+    #[derive(Debug, Clone)]
+    struct Token {
+        text: String,
+        semicolon: bool,
+        code: bool,
+    }
+
+    fn code(text: String) -> Token {
+        Token {
+            text,
+            semicolon: false,
+            code: true,
+        }
+    }
+
+    /// Text for inside a literal or comment: anything but the listed characters, plus the
+    /// characters that would split a statement if the splitter lost track.
+    fn inner(excluded: &'static [char]) -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            3 => any::<char>().prop_filter("excluded", move |c| !excluded.contains(c)).prop_map(String::from),
+            2 => prop::sample::select(vec![";", "--", "/", "*", "'", "\"", "$", "$$", "\n", "\\", "E"])
+                .prop_filter("excluded", move |t| !t.chars().any(|c| excluded.contains(&c)))
+                .prop_map(String::from),
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+    }
+
+    fn block_comment() -> impl Strategy<Value = String> {
+        let leaf = inner(&['*', '/']).prop_map(|t| format!("/*{t}*/"));
+        leaf.prop_recursive(2, 6, 3, |nested| {
+            (inner(&['*', '/']), nested, inner(&['*', '/']))
+                .prop_map(|(a, n, b)| format!("/*{a}{n}{b}*/"))
+        })
+    }
+
+    fn token() -> impl Strategy<Value = Token> {
+        prop_oneof![
+            4 => "[A-Za-z0-9_(),.=<>+]{1,8}".prop_map(code),
+            3 => Just(Token { text: ";".into(), semicolon: true, code: true }),
+            2 => inner(&['\'']).prop_map(|t| code(format!("'{t}'"))),
+            1 => inner(&['\'']).prop_map(|t| code(format!("'{t}''{t}'"))),
+            1 => inner(&['\'', '\\']).prop_map(|t| code(format!("E'{t}\\'\\\\'"))),
+            1 => inner(&['"']).prop_map(|t| code(format!("\"{t}\""))),
+            2 => ("[a-z_]{0,3}", inner(&['$'])).prop_map(|(tag, t)| code(format!("${tag}${t}${tag}$"))),
+            1 => Just(code("$1".into())),
+            2 => inner(&['\n']).prop_map(|t| Token { text: format!("--{t}\n"), semicolon: false, code: false }),
+            2 => block_comment().prop_map(|text| Token { text, semicolon: false, code: false }),
+        ]
+    }
+
+    /// Tokens joined by blanks, so no two run together into another lexeme.
+    fn script() -> impl Strategy<Value = (String, Vec<String>)> {
+        let blank = prop::sample::select(vec![" ", "\n", "\t", " \r\n "]);
+        prop::collection::vec((token(), blank), 0..16).prop_map(|tokens| {
+            let mut sql = String::new();
+            let mut expected = Vec::new();
+            let mut piece = String::new();
+            let mut has_code = false;
+            for (token, blank) in tokens {
+                piece.push_str(&token.text);
+                has_code |= token.code && !token.semicolon;
+                if token.semicolon {
+                    if has_code {
+                        expected.push(piece.trim().to_owned());
+                    }
+                    sql.push_str(&piece);
+                    piece.clear();
+                    has_code = false;
+                }
+                piece.push_str(blank);
+            }
+            if has_code {
+                expected.push(piece.trim().to_owned());
+            }
+            sql.push_str(&piece);
+            (sql, expected)
+        })
+    }
+
+    /// Removes comments (line and nested block) the simple way, for checking what the
+    /// splitter left between statements.
+    fn without_comments(text: &str) -> String {
+        let chars: Vec<char> = text.chars().collect();
+        let (mut out, mut i, mut depth) = (String::new(), 0, 0usize);
+        while i < chars.len() {
+            let pair = (chars[i], chars.get(i + 1).copied());
+            if pair == ('/', Some('*')) {
+                depth += 1;
+                i += 2;
+            } else if depth > 0 && pair == ('*', Some('/')) {
+                depth -= 1;
+                i += 2;
+            } else if depth > 0 {
+                i += 1;
+            } else if pair == ('-', Some('-')) {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            } else {
+                out.push(chars[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any text: no panic; each statement is the text at its offset, in order and
+        /// without overlap; between statements only blanks, `;` and comments remain, so
+        /// no byte of code is lost.
+        #[test]
+        fn any_text_splits_without_losing_code(sql in ".{0,200}") {
+            let statements = split(&sql);
+            let mut end = 0;
+            let mut gaps = String::new();
+            for s in &statements {
+                prop_assert!(s.offset >= end);
+                prop_assert_eq!(sql.get(s.offset..s.offset + s.text.len()), Some(s.text));
+                prop_assert!(!s.text.trim_matches(|c: char| c.is_ascii_whitespace()).is_empty());
+                gaps.push_str(sql.get(end..s.offset).unwrap_or_default());
+                gaps.push('\n');
+                end = s.offset + s.text.len();
+                let _ = line_at(&sql, s.offset);
+                let _ = line_of(s.text, u32::MAX);
+            }
+            gaps.push_str(sql.get(end..).unwrap_or_default());
+            let left = without_comments(&gaps);
+            prop_assert!(
+                left.chars().all(|c| c == ';' || c.is_ascii_whitespace()),
+                "code outside every statement: {:?} from {:?}", left, statements
+            );
+        }
+
+        /// Generated SQL with `;` inside strings, identifiers, dollar quotes and comments:
+        /// the splitter cuts exactly at the top-level `;` a plain reference knows.
+        #[test]
+        fn splits_only_at_top_level_semicolons((sql, expected) in script()) {
+            prop_assert_eq!(texts(&sql), expected);
+        }
     }
 }

@@ -699,3 +699,195 @@ fn readme_documents_every_flag_with_its_env_var_and_default() {
     use clap::CommandFactory;
     testkit::assert_readme_documents(migrate::cli::Cli::command(), "## `migrate`");
 }
+
+/// refinery with its `int8-versions` feature creates `version int8`; reading it must work
+/// (it used to panic on the i32 read), and writing to it too.
+#[tokio::test]
+async fn int8_history_table_is_read_and_written() {
+    let db = TestDb::create("int8hist").await;
+    let v1 = "CREATE TABLE a(id int);";
+    let dir = Dir::new(&[("V1__a.sql", v1), ("V2__b.sql", "CREATE TABLE b(id int);")]);
+    let checksum = refinery_core::Migration::unapplied("V1__a", v1)
+        .unwrap()
+        .checksum();
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE refinery_schema_history(version int8 PRIMARY KEY, name varchar(255), \
+             applied_on varchar(255), checksum varchar(255));
+             {v1}
+             INSERT INTO refinery_schema_history VALUES (1, 'a', '2026-11-23T10:00:00Z', '{checksum}');"
+        ))
+        .await
+        .unwrap();
+
+    let status = run(&db.url, &dir, &["status", "--exit-code"]);
+    assert_eq!(status.code, 6, "V2 pending: {}", status.stderr);
+    let out = run(&db.url, &dir, &["up"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("applying V2__b ... ok"),
+        "{}",
+        out.stderr
+    );
+    assert!(table_exists(&db, "b").await);
+    let versions: Vec<i64> = db
+        .client()
+        .await
+        .query(
+            "SELECT version FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    assert_eq!(run(&db.url, &dir, &["status", "--exit-code"]).code, 0);
+
+    // A version no file name can hold is refused by name, not a panic.
+    db.client()
+        .await
+        .batch_execute("INSERT INTO refinery_schema_history VALUES (3000000000, 'big', '', '')")
+        .await
+        .unwrap();
+    let out = run(&db.url, &dir, &["status"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("refinery_schema_history holds version 3000000000"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn history_version_of_another_type_is_refused_with_the_fix() {
+    let db = TestDb::create("texthist").await;
+    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE refinery_schema_history(version text PRIMARY KEY, name varchar(255), \
+             applied_on varchar(255), checksum varchar(255));",
+        )
+        .await
+        .unwrap();
+    let out = run(&db.url, &dir, &["up"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    for expected in [
+        "refinery_schema_history.version is of type text",
+        "ALTER TABLE refinery_schema_history ALTER COLUMN version TYPE int8 USING version::int8",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
+    }
+    assert!(!table_exists(&db, "a").await);
+}
+
+/// `CREATE INDEX CONCURRENTLY` that times out waiting for another transaction leaves an
+/// INVALID index; `IF NOT EXISTS` then skips it. The migration must not be recorded
+/// while the index is INVALID, and the error must say which index and how to drop it.
+#[tokio::test]
+async fn invalid_index_left_by_a_lock_timeout_is_reported_and_not_recorded() {
+    let db = TestDb::create("invalidix").await;
+    let dir = Dir::new(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    dir.write(
+        "V2__index.sql",
+        "-- deckhand:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS busy_id ON busy(id);\n",
+    );
+
+    // An open writing transaction: CREATE INDEX CONCURRENTLY gets its own lock, creates
+    // the (INVALID) index, then waits for this transaction and hits lock_timeout.
+    let mut blocker = db.client().await;
+    let tx = blocker.transaction().await.unwrap();
+    tx.batch_execute("INSERT INTO busy VALUES (1)")
+        .await
+        .unwrap();
+
+    let args = ["up", "--ddl-lock-timeout", "300ms", "--lock-retries", "2"];
+    let first = run(&db.url, &dir, &args);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    for expected in [
+        "V2__index failed",
+        "SQLSTATE 55P03",
+        "INVALID index(es) public.busy_id",
+        "DROP INDEX CONCURRENTLY public.busy_id;",
+    ] {
+        assert!(
+            first.stderr.contains(expected),
+            "{expected}: {}",
+            first.stderr
+        );
+    }
+    assert!(
+        !first.stderr.contains("retrying in"),
+        "a retry would only skip the INVALID index: {}",
+        first.stderr
+    );
+    assert_eq!(history(&db).await, [(1, "t".into())]);
+
+    // A second run: IF NOT EXISTS skips the INVALID index and every statement succeeds,
+    // but the migration names it, so it is still not recorded.
+    let second = run(&db.url, &dir, &args);
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    for expected in [
+        "an INVALID index it creates remains",
+        "DROP INDEX CONCURRENTLY public.busy_id;",
+    ] {
+        assert!(
+            second.stderr.contains(expected),
+            "{expected}: {}",
+            second.stderr
+        );
+    }
+    assert_eq!(history(&db).await, [(1, "t".into())]);
+
+    // Do what the message says, release the lock, run again: applied, index valid.
+    tx.commit().await.unwrap();
+    db.client()
+        .await
+        .batch_execute("DROP INDEX CONCURRENTLY public.busy_id;")
+        .await
+        .unwrap();
+    let fixed = run(&db.url, &dir, &args);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    assert_eq!(history(&db).await, [(1, "t".into()), (2, "index".into())]);
+    let valid: bool = db
+        .client()
+        .await
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'busy_id'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid);
+}
+
+/// Case 6 of issue 12 against the binary: an unencoded '/' or '?' in the password is
+/// refused with the rule and the fix, and no piece of the password is printed.
+#[test]
+fn unencoded_password_delimiters_are_refused_without_echo() {
+    let dir = Dir::new(&[("V1__a.sql", "SELECT 1;")]);
+    for url in [
+        "postgres://app:Sup3rS3cret/xyz@127.0.0.1:5432/db",
+        "postgres://app:abcd?cdSecretTail@127.0.0.1:5432/app",
+        "postgres://app:Sup3r#S3cret@127.0.0.1:5432/app",
+        "postgres://app:Sup3r@S3cret@127.0.0.1:5432/app",
+    ] {
+        let out = migrate(url, &dir, &["up"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert!(
+            stderr.contains("percent-encode it: / is %2F, ? is %3F, # is %23, @ is %40"),
+            "{url}: {stderr}"
+        );
+        for piece in ["Sup3r", "S3cret", "Secret", "xyz", "abcd"] {
+            assert!(!stderr.contains(piece), "{url}: {stderr}");
+        }
+    }
+}

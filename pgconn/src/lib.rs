@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub use tls::TlsError;
 pub use tokio_postgres;
+pub use url::UrlError;
 
 /// The port libpq uses when none is given.
 const DEFAULT_PORT: u16 = 5432;
@@ -142,8 +143,9 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// `reason` is a fixed sentence: no part of the URL, which holds the password.
     #[error("DATABASE_URL is not valid: {reason} (expected postgres://USER:PASSWORD@HOST:PORT/DBNAME?sslmode=verify-full)")]
-    Url { reason: String },
+    Url { reason: UrlError },
     #[error("{name} is not set: {hint}")]
     Missing { name: String, hint: String },
 }
@@ -197,7 +199,7 @@ impl PgConfig {
                 other => ConfigError::Invalid {
                     name: other.into(),
                     value: "(hidden: it may hold a password)".into(),
-                    reason,
+                    reason: reason.to_string(),
                 },
             })?,
             None => {
