@@ -7,12 +7,19 @@
 //! and queues it for the stream without ever waiting: the queue is bounded and a full
 //! queue drops the copy for CloudWatch (stderr still has the line).
 //!
+//! Writing never blocks the thread that logs (the supervisor's among them): lines wait
+//! in a bounded queue that the `stderr` thread writes out, and a full queue (nobody is
+//! reading stderr) drops the line rather than stall PID 1.
+//!
 //! No feedback loop: the shipper's own messages (`logship::ship`: retries, an access
 //! problem) and the AWS SDK's are written to stderr only. Shipping them would feed
 //! every failed call another event to ship.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use logship::sanitize::Current;
 use tokio::sync::mpsc;
@@ -134,8 +141,66 @@ impl Drop for LineWriter {
     }
 }
 
-/// Serializes stderr writes of whole lines.
-static STDERR: Mutex<()> = Mutex::new(());
+/// Lines waiting for the `stderr` thread; beyond this they are dropped.
+const STDERR_QUEUE: usize = 4096;
+
+/// The queue to the `stderr` thread (`None` if the thread could not start: then lines
+/// are written directly).
+static STDERR: OnceLock<Option<SyncSender<Vec<u8>>>> = OnceLock::new();
+/// Lines queued and not written yet.
+static STDERR_PENDING: AtomicU64 = AtomicU64::new(0);
+/// Lines dropped because the queue was full.
+static STDERR_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+fn stderr_queue() -> Option<&'static SyncSender<Vec<u8>>> {
+    STDERR
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(STDERR_QUEUE);
+            std::thread::Builder::new()
+                .name("stderr".into())
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let mut err = io::stderr();
+                    for line in rx {
+                        let _ = err.write_all(&line);
+                        STDERR_PENDING.fetch_sub(1, Ordering::AcqRel);
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        })
+        .as_ref()
+}
+
+/// Waits (up to `wait`) until the queued lines are written: the last words before the
+/// agent exits. Returns how many lines were dropped because stderr was not read.
+pub fn flush_stderr(wait: Duration) -> u64 {
+    let until = Instant::now() + wait;
+    while STDERR_PENDING.load(Ordering::Acquire) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    STDERR_DROPPED.load(Ordering::Relaxed)
+}
+
+/// The panic hook: where and on which thread, never the message. A panic message can
+/// quote the text being processed (a slicing error shows the string), and that text
+/// is the app's output or a secret. The capture stage catches panics per line and
+/// counts them; this only keeps their text out of stderr.
+pub fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let thread = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .to_owned();
+    let at = info
+        .location()
+        .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+    let message = format!(
+        "internal error in thread {thread}{at} (its details are withheld: they may quote the app's output); please report it"
+    );
+    let line =
+        serde_json::json!({ "level": "ERROR", "target": "agent::panic", "message": message });
+    write_stderr(&line.to_string());
+}
 
 fn emit(line: &[u8]) {
     let text = String::from_utf8_lossy(line);
@@ -171,11 +236,20 @@ fn emit(line: &[u8]) {
     }
 }
 
+/// Queues a line for stderr without ever waiting.
 fn write_stderr(line: &str) {
-    let _guard = STDERR.lock().unwrap_or_else(|p| p.into_inner());
-    let mut err = io::stderr().lock();
-    let _ = err.write_all(line.as_bytes());
-    let _ = err.write_all(b"\n");
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let Some(tx) = stderr_queue() else {
+        let _ = io::stderr().write_all(&bytes);
+        return;
+    };
+    STDERR_PENDING.fetch_add(1, Ordering::AcqRel);
+    if tx.try_send(bytes).is_err() {
+        STDERR_PENDING.fetch_sub(1, Ordering::AcqRel);
+        STDERR_DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Whether a JSON line's `target` may be shipped.

@@ -6,8 +6,13 @@ use crate::config::{self, ParseError};
 use crate::process::ProcessControl;
 use crate::{exit, ProcessEnv};
 
+/// How long the exit waits for the agent's last messages to reach stderr.
+const STDERR_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Runs the program with the process's arguments and environment.
 pub fn main() -> ExitCode {
+    // A panic's message may quote the app's output: never print it (see the hook).
+    std::panic::set_hook(Box::new(crate::diagnostics::report_panic));
     // PID-1 duties first, before any thread exists: every thread created later inherits
     // the blocked signals, and the reaper owns every waitpid.
     let control = match ProcessControl::start() {
@@ -45,6 +50,8 @@ pub fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(crate::run(settings, control, &ProcessEnv));
+    // The last messages out, briefly: a stderr nobody reads must not hold the exit.
+    crate::diagnostics::flush_stderr(STDERR_FLUSH);
     // Not dropping the runtime: a refresh still in flight must not delay the exit.
     std::process::exit(code.into())
 }

@@ -60,6 +60,10 @@ pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env
         l = start_logs(&settings, &resolved.secrets) => l,
         code = startup_stop(&mut control) => return code,
     };
+    let logs = match logs {
+        Ok(logs) => logs,
+        Err(code) => return code,
+    };
     for notice in &resolved.notices {
         tracing::warn!("{notice}");
     }
@@ -155,33 +159,40 @@ async fn run_app(
             );
         }
     }
-    if let Some(task) = health {
-        task.abort();
+    if let Some(server) = health {
+        server.stop();
     }
     outcome
 }
 
-/// Starts reading the app's pipes.
+/// Starts reading the app's pipes (on the log pipeline's thread).
 fn capture(logs: &Logs, child: &mut process::Spawned) -> Vec<tokio::task::JoinHandle<()>> {
+    let pipes = [
+        (
+            child.stdout.take().map(std::os::fd::OwnedFd::from),
+            Stream::Stdout,
+        ),
+        (
+            child.stderr.take().map(std::os::fd::OwnedFd::from),
+            Stream::Stderr,
+        ),
+    ];
     let mut tasks = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        match tokio::process::ChildStdout::from_std(out) {
-            Ok(r) => tasks.push(logs.capture(r, Stream::Stdout)),
-            Err(e) => tracing::error!("cannot read the app's stdout: {e}"),
-        }
-    }
-    if let Some(err) = child.stderr.take() {
-        match tokio::process::ChildStderr::from_std(err) {
-            Ok(r) => tasks.push(logs.capture(r, Stream::Stderr)),
-            Err(e) => tracing::error!("cannot read the app's stderr: {e}"),
+    for (pipe, stream) in pipes {
+        let Some(pipe) = pipe else { continue };
+        match logs.capture_pipe(pipe, stream) {
+            Ok(task) => tasks.push(task),
+            Err(e) => tracing::error!("cannot read the app's {}: {e}", stream.as_str()),
         }
     }
     tasks
 }
 
 /// The log pipeline, with the loaded secrets for its sanitizer; the agent's own
-/// messages go through it from here on.
-async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
+/// messages go through it from here on. Fails (with the exit code) only when the
+/// system refuses the pipeline's threads: the redaction patterns were compiled when the
+/// settings were read.
+async fn start_logs(settings: &Settings, secrets: &Secrets) -> Result<Logs, u8> {
     let known = redactable(settings, secrets);
     let sdk = match &settings.logs.group {
         Some(_) => Some(
@@ -192,29 +203,18 @@ async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
         None => None,
     };
     let metadata = std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok();
-    let mut log_settings = settings.logs.clone();
-    let (logs, skipped) = loop {
-        match Logs::start(
-            &log_settings,
-            known.clone(),
-            sdk.as_ref(),
-            metadata.as_deref(),
-        )
-        .await
-        {
-            Ok(started) => break started,
-            // Only a redaction pattern can fail, and reading the settings compiled them.
-            Err(e) if !log_settings.redact_patterns.is_empty() => {
-                tracing::error!("{e}; redacting with the built-in detectors only");
-                log_settings.redact_patterns.clear();
+    let (logs, skipped) =
+        match Logs::start(&settings.logs, known, sdk.as_ref(), metadata.as_deref()).await {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!("{e}");
+                return Err(exit::SOFTWARE);
             }
-            Err(e) => unreachable!("log settings without patterns failed: {e}"),
-        }
-    };
+        };
     if let Some(events) =
         diagnostics::attach(logs.shared_sanitizer(), logs.ships(), settings.log_format)
     {
-        tokio::spawn(diagnostics::forward(logs.agent_events(), events));
+        logs.spawn(diagnostics::forward(logs.agent_events(), events));
     }
     if let Some(dest) = logs.destination() {
         tracing::info!(group = %dest.group, stream = %dest.stream, "shipping the app's output to CloudWatch Logs");
@@ -234,7 +234,7 @@ async fn start_logs(settings: &Settings, secrets: &Secrets) -> Logs {
             skipped.join(", ")
         );
     }
-    logs
+    Ok(logs)
 }
 
 /// The loaded secrets the sanitizer redacts: all but `DECKHAND_REDACT_SKIP`'s.
@@ -276,6 +276,20 @@ async fn finish_logs(logs: Logs, settings: &Settings, stop_requested: Option<Ins
             report.unshipped
         );
     }
+    let not_written = count("dropped_stdout");
+    if not_written > 0 {
+        tracing::warn!(
+            dropped_stdout = not_written,
+            "{not_written} events could not be written to stdout: it was not read fast enough (the events still went to CloudWatch when a log group is set)"
+        );
+    }
+    let failed = count("failed_lines");
+    if failed > 0 {
+        tracing::error!(
+            failed_lines = failed,
+            "{failed} lines were dropped by an internal error of the log pipeline (each was replaced by an event that says how many bytes were lost); please report it"
+        );
+    }
     let dropped = count("dropped_buffer_full");
     if dropped > 0 {
         tracing::warn!(
@@ -292,7 +306,7 @@ async fn finish_logs(logs: Logs, settings: &Settings, stop_requested: Option<Ins
 /// when a log group is set (the only place some teams look).
 async fn fail_before_app(settings: &Settings, failure: &secrets::Failure) -> u8 {
     let logs = match &settings.logs.group {
-        Some(_) => Some(start_logs(settings, &Secrets::default()).await),
+        Some(_) => start_logs(settings, &Secrets::default()).await.ok(),
         None => None,
     };
     let code = fail(failure);

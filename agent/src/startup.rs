@@ -1,11 +1,15 @@
 //! What runs between the secrets and the app: migrations (`DECKHAND_MIGRATE_ON_START`)
 //! and the in-process `/health` server (`DECKHAND_HEALTH_ADDR`). Both read the app's
 //! resolved environment, so a `DATABASE_URL` that came from a secret works.
+//!
+//! The health server runs on a thread of its own (`health`): it keeps answering while
+//! the log pipeline is saturated, and nothing it does can delay the stop sequence.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use clap::{Args, FromArgMatches};
+use logship::runtime::Dedicated;
 use tokio::net::TcpListener;
 
 use crate::exit;
@@ -74,7 +78,7 @@ pub async fn health(
     addr: SocketAddr,
     env: &ChildEnv,
     drain: healthcheck::CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, u8> {
+) -> Result<Health, u8> {
     let command = healthcheck::ServeArgs::augment_args(clap::Command::new("health"));
     let args = command
         .try_get_matches_from(["health"])
@@ -94,7 +98,19 @@ pub async fn health(
             return Err(exit::USAGE);
         }
     };
-    let listener = match TcpListener::bind(addr).await {
+    let runtime = match Dedicated::start("health") {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the health server's thread: {e}");
+            return Err(exit::SOFTWARE);
+        }
+    };
+    // Bound on its own runtime, so the socket is served by that thread's reactor.
+    let bound = runtime
+        .spawn(async move { TcpListener::bind(addr).await })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    let listener = match bound {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("DECKHAND_HEALTH_ADDR={addr}: cannot listen: {e}; choose a free port (the app's own PORT must differ)");
@@ -106,9 +122,26 @@ pub async fn health(
         Ok(bound) => tracing::info!(addr = %bound, path = %path, "serving {path} in process"),
         Err(_) => tracing::info!(path = %path, "serving {path} in process"),
     }
-    Ok(tokio::spawn(async move {
+    let task = runtime.spawn(async move {
         if let Err(e) = healthcheck::run(listener, config, drain).await {
             tracing::error!("the health server stopped: {e}");
         }
-    }))
+    });
+    Ok(Health {
+        task,
+        _runtime: runtime,
+    })
+}
+
+/// The running in-process health server.
+pub struct Health {
+    task: tokio::task::JoinHandle<()>,
+    /// Its thread; dropped after the task is aborted.
+    _runtime: Dedicated,
+}
+
+impl Health {
+    pub fn stop(self) {
+        self.task.abort();
+    }
 }

@@ -44,31 +44,43 @@ fn corpus() -> (PathBuf, Vec<String>) {
     (path, secrets)
 }
 
-fn main() {
-    let (path, secrets) = corpus();
-    let data = std::fs::read(&path).expect("read corpus");
-    let lines = memchr::memchr_iter(b'\n', &data).count();
-    let new_sanitizer = || {
-        let config = Config {
-            secrets: secrets
-                .iter()
-                .enumerate()
-                .map(|(i, s)| KnownSecret::new(format!("SECRET_{i}"), s.clone()))
-                .collect(),
-            ..Config::default()
-        };
-        let sanitizer = Sanitizer::new(config.clone()).expect("sanitizer").0;
-        Arc::new(Current::new(sanitizer, config))
-    };
-    let mut sanitizer = new_sanitizer();
+/// Inputs built to make a detector work hard, each about `size` bytes: many long lines,
+/// and one line of 8 MiB (the capture's streaming cut) of the same content.
+fn adversarial(size: usize) -> Vec<(String, Vec<u8>)> {
+    let kinds: [(&str, &str); 5] = [
+        ("repeated trigger words", "token "),
+        ("key=value runs", "password=x "),
+        ("card-like digit runs", "4111 1111 1111 1112 "),
+        ("many ://", "http://a:b@"),
+        ("JSON escapes", "\\u0041\\\" "),
+    ];
+    let mut inputs = Vec::new();
+    for (name, unit) in kinds {
+        // 200 KB lines, as in a long URL of an access log.
+        let line = unit.repeat(200_000 / unit.len());
+        let mut many = Vec::with_capacity(size + line.len());
+        while many.len() < size {
+            many.extend_from_slice(line.as_bytes());
+            many.push(b'\n');
+        }
+        inputs.push((format!("{name}, 200 KB lines"), many));
+        let mut one = unit.repeat(8 * 1024 * 1024 / unit.len()).into_bytes();
+        one.push(b'\n');
+        inputs.push((format!("{name}, one 8 MiB line"), one));
+    }
+    inputs
+}
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+/// Runs `data` through capture → structure → sanitize → batch three times; the best
+/// time, the events and the batches.
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    data: &[u8],
+    new_sanitizer: &dyn Fn() -> Arc<Current>,
+) -> (Duration, usize, usize, Arc<Current>) {
     let mut best = Duration::MAX;
-    let mut batches = 0;
-    let mut shipped_events = 0;
+    let (mut batches, mut shipped_events) = (0, 0);
+    let mut sanitizer = new_sanitizer();
     for _ in 0..3 {
         sanitizer = new_sanitizer();
         let counters = Arc::new(Counters::default());
@@ -77,12 +89,12 @@ fn main() {
             options: Options::default(),
             sanitizer: sanitizer.clone(),
             buffer: Some(buffer.clone()),
-            stdout: false,
+            stdout: None,
             counters: counters.clone(),
             max_event_bytes: logship::batch::MAX_EVENT_BYTES,
             multiline_window: Duration::from_millis(100),
         });
-        let input = std::io::Cursor::new(data.clone());
+        let input = std::io::Cursor::new(data.to_vec());
         let started = Instant::now();
         let (b, e) = runtime.block_on(async {
             let producer = tokio::spawn(capture(input, Stream::Stdout, pipeline));
@@ -115,7 +127,32 @@ fn main() {
         batches = b;
         shipped_events = e;
     }
+    (best, shipped_events, batches, sanitizer)
+}
+
+fn main() {
+    let (path, secrets) = corpus();
+    let data = std::fs::read(&path).expect("read corpus");
+    let lines = memchr::memchr_iter(b'\n', &data).count();
+    let new_sanitizer = || {
+        let config = Config {
+            secrets: secrets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| KnownSecret::new(format!("SECRET_{i}"), s.clone()))
+                .collect(),
+            ..Config::default()
+        };
+        let sanitizer = Sanitizer::new(config.clone()).expect("sanitizer").0;
+        Arc::new(Current::new(sanitizer, config))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (best, shipped_events, batches, sanitizer) = measure(&runtime, &data, &new_sanitizer);
     let secs = best.as_secs_f64();
+    let corpus_mb_s = data.len() as f64 / 1e6 / secs;
     println!(
         "corpus: {} ({:.0} MB, {lines} lines)",
         path.display(),
@@ -123,12 +160,25 @@ fn main() {
     );
     println!("capture + structure + sanitize + batch, one core (best of 3):");
     println!(
-        "  {:.0} MB/s, {:.0} lines/s",
-        data.len() as f64 / 1e6 / secs,
+        "  {corpus_mb_s:.0} MB/s, {:.0} lines/s",
         lines as f64 / secs
     );
     println!("  {shipped_events} events in {batches} PutLogEvents batches");
     let mut counts = sanitizer.get().counts();
     counts.sort();
     println!("  redactions by detector: {counts:?}");
+
+    let size: usize = std::env::var("DECKHAND_ADVERSARIAL_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32)
+        * 1_000_000;
+    println!();
+    println!("adversarial input, same pipeline and secrets (best of 3); cost per byte against the corpus:");
+    println!("  {:<44} {:>8} {:>10}", "input", "MB/s", "x corpus");
+    for (name, input) in adversarial(size) {
+        let (best, _, _, _) = measure(&runtime, &input, &new_sanitizer);
+        let mb_s = input.len() as f64 / 1e6 / best.as_secs_f64();
+        println!("  {name:<44} {mb_s:>8.0} {:>10.2}", corpus_mb_s / mb_s);
+    }
 }

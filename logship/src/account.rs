@@ -26,13 +26,23 @@ pub struct Counters {
     pub rejected_too_new: AtomicU64,
     pub rejected_too_old: AtomicU64,
     pub rejected_expired: AtomicU64,
+    /// Events in batches the service refused for good (an invalid parameter, an event
+    /// too large, a request it cannot read): dropped so later events are not held up.
+    pub rejected_invalid: AtomicU64,
     /// Events dropped because the buffer was full (drop-oldest).
     pub dropped_buffer_full: AtomicU64,
     /// Events still buffered when the stop deadline passed.
     pub dropped_at_shutdown: AtomicU64,
+    /// Events not written to the agent's stdout because it was not being read fast
+    /// enough and its queue was full (drop-oldest), or it was still full at the stop.
+    pub dropped_stdout: AtomicU64,
+    /// Lines a pipeline stage failed on (an internal error): each was replaced by an
+    /// event that says how many bytes were lost.
+    pub failed_lines: AtomicU64,
     /// PutLogEvents calls retried.
     pub retries: AtomicU64,
-    /// PutLogEvents calls that failed for good (non-retryable), before being tried again later.
+    /// PutLogEvents calls that failed because of the destination (access denied, the
+    /// group missing), before being tried again later.
     pub ship_errors: AtomicU64,
 }
 
@@ -53,8 +63,11 @@ impl Counters {
             ("rejected_too_new", get(&self.rejected_too_new)),
             ("rejected_too_old", get(&self.rejected_too_old)),
             ("rejected_expired", get(&self.rejected_expired)),
+            ("rejected_invalid", get(&self.rejected_invalid)),
             ("dropped_buffer_full", get(&self.dropped_buffer_full)),
             ("dropped_at_shutdown", get(&self.dropped_at_shutdown)),
+            ("dropped_stdout", get(&self.dropped_stdout)),
+            ("failed_lines", get(&self.failed_lines)),
             ("retries", get(&self.retries)),
             ("ship_errors", get(&self.ship_errors)),
         ]
@@ -115,9 +128,11 @@ mod tests {
     fn emf_declares_every_value_it_carries() {
         let c = Counters::default();
         Counters::add(&c.shipped, 7);
+        Counters::add(&c.rejected_invalid, 3);
         let e = emf_event(&c, &[("card", 2)], &[("TaskId", "abc")], 1_000);
         let v: Value = serde_json::from_str(&e.json).unwrap();
         assert_eq!(v["shipped"], 7);
+        assert_eq!(v["rejected_invalid"], 3);
         assert_eq!(v["redacted_card"], 2);
         assert_eq!(v["TaskId"], "abc");
         let decl = &v["_aws"]["CloudWatchMetrics"][0];

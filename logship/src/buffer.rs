@@ -1,11 +1,17 @@
-//! The byte-bounded queue between the app-facing side (capture tasks) and the shipper.
+//! The byte-bounded queue between the app-facing side (capture tasks) and a sink: the
+//! shipper, or the writer of the agent's stdout copy.
 //!
 //! When full, `drop-oldest` (the default) discards the oldest events so the app never
 //! waits, and remembers the run of drops for a summary event; `block` makes producers
 //! wait for space, which slows the app (backpressure) instead of losing lines.
+//!
+//! Consumers are async (the shipper: [`Buffer::arrived`]) or a plain thread that may
+//! block in `write(2)` (the stdout writer: [`Buffer::take_blocking`]).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -34,8 +40,12 @@ pub struct Buffer {
     capacity: usize,
     policy: FullPolicy,
     counters: Arc<Counters>,
+    /// The counter a drop adds to: each sink has its own.
+    dropped: fn(&Counters) -> &AtomicU64,
     /// Wakes the shipper when events arrive.
     pub(crate) arrived: Notify,
+    /// Wakes a consumer thread waiting in [`Buffer::take_blocking`].
+    arrived_sync: Condvar,
     /// Wakes blocked producers when space frees up.
     space: Notify,
 }
@@ -48,15 +58,39 @@ struct State {
 }
 
 impl Buffer {
+    /// The shipper's buffer: drops count as `dropped_buffer_full`.
     pub fn new(capacity: usize, policy: FullPolicy, counters: Arc<Counters>) -> Self {
+        Self::counting(capacity, policy, counters, |c| &c.dropped_buffer_full)
+    }
+
+    /// A buffer whose drops add to `dropped`.
+    pub fn counting(
+        capacity: usize,
+        policy: FullPolicy,
+        counters: Arc<Counters>,
+        dropped: fn(&Counters) -> &AtomicU64,
+    ) -> Self {
         Buffer {
             state: Mutex::new(State::default()),
             capacity,
             policy,
             counters,
+            dropped,
             arrived: Notify::new(),
+            arrived_sync: Condvar::new(),
             space: Notify::new(),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the queue consistent (every update is
+        // one push or pop): keep using it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_consumers(&self) {
+        self.arrived.notify_one();
+        self.arrived_sync.notify_one();
     }
 
     /// Queues an event. With `drop-oldest` it never waits; with `block` it waits for
@@ -66,12 +100,12 @@ impl Buffer {
         loop {
             let waiter = self.space.notified();
             {
-                let mut s = self.state.lock().expect("buffer lock");
+                let mut s = self.lock();
                 let fits = s.bytes + size <= self.capacity || s.queue.is_empty();
                 if fits || self.policy == FullPolicy::DropOldest {
                     self.admit(&mut s, event);
                     drop(s);
-                    self.arrived.notify_one();
+                    self.wake_consumers();
                     return;
                 }
             }
@@ -89,12 +123,12 @@ impl Buffer {
             return;
         }
         {
-            let mut s = self.state.lock().expect("buffer lock");
+            let mut s = self.lock();
             for event in events {
                 self.admit(&mut s, event);
             }
         }
-        self.arrived.notify_one();
+        self.wake_consumers();
     }
 
     /// Drops the oldest events until `event` fits, then queues it.
@@ -105,7 +139,7 @@ impl Buffer {
                 break;
             };
             s.bytes -= event_bytes(&old);
-            Counters::add(&self.counters.dropped_buffer_full, 1);
+            Counters::add((self.dropped)(&self.counters), 1);
             let d = s.drops.get_or_insert(Drops {
                 count: 0,
                 first_ms: old.timestamp_ms,
@@ -121,24 +155,42 @@ impl Buffer {
 
     /// Takes up to `max` events, oldest first.
     pub fn take(&self, max: usize) -> Vec<Event> {
-        let mut s = self.state.lock().expect("buffer lock");
+        let mut s = self.lock();
+        self.take_locked(&mut s, max)
+    }
+
+    fn take_locked(&self, s: &mut State, max: usize) -> Vec<Event> {
         let n = max.min(s.queue.len());
         let taken: Vec<Event> = s.queue.drain(..n).collect();
         s.bytes -= taken.iter().map(event_bytes).sum::<usize>();
-        drop(s);
         if !taken.is_empty() {
             self.space.notify_waiters();
         }
         taken
     }
 
+    /// For a consumer thread: takes up to `max` events, waiting up to `wait` for the
+    /// first one to arrive (an empty result after `wait`). `taken` is set to their
+    /// number under the lock, so nobody sees an empty buffer and no events in flight
+    /// while they are on their way.
+    pub fn take_blocking(&self, max: usize, wait: Duration, taken: &AtomicU64) -> Vec<Event> {
+        let s = self.lock();
+        let (mut s, _) = self
+            .arrived_sync
+            .wait_timeout_while(s, wait, |s| s.queue.is_empty())
+            .unwrap_or_else(|e| e.into_inner());
+        let events = self.take_locked(&mut s, max);
+        taken.store(events.len() as u64, std::sync::atomic::Ordering::Release);
+        events
+    }
+
     /// The drops since the last call, for a summary event.
     pub fn take_drops(&self) -> Option<Drops> {
-        self.state.lock().expect("buffer lock").drops.take()
+        self.lock().drops.take()
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().expect("buffer lock").queue.len()
+        self.lock().queue.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -147,7 +199,7 @@ impl Buffer {
 
     /// Bytes held, as the service would count them.
     pub fn bytes(&self) -> usize {
-        self.state.lock().expect("buffer lock").bytes
+        self.lock().bytes
     }
 }
 

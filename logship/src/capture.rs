@@ -2,25 +2,32 @@
 //! it into lines at memchr speed, and send each line through structure → sanitize →
 //! (stdout copy) → split → buffer.
 //!
-//! It never waits on CloudWatch: with the default drop-oldest buffer the only thing that
-//! can slow the app is writing the agent's own stdout copy.
+//! It never waits on a sink: CloudWatch and the agent's own stdout copy both sit behind
+//! byte-bounded buffers, so with the default drop-oldest nothing can slow the app.
+//!
+//! A stage that fails on a line (a bug: no input should make one fail) loses that line
+//! only: the panic is caught, the line becomes an event that says how many bytes were
+//! lost, it is counted in `failed_lines`, and the capture goes on, so the app's pipe
+//! stays open.
 
-use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::account::Counters;
-use crate::batch::split;
+use crate::batch::{split, PartWriter};
 use crate::buffer::Buffer;
 use crate::sanitize;
-use crate::structure::{now_ms, Event, Options, Stream, Structurer};
+use crate::structure::{
+    now_ms, push_json_string, push_rfc3339, Event, Options, Stream, Structurer,
+};
 
 /// Bytes read from a pipe at a time.
 const READ_CHUNK: usize = 64 * 1024;
-/// A line longer than this is handed on in pieces, so one endless line cannot take all
-/// memory; each piece still becomes an event (split further if needed), nothing is lost.
+/// A line longer than this is streamed in parts as it is read ([`LongLine`]), so one
+/// endless line cannot take all memory; it is still one event, one group of parts.
 pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Everything the capture tasks share.
@@ -29,8 +36,8 @@ pub struct Pipeline {
     pub sanitizer: Arc<sanitize::Current>,
     /// Where events wait for the shipper; `None` when shipping is off.
     pub buffer: Option<Arc<Buffer>>,
-    /// Also write each sanitized event as a JSON line to the agent's stdout.
-    pub stdout: bool,
+    /// Where events wait for the agent's stdout writer; `None` when the copy is off.
+    pub stdout: Option<Arc<Buffer>>,
     pub counters: Arc<Counters>,
     /// DECKHAND_LOG_MAX_EVENT_BYTES.
     pub max_event_bytes: usize,
@@ -41,32 +48,39 @@ pub struct Pipeline {
 impl Pipeline {
     /// Sanitizes, copies to stdout, splits and queues finished events.
     pub async fn emit(&self, events: &mut Vec<Event>) {
-        self.emit_to(events, self.stdout).await;
+        self.emit_to(events, true).await;
     }
 
     /// [`Pipeline::emit`], with the stdout copy only when `echo` (and stdout is on).
     pub async fn emit_to(&self, events: &mut Vec<Event>, echo: bool) {
-        let echo = echo && self.stdout;
         if events.is_empty() {
             return;
         }
         Counters::add(&self.counters.events, events.len() as u64);
-        let mut out = Vec::new();
         let mut ready = Vec::with_capacity(events.len());
         let sanitizer = self.sanitizer.get();
         for mut event in events.drain(..) {
-            if let std::borrow::Cow::Owned(clean) = sanitizer.sanitize(&event.json) {
-                event.json = clean;
-            }
-            if echo {
-                out.extend_from_slice(event.json.as_bytes());
-                out.push(b'\n');
+            let clean = catch_unwind(AssertUnwindSafe(|| match sanitizer.sanitize(&event.json) {
+                std::borrow::Cow::Owned(clean) => Some(clean),
+                std::borrow::Cow::Borrowed(_) => None,
+            }));
+            match clean {
+                Ok(Some(clean)) => event.json = clean,
+                Ok(None) => {}
+                // Never ship what could not be sanitized.
+                Err(_) => {
+                    Counters::add(&self.counters.failed_lines, 1);
+                    event = failed_event(None, event.json.len(), event.timestamp_ms, "sanitize");
+                }
             }
             ready.push(event);
         }
-        if echo {
-            // A closed stdout must not stop the capture: the events still ship.
-            let _ = std::io::stdout().lock().write_all(&out);
+        if let (Some(stdout), true) = (&self.stdout, echo) {
+            let copies = match &self.buffer {
+                Some(_) => ready.clone(),
+                None => std::mem::take(&mut ready),
+            };
+            stdout.push_all(copies).await;
         }
         if let Some(buffer) = &self.buffer {
             let mut parts = Vec::with_capacity(ready.len());
@@ -83,12 +97,36 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Queues parts of a streamed line: already sanitized and cut to size.
+    async fn queue_parts(&self, parts: Vec<Event>) {
+        if parts.is_empty() {
+            return;
+        }
+        if let Some(stdout) = &self.stdout {
+            let copies = match &self.buffer {
+                Some(_) => parts.clone(),
+                None => {
+                    stdout.push_all(parts).await;
+                    return;
+                }
+            };
+            stdout.push_all(copies).await;
+        }
+        if let Some(buffer) = &self.buffer {
+            buffer.push_all(parts).await;
+        }
+    }
+}
+
 /// Reads `reader` to EOF as lines of `stream`. Returns when the pipe closes.
 pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeline: Arc<Pipeline>) {
     let mut structurer = Structurer::new(stream, &pipeline.options);
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut events = Vec::new();
+    // The line being streamed in parts, once it grew past MAX_LINE_BYTES.
+    let mut long: Option<LongLine> = None;
     loop {
         let read = if structurer.has_pending() {
             match tokio::time::timeout(pipeline.multiline_window, reader.read(&mut chunk)).await {
@@ -110,39 +148,360 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
         let mut data = &chunk[..n];
         while let Some(i) = memchr::memchr(b'\n', data) {
             let line_end = &data[..i];
-            let lines = if pending.is_empty() {
-                line(&mut structurer, line_end, now, &mut events)
-            } else {
+            if let Some(streaming) = long.take() {
                 pending.extend_from_slice(line_end);
-                let whole = std::mem::take(&mut pending);
-                line(&mut structurer, &whole, now, &mut events)
-            };
-            Counters::add(&pipeline.counters.lines, lines);
+                let rest = std::mem::take(&mut pending);
+                streaming.finish(&rest, &pipeline).await;
+                Counters::add(&pipeline.counters.lines, 1);
+            } else {
+                let lines = if pending.is_empty() {
+                    line(
+                        &mut structurer,
+                        line_end,
+                        now,
+                        &mut events,
+                        stream,
+                        &pipeline,
+                    )
+                } else {
+                    pending.extend_from_slice(line_end);
+                    let whole = std::mem::take(&mut pending);
+                    line(&mut structurer, &whole, now, &mut events, stream, &pipeline)
+                };
+                Counters::add(&pipeline.counters.lines, lines);
+            }
             data = &data[i + 1..];
         }
         pending.extend_from_slice(data);
         if pending.len() >= MAX_LINE_BYTES {
-            let piece = std::mem::take(&mut pending);
-            Counters::add(
-                &pipeline.counters.lines,
-                line(&mut structurer, &piece, now, &mut events),
-            );
+            if long.is_none() {
+                // What came before goes out first: the long line follows it.
+                structurer.flush(&mut events);
+                pipeline.emit(&mut events).await;
+                long = Some(LongLine::start(stream, now, &pipeline));
+            }
+            if let Some(streaming) = long.as_mut() {
+                streaming.push(&mut pending, &pipeline).await;
+            }
         }
         structurer.flush_if_older(now, pipeline.multiline_window, &mut events);
         pipeline.emit(&mut events).await;
     }
     // A last line without a newline is still a line.
-    if !pending.is_empty() {
+    if let Some(streaming) = long.take() {
+        streaming.finish(&pending, &pipeline).await;
+        Counters::add(&pipeline.counters.lines, 1);
+    } else if !pending.is_empty() {
         Counters::add(
             &pipeline.counters.lines,
-            line(&mut structurer, &pending, now_ms(), &mut events),
+            line(
+                &mut structurer,
+                &pending,
+                now_ms(),
+                &mut events,
+                stream,
+                &pipeline,
+            ),
         );
     }
     structurer.flush(&mut events);
     pipeline.emit(&mut events).await;
 }
 
-fn line(structurer: &mut Structurer, bytes: &[u8], now: i64, events: &mut Vec<Event>) -> u64 {
-    structurer.push(bytes, now, events);
+/// Text a streamed line holds back so that a secret cannot straddle what is already
+/// sent and what is still to come: the longest loaded secret, escaped (up to 6 bytes
+/// per byte, `\u00XX`), within these bounds.
+const MIN_HOLD_BACK: usize = 64 * 1024;
+const MAX_HOLD_BACK: usize = 1024 * 1024;
+
+/// A line longer than [`MAX_LINE_BYTES`], streamed as one part group while it is read
+/// (memory stays bounded however long it is). Its event is a text event,
+/// `{"timestamp","stream","message"}`; concatenating the parts' `data` gives it.
+///
+/// Redaction: each window of text is scanned whole, and only what lies before its
+/// last [`MAX_HOLD_BACK`]-bounded stretch is sent, never cutting a redacted span; the
+/// rest is scanned again with the text that follows. Unlike short lines, ANSI codes are
+/// kept (escaped) and `[REDACTED:NAME]` labels read `[REDACTED]`.
+struct LongLine {
+    writer: PartWriter,
+    /// Decoded text not yet sent: the held-back stretch.
+    carry: String,
+    /// Parts made so far.
+    parts: u64,
+}
+
+impl LongLine {
+    fn start(stream: Stream, now: i64, pipeline: &Pipeline) -> LongLine {
+        let mut writer = PartWriter::new(fastrand::u64(..), pipeline.max_event_bytes, now);
+        let mut header = String::with_capacity(96);
+        header.push_str("{\"timestamp\":\"");
+        push_rfc3339(&mut header, now);
+        header.push_str("\",\"stream\":\"");
+        header.push_str(stream.as_str());
+        header.push_str("\",\"message\":\"");
+        let mut parts = Vec::new();
+        writer.push(&header, &mut parts);
+        debug_assert!(parts.is_empty());
+        LongLine {
+            writer,
+            carry: String::new(),
+            parts: 0,
+        }
+    }
+
+    /// Takes the bytes read so far (leaving an incomplete UTF-8 character at their end
+    /// for the next read) and sends what can be sent.
+    async fn push(&mut self, bytes: &mut Vec<u8>, pipeline: &Pipeline) {
+        let complete = bytes.len() - incomplete_utf8_tail(bytes);
+        self.carry
+            .push_str(&String::from_utf8_lossy(&bytes[..complete]));
+        bytes.drain(..complete);
+        let window = std::mem::take(&mut self.carry);
+        let sanitizer = pipeline.sanitizer.get();
+        let hold = (sanitizer.longest_secret_form().saturating_mul(6) + 64)
+            .clamp(MIN_HOLD_BACK, MAX_HOLD_BACK);
+        let spans = redaction_spans(&sanitizer, &window, pipeline);
+        let mut cut = floor_char_boundary(&window, window.len().saturating_sub(hold));
+        // Never send half of a redacted span: send all of it now.
+        if let Some(span) = spans.iter().find(|s| s.start < cut && cut < s.end) {
+            cut = span.end;
+        }
+        let mut out = Vec::new();
+        write_redacted(&mut self.writer, &window, 0..cut, &spans, &mut out);
+        self.carry = window.get(cut..).unwrap_or_default().to_owned();
+        self.queue(out, pipeline).await;
+    }
+
+    /// The line ended with `rest`: sends everything and marks the last part.
+    async fn finish(mut self, rest: &[u8], pipeline: &Pipeline) {
+        self.carry.push_str(&String::from_utf8_lossy(rest));
+        let window = std::mem::take(&mut self.carry);
+        let sanitizer = pipeline.sanitizer.get();
+        let spans = redaction_spans(&sanitizer, &window, pipeline);
+        let mut out = Vec::new();
+        write_redacted(&mut self.writer, &window, 0..window.len(), &spans, &mut out);
+        self.writer.push("\"}", &mut out);
+        let LongLine { writer, parts, .. } = self;
+        writer.finish(&mut out);
+        let total = parts + out.len() as u64;
+        Counters::add(&pipeline.counters.events, 1);
+        Counters::add(&pipeline.counters.split_parts, total.saturating_sub(1));
+        pipeline.queue_parts(out).await;
+    }
+
+    async fn queue(&mut self, parts: Vec<Event>, pipeline: &Pipeline) {
+        self.parts += parts.len() as u64;
+        pipeline.queue_parts(parts).await;
+    }
+}
+
+/// The sanitizer's spans of `text`; a failure (a bug) redacts the whole window rather
+/// than send what could not be checked.
+fn redaction_spans(
+    sanitizer: &crate::sanitize::Sanitizer,
+    text: &str,
+    pipeline: &Pipeline,
+) -> Vec<std::ops::Range<usize>> {
+    catch_unwind(AssertUnwindSafe(|| sanitizer.text_spans(text))).unwrap_or_else(|_| {
+        Counters::add(&pipeline.counters.failed_lines, 1);
+        std::iter::once(0..text.len()).collect()
+    })
+}
+
+/// Writes `text[range]` JSON-escaped into `writer`, each span replaced by the label.
+fn write_redacted(
+    writer: &mut PartWriter,
+    text: &str,
+    range: std::ops::Range<usize>,
+    spans: &[std::ops::Range<usize>],
+    out: &mut Vec<Event>,
+) {
+    let mut at = range.start;
+    let mut escaped = String::new();
+    let mut send = |piece: &str, writer: &mut PartWriter, out: &mut Vec<Event>| {
+        escaped.clear();
+        push_json_string(&mut escaped, piece);
+        // Without the quotes push_json_string puts around it (ASCII: boundaries).
+        let inner = escaped
+            .get(1..escaped.len().saturating_sub(1))
+            .unwrap_or_default();
+        writer.push(inner, out);
+    };
+    for span in spans
+        .iter()
+        .filter(|s| s.start >= range.start && s.end <= range.end)
+    {
+        send(text.get(at..span.start).unwrap_or_default(), writer, out);
+        writer.push(REDACTED, out);
+        at = span.end;
+    }
+    send(text.get(at..range.end).unwrap_or_default(), writer, out);
+}
+
+const REDACTED: &str = "[REDACTED]";
+
+/// The largest char boundary of `s` at or below `at`.
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// How many bytes at the end of `b` begin a UTF-8 character that is not complete yet.
+fn incomplete_utf8_tail(b: &[u8]) -> usize {
+    for back in 1..=b.len().min(3) {
+        let byte = b[b.len() - back];
+        if byte & 0xC0 == 0x80 {
+            continue;
+        }
+        let need = match byte {
+            0xF0..=0xF7 => 4,
+            0xE0..=0xEF => 3,
+            0xC0..=0xDF => 2,
+            _ => 1,
+        };
+        return if need > back { back } else { 0 };
+    }
+    0
+}
+
+/// Structures one line; a failure loses that line only (see the module docs).
+fn line(
+    structurer: &mut Structurer,
+    bytes: &[u8],
+    now: i64,
+    events: &mut Vec<Event>,
+    stream: Stream,
+    pipeline: &Pipeline,
+) -> u64 {
+    let pushed = catch_unwind(AssertUnwindSafe(|| structurer.push(bytes, now, events)));
+    if pushed.is_err() {
+        // Its state may be half-updated: start afresh (a pending multi-line event it
+        // held is lost with the line, and counted with it).
+        *structurer = Structurer::new(stream, &pipeline.options);
+        Counters::add(&pipeline.counters.failed_lines, 1);
+        events.push(failed_event(Some(stream), bytes.len(), now, "structure"));
+    }
     1
+}
+
+/// Stands in for a line a stage failed on: says what was lost, carries none of it.
+pub fn failed_event(
+    stream: Option<Stream>,
+    lost_bytes: usize,
+    timestamp_ms: i64,
+    stage: &str,
+) -> Event {
+    let mut json = String::with_capacity(256);
+    json.push_str("{\"timestamp\":\"");
+    push_rfc3339(&mut json, timestamp_ms);
+    json.push_str("\",\"level\":\"error\",\"source\":\"agent\",");
+    if let Some(stream) = stream {
+        json.push_str("\"stream\":\"");
+        json.push_str(stream.as_str());
+        json.push_str("\",");
+    }
+    json.push_str("\"message\":");
+    push_json_string(
+        &mut json,
+        &format!("deckhand's {stage} stage failed on a line of {lost_bytes} bytes (an internal error, please report it); the line was dropped and counted in failed_lines"),
+    );
+    json.push_str(",\"deckhand_lost_bytes\":");
+    json.push_str(&lost_bytes.to_string());
+    json.push('}');
+    Event { timestamp_ms, json }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::Counters;
+    use crate::buffer::FullPolicy;
+    use crate::sanitize::{Config, Current, KnownSecret, Sanitizer};
+
+    fn pipeline(secrets: &[&str]) -> (Arc<Pipeline>, Arc<Buffer>) {
+        let config = Config {
+            secrets: secrets.iter().map(|s| KnownSecret::new("S", *s)).collect(),
+            ..Config::default()
+        };
+        let sanitizer = Sanitizer::new(config.clone()).unwrap().0;
+        let counters = Arc::new(Counters::default());
+        let buffer = Arc::new(Buffer::new(256 << 20, FullPolicy::Block, counters.clone()));
+        let pipeline = Arc::new(Pipeline {
+            options: Options::default(),
+            sanitizer: Arc::new(Current::new(sanitizer, config)),
+            buffer: Some(buffer.clone()),
+            stdout: None,
+            counters,
+            max_event_bytes: crate::batch::MAX_EVENT_BYTES,
+            multiline_window: Duration::from_millis(50),
+        });
+        (pipeline, buffer)
+    }
+
+    #[test]
+    fn utf8_tails_and_boundaries() {
+        assert_eq!(incomplete_utf8_tail(b"abc"), 0);
+        assert_eq!(incomplete_utf8_tail("é".as_bytes()), 0);
+        assert_eq!(incomplete_utf8_tail(&"é".as_bytes()[..1]), 1);
+        assert_eq!(incomplete_utf8_tail(&"✓".as_bytes()[..2]), 2);
+        assert_eq!(incomplete_utf8_tail(&"😀".as_bytes()[..3]), 3);
+        assert_eq!(incomplete_utf8_tail(b"\xff"), 0, "invalid, not incomplete");
+        assert_eq!(floor_char_boundary("aé", 2), 1);
+        assert_eq!(floor_char_boundary("aé", 9), 3);
+    }
+
+    #[test]
+    fn a_failed_line_becomes_an_event_that_carries_none_of_it() {
+        let e = failed_event(Some(Stream::Stderr), 1234, 1_000, "structure");
+        let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+        assert_eq!(v["deckhand_lost_bytes"], 1234);
+        assert_eq!(v["stream"], "stderr");
+        assert_eq!(v["level"], "error");
+    }
+
+    #[tokio::test]
+    async fn a_line_past_the_cut_is_one_group_and_a_secret_across_it_is_redacted() {
+        let secret = "Sëcret-across-the-cut";
+        let (pipeline, buffer) = pipeline(&[secret]);
+        // Two-byte characters up to just before the cut, the secret across it.
+        let mut line = "é".repeat((MAX_LINE_BYTES - 7) / 2);
+        line.push_str(secret);
+        line.push_str(&"z".repeat(1_500_000));
+        let mut input = line.clone().into_bytes();
+        input.extend_from_slice(b"\nnext line\n");
+        capture(
+            std::io::Cursor::new(input),
+            Stream::Stdout,
+            pipeline.clone(),
+        )
+        .await;
+        let events = buffer.take(usize::MAX);
+        let parts: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| serde_json::from_str(&e.json).unwrap())
+            .filter(|v: &serde_json::Value| v.get("deckhand_part").is_some())
+            .collect();
+        assert!(parts.len() > 8, "{}", parts.len());
+        assert!(parts
+            .iter()
+            .all(|p| p["deckhand_part"]["id"] == parts[0]["deckhand_part"]["id"]));
+        let whole: String = parts.iter().map(|p| p["data"].as_str().unwrap()).collect();
+        let event: serde_json::Value = serde_json::from_str(&whole).unwrap();
+        let message = event["message"].as_str().unwrap();
+        assert_eq!(message, line.replace(secret, "[REDACTED]"));
+        assert_eq!(event["stream"], "stdout");
+        let last: serde_json::Value = serde_json::from_str(&events.last().unwrap().json).unwrap();
+        assert_eq!(
+            last["message"], "next line",
+            "the next line follows the group"
+        );
+        let lines = pipeline
+            .counters
+            .lines
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(lines, 2);
+    }
 }

@@ -7,12 +7,19 @@
 //! - [`batch`]: PutLogEvents batches within every limit of the service; splitting.
 //! - [`buffer`]: the byte-bounded queue in front of the shipper (drop-oldest or block).
 //! - [`ship`]: CloudWatch Logs calls, retries, and the delivery loop.
+//! - [`stdout`]: the agent's stdout copy, a sink behind a buffer like CloudWatch.
 //! - [`account`]: counters for every line, published as Embedded Metric Format.
 //! - [`config`] and [`ecs`]: settings, and the task metadata that names the stream.
+//! - [`runtime`]: the thread of its own the whole pipeline runs on.
 //!
 //! [`Logs`] puts them together for the agent. The promise: every line the app writes
 //! is in CloudWatch (sanitized), or counted as dropped with a reason, and the app is
 //! never slowed down by the agent (unless `DECKHAND_LOG_FULL=block` asks for it).
+//!
+//! Threads: the capture tasks and the delivery loop run on the `logs` thread's runtime
+//! ([`runtime::Dedicated`]), the stdout copy is written by the `stdout` thread. Nothing
+//! of the pipeline runs on the caller's thread, so the agent's PID-1 duties there never
+//! wait on a line, a sink or CloudWatch.
 
 #![forbid(unsafe_code)]
 
@@ -22,10 +29,14 @@ pub mod buffer;
 pub mod capture;
 pub mod config;
 pub mod ecs;
+pub mod runtime;
 pub mod sanitize;
 pub mod ship;
+pub mod stdout;
 pub mod structure;
 
+use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +60,21 @@ const MULTILINE_WINDOW: Duration = Duration::from_millis(200);
 pub struct Logs {
     pipeline: Arc<Pipeline>,
     delivery: Option<(StopHandle, JoinHandle<Summary>)>,
+    /// The stdout copy's writer, when the copy is on.
+    stdout: Option<stdout::Stdout>,
     counters: Arc<Counters>,
     destination: Option<Destination>,
+    /// Where every task of the pipeline runs; dropped last.
+    runtime: runtime::Dedicated,
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Pattern(#[from] sanitize::ConfigError),
+    #[error("cannot start the log pipeline's threads: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// What happened to the app's output, for the exit summary.
@@ -66,15 +90,15 @@ impl Logs {
     /// Builds the sanitizer from the loaded secrets, reads the task metadata (when
     /// `metadata_uri` is given and context or stream naming needs it), and starts the
     /// delivery loop when a log group is configured. Returns the names of secrets too
-    /// short to redact. Only a `DECKHAND_REDACT_PATTERNS` entry that does not compile
-    /// fails it: CloudWatch being unreachable never does (events go to stdout and
-    /// shipping keeps trying).
+    /// short to redact. Only a `DECKHAND_REDACT_PATTERNS` entry that does not compile,
+    /// or a thread the system refuses, fails it: CloudWatch being unreachable never
+    /// does (events go to stdout and shipping keeps trying).
     pub async fn start(
         settings: &LogSettings,
         secrets: Vec<KnownSecret>,
         sdk: Option<&aws_config::SdkConfig>,
         metadata_uri: Option<&str>,
-    ) -> Result<(Logs, Vec<String>), sanitize::ConfigError> {
+    ) -> Result<(Logs, Vec<String>), StartError> {
         let config = sanitize::Config {
             secrets,
             redact_name: settings.redact_name,
@@ -92,6 +116,7 @@ impl Logs {
                 }
             },
         };
+        let runtime = runtime::Dedicated::start("logs")?;
         let counters = Arc::new(Counters::default());
         let sanitizer = Arc::new(sanitize::Current::new(sanitizer, config));
         let (buffer, delivery, destination) = match (&settings.group, sdk) {
@@ -117,7 +142,7 @@ impl Logs {
                         .unwrap_or_default(),
                     redactions: Arc::new(move || redactions.get().counts()),
                 };
-                let task = tokio::spawn(ship::deliver(
+                let task = runtime.spawn(ship::deliver(
                     Shipper::new(sdk, dest.clone()),
                     buffer.clone(),
                     counters.clone(),
@@ -128,6 +153,16 @@ impl Logs {
             }
             _ => (None, None, None),
         };
+        let stdout = if settings.stdout {
+            Some(stdout::Stdout::start(
+                std::io::stdout(),
+                settings.buffer_bytes,
+                settings.full,
+                counters.clone(),
+            )?)
+        } else {
+            None
+        };
         let pipeline = Arc::new(Pipeline {
             options: structure::Options {
                 multiline: settings.multiline,
@@ -136,7 +171,7 @@ impl Logs {
             },
             sanitizer,
             buffer,
-            stdout: settings.stdout,
+            stdout: stdout.as_ref().map(|s| s.buffer().clone()),
             counters: counters.clone(),
             max_event_bytes: settings.max_event_bytes,
             multiline_window: MULTILINE_WINDOW,
@@ -145,19 +180,41 @@ impl Logs {
             Logs {
                 pipeline,
                 delivery,
+                stdout,
                 counters,
                 destination,
+                runtime,
             },
             skipped,
         ))
     }
 
-    /// Reads one of the app's pipes to its end in a task of its own.
+    /// Reads one of the app's pipes to its end in a task of its own (on the pipeline's
+    /// thread).
     pub fn capture<R>(&self, reader: R, stream: Stream) -> JoinHandle<()>
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
-        tokio::spawn(capture::capture(reader, stream, self.pipeline.clone()))
+        self.runtime
+            .spawn(capture::capture(reader, stream, self.pipeline.clone()))
+    }
+
+    /// [`Logs::capture`] for the read end of a pipe (the app's stdout or stderr),
+    /// registered with the pipeline's own runtime.
+    pub fn capture_pipe(&self, pipe: OwnedFd, stream: Stream) -> std::io::Result<JoinHandle<()>> {
+        let _context = self.runtime.handle().enter();
+        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe)?;
+        Ok(self.capture(reader, stream))
+    }
+
+    /// Runs `future` on the pipeline's thread (work that feeds the pipeline, like the
+    /// agent's own messages, belongs there too).
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(future)
     }
 
     /// Sends one of the agent's own diagnostics (a JSON object) to the stream,
@@ -192,9 +249,12 @@ impl Logs {
         self.destination.as_ref()
     }
 
-    /// Ships what is buffered, giving up at `deadline`. Call after the capture tasks
-    /// have finished (the app's pipes are closed).
+    /// Ships and writes what is buffered, giving up at `deadline`. Call after the
+    /// capture tasks have finished (the app's pipes are closed).
     pub async fn finish(self, deadline: Instant) -> Report {
+        if let Some(stdout) = &self.stdout {
+            stdout.drain(deadline).await;
+        }
         let unshipped = match self.delivery {
             Some((stop, task)) => {
                 stop.stop_by(deadline);
