@@ -875,3 +875,288 @@ fn the_readme_documents_every_option() {
     use clap::CommandFactory;
     testkit::assert_readme_documents(agent::config::Args::command(), "## `agent`");
 }
+
+// ---------------------------------------------------------------------------------
+// Fault matrix: a slow secrets endpoint, many agents at once
+// ---------------------------------------------------------------------------------
+
+/// The tests below that time one agent against a deadline hold this shared; the
+/// 50-agent test holds it alone. Fifty agents starting on 2 cores starve any other agent
+/// of CPU for seconds (measured: 0.9 s from the secrets deadline starting to the request
+/// being sent), which would turn a measurement of the deadline into one of the load.
+static TIMING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// The secrets endpoint answers every request D after it arrived, against
+/// `DECKHAND_SECRETS_TIMEOUT=2s`. The SDK's own attempt timeout (4 s) is longer than
+/// both delays and its retries are off, so there is one request and the outcome is the
+/// deadline's alone. The deadline starts after the agent's start-up and before its
+/// request, so an answer sent less than 2 s after the spawn is surely in time: 1.2 s
+/// leaves 0.8 s for start-up and sending under load (the figure prints what was left).
+/// 2.5 s comes after the deadline however fast the agent is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secrets_endpoint_just_under_the_deadline_works_and_just_over_exits_69() {
+    const TIMEOUT: &str = "2s";
+    let deadline = Duration::from_secs(2);
+    let _timing = TIMING.read().await;
+    let client = sm("us-east-1").await;
+    let value = format!("slow-value-{}", testkit::unique_name("v"));
+    let (name, _) = create_secret(&client, "deadline", &value).await;
+    // One agent against an endpoint that answers `delay` late: its output, how long it
+    // ran, when its request arrived (after the spawn), its scratch dir.
+    let attempt = |delay: Duration| {
+        let name = name.clone();
+        async move {
+            let (endpoint, arrivals) = delaying_proxy(delay).await;
+            let scratch = Scratch::new();
+            let mut cmd = agent();
+            cmd.env("AWS_ENDPOINT_URL", &endpoint)
+                .env("DECKHAND_SECRETS_TIMEOUT", TIMEOUT)
+                .env("DB_PASSWORD", format!("secretsmanager:{name}"));
+            app_writing_env(&mut cmd, &scratch);
+            let started = Instant::now();
+            let out = run_async(cmd).await;
+            let took = started.elapsed();
+            let arrivals: Vec<Duration> = arrivals
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|at| at.duration_since(started))
+                .collect();
+            assert_eq!(arrivals.len(), 1, "one request, not retried: {arrivals:?}");
+            (out, took, arrivals[0], scratch)
+        }
+    };
+
+    // Just under: the app starts with the value.
+    let under = Duration::from_millis(1200);
+    let (out, took, arrived, scratch) = attempt(under).await;
+    assert_code(&out, 0);
+    assert_eq!(var(&app_env(&scratch), "DB_PASSWORD"), Some(value.as_str()));
+    assert!(took >= under, "the answer was not delayed: {took:?}");
+    // The deadline ends 2 s after a moment later than the spawn: this much of it at
+    // least was still left when the answer went out.
+    let left = deadline.saturating_sub(arrived + under);
+    eprintln!(
+        "figure: secrets endpoint answering {under:?} late, DECKHAND_SECRETS_TIMEOUT={TIMEOUT}: \
+         exit 0 with the value after {took:.2?}; request sent {arrived:.2?} after the spawn, \
+         at least {left:.2?} of the deadline left"
+    );
+
+    // Just over: exit 69 at the deadline, the app never runs.
+    let over = Duration::from_millis(2500);
+    let (out, took, arrived, scratch) = attempt(over).await;
+    assert_refused(
+        &out,
+        &scratch,
+        69,
+        &["DB_PASSWORD", &name, &format!("within {TIMEOUT}")],
+        &[&value],
+    );
+    let margin = Duration::from_millis(1500);
+    eprintln!(
+        "figure: secrets endpoint answering {over:?} late, DECKHAND_SECRETS_TIMEOUT={TIMEOUT}: \
+         exit 69 after {took:.2?} (bound {:?}), app never ran; request sent {arrived:.2?} \
+         after the spawn",
+        deadline + margin
+    );
+    assert!(took >= deadline, "gave up before the deadline: {took:?}");
+    assert!(
+        took < deadline + margin,
+        "exited {took:?} after the spawn, more than {margin:?} past the deadline"
+    );
+}
+
+/// Children that are killed and reaped if a test ends before they exit.
+struct Fleet(Vec<Child>);
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// 50 agents with `DECKHAND_MIGRATE_ON_START` against one empty database, all started
+/// at once: they take turns on migrate's advisory lock (polled every 200–400 ms, for up
+/// to `MIGRATE_LOCK_TIMEOUT`), one applies the five migrations (one of them takes a
+/// second), the rest find nothing to do, and every app starts.
+///
+/// Spawning 50 processes one after the other takes seconds on a loaded machine, so
+/// each agent is spawned behind a gate: a shell that waits for its stdin to close and
+/// then `exec`s the agent (same pid). Closing the 50 stdin pipes starts them together.
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_agents_starting_at_once_with_migrations_on_start_apply_each_migration_once() {
+    const AGENTS: usize = 50;
+    /// Budget for the fleet; the lock timeout is inside it, so a runner that gives up
+    /// says so (exit 3) before the test would.
+    const LIMIT: Duration = Duration::from_secs(55);
+    let _alone = TIMING.write().await;
+    let db = testkit::TestDb::create("agent_fleet").await;
+    let scratch = Scratch::new();
+    let dir = scratch.path("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    let migrations = [
+        (
+            "V1__effects.sql",
+            "CREATE TABLE effects (version int NOT NULL, by_pid int NOT NULL DEFAULT pg_backend_pid());\n\
+             INSERT INTO effects (version) VALUES (1);",
+        ),
+        ("V2__second.sql", "INSERT INTO effects (version) VALUES (2);"),
+        (
+            "V3__slow.sql",
+            "SELECT pg_sleep(1);\nINSERT INTO effects (version) VALUES (3);",
+        ),
+        ("V4__fourth.sql", "INSERT INTO effects (version) VALUES (4);"),
+        ("V5__fifth.sql", "INSERT INTO effects (version) VALUES (5);"),
+    ];
+    for (file, sql) in migrations {
+        std::fs::write(dir.join(file), sql).unwrap();
+    }
+    let ran = scratch.path("ran");
+
+    let commands: Vec<Command> = (0..AGENTS)
+        .map(|i| {
+            let mut cmd = testkit::clean_command("sh");
+            cmd.args(["-c", r#"read -r _; exec "$0" "$@""#])
+                .arg(AGENT)
+                .args(["--", "sh", "-c", r#"echo "$N" >> "$OUT""#])
+                .env("DATABASE_URL", &db.url)
+                .env("DECKHAND_MIGRATE_ON_START", "true")
+                .env("MIGRATIONS_DIR", &dir)
+                .env("MIGRATE_LOCK_TIMEOUT", "45s")
+                // 50 connections at once on 2 cores: keep retrying for a while rather
+                // than a number of times.
+                .env("MIGRATE_WAIT", "30s")
+                .env("OUT", &ran)
+                .env("N", i.to_string())
+                .stdin(Stdio::piped())
+                .stdout(std::fs::File::create(scratch.path(&format!("{i}.out"))).unwrap())
+                .stderr(std::fs::File::create(scratch.path(&format!("{i}.err"))).unwrap());
+            cmd
+        })
+        .collect();
+    let output = |i: usize| {
+        let read = |ext: &str| {
+            std::fs::read_to_string(scratch.path(&format!("{i}.{ext}"))).unwrap_or_default()
+        };
+        (read("out"), read("err"))
+    };
+
+    let (spawning, exits, codes) = tokio::task::spawn_blocking(move || {
+        let first = Instant::now();
+        let mut fleet = Fleet(Vec::with_capacity(AGENTS));
+        for mut cmd in commands {
+            fleet.0.push(cmd.spawn().expect("start an agent"));
+        }
+        let spawning = first.elapsed();
+        let gates: Vec<_> = fleet.0.iter_mut().map(|c| c.stdin.take()).collect();
+        let opened = Instant::now();
+        drop(gates);
+        let mut exits: Vec<Option<(Duration, Option<i32>)>> = vec![None; AGENTS];
+        let all_exited = testkit::wait_until(LIMIT, || {
+            for (child, exit) in fleet.0.iter_mut().zip(exits.iter_mut()) {
+                if exit.is_none() {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        *exit = Some((opened.elapsed(), status.code()));
+                    }
+                }
+            }
+            exits.iter().all(Option::is_some)
+        });
+        let stuck: Vec<usize> = (0..AGENTS).filter(|&i| exits[i].is_none()).collect();
+        assert!(all_exited, "agents {stuck:?} did not exit within {LIMIT:?}");
+        let exits: Vec<(Duration, Option<i32>)> = exits.into_iter().map(Option::unwrap).collect();
+        (
+            spawning,
+            exits.iter().map(|e| e.0).collect::<Vec<_>>(),
+            exits.iter().map(|e| e.1).collect::<Vec<_>>(),
+        )
+    })
+    .await
+    .unwrap();
+
+    for (i, code) in codes.iter().enumerate() {
+        let (stdout, stderr) = output(i);
+        assert_eq!(
+            *code,
+            Some(0),
+            "agent {i} exited {code:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+    }
+
+    let client = db.client().await;
+    let counts = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let once: Vec<(i32, i64)> = (1..=5).map(|v| (v, 1)).collect();
+    assert_eq!(
+        counts("SELECT version, count(*) FROM refinery_schema_history GROUP BY version ORDER BY version").await,
+        once,
+        "each version is in the history once"
+    );
+    assert_eq!(
+        counts("SELECT version, count(*) FROM effects GROUP BY version ORDER BY version").await,
+        once,
+        "each migration's effect happened once"
+    );
+    let sessions: i64 = client
+        .query_one("SELECT count(DISTINCT by_pid) FROM effects", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    let mut apps: Vec<usize> = std::fs::read_to_string(&ran)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    apps.sort_unstable();
+    assert_eq!(
+        apps,
+        (0..AGENTS).collect::<Vec<_>>(),
+        "every agent's app ran once"
+    );
+    // The agents' own reports agree: five migrations applied in all.
+    let applied: Vec<usize> = (0..AGENTS)
+        .map(|i| {
+            let stderr = output(i).1;
+            let (_, rest) = stderr
+                .split_once("migrations done: ")
+                .unwrap_or_else(|| panic!("agent {i} did not report its migrations: {stderr}"));
+            rest.split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        applied.iter().sum::<usize>(),
+        5,
+        "the agents report 5 migrations applied in all: {applied:?}"
+    );
+
+    let mut sorted = exits.clone();
+    sorted.sort_unstable();
+    let slowest = (0..AGENTS).max_by_key(|&i| exits[i]).unwrap();
+    eprintln!(
+        "figure: {AGENTS} agents with DECKHAND_MIGRATE_ON_START (5 migrations, one of 1 s), \
+         started together (spawning them took {spawning:.2?}): all exit 0, each migration \
+         applied once (by {} agent, {sessions} session), {} app runs; start to last exit \
+         {:.2?} (the slowest, #{slowest}), fastest {:.2?}, median {:.2?}",
+        applied.iter().filter(|&&n| n > 0).count(),
+        apps.len(),
+        sorted[AGENTS - 1],
+        sorted[0],
+        sorted[AGENTS / 2],
+    );
+}

@@ -232,6 +232,17 @@ pub struct Seen {
 /// An injected error answer: status, error type, message.
 pub type Fault = (u16, &'static str, String);
 
+/// What a [`scripted_proxy`] does with one request.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Pass it to moto and return moto's answer.
+    Forward,
+    /// Answer with this error instead of forwarding.
+    Fail(Fault),
+    /// Pass it to moto, then hold moto's answer back until then: a slow endpoint.
+    DelayUntil(tokio::time::Instant),
+}
+
 /// A proxy in front of moto: `fault(n, &seen)` decides, for the n-th request (from 0),
 /// whether to answer with an error instead of forwarding. Returns its URL and every
 /// request it saw, in order.
@@ -239,16 +250,43 @@ pub async fn proxy<F>(fault: F) -> (String, Arc<Mutex<Vec<Seen>>>)
 where
     F: Fn(usize, &Seen) -> Option<Fault> + Send + Sync + 'static,
 {
+    scripted_proxy(move |n, seen| fault(n, seen).map_or(Action::Forward, Action::Fail)).await
+}
+
+/// A proxy in front of moto that answers every Secrets Manager request `delay` after it
+/// arrived (moto's own time included; anything else is forwarded at once). Returns its
+/// URL and when each Secrets Manager request arrived.
+pub async fn delaying_proxy(delay: Duration) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let log = arrivals.clone();
+    let (url, _) = scripted_proxy(move |_, seen| {
+        if seen.target.starts_with("secretsmanager.") {
+            log.lock().unwrap().push(Instant::now());
+            Action::DelayUntil(tokio::time::Instant::now() + delay)
+        } else {
+            Action::Forward
+        }
+    })
+    .await;
+    (url, arrivals)
+}
+
+/// The proxy the others are made of: `script(n, &seen)` decides what happens to the
+/// n-th request (from 0). Returns its URL and every request it saw, in order.
+pub async fn scripted_proxy<F>(script: F) -> (String, Arc<Mutex<Vec<Seen>>>)
+where
+    F: Fn(usize, &Seen) -> Action + Send + Sync + 'static,
+{
     let upstream: SocketAddr = testkit::service_var("AWS_ENDPOINT_URL")
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
         .expect("AWS_ENDPOINT_URL is http://127.0.0.1:PORT");
     let log: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let fault = Arc::new(fault);
+    let script = Arc::new(script);
     let seen_log = log.clone();
     let addr = serve(move |req: Request<Incoming>| {
-        let fault = fault.clone();
+        let script = script.clone();
         let log = seen_log.clone();
         async move {
             let (parts, body) = req.into_parts();
@@ -267,16 +305,24 @@ where
                 log.push(seen.clone());
                 log.len() - 1
             };
-            if let Some((status, kind, message)) = fault(n, &seen) {
-                let body = serde_json::json!({ "__type": kind, "message": message });
-                return Response::builder()
-                    .status(status)
-                    .header("x-amzn-errortype", kind)
-                    .header("content-type", "application/x-amz-json-1.1")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap();
+            let until = match script(n, &seen) {
+                Action::Forward => None,
+                Action::DelayUntil(until) => Some(until),
+                Action::Fail((status, kind, message)) => {
+                    let body = serde_json::json!({ "__type": kind, "message": message });
+                    return Response::builder()
+                        .status(status)
+                        .header("x-amzn-errortype", kind)
+                        .header("content-type", "application/x-amz-json-1.1")
+                        .body(Full::new(Bytes::from(body.to_string())))
+                        .unwrap();
+                }
+            };
+            let answer = forward(upstream, Request::from_parts(parts, Full::new(body))).await;
+            if let Some(until) = until {
+                tokio::time::sleep_until(until).await;
             }
-            forward(upstream, Request::from_parts(parts, Full::new(body))).await
+            answer
         }
     })
     .await;
