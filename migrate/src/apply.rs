@@ -1,17 +1,22 @@
 //! Running one migration's SQL (up or down) inside the safety envelope: `lock_timeout`
 //! and `statement_timeout` for its statements, a retry with backoff when a lock was not
 //! available, and the history row written in the same transaction as the change.
+//!
+//! A statement that fails on a working connection is a [`Failure`] (exit 1); a
+//! connection lost or gone silent while the migration was in flight is a [`Lost`]
+//! (exit 5) that says what became of the migration's work, and is never retried here:
+//! the transaction and the migration lock went with the connection.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::{ErrorPosition, SqlState};
-use tokio_postgres::Client;
 
 use crate::connect::backoff;
-use crate::error::Failure;
-use crate::{history, sql};
+use crate::error::{lost_reason, Failure, Lost};
+use crate::session::{DbError, Session};
+use crate::{history, sql, Error};
 
 /// First pause before retrying a migration that hit `lock_timeout`.
 const LOCK_RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -50,13 +55,13 @@ pub struct Step<'a> {
     pub record: Record<'a>,
 }
 
-/// Runs a step; on failure, everything the caller needs for [`Failure`] except the
-/// list of migrations applied before it.
+/// Runs a step; on failure, a [`Failure`] or a [`Lost`] with everything but the list of
+/// migrations applied before it.
 pub async fn run(
-    client: &Client,
+    client: &Session,
     step: &Step<'_>,
     envelope: &Envelope,
-) -> Result<Duration, Failure> {
+) -> Result<Duration, Error> {
     let started = Instant::now();
     if step.no_transaction {
         run_without_transaction(client, step, envelope).await?;
@@ -85,15 +90,32 @@ impl Record<'_> {
             Record::Reverted { version } => history::delete_sql(version),
         }
     }
+
+    fn doing(&self) -> &'static str {
+        match self {
+            Record::Applied { .. } => "applying",
+            Record::Reverted { .. } => "reverting",
+        }
+    }
+
+    /// What stays true of the history when the step's work did not happen.
+    fn not_done(&self, label: &str) -> String {
+        match self {
+            Record::Applied { .. } => format!("{label} is not recorded as applied"),
+            Record::Reverted { .. } => {
+                format!("{label} is not reverted and stays recorded as applied")
+            }
+        }
+    }
 }
 
 /// BEGIN with the settings, the migration, then the history row with COMMIT: three
 /// round trips per migration.
 async fn run_in_transaction(
-    client: &Client,
+    client: &Session,
     step: &Step<'_>,
     envelope: &Envelope,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     let begin = format!("BEGIN; {}", settings(envelope, "LOCAL"));
     let finish = format!("{}; COMMIT", step.record.sql());
     let mut attempt = 0;
@@ -109,6 +131,18 @@ async fn run_in_transaction(
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
+        if error.inner().connection_lost() {
+            let outcome = match error {
+                Phase::Setup(_) | Phase::Sql(_) => open_transaction(step, error.inner()),
+                Phase::Record(_) => format!(
+                    "the connection was lost while committing {} together with its history \
+                     row, so whether that commit happened is unknown (the change and the row \
+                     commit together or not at all): run migrate status to see",
+                    step.label
+                ),
+            };
+            return Err(lost(step, error.inner(), outcome));
+        }
         // Whatever failed, leave no transaction open (a no-op outside one).
         let _ = client.batch_execute("ROLLBACK").await;
         if error.retryable() && attempt <= envelope.lock_retries {
@@ -128,11 +162,24 @@ async fn run_in_transaction(
     }
 }
 
+/// The outcome when the connection went while the step's transaction was open.
+fn open_transaction(step: &Step<'_>, e: &DbError) -> String {
+    let mut text = format!(
+        "{}: its transaction was still open, and PostgreSQL rolls back an open transaction \
+         when its connection drops",
+        step.record.not_done(step.label)
+    );
+    if e.is_silent() {
+        text.push_str(" (it drops when migrate exits; a frozen server notices once it resumes)");
+    }
+    text
+}
+
 async fn run_without_transaction(
-    client: &Client,
+    client: &Session,
     step: &Step<'_>,
     envelope: &Envelope,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     let statements = sql::split(step.sql);
     let total = statements.len();
     let outcome = |done: usize| {
@@ -142,19 +189,43 @@ async fn run_without_transaction(
              whole file again; make its statements idempotent (IF NOT EXISTS)"
         )
     };
-    client
-        .batch_execute(&settings(envelope, "SESSION"))
-        .await
-        .map_err(|e| failure(step, &e, None, outcome(0)))?;
+    // What to say when the connection goes before, between or after the statements.
+    let lost_at = |done: usize, in_flight: Option<usize>| {
+        let mut text = format!(
+            "it ran without a transaction: {done} of its {total} statement(s) completed and \
+             stay in effect"
+        );
+        if let Some(line) = in_flight {
+            text.push_str(&format!(
+                ", and statement {} (line {line}) was in flight: PostgreSQL cancels it when \
+                 the connection drops, and a CREATE INDEX CONCURRENTLY cancelled that way \
+                 leaves an INVALID index, which the next run reports",
+                done + 1
+            ));
+        }
+        format!(
+            "{text}; {}, so the next run executes the whole file again",
+            step.record.not_done(step.label)
+        )
+    };
+    if let Err(e) = client.batch_execute(&settings(envelope, "SESSION")).await {
+        return Err(if e.connection_lost() {
+            lost(step, &e, lost_at(0, None))
+        } else {
+            failure(step, &e, None, outcome(0))
+        });
+    }
     // INVALID indexes from before: one that appears later is this migration's doing.
     let before = match invalid_indexes(client).await {
         Ok(found) => found.into_iter().map(|i| i.oid).collect(),
+        Err(e) if e.connection_lost() => return Err(lost(step, &e, lost_at(0, None))),
         Err(e) => {
             reset(client).await;
             return Err(failure(step, &e, None, outcome(0)));
         }
     };
     for (done, statement) in statements.iter().enumerate() {
+        let first_line = sql::line_at(step.sql, statement.offset);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -162,6 +233,9 @@ async fn run_without_transaction(
                 Ok(()) => break,
                 Err(e) => e,
             };
+            if e.connection_lost() {
+                return Err(lost(step, &e, lost_at(done, Some(first_line))));
+            }
             let left = leftovers(client, &before, step.sql).await;
             // Retrying after a CREATE INDEX CONCURRENTLY left an INVALID index cannot
             // help: IF NOT EXISTS would skip it, and without it the retry fails.
@@ -170,7 +244,6 @@ async fn run_without_transaction(
                 retry_pause(step.label, attempt, envelope, &e).await;
                 continue;
             }
-            let first_line = sql::line_at(step.sql, statement.offset);
             let line = position(&e).map_or(first_line, |p| {
                 first_line + sql::line_of(statement.text, p) - 1
             });
@@ -183,9 +256,10 @@ async fn run_without_transaction(
     // that all succeeded do not prove the indexes are usable.
     match leftovers(client, &before, step.sql).await {
         Ok(left) if left.is_empty() => {}
+        Err(e) if e.connection_lost() => return Err(lost(step, &e, lost_at(total, None))),
         left => {
             reset(client).await;
-            return Err(Failure {
+            return Err(Error::MigrationFailed(Box::new(Failure {
                 label: step.label.into(),
                 path: step.path.into(),
                 sqlstate: None,
@@ -196,10 +270,7 @@ async fn run_without_transaction(
                                   CONCURRENTLY IF NOT EXISTS skips an existing index even when \
                                   it is INVALID)"
                             .to_owned(),
-                        Err(e) => format!(
-                            "checking for INVALID indexes failed: {}",
-                            pgconn::describe(e)
-                        ),
+                        Err(e) => format!("checking for INVALID indexes failed: {e}"),
                     }
                 ),
                 line: None,
@@ -207,18 +278,30 @@ async fn run_without_transaction(
                 hint: None,
                 applied_before: Vec::new(),
                 outcome: format!("{}{}", outcome(total), leftover_advice(&left)),
-            });
+            })));
         }
     }
     let recorded = client.batch_execute(&step.record.sql()).await;
     reset(client).await;
     recorded.map_err(|e| {
-        failure(
-            step,
-            &e,
-            None,
-            format!("all {total} statement(s) completed but recording it failed; mark it applied by hand or make the file safe to re-run"),
-        )
+        if e.connection_lost() {
+            lost(
+                step,
+                &e,
+                format!(
+                    "all {total} statement(s) completed and stay in effect, and the connection \
+                     was lost while recording it, so whether it is recorded is unknown: run \
+                     migrate status to see"
+                ),
+            )
+        } else {
+            failure(
+                step,
+                &e,
+                None,
+                format!("all {total} statement(s) completed but recording it failed; mark it applied by hand or make the file safe to re-run"),
+            )
+        }
     })
 }
 
@@ -236,7 +319,7 @@ struct InvalidIndex {
 /// Every INVALID index in the database. A failed `CREATE INDEX CONCURRENTLY` (or
 /// `REINDEX CONCURRENTLY`) leaves one behind: still maintained on every write, never
 /// used by a query.
-async fn invalid_indexes(client: &Client) -> Result<Vec<InvalidIndex>, tokio_postgres::Error> {
+async fn invalid_indexes(client: &Session) -> Result<Vec<InvalidIndex>, DbError> {
     let rows = client
         .query(
             "SELECT i.indexrelid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
@@ -260,17 +343,18 @@ async fn invalid_indexes(client: &Client) -> Result<Vec<InvalidIndex>, tokio_pos
                 building: r.try_get(3)?,
             })
         })
-        .collect()
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(DbError::from)
 }
 
 /// The INVALID indexes a no-transaction migration must not be recorded with: those that
 /// appeared since `before`, and those its SQL names (an earlier run's leftover, which
 /// `IF NOT EXISTS` would skip). Indexes another session is building are not leftovers.
 async fn leftovers(
-    client: &Client,
+    client: &Session,
     before: &BTreeSet<u32>,
     sql: &str,
-) -> Result<Vec<String>, tokio_postgres::Error> {
+) -> Result<Vec<String>, DbError> {
     let named = sql::identifiers(sql);
     Ok(invalid_indexes(client)
         .await?
@@ -282,7 +366,7 @@ async fn leftovers(
 }
 
 /// What to add to a failure's outcome about INVALID indexes.
-fn leftover_advice(left: &Result<Vec<String>, tokio_postgres::Error>) -> String {
+fn leftover_advice(left: &Result<Vec<String>, DbError>) -> String {
     match left {
         Ok(left) if left.is_empty() => String::new(),
         Ok(left) => format!(
@@ -295,29 +379,27 @@ fn leftover_advice(left: &Result<Vec<String>, tokio_postgres::Error>) -> String 
                 .join(" ")
         ),
         Err(e) => format!(
-            "; checking for INVALID indexes it may leave failed ({}): look for them with \
+            "; checking for INVALID indexes it may leave failed ({e}): look for them with \
              SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid, and drop each \
-             with DROP INDEX CONCURRENTLY",
-            pgconn::describe(e)
+             with DROP INDEX CONCURRENTLY"
         ),
     }
 }
 
-async fn reset(client: &Client) {
+async fn reset(client: &Session) {
     let _ = client
         .batch_execute("RESET lock_timeout; RESET statement_timeout")
         .await;
 }
 
-async fn retry_pause(label: &str, attempt: u32, envelope: &Envelope, e: &tokio_postgres::Error) {
+async fn retry_pause(label: &str, attempt: u32, envelope: &Envelope, e: &DbError) {
     let delay = backoff(LOCK_RETRY_FIRST, LOCK_RETRY_MAX, attempt);
     tracing::warn!(
         migration = label,
         attempt,
         retries = envelope.lock_retries,
         retry_in_ms = delay.as_millis() as u64,
-        "{label}: {}; retrying in {:.1} s (retry {attempt} of {})",
-        pgconn::describe(e),
+        "{label}: {e}; retrying in {:.1} s (retry {attempt} of {})",
         delay.as_secs_f64(),
         envelope.lock_retries
     );
@@ -326,13 +408,13 @@ async fn retry_pause(label: &str, attempt: u32, envelope: &Envelope, e: &tokio_p
 
 /// Where a failure happened inside a transactional step.
 enum Phase {
-    Setup(tokio_postgres::Error),
-    Sql(tokio_postgres::Error),
-    Record(tokio_postgres::Error),
+    Setup(DbError),
+    Sql(DbError),
+    Record(DbError),
 }
 
 impl Phase {
-    fn inner(&self) -> &tokio_postgres::Error {
+    fn inner(&self) -> &DbError {
         match self {
             Phase::Setup(e) | Phase::Sql(e) | Phase::Record(e) => e,
         }
@@ -345,33 +427,45 @@ impl Phase {
 
 /// Lock waits that ran out, and deadlocks: another session was in the way, and trying
 /// again later may well succeed.
-fn is_retryable(e: &tokio_postgres::Error) -> bool {
-    matches!(e.code(), Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+fn is_retryable(e: &DbError) -> bool {
+    matches!(e.postgres().and_then(|e| e.code()), Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
-fn position(e: &tokio_postgres::Error) -> Option<u32> {
-    match e.as_db_error()?.position()? {
+fn position(e: &DbError) -> Option<u32> {
+    match e.postgres()?.as_db_error()?.position()? {
         ErrorPosition::Original(p) => Some(*p),
         ErrorPosition::Internal { .. } => None,
     }
 }
 
-fn failure(
-    step: &Step<'_>,
-    e: &tokio_postgres::Error,
-    line: Option<usize>,
-    outcome: String,
-) -> Failure {
-    let db = e.as_db_error();
-    Failure {
+/// A statement failed on a working connection (exit 1).
+fn failure(step: &Step<'_>, e: &DbError, line: Option<usize>, outcome: String) -> Error {
+    let db = e.postgres().and_then(|e| e.as_db_error());
+    Error::MigrationFailed(Box::new(Failure {
         label: step.label.into(),
         path: step.path.into(),
-        sqlstate: e.code().map(|c| c.code().to_owned()),
-        message: db.map_or_else(|| pgconn::describe(e), |d| d.message().to_owned()),
+        sqlstate: db.map(|d| d.code().code().to_owned()),
+        message: db.map_or_else(|| e.to_string(), |d| d.message().to_owned()),
         line,
         detail: db.and_then(|d| d.detail()).map(str::to_owned),
         hint: db.and_then(|d| d.hint()).map(str::to_owned),
         applied_before: Vec::new(),
         outcome,
-    }
+    }))
+}
+
+/// The connection went, or went silent, while the step was in flight (exit 5).
+fn lost(step: &Step<'_>, e: &DbError, outcome: String) -> Error {
+    Error::Lost(Box::new(Lost {
+        doing: format!(
+            "{} {} ({})",
+            step.record.doing(),
+            step.label,
+            step.path.display()
+        ),
+        reason: lost_reason(e),
+        outcome,
+        check: e.check(),
+        applied_before: Vec::new(),
+    }))
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::session::DbError;
 use crate::source::SourceError;
 
 /// Exit codes, as documented in the README.
@@ -17,7 +18,8 @@ pub mod exit {
     pub const LOCK_TIMEOUT: i32 = 3;
     /// An applied migration's file changed or disappeared.
     pub const DRIFT: i32 = 4;
-    /// The database could not be reached or refused the login.
+    /// The database could not be reached, refused the login, or was lost (connection
+    /// cut, or no answer within the watchdog's bound) in the middle of a command.
     pub const UNREACHABLE: i32 = 5;
     /// `status --exit-code` only: migrations are pending.
     pub const PENDING: i32 = 6;
@@ -48,6 +50,47 @@ pub enum Error {
     MigrationFailed(Box<Failure>),
     #[error("database error while {doing}: {reason}")]
     Database { doing: String, reason: String },
+    #[error("{}", lost_message(.0))]
+    Lost(Box<Lost>),
+}
+
+/// The connection broke, or the database stopped answering, in the middle of a
+/// command: unlike [`Failure`], nothing says the SQL itself was wrong.
+#[derive(Debug)]
+pub struct Lost {
+    /// "applying V3__add_index (migrations/V3__add_index.sql)", "taking the migration lock".
+    pub doing: String,
+    /// What the connection did: closed, or said nothing for how long.
+    pub reason: String,
+    /// What became of the work in flight (empty outside a migration).
+    pub outcome: String,
+    /// How to find the session the server may still hold (when it stopped answering).
+    pub check: Option<String>,
+    /// Migrations this run applied before; they stay applied.
+    pub applied_before: Vec<String>,
+}
+
+fn lost_message(l: &Lost) -> String {
+    let mut text = format!("database unreachable while {}: {}", l.doing, l.reason);
+    for part in [Some(&l.outcome), l.check.as_ref()].into_iter().flatten() {
+        if !part.is_empty() {
+            text.push_str(&format!("; {part}"));
+        }
+    }
+    text.push_str(&applied_before(&l.applied_before));
+    text.push_str("; run migrate again once the database answers");
+    text
+}
+
+fn applied_before(labels: &[String]) -> String {
+    if labels.is_empty() {
+        "; no migration was applied in this run".into()
+    } else {
+        format!(
+            "; applied earlier in this run and kept: {}",
+            labels.join(", ")
+        )
+    }
 }
 
 /// A migration that failed, with everything an operator needs to fix it.
@@ -85,14 +128,7 @@ fn failed_message(f: &Failure) -> String {
         text.push_str(&format!(" (hint: {hint})"));
     }
     text.push_str(&format!("; {}", f.outcome));
-    if f.applied_before.is_empty() {
-        text.push_str("; no migration was applied in this run");
-    } else {
-        text.push_str(&format!(
-            "; applied earlier in this run and kept: {}",
-            f.applied_before.join(", ")
-        ));
-    }
+    text.push_str(&applied_before(&f.applied_before));
     text
 }
 
@@ -100,17 +136,76 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Source(_) => exit::USAGE,
-            Error::Unreachable { .. } => exit::UNREACHABLE,
+            Error::Unreachable { .. } | Error::Lost(_) => exit::UNREACHABLE,
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Drift(_) => exit::DRIFT,
             Error::MigrationFailed(_) | Error::Database { .. } => exit::MIGRATION_FAILED,
         }
     }
 
-    pub(crate) fn db(doing: &str, e: &tokio_postgres::Error) -> Self {
-        Error::Database {
-            doing: doing.into(),
-            reason: pgconn::describe(e),
+    /// A round trip outside a migration's SQL failed: a lost connection is exit 5,
+    /// anything else exit 1.
+    pub(crate) fn db(doing: &str, e: &DbError) -> Self {
+        if e.connection_lost() {
+            Error::Lost(Box::new(Lost {
+                doing: doing.into(),
+                reason: lost_reason(e),
+                outcome: String::new(),
+                check: e.check(),
+                applied_before: Vec::new(),
+            }))
+        } else {
+            Error::Database {
+                doing: doing.into(),
+                reason: e.to_string(),
+            }
         }
+    }
+
+    /// Records the migrations this run applied before the one that stopped it.
+    pub(crate) fn after(mut self, applied: Vec<String>) -> Self {
+        match &mut self {
+            Error::MigrationFailed(f) => f.applied_before = applied,
+            Error::Lost(l) => l.applied_before = applied,
+            _ => {}
+        }
+        self
+    }
+}
+
+/// The `reason` of a [`Lost`]: the watchdog's message as it is, a broken connection
+/// said as such.
+pub(crate) fn lost_reason(e: &DbError) -> String {
+    match e {
+        DbError::Postgres(_) => format!("the connection was lost: {e}"),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_database_is_exit_5_with_how_to_check() {
+        let silent = DbError::Silent {
+            waited: Duration::from_secs(610),
+            statements: 1,
+            statement_timeout: Duration::from_secs(600),
+            check: "to check, find its session".into(),
+        };
+        let e = Error::db("taking the migration lock", &silent);
+        assert_eq!(e.exit_code(), exit::UNREACHABLE);
+        let e = e.after(vec!["V1__a".into()]);
+        assert_eq!(
+            e.to_string(),
+            "database unreachable while taking the migration lock: the database stopped \
+             answering: no reply within 610 s (1 statement(s) at --statement-timeout 10m \
+             each, plus 10 s grace), so migrate stopped waiting; to check, find its session; \
+             applied earlier in this run and kept: V1__a; run migrate again once the \
+             database answers"
+        );
+        let skipped = Error::db("releasing the lock", &DbError::Abandoned);
+        assert_eq!(skipped.exit_code(), exit::UNREACHABLE);
     }
 }

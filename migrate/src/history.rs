@@ -2,8 +2,7 @@
 //! refinery does (version, name, RFC 3339 `applied_on`, checksum as decimal text), so
 //! refinery and deckhand can take turns on one database.
 
-use tokio_postgres::GenericClient;
-
+use crate::session::{DbError, Session};
 use crate::Error;
 
 pub const TABLE: &str = "refinery_schema_history";
@@ -20,7 +19,7 @@ pub struct Applied {
 
 /// Creates the table if missing. Call it while holding the migration lock: concurrent
 /// `CREATE TABLE IF NOT EXISTS` can still collide in PostgreSQL's catalog.
-pub async fn ensure(client: &impl GenericClient) -> Result<(), Error> {
+pub(crate) async fn ensure(client: &Session) -> Result<(), Error> {
     client
         .batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {TABLE}(
@@ -43,7 +42,7 @@ const VERSION_TYPES: [&str; 3] = ["smallint", "integer", "bigint"];
 /// a version beyond what a file name can hold, or a column of another type, is refused
 /// with a message that names it and the fix. Other columns are read as text, whatever
 /// type another tool gave them.
-pub async fn read(client: &impl GenericClient) -> Result<Vec<Applied>, Error> {
+pub(crate) async fn read(client: &Session) -> Result<Vec<Applied>, Error> {
     let row = client
         .query_one(
             &format!(
@@ -56,7 +55,8 @@ pub async fn read(client: &impl GenericClient) -> Result<Vec<Applied>, Error> {
         )
         .await
         .map_err(|e| Error::db(&format!("looking for {TABLE}"), &e))?;
-    let unreadable = |e: tokio_postgres::Error| Error::db(&format!("looking for {TABLE}"), &e);
+    let unreadable =
+        |e: tokio_postgres::Error| Error::db(&format!("looking for {TABLE}"), &DbError::from(e));
     let exists: bool = row.try_get(0).map_err(unreadable)?;
     let version_type: Option<String> = row.try_get(1).map_err(unreadable)?;
     if !exists {
@@ -89,7 +89,8 @@ pub async fn read(client: &impl GenericClient) -> Result<Vec<Applied>, Error> {
 }
 
 fn applied(row: &tokio_postgres::Row) -> Result<Applied, Error> {
-    let unreadable = |e: tokio_postgres::Error| Error::db(&format!("reading {TABLE}"), &e);
+    let unreadable =
+        |e: tokio_postgres::Error| Error::db(&format!("reading {TABLE}"), &DbError::from(e));
     let version: i64 = row.try_get(0).map_err(unreadable)?;
     let version = i32::try_from(version).map_err(|_| {
         Error::Config(format!(

@@ -5,7 +5,8 @@
 //! `refinery_schema_history` table, its checksums) and extended where refinery has no
 //! answer: a polled advisory lock with holder reporting, one transaction per migration,
 //! files that run outside a transaction, `lock_timeout`/`statement_timeout` with retry,
-//! drift detection, connect retries and `down` migrations.
+//! drift detection, connect retries, a client-side watchdog for a server that stops
+//! answering, and `down` migrations.
 //!
 //! The library is what the `migrate` binary and the `agent` (`DECKHAND_MIGRATE_ON_START`)
 //! call; it prints nothing itself but tracing events.
@@ -19,6 +20,7 @@ pub mod entry;
 mod error;
 pub mod history;
 mod lock;
+mod session;
 pub mod source;
 mod sql;
 
@@ -28,10 +30,12 @@ use std::time::Duration;
 
 use pgconn::PgConfig;
 use serde::Serialize;
+use session::Session;
 
 pub use connect::Retry;
-pub use error::{exit, Error, Failure};
+pub use error::{exit, Error, Failure, Lost};
 use history::Applied;
+pub use session::GRACE;
 use source::MigrationFile;
 
 /// Everything the commands need besides the connection. `Default` matches the CLI's
@@ -46,7 +50,8 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// `lock_timeout` for migration SQL.
     pub ddl_lock_timeout: Duration,
-    /// `statement_timeout` for migration SQL (zero: none).
+    /// `statement_timeout` for migration SQL (zero: none). With [`GRACE`], it also
+    /// bounds every round trip on the client side (zero: no bound either).
     pub statement_timeout: Duration,
     /// Retries of a migration that hit `lock_timeout` or a deadlock.
     pub lock_retries: u32,
@@ -77,6 +82,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Connects (with the retries) and wraps the connection in the watchdog.
+    async fn session(&self, db: &PgConfig) -> Result<Session, Error> {
+        let client = connect::connect(db, self.connect).await?;
+        Ok(Session::new(
+            client,
+            self.statement_timeout,
+            db.application_name.as_deref(),
+        ))
+    }
+
     fn envelope(&self) -> apply::Envelope {
         apply::Envelope {
             ddl_lock_timeout: self.ddl_lock_timeout,
@@ -138,7 +153,7 @@ pub struct StatusRow {
 /// anything.
 pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
     let files = source::load(&settings.dir)?;
-    let client = connect::connect(db, settings.connect).await?;
+    let client = settings.session(db).await?;
     lock::acquire(&client, settings.lock_timeout).await?;
     let result = async {
         history::ensure(&client).await?;
@@ -167,10 +182,7 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
             };
             let took = apply::run(&client, &step, &settings.envelope())
                 .await
-                .map_err(|mut f| {
-                    f.applied_before = done.iter().map(|d| d.label.clone()).collect();
-                    Error::MigrationFailed(Box::new(f))
-                })?;
+                .map_err(|e| e.after(done.iter().map(|d| d.label.clone()).collect()))?;
             let millis = took.as_millis() as u64;
             tracing::info!(
                 migration = %label,
@@ -197,7 +209,7 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
 pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<Done>, Error> {
     let files = source::load(&settings.dir)?;
     let by_version: BTreeMap<i32, &MigrationFile> = files.iter().map(|f| (f.version, f)).collect();
-    let client = connect::connect(db, settings.connect).await?;
+    let client = settings.session(db).await?;
     lock::acquire(&client, settings.lock_timeout).await?;
     let result = async {
         let applied = history::read(&client).await?;
@@ -239,10 +251,12 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
             };
             let took = apply::run(&client, &step, &settings.envelope())
                 .await
-                .map_err(|mut f| {
-                    f.applied_before = done.iter().map(|d| d.label.clone()).collect();
-                    f.outcome = f.outcome.replace("applied", "reverted");
-                    Error::MigrationFailed(Box::new(f))
+                .map_err(|e| {
+                    let mut e = e.after(done.iter().map(|d| d.label.clone()).collect());
+                    if let Error::MigrationFailed(f) = &mut e {
+                        f.outcome = f.outcome.replace("applied", "reverted");
+                    }
+                    e
                 })?;
             let millis = took.as_millis() as u64;
             tracing::info!(migration = %label, version = applied.version, duration_ms = millis, "reverting {label} ... ok ({millis} ms)");
@@ -258,7 +272,7 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
 /// Every migration on disk or in the history table, by version.
 pub async fn status(db: &PgConfig, settings: &Settings) -> Result<Vec<StatusRow>, Error> {
     let files = source::load(&settings.dir)?;
-    let client = connect::connect(db, settings.connect).await?;
+    let client = settings.session(db).await?;
     let applied = history::read(&client).await?;
     Ok(reconcile(&files, &applied))
 }
@@ -266,7 +280,7 @@ pub async fn status(db: &PgConfig, settings: &Settings) -> Result<Vec<StatusRow>
 /// What `up` would apply, without applying anything (drift is refused as in `up`).
 pub async fn plan(db: &PgConfig, settings: &Settings) -> Result<Vec<MigrationFile>, Error> {
     let files = source::load(&settings.dir)?;
-    let client = connect::connect(db, settings.connect).await?;
+    let client = settings.session(db).await?;
     let applied = history::read(&client).await?;
     Ok(pending(&files, &applied, settings)?
         .into_iter()

@@ -7,8 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
-
+use crate::session::Session;
 use crate::Error;
 
 /// The lock's two-part key, `"deck"` and `"migr"` in ASCII. Advisory locks are per
@@ -20,7 +19,7 @@ const POLL: Duration = Duration::from_millis(200);
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// Takes the lock, or fails with [`Error::LockTimeout`] naming the holder.
-pub async fn acquire(client: &Client, timeout: Duration) -> Result<(), Error> {
+pub async fn acquire(client: &Session, timeout: Duration) -> Result<(), Error> {
     let started = Instant::now();
     let mut last_report: Option<Instant> = None;
     loop {
@@ -39,7 +38,7 @@ pub async fn acquire(client: &Client, timeout: Duration) -> Result<(), Error> {
             }
             return Ok(());
         }
-        let holder = holder(client).await;
+        let holder = holder(client).await?;
         if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
             tracing::warn!(
                 holder = %holder,
@@ -58,18 +57,18 @@ pub async fn acquire(client: &Client, timeout: Duration) -> Result<(), Error> {
 }
 
 /// Releases the lock (ending the session releases it too).
-pub async fn release(client: &Client) {
+pub async fn release(client: &Session) {
     if let Err(e) = client
         .query_one("SELECT pg_advisory_unlock($1, $2)", &[&KEY.0, &KEY.1])
         .await
     {
-        tracing::debug!(error = %pgconn::describe(&e), "could not release the migration lock; the session end will");
+        tracing::debug!(error = %e, "could not release the migration lock; the session end will");
     }
 }
 
 /// "pid 4242 (application_name=deckhand-migrate/ip-10-0-1-5, client 10.0.1.5, connected
 /// since 2026-11-23T10:00:00Z, state active)".
-async fn holder(client: &Client) -> String {
+async fn holder(client: &Session) -> Result<String, Error> {
     let sql = format!(
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), \
                 coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'an unknown time'), \
@@ -80,7 +79,7 @@ async fn holder(client: &Client) -> String {
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         KEY.0, KEY.1
     );
-    match client.query_opt(&sql, &[]).await {
+    Ok(match client.query_opt(&sql, &[]).await {
         Ok(Some(row)) => {
             let text = |i: usize| {
                 row.try_get::<_, String>(i)
@@ -96,9 +95,9 @@ async fn holder(client: &Client) -> String {
             )
         }
         Ok(None) => "another session (it released the lock meanwhile)".into(),
-        Err(e) => format!(
-            "another session (could not read pg_stat_activity: {})",
-            pgconn::describe(&e)
-        ),
-    }
+        Err(e) if e.connection_lost() => {
+            return Err(Error::db("waiting for the migration lock", &e))
+        }
+        Err(e) => format!("another session (could not read pg_stat_activity: {e})"),
+    })
 }

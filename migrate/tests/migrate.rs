@@ -4,10 +4,16 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use testkit::{clean_command, unique_name, wait_until, TestDb};
+use testkit::{clean_command, unique_name, wait_until, wait_until_async, TestDb};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 /// A migration folder of its own.
 struct Dir(PathBuf);
@@ -66,6 +72,10 @@ fn run(url: &str, dir: &Dir, args: &[&str]) -> Out {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
+    without_password(url, out)
+}
+
+fn without_password(url: &str, out: Out) -> Out {
     let password = password_of(url);
     if password.len() >= 6 {
         assert!(
@@ -407,12 +417,13 @@ async fn failing_no_transaction_migration_reports_what_stayed() {
     assert!(history(&db).await.is_empty());
 }
 
-/// Collects a child's stderr as it arrives, so a test can wait for a line.
-fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+/// Collects a child's stderr as it arrives, so a test can wait for a line; the thread
+/// ends at the pipe's end.
+fn capture_stderr(child: &mut Child) -> (Arc<Mutex<String>>, JoinHandle<()>) {
     let buf = Arc::new(Mutex::new(String::new()));
     let mut pipe = child.stderr.take().unwrap();
     let sink = buf.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut chunk = [0u8; 4096];
         while let Ok(n) = pipe.read(&mut chunk) {
             if n == 0 {
@@ -423,7 +434,7 @@ fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
                 .push_str(&String::from_utf8_lossy(&chunk[..n]));
         }
     });
-    buf
+    (buf, reader)
 }
 
 /// A database with table `busy` applied (V1) and a pending V2 that alters it.
@@ -453,7 +464,7 @@ async fn lock_timeout_on_a_busy_table_is_retried() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let stderr = capture_stderr(&mut child);
+    let (stderr, _reader) = capture_stderr(&mut child);
     assert!(
         wait_until(Duration::from_secs(20), || stderr
             .lock()
@@ -890,4 +901,515 @@ fn unencoded_password_delimiters_are_refused_without_echo() {
             assert!(!stderr.contains(piece), "{url}: {stderr}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------
+// PostgreSQL down, hung and restarted during `migrate up`: a TCP proxy in front of the
+// test cluster that each test switches between the faults.
+
+/// What the fault proxy does with connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Bytes flow both ways.
+    Forward,
+    /// A server that is down: new connections are closed at once, open ones are cut.
+    Down,
+    /// A frozen server: connections stay open, but no byte moves either way (bytes
+    /// already read are held, and an end of stream is not passed on either).
+    Hung,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ProxyState {
+    mode: Mode,
+    /// Bumped to cut every open connection once (a restart); each connection remembers
+    /// the value it was opened under.
+    cuts: u64,
+    /// The test is over: the accept loop ends.
+    shutdown: bool,
+}
+
+impl ProxyState {
+    /// Whether a connection opened under `cuts` must be closed now.
+    fn cut(&self, cuts: u64) -> bool {
+        self.mode == Mode::Down || self.cuts != cuts || self.shutdown
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 (port 0) in front of the test cluster. It runs on a thread
+/// and runtime of its own, so the test's blocking waits for the `migrate` process never
+/// stall it.
+struct Proxy {
+    port: u16,
+    /// The test cluster's address as the test database's URL spells it.
+    upstream: String,
+    state: watch::Sender<ProxyState>,
+    /// Connections accepted so far, whatever the mode: the connection attempts.
+    accepted: Arc<AtomicU32>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(db: &TestDb, mode: Mode) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = format!("{}:{}", db.config.hosts[0], db.config.port);
+        let (state, rx) = watch::channel(ProxyState {
+            mode,
+            cuts: 0,
+            shutdown: false,
+        });
+        let accepted = Arc::new(AtomicU32::new(0));
+        let (to, count) = (upstream.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(accept_loop(listener, to, rx, count));
+        });
+        Proxy {
+            port,
+            upstream,
+            state,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+
+    /// The test database's URL, through the proxy.
+    fn url(&self, db: &TestDb) -> String {
+        let direct = format!("@{}/", self.upstream);
+        assert!(db.url.contains(&direct), "{}", db.url);
+        db.url
+            .replacen(&direct, &format!("@127.0.0.1:{}/", self.port), 1)
+    }
+
+    fn set(&self, mode: Mode) {
+        self.state.send_modify(|s| s.mode = mode);
+    }
+
+    /// Cuts every open connection once; new ones are forwarded (a server restart).
+    fn restart(&self) {
+        self.state.send_modify(|s| s.cuts += 1);
+    }
+
+    fn accepted(&self) -> u32 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.state.send_modify(|s| s.shutdown = true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    upstream: String,
+    mut rx: watch::Receiver<ProxyState>,
+    accepted: Arc<AtomicU32>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    loop {
+        let socket = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((socket, _)) => socket,
+                Err(_) => continue,
+            },
+            r = rx.changed() => {
+                if r.is_err() || rx.borrow().shutdown {
+                    return;
+                }
+                continue;
+            }
+        };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        let state = *rx.borrow();
+        if state.mode == Mode::Down {
+            continue; // dropped: closed at once
+        }
+        tokio::spawn(serve(socket, upstream.clone(), rx.clone(), state.cuts));
+    }
+}
+
+/// Forwards one connection until either side ends it or the proxy cuts it; dropping
+/// the four halves closes both connections.
+async fn serve(client: TcpStream, upstream: String, rx: watch::Receiver<ProxyState>, cuts: u64) {
+    let Ok(server) = TcpStream::connect(&upstream).await else {
+        return;
+    };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::select! {
+        () = pump(client_read, server_write, rx.clone(), cuts) => {}
+        () = pump(server_read, client_write, rx, cuts) => {}
+    }
+}
+
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    mut rx: watch::Receiver<ProxyState>,
+    cuts: u64,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // A frozen server takes nothing in: wait until bytes may flow again.
+        match rx
+            .wait_for(|s| s.cut(cuts) || s.mode == Mode::Forward)
+            .await
+        {
+            Ok(s) if !s.cut(cuts) => {}
+            _ => return,
+        }
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = rx.wait_for(|s| s.cut(cuts) || s.mode != Mode::Forward) => continue,
+        };
+        // Bytes read just as the proxy froze are held until it thaws.
+        match rx
+            .wait_for(|s| s.cut(cuts) || s.mode == Mode::Forward)
+            .await
+        {
+            Ok(s) if !s.cut(cuts) => {}
+            _ => return,
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A `migrate` process running in the background, its stderr collected as it arrives.
+struct Background {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+    reader: JoinHandle<()>,
+}
+
+impl Background {
+    fn start(url: &str, dir: &Dir, args: &[&str], env: &[(&str, &str)]) -> Background {
+        let mut cmd = migrate(url, dir, args);
+        cmd.envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let (stderr, reader) = capture_stderr(&mut child);
+        Background {
+            child,
+            url: url.to_owned(),
+            stderr,
+            reader,
+        }
+    }
+
+    fn wait_for_stderr(&self, text: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.stderr.lock().unwrap().contains(text))
+    }
+
+    /// Waits up to `timeout` for the exit; past it, kills the process and fails.
+    fn finish(mut self, timeout: Duration) -> Out {
+        let exited = wait_until(timeout, || self.child.try_wait().unwrap().is_some());
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "migrate did not exit within {timeout:?}: {}",
+                self.stderr.lock().unwrap()
+            );
+        }
+        let code = self.child.wait().unwrap().code().expect("exit code");
+        self.reader.join().unwrap();
+        let stderr = self.stderr.lock().unwrap().clone();
+        without_password(
+            &self.url,
+            Out {
+                code,
+                stdout: String::new(),
+                stderr,
+            },
+        )
+    }
+}
+
+/// Waits until a statement containing `text` runs in `db` (other than this query).
+async fn wait_for_active(db: &TestDb, text: &str, timeout: Duration) -> bool {
+    let client = db.client().await;
+    let client = &client;
+    wait_until_async(timeout, || async move {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state = 'active' AND pid <> pg_backend_pid() AND strpos(query, $1) > 0",
+                &[&text],
+            )
+            .await
+            .is_ok_and(|r| r.get::<_, i64>(0) > 0)
+    })
+    .await
+}
+
+/// The state of every session a `migrate` run from this file left in `db`.
+async fn migrate_sessions(db: &TestDb) -> Vec<String> {
+    db.client()
+        .await
+        .query(
+            "SELECT coalesce(state, '') FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'deckhand-migrate/test-runner'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Waits until the server has ended every session of an earlier `migrate` run (and so
+/// rolled back its transaction and released its lock); returns how long that took.
+async fn wait_for_sessions_gone(db: &TestDb, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    assert!(
+        wait_until_async(timeout, || async { migrate_sessions(db).await.is_empty() }).await,
+        "the abandoned session is still there: {:?}",
+        migrate_sessions(db).await
+    );
+    started.elapsed()
+}
+
+fn first_error(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.contains("error:"))
+        .unwrap_or_default()
+}
+
+/// Fault matrix, PostgreSQL down: down when `up` starts, back within the connect
+/// retries, and `up` goes on to apply.
+#[tokio::test]
+async fn database_down_then_back_within_the_connect_retries_is_applied() {
+    let db = TestDb::create("downback").await;
+    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let proxy = Proxy::start(&db, Mode::Down);
+    let url = proxy.url(&db);
+    let started = Instant::now();
+    let up = Background::start(&url, &dir, &["up", "--connect-retries", "6"], &[]);
+    assert!(
+        up.wait_for_stderr("(attempt 2)", Duration::from_secs(20)),
+        "{}",
+        up.stderr.lock().unwrap()
+    );
+    let refused = proxy.accepted();
+    let back = Instant::now();
+    proxy.set(Mode::Forward);
+    let out = up.finish(Duration::from_secs(30));
+    let after_back = back.elapsed();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("applying V1__a ... ok"),
+        "{}",
+        out.stderr
+    );
+    assert!(table_exists(&db, "a").await);
+    assert_eq!(history(&db).await, [(1, "a".into())]);
+    eprintln!(
+        "figure: PostgreSQL down at start: {} connection attempts ({refused} closed while \
+         down), applied {} ms after it came back, {} ms in all",
+        proxy.accepted(),
+        after_back.as_millis(),
+        started.elapsed().as_millis()
+    );
+}
+
+/// Fault matrix, PostgreSQL hung while connecting: a server that accepts the TCP
+/// connection but never answers the startup is given `connect_timeout` per attempt.
+#[tokio::test]
+async fn server_that_never_answers_the_startup_is_bounded() {
+    let db = TestDb::create("hungconnect").await;
+    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let proxy = Proxy::start(&db, Mode::Hung);
+    let url = format!("{}&connect_timeout=1", proxy.url(&db));
+    let started = Instant::now();
+    let out = Background::start(&url, &dir, &["up", "--connect-retries", "1"], &[])
+        .finish(Duration::from_secs(20));
+    let took = started.elapsed();
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    let err = first_error(&out.stderr);
+    for expected in [
+        "after 2 attempt(s)",
+        "did not complete the startup",
+        "PGCONNECT_TIMEOUT",
+    ] {
+        assert!(err.contains(expected), "{expected}: {}", out.stderr);
+    }
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    eprintln!(
+        "figure: PostgreSQL hung in the startup: exit 5 after {} ms and {} attempts \
+         (connect_timeout=1, --connect-retries 1)",
+        took.as_millis(),
+        proxy.accepted()
+    );
+
+    proxy.set(Mode::Forward);
+    let again = run(&url, &dir, &["up"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(history(&db).await, [(1, "a".into())]);
+}
+
+/// The migrations of the restart and hung cases: a quick one, then one that runs for
+/// `seconds` in the server before it creates its table.
+fn slow_migrations(seconds: &str) -> Dir {
+    Dir::new(&[
+        ("V1__quick.sql", "CREATE TABLE quick(id int);"),
+        (
+            "V2__slow.sql",
+            &format!("SELECT pg_sleep({seconds});\nCREATE TABLE slow_done(id int);\n"),
+        ),
+    ])
+}
+
+/// Fault matrix, PostgreSQL restarted during `up`: every connection is cut while a
+/// migration runs. Exit 5 naming the migration, nothing of it recorded or left; the
+/// rerun applies it once.
+#[tokio::test]
+async fn restart_during_up_exits_5_and_the_rerun_applies_once() {
+    let db = TestDb::create("restartup").await;
+    let dir = slow_migrations("2");
+    let proxy = Proxy::start(&db, Mode::Forward);
+    let url = proxy.url(&db);
+    let up = Background::start(&url, &dir, &["up"], &[]);
+    assert!(
+        wait_for_active(&db, "pg_sleep(2)", Duration::from_secs(20)).await,
+        "V2__slow never ran: {}",
+        up.stderr.lock().unwrap()
+    );
+    let cut = Instant::now();
+    proxy.restart();
+    let out = up.finish(Duration::from_secs(20));
+    let detected = cut.elapsed();
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    let err = first_error(&out.stderr);
+    for expected in [
+        "database unreachable while applying V2__slow (",
+        "V2__slow.sql",
+        "the connection was lost",
+        "V2__slow is not recorded as applied",
+        "PostgreSQL rolls back an open transaction when its connection drops",
+        "applied earlier in this run and kept: V1__quick",
+    ] {
+        assert!(err.contains(expected), "{expected}: {}", out.stderr);
+    }
+    assert_eq!(history(&db).await, [(1, "quick".into())]);
+    assert!(!table_exists(&db, "slow_done").await);
+    let rolled_back = wait_for_sessions_gone(&db, Duration::from_secs(20)).await;
+    assert!(!table_exists(&db, "slow_done").await);
+
+    let attempts_before = proxy.accepted();
+    let again = run(&url, &dir, &["up"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.stderr.matches("applying V2__slow ... ok").count(),
+        1,
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("V1__quick"), "{}", again.stderr);
+    assert_eq!(
+        history(&db).await,
+        [(1, "quick".into()), (2, "slow".into())]
+    );
+    assert!(table_exists(&db, "slow_done").await);
+    eprintln!(
+        "figure: PostgreSQL restarted during up: exit 5 {} ms after the cut, the server's \
+         session gone {} ms later; rerun applied V2 once with {} connection attempt(s)",
+        detected.as_millis(),
+        rolled_back.as_millis(),
+        proxy.accepted() - attempts_before
+    );
+}
+
+/// Fault matrix, PostgreSQL hung during `up`: the proxy freezes while a migration
+/// runs. The watchdog stops migrate (exit 5) within 2 × 2 s + grace for the
+/// two-statement file, the abandoned session is the one the message says how to find,
+/// and after the thaw the server rolls it back and the rerun applies it once.
+#[tokio::test]
+async fn hung_database_during_up_is_stopped_by_the_watchdog() {
+    let db = TestDb::create("hungup").await;
+    let dir = slow_migrations("1.5");
+    let proxy = Proxy::start(&db, Mode::Forward);
+    let url = proxy.url(&db);
+    let env = [("MIGRATE_STATEMENT_TIMEOUT", "2s")];
+    let up = Background::start(&url, &dir, &["up"], &env);
+    assert!(
+        wait_for_active(&db, "pg_sleep(1.5)", Duration::from_secs(20)).await,
+        "V2__slow never ran: {}",
+        up.stderr.lock().unwrap()
+    );
+    let frozen = Instant::now();
+    proxy.set(Mode::Hung);
+    let out = up.finish(Duration::from_secs(40));
+    let detected = frozen.elapsed();
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    let err = first_error(&out.stderr);
+    for expected in [
+        "database unreachable while applying V2__slow (",
+        "the database stopped answering: no reply within 14 s (2 statement(s) at \
+         --statement-timeout 2s each, plus 10 s grace)",
+        "V2__slow is not recorded as applied",
+        "rolls back an open transaction when its connection drops",
+        "pg_stat_activity WHERE application_name = 'deckhand-migrate/test-runner'",
+        "pg_terminate_backend(pid)",
+        "applied earlier in this run and kept: V1__quick",
+    ] {
+        assert!(err.contains(expected), "{expected}: {}", out.stderr);
+    }
+    assert!(
+        detected < Duration::from_secs(20),
+        "the watchdog took {detected:?}"
+    );
+    // Frozen in between: the session is still there with its transaction open, as the
+    // message says, and nothing of V2 is visible.
+    assert_eq!(migrate_sessions(&db).await, ["idle in transaction"]);
+    assert_eq!(history(&db).await, [(1, "quick".into())]);
+    assert!(!table_exists(&db, "slow_done").await);
+
+    let thawed = Instant::now();
+    proxy.set(Mode::Forward);
+    let rolled_back = wait_for_sessions_gone(&db, Duration::from_secs(20)).await;
+    assert!(!table_exists(&db, "slow_done").await);
+    let attempts_before = proxy.accepted();
+    let again = Background::start(&url, &dir, &["up"], &env).finish(Duration::from_secs(60));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.stderr.matches("applying V2__slow ... ok").count(),
+        1,
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        history(&db).await,
+        [(1, "quick".into()), (2, "slow".into())]
+    );
+    assert!(table_exists(&db, "slow_done").await);
+    eprintln!(
+        "figure: PostgreSQL hung during up (MIGRATE_STATEMENT_TIMEOUT=2s): exit 5 {} ms \
+         after the freeze (bound 14 s from the round trip's start), server session gone {} \
+         ms after the thaw; rerun applied V2 once, done {} ms after the thaw, with {} \
+         connection attempt(s)",
+        detected.as_millis(),
+        rolled_back.as_millis(),
+        thawed.elapsed().as_millis(),
+        proxy.accepted() - attempts_before
+    );
 }
