@@ -1,0 +1,898 @@
+//! The one place where anything is redacted. Every event passes through here before a
+//! byte of it leaves the agent (CloudWatch, or the agent's own stdout/stderr).
+//!
+//! Input is one event as JSON object text (the `structure` stage's output); output is
+//! the same text with secrets and sensitive values replaced by `[REDACTED]`, still
+//! valid JSON. What is redacted:
+//!
+//! 1. every secret value the agent loaded, by meaning rather than spelling
+//!    ([`secrets`]): raw, inside JSON strings whatever the escape style (`\uXXXX`,
+//!    `\/`, `\"`, surrogate pairs) and at any nesting of escaping up to
+//!    [`MAX_DECODE_DEPTH`], percent-encoded (either hex case, `+` for a space), and
+//!    base64 (standard and URL-safe, with and without padding);
+//! 2. built-in detectors: values of sensitive keys in JSON objects at any depth and in
+//!    `key=value` / `key: value` text ([`keys`]); `Bearer`/`Basic` credentials, JWTs,
+//!    AWS access key ids, PEM private-key blocks, URL passwords and the well-known
+//!    token formats of Stripe, GitHub, GitLab, Slack, Twilio, SendGrid, Google, Azure
+//!    storage, npm, OpenAI and Anthropic ([`tokens`]); payment card numbers ([`cards`]);
+//! 3. extra patterns and key names from configuration.
+//!
+//! How: the detectors only *find* byte ranges ("cuts"); this module turns them into
+//! valid JSON. A cut inside a string literal is widened to whole escape sequences and
+//! replaced by a label holding no `"` or `\` (so it is valid at any nesting level); a
+//! cut outside strings is widened to the whole bare value and becomes the string
+//! `"[REDACTED]"`; overlapping cuts are merged into one covering their union.
+//!
+//! Every pass is linear in the event's length: a walk of one DFA over every detector's
+//! trigger words (a table step per byte), an Aho-Corasick search for the secret forms
+//! (overlapping matches only looked for in windows around a hit), a byte scan for
+//! digit runs, and — only for string literals holding a `\` or `%` — decoding into a
+//! buffer that maps back to the source, at most [`MAX_DECODE_DEPTH`] levels. Trigger
+//! detectors move cursors that never go backwards: a hit inside a value already looked
+//! at is skipped. Custom patterns run as one `find_iter` over the text. A line with
+//! nothing to redact is returned borrowed: not copied, not allocated.
+//!
+//! Not here: deciding what a secret is (the agent loads them) or where events go.
+
+mod cards;
+mod keys;
+mod secrets;
+mod tokens;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{dfa::DFA, Anchored, MatchKind};
+use regex::Regex;
+
+/// Secrets shorter than this are not redacted: a 3-character value would redact half
+/// the log. The agent reports their names at start.
+pub const MIN_SECRET_LEN: usize = 6;
+/// How many levels of escaping are undone to find a loaded secret: a JSON document
+/// logged as a string inside a text line inside the event is three.
+pub const MAX_DECODE_DEPTH: usize = 4;
+const REDACTED: &str = "[REDACTED]";
+
+/// The sanitizer in use, replaced as a whole when the agent loads more secrets (a
+/// rotation): events take the current one per batch.
+#[derive(Debug)]
+pub struct Current {
+    sanitizer: RwLock<Arc<Sanitizer>>,
+    /// What the sanitizer was built from, every secret loaded so far included.
+    config: Mutex<Config>,
+}
+
+impl Current {
+    pub fn new(sanitizer: Sanitizer, config: Config) -> Current {
+        Current {
+            sanitizer: RwLock::new(Arc::new(sanitizer)),
+            config: Mutex::new(config),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Sanitizer> {
+        self.sanitizer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Redacts `secrets` too from now on (those already known are ignored). Returns the
+    /// names of new ones too short to redact.
+    pub fn add_secrets(&self, secrets: impl IntoIterator<Item = KnownSecret>) -> Vec<String> {
+        let mut config = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        let before = config.secrets.len();
+        for secret in secrets {
+            if !config
+                .secrets
+                .iter()
+                .any(|k| k.name == secret.name && k.value == secret.value)
+            {
+                config.secrets.push(secret);
+            }
+        }
+        if config.secrets.len() == before {
+            return Vec::new();
+        }
+        // The patterns compiled before: only the secrets changed.
+        let Ok((next, skipped)) = Sanitizer::new(config.clone()) else {
+            return Vec::new();
+        };
+        let mut current = self.sanitizer.write().unwrap_or_else(|e| e.into_inner());
+        next.carry_counts(&current);
+        *current = Arc::new(next);
+        skipped
+    }
+}
+
+/// A secret value the agent loaded, with the variable it went into. `Debug` shows the
+/// name only.
+#[derive(Clone)]
+pub struct KnownSecret {
+    name: String,
+    value: String,
+}
+
+impl KnownSecret {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        KnownSecret {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for KnownSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KnownSecret({}: [redacted])", self.name)
+    }
+}
+
+/// What the sanitizer is built from.
+#[derive(Debug, Default, Clone)]
+pub struct Config {
+    pub secrets: Vec<KnownSecret>,
+    /// DECKHAND_REDACT_NAME: `[REDACTED:DATABASE_URL]` instead of `[REDACTED]`.
+    pub redact_name: bool,
+    /// DECKHAND_REDACT_PATTERNS: extra regular expressions; each match is redacted.
+    pub extra_patterns: Vec<String>,
+    /// DECKHAND_REDACT_KEYS: extra sensitive key names.
+    pub extra_keys: Vec<String>,
+}
+
+/// A configured pattern that does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("DECKHAND_REDACT_PATTERNS={pattern:?} is not valid: {reason}")]
+pub struct ConfigError {
+    pub pattern: String,
+    pub reason: String,
+}
+
+/// The detectors, for counting. The order is [`DETECTORS`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detector {
+    Secret,
+    SensitiveKey,
+    Bearer,
+    Jwt,
+    AwsAccessKeyId,
+    AwsSecretKey,
+    PrivateKey,
+    UrlPassword,
+    Card,
+    CustomPattern,
+    Stripe,
+    GitHub,
+    GitLab,
+    Slack,
+    SlackWebhook,
+    Twilio,
+    SendGrid,
+    GoogleApiKey,
+    AzureStorageKey,
+    Npm,
+    OpenAi,
+    Anthropic,
+}
+
+/// Each detector's name in the counts (the exit summary and the metrics).
+const DETECTORS: [(Detector, &str); 22] = [
+    (Detector::Secret, "secret"),
+    (Detector::SensitiveKey, "sensitive_key"),
+    (Detector::Bearer, "bearer"),
+    (Detector::Jwt, "jwt"),
+    (Detector::AwsAccessKeyId, "aws_access_key_id"),
+    (Detector::AwsSecretKey, "aws_secret_key"),
+    (Detector::PrivateKey, "private_key"),
+    (Detector::UrlPassword, "url_password"),
+    (Detector::Card, "card"),
+    (Detector::CustomPattern, "custom_pattern"),
+    (Detector::Stripe, "stripe"),
+    (Detector::GitHub, "github"),
+    (Detector::GitLab, "gitlab"),
+    (Detector::Slack, "slack"),
+    (Detector::SlackWebhook, "slack_webhook"),
+    (Detector::Twilio, "twilio"),
+    (Detector::SendGrid, "sendgrid"),
+    (Detector::GoogleApiKey, "google_api_key"),
+    (Detector::AzureStorageKey, "azure_storage_key"),
+    (Detector::Npm, "npm"),
+    (Detector::OpenAi, "openai"),
+    (Detector::Anthropic, "anthropic"),
+];
+
+/// What an Aho-Corasick trigger word may start. Each kind keeps its own cursor in a
+/// scan ([`Scan::seen`]), indexed by [`Trigger::slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Key,
+    Bearer,
+    Jwt,
+    AwsKeyId,
+    AwsSecret,
+    Pem,
+    Url,
+    Token(tokens::Kind),
+}
+
+/// Cursor slots: the fixed triggers, then one per token kind.
+const TRIGGER_SLOTS: usize = 7 + tokens::KINDS;
+
+impl Trigger {
+    fn slot(self) -> usize {
+        match self {
+            Trigger::Key => 0,
+            Trigger::Bearer => 1,
+            Trigger::Jwt => 2,
+            Trigger::AwsKeyId => 3,
+            Trigger::AwsSecret => 4,
+            Trigger::Pem => 5,
+            Trigger::Url => 6,
+            Trigger::Token(kind) => 7 + kind as usize,
+        }
+    }
+}
+
+/// How the scanned text is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// An event's JSON text: replacements keep it valid JSON.
+    Json,
+    /// A raw log line ([`Sanitizer::text_spans`]): replacements only keep UTF-8.
+    Text,
+}
+
+/// One replacement found by a detector: bytes `start..end` become a label.
+#[derive(Debug, Clone)]
+struct Cut {
+    start: usize,
+    end: usize,
+    /// Index into [`Sanitizer::labels`] (0 is `[REDACTED]`).
+    label: u32,
+    detector: Detector,
+    /// The cut is one whole JSON value (an object, array or bare literal after a
+    /// sensitive key): replaced as is by the string `"[REDACTED]"`.
+    whole: bool,
+    /// Set when settled: the replacement is the label in quotes (a bare value).
+    quoted: bool,
+}
+
+impl Cut {
+    fn new(start: usize, end: usize, detector: Detector) -> Cut {
+        Cut {
+            start,
+            end,
+            label: 0,
+            detector,
+            whole: false,
+            quoted: false,
+        }
+    }
+}
+
+/// One text's detection state: the cuts found so far and the cursors that keep every
+/// detector linear.
+struct Scan<'t> {
+    text: &'t str,
+    mode: Mode,
+    cuts: Vec<Cut>,
+    /// End of the last value a trigger detector redacted: a hit before it is inside a
+    /// value already taken.
+    done: usize,
+    /// Per trigger kind ([`Trigger::slot`]): how far a look that found nothing already
+    /// went. A hit before it would find nothing either.
+    seen: [usize; TRIGGER_SLOTS],
+    /// Bytes looked at, for the linearity test: every loop over the text adds to it.
+    work: usize,
+    /// The text's string literals, built on first need (decoding, settling).
+    layout: Option<std::rc::Rc<Layout>>,
+}
+
+impl<'t> Scan<'t> {
+    fn new(text: &'t str, mode: Mode) -> Scan<'t> {
+        Scan {
+            text,
+            mode,
+            cuts: Vec::new(),
+            done: 0,
+            seen: [0; TRIGGER_SLOTS],
+            work: 0,
+            layout: None,
+        }
+    }
+
+    /// The text's layout, built once.
+    fn layout(&mut self) -> std::rc::Rc<Layout> {
+        if let Some(l) = &self.layout {
+            return l.clone();
+        }
+        self.work += self.text.len();
+        let l = std::rc::Rc::new(Layout::new(self.text.as_bytes()));
+        self.layout = Some(l.clone());
+        l
+    }
+
+    fn bytes(&self) -> &'t [u8] {
+        self.text.as_bytes()
+    }
+
+    /// Adds a cut, folding it into the previous one when they overlap (dense runs of
+    /// overlapping secret matches stay one cut).
+    fn push(&mut self, cut: Cut) {
+        if cut.start >= cut.end {
+            return;
+        }
+        if let Some(last) = self.cuts.last_mut() {
+            if last.detector == cut.detector
+                && !last.whole
+                && !cut.whole
+                && cut.start < last.end
+                && cut.end > last.start
+            {
+                last.start = last.start.min(cut.start);
+                last.end = last.end.max(cut.end);
+                return;
+            }
+        }
+        self.cuts.push(cut);
+    }
+
+    /// A trigger detector redacted up to `end`.
+    fn taken(&mut self, end: usize) {
+        self.done = self.done.max(end);
+    }
+
+    /// Where a backward look from a hit must stop: nothing before it is new.
+    fn floor(&self, trigger: Trigger) -> usize {
+        self.done.max(self.seen[trigger.slot()])
+    }
+}
+
+/// Where the string literals of a JSON text are, and which bytes continue an escape
+/// sequence. Built in one forward pass, only when a text has something to redact or
+/// decode.
+struct Layout {
+    lits: Vec<Lit>,
+    /// Bit `i` set: byte `i` continues an escape (`\"`'s quote, `\u00e9`'s `u00e9`).
+    escaped: Vec<u64>,
+}
+
+/// One string literal: `open` is its opening quote, `close` its closing quote (the
+/// text's length when unterminated); the contents are `open + 1..close`.
+#[derive(Debug, Clone, Copy)]
+struct Lit {
+    open: usize,
+    close: usize,
+    /// The contents hold a `\`.
+    has_escape: bool,
+}
+
+impl Layout {
+    fn new(bytes: &[u8]) -> Layout {
+        let mut lits = Vec::new();
+        let mut escaped = vec![0u64; bytes.len() / 64 + 1];
+        let mut i = 0;
+        while let Some(k) = memchr::memchr(b'"', bytes.get(i..).unwrap_or_default()) {
+            let open = i + k;
+            let mut j = open + 1;
+            let mut has_escape = false;
+            let close = loop {
+                let Some(k) = next_quote_or_backslash(bytes.get(j..).unwrap_or_default()) else {
+                    break bytes.len();
+                };
+                let at = j + k;
+                if bytes[at] == b'"' {
+                    break at;
+                }
+                has_escape = true;
+                let len = escape_len(bytes, at);
+                for p in at + 1..at + len {
+                    escaped[p / 64] |= 1 << (p % 64);
+                }
+                j = at + len;
+            };
+            lits.push(Lit {
+                open,
+                close,
+                has_escape,
+            });
+            i = close + 1;
+        }
+        Layout { lits, escaped }
+    }
+
+    /// Whether byte `p` continues an escape sequence.
+    fn is_escaped(&self, p: usize) -> bool {
+        self.escaped
+            .get(p / 64)
+            .is_some_and(|w| w & (1 << (p % 64)) != 0)
+    }
+
+    /// The string literal whose contents hold byte `p`.
+    fn lit_of(&self, p: usize) -> Option<usize> {
+        let n = self.lits.partition_point(|l| l.open < p);
+        let i = n.checked_sub(1)?;
+        (p < self.lits[i].close).then_some(i)
+    }
+
+    /// The first string literal opening at or after `p`.
+    fn next_lit(&self, p: usize) -> Option<&Lit> {
+        self.lits.get(self.lits.partition_point(|l| l.open < p))
+    }
+}
+
+/// Offset of the first `"` or `\` in `buf`. Escapes often come close together
+/// (`\"key\":\"value\"`): a short look by hand first, memchr for long runs.
+fn next_quote_or_backslash(buf: &[u8]) -> Option<usize> {
+    const NEAR: usize = 16;
+    let near = buf.len().min(NEAR);
+    if let Some(k) = buf[..near].iter().position(|b| matches!(b, b'"' | b'\\')) {
+        return Some(k);
+    }
+    memchr::memchr2(b'"', b'\\', &buf[near..]).map(|k| near + k)
+}
+
+/// Length of the escape sequence starting with the backslash at `at` (a truncated
+/// `\u12` is two bytes: `\u`).
+fn escape_len(bytes: &[u8], at: usize) -> usize {
+    match bytes.get(at + 1) {
+        None => 1,
+        Some(b'u')
+            if bytes
+                .get(at + 2..at + 6)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+        {
+            6
+        }
+        Some(_) => 2,
+    }
+}
+
+/// A byte that is part of a bare JSON value (number, literal) rather than structure.
+fn is_bare(b: u8) -> bool {
+    !matches!(
+        b,
+        b'"' | b',' | b':' | b'{' | b'}' | b'[' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+    )
+}
+
+pub struct Sanitizer {
+    /// Every loaded secret's forms: the needles and their labels.
+    secrets: secrets::Needles,
+    /// Replacement texts: `[REDACTED]` first, then one per named secret
+    /// (`DECKHAND_REDACT_NAME`). None holds a `"` or `\`.
+    labels: Vec<String>,
+    /// One automaton over every detector's trigger words: one pass per event, walked
+    /// a byte at a time ([`Sanitizer::detect`]).
+    triggers: DFA,
+    /// What each of the trigger automaton's patterns starts.
+    trigger_kinds: Vec<Trigger>,
+    custom: Vec<Regex>,
+    counts: [AtomicU64; DETECTORS.len()],
+}
+
+impl fmt::Debug for Sanitizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sanitizer")
+            .field("secret_forms", &self.secrets.len())
+            .field("trigger_words", &self.trigger_kinds.len())
+            .field("custom_patterns", &self.custom.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sanitizer {
+    /// Builds the matchers. Returns the names of secrets skipped for being shorter than
+    /// [`MIN_SECRET_LEN`] (a URL secret whose password is that short is named too).
+    pub fn new(config: Config) -> Result<(Sanitizer, Vec<String>), ConfigError> {
+        let (secrets, labels, skipped) = secrets::build(&config.secrets, config.redact_name);
+        let extra_keys: Vec<String> = config
+            .extra_keys
+            .iter()
+            .map(|k| k.trim().to_lowercase())
+            .filter(|k| !k.is_empty())
+            .collect();
+        let mut words: Vec<(String, Trigger)> = Vec::new();
+        let mut add = |word: String, t: Trigger| {
+            if !words.iter().any(|(x, _)| *x == word) {
+                words.push((word, t));
+            }
+        };
+        for word in keys::key_words(&extra_keys) {
+            add(word, Trigger::Key);
+        }
+        for stem in ["bearer", "basic"] {
+            for word in keys::case_variants(stem) {
+                add(word, Trigger::Bearer);
+            }
+        }
+        for stem in ["access_key", "accessKey"] {
+            for word in keys::case_variants(stem) {
+                add(word, Trigger::AwsSecret);
+            }
+        }
+        for (word, t) in [
+            ("eyJ", Trigger::Jwt),
+            ("AKIA", Trigger::AwsKeyId),
+            ("ASIA", Trigger::AwsKeyId),
+            ("PRIVATE KEY", Trigger::Pem),
+            ("://", Trigger::Url),
+        ] {
+            add(word.to_owned(), t);
+        }
+        for (prefix, kind) in tokens::PREFIXES {
+            add((*prefix).to_owned(), Trigger::Token(*kind));
+        }
+        let (patterns, trigger_kinds): (Vec<String>, Vec<Trigger>) = words.into_iter().unzip();
+        let triggers = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| ConfigError {
+                pattern: "(built-in trigger words)".into(),
+                reason: e.to_string(),
+            })?;
+        let custom = compile_patterns(&config.extra_patterns)?;
+        Ok((
+            Sanitizer {
+                secrets,
+                labels,
+                triggers,
+                trigger_kinds,
+                custom,
+                counts: Default::default(),
+            },
+            skipped,
+        ))
+    }
+
+    /// One event's JSON object text in, sanitized JSON object text out; borrowed when
+    /// there is nothing to redact. A valid JSON event stays valid JSON.
+    pub fn sanitize<'a>(&self, event: &'a str) -> Cow<'a, str> {
+        let mut scan = Scan::new(event, Mode::Json);
+        self.detect(&mut scan);
+        if scan.cuts.is_empty() {
+            return Cow::Borrowed(event);
+        }
+        let cuts = self.settle(&mut scan);
+        Cow::Owned(self.apply(event, &cuts))
+    }
+
+    /// The byte ranges of a raw log line (plain text, not an event's JSON) that
+    /// [`Sanitizer::redact_text`] replaces: on char boundaries, sorted, merged. The
+    /// capture stage uses them to cut a long line where no secret is.
+    pub fn text_spans(&self, text: &str) -> Vec<Range<usize>> {
+        let mut scan = Scan::new(text, Mode::Text);
+        self.detect(&mut scan);
+        self.settle(&mut scan)
+            .into_iter()
+            .map(|c| c.start..c.end)
+            .collect()
+    }
+
+    /// A raw log line with every span of [`Sanitizer::text_spans`] replaced by its
+    /// label; borrowed when there is nothing to redact.
+    pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut scan = Scan::new(text, Mode::Text);
+        self.detect(&mut scan);
+        if scan.cuts.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let cuts = self.settle(&mut scan);
+        Cow::Owned(self.apply(text, &cuts))
+    }
+
+    /// The longest form of a loaded secret, in bytes (0 with none loaded). An escaped
+    /// appearance in the text can be longer (up to 6 bytes per byte per level).
+    pub fn longest_secret_form(&self) -> usize {
+        self.secrets.longest()
+    }
+
+    /// Runs every detector over the scan's text; the cuts land in `scan.cuts`.
+    fn detect(&self, scan: &mut Scan) {
+        let bytes = scan.bytes();
+        self.secrets.find_raw(scan);
+        scan.work += bytes.len();
+        // The DFA is walked by hand rather than through `find_iter`: on a line dense
+        // with trigger words, each reported match costs an iterator restart several
+        // times the cost of a byte, here nothing more than the detector's own look.
+        // Standard semantics: every trigger word is seen, reported where it ends.
+        if let Ok(mut sid) = self.triggers.start_state(Anchored::No) {
+            for (i, &b) in bytes.iter().enumerate() {
+                sid = self.triggers.next_state(Anchored::No, sid, b);
+                if !self.triggers.is_special(sid) || !self.triggers.is_match(sid) {
+                    continue;
+                }
+                for k in 0..self.triggers.match_len(sid) {
+                    let pattern = self.triggers.match_pattern(sid, k);
+                    let e = i + 1;
+                    let Some(s) = e.checked_sub(self.triggers.pattern_len(pattern)) else {
+                        continue;
+                    };
+                    if let Some(&trigger) = self.trigger_kinds.get(pattern.as_usize()) {
+                        self.at_trigger(scan, trigger, s, e);
+                    }
+                }
+            }
+        }
+        cards::find(scan);
+        for re in &self.custom {
+            for m in re.find_iter(scan.text) {
+                scan.push(Cut::new(m.start(), m.end(), Detector::CustomPattern));
+            }
+            scan.work += bytes.len();
+        }
+        self.secrets.find_decoded(scan);
+    }
+
+    /// A trigger word at `s..e`: its detector looks at the bytes around it, unless an
+    /// earlier look already went past `s`.
+    fn at_trigger(&self, scan: &mut Scan, trigger: Trigger, s: usize, e: usize) {
+        if s < scan.floor(trigger) {
+            return;
+        }
+        match trigger {
+            Trigger::Key => keys::at_key(scan, s, e),
+            Trigger::AwsSecret => keys::at_aws_secret(scan, s, e),
+            Trigger::Bearer => tokens::at_bearer(scan, s, e),
+            Trigger::Jwt => tokens::at_jwt(scan, s, e),
+            Trigger::AwsKeyId => tokens::at_aws_key_id(scan, s, e),
+            Trigger::Pem => tokens::at_pem(scan, s, e),
+            Trigger::Url => tokens::at_url(scan, s, e),
+            Trigger::Token(kind) => tokens::at_token(scan, kind, s, e),
+        }
+    }
+
+    /// Turns the detectors' cuts into replacements that keep the text valid: sorted,
+    /// widened to escape sequences / whole bare values / char boundaries, merged.
+    fn settle(&self, scan: &mut Scan) -> Vec<Cut> {
+        let mut cuts = std::mem::take(&mut scan.cuts);
+        let text = scan.text;
+        let bytes = text.as_bytes();
+        for c in &mut cuts {
+            c.end = c.end.min(bytes.len());
+        }
+        cuts.retain(|c| c.start < c.end);
+        // Stable sort: the cuts arrive as a few sorted runs, which it merges in
+        // linear time.
+        cuts.sort_by_key(|c| (c.start, std::cmp::Reverse(c.end)));
+        if scan.mode == Mode::Json && !cuts.is_empty() {
+            let layout = scan.layout();
+            let mut legal = Vec::with_capacity(cuts.len());
+            // How far bare values were already widened: nothing is widened twice.
+            let mut reach = 0;
+            for c in cuts {
+                legalize(&layout, bytes, c, &mut reach, &mut legal, &mut scan.work);
+            }
+            cuts = legal;
+            // Stable sort: the cuts arrive as a few sorted runs, which it merges in
+            // linear time.
+            cuts.sort_by_key(|c| (c.start, std::cmp::Reverse(c.end)));
+        }
+        let mut merged: Vec<Cut> = Vec::with_capacity(cuts.len());
+        for mut c in cuts {
+            while c.start > 0 && !text.is_char_boundary(c.start) {
+                c.start -= 1;
+            }
+            while c.end < bytes.len() && !text.is_char_boundary(c.end) {
+                c.end += 1;
+            }
+            match merged.last_mut() {
+                Some(last) if c.start < last.end => {
+                    last.end = last.end.max(c.end);
+                    last.quoted |= c.quoted;
+                }
+                _ => merged.push(c),
+            }
+        }
+        merged
+    }
+
+    /// Replaces the settled cuts and counts them, one per merged cut (by the detector
+    /// of its first part).
+    fn apply(&self, text: &str, cuts: &[Cut]) -> String {
+        let bytes = text.as_bytes();
+        let mut out: Vec<u8> = Vec::with_capacity(text.len());
+        let mut at = 0;
+        for c in cuts {
+            if c.start < at || c.end > bytes.len() {
+                continue;
+            }
+            if let Some(n) = self.counts.get(c.detector as usize) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+            out.extend_from_slice(&bytes[at..c.start]);
+            let label = self
+                .labels
+                .get(c.label as usize)
+                .map_or(REDACTED, String::as_str);
+            if c.quoted {
+                out.push(b'"');
+                out.extend_from_slice(label.as_bytes());
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(label.as_bytes());
+            }
+            at = c.end;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        // Every cut was put on char boundaries; the fallback only keeps a mistake from
+        // becoming a panic.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Adds `earlier`'s redaction counts to this one's (it replaces `earlier`).
+    fn carry_counts(&self, earlier: &Sanitizer) {
+        for (mine, theirs) in self.counts.iter().zip(&earlier.counts) {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    /// Redactions so far, by detector.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        DETECTORS
+            .iter()
+            .zip(&self.counts)
+            .map(|((_, name), c)| (*name, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// Makes one cut valid in JSON text and adds the result to `out`:
+///
+/// - inside one string literal: widened to whole escape sequences, replaced by the
+///   bare label;
+/// - across string literals (a custom pattern): clipped to the first one it touches;
+/// - outside strings: a whole value from a sensitive key as is; otherwise each bare
+///   value it touches, widened to the whole value (a secret inside `1234567890`
+///   redacts the number), replaced by the label in quotes.
+fn legalize(
+    layout: &Layout,
+    bytes: &[u8],
+    mut c: Cut,
+    reach: &mut usize,
+    out: &mut Vec<Cut>,
+    work: &mut usize,
+) {
+    let first = layout.lit_of(c.start);
+    let last = layout.lit_of(c.end - 1);
+    let lit = match (first, last) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        (Some(a), _) => {
+            c.end = layout.lits[a].close;
+            Some(a)
+        }
+        (None, Some(b)) => {
+            // The part before the string is structure or bare values: redact those
+            // separately, the string part here.
+            let open = layout.lits[b].open;
+            if open > c.start {
+                let mut before = c.clone();
+                before.end = open;
+                legalize(layout, bytes, before, reach, out, work);
+            }
+            c.start = open + 1;
+            Some(b)
+        }
+        (None, None) => None,
+    };
+    if let Some(i) = lit {
+        let l = layout.lits[i];
+        while c.start > l.open + 1 && layout.is_escaped(c.start) {
+            c.start -= 1;
+        }
+        while c.end < l.close && layout.is_escaped(c.end) {
+            c.end += 1;
+        }
+        c.quoted = false;
+        if c.start < c.end {
+            out.push(c);
+        }
+        return;
+    }
+    if c.whole {
+        c.quoted = true;
+        *reach = (*reach).max(c.end);
+        out.push(c);
+        return;
+    }
+    // Outside strings: strings inside the range are left to their own cuts; each bare
+    // value touched is redacted whole.
+    let end = match layout.next_lit(c.start) {
+        Some(l) if l.open < c.end => l.open,
+        _ => c.end,
+    };
+    let mut p = c.start.max(*reach);
+    while p < end {
+        if !is_bare(bytes[p]) {
+            p += 1;
+            *work += 1;
+            continue;
+        }
+        let mut s = p;
+        while s > *reach && is_bare(bytes[s - 1]) {
+            s -= 1;
+        }
+        let mut e = p;
+        while e < bytes.len() && is_bare(bytes[e]) {
+            e += 1;
+        }
+        *work += e - s;
+        out.push(Cut {
+            start: s,
+            end: e,
+            quoted: true,
+            ..c.clone()
+        });
+        *reach = e;
+        p = e;
+    }
+}
+
+/// Compiles `DECKHAND_REDACT_PATTERNS` (empty entries skipped); the first bad one is
+/// the error. The agent calls it when it reads its settings, before anything starts.
+pub fn compile_patterns(patterns: &[String]) -> Result<Vec<Regex>, ConfigError> {
+    patterns
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|pattern| {
+            Regex::new(pattern).map_err(|e| ConfigError {
+                pattern: pattern.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// True if the byte at `p` follows an odd number of backslashes, counting back no
+/// further than `floor` (a detector's cursor: what lies before it was looked at).
+fn escaped_before(bytes: &[u8], p: usize, floor: usize) -> bool {
+    let from = floor.min(p);
+    bytes[from..p]
+        .iter()
+        .rev()
+        .take_while(|b| **b == b'\\')
+        .count()
+        % 2
+        == 1
+}
+
+/// Index of the closing quote of the JSON string whose contents start at `from` (the
+/// text's end when there is none).
+fn string_end(bytes: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(k) = memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default()) {
+        let at = i + k;
+        if bytes[at] == b'"' {
+            return at;
+        }
+        i = at + 2;
+    }
+    bytes.len()
+}
+
+/// Whether a token may start at `s`: the text starts there, or the byte before is not
+/// a word byte, or it is the letter of an escape (`\n`, `\t`) in JSON text.
+fn word_start(bytes: &[u8], s: usize) -> bool {
+    match s.checked_sub(1).and_then(|p| bytes.get(p)) {
+        None => true,
+        Some(b) if b.is_ascii_alphanumeric() || *b == b'_' => {
+            matches!(b, b'n' | b't' | b'r' | b'b' | b'f')
+                && s >= 2
+                && bytes[s - 2] == b'\\'
+                && !escaped_before(bytes, s - 2, s.saturating_sub(64))
+        }
+        Some(_) => true,
+    }
+}

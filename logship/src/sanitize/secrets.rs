@@ -1,0 +1,704 @@
+//! Loaded secrets: the forms each value is searched in, and the decoders that let a
+//! search match meaning rather than spelling.
+//!
+//! A value becomes needles: itself (a trailing newline trimmed), each substantial line
+//! of a multi-line value, each string leaf of a value that is a JSON document and the
+//! document minified, the password of a URL value; and base64 of each (standard and
+//! URL-safe, padded or not). Escaped and percent-encoded forms are not needles: the
+//! text is decoded instead, so every escape style matches (`\u0026`, `\/`, `\u00e9`,
+//! surrogate pairs, lower-case hex, `+` for a space) at any nesting level.
+//!
+//! Decoding: each JSON string literal holding a `\` (or a `%XX`) is decoded into a
+//! buffer with, for each decoded byte, the source offset where its escape sequence
+//! starts. A needle found in the buffer maps back to whole escape sequences of the
+//! event, replaced by a label with no `"` or `\` — valid at any level. A buffer that
+//! still holds escapes is decoded again, up to [`MAX_DECODE_DEPTH`] levels: each level
+//! is one linear pass over a buffer no longer than its source.
+//!
+//! Not here: where replacements go or how they keep the JSON valid (the parent
+//! module), the key and token detectors.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine;
+
+use super::{Cut, Detector, KnownSecret, Mode, Scan, MAX_DECODE_DEPTH, MIN_SECRET_LEN, REDACTED};
+
+/// Every form of every loaded secret, searched raw and in decoded text.
+pub(super) struct Needles {
+    /// The fast search (leftmost, non-overlapping, with a SIMD prefilter): tells
+    /// where the needles are.
+    first: Option<AhoCorasick>,
+    /// Overlapping search, run only in windows around what `first` found: two secrets
+    /// that overlap in the text are both found, and their cuts merge into one covering
+    /// the union.
+    every: Option<AhoCorasick>,
+    /// Per needle: its label (index into the sanitizer's labels).
+    labels: Vec<u32>,
+    /// Per needle: it holds a `"`, so it cannot stand raw inside a JSON string (and
+    /// would cut across structure): in JSON text it is only searched decoded.
+    quoted: Vec<bool>,
+    longest: usize,
+    /// Some needle holds a space: `+` in percent-encoded text may stand for it.
+    plus_space: bool,
+}
+
+impl Needles {
+    pub(super) fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub(super) fn longest(&self) -> usize {
+        self.longest
+    }
+
+    /// The needles as they stand in the text, undecoded.
+    pub(super) fn find_raw(&self, scan: &mut Scan) {
+        let bytes = scan.bytes();
+        let skip_quoted = scan.mode == Mode::Json;
+        self.search(bytes, |a, b| (a, b), skip_quoted, scan);
+    }
+
+    /// Every needle in `buf` (overlapping ones too), each match `a..b` mapped to its
+    /// source range by `source(a, b)`. The fast automaton finds the leftmost matches; the
+    /// overlapping one reads only windows from each of them to `longest` bytes past its
+    /// end (merged when they touch), so the work stays linear: a needle overlapping a
+    /// match starts inside it and ends within `longest` bytes of it.
+    fn search(
+        &self,
+        buf: &[u8],
+        source: impl Fn(usize, usize) -> (usize, usize),
+        skip_quoted: bool,
+        scan: &mut Scan,
+    ) {
+        let (Some(first), Some(every)) = (&self.first, &self.every) else {
+            return;
+        };
+        scan.work += buf.len();
+        let mut window: Option<(usize, usize)> = None;
+        let flush = |w: (usize, usize), scan: &mut Scan| {
+            let Some(part) = buf.get(w.0..w.1) else {
+                return;
+            };
+            scan.work += part.len();
+            for m in every.find_overlapping_iter(part) {
+                let i = m.pattern().as_usize();
+                if skip_quoted && self.quoted.get(i).copied().unwrap_or(true) {
+                    continue;
+                }
+                let (start, end) = source(w.0 + m.start(), w.0 + m.end());
+                scan.push(self.cut(i, start, end));
+            }
+        };
+        for m in first.find_iter(buf) {
+            let end = (m.end() + self.longest).min(buf.len());
+            window = match window {
+                Some((from, to)) if m.start() < to => Some((from, to.max(end))),
+                Some(w) => {
+                    flush(w, scan);
+                    Some((m.start(), end))
+                }
+                None => Some((m.start(), end)),
+            };
+        }
+        if let Some(w) = window {
+            flush(w, scan);
+        }
+    }
+
+    /// The needles in the decoded contents of the text's escaped or percent-encoded
+    /// parts: each JSON string literal in an event, the whole line in plain text.
+    pub(super) fn find_decoded(&self, scan: &mut Scan) {
+        if self.first.is_none() {
+            return;
+        }
+        let bytes = scan.bytes();
+        // Offsets are kept as u32 to halve the maps; lines are capped far below.
+        if u32::try_from(bytes.len()).is_err() {
+            return;
+        }
+        if !self.needs_decoding(bytes) {
+            return;
+        }
+        match scan.mode {
+            Mode::Text => self.search_tree(scan, 0, bytes.len()),
+            Mode::Json => {
+                let layout = scan.layout();
+                for lit in &layout.lits {
+                    let (from, to) = (lit.open + 1, lit.close.min(bytes.len()));
+                    if from >= to {
+                        continue;
+                    }
+                    if lit.has_escape || self.has_percent(&bytes[from..to]) {
+                        self.search_tree(scan, from, to);
+                    }
+                }
+            }
+        }
+    }
+
+    fn needs_decoding(&self, bytes: &[u8]) -> bool {
+        memchr::memchr2(b'\\', b'%', bytes).is_some()
+            || (self.plus_space && memchr::memchr(b'+', bytes).is_some())
+    }
+
+    /// Whether `buf` holds a `%XX` (or a `+` that may be a space).
+    fn has_percent(&self, buf: &[u8]) -> bool {
+        if self.plus_space && memchr::memchr(b'+', buf).is_some() {
+            return true;
+        }
+        memchr::memchr_iter(b'%', buf).any(|i| {
+            buf.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        })
+    }
+
+    /// Decodes `from..to` of the scan's text level by level and searches each level.
+    /// JSON unescaping nests (a document inside a string inside a string); a
+    /// percent-decoded buffer is searched but not decoded further.
+    fn search_tree(&self, scan: &mut Scan, from: usize, to: usize) {
+        let src = &scan.bytes()[from..to];
+        let at = |j: usize| (from + j) as u32;
+        let mut stack: Vec<(Decoded, usize, bool)> = Vec::new();
+        // Buffers of finished levels, reused: a long line's levels would otherwise
+        // each fault in fresh pages.
+        let mut spare: Vec<Decoded> = Vec::new();
+        if has_escape(src) {
+            stack.push((unescape(src, at, Decoded::reuse(&mut spare)), 1, false));
+        }
+        if self.has_percent(src) {
+            let d = Decoded::reuse(&mut spare);
+            stack.push((percent_decode(src, at, self.plus_space, d), 1, true));
+        }
+        scan.work += src.len() * stack.len();
+        while let Some((d, depth, percent)) = stack.pop() {
+            // Nothing decoded: the parent's search saw it all.
+            if d.changed {
+                self.search(&d.buf, |a, b| d.source(a, b), false, scan);
+                if !percent && depth < MAX_DECODE_DEPTH {
+                    let map = |j: usize| d.map[j];
+                    if has_escape(&d.buf) {
+                        scan.work += d.buf.len();
+                        let next = unescape(&d.buf, map, Decoded::reuse(&mut spare));
+                        stack.push((next, depth + 1, false));
+                    }
+                    if self.has_percent(&d.buf) {
+                        scan.work += d.buf.len();
+                        let next = percent_decode(
+                            &d.buf,
+                            map,
+                            self.plus_space,
+                            Decoded::reuse(&mut spare),
+                        );
+                        stack.push((next, depth + 1, true));
+                    }
+                }
+            }
+            spare.push(d);
+        }
+    }
+
+    fn cut(&self, needle: usize, start: usize, end: usize) -> Cut {
+        Cut {
+            label: self.labels.get(needle).copied().unwrap_or(0),
+            ..Cut::new(start, end, Detector::Secret)
+        }
+    }
+}
+
+/// A decoded buffer and where each of its bytes came from.
+pub(super) struct Decoded {
+    pub(super) buf: Vec<u8>,
+    /// `map[i]`: the source offset where the escape sequence that produced byte `i`
+    /// starts; `map[buf.len()]` is the source's end. Units are contiguous in the source,
+    /// so one ends where the next begins.
+    pub(super) map: Vec<u32>,
+    /// Something was decoded: the buffer differs from its source.
+    pub(super) changed: bool,
+}
+
+impl Decoded {
+    /// An empty buffer, from `spare` when there is one.
+    fn reuse(spare: &mut Vec<Decoded>) -> Decoded {
+        let mut d = spare.pop().unwrap_or(Decoded {
+            buf: Vec::new(),
+            map: Vec::new(),
+            changed: false,
+        });
+        d.buf.clear();
+        d.map.clear();
+        d.changed = false;
+        d
+    }
+
+    fn push(&mut self, b: u8, from: u32) {
+        self.buf.push(b);
+        self.map.push(from);
+    }
+
+    /// The source range of decoded bytes `a..b`: from the start of the first one's
+    /// escape to the end of the last one's (a unit yields at most 4 bytes).
+    pub(super) fn source(&self, a: usize, b: usize) -> (usize, usize) {
+        let start = self.map.get(a).copied().unwrap_or(0);
+        let last = self.map.get(b.saturating_sub(1)).copied().unwrap_or(start);
+        let mut k = b;
+        while k < self.buf.len() && self.map[k] == last {
+            k += 1;
+        }
+        let end = self.map.get(k).copied().unwrap_or(last);
+        (start as usize, (end as usize).max(start as usize))
+    }
+}
+
+/// Undoes JSON string escapes: `\" \\ \/ \b \f \n \r \t \uXXXX` (surrogate pairs
+/// joined, a lone surrogate becomes U+FFFD). Anything else — a backslash before another
+/// byte, a truncated `\u12` — is kept as it stands. `at(j)` is the source offset of
+/// byte `j` of `src` (`at(src.len())` its end).
+pub(super) fn unescape(src: &[u8], at: impl Fn(usize) -> u32, mut d: Decoded) -> Decoded {
+    d.buf.reserve(src.len());
+    d.map.reserve(src.len() + 1);
+    let mut i = 0;
+    while i < src.len() {
+        // Plain runs are copied whole; only escapes are looked at one by one.
+        let run = next_backslash(&src[i..]);
+        if run > 0 {
+            d.buf.extend_from_slice(&src[i..i + run]);
+            d.map.extend((i..i + run).map(&at));
+            i += run;
+            continue;
+        }
+        let from = at(i);
+        let simple = match src.get(i + 1) {
+            Some(b'"') => Some(b'"'),
+            Some(b'\\') => Some(b'\\'),
+            Some(b'/') => Some(b'/'),
+            Some(b'b') => Some(0x08),
+            Some(b'f') => Some(0x0c),
+            Some(b'n') => Some(b'\n'),
+            Some(b'r') => Some(b'\r'),
+            Some(b't') => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            d.changed = true;
+            d.push(c, from);
+            i += 2;
+            continue;
+        }
+        let Some(unit) = hex4(src, i) else {
+            d.push(b'\\', from);
+            i += 1;
+            continue;
+        };
+        d.changed = true;
+        i += 6;
+        let c = if (0xD800..0xDC00).contains(&unit) {
+            match hex4(src, i) {
+                Some(low) if (0xDC00..0xE000).contains(&low) => {
+                    i += 6;
+                    char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
+                }
+                _ => None,
+            }
+        } else {
+            char::from_u32(unit)
+        };
+        let mut utf8 = [0u8; 4];
+        for b in c
+            .unwrap_or(char::REPLACEMENT_CHARACTER)
+            .encode_utf8(&mut utf8)
+            .bytes()
+        {
+            d.push(b, from);
+        }
+    }
+    d.map.push(at(src.len()));
+    d
+}
+
+/// Whether `buf` holds an escape [`unescape`] decodes (`\u00` followed by no hex is
+/// not one: such a buffer needs no other level).
+fn has_escape(buf: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', buf).any(|i| match buf.get(i + 1) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => true,
+        Some(b'u') => hex4(buf, i).is_some(),
+        _ => false,
+    })
+}
+
+/// Offset of the first `\` in `buf` (its length when none). Escapes often come close
+/// together (`\"key\":\"value\"`): a short look by hand first, memchr for long runs.
+fn next_backslash(buf: &[u8]) -> usize {
+    const NEAR: usize = 16;
+    let near = buf.len().min(NEAR);
+    if let Some(k) = buf[..near].iter().position(|b| *b == b'\\') {
+        return k;
+    }
+    memchr::memchr(b'\\', &buf[near..]).map_or(buf.len(), |k| near + k)
+}
+
+/// The code unit of a `\uXXXX` starting at `i`.
+fn hex4(src: &[u8], i: usize) -> Option<u32> {
+    if src.get(i..i + 2) != Some(b"\\u") {
+        return None;
+    }
+    src.get(i + 2..i + 6)?
+        .iter()
+        .try_fold(0u32, |n, b| Some(n * 16 + hex_digit(*b)?))
+}
+
+fn hex_digit(b: u8) -> Option<u32> {
+    char::from(b).to_digit(16)
+}
+
+/// Undoes percent-encoding (`%XX` in either case; `+` as a space when `plus`).
+pub(super) fn percent_decode(
+    src: &[u8],
+    at: impl Fn(usize) -> u32,
+    plus: bool,
+    mut d: Decoded,
+) -> Decoded {
+    d.buf.reserve(src.len());
+    d.map.reserve(src.len() + 1);
+    let mut i = 0;
+    while i < src.len() {
+        let b = src[i];
+        let hex = match src.get(i + 1..i + 3) {
+            Some(&[h, l]) => hex_digit(h)
+                .zip(hex_digit(l))
+                .map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match (b, hex) {
+            (b'%', Some(x)) => {
+                d.changed = true;
+                d.push(x, at(i));
+                i += 3;
+            }
+            (b'+', _) if plus => {
+                d.changed = true;
+                d.push(b' ', at(i));
+                i += 1;
+            }
+            _ => {
+                d.push(b, at(i));
+                i += 1;
+            }
+        }
+    }
+    d.map.push(at(src.len()));
+    d
+}
+
+/// Builds the needles from the loaded secrets. Returns them, the labels (index 0 is
+/// `[REDACTED]`), and the names of secrets too short to redact.
+pub(super) fn build(
+    secrets: &[KnownSecret],
+    redact_name: bool,
+) -> (Needles, Vec<String>, Vec<String>) {
+    let mut labels = vec![REDACTED.to_owned()];
+    let mut skipped: Vec<String> = Vec::new();
+    let mut needles: Vec<String> = Vec::new();
+    let mut needle_labels: Vec<u32> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for secret in secrets {
+        let value = trim_newline(&secret.value);
+        if value.chars().count() < MIN_SECRET_LEN {
+            if !value.is_empty() && !skipped.contains(&secret.name) {
+                skipped.push(secret.name.clone());
+            }
+            continue;
+        }
+        let label = if redact_name {
+            let l = label_for(&secret.name);
+            match labels.iter().position(|x| *x == l) {
+                Some(i) => i as u32,
+                None => {
+                    labels.push(l);
+                    (labels.len() - 1) as u32
+                }
+            }
+        } else {
+            0
+        };
+        let (parts, short_password) = parts(value);
+        if short_password && !skipped.contains(&secret.name) {
+            skipped.push(secret.name.clone());
+        }
+        let mut forms: Vec<String> = Vec::new();
+        for part in &parts {
+            forms.extend(encodings(part));
+        }
+        if value != secret.value {
+            // The value as stored, newline and all, in case the app encodes it so.
+            forms.extend(encodings(&secret.value).into_iter().skip(1));
+        }
+        for form in forms {
+            if form.len() >= MIN_SECRET_LEN && !index.contains_key(&form) {
+                index.insert(form.clone(), needles.len());
+                needles.push(form);
+                needle_labels.push(label);
+            }
+        }
+    }
+    let automaton = |kind| {
+        (!needles.is_empty())
+            .then(|| {
+                AhoCorasickBuilder::new()
+                    .match_kind(kind)
+                    .build(&needles)
+                    .ok()
+            })
+            .flatten()
+    };
+    let (first, every) = (
+        automaton(MatchKind::LeftmostLongest),
+        automaton(MatchKind::Standard),
+    );
+    let built = Needles {
+        first,
+        every,
+        labels: needle_labels,
+        quoted: needles.iter().map(|n| n.contains('"')).collect(),
+        longest: needles.iter().map(String::len).max().unwrap_or(0),
+        plus_space: needles.iter().any(|n| n.contains(' ')),
+    };
+    (built, labels, skipped)
+}
+
+/// `[REDACTED:NAME]`, with every byte of the name outside `[A-Za-z0-9_.-]` replaced by
+/// `_`: the label is inserted into JSON strings at any nesting level unescaped.
+pub(super) fn label_for(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("[REDACTED:{safe}]")
+}
+
+/// A value read from a file ends in a newline the app never prints.
+fn trim_newline(value: &str) -> &str {
+    value.trim_end_matches(['\n', '\r'])
+}
+
+/// The secrets a value holds: itself, its substantial lines, a JSON document's string
+/// leaves and minified forms, a URL's password. The flag: a URL password too short to
+/// redact.
+fn parts(value: &str) -> (Vec<String>, bool) {
+    let mut parts = vec![value.to_owned()];
+    if value.contains('\n') {
+        for line in value.lines() {
+            let line = line.trim();
+            if substantial(line) {
+                parts.push(line.to_owned());
+            }
+        }
+    }
+    let trimmed = value.trim();
+    if trimmed.starts_with(['{', '[']) {
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(trimmed) {
+            let mut leaves = Vec::new();
+            string_leaves(&doc, &mut leaves);
+            parts.extend(leaves);
+            let minified = minify(trimmed, false);
+            parts.push(minify(trimmed, true));
+            parts.push(minified);
+        }
+    }
+    let mut short = false;
+    let mut passwords = Vec::new();
+    for part in &parts {
+        if let Some(pw) = url_password(part) {
+            if pw.chars().count() < MIN_SECRET_LEN {
+                short = true;
+            } else {
+                passwords.push(pw);
+            }
+        }
+    }
+    parts.extend(passwords);
+    parts.retain(|p| p.chars().count() >= MIN_SECRET_LEN);
+    parts.sort();
+    parts.dedup();
+    (parts, short)
+}
+
+/// A line of a multi-line value worth redacting on its own: long enough, and not only
+/// punctuation (`},`, `-----`).
+fn substantial(line: &str) -> bool {
+    line.chars().count() >= MIN_SECRET_LEN && line.chars().any(char::is_alphanumeric)
+}
+
+fn string_leaves(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) if s.chars().count() >= MIN_SECRET_LEN => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| string_leaves(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| string_leaves(i, out)),
+        _ => {}
+    }
+}
+
+/// The JSON text without whitespace outside strings (keys kept in their order), or
+/// with Python's `json.dumps` spacing (`", "` and `": "`) when `spaced`.
+fn minify(doc: &str, spaced: bool) -> String {
+    let mut out = String::with_capacity(doc.len());
+    let mut in_string = false;
+    let mut escape = false;
+    for c in doc.chars() {
+        if in_string {
+            out.push(c);
+            if escape {
+                escape = false;
+            } else if c == '\\' {
+                escape = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            c if c.is_whitespace() => {}
+            ',' | ':' if spaced => {
+                out.push(c);
+                out.push(' ');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The password of `scheme://user:password@host…` (percent-decoded), when there is one.
+pub(super) fn url_password(value: &str) -> Option<String> {
+    let (scheme, rest) = value.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _host) = authority.rsplit_once('@')?;
+    let (_user, password) = userinfo.split_once(':')?;
+    let decoded = percent_encoding::percent_decode_str(password)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+/// The forms a secret value takes in text before any decoding: itself, then base64
+/// (standard and URL-safe, padded or not).
+fn encodings(value: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut forms = vec![value.to_owned()];
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        forms.push(engine.encode(value));
+    }
+    forms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(s: &str) -> (String, Vec<u32>) {
+        let d = unescape(s.as_bytes(), |j| j as u32, Decoded::reuse(&mut Vec::new()));
+        (String::from_utf8_lossy(&d.buf).into_owned(), d.map)
+    }
+
+    #[test]
+    fn unescape_every_style_and_maps_back() {
+        let (text, map) = decode(r#"Pa\u0026ss\u003cword\u003e123\/x \"q\" \u00e9 \ud83d\ude00"#);
+        assert_eq!(text, "Pa&ss<word>123/x \"q\" é 😀");
+        // `&` came from `\u0026` at source offset 2.
+        assert_eq!(map[2], 2);
+        let d = unescape(
+            br"ab\u0026cd",
+            |j| j as u32,
+            Decoded::reuse(&mut Vec::new()),
+        );
+        assert_eq!(d.source(1, 4), (1, 9));
+        assert_eq!(d.source(2, 3), (2, 8));
+    }
+
+    #[test]
+    fn unescape_never_panics_on_broken_escapes() {
+        for s in [
+            r"\",
+            r"\u12",
+            r"\ud800",
+            r"\ud800\u0041",
+            r"\udc00x",
+            r"\x\y",
+            "\\é",
+            r"\u12é4",
+        ] {
+            let d = unescape(s.as_bytes(), |j| j as u32, Decoded::reuse(&mut Vec::new()));
+            assert_eq!(d.map.len(), d.buf.len() + 1, "{s}");
+            for a in 0..d.buf.len() {
+                for b in a + 1..=d.buf.len() {
+                    let (s0, e0) = d.source(a, b);
+                    assert!(s0 <= e0 && e0 <= s.len(), "{s}");
+                }
+            }
+        }
+        assert_eq!(decode(r"\ud800x").0, "\u{fffd}x");
+        assert_eq!(decode(r"\u12").0, r"\u12");
+    }
+
+    #[test]
+    fn percent_decoding_both_cases_and_plus() {
+        let d = percent_decode(
+            b"a%2fb%2Fc+d%zz%4",
+            |j| j as u32,
+            true,
+            Decoded::reuse(&mut Vec::new()),
+        );
+        assert_eq!(d.buf, b"a/b/c d%zz%4");
+        let d = percent_decode(b"c+d", |j| j as u32, false, Decoded::reuse(&mut Vec::new()));
+        assert_eq!(d.buf, b"c+d");
+    }
+
+    #[test]
+    fn loaded_values_become_their_parts() {
+        let (p, short) = parts("line-one-secret\n  line-two-secret \n},\n");
+        assert!(!short);
+        assert!(p.contains(&"line-one-secret".to_owned()));
+        assert!(p.contains(&"line-two-secret".to_owned()));
+        assert!(!p.iter().any(|x| x == "},"));
+        let doc =
+            "{\n  \"user\": \"svc\",\n  \"password\": \"Xy7-long-pass\",\n  \"port\": 5432\n}";
+        let (p, _) = parts(doc);
+        for want in [
+            "Xy7-long-pass",
+            r#"{"user":"svc","password":"Xy7-long-pass","port":5432}"#,
+            r#"{"user": "svc", "password": "Xy7-long-pass", "port": 5432}"#,
+            r#""password": "Xy7-long-pass","#,
+        ] {
+            assert!(p.contains(&want.to_owned()), "{want} in {p:?}");
+        }
+        assert!(
+            !p.contains(&"svc".to_owned()),
+            "short leaves are not secrets"
+        );
+        let (_, short) = parts("postgres://app:abc@db/x");
+        assert!(short);
+    }
+
+    #[test]
+    fn labels_are_safe_in_json() {
+        assert_eq!(label_for("DB_URL.v-2"), "[REDACTED:DB_URL.v-2]");
+        assert_eq!(label_for("a\"b\\c d✓"), "[REDACTED:a_b_c_d_]");
+    }
+}
