@@ -1012,7 +1012,7 @@ async fn well_known_token_formats_in_prose_are_redacted() {
             "xoxb-{}",
             "1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
         ),
-        format!("AIza{}", "SyA-abcdefghijklmnopqrstuvwxyz012345"),
+        format!("AIza{}", "SyA-abcdefghijklmnopqrstuvwxyz01234"),
         format!(
             "SG.{}.{}",
             "abcdefghijklmnopqrstuv", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
@@ -1355,5 +1355,69 @@ sys.stdout.flush()'"#
         got,
         (0..LINES).collect::<Vec<_>>(),
         "lines lost, duplicated or reordered"
+    );
+}
+
+/// Case 7, the sanitizer's smaller defects, through the built agent: a secret that is a
+/// bare JSON number, a `[REDACTED:NAME]` label whose name needs escaping, two
+/// overlapping secrets, header-style keys, and a URL secret whose password is too short
+/// to redact (reported by name, not silently left).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sanitizers_smaller_defects_are_gone() {
+    let sdk = aws().await;
+    let unique: String = testkit::unique_name("x")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let number = format!("9{}", &unique[unique.len().saturating_sub(9)..]);
+    let first = format!("abcd{unique}efgh");
+    let second = format!("{unique}efghij34");
+    let url = "postgres://app:abc@db.internal:5432/app".to_owned();
+    let [n, a, b, u] = [
+        create_secret(&sdk, &number).await,
+        create_secret(&sdk, &first).await,
+        create_secret(&sdk, &second).await,
+        create_secret(&sdk, &url).await,
+    ];
+    let group = group_name();
+    let script = format!(
+        r#"echo '{{"acct":{number},"msg":"number"}}'
+echo "overlap abcd{unique}efghij34 end"
+echo 'X-Api-Key: k3yValue123456'
+echo '{{"msg":"header","x-api-key":"k3yValue654321","ApiKey":"k3yValue111111","PrivateKey":"k3yValue222222"}}'"#
+    );
+    let mut cmd = agent(&group);
+    cmd.env("ACCT", format!("secretsmanager:{n}"))
+        .env("A\"B", format!("secretsmanager:{a}"))
+        .env("SECOND", format!("secretsmanager:{b}"))
+        .env("DATABASE_URL", format!("secretsmanager:{u}"))
+        .env("DECKHAND_REDACT_NAME", "true")
+        .args(["--", "sh", "-c", &script]);
+    let out = run(cmd);
+    assert_code(&out, 0);
+    let events = read_stream(&Logs::new(&sdk), &group, "app").await;
+    let app = app_events(&events);
+    assert_eq!(
+        app.len(),
+        4,
+        "every event is valid JSON: {}",
+        all_text(&events)
+    );
+    let number_event = app.iter().find(|(_, v)| v["msg"] == "number").unwrap();
+    assert!(
+        number_event.1["acct"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("[REDACTED")),
+        "{}",
+        number_event.1
+    );
+    assert_nowhere(&number, &events, &out);
+    assert_nowhere(&unique, &events, &out);
+    assert_nowhere("ij34 end", &events, &out);
+    assert_nowhere("k3yValue", &events, &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DATABASE_URL") && stderr.contains("not redacted"),
+        "the short URL password is reported by name: {stderr}"
     );
 }
