@@ -22,7 +22,7 @@ pub mod history;
 mod lock;
 mod session;
 pub mod source;
-mod sql;
+pub mod sql;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -449,4 +449,227 @@ mod tests {
         assert_eq!(variable_name("/shared/db/nested/Url", false), "URL");
         assert_eq!(variable_name("top", false), "TOP");
     }
+
+    /// Properties over generated and arbitrary input: the parsers never panic, give
+    /// back every part of a well-formed reference or path, and name the broken rule
+    /// otherwise.
+    mod properties {
+        use super::*;
+        use proptest::option;
+        use proptest::prelude::*;
+
+        const PARTITIONS: [&str; 3] = ["aws", "aws-cn", "aws-us-gov"];
+
+        /// Beginnings that reach the parsers' branches, for arbitrary tails.
+        const PREFIXES: [&str; 6] = [
+            "",
+            "/",
+            "ssm:",
+            "ssm:/",
+            "arn:aws:ssm:",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/",
+        ];
+
+        /// The phrases the errors state their rule with.
+        const RULES: [&str; 9] = [
+            "expected",
+            "write a version number",
+            "levels deep",
+            "names use only",
+            "at most",
+            "is empty",
+            "write it fully qualified",
+            "empty level",
+            "versions start at 1",
+        ];
+
+        fn names_a_rule(error: &str) -> bool {
+            RULES.iter().any(|r| error.contains(r))
+        }
+
+        /// One level of a name: the characters AWS allows.
+        fn segment() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9_.-]{1,12}"
+        }
+
+        /// The levels of a hierarchical name, at most as deep as AWS allows.
+        fn levels() -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec(segment(), 1..=MAX_DEPTH)
+        }
+
+        /// A version number or a label.
+        fn selector() -> impl Strategy<Value = Option<String>> {
+            option::of(prop_oneof![
+                (1..=u32::MAX).prop_map(|n| n.to_string()),
+                "[A-Za-z_.-][A-Za-z0-9_.-]{0,99}",
+            ])
+        }
+
+        fn region() -> impl Strategy<Value = String> {
+            "[a-z]{2}(-gov)?-[a-z]{4,9}-[1-9]"
+        }
+
+        fn with_selector(text: &str, selector: &Option<String>) -> String {
+            match selector {
+                Some(s) => format!("{text}:{s}"),
+                None => text.to_owned(),
+            }
+        }
+
+        /// A generated reference and the key it must parse into.
+        fn any_reference() -> impl Strategy<Value = (String, ParameterKey)> {
+            let short = (
+                prop_oneof![
+                    levels().prop_map(|l| format!("/{}", l.join("/"))),
+                    segment()
+                ],
+                selector(),
+            )
+                .prop_map(|(name, selector)| {
+                    let text = with_selector(&format!("{SHORT_PREFIX}{name}"), &selector);
+                    (
+                        text,
+                        ParameterKey {
+                            region: None,
+                            name,
+                            selector,
+                        },
+                    )
+                });
+            let arn = (
+                prop::sample::select(&PARTITIONS[..]),
+                region(),
+                "[0-9]{12}",
+                levels(),
+                selector(),
+            )
+                .prop_map(|(partition, region, account, levels, selector)| {
+                    let arn = format!(
+                        "arn:{partition}:ssm:{region}:{account}:parameter/{}",
+                        levels.join("/")
+                    );
+                    let text = with_selector(&arn, &selector);
+                    (
+                        text,
+                        ParameterKey {
+                            region: Some(region),
+                            name: arn,
+                            selector,
+                        },
+                    )
+                });
+            prop_oneof![short, arn]
+        }
+
+        /// Arbitrary text, and arbitrary tails after reference-like beginnings.
+        fn any_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                (
+                    prop::sample::select(&PREFIXES[..]),
+                    "[:a-zA-Z0-9/_.?#ü -]{0,60}|\\PC{0,20}"
+                )
+                    .prop_map(|(p, t)| format!("{p}{t}")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn parsers_never_panic_and_errors_name_the_rule(
+                s in any_text(),
+                keep_case in any::<bool>(),
+            ) {
+                match parse(&s) {
+                    Ok(k) => {
+                        prop_assert!(is_reference(&s));
+                        let request = k.request_name();
+                        prop_assert!(s.starts_with(&request) || s.ends_with(&request));
+                    }
+                    Err(e) => prop_assert!(names_a_rule(&e), "{:?} -> {}", s, e),
+                }
+                match parse_path(&s) {
+                    Ok(p) => {
+                        prop_assert!(p.key.path.starts_with('/'));
+                        prop_assert!(p.key.path == "/" || !p.key.path.ends_with('/'));
+                        prop_assert!(p.key.path == "/" || check_name(&p.key.path).is_ok());
+                    }
+                    Err(e) => prop_assert!(names_a_rule(&e), "{:?} -> {}", s, e),
+                }
+                match check_name(&s) {
+                    Ok(()) => {
+                        prop_assert!(s.len() <= MAX_NAME_LEN && !s.contains("//"));
+                        let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-/".contains(c);
+                        prop_assert!(s.chars().all(allowed));
+                    }
+                    Err(e) => prop_assert!(names_a_rule(&e), "{:?} -> {}", s, e),
+                }
+                let variable = variable_name(&s, keep_case);
+                let last = s.rsplit('/').next().unwrap_or_default();
+                prop_assert_eq!(variable.chars().count(), last.chars().count());
+                prop_assert!(!variable.contains(['-', '.', '/']));
+                prop_assert!(keep_case || !variable.chars().any(|c| c.is_ascii_lowercase()));
+            }
+
+            #[test]
+            fn generated_references_give_back_their_parts((text, expected) in any_reference()) {
+                prop_assert!(is_reference(&text));
+                let parsed = parse(&text);
+                prop_assert_eq!(parsed.as_ref(), Ok(&expected));
+                let k = parsed.unwrap();
+                prop_assert_eq!(k.request_name(), text.strip_prefix(SHORT_PREFIX).unwrap_or(&text));
+                if let Some(n) = k.selector.as_deref().and_then(|s| s.parse::<i64>().ok()) {
+                    prop_assert_eq!(k.version(), Some(n));
+                }
+            }
+
+            #[test]
+            fn generated_paths_give_back_their_parts(
+                levels in option::of(levels()),
+                form in 0..3usize,
+                region in region(),
+                trailing in "/{0,2}",
+                optional in any::<bool>(),
+                pad in "[ \t]{0,2}",
+            ) {
+                let path = levels.map_or_else(|| "/".to_owned(), |l| format!("/{}", l.join("/")));
+                let written = match form {
+                    0 => format!("{path}{trailing}"),
+                    1 => format!("{SHORT_PREFIX}{path}{trailing}"),
+                    _ => format!("arn:aws:ssm:{region}:123456789012:parameter{path}{trailing}"),
+                };
+                let text = format!("{pad}{written}{}{pad}", if optional { "?" } else { "" });
+                let expected = PathSetting {
+                    key: PathKey { region: (form == 2).then_some(region), path },
+                    optional,
+                };
+                prop_assert_eq!(parse_path(&text), Ok(expected));
+            }
+
+            #[test]
+            fn one_broken_rule_is_named(
+                levels in levels(),
+                broken in 0..9usize,
+                bad in "[ #*$%ü!,]",
+            ) {
+                let name = format!("/{}", levels.join("/"));
+                let (text, rule) = match broken {
+                    0 => (format!("ssm:{name}{bad}"), "names use only"),
+                    1 => (format!("ssm:{name}//x"), "empty level"),
+                    2 => (format!("ssm:{}", &name[1..]), "write it fully qualified"),
+                    3 => (format!("ssm:{}", "/l".repeat(MAX_DEPTH + 1)), "levels deep"),
+                    4 => (format!("ssm:{name}:0"), "versions start at 1"),
+                    5 => (format!("ssm:{name}:1a{}", levels[0]), "not a version or a label"),
+                    6 => (format!("ssm:{name}:{}", "l".repeat(MAX_LABEL_LEN + 1)), "at most 100"),
+                    7 => (format!("ssm:{name}:"), "is empty"),
+                    _ => (format!("arn:aws:ssm:r:1:parameter{name}:1:2"), "too many"),
+                };
+                // A one-level name has no hierarchy to break.
+                prop_assume!(broken != 2 || levels.len() > 1);
+                let error = parse(&text).unwrap_err();
+                prop_assert!(error.contains(rule), "{} -> {}", text, error);
+            }
+        }
+    }
 }

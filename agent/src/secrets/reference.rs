@@ -322,4 +322,222 @@ mod tests {
         assert!(parse_secret_id("a:b").unwrap_err().contains("':'"));
         assert!(parse_secret_id("").is_err());
     }
+
+    /// Properties over generated and arbitrary input: the parser never panics, gives
+    /// back every part of a well-formed reference, and names the broken rule otherwise.
+    mod properties {
+        use super::*;
+        use proptest::option;
+        use proptest::prelude::*;
+
+        const PARTITIONS: [&str; 3] = ["aws", "aws-cn", "aws-us-gov"];
+
+        /// Beginnings that reach the parser's branches, for arbitrary tails.
+        const PREFIXES: [&str; 7] = [
+            "",
+            "secretsmanager:",
+            "arn:aws:secretsmanager:",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:",
+            "arn:aws-cn:secretsmanager:cn-north-1::secret:",
+            "ssm:",
+            "arn:aws:ssm:eu-west-1:1:parameter/",
+        ];
+
+        /// The phrases the errors state their rule with.
+        const RULES: [&str; 3] = ["expected", "cannot", "is empty"];
+
+        fn names_a_rule(error: &str) -> bool {
+            RULES.iter().any(|r| error.contains(r))
+        }
+
+        /// A secret name: what Secrets Manager allows (letters, digits, `/ _ + = . @ -`).
+        fn name() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9/_+=.@-]{1,64}"
+        }
+
+        /// A JSON key, version stage or version id: anything but `:` (and, so that
+        /// `parse_secret_id`'s trim leaves it alone, whitespace).
+        fn part() -> impl Strategy<Value = Option<String>> {
+            option::of("[^:\\s]{1,24}")
+        }
+
+        /// A generated reference and the parts it was built from.
+        #[derive(Debug, Clone)]
+        struct Generated {
+            text: String,
+            expected: Reference,
+        }
+
+        /// `:KEY:STAGE:ID` up to the last given part, or all three (empty ones empty)
+        /// as ECS writes them when `pad`.
+        fn tail(parts: [&Option<String>; 3], pad: bool) -> String {
+            let len = if pad {
+                3
+            } else {
+                parts.iter().rposition(|p| p.is_some()).map_or(0, |i| i + 1)
+            };
+            parts[..len]
+                .iter()
+                .map(|p| format!(":{}", p.as_deref().unwrap_or_default()))
+                .collect()
+        }
+
+        fn generated(
+            region: Option<String>,
+            secret_id: String,
+            (key, stage, id, pad): (Option<String>, Option<String>, Option<String>, bool),
+        ) -> Generated {
+            let text = format!(
+                "{}{}",
+                if region.is_some() {
+                    secret_id.clone()
+                } else {
+                    format!("{SHORT_PREFIX}{secret_id}")
+                },
+                tail([&key, &stage, &id], pad)
+            );
+            Generated {
+                text,
+                expected: Reference {
+                    key: Key::SecretsManager(SmKey {
+                        region,
+                        secret_id,
+                        version_stage: stage,
+                        version_id: id,
+                    }),
+                    json_key: key,
+                },
+            }
+        }
+
+        fn parts() -> impl Strategy<Value = (Option<String>, Option<String>, Option<String>, bool)>
+        {
+            (part(), part(), part(), any::<bool>())
+        }
+
+        /// `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME[-SUFFIX][:…]`.
+        fn arn_reference() -> impl Strategy<Value = Generated> {
+            (
+                prop::sample::select(&PARTITIONS[..]),
+                "[a-z]{2}(-gov)?-[a-z]{4,9}-[1-9]",
+                "[0-9]{12}",
+                name(),
+                option::of("-[A-Za-z0-9]{6}"),
+                parts(),
+            )
+                .prop_map(|(partition, region, account, name, suffix, parts)| {
+                    let secret_id = format!(
+                        "arn:{partition}:secretsmanager:{region}:{account}:secret:{name}{}",
+                        suffix.unwrap_or_default()
+                    );
+                    generated(Some(region), secret_id, parts)
+                })
+        }
+
+        /// `secretsmanager:NAME[:…]`.
+        fn short_reference() -> impl Strategy<Value = Generated> {
+            (name(), parts()).prop_map(|(name, parts)| generated(None, name, parts))
+        }
+
+        fn any_reference() -> impl Strategy<Value = Generated> {
+            prop_oneof![arn_reference(), short_reference()]
+        }
+
+        /// Arbitrary text, and arbitrary tails after reference-like beginnings.
+        fn any_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                (
+                    prop::sample::select(&PREFIXES[..]),
+                    "[:a-zA-Z0-9/_+=.@ -]{0,60}|\\PC{0,20}"
+                )
+                    .prop_map(|(p, t)| format!("{p}{t}")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn parsers_never_panic_and_errors_name_the_rule(s in any_text()) {
+                let parsed = parse(&s);
+                if parameter::is_reference(&s) {
+                    // Handed over whole: the parameter parser's own tests cover it.
+                    prop_assert_eq!(
+                        parsed.map(|r| r.key),
+                        parameter::parse(&s).map(Key::Parameter)
+                    );
+                } else {
+                    match &parsed {
+                        Ok(_) => prop_assert!(is_reference(&s)),
+                        Err(e) => prop_assert!(names_a_rule(e), "{:?} -> {}", s, e),
+                    }
+                }
+                if let Err(e) = parse_secret_id(&s) {
+                    prop_assert!(
+                        names_a_rule(&e) || parameter::is_reference(s.trim()),
+                        "{:?} -> {}", s, e
+                    );
+                }
+            }
+
+            #[test]
+            fn generated_references_give_back_their_parts(g in any_reference()) {
+                prop_assert!(is_reference(&g.text));
+                prop_assert_eq!(parse(&g.text), Ok(g.expected));
+            }
+
+            #[test]
+            fn secret_ids_take_references_without_a_json_key(
+                g in any_reference(),
+                pad in "[ \t]{0,2}",
+            ) {
+                let padded = format!("{pad}{}{pad}", g.text);
+                match g.expected.json_key {
+                    None => prop_assert_eq!(parse_secret_id(&padded), Ok(g.expected.key)),
+                    Some(_) => {
+                        prop_assert!(parse_secret_id(&padded).unwrap_err().contains("JSON key"))
+                    }
+                }
+            }
+
+            #[test]
+            fn secret_ids_take_bare_names(name in name()) {
+                prop_assume!(!is_reference(&name));
+                let expected = Key::SecretsManager(SmKey {
+                    region: None,
+                    secret_id: name.clone(),
+                    version_stage: None,
+                    version_id: None,
+                });
+                prop_assert_eq!(parse_secret_id(&name), Ok(expected));
+                let with_colon = format!("{name}:{name}");
+                prop_assume!(!is_reference(&with_colon));
+                let error = parse_secret_id(&with_colon).unwrap_err();
+                prop_assert!(error.contains("cannot contain ':'"));
+            }
+
+            #[test]
+            fn one_broken_rule_is_named(g in arn_reference(), broken in 0..7usize, name in name()) {
+                let Key::SecretsManager(k) = &g.expected.key else { unreachable!() };
+                let arn: Vec<&str> = k.secret_id.split(':').collect();
+                let with = |i: usize, v: &str| {
+                    let mut a = arn.clone();
+                    a[i] = v;
+                    a.join(":")
+                };
+                let (text, rule) = match broken {
+                    0 => (with(3, ""), "no region"),
+                    1 => (with(4, ""), "no account"),
+                    2 => (with(5, "parameter"), "resource type"),
+                    3 => (with(6, ""), "no secret name"),
+                    4 => (format!("{}:k:s:v:extra", k.secret_id), "too many"),
+                    5 => (arn[..6].join(":"), "incomplete"),
+                    _ => (format!("{SHORT_PREFIX}{name}:k:s:v:extra"), "too many"),
+                };
+                let error = parse(&text).unwrap_err();
+                prop_assert!(error.contains(rule) && names_a_rule(&error), "{} -> {}", text, error);
+            }
+        }
+    }
 }

@@ -1,0 +1,1 @@
+U1__undo.sql

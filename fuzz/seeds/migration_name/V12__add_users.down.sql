@@ -1,0 +1,1 @@
+V12__add_users.down.sql

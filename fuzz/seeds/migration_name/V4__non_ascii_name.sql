@@ -1,0 +1,1 @@
+V4__naïve_names.sql

@@ -1,0 +1,118 @@
+//! The sanitizer: any line, with any 0 to 3 loaded secrets, sanitizes without a
+//! panic; valid JSON stays valid JSON; and no loaded secret is left in the output
+//! verbatim, neither in the decoded text of any JSON string nor in a bare token (a
+//! number).
+//!
+//! Input: the first byte's low two bits say how many secrets there are (0 to 3), its
+//! third bit sets `redact_name`; the rest, split at NUL bytes, is the secrets, then
+//! the line. The line is sanitized wrapped as a text event (`{"message": "…"}`), and
+//! also as it is when it is a JSON object.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use deckhand_fuzz::{json_bare_tokens, json_strings, unredacted_pieces};
+use logship::sanitize::{Config, KnownSecret, Sanitizer, MIN_SECRET_LEN};
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        let Some((&control, rest)) = data.split_first() else {
+            return;
+        };
+        let count = usize::from(control & 0b11);
+        let mut parts = rest.splitn(count + 1, |b| *b == 0);
+        let secrets: Vec<String> = parts
+            .by_ref()
+            .take(count)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        let line = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+        let config = Config {
+            secrets: secrets
+                .iter()
+                .enumerate()
+                .map(|(i, v)| KnownSecret::new(format!("S{i}"), v.as_str()))
+                .collect(),
+            redact_name: control & 0b100 != 0,
+            ..Config::default()
+        };
+        let (sanitizer, skipped) = built(config, &secrets);
+        // The sanitizer's rule (too short: reported by name, not redacted), read
+        // conservatively: surrounding whitespace does not count.
+        let checked: Vec<&str> = secrets
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| {
+                !skipped.contains(&format!("S{i}")) && v.trim().chars().count() >= MIN_SECRET_LEN
+            })
+            .map(|(_, v)| v.as_str())
+            .collect();
+
+        let text_event = format!(
+            "{{\"message\":{}}}",
+            serde_json::to_string(&line).expect("a string serializes")
+        );
+        // The wrapper's own text is no secret of the app's.
+        let wrapped: Vec<&str> = checked
+            .iter()
+            .copied()
+            .filter(|s| !"{\"message\":".contains(*s))
+            .collect();
+        check(&sanitizer, &text_event, &wrapped);
+        if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line).is_ok() {
+            check(&sanitizer, &line, &checked);
+        }
+    });
+}
+
+/// The last sanitizer built, with the secrets and `redact_name` it was built from.
+type Built = (Vec<String>, bool, Arc<Sanitizer>, Vec<String>);
+
+thread_local! {
+    static LAST: RefCell<Option<Built>> = const { RefCell::new(None) };
+}
+
+/// The sanitizer for `config`, and the names it skipped. Building one compiles its
+/// automata (milliseconds); most inputs AFL tries change the line, not the secrets, so
+/// the last one is reused when the secrets are the same.
+fn built(config: Config, secrets: &[String]) -> (Arc<Sanitizer>, Vec<String>) {
+    LAST.with_borrow_mut(|last| {
+        if let Some((s, r, sanitizer, skipped)) = last.as_ref() {
+            if s == secrets && *r == config.redact_name {
+                return (sanitizer.clone(), skipped.clone());
+            }
+        }
+        let redact_name = config.redact_name;
+        let (sanitizer, skipped) = Sanitizer::new(config).expect("no patterns were configured");
+        let sanitizer = Arc::new(sanitizer);
+        *last = Some((
+            secrets.to_vec(),
+            redact_name,
+            sanitizer.clone(),
+            skipped.clone(),
+        ));
+        (sanitizer, skipped)
+    })
+}
+
+/// Sanitizes one event (a JSON object) and checks the output.
+fn check(sanitizer: &Sanitizer, event: &str, secrets: &[&str]) {
+    let out = sanitizer.sanitize(event);
+    let parsed: serde_json::Value = match serde_json::from_str(&out) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        other => panic!("valid JSON in, not a JSON object out ({other:?}): {event:?} -> {out:?}"),
+    };
+    let mut strings = Vec::new();
+    json_strings(&parsed, &mut strings);
+    let texts = strings
+        .iter()
+        .map(String::as_str)
+        .chain(json_bare_tokens(&out));
+    for text in texts {
+        for piece in unredacted_pieces(text) {
+            if let Some(secret) = secrets.iter().find(|s| piece.contains(**s)) {
+                panic!("a loaded secret survived: {secret:?} in {piece:?}; {event:?} -> {out:?}");
+            }
+        }
+    }
+}
