@@ -226,14 +226,18 @@ impl ProcessControl {
             None
         };
         // SAFETY: the hook runs in the forked child before exec, where only
-        // async-signal-safe calls are allowed: it calls sigprocmask and tcsetpgrp (an
-        // ioctl) through nix, which neither allocate nor take locks, and captures only
-        // a `Copy` file descriptor.
+        // async-signal-safe calls are allowed: it calls sigaction, sigprocmask and
+        // tcsetpgrp (an ioctl) through nix, which neither allocate nor take locks, and
+        // captures only a `Copy` file descriptor. sigaction is `unsafe` for installing
+        // a handler; installing SIG_DFL runs no code of ours.
         //
         // Why it exists: std does not reset the signal mask of the child, and the agent
         // blocks the forwarded signals in every thread (see the module docs), so
         // without this the app would start with SIGTERM & co. blocked and never die of
-        // them. With a terminal on stdin (`docker run -it`), the app's process group
+        // them. Dispositions too: a signal ignored when the agent started (a shell
+        // starts background jobs with SIGINT and SIGQUIT ignored; `nohup` ignores
+        // SIGHUP) would stay ignored in the app, and a shell app could not even trap
+        // it. The agent decides what to forward; the app gets the default for each. With a terminal on stdin (`docker run -it`), the app's process group
         // also takes the terminal's foreground, as under a shell; SIGTTOU stays blocked
         // while it does, because a background group asking for the terminal is
         // otherwise stopped by it. A failed tcsetpgrp is ignored: the app then runs as
@@ -245,6 +249,14 @@ impl ProcessControl {
                     ttou.add(Signal::SIGTTOU);
                     signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&ttou), None)?;
                     let _ = nix::unistd::tcsetpgrp(fd, nix::unistd::getpgrp());
+                }
+                let default = signal::SigAction::new(
+                    signal::SigHandler::SigDfl,
+                    signal::SaFlags::empty(),
+                    SigSet::empty(),
+                );
+                for sig in FORWARDED {
+                    signal::sigaction(sig, &default)?;
                 }
                 signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
                 Ok(())

@@ -715,6 +715,28 @@ fn the_stop_signal_is_rewritten_and_stdin_is_passed_through() {
     assert_eq!(text(&out).0, "through the agent\n");
 }
 
+/// A shell starts background jobs with SIGINT and SIGQUIT ignored, and an ignored signal
+/// stays ignored across exec: an agent started so must still give its app the default
+/// disposition of every signal it forwards (a shell app could not even trap it
+/// otherwise). Found when the whole test command ran as a background job.
+#[test]
+fn signals_ignored_when_the_agent_started_are_not_ignored_in_the_app() {
+    let scratch = Scratch::new();
+    let mut cmd = testkit::clean_command("sh");
+    cmd.envs(testkit::aws_env())
+        .env("DIR", &scratch.0)
+        .env("AGENT", AGENT)
+        .env("DECKHAND_STOP_SIGNAL", "SIGQUIT")
+        .args([
+            "-c",
+            r#"trap '' INT QUIT HUP; exec "$AGENT" -- sh -c 'trap "exit 5" QUIT; trap "exit 6" TERM; touch "$DIR/ready"; while :; do sleep 0.05; done'"#,
+        ]);
+    let running = start(cmd, false);
+    wait_for_file(&scratch.path("ready"));
+    kill(running.pid, "TERM");
+    assert_code(&running.wait(), 5);
+}
+
 #[test]
 fn other_signals_are_forwarded_to_the_app_or_its_group() {
     let scratch = Scratch::new();
