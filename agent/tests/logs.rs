@@ -683,6 +683,28 @@ async fn a_failed_migration_on_start_keeps_the_app_from_starting() {
     assert_eq!(u, None, "the failed migration was rolled back");
 }
 
+/// GET `url` (`http://IP:PORT/path`) on a new connection: the status and the JSON body.
+async fn get_json(url: String) -> Option<(u16, Value)> {
+    let stream = TcpStream::connect(url.trim_start_matches("http://").split('/').next()?)
+        .await
+        .ok()?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let req = Request::get(url.as_str())
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .ok()?;
+    let resp = send.send_request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .ok()?
+        .to_bytes();
+    Some((status, serde_json::from_slice::<Value>(&body).ok()?))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn health_is_served_in_process_and_drains_on_sigterm() {
     let db = testkit::TestDb::create("agent_health").await;
@@ -703,27 +725,7 @@ async fn health_is_served_in_process_and_drains_on_sigterm() {
         ]);
     let running = Running::start(cmd);
     let url = format!("http://127.0.0.1:{port}/health");
-    let get = |url: String| async move {
-        let stream =
-            TcpStream::connect(url.trim_start_matches("http://").split('/').next().unwrap())
-                .await
-                .ok()?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .ok()?;
-        tokio::spawn(conn);
-        let req = Request::get(url.as_str())
-            .header("host", "localhost")
-            .body(http_body_util::Empty::<Bytes>::new())
-            .unwrap();
-        let resp = send.send_request(req).await.ok()?;
-        let status = resp.status().as_u16();
-        let body = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .ok()?
-            .to_bytes();
-        Some((status, serde_json::from_slice::<Value>(&body).ok()?))
-    };
+    let get = get_json;
     assert!(
         testkit::wait_until_async(Duration::from_secs(10), || async {
             scratch.path("ready").exists() && get(url.clone()).await.is_some()
@@ -1420,4 +1422,50 @@ echo '{{"msg":"header","x-api-key":"k3yValue654321","ApiKey":"k3yValue111111","P
         stderr.contains("DATABASE_URL") && stderr.contains("not redacted"),
         "the short URL password is reported by name: {stderr}"
     );
+}
+
+/// `/health` in process keeps answering within its bound while the log pipeline is
+/// saturated: it has a thread of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_answers_while_the_pipeline_is_saturated() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let scratch = Scratch::new();
+    // Pathological lines, without end, as fast as the pipeline takes them.
+    let flood = r#"python3 -c '
+import sys
+line = "http://a:b@" * 20000 + "\n"
+while True: sys.stdout.write(line)' &
+touch "$DIR/ready"; wait"#;
+    let mut cmd = agent(&group_name());
+    cmd.env("DECKHAND_HEALTH_ADDR", format!("127.0.0.1:{port}"))
+        .env("DIR", &scratch.0)
+        .env("DECKHAND_STOP_TIMEOUT", "2s")
+        .args(["--", "sh", "-c", flood]);
+    let running = Running::start(cmd);
+    let url = format!("http://127.0.0.1:{port}/health");
+    assert!(
+        testkit::wait_until_async(Duration::from_secs(10), || async {
+            scratch.path("ready").exists() && get_json(url.clone()).await.is_some()
+        })
+        .await
+    );
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let asked = std::time::Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(2), get_json(url.clone())).await;
+        slowest = slowest.max(asked.elapsed());
+        assert!(
+            matches!(answer, Ok(Some((200, _)))),
+            "/health did not answer 200 within 2 s under a saturated pipeline: {answer:?}"
+        );
+    }
+    eprintln!(
+        "figure: /health under a saturated log pipeline: slowest of 20 answers {slowest:.1?}"
+    );
+    running.signal("TERM");
+    let out = running.wait();
+    assert!(out.status.code().is_some(), "the agent exited on its own");
 }
