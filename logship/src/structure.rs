@@ -129,28 +129,36 @@ struct Pending {
     kind: Block,
     /// Lines in `message`, for [`MAX_JOINED_LINES`].
     lines: usize,
-    /// `message`'s size as a JSON string, kept up to date line by line (for
-    /// [`MAX_JOINED_BYTES`]) so the limit never needs a rescan of the message.
-    json_bytes: usize,
+    /// `message`'s size as a JSON string (for [`MAX_JOINED_BYTES`]): measured when the
+    /// first continuation line comes (most events never get one), then kept up to date
+    /// line by line so the limit never needs a rescan of the message.
+    json_bytes: Option<usize>,
 }
 
 impl Pending {
     fn new(received_ms: i64, text: String, kind: Block) -> Self {
         Pending {
             received_ms,
-            json_bytes: json_string_len(&text),
+            json_bytes: None,
             message: text,
             kind,
             lines: 1,
         }
     }
 
+    /// `message`'s size as a JSON string, measured once.
+    fn json_bytes(&mut self) -> usize {
+        *self
+            .json_bytes
+            .get_or_insert_with(|| json_string_len(&self.message))
+    }
+
     /// Whether one more line of `line_json_bytes` (escaped) still fits the caps.
-    fn has_room(&self, line_json_bytes: usize) -> bool {
+    fn has_room(&mut self, line_json_bytes: usize) -> bool {
         // `\n` between the lines: 2 bytes.
         self.lines < MAX_JOINED_LINES
             && self
-                .json_bytes
+                .json_bytes()
                 .saturating_add(2)
                 .saturating_add(line_json_bytes)
                 <= MAX_JOINED_BYTES
@@ -210,7 +218,7 @@ impl Structurer {
                         p.message.push('\n');
                         p.message.push_str(&text);
                         p.lines += 1;
-                        p.json_bytes += 2 + line_bytes;
+                        p.json_bytes = Some(p.json_bytes() + 2 + line_bytes);
                         p.kind = block_after(p.kind, &text);
                         return;
                     }
@@ -626,7 +634,7 @@ pub fn push_json_string(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
-    while let Some(k) = bytes[i..].iter().position(|b| SPECIAL[*b as usize]) {
+    while let Some(k) = next_special(&bytes[i..]) {
         i += k;
         let b = bytes[i];
         let (escape, width): (Option<&str>, usize) = match b {
@@ -676,6 +684,29 @@ static SPECIAL: [bool; 256] = {
     t
 };
 
+/// Offset of the first byte of `buf` in [`SPECIAL`]. Most text has none: whole chunks
+/// are passed over with a branch-free test (which the compiler vectorizes), then the
+/// byte is looked for one at a time.
+fn next_special(buf: &[u8]) -> Option<usize> {
+    const CHUNK: usize = 16;
+    let mut at = 0;
+    for chunk in buf.chunks_exact(CHUNK) {
+        if chunk.iter().fold(false, |any, &b| any | is_special(b)) {
+            break;
+        }
+        at += CHUNK;
+    }
+    buf[at..]
+        .iter()
+        .position(|b| SPECIAL[*b as usize])
+        .map(|k| at + k)
+}
+
+/// [`SPECIAL`] as comparisons, for the vectorized test of [`next_special`].
+fn is_special(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f) | (b == 0xEF)
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The length of `s` as [`push_json_string`] writes it, quotes excluded: one pass,
@@ -684,10 +715,7 @@ pub fn json_string_len(s: &str) -> usize {
     let bytes = s.as_bytes();
     let mut len = bytes.len();
     let mut i = 0;
-    while let Some(k) = bytes
-        .get(i..)
-        .and_then(|rest| rest.iter().position(|b| SPECIAL[*b as usize]))
-    {
+    while let Some(k) = bytes.get(i..).and_then(next_special) {
         i += k;
         len += match bytes[i] {
             b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 1,
@@ -721,14 +749,26 @@ pub fn push_rfc3339(out: &mut String, ms: i64) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    use std::fmt::Write;
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
+    // Written by hand rather than with `write!`: once per text event, and the
+    // formatting machinery cost more than the rest of the event's structuring. Every
+    // field is in range after the clamp (years 1970..=9999).
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, n: i64| {
+        let mut n = n;
+        for k in (at..at + width).rev() {
+            buf[k] = b'0' + n.rem_euclid(10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 3, millis);
+    // Digits and ASCII punctuation only: always UTF-8.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
 /// Parses RFC 3339 / ISO 8601 date-times (`T` or space, fraction optional, `Z` or
@@ -1182,6 +1222,20 @@ mod tests {
         assert_eq!(accept_timestamp(Some(i64::MAX), i64::MAX), i64::MAX);
         assert_eq!(accept_timestamp(Some(i64::MIN), i64::MIN), i64::MIN);
         assert_eq!(accept_timestamp(Some(0), i64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn the_vectorized_special_test_is_the_table() {
+        for b in 0..=255u8 {
+            assert_eq!(is_special(b), SPECIAL[b as usize], "{b:#x}");
+        }
+        for n in 0..40 {
+            let mut s = "a".repeat(n);
+            assert_eq!(next_special(s.as_bytes()), None);
+            s.push('"');
+            s.push_str(&"b".repeat(20));
+            assert_eq!(next_special(s.as_bytes()), Some(n));
+        }
     }
 
     #[test]
