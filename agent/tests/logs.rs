@@ -632,18 +632,7 @@ async fn migrations_run_on_start_with_the_database_url_from_a_secret() {
     let out = run(cmd);
     assert_code(&out, 0);
     assert!(scratch.path("ran").exists());
-    let client = db.client().await;
-    let versions: Vec<i32> = client
-        .query(
-            "SELECT version FROM refinery_schema_history ORDER BY version",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(db.applied_versions().await, [1, 2, 3]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("migrations done: 3 applied"), "{stderr}");
 }

@@ -742,19 +742,7 @@ async fn int8_history_table_is_read_and_written() {
         out.stderr
     );
     assert!(table_exists(&db, "b").await);
-    let versions: Vec<i64> = db
-        .client()
-        .await
-        .query(
-            "SELECT version FROM refinery_schema_history ORDER BY version",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(db.applied_versions().await, [1, 2]);
     assert_eq!(run(&db.url, &dir, &["status", "--exit-code"]).code, 0);
 
     // A version no file name can hold is refused by name, not a panic.

@@ -83,6 +83,22 @@ impl TestDb {
             .await
             .expect("connect to the test database")
     }
+
+    /// The versions recorded in refinery's history table, in order (`int4` and `int8`
+    /// tables alike).
+    pub async fn applied_versions(&self) -> Vec<i64> {
+        self.client()
+            .await
+            .query(
+                "SELECT version::int8 FROM refinery_schema_history ORDER BY version",
+                &[],
+            )
+            .await
+            .expect("read refinery_schema_history")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
 }
 
 /// `postgres://u:p@h:1/old?x` with `new` as the database.
