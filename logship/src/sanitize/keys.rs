@@ -131,14 +131,9 @@ pub(super) fn at_key(scan: &mut Scan, s: usize, e: usize) {
         }
         return;
     }
-    let mut k = j;
-    if bytes.get(k) == Some(&b'\\') && bytes.get(k + 1) == Some(&b'"') {
-        k += 2;
-    }
-    k = skip_blanks(bytes, k);
-    if !matches!(bytes.get(k), Some(b'=' | b':')) {
+    let Some(mut k) = assignment_at(bytes, j) else {
         return;
-    }
+    };
     // `arn:aws:secretsmanager:REGION:…:secret:NAME` names a secret, it is not one.
     if in_arn(bytes, i, floor) {
         // The rest of the ARN holds `:secret:` again: it is looked at once.
@@ -256,6 +251,17 @@ fn in_arn(bytes: &[u8], i: usize, floor: usize) -> bool {
 /// Length of an AWS secret access key.
 const AWS_SECRET_LEN: usize = 40;
 
+/// Where a key that ends at `k` is assigned a value: an optional `\"` (a key inside an
+/// escaped JSON document), blanks, then `=` or `:`. Its position, if there is one.
+fn assignment_at(bytes: &[u8], k: usize) -> Option<usize> {
+    let mut k = k;
+    if bytes.get(k) == Some(&b'\\') && bytes.get(k + 1) == Some(&b'"') {
+        k += 2;
+    }
+    k = skip_blanks(bytes, k);
+    matches!(bytes.get(k), Some(b'=' | b':')).then_some(k)
+}
+
 /// `access_key` found at `s..e`: when it ends a `secret_access_key`-like key, the 40
 /// characters of the value after `=` / `:` are an AWS secret key.
 pub(super) fn at_aws_secret(scan: &mut Scan, s: usize, e: usize) {
@@ -266,15 +272,10 @@ pub(super) fn at_aws_secret(scan: &mut Scan, s: usize, e: usize) {
     if !secret_before {
         return;
     }
-    let mut k = e;
-    if bytes.get(k) == Some(&b'\\') && bytes.get(k + 1) == Some(&b'"') {
-        k += 2;
-    }
-    k = skip_blanks(bytes, k);
-    if !matches!(bytes.get(k), Some(b'=' | b':')) {
+    let Some(k) = assignment_at(bytes, e) else {
         return;
-    }
-    k = skip_blanks(bytes, k + 1);
+    };
+    let mut k = skip_blanks(bytes, k + 1);
     if bytes.get(k) == Some(&b'\\') && bytes.get(k + 1) == Some(&b'"') {
         k += 2;
     }
