@@ -1,22 +1,22 @@
-//! The agent's settings, in two steps: raw values from the command line or `DECKHAND_*`
-//! variables ([`Args`], clap), then the validated [`Settings`]. Every bad value is
-//! reported as `NAME="value" is not valid: reason`, named the way the user set it (the
-//! variable, or the flag).
-//!
-//! The app's own environment is not read here: [`Env`] gives it to the secrets plan.
+//! The agent's settings: the flags and their `DECKHAND_*` variables ([`Args`], clap:
+//! `--help` and the command line), read and validated into [`Settings`] by
+//! [`Settings::from_env`] from the environment under the command line
+//! ([`conventions::CommandLine`]). Every bad value is reported at once, as
+//! `NAME="value" is not valid: reason`, named the way the user set it (the variable, or
+//! the flag).
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser};
+pub use conventions::logging::LogFormat;
+use conventions::{parse, Checker, CommandLine, Env, Invalid, Kind};
 use logship::config::LogSettings;
 use nix::sys::signal::Signal;
 
 use crate::exit;
-use crate::secrets::database::SSLMODES;
 use crate::secrets::parameter::parse_path;
 use crate::secrets::reference::parse_secret_id;
 use crate::secrets::{DatabaseSettings, SecretSettings};
@@ -24,40 +24,29 @@ use crate::secrets::{DatabaseSettings, SecretSettings};
 /// The shortest refresh interval: more often only burns GetSecretValue quota.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where the app's environment comes from: the process in production, a list in tests.
-pub trait Env {
-    fn vars(&self) -> Vec<(OsString, OsString)>;
+/// The documented defaults: what `--help` shows and what [`Settings::from_env`] uses.
+mod default {
+    pub const ENV_PARAMETERS_KEEP_CASE: &str = "false";
+    pub const DATABASE_URL_VAR: &str = "DATABASE_URL";
+    pub const SECRETS_TIMEOUT: &str = "10s";
+    pub const REFRESH_INTERVAL: &str = "off";
+    pub const ON_ROTATE: &str = "restart";
+    pub const SIGNAL_GROUP: &str = "false";
+    pub const STOP_SIGNAL: &str = "SIGTERM";
+    pub const STOP_TIMEOUT: &str = "25s";
+    pub const AGENT_LOG_LEVEL: &str = "info";
+    pub const AGENT_LOG_FORMAT: &str = "json";
+    pub const MIGRATE_ON_START: &str = "false";
 }
 
-/// The agent's own environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn vars(&self) -> Vec<(OsString, OsString)> {
-        std::env::vars_os().collect()
-    }
-}
-
-impl Env for Vec<(OsString, OsString)> {
-    fn vars(&self) -> Vec<(OsString, OsString)> {
-        self.clone()
-    }
-}
-
-impl Env for std::collections::BTreeMap<String, String> {
-    fn vars(&self) -> Vec<(OsString, OsString)> {
-        self.iter().map(|(k, v)| (k.into(), v.into())).collect()
-    }
-}
-
-/// Raw settings, as typed.
+/// The flags and variables, for the command line and `--help`. Values are read by
+/// [`Settings::from_env`], through the environment under the command line.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "agent",
     version,
     about = "Resolves secret references into the app's environment, then runs the app as PID 1: forwards signals, reaps zombies, exits with the app's code.",
-    after_help = "References: any variable whose value is arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]] or secretsmanager:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]] is replaced by the secret; one whose value is arn:aws:ssm:REGION:ACCOUNT:parameter/NAME[:VERSION|:LABEL] or ssm:/NAME[:VERSION|:LABEL] by the Parameter Store parameter (SecureStrings decrypted).\nExit codes: 64 usage, 69 AWS not reachable in time, 78 configuration (reference, secret, key, access, required variable), 126/127 command not runnable/found; otherwise the app's code, or 128+n for signal n."
+    after_help = "References: any variable whose value is arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]] or secretsmanager:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]] is replaced by the secret; one whose value is arn:aws:ssm:REGION:ACCOUNT:parameter/NAME[:VERSION|:LABEL] or ssm:/NAME[:VERSION|:LABEL] by the Parameter Store parameter (SecureStrings decrypted).\nExit codes: 64 usage, 69 AWS not reachable in time, 70 the agent itself failed, 78 configuration (reference, secret, key, access, required variable, migration file), 1/3/4/5 migrate's (DECKHAND_MIGRATE_ON_START), 126/127 command not runnable/found; otherwise the app's code, or 128+n for signal n."
 )]
 pub struct Args {
     /// Secrets (names or ARNs, comma-separated) whose every top-level JSON key becomes a variable.
@@ -71,7 +60,7 @@ pub struct Args {
         long,
         env = "DECKHAND_ENV_PARAMETERS_KEEP_CASE",
         value_name = "BOOL",
-        default_value = "false"
+        default_value = default::ENV_PARAMETERS_KEEP_CASE
     )]
     pub env_parameters_keep_case: String,
     /// An RDS-style JSON secret (host, port, username, password, dbname) that becomes DATABASE_URL and PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE.
@@ -82,10 +71,10 @@ pub struct Args {
         long,
         env = "DECKHAND_DATABASE_URL_VAR",
         value_name = "NAME",
-        default_value = "DATABASE_URL"
+        default_value = default::DATABASE_URL_VAR
     )]
     pub database_url_var: String,
-    /// sslmode appended to the database URL (and set as PGSSLMODE): disable, allow, prefer, require, verify-ca, verify-full.
+    /// sslmode appended to the database URL (and set as PGSSLMODE): disable, prefer, require, verify-ca, verify-full.
     #[arg(long, env = "DECKHAND_DATABASE_SSLMODE", value_name = "MODE")]
     pub database_sslmode: Option<String>,
     /// Variables (comma-separated) that must be set and non-empty once secrets are resolved.
@@ -96,7 +85,7 @@ pub struct Args {
         long,
         env = "DECKHAND_SECRETS_TIMEOUT",
         value_name = "DURATION",
-        default_value = "10s"
+        default_value = default::SECRETS_TIMEOUT
     )]
     pub secrets_timeout: String,
     /// Re-check the referenced secrets this often (e.g. 5m); off by default.
@@ -104,7 +93,7 @@ pub struct Args {
         long,
         env = "DECKHAND_REFRESH_INTERVAL",
         value_name = "DURATION",
-        default_value = "off"
+        default_value = default::REFRESH_INTERVAL
     )]
     pub refresh_interval: String,
     /// What a changed secret does: restart (the app, gracefully, with the new values), signal:SIGNAL (e.g. signal:SIGHUP), ignore (log it).
@@ -112,7 +101,7 @@ pub struct Args {
         long,
         env = "DECKHAND_ON_ROTATE",
         value_name = "ACTION",
-        default_value = "restart"
+        default_value = default::ON_ROTATE
     )]
     pub on_rotate: String,
     /// Forward signals to the app's whole process group instead of the app alone.
@@ -120,7 +109,7 @@ pub struct Args {
         long,
         env = "DECKHAND_SIGNAL_GROUP",
         value_name = "BOOL",
-        default_value = "false"
+        default_value = default::SIGNAL_GROUP
     )]
     pub signal_group: String,
     /// The signal the app gets when the agent gets SIGTERM (for apps that stop on another one).
@@ -128,7 +117,7 @@ pub struct Args {
         long,
         env = "DECKHAND_STOP_SIGNAL",
         value_name = "SIGNAL",
-        default_value = "SIGTERM"
+        default_value = default::STOP_SIGNAL
     )]
     pub stop_signal: String,
     /// After SIGTERM, how long the app may take to exit before its process group is killed (keep it under the task's stopTimeout, 30s by default).
@@ -136,7 +125,7 @@ pub struct Args {
         long,
         env = "DECKHAND_STOP_TIMEOUT",
         value_name = "DURATION",
-        default_value = "25s"
+        default_value = default::STOP_TIMEOUT
     )]
     pub stop_timeout: String,
     /// The agent's own log level on stderr: error, warn, info, debug, trace.
@@ -144,7 +133,7 @@ pub struct Args {
         long,
         env = "DECKHAND_AGENT_LOG_LEVEL",
         value_name = "LEVEL",
-        default_value = "info"
+        default_value = default::AGENT_LOG_LEVEL
     )]
     pub agent_log_level: String,
     /// Format of the agent's own messages on stderr: json (one object per line, also shipped to CloudWatch with "source":"agent") or text.
@@ -152,7 +141,7 @@ pub struct Args {
         long,
         env = "DECKHAND_AGENT_LOG_FORMAT",
         value_name = "FORMAT",
-        default_value = "json"
+        default_value = default::AGENT_LOG_FORMAT
     )]
     pub agent_log_format: String,
     /// Run `migrate up` (with its lock) after the secrets and before the app; a failure stops the start with migrate's exit code. Settings: migrate's MIGRATIONS_DIR and MIGRATE_* variables.
@@ -160,7 +149,7 @@ pub struct Args {
         long,
         env = "DECKHAND_MIGRATE_ON_START",
         value_name = "BOOL",
-        default_value = "false"
+        default_value = default::MIGRATE_ON_START
     )]
     pub migrate_on_start: String,
     /// Serve healthcheck's /health in process on this address (e.g. 0.0.0.0:8080), with healthcheck's HEALTH_* settings; it reports draining from SIGTERM on.
@@ -202,13 +191,6 @@ pub struct Supervision {
     pub stop_timeout: Duration,
 }
 
-/// The format of the agent's own messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -231,23 +213,13 @@ pub struct Settings {
     pub args: Vec<OsString>,
 }
 
-/// A bad value: `NAME="value" is not valid: reason`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name}={value:?} is not valid: {reason}")]
-pub struct ConfigError {
-    pub name: String,
-    pub value: String,
-    pub reason: String,
-    /// [`exit::USAGE`] for agent options, [`exit::CONFIG`] for secret ids.
-    pub exit_code: u8,
-}
-
 /// Why the command line cannot be used.
 #[derive(Debug)]
 pub enum ParseError {
     /// Clap's own: unknown flag, missing COMMAND — or `--help`/`--version` (exit 0).
     Clap(clap::Error),
-    Invalid(Vec<ConfigError>),
+    /// Every bad value.
+    Invalid(Vec<Invalid>),
 }
 
 impl ParseError {
@@ -256,7 +228,7 @@ impl ParseError {
             ParseError::Clap(e) if e.exit_code() == 0 => 0,
             ParseError::Clap(_) => exit::USAGE,
             ParseError::Invalid(errors) => {
-                if errors.iter().any(|e| e.exit_code == exit::CONFIG) {
+                if errors.iter().any(|e| e.kind == Kind::Config) {
                     exit::CONFIG
                 } else {
                     exit::USAGE
@@ -266,343 +238,171 @@ impl ParseError {
     }
 }
 
-/// Parses and validates the command line (and the `DECKHAND_*` variables).
+/// Parses the command line over the process's `DECKHAND_*` variables.
 pub fn parse<I, T>(argv: I) -> Result<Settings, ParseError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let matches = Args::command()
+    parse_with(argv, &conventions::ProcessEnv)
+}
+
+/// Parses the command line over `env`.
+pub fn parse_with<I, T>(argv: I, env: &impl Env) -> Result<Settings, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let command = Args::command();
+    let matches = command
+        .clone()
         .try_get_matches_from(argv)
         .map_err(ParseError::Clap)?;
     let args = Args::from_arg_matches(&matches).map_err(ParseError::Clap)?;
-    Settings::from_args(&args, &matches).map_err(ParseError::Invalid)
+    let env = CommandLine::new(&command, &matches, env);
+    Settings::from_env(&env, &args.command).map_err(ParseError::Invalid)
 }
 
-/// Collects every bad value, so one run shows them all.
-struct Checker<'m> {
-    matches: &'m ArgMatches,
-    errors: Vec<ConfigError>,
-}
-
-impl Checker<'_> {
-    /// The name the user wrote: the variable when the value came from it, else the flag.
-    fn name(&self, id: &str) -> String {
-        let arg = Args::command();
-        let arg = arg.get_arguments().find(|a| a.get_id() == id);
-        match (self.matches.value_source(id), arg) {
-            (Some(ValueSource::CommandLine), Some(a)) => {
-                format!("--{}", a.get_long().unwrap_or(id))
-            }
-            (_, Some(a)) => a
-                .get_env()
-                .map_or_else(|| id.to_owned(), |e| e.to_string_lossy().into_owned()),
-            _ => id.to_owned(),
-        }
-    }
-
-    fn check<T>(
-        &mut self,
-        id: &str,
-        value: &str,
-        exit_code: u8,
-        parsed: Result<T, String>,
-    ) -> Option<T> {
-        match parsed {
-            Ok(v) => Some(v),
-            Err(reason) => {
-                self.errors.push(ConfigError {
-                    name: self.name(id),
-                    value: value.to_owned(),
-                    reason,
-                    exit_code,
-                });
-                None
-            }
-        }
-    }
-}
-
-impl Checker<'_> {
-    /// The log pipeline's settings; a redaction pattern that does not compile is a
-    /// configuration error (78) naming it.
-    fn log_settings(&mut self, args: &logship::config::LogArgs) -> Option<LogSettings> {
-        let settings = match args.validate() {
-            Ok(s) => s,
-            Err(e) => {
-                self.errors.push(ConfigError {
-                    name: e.name.to_owned(),
-                    value: e.value,
-                    reason: e.reason,
-                    exit_code: exit::USAGE,
-                });
-                return None;
-            }
-        };
-        if let Err(e) = logship::sanitize::compile_patterns(&settings.redact_patterns) {
-            self.errors.push(ConfigError {
-                name: self.name("redact_patterns"),
-                value: e.pattern,
-                reason: format!(
-                    "{}; write a regular expression in Rust regex syntax",
-                    e.reason
-                ),
-                exit_code: exit::CONFIG,
-            });
-            return None;
-        }
-        Some(settings)
-    }
+/// A comma-separated list of ids, each parsed by `parse`.
+fn ids<T>(v: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    v.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(parse)
+        .collect()
 }
 
 impl Settings {
-    pub fn from_args(args: &Args, matches: &ArgMatches) -> Result<Settings, Vec<ConfigError>> {
-        let mut c = Checker {
-            matches,
-            errors: Vec::new(),
-        };
-        let present = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-
-        let env_secrets = present(&args.env_secrets)
-            .map(|v| {
-                let keys: Result<Vec<_>, String> = v
-                    .split(',')
-                    .filter(|s| !s.trim().is_empty())
-                    .map(parse_secret_id)
-                    .collect();
-                c.check("env_secrets", &v, exit::CONFIG, keys)
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
-        let env_parameters = present(&args.env_parameters)
-            .map(|v| {
-                let paths: Result<Vec<_>, String> = v
-                    .split(',')
-                    .filter(|s| !s.trim().is_empty())
-                    .map(parse_path)
-                    .collect();
-                c.check("env_parameters", &v, exit::CONFIG, paths)
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
-        // A bad value is in `c.errors`, which the final check below refuses.
-        let keep_case = c
-            .check(
-                "env_parameters_keep_case",
-                &args.env_parameters_keep_case,
-                exit::USAGE,
-                boolean(&args.env_parameters_keep_case),
-            )
-            .unwrap_or_default();
-        let url_var = c.check(
-            "database_url_var",
-            &args.database_url_var,
-            exit::USAGE,
-            variable_name(&args.database_url_var).map(|()| args.database_url_var.clone()),
-        );
-        let sslmode = present(&args.database_sslmode).and_then(|v| {
-            let ok = if SSLMODES.contains(&v.as_str()) {
-                Ok(v.clone())
-            } else {
-                Err(format!("must be one of {}", SSLMODES.join(", ")))
-            };
-            c.check("database_sslmode", &v, exit::USAGE, ok)
+    /// Reads every setting from `env`; `command` is the app and its arguments.
+    pub fn from_env(env: &impl Env, command: &[OsString]) -> Result<Settings, Vec<Invalid>> {
+        let mut c = Checker::new(env);
+        let env_secrets = c.raw("DECKHAND_ENV_SECRETS").and_then(|v| {
+            let parsed = ids(&v, parse_secret_id);
+            c.check_config("DECKHAND_ENV_SECRETS", &v, parsed)
         });
-        let database = present(&args.database_secret).and_then(|v| {
-            let key = c.check("database_secret", &v, exit::CONFIG, parse_secret_id(&v))?;
+        let env_parameters = c.raw("DECKHAND_ENV_PARAMETERS").and_then(|v| {
+            let parsed = ids(&v, parse_path);
+            c.check_config("DECKHAND_ENV_PARAMETERS", &v, parsed)
+        });
+        let keep_case = c.get(
+            "DECKHAND_ENV_PARAMETERS_KEEP_CASE",
+            default::ENV_PARAMETERS_KEEP_CASE,
+            parse::boolean,
+        );
+        let url_var = c.get(
+            "DECKHAND_DATABASE_URL_VAR",
+            default::DATABASE_URL_VAR,
+            parse::variable_name,
+        );
+        // pgconn's own grammar, so a mode that passes here also connects.
+        let sslmode = c.optional("DECKHAND_DATABASE_SSLMODE", |v| {
+            pgconn::SslMode::from_str(v).map(|_| v.to_owned())
+        });
+        let database = c.raw("DECKHAND_DATABASE_SECRET").and_then(|v| {
+            let key = c.check_config("DECKHAND_DATABASE_SECRET", &v, parse_secret_id(&v))?;
             Some(DatabaseSettings {
                 key,
-                url_var: url_var.clone()?,
+                url_var: url_var.clone(),
                 sslmode: sslmode.clone(),
             })
         });
-        let required = present(&args.required_env)
-            .map(|v| {
-                let names: Result<Vec<String>, String> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(|n| variable_name(n).map(|()| n.to_owned()))
-                    .collect();
-                c.check("required_env", &v, exit::USAGE, names)
-                    .unwrap_or_default()
+        let required = c
+            .optional("DECKHAND_REQUIRED_ENV", |v| {
+                parse::list(v)
+                    .iter()
+                    .map(|n| parse::variable_name(n))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .unwrap_or_default();
-        let secrets_timeout = c.check(
-            "secrets_timeout",
-            &args.secrets_timeout,
-            exit::USAGE,
-            duration(&args.secrets_timeout).and_then(|d| {
-                if d.is_zero() {
-                    Err("must be more than 0 (e.g. 10s)".into())
-                } else {
-                    Ok(d)
-                }
-            }),
+        let secrets_timeout = c.get(
+            "DECKHAND_SECRETS_TIMEOUT",
+            default::SECRETS_TIMEOUT,
+            parse::positive_duration,
         );
-        let interval = c.check(
-            "refresh_interval",
-            &args.refresh_interval,
-            exit::USAGE,
-            optional_duration(&args.refresh_interval).and_then(|d| match d {
+        let interval = c.get(
+            "DECKHAND_REFRESH_INTERVAL",
+            default::REFRESH_INTERVAL,
+            |v| match parse::optional_duration(v)? {
                 Some(d) if d < MIN_REFRESH_INTERVAL => Err(format!(
                     "must be at least {} (or off)",
                     humantime::format_duration(MIN_REFRESH_INTERVAL)
                 )),
                 other => Ok(other),
-            }),
-        );
-        let on_rotate = c.check(
-            "on_rotate",
-            &args.on_rotate,
-            exit::USAGE,
-            on_rotate(&args.on_rotate),
-        );
-        let signal_group = c.check(
-            "signal_group",
-            &args.signal_group,
-            exit::USAGE,
-            boolean(&args.signal_group),
-        );
-        let stop_signal = c.check(
-            "stop_signal",
-            &args.stop_signal,
-            exit::USAGE,
-            signal(&args.stop_signal),
-        );
-        let stop_timeout = c.check(
-            "stop_timeout",
-            &args.stop_timeout,
-            exit::USAGE,
-            duration(&args.stop_timeout),
-        );
-        let log_level = c.check(
-            "agent_log_level",
-            &args.agent_log_level,
-            exit::USAGE,
-            tracing::Level::from_str(&args.agent_log_level)
-                .map_err(|_| "must be one of error, warn, info, debug, trace".to_owned()),
-        );
-        let log_format = c.check(
-            "agent_log_format",
-            &args.agent_log_format,
-            exit::USAGE,
-            match args.agent_log_format.trim() {
-                "json" => Ok(LogFormat::Json),
-                "text" => Ok(LogFormat::Text),
-                _ => Err("must be json or text".to_owned()),
             },
         );
-        let migrate_on_start = c.check(
-            "migrate_on_start",
-            &args.migrate_on_start,
-            exit::USAGE,
-            boolean(&args.migrate_on_start),
+        let on_rotate = c
+            .optional("DECKHAND_ON_ROTATE", on_rotate)
+            .or_else(|| on_rotate(default::ON_ROTATE).ok());
+        let signal_group = c.get(
+            "DECKHAND_SIGNAL_GROUP",
+            default::SIGNAL_GROUP,
+            parse::boolean,
         );
-        let health_addr = present(&args.health_addr).and_then(|v| {
-            let addr = v.parse::<SocketAddr>().map_err(|_| {
-                "must be an IP address and a port, like 0.0.0.0:8080 (a host name is not accepted)"
-                    .to_owned()
-            });
-            c.check("health_addr", &v, exit::USAGE, addr)
+        let stop_signal = c
+            .optional("DECKHAND_STOP_SIGNAL", signal)
+            .or_else(|| signal(default::STOP_SIGNAL).ok());
+        let stop_timeout = c.get(
+            "DECKHAND_STOP_TIMEOUT",
+            default::STOP_TIMEOUT,
+            parse::duration,
+        );
+        let log_level = c.get("DECKHAND_AGENT_LOG_LEVEL", default::AGENT_LOG_LEVEL, |v| {
+            tracing::Level::from_str(v)
+                .map(Some)
+                .map_err(|_| "must be one of error, warn, info, debug, trace".to_owned())
         });
-        let logs = c.log_settings(&args.log);
-        let redact_skip: Vec<String> = present(&args.redact_skip)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+        let log_format = c.get(
+            "DECKHAND_AGENT_LOG_FORMAT",
+            default::AGENT_LOG_FORMAT,
+            LogFormat::parse,
+        );
+        let migrate_on_start = c.get(
+            "DECKHAND_MIGRATE_ON_START",
+            default::MIGRATE_ON_START,
+            parse::boolean,
+        );
+        let health_addr = c.optional("DECKHAND_HEALTH_ADDR", parse::socket_addr);
+        let logs = LogSettings::read(&mut c);
+        let redact_skip = c
+            .raw("DECKHAND_REDACT_SKIP")
+            .map(|v| parse::list(&v))
             .unwrap_or_default();
-        let errors = std::mem::take(&mut c.errors);
-        match (
-            url_var,
+        let (Some(on_rotate), Some(stop_signal), Some(log_level)) =
+            (on_rotate, stop_signal, log_level)
+        else {
+            // Unreachable in practice: each is `None` only with its error recorded.
+            return Err(c.finish(()).err().unwrap_or_default());
+        };
+        let (program, rest) = command
+            .split_first()
+            .map(|(p, r)| (p.clone(), r.to_vec()))
+            .unwrap_or_default();
+        c.finish(Settings {
+            secrets: SecretSettings {
+                env_secrets: env_secrets.unwrap_or_default(),
+                database,
+                required,
+                env_parameters: env_parameters.unwrap_or_default(),
+                keep_case,
+            },
             secrets_timeout,
-            interval,
-            on_rotate,
-            signal_group,
-            stop_signal,
-            stop_timeout,
+            rotation: interval.map(|interval| RotationSettings {
+                interval,
+                on_rotate,
+            }),
+            supervision: Supervision {
+                stop_signal,
+                signal_group,
+                stop_timeout,
+            },
             log_level,
             log_format,
             migrate_on_start,
+            health_addr,
             logs,
-        ) {
-            (
-                Some(_),
-                Some(secrets_timeout),
-                Some(interval),
-                Some(on_rotate),
-                Some(signal_group),
-                Some(stop_signal),
-                Some(stop_timeout),
-                Some(log_level),
-                Some(log_format),
-                Some(migrate_on_start),
-                Some(logs),
-            ) if errors.is_empty() => {
-                let (program, rest) = args
-                    .command
-                    .split_first()
-                    .map(|(p, r)| (p.clone(), r.to_vec()))
-                    .unwrap_or_default();
-                Ok(Settings {
-                    secrets: SecretSettings {
-                        env_secrets,
-                        database,
-                        required,
-                        env_parameters,
-                        keep_case,
-                    },
-                    secrets_timeout,
-                    rotation: interval.map(|interval| RotationSettings {
-                        interval,
-                        on_rotate,
-                    }),
-                    supervision: Supervision {
-                        stop_signal,
-                        signal_group,
-                        stop_timeout,
-                    },
-                    log_level,
-                    log_format,
-                    migrate_on_start,
-                    health_addr,
-                    logs,
-                    redact_skip,
-                    program,
-                    args: rest,
-                })
-            }
-            _ => Err(errors),
-        }
-    }
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}; write a duration like 500ms, 10s or 5m"))
-}
-
-fn optional_duration(s: &str) -> Result<Option<Duration>, String> {
-    match s.trim() {
-        "" | "off" | "0" => Ok(None),
-        other => duration(other).map(|d| Some(d).filter(|d| !d.is_zero())),
-    }
-}
-
-fn boolean(s: &str) -> Result<bool, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err("must be true or false".into()),
+            redact_skip,
+            program,
+            args: rest,
+        })
     }
 }
 
@@ -638,23 +438,21 @@ fn on_rotate(s: &str) -> Result<OnRotate, String> {
     }
 }
 
-fn variable_name(n: &str) -> Result<(), String> {
-    if n.is_empty() || n.contains('=') || n.contains('\0') || n.contains(char::is_whitespace) {
-        Err(format!("{n:?} is not a variable name"))
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_ok(argv: &[&str]) -> Settings {
+    /// The command line over an empty environment: the machine's own variables do not
+    /// leak into the test.
+    fn parse(argv: impl IntoIterator<Item = &'static str>) -> Result<Settings, ParseError> {
+        parse_with(argv, &std::collections::BTreeMap::<String, String>::new())
+    }
+
+    fn parse_ok(argv: &[&'static str]) -> Settings {
         parse(argv.iter().copied()).unwrap()
     }
 
-    fn parse_err(argv: &[&str]) -> ParseError {
+    fn parse_err(argv: &[&'static str]) -> ParseError {
         parse(argv.iter().copied()).unwrap_err()
     }
 
@@ -749,7 +547,52 @@ mod tests {
         assert!(text
             .iter()
             .any(|t| t.contains("restart, ignore, or signal:SIGNAL")));
-        assert!(errors.iter().all(|e| e.exit_code == exit::USAGE));
+        assert!(errors.iter().all(|e| e.kind == Kind::Usage));
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_ones_read() {
+        let documented = conventions::env::documented_defaults(&Args::command());
+        let command = [OsString::from("true")];
+        let from_docs = Settings::from_env(&documented, &command).unwrap();
+        let empty = std::collections::BTreeMap::<String, String>::new();
+        let from_nothing = Settings::from_env(&empty, &command).unwrap();
+        assert_eq!(format!("{from_docs:?}"), format!("{from_nothing:?}"));
+    }
+
+    #[test]
+    fn settings_come_from_the_variables_and_a_flag_wins() {
+        let env: std::collections::BTreeMap<String, String> = [
+            ("DECKHAND_STOP_TIMEOUT".to_owned(), "3s".to_owned()),
+            ("DECKHAND_SIGNAL_GROUP".to_owned(), "yes".to_owned()),
+            ("DECKHAND_SECRETS_TIMEOUT".to_owned(), "soon".to_owned()),
+        ]
+        .into();
+        let ParseError::Invalid(errors) =
+            parse_with(["agent", "--stop-timeout", "later", "true"], &env).unwrap_err()
+        else {
+            panic!("expected invalid values");
+        };
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].starts_with("DECKHAND_SECRETS_TIMEOUT=\"soon\""),
+            "{text:?}"
+        );
+        assert!(text[1].starts_with("--stop-timeout=\"later\""), "{text:?}");
+        let env: std::collections::BTreeMap<String, String> =
+            [("DECKHAND_SIGNAL_GROUP".to_owned(), "yes".to_owned())].into();
+        let s = parse_with(["agent", "--stop-timeout", "3s", "true"], &env).unwrap();
+        assert!(s.supervision.signal_group);
+        assert_eq!(s.supervision.stop_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn an_sslmode_pgconn_refuses_is_refused_here_too() {
+        // `allow` passed this check once and then failed in pgconn.
+        let e = parse_err(&["agent", "--database-sslmode", "allow", "true"]);
+        assert_eq!(e.exit_code(), exit::USAGE);
+        assert!(parse(["agent", "--database-sslmode", "verify-full", "true"]).is_ok());
     }
 
     #[test]
@@ -815,11 +658,6 @@ mod tests {
         assert_eq!(signal("15"), Ok(Signal::SIGTERM));
         assert_eq!(signal("sigusr1"), Ok(Signal::SIGUSR1));
         assert!(signal("SIGFOO").is_err());
-        assert_eq!(optional_duration("off"), Ok(None));
-        assert_eq!(optional_duration("0"), Ok(None));
-        assert_eq!(optional_duration("1m"), Ok(Some(Duration::from_secs(60))));
-        assert_eq!(boolean("TRUE"), Ok(true));
-        assert!(boolean("maybe").is_err());
         assert_eq!(on_rotate("ignore"), Ok(OnRotate::Ignore));
     }
 }

@@ -2,18 +2,25 @@
 //! with `DECKHAND_AGENT_LOG_FORMAT=text` — and, once the log pipeline runs, sanitized
 //! and shipped into the app's stream with `"source": "agent"`.
 //!
+//! [`Diagnostics`] is the tracing layer and the handle to it: [`init`] installs one and
+//! returns it, and whoever starts the log pipeline [`attach`](Diagnostics::attach)es
+//! it. Each event is read once into a [`Record`] and rendered from it: for stderr in
+//! the chosen format (see `conventions::logging` for both shapes), and for the stream
+//! always as JSON, the `"source":"agent"` marker first.
+//!
 //! Before the secrets are loaded there is nothing to redact, and lines go to stderr as
-//! they are. [`attach`] then routes every line through the log pipeline's sanitizer,
-//! and queues it for the stream without ever waiting: the queue is bounded and a full
-//! queue drops the copy for CloudWatch (stderr still has the line).
+//! they are. Once attached, every line goes through the log pipeline's sanitizer (a
+//! JSON line as an event, a text line as a raw line), and the JSON copy is queued for
+//! the stream without ever waiting: the queue is bounded and a full queue drops the
+//! copy for CloudWatch (stderr still has the line).
 //!
 //! Writing never blocks the thread that logs (the supervisor's among them): lines wait
 //! in a bounded queue that the `stderr` thread writes out, and a full queue (nobody is
 //! reading stderr) drops the line rather than stall PID 1.
 //!
 //! No feedback loop: the shipper's own messages (`logship::ship`: retries, an access
-//! problem) and the AWS SDK's are written to stderr only. Shipping them would feed
-//! every failed call another event to ship.
+//! problem) and the AWS SDK's are written to stderr only, decided by the event's
+//! target. Shipping them would feed every failed call another event to ship.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,172 +28,183 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use conventions::logging::{LogFormat, Record};
 use logship::sanitize::Current;
 use tokio::sync::mpsc;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
-use crate::config::LogFormat;
+/// How text lines start.
+const PROGRAM: &str = "agent";
 
 /// Agent messages waiting for the pipeline; beyond this they reach stderr only.
 const QUEUE: usize = 1024;
 
+/// Lines waiting for the `stderr` thread; beyond this they are dropped.
+const STDERR_QUEUE: usize = 4096;
+
 /// Targets whose messages are never shipped (see the module doc).
 const STDERR_ONLY: &[&str] = &["logship::ship", "aws_", "hyper", "h2"];
 
-/// Where lines go once the pipeline runs.
-struct Route {
-    sanitizer: Arc<Current>,
-    /// `None` when nothing is shipped: sanitized lines go to stderr only.
-    ship: Option<mpsc::Sender<(i64, String)>>,
-    format: LogFormat,
-}
-
-static ROUTE: OnceLock<Route> = OnceLock::new();
-
-/// Starts the agent's diagnostics at `level` in `format`. Only the agent's crates log
-/// at `level` (migrate's, when it runs on start, and the healthcheck's); libraries,
-/// the AWS SDK among them, at warn, so no request or response body is ever logged.
-pub fn init(level: tracing::Level, format: LogFormat) {
+/// Starts the agent's diagnostics at `level` in `format`, and returns their handle.
+/// Only the agent's crates log at `level` (migrate's, when it runs on start, and the
+/// healthcheck's); libraries, the AWS SDK among them, at warn, so no request or
+/// response body is ever logged.
+pub fn init(level: tracing::Level, format: LogFormat) -> Diagnostics {
     let filter = tracing_subscriber::EnvFilter::new(format!(
         "warn,agent={level},migrate={level},healthcheck={level},logship={level}"
     ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Stderr);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-    };
+    let diagnostics = Diagnostics::new(format, io::stderr());
+    // A second set-up in one process (tests) keeps the first.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(diagnostics.clone())
+        .try_init();
+    diagnostics
 }
 
-/// From now on lines are sanitized; with `ship`, also queued for the stream. Returns
-/// the receiving end the caller drains into the pipeline ([`forward`]).
-pub fn attach(
-    sanitizer: Arc<Current>,
-    ship: bool,
+/// The agent's diagnostics: the tracing layer, and the handle that attaches it to the
+/// log pipeline and flushes it at the exit. Clones share everything.
+#[derive(Clone)]
+pub struct Diagnostics(Arc<Shared>);
+
+struct Shared {
+    /// The format of stderr lines (the stream always gets JSON).
     format: LogFormat,
-) -> Option<mpsc::Receiver<(i64, String)>> {
-    let (tx, rx) = if ship {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        (Some(tx), Some(rx))
-    } else {
-        (None, None)
-    };
-    let _ = ROUTE.set(Route {
-        sanitizer,
-        ship: tx,
-        format,
-    });
-    rx
+    /// Set once by [`Diagnostics::attach`]: from then on lines are sanitized.
+    route: OnceLock<Route>,
+    /// Every line, sanitized or not, goes out through here.
+    stderr: StderrQueue,
 }
 
-/// Feeds queued agent messages into the pipeline (forever: the sender is static).
+/// Where lines go once the pipeline runs.
+struct Route {
+    /// The log pipeline's, replaced as a whole when a rotation loads more secrets.
+    sanitizer: Arc<Current>,
+    /// `None` when nothing is shipped: sanitized lines go to stderr only.
+    ship: Option<mpsc::Sender<(i64, String)>>,
+}
+
+impl Diagnostics {
+    /// Lines in `format`, written to `out` by a thread of their own.
+    fn new(format: LogFormat, out: impl Write + Send + 'static) -> Diagnostics {
+        Diagnostics(Arc::new(Shared {
+            format,
+            route: OnceLock::new(),
+            stderr: StderrQueue::start(out),
+        }))
+    }
+
+    /// From now on lines are sanitized; with `ship`, also queued for the stream.
+    /// Returns the receiving end the caller drains into the pipeline ([`forward`]).
+    /// Only the first call attaches.
+    pub fn attach(
+        &self,
+        sanitizer: Arc<Current>,
+        ship: bool,
+    ) -> Option<mpsc::Receiver<(i64, String)>> {
+        let (tx, rx) = if ship {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.0
+            .route
+            .set(Route {
+                sanitizer,
+                ship: tx,
+            })
+            .ok()?;
+        rx
+    }
+
+    /// Waits until [`forward`] has taken every queued message, or `deadline`.
+    pub async fn drain(&self, deadline: tokio::time::Instant) {
+        let Some(tx) = self.0.route.get().and_then(|r| r.ship.as_ref()) else {
+            return;
+        };
+        while tx.capacity() < tx.max_capacity() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // `forward` pushes what it took before it next yields.
+        tokio::task::yield_now().await;
+    }
+
+    /// Waits (up to `wait`) until the queued lines are written: the last words before
+    /// the agent exits. Returns how many lines were dropped because stderr was not read.
+    pub fn flush_stderr(&self, wait: Duration) -> u64 {
+        self.0.stderr.flush(wait)
+    }
+
+    /// [`report_panic`] through the stderr queue: a panicking thread does not wait for
+    /// a stderr nobody reads either.
+    pub fn report_panic(&self, info: &std::panic::PanicHookInfo<'_>) {
+        self.0.stderr.write(panic_line(info));
+    }
+
+    /// One event: to stderr, and once attached sanitized, and queued for the stream
+    /// unless its target is [`STDERR_ONLY`].
+    fn emit(&self, record: &Record) {
+        let shared = &*self.0;
+        let Some(route) = shared.route.get() else {
+            shared.stderr.write(record.render(PROGRAM, shared.format));
+            return;
+        };
+        let sanitizer = route.sanitizer.get();
+        let ship = route.ship.as_ref().filter(|_| shippable(record.target));
+        let send = |clean: &str| {
+            if let Some(tx) = ship {
+                let _ = tx.try_send((logship::structure::now_ms(), with_source(clean)));
+            }
+        };
+        match shared.format {
+            LogFormat::Json => {
+                let json = record.json();
+                let clean = sanitizer.sanitize(&json);
+                send(&clean);
+                shared.stderr.write(clean.into_owned());
+            }
+            LogFormat::Text => {
+                let text = record.text(PROGRAM);
+                shared
+                    .stderr
+                    .write(sanitizer.redact_text(&text).into_owned());
+                if ship.is_some() {
+                    send(&sanitizer.sanitize(&record.json()));
+                }
+            }
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Diagnostics {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        self.emit(&Record::from_event(event));
+    }
+}
+
+/// Feeds queued agent messages into the pipeline (until the diagnostics are dropped).
 pub async fn forward(events: logship::AgentEvents, mut rx: mpsc::Receiver<(i64, String)>) {
     while let Some((ts, json)) = rx.recv().await {
         events.send(ts, json).await;
     }
 }
 
-/// Waits until [`forward`] has taken every queued message, or `deadline`.
-pub async fn drain(deadline: tokio::time::Instant) {
-    let Some(tx) = ROUTE.get().and_then(|r| r.ship.as_ref()) else {
-        return;
-    };
-    while tx.capacity() < tx.max_capacity() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    // `forward` pushes what it took before it next yields.
-    tokio::task::yield_now().await;
-}
-
-/// The tracing writer: one formatted line per `write`, passed to [`emit`].
-#[derive(Clone, Copy)]
-struct Stderr;
-
-impl<'a> MakeWriter<'a> for Stderr {
-    type Writer = LineWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        LineWriter(Vec::new())
-    }
-}
-
-/// Collects one event's bytes (tracing-subscriber writes an event, then drops the
-/// writer), and emits them on drop.
-struct LineWriter(Vec<u8>);
-
-impl Write for LineWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
-        if !self.0.is_empty() {
-            emit(&self.0);
-        }
-    }
-}
-
-/// Lines waiting for the `stderr` thread; beyond this they are dropped.
-const STDERR_QUEUE: usize = 4096;
-
-/// The queue to the `stderr` thread (`None` if the thread could not start: then lines
-/// are written directly).
-static STDERR: OnceLock<Option<SyncSender<Vec<u8>>>> = OnceLock::new();
-/// Lines queued and not written yet.
-static STDERR_PENDING: AtomicU64 = AtomicU64::new(0);
-/// Lines dropped because the queue was full.
-static STDERR_DROPPED: AtomicU64 = AtomicU64::new(0);
-
-fn stderr_queue() -> Option<&'static SyncSender<Vec<u8>>> {
-    STDERR
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(STDERR_QUEUE);
-            std::thread::Builder::new()
-                .name("stderr".into())
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    let mut err = io::stderr();
-                    for line in rx {
-                        let _ = err.write_all(&line);
-                        STDERR_PENDING.fetch_sub(1, Ordering::AcqRel);
-                    }
-                })
-                .ok()
-                .map(|_| tx)
-        })
-        .as_ref()
-}
-
-/// Waits (up to `wait`) until the queued lines are written: the last words before the
-/// agent exits. Returns how many lines were dropped because stderr was not read.
-pub fn flush_stderr(wait: Duration) -> u64 {
-    let until = Instant::now() + wait;
-    while STDERR_PENDING.load(Ordering::Acquire) > 0 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    STDERR_DROPPED.load(Ordering::Relaxed)
-}
-
 /// The panic hook: where and on which thread, never the message. A panic message can
 /// quote the text being processed (a slicing error shows the string), and that text
 /// is the app's output or a secret. The capture stage catches panics per line and
-/// counts them; this only keeps their text out of stderr.
+/// counts them; this only keeps their text out of stderr. Writes straight to stderr:
+/// the hook until [`init`] (then [`Diagnostics::report_panic`]).
 pub fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let mut line = panic_line(info);
+    line.push('\n');
+    let _ = io::stderr().write_all(line.as_bytes());
+}
+
+fn panic_line(info: &std::panic::PanicHookInfo<'_>) -> String {
     let thread = std::thread::current()
         .name()
         .unwrap_or("unnamed")
@@ -197,76 +215,76 @@ pub fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
     let message = format!(
         "internal error in thread {thread}{at} (its details are withheld: they may quote the app's output); please report it"
     );
-    let line =
-        serde_json::json!({ "level": "ERROR", "target": "agent::panic", "message": message });
-    write_stderr(&line.to_string());
+    serde_json::json!({ "level": "ERROR", "target": "agent::panic", "message": message })
+        .to_string()
 }
 
-fn emit(line: &[u8]) {
-    let text = String::from_utf8_lossy(line);
-    let text = text.trim_end_matches('\n');
-    let Some(route) = ROUTE.get() else {
-        write_stderr(text);
-        return;
-    };
-    match route.format {
-        LogFormat::Json => {
-            let sanitizer = route.sanitizer.get();
-            let clean = sanitizer.sanitize(text);
-            write_stderr(&clean);
-            if let Some(tx) = route.ship.as_ref().filter(|_| shippable(&clean)) {
-                let _ = tx.try_send((logship::structure::now_ms(), with_source(&clean)));
-            }
+/// The bounded queue to the `stderr` thread.
+struct StderrQueue {
+    /// `None` if the thread could not start: then lines are written directly.
+    tx: Option<SyncSender<Vec<u8>>>,
+    /// Lines queued and not written yet.
+    pending: Arc<AtomicU64>,
+    /// Lines dropped because the queue was full.
+    dropped: AtomicU64,
+}
+
+impl StderrQueue {
+    /// Starts the thread that writes the queued lines to `out`; it ends when the queue
+    /// is dropped.
+    fn start(mut out: impl Write + Send + 'static) -> StderrQueue {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(STDERR_QUEUE);
+        let pending = Arc::new(AtomicU64::new(0));
+        let written = pending.clone();
+        let tx = std::thread::Builder::new()
+            .name("stderr".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                for line in rx {
+                    let _ = out.write_all(&line);
+                    written.fetch_sub(1, Ordering::AcqRel);
+                }
+            })
+            .ok()
+            .map(|_| tx);
+        StderrQueue {
+            tx,
+            pending,
+            dropped: AtomicU64::new(0),
         }
-        LogFormat::Text => {
-            // The sanitizer reads JSON: the text line travels as a message field.
-            let wrapped = serde_json::json!({ "source": "agent", "message": text }).to_string();
-            let clean = route.sanitizer.get().sanitize(&wrapped).into_owned();
-            let message = serde_json::from_str::<serde_json::Value>(&clean)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| "[REDACTED]".to_owned());
-            write_stderr(&message);
-            // tracing's text lines: `TIMESTAMP LEVEL TARGET: message`.
-            let target = text.split_whitespace().nth(2).unwrap_or("");
-            if let Some(tx) = route.ship.as_ref().filter(|_| shippable_target(target)) {
-                let _ = tx.try_send((logship::structure::now_ms(), clean));
-            }
+    }
+
+    /// Queues a line without ever waiting.
+    fn write(&self, line: String) {
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        let Some(tx) = &self.tx else {
+            let _ = io::stderr().write_all(&bytes);
+            return;
+        };
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if tx.try_send(bytes).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn flush(&self, wait: Duration) -> u64 {
+        let until = Instant::now() + wait;
+        while self.pending.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
-/// Queues a line for stderr without ever waiting.
-fn write_stderr(line: &str) {
-    let mut bytes = Vec::with_capacity(line.len() + 1);
-    bytes.extend_from_slice(line.as_bytes());
-    bytes.push(b'\n');
-    let Some(tx) = stderr_queue() else {
-        let _ = io::stderr().write_all(&bytes);
-        return;
-    };
-    STDERR_PENDING.fetch_add(1, Ordering::AcqRel);
-    if tx.try_send(bytes).is_err() {
-        STDERR_PENDING.fetch_sub(1, Ordering::AcqRel);
-        STDERR_DROPPED.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Whether a JSON line's `target` may be shipped.
-fn shippable(json: &str) -> bool {
-    let target = json
-        .find("\"target\":\"")
-        .map(|i| &json[i + 10..])
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or("");
-    shippable_target(target)
-}
-
-fn shippable_target(target: &str) -> bool {
+fn shippable(target: &str) -> bool {
     !STDERR_ONLY.iter().any(|t| target.starts_with(t))
 }
 
-/// `{"source":"agent",…}`: the marker that tells agent events from the app's.
+/// `{"source":"agent",…}`: the marker that tells agent events from the app's, put
+/// first into a JSON object rendered by [`Record::json`] (the sanitizer keeps its
+/// opening brace).
 fn with_source(json: &str) -> String {
     match json.strip_prefix('{') {
         Some(rest) if rest.trim_start().starts_with('}') => r#"{"source":"agent"}"#.to_owned(),
@@ -278,6 +296,168 @@ fn with_source(json: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logship::sanitize::{Config, KnownSecret, Sanitizer};
+    use std::sync::Mutex;
+
+    const SECRET: &str = "s3cr3t-value-42";
+
+    /// What the `stderr` thread wrote.
+    #[derive(Clone, Default)]
+    struct Out(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Out {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Out {
+        fn lines(&self) -> Vec<String> {
+            let bytes = self.0.lock().unwrap().clone();
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    fn sanitizer() -> Arc<Current> {
+        let config = Config {
+            secrets: vec![KnownSecret::new("API_KEY", SECRET)],
+            ..Config::default()
+        };
+        let (s, _) = Sanitizer::new(config.clone()).unwrap();
+        Arc::new(Current::new(s, config))
+    }
+
+    /// Diagnostics in `format` writing to an [`Out`], attached (shipping) when `attach`.
+    fn diagnostics(
+        format: LogFormat,
+        attach: bool,
+    ) -> (Diagnostics, Out, Option<mpsc::Receiver<(i64, String)>>) {
+        let out = Out::default();
+        let d = Diagnostics::new(format, out.clone());
+        let rx = if attach {
+            d.attach(sanitizer(), true)
+        } else {
+            None
+        };
+        (d, out, rx)
+    }
+
+    fn log(d: &Diagnostics, f: impl FnOnce()) {
+        let subscriber = tracing_subscriber::registry().with(d.clone());
+        tracing::subscriber::with_default(subscriber, f);
+        assert_eq!(d.flush_stderr(Duration::from_secs(5)), 0);
+    }
+
+    /// The queued copies, parsed, and as queued.
+    fn shipped(rx: &mut mpsc::Receiver<(i64, String)>) -> Vec<(serde_json::Value, String)> {
+        let mut events = Vec::new();
+        while let Ok((ts, json)) = rx.try_recv() {
+            assert!(ts > 0);
+            events.push((serde_json::from_str(&json).expect(&json), json));
+        }
+        events
+    }
+
+    #[test]
+    fn a_secret_in_a_field_is_redacted_on_stderr_and_in_the_shipped_copy() {
+        for format in [LogFormat::Json, LogFormat::Text] {
+            let (d, out, rx) = diagnostics(format, true);
+            log(&d, || tracing::warn!(key = SECRET, "the key is {SECRET}"));
+            let lines = out.lines();
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(!lines[0].contains(SECRET), "{lines:?}");
+            assert!(lines[0].contains("[REDACTED]"), "{lines:?}");
+            let events = shipped(&mut rx.unwrap());
+            assert_eq!(events.len(), 1);
+            let (e, raw) = &events[0];
+            assert!(!raw.contains(SECRET), "{raw}");
+            assert_eq!(e["source"], "agent");
+            assert_eq!(e["level"], "WARN");
+            assert_eq!(e["key"], "[REDACTED]");
+            assert_eq!(e["target"], "agent::diagnostics::tests");
+            match format {
+                LogFormat::Json => {
+                    // stderr has no marker; the stream's copy is the same line with it.
+                    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+                    assert!(line.get("source").is_none());
+                    assert_eq!(*raw, with_source(&lines[0]));
+                }
+                LogFormat::Text => {
+                    assert_eq!(lines[0], "agent: warning: the key is [REDACTED]");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_with_quotes_and_newlines_ships_as_valid_json() {
+        let (d, out, rx) = diagnostics(LogFormat::Json, true);
+        let nasty = "say \"hi\"\nthen\t\\bye";
+        log(&d, || tracing::info!(what = %nasty, "{nasty}"));
+        let lines = out.lines();
+        assert_eq!(lines.len(), 1, "one line, the newline escaped: {lines:?}");
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line["message"], nasty);
+        let events = shipped(&mut rx.unwrap());
+        assert_eq!(events[0].0["message"], nasty);
+        assert_eq!(events[0].0["what"], nasty);
+    }
+
+    #[test]
+    fn the_shippers_and_the_sdks_messages_stay_on_stderr() {
+        let (d, out, rx) = diagnostics(LogFormat::Json, true);
+        log(&d, || {
+            tracing::warn!(target: "logship::ship", "retrying");
+            tracing::warn!(target: "aws_smithy_runtime::client", "x");
+            tracing::warn!(target: "hyper::proto", "x");
+            tracing::info!(target: "migrate::apply", "applied V1");
+            tracing::info!(target: "agent::supervise", "the app exited");
+        });
+        assert_eq!(out.lines().len(), 5);
+        let targets: Vec<serde_json::Value> = shipped(&mut rx.unwrap())
+            .iter()
+            .map(|(e, _)| e["target"].clone())
+            .collect();
+        assert_eq!(targets, ["migrate::apply", "agent::supervise"]);
+    }
+
+    #[test]
+    fn before_attach_lines_go_to_stderr_as_they_are() {
+        let (d, out, _) = diagnostics(LogFormat::Text, false);
+        log(&d, || tracing::error!(code = 78, "not started: {SECRET}"));
+        assert_eq!(
+            out.lines(),
+            [format!("agent: error: not started: {SECRET} code=78")]
+        );
+        // Attached without shipping: sanitized, nothing queued.
+        assert!(d.attach(sanitizer(), false).is_none());
+        assert!(
+            d.attach(sanitizer(), true).is_none(),
+            "only the first attaches"
+        );
+        log(&d, || tracing::info!("again {SECRET}"));
+        assert_eq!(out.lines()[1], "agent: again [REDACTED]");
+    }
+
+    #[test]
+    fn a_full_shipping_queue_drops_the_copy_not_the_line() {
+        let (d, out, rx) = diagnostics(LogFormat::Json, true);
+        log(&d, || {
+            for i in 0..QUEUE + 10 {
+                tracing::info!(i, "line");
+            }
+        });
+        assert_eq!(out.lines().len(), QUEUE + 10);
+        assert_eq!(shipped(&mut rx.unwrap()).len(), QUEUE);
+    }
 
     #[test]
     fn the_source_marker_is_the_first_field() {
@@ -288,21 +468,5 @@ mod tests {
         assert_eq!(with_source("{}"), r#"{"source":"agent"}"#);
         let odd: serde_json::Value = serde_json::from_str(&with_source("not json")).unwrap();
         assert_eq!(odd["message"], "not json");
-    }
-
-    #[test]
-    fn the_shippers_own_messages_stay_on_stderr() {
-        assert!(!shippable(
-            r#"{"level":"WARN","target":"logship::ship","message":"retrying"}"#
-        ));
-        assert!(!shippable(
-            r#"{"level":"WARN","target":"aws_smithy_runtime::client","message":"x"}"#
-        ));
-        assert!(shippable(
-            r#"{"level":"INFO","target":"agent::supervise","message":"the app exited"}"#
-        ));
-        assert!(shippable(
-            r#"{"level":"INFO","target":"migrate::apply","message":"applied V1"}"#
-        ));
     }
 }

@@ -38,7 +38,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    crate::init_logging(settings.log_level, settings.log_format);
+    let diagnostics = crate::init_logging(settings.log_level, settings.log_format);
+    // From here a panic's report waits in the stderr queue like every other line.
+    let hook = diagnostics.clone();
+    std::panic::set_hook(Box::new(move |info| hook.report_panic(info)));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,9 +52,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::SOFTWARE);
         }
     };
-    let code = runtime.block_on(crate::run(settings, control, &ProcessEnv));
+    let code = runtime.block_on(crate::run(settings, control, &ProcessEnv, &diagnostics));
     // The last messages out, briefly: a stderr nobody reads must not hold the exit.
-    crate::diagnostics::flush_stderr(STDERR_FLUSH);
+    diagnostics.flush_stderr(STDERR_FLUSH);
     // Not dropping the runtime: a refresh still in flight must not delay the exit.
     std::process::exit(code.into())
 }

@@ -3,11 +3,14 @@
 //!
 //! - [`config`]: the command line and `DECKHAND_*` variables, validated.
 //! - [`secrets`]: references → fetched values → the app's environment, fail-closed.
+//! - [`startup`]: what runs between the secrets and the app (migrations, `/health`).
 //! - [`process`]: signals, the one reaper, spawning (the only module with `unsafe`).
 //! - [`supervise`]: forwarding, the stop sequence, rotation, leftover processes.
+//! - [`diagnostics`]: the agent's own messages, to stderr and into the app's stream.
+//! - [`exit`]: the agent's rows of the toolkit's exit-code table.
 //!
-//! [`run`] puts them together; `main.rs` only parses, starts logging and maps the result
-//! to an exit code.
+//! [`run`] puts them together; [`entry::main`] (what `main.rs` and the multi-call
+//! binary call) only parses, starts logging and maps the result to an exit code.
 
 #![deny(unsafe_code)]
 
@@ -34,19 +37,28 @@ use config::Settings;
 use process::{ChildSpec, Event, Output, ProcessControl};
 use secrets::{Plan, Resolver, Secrets, Sources};
 
-pub use config::{Env, ProcessEnv};
+pub use conventions::{Env, ProcessEnv};
 
 /// Resolves the secrets, starts the log pipeline, runs the startup extras, runs the
 /// app, ships what it wrote, and returns the agent's exit code. Nothing of the app runs
 /// unless every secret resolved (and the migrations, when asked for, succeeded).
-pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env) -> u8 {
+pub async fn run(
+    settings: Settings,
+    mut control: ProcessControl,
+    env: &impl Env,
+    diagnostics: &diagnostics::Diagnostics,
+) -> u8 {
+    let cloud = Aws {
+        sdk: aws::sdk::Shared::default(),
+        metadata_uri: aws::ecs::metadata_uri(env),
+    };
     let resolver = tokio::select! {
-        r = prepare(&settings, env) => r,
+        r = prepare(&settings, env, &cloud) => r,
         code = startup_stop(&mut control) => return code,
     };
     let resolver = match resolver {
         Ok(r) => Arc::new(r),
-        Err(failure) => return fail_before_app(&settings, &failure).await,
+        Err(failure) => return fail_before_app(&settings, &failure, diagnostics, &cloud).await,
     };
     let resolved = tokio::select! {
         r = resolver.resolve() => r,
@@ -54,10 +66,10 @@ pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env
     };
     let resolved = match resolved {
         Ok(r) => r,
-        Err(failure) => return fail_before_app(&settings, &failure).await,
+        Err(failure) => return fail_before_app(&settings, &failure, diagnostics, &cloud).await,
     };
     let logs = tokio::select! {
-        l = start_logs(&settings, &resolved.secrets) => l,
+        l = start_logs(&settings, &resolved.secrets, diagnostics, &cloud) => l,
         code = startup_stop(&mut control) => return code,
     };
     let logs = match logs {
@@ -71,7 +83,7 @@ pub async fn run(settings: Settings, mut control: ProcessControl, env: &impl Env
         tracing::info!(variables = ?resolved.secrets, "loaded secrets into the app's environment");
     }
     let outcome = run_app(&settings, &mut control, &resolver, resolved, &logs).await;
-    finish_logs(logs, &settings, outcome.stop_requested).await;
+    finish_logs(logs, &settings, outcome.stop_requested, diagnostics).await;
     outcome.code
 }
 
@@ -188,21 +200,30 @@ fn capture(logs: &Logs, child: &mut process::Spawned) -> Vec<tokio::task::JoinHa
     tasks
 }
 
+/// The AWS side of a run, made once in [`run`]: the SDK configuration the secret stores
+/// and the log shipper share (loaded when first needed), and the task metadata
+/// endpoint (`ECS_CONTAINER_METADATA_URI_V4`).
+struct Aws {
+    sdk: aws::sdk::Shared,
+    metadata_uri: Option<String>,
+}
+
 /// The log pipeline, with the loaded secrets for its sanitizer; the agent's own
 /// messages go through it from here on. Fails (with the exit code) only when the
 /// system refuses the pipeline's threads: the redaction patterns were compiled when the
 /// settings were read.
-async fn start_logs(settings: &Settings, secrets: &Secrets) -> Result<Logs, u8> {
+async fn start_logs(
+    settings: &Settings,
+    secrets: &Secrets,
+    diagnostics: &diagnostics::Diagnostics,
+    cloud: &Aws,
+) -> Result<Logs, u8> {
     let known = redactable(settings, secrets);
     let sdk = match &settings.logs.group {
-        Some(_) => Some(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await,
-        ),
+        Some(_) => Some(cloud.sdk.get().await),
         None => None,
     };
-    let metadata = std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok();
+    let metadata = &cloud.metadata_uri;
     let (logs, skipped) =
         match Logs::start(&settings.logs, known, sdk.as_ref(), metadata.as_deref()).await {
             Ok(started) => started,
@@ -211,9 +232,7 @@ async fn start_logs(settings: &Settings, secrets: &Secrets) -> Result<Logs, u8> 
                 return Err(exit::SOFTWARE);
             }
         };
-    if let Some(events) =
-        diagnostics::attach(logs.shared_sanitizer(), logs.ships(), settings.log_format)
-    {
+    if let Some(events) = diagnostics.attach(logs.shared_sanitizer(), logs.ships()) {
         logs.spawn(diagnostics::forward(logs.agent_events(), events));
     }
     if let Some(dest) = logs.destination() {
@@ -257,9 +276,14 @@ fn flush_deadline(settings: &Settings, stop_requested: Option<Instant>) -> Insta
 }
 
 /// Ships what is buffered by the deadline and reports what happened to the output.
-async fn finish_logs(logs: Logs, settings: &Settings, stop_requested: Option<Instant>) {
+async fn finish_logs(
+    logs: Logs,
+    settings: &Settings,
+    stop_requested: Option<Instant>,
+    diagnostics: &diagnostics::Diagnostics,
+) {
     let deadline = flush_deadline(settings, stop_requested);
-    diagnostics::drain(deadline).await;
+    diagnostics.drain(deadline).await;
     let ships = logs.ships();
     let report = logs.finish(deadline).await;
     let count = |name: &str| {
@@ -304,14 +328,21 @@ async fn finish_logs(logs: Logs, settings: &Settings, stop_requested: Option<Ins
 
 /// A start that failed before the app: the errors go to stderr, and to CloudWatch
 /// when a log group is set (the only place some teams look).
-async fn fail_before_app(settings: &Settings, failure: &secrets::Failure) -> u8 {
+async fn fail_before_app(
+    settings: &Settings,
+    failure: &secrets::Failure,
+    diagnostics: &diagnostics::Diagnostics,
+    cloud: &Aws,
+) -> u8 {
     let logs = match &settings.logs.group {
-        Some(_) => start_logs(settings, &Secrets::default()).await.ok(),
+        Some(_) => start_logs(settings, &Secrets::default(), diagnostics, cloud)
+            .await
+            .ok(),
         None => None,
     };
     let code = fail(failure);
     if let Some(logs) = logs {
-        finish_logs(logs, settings, Some(Instant::now())).await;
+        finish_logs(logs, settings, Some(Instant::now()), diagnostics).await;
     }
     code
 }
@@ -320,12 +351,13 @@ async fn fail_before_app(settings: &Settings, failure: &secrets::Failure) -> u8 
 async fn prepare(
     settings: &Settings,
     env: &impl Env,
+    cloud: &Aws,
 ) -> Result<Resolver<Sources>, secrets::Failure> {
     let plan = Plan::new(env.vars(), settings.secrets.clone())?;
     let source = if plan.keys().is_empty() {
         None
     } else {
-        Some(Arc::new(Sources::from_env().await))
+        Some(Arc::new(Sources::new(&cloud.sdk.get().await)))
     };
     Ok(Resolver::new(plan, source, settings.secrets_timeout))
 }
@@ -382,7 +414,8 @@ pub fn known_secrets(secrets: &Secrets) -> impl Iterator<Item = (&str, &str)> {
         .map(|l| (l.variable.as_str(), l.value.expose()))
 }
 
-/// Starts the agent's own diagnostics on stderr (see [`diagnostics`]).
-pub fn init_logging(level: tracing::Level, format: config::LogFormat) {
-    diagnostics::init(level, format);
+/// Starts the agent's own diagnostics on stderr (see [`diagnostics`]); [`run`] attaches
+/// them to the log pipeline.
+pub fn init_logging(level: tracing::Level, format: config::LogFormat) -> diagnostics::Diagnostics {
+    diagnostics::init(level, format)
 }

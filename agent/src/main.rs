@@ -1,4 +1,4 @@
-//! `agent`: see `agent --help` and the README. All logic lives in the library.
+//! `agent`: see `agent --help` and docs/agent.md. All logic lives in the library.
 
 fn main() -> std::process::ExitCode {
     agent::entry::main()

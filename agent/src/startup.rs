@@ -5,40 +5,37 @@
 //! The health server runs on a thread of its own (`health`): it keeps answering while
 //! the log pipeline is saturated, and nothing it does can delay the stop sequence.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use clap::{Args, FromArgMatches};
 use logship::runtime::Dedicated;
 use tokio::net::TcpListener;
 
 use crate::exit;
 use crate::secrets::ChildEnv;
 
-/// The app's environment as pgconn reads it (names and values that are not UTF-8 are
-/// left out: a connection setting never is).
-pub fn pg_env(env: &ChildEnv) -> BTreeMap<String, String> {
-    env.to_vec()
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+/// Logs each bad setting of a startup extra, under the agent's setting that asked for it.
+fn report(setting: &str, errors: &[conventions::Invalid]) {
+    for e in errors {
+        tracing::error!("{setting}: {e}");
+    }
 }
 
 /// `migrate up`, as the `migrate` binary would run it with the same `MIGRATIONS_DIR`
 /// and `MIGRATE_*` variables, against the database in `url_var` (or the `PG*`
 /// variables). Returns the exit code to stop with when it fails: migrate's own (1 a
 /// migration failed and was rolled back, 3 lock not acquired in time, 4 drift, 5
-/// database unreachable), or 64 for a bad setting.
+/// database unreachable; see [`exit::from_migrate`]), 64 for a bad `MIGRATE_*` setting,
+/// 78 for a bad migration file.
 pub async fn migrate(env: &ChildEnv, url_var: &str) -> Result<(), u8> {
-    let settings = match migrate::cli::up_settings_from_env() {
+    let settings = match migrate::Settings::from_env(env) {
         Ok(s) => s,
-        Err(e) => {
-            tracing::error!("DECKHAND_MIGRATE_ON_START: {e}");
+        Err(errors) => {
+            report("DECKHAND_MIGRATE_ON_START", &errors);
             return Err(exit::USAGE);
         }
     };
-    let db = match pgconn::PgConfig::from_env_named(&pg_env(env), url_var) {
-        Ok(Some(db)) => db.with_default_application_name("deckhand-migrate"),
+    let db = match pgconn::PgConfig::from_env_named(env, url_var) {
+        Ok(Some(db)) => db.with_default_application_name(&migrate::application_name(env)),
         Ok(None) => {
             tracing::error!("DECKHAND_MIGRATE_ON_START needs a database: set {url_var} (a reference works) or DECKHAND_DATABASE_SECRET, or the PG* variables");
             return Err(exit::CONFIG);
@@ -61,7 +58,7 @@ pub async fn migrate(env: &ChildEnv, url_var: &str) -> Result<(), u8> {
             Ok(())
         }
         Err(e) => {
-            let code = u8::try_from(e.exit_code()).unwrap_or(exit::SOFTWARE);
+            let code = exit::from_migrate(e.exit_code());
             tracing::error!(
                 exit_code = code,
                 "migrations failed, the app was not started: {e}"
@@ -79,22 +76,13 @@ pub async fn health(
     env: &ChildEnv,
     drain: healthcheck::CancellationToken,
 ) -> Result<Health, u8> {
-    let command = healthcheck::ServeArgs::augment_args(clap::Command::new("health"));
-    let args = command
-        .try_get_matches_from(["health"])
-        .and_then(|m| healthcheck::ServeArgs::from_arg_matches(&m));
-    let mut args = match args {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!("DECKHAND_HEALTH_ADDR: a HEALTH_* setting is not valid: {e}");
-            return Err(exit::USAGE);
-        }
-    };
-    args.addr = addr.to_string();
-    let config = match healthcheck::Config::from_args(&args, &pg_env(env)) {
+    // DECKHAND_HEALTH_ADDR is the address: an app's own HEALTH_ADDR is not read.
+    let mut vars = conventions::Env::vars(env);
+    vars.push(("HEALTH_ADDR".into(), addr.to_string().into()));
+    let config = match healthcheck::Config::from_env(&vars) {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!("DECKHAND_HEALTH_ADDR: {e}");
+        Err(errors) => {
+            report("DECKHAND_HEALTH_ADDR", &errors);
             return Err(exit::USAGE);
         }
     };

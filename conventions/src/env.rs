@@ -87,6 +87,32 @@ impl Env for Vec<(OsString, OsString)> {
     }
 }
 
+/// A list written in place, `&[("HEALTH_DRAIN", "2s")]`: a test's environment. The last
+/// one wins, as in a list of `OsString`s.
+impl Env for [(&str, &str)] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn vars(&self) -> Vec<(OsString, OsString)> {
+        self.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.as_slice().var(name)
+    }
+
+    fn vars(&self) -> Vec<(OsString, OsString)> {
+        self.as_slice().vars()
+    }
+}
+
 /// A command line over an environment: a flag given on the command line wins over its
 /// variable, and an error about it names the flag the user typed.
 ///
@@ -101,36 +127,75 @@ pub struct CommandLine<E> {
 
 impl<E: Env> CommandLine<E> {
     /// The flags of `matches` (parsed with `command`) that were given on the command line
-    /// and have a variable, over `base`. Flags without a value (`--out-of-order`) read
-    /// as `true`.
+    /// and have a variable, over `base`; those of the subcommand it chose too
+    /// (`migrate up --target 3`). Flags without a value (`--out-of-order`) read as `true`.
     pub fn new(command: &clap::Command, matches: &clap::ArgMatches, base: E) -> Self {
         let mut flags = BTreeMap::new();
-        for arg in command.get_arguments() {
-            let id = arg.get_id().as_str();
-            let Some(var) = arg.get_env().and_then(|v| v.to_str()) else {
-                continue;
-            };
-            if matches.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
-                continue;
-            }
-            let value = match matches.get_raw(id) {
-                Some(mut raw) => raw
-                    .next()
-                    .map(|v| v.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "true".to_owned()),
-                None => "true".to_owned(),
-            };
-            let flag = arg
-                .get_long()
-                .map_or_else(|| id.to_owned(), |l| format!("--{l}"));
-            flags.insert(var.to_owned(), (flag, value));
-        }
+        given_flags(command, matches, &mut flags);
         CommandLine { flags, base }
+    }
+
+    /// Parses the process's arguments as `P` — exiting as clap does on `--help` or a bad
+    /// flag — and puts the flags given over `base`.
+    pub fn parse<P: clap::Parser>(base: E) -> (P, Self) {
+        let mut command = P::command();
+        let matches = command.clone().get_matches();
+        let parsed =
+            P::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+        (parsed, CommandLine::new(&command, &matches, base))
+    }
+
+    /// As [`CommandLine::parse`], for the arguments `argv` (the program's name first),
+    /// returning clap's error.
+    pub fn try_parse_from<P, I, T>(argv: I, base: E) -> Result<(P, Self), clap::Error>
+    where
+        P: clap::Parser,
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = P::command();
+        let matches = command.clone().try_get_matches_from(argv)?;
+        let parsed = P::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        Ok((parsed, CommandLine::new(&command, &matches, base)))
     }
 
     /// The environment under the flags.
     pub fn base(&self) -> &E {
         &self.base
+    }
+}
+
+/// Adds the flags of `matches` given on the command line (variable → (flag, value)),
+/// then those of its subcommand, which win.
+fn given_flags(
+    command: &clap::Command,
+    matches: &clap::ArgMatches,
+    flags: &mut BTreeMap<String, (String, String)>,
+) {
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        let Some(var) = arg.get_env().and_then(|v| v.to_str()) else {
+            continue;
+        };
+        if matches.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let value = match matches.get_raw(id) {
+            Some(mut raw) => raw
+                .next()
+                .map(|v| v.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "true".to_owned()),
+            None => "true".to_owned(),
+        };
+        let flag = arg
+            .get_long()
+            .map_or_else(|| id.to_owned(), |l| format!("--{l}"));
+        flags.insert(var.to_owned(), (flag, value));
+    }
+    if let Some((name, sub_matches)) = matches.subcommand() {
+        if let Some(sub) = command.find_subcommand(name) {
+            given_flags(sub, sub_matches, flags);
+        }
     }
 }
 
@@ -147,7 +212,7 @@ impl<E: Env> Env for CommandLine<E> {
             .base
             .vars()
             .into_iter()
-            .filter(|(k, _)| k.to_str().is_none_or(|k| !self.flags.contains_key(k)))
+            .filter(|(k, _)| !k.to_str().is_some_and(|k| self.flags.contains_key(k)))
             .collect();
         vars.extend(
             self.flags
@@ -229,6 +294,62 @@ mod tests {
         let env = CommandLine::new(&cmd, &matches, base);
         assert_eq!(env.var("T_TIMEOUT").as_deref(), Some("1s"));
         assert_eq!(env.origin("T_TIMEOUT"), "T_TIMEOUT");
+    }
+
+    #[test]
+    fn the_flags_of_the_chosen_subcommand_count_too() {
+        let cmd = Command::new("t")
+            .arg(
+                Arg::new("format")
+                    .long("format")
+                    .env("T_FORMAT")
+                    .global(true),
+            )
+            .subcommand(command().name("up"))
+            .subcommand(
+                Command::new("status").arg(Arg::new("timeout").long("wait").env("T_TIMEOUT")),
+            );
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(["t", "up", "--flag", "--format", "json"])
+            .unwrap();
+        let env = CommandLine::new(&cmd, &matches, BTreeMap::<String, String>::new());
+        assert_eq!(env.var("T_FLAG").as_deref(), Some("true"));
+        assert_eq!(env.origin("T_FLAG"), "--flag");
+        assert_eq!(env.var("T_FORMAT").as_deref(), Some("json"));
+        assert_eq!(
+            env.var("T_TIMEOUT"),
+            None,
+            "not given, and the default is clap's"
+        );
+
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(["t", "status", "--wait", "3s"])
+            .unwrap();
+        let env = CommandLine::new(&cmd, &matches, BTreeMap::<String, String>::new());
+        assert_eq!(env.origin("T_TIMEOUT"), "--wait");
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[arg(long, env = "T_TIMEOUT", default_value = "5s")]
+        timeout: String,
+    }
+
+    #[test]
+    fn a_parser_s_flags_over_a_list_written_in_place() {
+        let vars = [("T_TIMEOUT", "1s"), ("OTHER", "")];
+        assert_eq!(vars.var("T_TIMEOUT").as_deref(), Some("1s"));
+        assert_eq!(vars.var("OTHER"), None);
+        let (cli, env) = CommandLine::try_parse_from::<Cli, _, _>(["t"], vars).unwrap();
+        // clap's field holds its own reading (here the default): the values are `env`'s.
+        assert_eq!(cli.timeout, "5s");
+        assert_eq!(env.var("T_TIMEOUT").as_deref(), Some("1s"));
+        let (_, env) =
+            CommandLine::try_parse_from::<Cli, _, _>(["t", "--timeout", "2s"], vars).unwrap();
+        assert_eq!(env.var("T_TIMEOUT").as_deref(), Some("2s"));
+        assert!(CommandLine::try_parse_from::<Cli, _, _>(["t", "--bogus"], vars).is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - [`parse`]: the value grammars (durations, one boolean grammar, sizes, addresses);
 //! - [`exit`]: the toolkit's exit codes, one table;
 //! - [`logging`]: the `LOG_FORMAT` switch and the tracing set-up on stderr;
-//! - [`backoff`]: the jittered exponential backoff every retry loop uses.
+//! - [`backoff`]: the jittered exponential backoff every retry loop uses;
+//! - [`secret`]: a string that never prints, for every secret value.
 //!
 //! Adding a setting to a program: declare its flag and variable in the program's clap
 //! arguments (that is its `--help` and its documentation), then read it in the
@@ -20,8 +21,10 @@ pub mod env;
 pub mod exit;
 pub mod logging;
 pub mod parse;
+pub mod secret;
 pub mod settings;
 
 pub use backoff::Backoff;
 pub use env::{CommandLine, Env, ProcessEnv};
+pub use secret::Secret;
 pub use settings::{Checker, Invalid, Kind};

@@ -33,7 +33,8 @@ pub enum Kind {
 pub struct Invalid {
     /// The variable, or the flag, as the user set it.
     pub name: String,
-    /// The value as given; [`Invalid::HIDDEN`] when it may hold a password.
+    /// The value as given; [`Invalid::HIDDEN`] when it may hold a password; empty when
+    /// a required setting is not set at all ([`Invalid::missing`]).
     pub value: String,
     /// The rule it breaks, and how to write it instead.
     pub reason: String,
@@ -57,6 +58,12 @@ impl Invalid {
         }
     }
 
+    /// A required setting that is not set: `NAME is not set: reason`, where the reason
+    /// says where the value may come from instead.
+    pub fn missing(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Invalid::new(name, "", reason)
+    }
+
     /// The same error, as one that names something to fix ([`Kind::Config`]).
     pub fn config(mut self) -> Self {
         self.kind = Kind::Config;
@@ -66,6 +73,10 @@ impl Invalid {
 
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A blank value reads as unset ([`Checker::raw`]), so an empty one was not given.
+        if self.value.is_empty() {
+            return write!(f, "{} is not set: {}", self.name, self.reason);
+        }
         write!(
             f,
             "{}={:?} is not valid: {}",
@@ -126,6 +137,14 @@ impl<'e, E: Env + ?Sized> Checker<'e, E> {
         }
     }
 
+    /// The settings `read` reads from `env` when every value was good; else every error:
+    /// a program's `from_env` (`Checker::read(env, Config::read)`).
+    pub fn read<T>(env: &'e E, read: impl FnOnce(&mut Self) -> T) -> Result<T, Vec<Invalid>> {
+        let mut c = Checker::new(env);
+        let settings = read(&mut c);
+        c.finish(settings)
+    }
+
     /// The environment the settings are read from.
     pub fn env(&self) -> &'e E {
         self.env
@@ -148,6 +167,20 @@ impl<'e, E: Env + ?Sized> Checker<'e, E> {
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> T {
         self.optional(var, parse).unwrap_or(default)
+    }
+
+    /// The setting `var` parsed, or its documented `default` (the same text the flag's
+    /// `default_value` shows in `--help`) when unset. A bad value is recorded and
+    /// `T::default()` returned in its place (never used: [`Checker::finish`] refuses).
+    pub fn get<T: Default>(
+        &mut self,
+        var: &str,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> T {
+        let value = self.raw(var).unwrap_or_else(|| default.to_owned());
+        let parsed = parse(&value);
+        self.check(var, &value, parsed).unwrap_or_default()
     }
 
     /// The setting `var` parsed; `None` when unset, or bad (and recorded).
@@ -250,12 +283,42 @@ mod tests {
     }
 
     #[test]
+    fn a_documented_default_is_parsed_like_a_value() {
+        let env = env(&[("SET", "2s")]);
+        let mut c = Checker::new(&env);
+        assert_eq!(c.get("SET", "1s", parse::duration), Duration::from_secs(2));
+        assert_eq!(
+            c.get("UNSET", "1s", parse::duration),
+            Duration::from_secs(1)
+        );
+        assert!(c.finish(()).is_ok());
+    }
+
+    #[test]
     fn unset_and_blank_take_the_default() {
         let env = env(&[("BLANK", "  ")]);
         let mut c = Checker::new(&env);
         assert!(c.value("BLANK", true, parse::boolean));
         assert_eq!(c.optional("UNSET", parse::duration), None);
         assert!(c.finish(()).is_ok());
+    }
+
+    #[test]
+    fn read_is_new_then_finish() {
+        let bad = env(&[("A", "soon")]);
+        let read = |c: &mut Checker<'_, _>| c.value("A", Duration::ZERO, parse::duration);
+        assert_eq!(Checker::read(&bad, read).unwrap_err()[0].name, "A");
+        assert_eq!(Checker::read(&env(&[]), read), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_missing_setting_says_so_instead_of_showing_an_empty_value() {
+        let e = Invalid::missing("PGUSER", "set PGUSER or put the user in DATABASE_URL");
+        assert_eq!(
+            e.to_string(),
+            "PGUSER is not set: set PGUSER or put the user in DATABASE_URL"
+        );
+        assert_eq!(e.kind, Kind::Usage);
     }
 
     #[test]

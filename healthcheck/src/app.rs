@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 use crate::cache::Cached;
 use crate::config::{AppConfig, AppTarget};
-use crate::http;
 use crate::report::{CheckResult, Status};
 
 /// How long an app check result is reused: the ALB's request rate should not become
@@ -43,7 +42,7 @@ impl AppCheck {
     async fn run(&self) -> CheckResult {
         let started = Instant::now();
         let outcome = match &self.target {
-            AppTarget::Url(uri) => match http::get(uri, self.timeout).await {
+            AppTarget::Url(uri) => match aws::http::get(uri, self.timeout).await {
                 Ok((status, _)) if status.is_success() => Ok(()),
                 Ok((status, _)) => Err(format!("the app answered HTTP {status}")),
                 Err(e) => Err(format!("the app did not answer: {e}")),

@@ -1,19 +1,14 @@
-//! The `healthcheck` command line: subcommands, log output, exit codes. The binary is
-//! glue over this and the library.
+//! The `healthcheck` command line: subcommands, their flags and `--help`. The values are
+//! read through [`conventions::CommandLine`] by [`crate::Config::from_env`] and
+//! [`crate::ProbeConfig::from_env`]; [`crate::entry`] is the glue.
 //!
-//! Exit codes: `serve` 0 after draining, 1 when it cannot listen or start, 2 for a bad
-//! setting; `probe` 0 healthy (2xx), 1 unhealthy (anything else), 2 for a bad setting.
+//! Exit codes (`conventions::exit::healthcheck`): `serve` 0 after draining, 1 when it
+//! cannot listen or start, 2 for a bad setting; `probe` 0 healthy (2xx), 1 unhealthy
+//! (anything else), 2 for a bad setting.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::config::{ProbeArgs, ServeArgs};
-
-/// Exit code: success (`serve` drained and stopped, `probe` got a 2xx).
-pub const EXIT_OK: u8 = 0;
-/// Exit code: `probe` found the server unhealthy, or `serve` could not run.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code: a flag or variable is not valid (clap uses 2 for usage errors too).
-pub const EXIT_CONFIG: u8 = 2;
 
 /// The /health server for the ALB, and a probe for the container health check.
 ///
@@ -21,26 +16,18 @@ pub const EXIT_CONFIG: u8 = 2;
 /// else PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE PGSSLROOTCERT; with neither,
 /// the database check is omitted.
 #[derive(Debug, Parser)]
-#[command(name = "healthcheck", version, max_term_width = 100)]
+#[command(
+    name = "healthcheck",
+    version,
+    max_term_width = 100,
+    after_help = "Log filter: HEALTH_LOG (e.g. debug; default info)."
+)]
 pub struct Cli {
-    /// Log format on stderr: text for people, json for CloudWatch.
-    #[arg(
-        long,
-        global = true,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log_format: conventions::logging::LogFormatArg,
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,22 +38,4 @@ pub enum Command {
     /// GET a URL once: exit 0 on a 2xx answer, 1 otherwise (refused, timeout, 5xx), with
     /// one line saying why. Exit 2 for a bad setting.
     Probe(ProbeArgs),
-}
-
-/// Logs to stderr; `HEALTH_LOG` filters (default `info`).
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HEALTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init(),
-        LogFormat::Text => builder.with_target(false).init(),
-    }
 }

@@ -1,68 +1,95 @@
-//! Settings of `healthcheck serve` and `healthcheck probe`, in two steps: [`ServeArgs`]
-//! and [`ProbeArgs`] hold the values as given (a flag or its environment variable,
-//! through clap), and [`Config::from_args`] / [`ProbeConfig::from_args`] turn them into
-//! typed settings. A bad value is reported as `NAME="value" is not valid: reason`.
+//! Settings of `healthcheck serve` and `healthcheck probe`. [`ServeArgs`] and
+//! [`ProbeArgs`] declare the flags and their variables (so `--help` and docs/healthcheck.md show
+//! them, with the defaults of [`default`]); [`Config::from_env`] and
+//! [`ProbeConfig::from_env`] read and validate the values from a [`conventions::Env`],
+//! reporting every bad one as `NAME="value" is not valid: reason`.
 //!
-//! The database settings are pgconn's (`DATABASE_URL`, else `PG*`); this module only
-//! decides whether there is a database to check at all.
+//! The standalone binary hands `from_env` its command line over the process environment
+//! ([`conventions::CommandLine`]: a flag wins over its variable, and an error names the
+//! flag as typed). The `agent` does not parse these flags: it serves `/health` in
+//! process with [`Config::from_env`] over the app's resolved environment, so a
+//! `HEALTH_*` setting or a `DATABASE_URL` that came from a secret works.
+//!
+//! The database settings are pgconn's (`DATABASE_URL`, else `PG*`), read from the same
+//! environment; this module only decides whether there is a database to check at all.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use conventions::{parse, Checker, Env, Invalid};
 use hyper::Uri;
-use pgconn::{Env, PgConfig};
+use pgconn::PgConfig;
 
 /// `application_name` of the check's connection, so an operator can tell it apart in
 /// `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "deckhand-healthcheck";
 
-/// Where `healthcheck probe` looks unless told otherwise: the liveness path of a server
-/// started with the defaults.
-pub const DEFAULT_PROBE_URL: &str = "http://127.0.0.1:8080/health/live";
+/// The documented defaults, as `--help` shows them: the flags' `default_value`s, and
+/// what an unset variable means to `from_env` (which parses them like a value).
+pub mod default {
+    pub const ADDR: &str = "0.0.0.0:8080";
+    pub const PATH: &str = "/health";
+    pub const DB_URL_VAR: &str = "DATABASE_URL";
+    pub const DB_CACHE: &str = "1s";
+    pub const DB_TIMEOUT: &str = "1500ms";
+    pub const DB_SLOW: &str = "500ms";
+    pub const MEMORY_DEGRADED_PERCENT: &str = "90";
+    pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+    pub const APP_TIMEOUT: &str = "1s";
+    pub const DRAIN: &str = "5s";
+    /// healthcheck's own version.
+    pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+    /// Where `healthcheck probe` looks unless told otherwise: the liveness path of a
+    /// server started with the defaults.
+    pub const PROBE_URL: &str = "http://127.0.0.1:8080/health/live";
+    pub const PROBE_TIMEOUT: &str = "2s";
+}
 
-/// Raw settings of `healthcheck serve`. The `agent` flattens this into its own command
-/// line, so both binaries read the same variables.
+/// The flags of `healthcheck serve`, for the command line and `--help`. The values are
+/// read by [`Config::from_env`] from the environment under the command line, not from
+/// these fields.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address and port to listen on.
-    #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "HEALTH_ADDR", default_value = default::ADDR)]
     pub addr: String,
 
     /// Readiness path for the ALB (e.g. /api/health). Liveness is answered at PATH/live,
     /// and always at /health/live.
-    #[arg(long, env = "HEALTH_PATH", default_value = "/health")]
+    #[arg(long, env = "HEALTH_PATH", default_value = default::PATH)]
     pub path: String,
 
     /// Variable that holds the database URL (e.g. POSTGRES_URL). Without it, PGHOST,
     /// PGUSER, PGDATABASE... are used; with neither, the database check is omitted.
-    #[arg(long, env = "HEALTH_DB_URL_VAR", default_value = "DATABASE_URL")]
+    #[arg(long, env = "HEALTH_DB_URL_VAR", default_value = default::DB_URL_VAR)]
     pub db_url_var: String,
 
     /// How long one database check is reused; concurrent requests also share one check.
-    #[arg(long, env = "HEALTH_DB_CACHE", default_value = "1s")]
+    #[arg(long, env = "HEALTH_DB_CACHE", default_value = default::DB_CACHE)]
     pub db_cache: String,
 
     /// Longest the database check may take (connect + SELECT 1) before it counts as
     /// unhealthy. Keep it under the ALB's timeout (2 s at the least).
-    #[arg(long, env = "HEALTH_DB_TIMEOUT", default_value = "1500ms")]
+    #[arg(long, env = "HEALTH_DB_TIMEOUT", default_value = default::DB_TIMEOUT)]
     pub db_timeout: String,
 
     /// A database slower than this reports "degraded" (HTTP 200).
-    #[arg(long, env = "HEALTH_DB_SLOW", default_value = "500ms")]
+    #[arg(long, env = "HEALTH_DB_SLOW", default_value = default::DB_SLOW)]
     pub db_slow: String,
 
     /// Memory use above this percentage of the limit reports "degraded" (HTTP 200).
-    #[arg(long, env = "HEALTH_MEMORY_DEGRADED_PERCENT", default_value = "90")]
+    #[arg(long, env = "HEALTH_MEMORY_DEGRADED_PERCENT", default_value = default::MEMORY_DEGRADED_PERCENT)]
     pub memory_degraded_percent: String,
 
     /// Root of the cgroup file system the memory limit and use are read from.
-    #[arg(long, env = "HEALTH_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
-    pub cgroup_root: PathBuf,
+    #[arg(long, env = "HEALTH_CGROUP_ROOT", default_value = default::CGROUP_ROOT)]
+    pub cgroup_root: String,
 
     /// ECS task metadata endpoint v4 (ECS sets it); its task `Limits.Memory` is the
     /// memory limit on Fargate.
-    #[arg(long, env = "ECS_CONTAINER_METADATA_URI_V4")]
+    #[arg(long, env = aws::ecs::METADATA_URI_VAR)]
     pub metadata_uri: Option<String>,
 
     /// The app must answer this http:// URL with a 2xx for /health to be healthy.
@@ -75,33 +102,33 @@ pub struct ServeArgs {
     pub app_port: Option<String>,
 
     /// Longest the app check may take before it counts as unhealthy.
-    #[arg(long, env = "HEALTH_APP_TIMEOUT", default_value = "1s")]
+    #[arg(long, env = "HEALTH_APP_TIMEOUT", default_value = default::APP_TIMEOUT)]
     pub app_timeout: String,
 
     /// After SIGTERM, answer 503 on PATH this long (so the ALB stops routing here), then
     /// stop.
-    #[arg(long, env = "HEALTH_DRAIN", default_value = "5s")]
+    #[arg(long, env = "HEALTH_DRAIN", default_value = default::DRAIN)]
     pub drain: String,
 
     /// Reported as "version" in every answer.
-    #[arg(long = "app-version", env = "APP_VERSION", default_value = env!("CARGO_PKG_VERSION"))]
+    #[arg(long = "app-version", env = "APP_VERSION", default_value = default::VERSION)]
     pub version: String,
 }
 
-/// Raw settings of `healthcheck probe`.
+/// The flags of `healthcheck probe`; [`ProbeConfig::from_env`] reads the values.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProbeArgs {
     /// URL to GET; any 2xx answer is healthy.
-    #[arg(long, env = "HEALTH_PROBE_URL", default_value = DEFAULT_PROBE_URL)]
+    #[arg(long, env = "HEALTH_PROBE_URL", default_value = default::PROBE_URL)]
     pub url: String,
 
     /// Longest to wait for the whole answer.
-    #[arg(long, env = "HEALTH_PROBE_TIMEOUT", default_value = "2s")]
+    #[arg(long, env = "HEALTH_PROBE_TIMEOUT", default_value = default::PROBE_TIMEOUT)]
     pub timeout: String,
 }
 
 /// Validated settings of the `/health` server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where `healthcheck serve` binds; [`crate::run`] takes an already bound listener,
     /// so tests and the agent choose their own.
@@ -121,7 +148,7 @@ pub struct Config {
 }
 
 /// How the database is checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DatabaseConfig {
     /// Connection settings; `Debug` and `Display` never show the password.
     pub pg: PgConfig,
@@ -136,7 +163,7 @@ pub struct DatabaseConfig {
 }
 
 /// Where memory figures come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryConfig {
     /// The ECS task metadata endpoint v4: on Fargate the only place that knows the task's
     /// real limit (the container cgroup may show none).
@@ -148,7 +175,7 @@ pub struct MemoryConfig {
 }
 
 /// The optional check that the app itself is up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppConfig {
     pub target: AppTarget,
     /// Bound on the check, like the database's.
@@ -165,169 +192,157 @@ pub enum AppTarget {
 }
 
 /// Validated settings of `healthcheck probe`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbeConfig {
     pub url: Uri,
     pub timeout: Duration,
-}
-
-/// A setting that is not valid. Values that may hold a password are not shown.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name}={value:?} is not valid: {reason}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error(transparent)]
-    Database(#[from] pgconn::ConfigError),
 }
 
 impl Default for Config {
     /// The documented defaults (those of `healthcheck serve --help`), with no database and
     /// no app check.
     fn default() -> Self {
-        Config {
-            addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            path: "/health".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            database: None,
-            memory: MemoryConfig {
-                metadata_uri: None,
-                cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-                degraded_percent: 90,
-            },
-            app: None,
-            drain: Duration::from_secs(5),
-        }
+        Config::read(&mut Checker::new(&no_variables()))
     }
 }
 
 impl DatabaseConfig {
     /// The documented cache, timeout and slow threshold for `pg`.
     pub fn new(pg: PgConfig) -> Self {
+        let timing = Timing::read(&mut Checker::new(&no_variables()));
+        timing.of(pg)
+    }
+}
+
+/// The database check's own settings, read whether or not there is a database.
+struct Timing {
+    cache: Duration,
+    timeout: Duration,
+    slow: Duration,
+}
+
+impl Timing {
+    fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Self {
+        Timing {
+            cache: c.get("HEALTH_DB_CACHE", default::DB_CACHE, parse::duration),
+            timeout: c.get(
+                "HEALTH_DB_TIMEOUT",
+                default::DB_TIMEOUT,
+                parse::positive_duration,
+            ),
+            slow: c.get("HEALTH_DB_SLOW", default::DB_SLOW, parse::duration),
+        }
+    }
+
+    fn of(self, pg: PgConfig) -> DatabaseConfig {
         DatabaseConfig {
             pg,
-            cache: Duration::from_secs(1),
-            timeout: Duration::from_millis(1500),
-            slow: Duration::from_millis(500),
+            cache: self.cache,
+            timeout: self.timeout,
+            slow: self.slow,
         }
     }
 }
 
 impl Config {
-    /// Validates the raw settings; the database settings come from `env`.
-    pub fn from_args(args: &ServeArgs, env: &impl Env) -> Result<Self, ConfigError> {
-        let addr = args.addr.parse::<SocketAddr>().map_err(|_| {
-            invalid(
-                "HEALTH_ADDR",
-                &args.addr,
-                "must be an IP address and a port, like 0.0.0.0:8080",
-            )
-        })?;
-        let path = validate_path(&args.path)?;
-        // Validated even without a database, so a typo shows before the day one is added.
-        let db_cache = duration("HEALTH_DB_CACHE", &args.db_cache)?;
-        let db_timeout = positive_duration("HEALTH_DB_TIMEOUT", &args.db_timeout)?;
-        let db_slow = duration("HEALTH_DB_SLOW", &args.db_slow)?;
-        let database = PgConfig::from_env_named(env, &args.db_url_var)?.map(|pg| DatabaseConfig {
-            pg: pg.with_default_application_name(APPLICATION_NAME),
-            cache: db_cache,
-            timeout: db_timeout,
-            slow: db_slow,
-        });
-        let degraded_percent = args
-            .memory_degraded_percent
-            .parse::<u8>()
-            .ok()
-            .filter(|p| (1..=100).contains(p))
-            .ok_or_else(|| {
-                invalid(
-                    "HEALTH_MEMORY_DEGRADED_PERCENT",
-                    &args.memory_degraded_percent,
-                    "must be a whole number from 1 to 100",
-                )
-            })?;
-        let metadata_uri = match &args.metadata_uri {
-            Some(uri) if !uri.is_empty() => Some(http_uri("ECS_CONTAINER_METADATA_URI_V4", uri)?),
-            _ => None,
+    /// Reads the `HEALTH_*` settings, `APP_VERSION`, `ECS_CONTAINER_METADATA_URI_V4` and
+    /// the database's (pgconn's) from `env`; every bad value is reported.
+    pub fn from_env(env: &impl Env) -> Result<Self, Vec<Invalid>> {
+        Checker::read(env, Config::read)
+    }
+
+    /// Reads the same settings into `c`, with a program's own; a bad value is recorded
+    /// there, and [`Checker::finish`] refuses the result.
+    pub fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Self {
+        // `SocketAddr` has no `Default`: a bad value is recorded and this one never used.
+        let addr = c
+            .get("HEALTH_ADDR", default::ADDR, |s| {
+                parse::socket_addr(s).map(Some)
+            })
+            .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+        let path = c.get("HEALTH_PATH", default::PATH, health_path);
+        let url_var = c.get(
+            "HEALTH_DB_URL_VAR",
+            default::DB_URL_VAR,
+            parse::variable_name,
+        );
+        let pg = PgConfig::read(c, &url_var);
+        // Read even without a database, so a typo shows before the day one is added.
+        let timing = Timing::read(c);
+        let memory = MemoryConfig {
+            metadata_uri: http_uri_setting(c, aws::ecs::METADATA_URI_VAR, None),
+            cgroup_root: c.get("HEALTH_CGROUP_ROOT", default::CGROUP_ROOT, |s| {
+                Ok(PathBuf::from(s))
+            }),
+            degraded_percent: c.get(
+                "HEALTH_MEMORY_DEGRADED_PERCENT",
+                default::MEMORY_DEGRADED_PERCENT,
+                parse::percent,
+            ),
         };
-        let app_target = match (&args.app_url, &args.app_port) {
-            (Some(url), _) if !url.is_empty() => {
-                Some(AppTarget::Url(http_uri("HEALTH_APP_URL", url)?))
+        let app_target = match http_uri_setting(c, "HEALTH_APP_URL", None) {
+            Some(url) => {
+                if let Some(port) = c.raw("HEALTH_APP_PORT") {
+                    let url = c.origin("HEALTH_APP_URL");
+                    c.push(Invalid::new(
+                        c.origin("HEALTH_APP_PORT"),
+                        port,
+                        format!("cannot be used with {url}: set one of the two"),
+                    ));
+                }
+                Some(AppTarget::Url(url))
             }
-            (_, Some(port)) if !port.is_empty() => Some(AppTarget::Port(
-                port.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| {
-                        invalid(
-                            "HEALTH_APP_PORT",
-                            port,
-                            "must be a port number from 1 to 65535",
-                        )
-                    })?,
-            )),
-            _ => None,
+            None => c
+                .optional("HEALTH_APP_PORT", parse::port)
+                .map(AppTarget::Port),
         };
-        let app_timeout = positive_duration("HEALTH_APP_TIMEOUT", &args.app_timeout)?;
-        let app = app_target.map(|target| AppConfig {
-            target,
-            timeout: app_timeout,
-        });
-        Ok(Config {
+        let app_timeout = c.get(
+            "HEALTH_APP_TIMEOUT",
+            default::APP_TIMEOUT,
+            parse::positive_duration,
+        );
+        Config {
             addr,
             path,
-            version: args.version.clone(),
-            database,
-            memory: MemoryConfig {
-                metadata_uri,
-                cgroup_root: args.cgroup_root.clone(),
-                degraded_percent,
-            },
-            app,
-            drain: duration("HEALTH_DRAIN", &args.drain)?,
-        })
+            version: c.get("APP_VERSION", default::VERSION, |s| Ok(s.to_owned())),
+            database: pg.map(|pg| timing.of(pg.with_default_application_name(APPLICATION_NAME))),
+            memory,
+            app: app_target.map(|target| AppConfig {
+                target,
+                timeout: app_timeout,
+            }),
+            drain: c.get("HEALTH_DRAIN", default::DRAIN, parse::duration),
+        }
     }
 }
 
 impl ProbeConfig {
-    pub fn from_args(args: &ProbeArgs) -> Result<Self, ConfigError> {
-        Ok(ProbeConfig {
-            url: http_uri("HEALTH_PROBE_URL", &args.url)?,
-            timeout: positive_duration("HEALTH_PROBE_TIMEOUT", &args.timeout)?,
-        })
+    /// Reads `HEALTH_PROBE_URL` and `HEALTH_PROBE_TIMEOUT` from `env`; every bad value is
+    /// reported.
+    pub fn from_env(env: &impl Env) -> Result<Self, Vec<Invalid>> {
+        Checker::read(env, ProbeConfig::read)
+    }
+
+    /// Reads the same settings into `c`, as [`Config::read`] does.
+    pub fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Self {
+        let url = http_uri_setting(c, "HEALTH_PROBE_URL", Some(default::PROBE_URL));
+        ProbeConfig {
+            url: url.unwrap_or_default(),
+            timeout: c.get(
+                "HEALTH_PROBE_TIMEOUT",
+                default::PROBE_TIMEOUT,
+                parse::positive_duration,
+            ),
+        }
     }
 }
 
-fn invalid(name: &'static str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        value: value.into(),
-        reason: reason.into(),
-    }
+/// Where the documented defaults are read from.
+fn no_variables() -> BTreeMap<String, String> {
+    BTreeMap::new()
 }
 
-/// `500ms`, `1s`, `5m`.
-fn duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value).map_err(|e| {
-        invalid(
-            name,
-            value,
-            &format!("{e}; write a duration like 500ms, 1s or 5m"),
-        )
-    })
-}
-
-fn positive_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    match duration(name, value)? {
-        d if d.is_zero() => Err(invalid(name, value, "must be longer than zero")),
-        d => Ok(d),
-    }
-}
-
-fn validate_path(value: &str) -> Result<String, ConfigError> {
+fn health_path(value: &str) -> Result<String, String> {
     let ok = value.starts_with('/')
         && value.len() > 1
         && !value.ends_with('/')
@@ -335,93 +350,72 @@ fn validate_path(value: &str) -> Result<String, ConfigError> {
     if ok {
         Ok(value.into())
     } else {
-        Err(invalid(
-            "HEALTH_PATH",
-            value,
-            "must be a path like /health or /api/health (a leading /, no trailing /, no query)",
-        ))
+        Err(
+            "must be a path like /health or /api/health (a leading /, no trailing /, no query)"
+                .into(),
+        )
     }
+}
+
+/// The http:// URL in `var` (or `default` when unset). A URL may carry
+/// `user:password@`: such a value is never shown.
+fn http_uri_setting<E: Env + ?Sized>(
+    c: &mut Checker<'_, E>,
+    var: &str,
+    default: Option<&str>,
+) -> Option<Uri> {
+    let value = c.raw(var).or_else(|| default.map(str::to_owned))?;
+    let shown = if value.contains('@') {
+        Invalid::HIDDEN
+    } else {
+        &value
+    };
+    c.check(var, shown, http_uri(&value))
 }
 
 /// An `http://host[:port]/path` URL; TLS is not needed for loopback and link-local
 /// addresses, which are all this crate talks to.
-fn http_uri(name: &'static str, value: &str) -> Result<Uri, ConfigError> {
-    // A URL may carry user:password@; never echo such a value back.
-    let shown = if value.contains('@') {
-        "(hidden: it may hold a password)"
-    } else {
-        value
-    };
-    let uri = value.parse::<Uri>().map_err(|e| {
-        invalid(
-            name,
-            shown,
-            &format!("{e}; write a URL like http://127.0.0.1:3000/"),
-        )
-    })?;
+fn http_uri(value: &str) -> Result<Uri, String> {
+    let uri = value
+        .parse::<Uri>()
+        .map_err(|e| format!("{e}; write a URL like http://127.0.0.1:3000/"))?;
     if uri.scheme_str() != Some("http") {
-        return Err(invalid(
-            name,
-            shown,
-            "must start with http:// (https is not supported here)",
-        ));
+        return Err("must start with http:// (https is not supported here)".into());
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(invalid(
-            name,
-            shown,
-            "must name a host, like http://127.0.0.1:3000/",
-        ));
+        return Err("must name a host, like http://127.0.0.1:3000/".into());
     }
     if value.contains('@') {
-        return Err(invalid(
-            name,
-            shown,
-            "must not carry a user name or password",
-        ));
+        return Err("must not carry a user name or password".into());
     }
     Ok(uri)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
-    use clap::Parser;
+    use clap::{CommandFactory, Parser};
+    use conventions::CommandLine;
 
     use super::*;
+    use crate::cli::Cli;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-
-    fn args(extra: &[&str]) -> ServeArgs {
-        let mut argv = vec!["healthcheck"];
-        argv.extend_from_slice(extra);
-        Cli::try_parse_from(argv).expect("arguments parse").serve
-    }
-
-    fn no_env() -> HashMap<String, String> {
-        HashMap::new()
-    }
-
-    fn error(extra: &[&str]) -> String {
-        Config::from_args(&args(extra), &no_env())
-            .expect_err("must be refused")
-            .to_string()
+    /// The one error of `vars`.
+    fn error(vars: &[(&str, &str)]) -> String {
+        let errors = Config::from_env(&vars).expect_err("must be refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors[0].to_string()
     }
 
     #[test]
     fn defaults_match_the_documented_ones() {
-        let config = Config::from_args(&args(&[]), &no_env()).unwrap();
+        let config = Config::from_env(&no_variables()).unwrap();
         let default = Config::default();
-        assert_eq!(config.addr, default.addr);
-        assert_eq!(config.path, default.path);
-        assert_eq!(config.version, default.version);
-        assert_eq!(config.drain, default.drain);
-        assert_eq!(config.memory.cgroup_root, default.memory.cgroup_root);
+        assert_eq!(config, default);
+        assert_eq!(config.addr, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!(config.path, "/health");
+        assert_eq!(config.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(config.drain, Duration::from_secs(5));
+        assert_eq!(config.memory.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
         assert_eq!(config.memory.degraded_percent, 90);
         assert!(
             config.database.is_none(),
@@ -430,50 +424,101 @@ mod tests {
         assert!(config.app.is_none());
     }
 
+    /// What `--help` shows is what an unset variable means.
+    #[test]
+    fn the_help_defaults_are_the_from_env_defaults() {
+        let documented = conventions::env::documented_defaults(&Cli::command());
+        assert!(
+            documented.contains_key("HEALTH_DB_TIMEOUT"),
+            "{documented:?}"
+        );
+        assert_eq!(
+            Config::from_env(&documented).unwrap(),
+            Config::from_env(&no_variables()).unwrap()
+        );
+        assert_eq!(
+            ProbeConfig::from_env(&documented).unwrap(),
+            ProbeConfig::from_env(&no_variables()).unwrap()
+        );
+        let db = DatabaseConfig::new(PgConfig::from_url("postgres://u@h/d").unwrap());
+        assert_eq!(db.cache, Duration::from_secs(1));
+        assert_eq!(db.timeout, Duration::from_millis(1500));
+        assert_eq!(db.slow, Duration::from_millis(500));
+    }
+
     #[test]
     fn database_settings_come_from_the_env_and_get_an_application_name() {
-        let env: HashMap<String, String> = [(
-            "DATABASE_URL".to_string(),
-            "postgres://u:pw@db:5432/app".to_string(),
-        )]
-        .into();
-        let config = Config::from_args(&args(&["--db-timeout", "900ms"]), &env).unwrap();
+        let config = Config::from_env(&[
+            ("DATABASE_URL", "postgres://u:pw@db:5432/app"),
+            ("HEALTH_DB_TIMEOUT", "900ms"),
+        ])
+        .unwrap();
         let db = config.database.unwrap();
         assert_eq!(db.timeout, Duration::from_millis(900));
         assert_eq!(db.cache, Duration::from_secs(1));
         assert_eq!(db.slow, Duration::from_millis(500));
         assert_eq!(db.pg.application_name.as_deref(), Some(APPLICATION_NAME));
 
-        let env: HashMap<String, String> = [(
-            "POSTGRES_URL".to_string(),
-            "postgres://u:pw@db:5432/app".to_string(),
-        )]
-        .into();
-        let config = Config::from_args(&args(&["--db-url-var", "POSTGRES_URL"]), &env).unwrap();
+        let config = Config::from_env(&[
+            ("POSTGRES_URL", "postgres://u:pw@db:5432/app"),
+            ("HEALTH_DB_URL_VAR", "POSTGRES_URL"),
+        ])
+        .unwrap();
         assert_eq!(config.database.unwrap().pg.dbname, "app");
     }
 
     #[test]
     fn bad_values_name_the_variable_show_the_value_and_state_the_rule() {
         assert_eq!(
-            error(&["--addr", "8080"]),
-            r#"HEALTH_ADDR="8080" is not valid: must be an IP address and a port, like 0.0.0.0:8080"#
+            error(&[("HEALTH_ADDR", "8080")]),
+            r#"HEALTH_ADDR="8080" is not valid: must be an IP address and a port, like 0.0.0.0:8080 (a host name is not accepted)"#
         );
-        assert!(error(&["--drain", "5 parsecs"])
+        assert!(error(&[("HEALTH_DRAIN", "5 parsecs")])
             .starts_with(r#"HEALTH_DRAIN="5 parsecs" is not valid: "#));
-        assert!(error(&["--path", "health"]).starts_with(r#"HEALTH_PATH="health" is not valid"#));
-        assert!(error(&["--path", "/health/"]).contains("no trailing /"));
-        assert!(error(&["--memory-degraded-percent", "120"]).contains("from 1 to 100"));
-        assert!(error(&["--app-port", "70000"]).starts_with(r#"HEALTH_APP_PORT="70000""#));
-        assert!(error(&["--app-url", "https://x/"]).contains("http://"));
-        assert!(error(&["--app-port", "3000", "--app-timeout", "0s"]).contains("longer than zero"));
-        assert!(error(&["--db-timeout", "soon"])
+        assert!(
+            error(&[("HEALTH_PATH", "health")]).starts_with(r#"HEALTH_PATH="health" is not valid"#)
+        );
+        assert!(error(&[("HEALTH_PATH", "/health/")]).contains("no trailing /"));
+        assert!(error(&[("HEALTH_MEMORY_DEGRADED_PERCENT", "120")]).contains("from 1 to 100"));
+        assert!(error(&[("HEALTH_APP_PORT", "70000")]).starts_with(r#"HEALTH_APP_PORT="70000""#));
+        assert!(error(&[("HEALTH_APP_URL", "https://x/")]).contains("http://"));
+        assert!(
+            error(&[("HEALTH_APP_PORT", "3000"), ("HEALTH_APP_TIMEOUT", "0s")])
+                .contains("longer than zero")
+        );
+        assert!(error(&[("HEALTH_DB_TIMEOUT", "soon")])
             .starts_with(r#"HEALTH_DB_TIMEOUT="soon" is not valid"#));
+        assert!(
+            error(&[("ECS_CONTAINER_METADATA_URI_V4", "169.254.170.2/v4")])
+                .starts_with("ECS_CONTAINER_METADATA_URI_V4=")
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_the_database_s_too() {
+        let errors = Config::from_env(&[
+            ("HEALTH_ADDR", "8080"),
+            ("HEALTH_DB_CACHE", "soon"),
+            ("DATABASE_URL", "postgres://u:pw@db:0/app"),
+            ("HEALTH_DRAIN", "later"),
+        ])
+        .unwrap_err();
+        let names: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "HEALTH_ADDR",
+                "DATABASE_URL",
+                "HEALTH_DB_CACHE",
+                "HEALTH_DRAIN"
+            ]
+        );
+        assert_eq!(errors[1].value, Invalid::HIDDEN);
     }
 
     #[test]
     fn a_url_with_a_password_is_refused_without_showing_it() {
-        let text = error(&["--app-url", "http://user:hunter2@127.0.0.1:3000/"]);
+        let text = error(&[("HEALTH_APP_URL", "http://user:hunter2@127.0.0.1:3000/")]);
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("HEALTH_APP_URL"), "{text}");
     }
@@ -482,31 +527,53 @@ mod tests {
     fn app_url_and_port_are_mutually_exclusive() {
         let cli = Cli::try_parse_from([
             "healthcheck",
+            "serve",
             "--app-url",
             "http://127.0.0.1:3000/",
             "--app-port",
             "3000",
         ]);
         assert!(cli.is_err());
-        let config = Config::from_args(&args(&["--app-port", "3000"]), &no_env()).unwrap();
+        assert!(error(&[
+            ("HEALTH_APP_URL", "http://127.0.0.1:3000/"),
+            ("HEALTH_APP_PORT", "3000")
+        ])
+        .starts_with(r#"HEALTH_APP_PORT="3000" is not valid: cannot be used with HEALTH_APP_URL"#));
+        let config = Config::from_env(&[("HEALTH_APP_PORT", "3000")]).unwrap();
         assert_eq!(config.app.unwrap().target, AppTarget::Port(3000));
+    }
+
+    /// The binary's way: a flag wins over its variable, and an error names the flag.
+    #[test]
+    fn a_flag_wins_over_its_variable_and_its_error_names_it() {
+        let read = |argv: &[&str]| {
+            let vars = [("HEALTH_DRAIN", "1s"), ("HEALTH_PROBE_TIMEOUT", "soon")];
+            let (_, env) = CommandLine::try_parse_from::<Cli, _, _>(argv, vars).unwrap();
+            env
+        };
+        let config = Config::from_env(&read(&["healthcheck", "serve", "--drain", "2s"])).unwrap();
+        assert_eq!(config.drain, Duration::from_secs(2));
+        let errors =
+            Config::from_env(&read(&["healthcheck", "serve", "--drain", "x"])).unwrap_err();
+        assert!(errors[0]
+            .to_string()
+            .starts_with(r#"--drain="x" is not valid"#));
+        let errors = ProbeConfig::from_env(&read(&["healthcheck", "probe"])).unwrap_err();
+        assert!(errors[0]
+            .to_string()
+            .starts_with(r#"HEALTH_PROBE_TIMEOUT="soon""#));
+        let probe = ProbeConfig::from_env(&read(&["healthcheck", "probe", "--timeout", "3s"]));
+        assert_eq!(probe.unwrap().timeout, Duration::from_secs(3));
     }
 
     #[test]
     fn probe_settings() {
-        let probe = ProbeConfig::from_args(&ProbeArgs {
-            url: DEFAULT_PROBE_URL.into(),
-            timeout: "2s".into(),
-        })
-        .unwrap();
+        let probe = ProbeConfig::from_env(&no_variables()).unwrap();
         assert_eq!(probe.timeout, Duration::from_secs(2));
         assert_eq!(probe.url.port_u16(), Some(8080));
-        let bad = ProbeConfig::from_args(&ProbeArgs {
-            url: "127.0.0.1:8080/health".into(),
-            timeout: "2s".into(),
-        });
-        assert!(bad
-            .unwrap_err()
+        assert_eq!(probe.url.to_string(), default::PROBE_URL);
+        let bad = ProbeConfig::from_env(&[("HEALTH_PROBE_URL", "127.0.0.1:8080/health")]);
+        assert!(bad.unwrap_err()[0]
             .to_string()
             .starts_with("HEALTH_PROBE_URL="));
     }

@@ -149,17 +149,22 @@ impl DatabaseCheck {
             Status::Healthy => tracing::info!(
                 database = %self.target,
                 response_ms = result.response_time,
-                "The database check is healthy."
+                "The database check of {} is healthy ({} ms).",
+                self.target,
+                result.response_time
             ),
             Status::Degraded => tracing::warn!(
                 database = %self.target,
                 response_ms = result.response_time,
-                "The database answers slowly; /health reports degraded."
+                "The database {} answers slowly ({} ms); /health reports degraded.",
+                self.target,
+                result.response_time
             ),
             Status::Unhealthy => tracing::warn!(
                 database = %self.target,
                 error,
-                "The database check failed; /health answers 503."
+                "The database check of {} failed ({error}); /health answers 503.",
+                self.target
             ),
         }
     }

@@ -2,40 +2,47 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{init_tracing, Cli, Command, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
-use crate::{CancellationToken, Config, ProbeConfig};
 use anyhow::Context;
-use clap::Parser;
+use conventions::exit::{self, healthcheck::FAILED, healthcheck::USAGE};
+use conventions::logging::{self, LogFormat};
+use conventions::{Checker, CommandLine, Invalid, ProcessEnv};
+
+use crate::cli::{Cli, Command};
+use crate::{CancellationToken, Config, ProbeConfig};
 
 /// Runs the program with the process's arguments and environment.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, env) = CommandLine::parse::<Cli>(ProcessEnv);
+    let mut c = Checker::new(&env);
+    let format = LogFormat::read(&mut c);
     match cli.command {
-        Command::Serve(args) => {
-            init_tracing(cli.log_format);
-            let config = match Config::from_args(&args, &pgconn::ProcessEnv) {
+        Command::Serve(_) => {
+            logging::init("healthcheck", format, "HEALTH_LOG");
+            let config = Config::read(&mut c);
+            let config = match c.finish(config) {
                 Ok(config) => config,
-                Err(e) => return config_error(&e),
+                Err(errors) => return usage(&errors),
             };
             match serve(config) {
-                Ok(()) => ExitCode::from(EXIT_OK),
+                Ok(()) => ExitCode::from(exit::OK),
                 Err(e) => {
                     tracing::error!("{e:#}");
-                    ExitCode::from(EXIT_FAILED)
+                    ExitCode::from(FAILED)
                 }
             }
         }
-        Command::Probe(args) => {
-            let config = match ProbeConfig::from_args(&args) {
+        Command::Probe(_) => {
+            let config = ProbeConfig::read(&mut c);
+            let config = match c.finish(config) {
                 Ok(config) => config,
-                Err(e) => return config_error(&e),
+                Err(errors) => return usage(&errors),
             };
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
             let Ok(runtime) = runtime else {
                 println!("unhealthy: cannot start the async runtime");
-                return ExitCode::from(EXIT_FAILED);
+                return ExitCode::from(FAILED);
             };
             let outcome = runtime.block_on(crate::probe(&config));
             println!("{}", outcome.message);
@@ -57,7 +64,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })
 }
 
-fn config_error(error: &crate::ConfigError) -> ExitCode {
-    eprintln!("healthcheck: error: {error}");
-    ExitCode::from(EXIT_CONFIG)
+/// Every bad setting, one line each; exit 2.
+fn usage(errors: &[Invalid]) -> ExitCode {
+    for error in errors {
+        eprintln!("healthcheck: error: {error}");
+    }
+    ExitCode::from(USAGE)
 }

@@ -7,21 +7,16 @@
 //! makes the ALB fail open instead of making ECS replace every task.
 //!
 //! The standalone binary and the `agent` (which serves the same thing in process) both
-//! call [`run`] with a bound listener, a validated [`Config`] and a
+//! call [`run`] with a bound listener, a validated [`Config`] (read from an environment:
+//! the process's, or the app's resolved one under the agent) and a
 //! [`CancellationToken`] that switches the server to draining:
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use healthcheck::{Config, ServeArgs};
-//! use clap::Parser;
+//! use healthcheck::Config;
 //!
-//! #[derive(Parser)]
-//! struct Cli {
-//!     #[command(flatten)]
-//!     health: ServeArgs,
-//! }
-//!
-//! let config = Config::from_args(&Cli::parse().health, &pgconn::ProcessEnv)?;
+//! let config = Config::from_env(&conventions::ProcessEnv)
+//!     .map_err(conventions::settings::Report)?;
 //! let listener = tokio::net::TcpListener::bind(config.addr).await?;
 //! let drain = tokio_util::sync::CancellationToken::new();
 //! // On SIGTERM: drain.cancel(); the server answers 503 for HEALTH_DRAIN, then stops.
@@ -41,7 +36,6 @@ pub mod cli;
 mod config;
 mod database;
 pub mod entry;
-mod http;
 mod memory;
 mod probe;
 mod report;
@@ -49,8 +43,7 @@ mod server;
 mod signal;
 
 pub use config::{
-    AppConfig, AppTarget, Config, ConfigError, DatabaseConfig, MemoryConfig, ProbeArgs,
-    ProbeConfig, ServeArgs,
+    AppConfig, AppTarget, Config, DatabaseConfig, MemoryConfig, ProbeArgs, ProbeConfig, ServeArgs,
 };
 pub use probe::{probe, ProbeOutcome};
 pub use report::Status;

@@ -1,4 +1,4 @@
-//! `healthcheck`: see `healthcheck --help` and the README. All logic lives in the library.
+//! `healthcheck`: see `healthcheck --help` and docs/healthcheck.md. All logic lives in the library.
 
 fn main() -> std::process::ExitCode {
     healthcheck::entry::main()

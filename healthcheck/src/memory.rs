@@ -7,19 +7,20 @@
 //! Use is the cgroup's working set (usage minus `inactive_file`, which the kernel
 //! reclaims before it kills anything), else this process's RSS.
 //!
+//! The endpoint is read through [`aws::ecs`] (one bounded GET, lenient parsing).
+//!
 //! It reports; it never frees or limits anything.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hyper::Uri;
+use aws::ecs::{Endpoint, MetadataError};
 use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::time::Instant;
 
 use crate::cache::Cached;
 use crate::config::MemoryConfig;
-use crate::http;
 use crate::report::{MemoryReading, Status};
 
 const MIB: u64 = 1024 * 1024;
@@ -36,8 +37,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_millis(500);
 const METADATA_RETRY: Duration = Duration::from_secs(60);
 
 pub(crate) struct MemoryCheck {
-    /// `$ECS_CONTAINER_METADATA_URI_V4/task`.
-    task_uri: Option<Uri>,
+    /// `$ECS_CONTAINER_METADATA_URI_V4`, whose `/task` document has the task's limit.
+    endpoint: Option<Endpoint>,
     /// `/sys/fs/cgroup`, or a fake tree in tests.
     cgroup_root: PathBuf,
     /// This process's cgroup paths, from `/proc/self/cgroup`.
@@ -82,15 +83,15 @@ struct Cgroup {
 
 impl MemoryCheck {
     pub(crate) fn new(config: &MemoryConfig) -> Self {
-        let task_uri = config.metadata_uri.as_ref().and_then(|base| {
-            let text = format!("{}/task", base.to_string().trim_end_matches('/'));
-            text.parse::<Uri>().ok()
-        });
+        let endpoint = config
+            .metadata_uri
+            .as_ref()
+            .and_then(|uri| Endpoint::from_uri(uri).ok());
         let own = std::fs::read_to_string("/proc/self/cgroup")
             .map(|text| parse_own_cgroup(&text))
             .unwrap_or_default();
         MemoryCheck {
-            task_uri,
+            endpoint,
             cgroup_root: config.cgroup_root.clone(),
             own,
             degraded_percent: config.degraded_percent,
@@ -121,23 +122,27 @@ impl MemoryCheck {
     }
 
     async fn metadata_limit(&self) -> Option<u64> {
-        let uri = self.task_uri.as_ref()?;
+        let endpoint = self.endpoint.as_ref()?;
         match *self.metadata.lock().unwrap_or_else(|p| p.into_inner()) {
             MetadataLimit::Known(limit) => return limit,
             MetadataLimit::FailedAt(at) if at.elapsed() < METADATA_RETRY => return None,
             MetadataLimit::FailedAt(_) | MetadataLimit::NotAsked => {}
         }
-        let state = match http::get(uri, METADATA_TIMEOUT).await {
-            Ok((status, body)) if status.is_success() => {
-                let limit = task_memory_limit(&body);
+        let state = match endpoint.task(METADATA_TIMEOUT).await {
+            Ok(task) => {
+                let limit = task.memory_limit();
                 tracing::info!(
                     limit_mib = limit.map(|b| b / MIB),
                     "Read the task's memory limit from the ECS task metadata endpoint."
                 );
                 MetadataLimit::Known(limit)
             }
-            Ok((status, _)) => {
+            Err(MetadataError::Status { status, .. }) => {
                 tracing::warn!(%status, "The ECS task metadata endpoint refused; using the cgroup's memory limit for now.");
+                MetadataLimit::FailedAt(Instant::now())
+            }
+            Err(error @ MetadataError::NotJson) => {
+                tracing::warn!(%error, "The ECS task metadata endpoint answered with something that is not a task document; using the cgroup's memory limit for now.");
                 MetadataLimit::FailedAt(Instant::now())
             }
             Err(error) => {
@@ -275,18 +280,6 @@ fn stat_value(stat: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// `Limits.Memory` (MiB) of a task metadata document, in bytes.
-fn task_memory_limit(body: &[u8]) -> Option<u64> {
-    let task: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let mib = task.get("Limits")?.get("Memory")?.as_f64()?;
-    if mib.is_finite() && mib > 0.0 {
-        // MiB values are whole numbers; rounding only guards against 511.99999.
-        Some((mib.round() as u64).saturating_mul(MIB))
-    } else {
-        None
-    }
-}
-
 /// The figures in MiB and the verdict: above `degraded_percent` of `total` is degraded.
 fn reading(used: u64, total: u64, degraded_percent: u8) -> MemoryReading {
     let (used128, total128) = (u128::from(used), u128::from(total.max(1)));
@@ -341,14 +334,6 @@ mod tests {
                 .as_deref(),
             Some("/system.slice/app.service")
         );
-    }
-
-    #[test]
-    fn reads_the_task_limit_from_metadata() {
-        let body = br#"{"TaskARN":"arn:aws:ecs:us-east-1:1:task/c/abc","Limits":{"CPU":0.25,"Memory":512}}"#;
-        assert_eq!(task_memory_limit(body), Some(512 * MIB));
-        assert_eq!(task_memory_limit(br#"{"Limits":{"CPU":2}}"#), None);
-        assert_eq!(task_memory_limit(b"not json"), None);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use crate::config::ProbeConfig;
-use crate::http;
 
 /// The verdict and the line to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +27,7 @@ impl ProbeOutcome {
 /// GETs the configured URL once.
 pub async fn probe(config: &ProbeConfig) -> ProbeOutcome {
     let started = Instant::now();
-    match http::get(&config.url, config.timeout).await {
+    match aws::http::get(&config.url, config.timeout).await {
         Ok((status, _)) => {
             let healthy = status.is_success();
             ProbeOutcome {

@@ -93,19 +93,25 @@ pub async fn run(
     let local = listener
         .local_addr()
         .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
+    let database = health
+        .database
+        .as_ref()
+        .map_or("not configured (check omitted)", |d| d.target());
     tracing::info!(
         addr = %local,
         path = %health.ready_path,
-        database = health.database.as_ref().map_or("not configured (check omitted)", |d| d.target()),
-        "healthcheck is listening."
+        database,
+        "healthcheck is listening on {local}: readiness at {}, database {database}.",
+        health.ready_path
     );
     let closing = Closing::default();
     let tracker = TaskTracker::new();
     let accept = |until| accept_until(&listener, until, &health, &tracker, &closing);
     accept(Box::pin(drain.cancelled())).await;
+    let drain_for = humantime::format_duration(config.drain);
     tracing::info!(
-        drain = %humantime::format_duration(config.drain),
-        "Draining: {} answers 503 until the server stops.",
+        drain = %drain_for,
+        "Draining: {} answers 503 until the server stops, in {drain_for}.",
         health.ready_path
     );
     accept(Box::pin(tokio::time::sleep(config.drain))).await;
@@ -116,9 +122,10 @@ pub async fn run(
         .await
         .is_err()
     {
+        let connections = tracker.len();
         tracing::warn!(
-            connections = tracker.len(),
-            "Some connections did not finish in time; closing them."
+            connections,
+            "{connections} connection(s) did not finish in time; closing them."
         );
         closing.now.cancel();
         tracker.wait().await;
@@ -151,7 +158,7 @@ async fn accept_until(
                 ));
             }
             Err(error) => {
-                tracing::warn!(%error, "Could not accept a connection; trying again shortly.");
+                tracing::warn!(%error, "Could not accept a connection ({error}); trying again shortly.");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
@@ -187,7 +194,7 @@ async fn serve_connection(
         }
     };
     if let Err(error) = result {
-        tracing::debug!(%error, %peer, "A health check connection ended with an error.");
+        tracing::debug!(%error, %peer, "A health check connection from {peer} ended with an error: {error}");
     }
 }
 

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use crate::structure::{json_char_len, push_json_string, Event};
+use crate::json::{json_char_len, push_json_string};
+use crate::structure::Event;
 
 /// PutLogEvents: at most 10,000 events per call.
 pub const MAX_BATCH_EVENTS: usize = 10_000;

@@ -20,8 +20,9 @@ use crate::batch::event_bytes;
 use crate::structure::Event;
 
 /// What to do when the buffer is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FullPolicy {
+    #[default]
     DropOldest,
     Block,
 }

@@ -19,10 +19,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::account::Counters;
 use crate::batch::{split, PartWriter};
 use crate::buffer::Buffer;
+use crate::json::push_json_string;
 use crate::sanitize;
-use crate::structure::{
-    now_ms, push_json_string, push_rfc3339, Event, Options, Stream, Structurer,
-};
+use crate::structure::{Event, Options, Stream, Structurer};
+use crate::time::{now_ms, push_rfc3339};
 
 /// Bytes read from a pipe at a time.
 const READ_CHUNK: usize = 64 * 1024;

@@ -1,10 +1,12 @@
-//! The log pipeline's settings: flags with `DECKHAND_*`/`CLOUDWATCH_*` variables (the
-//! agent flattens [`LogArgs`] into its command line), validated into [`LogSettings`]
-//! against CloudWatch Logs' own rules, which the emulator does not check.
+//! The log pipeline's settings: their flags and `DECKHAND_*`/`CLOUDWATCH_*` variables
+//! ([`LogArgs`], which the agent flattens into its command line, so `--help` documents
+//! them), read and validated by [`LogSettings::read`] against CloudWatch Logs' own rules,
+//! which the emulator does not check. Every bad value is collected with the agent's.
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use conventions::{parse, Checker, Env};
 
 use crate::batch::{MAX_EVENT_BYTES, MIN_EVENT_BYTES};
 use crate::buffer::FullPolicy;
@@ -19,7 +21,23 @@ const RETENTION_DAYS: [i32; 22] = [
     3288, 3653,
 ];
 
-/// Raw settings, as typed.
+/// The documented defaults: what `--help` shows and what [`LogSettings::read`] uses.
+mod default {
+    pub const STREAM_PREFIX: &str = "app";
+    pub const STDOUT: &str = "auto";
+    pub const MULTILINE: &str = "on";
+    pub const STRIP_ANSI: &str = "on";
+    pub const ECS_CONTEXT: &str = "auto";
+    pub const FLUSH: &str = "1s";
+    pub const BUFFER: &str = "64MiB";
+    pub const FULL: &str = "drop-oldest";
+    pub const METRICS_INTERVAL: &str = "60s";
+    pub const REDACT_NAME: &str = "false";
+}
+
+/// The flags and variables, for the command line and `--help`. The values are read by
+/// [`LogSettings::read`] from the environment under the command line
+/// ([`conventions::CommandLine`]), not from these fields.
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// CloudWatch Logs group to ship to; shipping is off without it. Created if missing.
@@ -29,134 +47,60 @@ pub struct LogArgs {
     #[arg(long = "log-stream", env = "CLOUDWATCH_LOG_STREAM")]
     pub stream: Option<String>,
     /// Prefix of the default stream name.
-    #[arg(
-        long = "log-stream-prefix",
-        env = "DECKHAND_LOG_STREAM_PREFIX",
-        default_value = "app"
-    )]
+    #[arg(long = "log-stream-prefix", env = "DECKHAND_LOG_STREAM_PREFIX", default_value = default::STREAM_PREFIX)]
     pub stream_prefix: String,
     /// Retention in days for a group the agent creates (1, 3, 5, 7, 14, 30, 60, 90, … 3653).
     #[arg(long = "log-retention-days", env = "CLOUDWATCH_LOG_RETENTION_DAYS")]
-    pub retention_days: Option<i32>,
-    /// Also write sanitized events as JSON lines to stdout: auto = when no log group is set.
-    #[arg(
-        long = "log-stdout",
-        env = "DECKHAND_LOG_STDOUT",
-        value_enum,
-        default_value = "auto"
-    )]
-    pub stdout: StdoutMode,
-    /// Join continuation lines (stack traces, tracebacks) to the event before them.
-    #[arg(
-        long = "log-multiline",
-        env = "DECKHAND_LOG_MULTILINE",
-        value_enum,
-        default_value = "on"
-    )]
-    pub multiline: Switch,
-    /// Remove ANSI colour codes from text lines.
-    #[arg(
-        long = "log-strip-ansi",
-        env = "DECKHAND_LOG_STRIP_ANSI",
-        value_enum,
-        default_value = "on"
-    )]
-    pub strip_ansi: Switch,
-    /// Add the ECS task id, container name and task definition to each event: auto = when the metadata endpoint exists.
-    #[arg(
-        long = "log-ecs-context",
-        env = "DECKHAND_LOG_ECS_CONTEXT",
-        value_enum,
-        default_value = "auto"
-    )]
-    pub ecs_context: AutoSwitch,
+    pub retention_days: Option<String>,
+    /// Also write sanitized events as JSON lines to stdout: auto (when no log group is set), json, off.
+    #[arg(long = "log-stdout", env = "DECKHAND_LOG_STDOUT", default_value = default::STDOUT)]
+    pub stdout: String,
+    /// Join continuation lines (stack traces, tracebacks) to the event before them (on/off).
+    #[arg(long = "log-multiline", env = "DECKHAND_LOG_MULTILINE", default_value = default::MULTILINE)]
+    pub multiline: String,
+    /// Remove ANSI colour codes from text lines (on/off).
+    #[arg(long = "log-strip-ansi", env = "DECKHAND_LOG_STRIP_ANSI", default_value = default::STRIP_ANSI)]
+    pub strip_ansi: String,
+    /// Add the ECS task id, container name and task definition to each event: auto (when the metadata endpoint exists), on, off.
+    #[arg(long = "log-ecs-context", env = "DECKHAND_LOG_ECS_CONTEXT", default_value = default::ECS_CONTEXT)]
+    pub ecs_context: String,
     /// Largest event in bytes; longer events are split into parts (262118 for a 256 KB partition).
-    #[arg(long = "log-max-event-bytes", env = "DECKHAND_LOG_MAX_EVENT_BYTES", default_value_t = MAX_EVENT_BYTES)]
-    pub max_event_bytes: usize,
+    #[arg(long = "log-max-event-bytes", env = "DECKHAND_LOG_MAX_EVENT_BYTES", default_value_t = MAX_EVENT_BYTES.to_string())]
+    pub max_event_bytes: String,
     /// A partly filled batch is shipped after this long.
-    #[arg(long = "log-flush", env = "DECKHAND_LOG_FLUSH", default_value = "1s", value_parser = duration)]
-    pub flush: Duration,
+    #[arg(long = "log-flush", env = "DECKHAND_LOG_FLUSH", default_value = default::FLUSH)]
+    pub flush: String,
     /// Memory for events waiting to be shipped (e.g. 64MiB, 512KiB).
-    #[arg(long = "log-buffer", env = "DECKHAND_LOG_BUFFER", default_value = "64MiB", value_parser = bytes)]
-    pub buffer: usize,
+    #[arg(long = "log-buffer", env = "DECKHAND_LOG_BUFFER", default_value = default::BUFFER)]
+    pub buffer: String,
     /// When the buffer is full: drop-oldest (the app never waits) or block (the app waits).
-    #[arg(
-        long = "log-full",
-        env = "DECKHAND_LOG_FULL",
-        value_enum,
-        default_value = "drop-oldest"
-    )]
-    pub full: Full,
+    #[arg(long = "log-full", env = "DECKHAND_LOG_FULL", default_value = default::FULL)]
+    pub full: String,
     /// How often the agent ships its counters as an Embedded Metric Format event.
-    #[arg(long = "metrics-interval", env = "DECKHAND_METRICS_INTERVAL", default_value = "60s", value_parser = duration)]
-    pub metrics_interval: Duration,
+    #[arg(long = "metrics-interval", env = "DECKHAND_METRICS_INTERVAL", default_value = default::METRICS_INTERVAL)]
+    pub metrics_interval: String,
     /// Write [REDACTED:NAME] (the variable's name) instead of [REDACTED] for loaded secrets.
-    #[arg(
-        long = "redact-name",
-        env = "DECKHAND_REDACT_NAME",
-        value_enum,
-        default_value = "false"
-    )]
-    pub redact_name: Bool,
+    #[arg(long = "redact-name", env = "DECKHAND_REDACT_NAME", default_value = default::REDACT_NAME)]
+    pub redact_name: String,
     /// Extra regular expressions to redact, comma-separated.
-    #[arg(
-        long = "redact-patterns",
-        env = "DECKHAND_REDACT_PATTERNS",
-        value_delimiter = ','
-    )]
-    pub redact_patterns: Vec<String>,
+    #[arg(long = "redact-patterns", env = "DECKHAND_REDACT_PATTERNS")]
+    pub redact_patterns: Option<String>,
     /// Extra sensitive key names, comma-separated.
-    #[arg(
-        long = "redact-keys",
-        env = "DECKHAND_REDACT_KEYS",
-        value_delimiter = ','
-    )]
-    pub redact_keys: Vec<String>,
+    #[arg(long = "redact-keys", env = "DECKHAND_REDACT_KEYS")]
+    pub redact_keys: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StdoutMode {
-    Auto,
-    Json,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Switch {
-    On,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `DECKHAND_LOG_ECS_CONTEXT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AutoSwitch {
+    #[default]
     Auto,
     On,
     Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Bool {
-    True,
-    False,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Full {
-    DropOldest,
-    Block,
-}
-
-/// A setting that breaks a rule; the agent exits 78 with it.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}={value:?} is not valid: {reason}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub value: String,
-    pub reason: String,
 }
 
 /// Validated settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LogSettings {
     /// Where to ship; `None`: stdout only.
     pub group: Option<String>,
@@ -173,162 +117,166 @@ pub struct LogSettings {
     pub full: FullPolicy,
     pub metrics_interval: Duration,
     pub redact_name: bool,
-    pub redact_patterns: Vec<String>,
+    /// Compiled once, here.
+    pub redact_patterns: Vec<regex::Regex>,
+    /// `HOSTNAME`, for the default stream name outside ECS.
+    pub host: Option<String>,
     pub redact_keys: Vec<String>,
 }
 
-impl LogArgs {
-    pub fn validate(&self) -> Result<LogSettings, ConfigError> {
-        let bad = |name, value: &dyn ToString, reason: &str| ConfigError {
-            name,
-            value: value.to_string(),
-            reason: reason.into(),
-        };
-        if let Some(g) = &self.group {
-            let ok_chars = g
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-/.#".contains(c));
-            if g.is_empty() || g.len() > MAX_GROUP_NAME || !ok_chars {
-                return Err(bad(
-                    "CLOUDWATCH_LOG_GROUP",
-                    g,
-                    "a log group name is 1 to 512 characters of a-z, A-Z, 0-9, '_', '-', '/', '.', '#'",
-                ));
-            }
-        }
-        if self.stdout == StdoutMode::Off && self.group.is_none() {
-            // Neither sink: every line would vanish, and no counter would say so.
-            return Err(bad(
-                "DECKHAND_LOG_STDOUT",
-                &"off",
-                "with no CLOUDWATCH_LOG_GROUP set, the app's output would go nowhere and every line would be discarded without being counted; set CLOUDWATCH_LOG_GROUP to ship the logs, or leave DECKHAND_LOG_STDOUT at auto or json",
-            ));
-        }
-        if let Some(s) = &self.stream {
-            check_stream("CLOUDWATCH_LOG_STREAM", s)?;
-        }
-        check_stream("DECKHAND_LOG_STREAM_PREFIX", &self.stream_prefix)?;
-        if let Some(days) = self.retention_days {
-            if !RETENTION_DAYS.contains(&days) {
-                return Err(bad(
-                    "CLOUDWATCH_LOG_RETENTION_DAYS",
-                    &days,
-                    "CloudWatch Logs accepts 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653",
-                ));
-            }
-        }
-        if !(MIN_EVENT_BYTES..=MAX_EVENT_BYTES).contains(&self.max_event_bytes) {
-            return Err(bad(
-                "DECKHAND_LOG_MAX_EVENT_BYTES",
-                &self.max_event_bytes,
-                &format!("must be between {MIN_EVENT_BYTES} and {MAX_EVENT_BYTES} (1 MB minus the 26 bytes the service adds)"),
-            ));
-        }
-        if self.buffer < MAX_EVENT_BYTES {
-            return Err(bad(
-                "DECKHAND_LOG_BUFFER",
-                &self.buffer,
-                "must hold at least one largest event: 1MiB or more",
-            ));
-        }
-        if self.flush.is_zero() || self.metrics_interval.is_zero() {
-            return Err(bad(
-                "DECKHAND_LOG_FLUSH",
-                &format!("{:?}/{:?}", self.flush, self.metrics_interval),
-                "DECKHAND_LOG_FLUSH and DECKHAND_METRICS_INTERVAL must be above zero",
-            ));
-        }
-        for key in &self.redact_keys {
-            if key.trim().is_empty() {
-                return Err(bad(
-                    "DECKHAND_REDACT_KEYS",
-                    &self.redact_keys.join(","),
-                    "a key name is empty",
-                ));
-            }
-        }
-        Ok(LogSettings {
-            group: self.group.clone(),
-            stream: self.stream.clone(),
-            stream_prefix: self.stream_prefix.clone(),
-            retention_days: self.retention_days,
-            stdout: match self.stdout {
-                StdoutMode::Auto => self.group.is_none(),
-                StdoutMode::Json => true,
-                StdoutMode::Off => false,
-            },
-            multiline: self.multiline == Switch::On,
-            strip_ansi: self.strip_ansi == Switch::On,
-            ecs_context: self.ecs_context,
-            max_event_bytes: self.max_event_bytes,
-            flush: self.flush,
-            buffer_bytes: self.buffer,
-            full: match self.full {
-                Full::DropOldest => FullPolicy::DropOldest,
-                Full::Block => FullPolicy::Block,
-            },
-            metrics_interval: self.metrics_interval,
-            redact_name: self.redact_name == Bool::True,
-            redact_patterns: self
-                .redact_patterns
-                .iter()
-                .filter(|p| !p.is_empty())
-                .cloned()
-                .collect(),
-            redact_keys: self
-                .redact_keys
-                .iter()
-                .map(|k| k.trim().to_owned())
-                .collect(),
-        })
+impl LogSettings {
+    /// The settings in `env` alone (a test, or a program without the agent's others).
+    pub fn from_env(env: &impl Env) -> Result<LogSettings, Vec<conventions::Invalid>> {
+        let mut c = Checker::new(env);
+        let settings = LogSettings::read(&mut c);
+        c.finish(settings)
     }
-}
 
-fn check_stream(name: &'static str, s: &str) -> Result<(), ConfigError> {
-    if s.is_empty() || s.len() > MAX_STREAM_NAME || s.contains([':', '*']) {
-        return Err(ConfigError {
-            name,
-            value: s.into(),
-            reason: "a log stream name is 1 to 512 characters, without ':' or '*'".into(),
+    /// Reads and validates the settings; every bad value is recorded in `c`.
+    pub fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> LogSettings {
+        let group = c.optional("CLOUDWATCH_LOG_GROUP", group_name);
+        let stdout = c.get("DECKHAND_LOG_STDOUT", default::STDOUT, |s| {
+            parse::one_of(s, &["auto", "json", "off"]).map(str::to_owned)
         });
-    }
-    Ok(())
-}
-
-/// `500ms`, `1s`, `5m`.
-pub fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e}; write a duration like 500ms, 1s or 5m"))
-}
-
-/// `64MiB`, `512KiB`, `1GiB`, `10MB`, or plain bytes.
-pub fn bytes(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: usize = digits
-        .parse()
-        .map_err(|_| "write a size like 64MiB, 512KiB or 1048576".to_owned())?;
-    let factor: usize = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "K" => 1 << 10,
-        "MiB" | "M" => 1 << 20,
-        "GiB" | "G" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?}; write a size like 64MiB, 512KiB or 1048576"
-            ))
+        if stdout == "off" && group.is_none() && c.raw("CLOUDWATCH_LOG_GROUP").is_none() {
+            // Neither sink: every line would vanish, and no counter would say so.
+            c.check::<()>(
+                "DECKHAND_LOG_STDOUT",
+                "off",
+                Err("with no CLOUDWATCH_LOG_GROUP set, the app's output would go nowhere and every line would be discarded without being counted; set CLOUDWATCH_LOG_GROUP to ship the logs, or leave DECKHAND_LOG_STDOUT at auto or json".into()),
+            );
         }
-    };
-    n.checked_mul(factor).ok_or_else(|| "too large".to_owned())
+        let stream = c.optional("CLOUDWATCH_LOG_STREAM", stream_name);
+        let stream_prefix = c.get(
+            "DECKHAND_LOG_STREAM_PREFIX",
+            default::STREAM_PREFIX,
+            stream_name,
+        );
+        let retention_days = c.optional("CLOUDWATCH_LOG_RETENTION_DAYS", |s| {
+            s.parse::<i32>()
+                .ok()
+                .filter(|d| RETENTION_DAYS.contains(d))
+                .ok_or_else(|| "CloudWatch Logs accepts 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653".to_owned())
+        });
+        let max_event_bytes = c.value("DECKHAND_LOG_MAX_EVENT_BYTES", MAX_EVENT_BYTES, |s| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|n| (MIN_EVENT_BYTES..=MAX_EVENT_BYTES).contains(n))
+                .ok_or_else(|| format!("must be between {MIN_EVENT_BYTES} and {MAX_EVENT_BYTES} (1 MB minus the 26 bytes the service adds)"))
+        });
+        let buffer_bytes = c.get("DECKHAND_LOG_BUFFER", default::BUFFER, |s| {
+            parse::bytes(s).and_then(|n| {
+                if n < MAX_EVENT_BYTES {
+                    Err("must hold at least one largest event: 1MiB or more".into())
+                } else {
+                    Ok(n)
+                }
+            })
+        });
+        let full = c.get("DECKHAND_LOG_FULL", default::FULL, |s| match parse::one_of(
+            s,
+            &["drop-oldest", "block"],
+        )? {
+            "block" => Ok(FullPolicy::Block),
+            _ => Ok(FullPolicy::DropOldest),
+        });
+        let redact_keys = c
+            .raw("DECKHAND_REDACT_KEYS")
+            .map(|v| parse::list(&v))
+            .unwrap_or_default();
+        LogSettings {
+            stdout: match stdout.as_str() {
+                "json" => true,
+                "off" => false,
+                _ => group.is_none(),
+            },
+            group,
+            stream,
+            stream_prefix,
+            retention_days,
+            multiline: c.get("DECKHAND_LOG_MULTILINE", default::MULTILINE, parse::boolean),
+            strip_ansi: c.get(
+                "DECKHAND_LOG_STRIP_ANSI",
+                default::STRIP_ANSI,
+                parse::boolean,
+            ),
+            ecs_context: c.get(
+                "DECKHAND_LOG_ECS_CONTEXT",
+                default::ECS_CONTEXT,
+                |s| match s.trim().to_ascii_lowercase().as_str() {
+                    "auto" => Ok(AutoSwitch::Auto),
+                    _ => parse::boolean(s)
+                        .map(|on| if on { AutoSwitch::On } else { AutoSwitch::Off })
+                        .map_err(|_| "must be auto, on or off".to_owned()),
+                },
+            ),
+            max_event_bytes,
+            flush: c.get(
+                "DECKHAND_LOG_FLUSH",
+                default::FLUSH,
+                parse::positive_duration,
+            ),
+            buffer_bytes,
+            full,
+            metrics_interval: c.get(
+                "DECKHAND_METRICS_INTERVAL",
+                default::METRICS_INTERVAL,
+                parse::positive_duration,
+            ),
+            redact_name: c.get("DECKHAND_REDACT_NAME", default::REDACT_NAME, parse::boolean),
+            redact_patterns: redact_patterns(c),
+            host: c.raw("HOSTNAME"),
+            redact_keys,
+        }
+    }
+}
+
+/// `DECKHAND_REDACT_PATTERNS`, compiled; a pattern that does not compile is a
+/// configuration error naming it.
+fn redact_patterns<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Vec<regex::Regex> {
+    let patterns = c
+        .raw("DECKHAND_REDACT_PATTERNS")
+        .map(|v| parse::list(&v))
+        .unwrap_or_default();
+    match crate::sanitize::compile_patterns(&patterns) {
+        Ok(compiled) => compiled,
+        Err(mut e) => {
+            e.name = c.origin("DECKHAND_REDACT_PATTERNS");
+            c.push(e);
+            Vec::new()
+        }
+    }
+}
+
+fn group_name(g: &str) -> Result<String, String> {
+    let ok_chars = g
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-/.#".contains(c));
+    if g.is_empty() || g.len() > MAX_GROUP_NAME || !ok_chars {
+        Err(
+            "a log group name is 1 to 512 characters of a-z, A-Z, 0-9, '_', '-', '/', '.', '#'"
+                .into(),
+        )
+    } else {
+        Ok(g.to_owned())
+    }
+}
+
+fn stream_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > MAX_STREAM_NAME || s.contains([':', '*']) {
+        Err("a log stream name is 1 to 512 characters, without ':' or '*'".into())
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
-    use clap::Parser;
+    use clap::{CommandFactory, FromArgMatches, Parser};
+    use conventions::CommandLine;
 
     #[derive(Parser)]
     struct Cli {
@@ -339,8 +287,22 @@ mod tests {
     fn parse(args: &[&str]) -> Result<LogSettings, String> {
         let mut all = vec!["agent"];
         all.extend_from_slice(args);
-        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
-        cli.logs.validate().map_err(|e| e.to_string())
+        let command = Cli::command();
+        let matches = command
+            .clone()
+            .try_get_matches_from(all)
+            .map_err(|e| e.to_string())?;
+        Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        let env = CommandLine::new(&command, &matches, BTreeMap::<String, String>::new());
+        let mut c = Checker::new(&env);
+        let settings = LogSettings::read(&mut c);
+        c.finish(settings).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
     }
 
     #[test]
@@ -354,34 +316,71 @@ mod tests {
         assert_eq!(s.flush, Duration::from_secs(1));
         assert_eq!(s.full, FullPolicy::DropOldest);
         assert_eq!(s.max_event_bytes, MAX_EVENT_BYTES);
+        assert_eq!(s.metrics_interval, Duration::from_secs(60));
+        assert!(s.multiline && s.strip_ansi && !s.redact_name);
+        assert_eq!(s.ecs_context, AutoSwitch::Auto);
+        assert_eq!(s.stream_prefix, "app");
         let s = parse(&["--log-group", "/aws/ec2/roastify"]).unwrap();
         assert!(!s.stdout, "auto: a group means no stdout copy");
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_ones_read() {
+        let documented = conventions::env::documented_defaults(&Cli::command());
+        let mut c = Checker::new(&documented);
+        let from_docs = LogSettings::read(&mut c);
+        let from_docs = c.finish(from_docs).unwrap();
+        let empty = BTreeMap::<String, String>::new();
+        let mut c = Checker::new(&empty);
+        let from_nothing = LogSettings::read(&mut c);
+        assert_eq!(
+            format!("{from_docs:?}"),
+            format!("{:?}", c.finish(from_nothing).unwrap())
+        );
     }
 
     #[test]
     fn aws_rules_the_emulator_does_not_check() {
         assert!(parse(&["--log-group", "bad group!"])
             .unwrap_err()
-            .contains("CLOUDWATCH_LOG_GROUP=\"bad group!\" is not valid"));
+            .contains("--log-group=\"bad group!\" is not valid"));
         assert!(parse(&["--log-group", &"g".repeat(513)]).is_err());
         assert!(parse(&["--log-stream", "a:b"])
             .unwrap_err()
             .contains("without ':'"));
         assert!(parse(&["--log-retention-days", "10"])
             .unwrap_err()
-            .contains("CLOUDWATCH_LOG_RETENTION_DAYS"));
+            .contains("--log-retention-days"));
         assert!(parse(&["--log-retention-days", "14"]).is_ok());
         assert!(parse(&["--log-max-event-bytes", "1048576"])
             .unwrap_err()
-            .contains("DECKHAND_LOG_MAX_EVENT_BYTES"));
+            .contains("--log-max-event-bytes"));
         assert!(parse(&["--log-max-event-bytes", "262118"]).is_ok());
+        assert!(parse(&["--log-max-event-bytes", "abc"])
+            .unwrap_err()
+            .starts_with("--log-max-event-bytes=\"abc\" is not valid: must be between"));
+    }
+
+    #[test]
+    fn every_bad_value_is_reported() {
+        let err = parse(&[
+            "--log-flush",
+            "0s",
+            "--log-full",
+            "wait",
+            "--log-multiline",
+            "maybe",
+        ])
+        .unwrap_err();
+        assert_eq!(err.lines().count(), 3, "{err}");
+        assert!(err.contains("--log-full=\"wait\" is not valid: must be one of drop-oldest, block"));
     }
 
     #[test]
     fn stdout_off_needs_a_log_group() {
         let err = parse(&["--log-stdout", "off"]).unwrap_err();
         assert!(
-            err.starts_with("DECKHAND_LOG_STDOUT=\"off\" is not valid"),
+            err.starts_with("--log-stdout=\"off\" is not valid"),
             "{err}"
         );
         assert!(err.contains("set CLOUDWATCH_LOG_GROUP"), "{err}");
@@ -392,26 +391,44 @@ mod tests {
     }
 
     #[test]
+    fn switches_take_the_one_boolean_grammar() {
+        assert!(!parse(&["--log-multiline", "off"]).unwrap().multiline);
+        assert!(!parse(&["--log-multiline", "false"]).unwrap().multiline);
+        assert!(parse(&["--redact-name", "on"]).unwrap().redact_name);
+        assert_eq!(
+            parse(&["--log-ecs-context", "off"]).unwrap().ecs_context,
+            AutoSwitch::Off
+        );
+        assert!(parse(&["--log-ecs-context", "sometimes"]).is_err());
+    }
+
+    #[test]
     fn sizes() {
-        assert_eq!(bytes("64MiB").unwrap(), 64 << 20);
-        assert_eq!(bytes("512KiB").unwrap(), 512 << 10);
-        assert_eq!(bytes("1048576").unwrap(), 1 << 20);
-        assert!(bytes("lots").is_err());
         assert!(parse(&["--log-buffer", "1KiB"])
             .unwrap_err()
-            .contains("DECKHAND_LOG_BUFFER"));
+            .contains("--log-buffer"));
+        assert_eq!(
+            parse(&["--log-buffer", "2MiB"]).unwrap().buffer_bytes,
+            2 << 20
+        );
     }
 
     #[test]
     fn redaction_lists() {
         let s = parse(&[
             "--redact-keys",
-            "ssn,dob",
+            "ssn, dob",
             "--redact-patterns",
             "ORD-[0-9]{6}",
         ])
         .unwrap();
         assert_eq!(s.redact_keys, ["ssn", "dob"]);
-        assert_eq!(s.redact_patterns, ["ORD-[0-9]{6}"]);
+        let patterns: Vec<&str> = s.redact_patterns.iter().map(|r| r.as_str()).collect();
+        assert_eq!(patterns, ["ORD-[0-9]{6}"]);
+        let err = parse(&["--redact-patterns", "(unclosed"]).unwrap_err();
+        assert!(
+            err.starts_with("--redact-patterns=\"(unclosed\" is not valid"),
+            "{err}"
+        );
     }
 }

@@ -1,85 +1,54 @@
-//! The ECS task metadata endpoint v4, read once at start: the task id, container name
-//! and task definition that name the log stream (as the awslogs driver does) and are
-//! added to each event.
+//! The log context from the ECS task metadata endpoint v4, read once at start: the task
+//! id, container name and task definition that name the log stream (as the awslogs
+//! driver does) and are added to each event.
+//!
+//! What it is not: the endpoint's reader — [`aws::ecs`] fetches and parses the
+//! container document (bounded, lenient); this module says which of its fields the log
+//! pipeline cannot do without.
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use aws::ecs::{Container, Endpoint, MetadataError, LABEL_FAMILY, LABEL_REVISION};
 
 use crate::structure::Context;
 
 /// How long the (link-local, in-task) endpoint may take.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why there is no log context.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("cannot read the container metadata: {0}")]
+    Metadata(#[from] MetadataError),
+    #[error("the container metadata has no Name or task ARN label")]
+    Incomplete,
+}
+
 /// Reads `GET $ECS_CONTAINER_METADATA_URI_V4`: the container's `Name` and the task's
 /// labels (`com.amazonaws.ecs.task-arn`, `…task-definition-family`, `…-version`).
-pub async fn read(uri: &str) -> Result<Context, String> {
-    let body = tokio::time::timeout(TIMEOUT, get(uri))
-        .await
-        .map_err(|_| format!("no answer from {uri} within {TIMEOUT:?}"))??;
-    parse(&body)
+pub async fn read(uri: &str) -> Result<Context, ContextError> {
+    let container = Endpoint::new(uri)?.container(TIMEOUT).await?;
+    context(&container)
 }
 
-pub fn parse(body: &[u8]) -> Result<Context, String> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the container metadata is not JSON: {e}"))?;
-    let label = |k: &str| v["Labels"][k].as_str().unwrap_or_default().to_owned();
-    let arn = label("com.amazonaws.ecs.task-arn");
-    let task_id = arn.rsplit('/').next().unwrap_or_default().to_owned();
-    let container_name = v["Name"].as_str().unwrap_or_default().to_owned();
-    if task_id.is_empty() || container_name.is_empty() {
-        return Err("the container metadata has no Name or task ARN label".into());
-    }
+/// The context of a container document.
+pub fn parse(body: &[u8]) -> Result<Context, ContextError> {
+    context(&Container::parse(body)?)
+}
+
+fn context(c: &Container) -> Result<Context, ContextError> {
+    let (Some(task_id), Some(container_name)) = (c.task_id(), c.name.as_deref()) else {
+        return Err(ContextError::Incomplete);
+    };
     Ok(Context {
-        task_id,
-        container_name,
+        task_id: task_id.to_owned(),
+        container_name: container_name.to_owned(),
         task_definition: format!(
             "{}:{}",
-            label("com.amazonaws.ecs.task-definition-family"),
-            label("com.amazonaws.ecs.task-definition-version")
+            c.label(LABEL_FAMILY).unwrap_or_default(),
+            c.label(LABEL_REVISION).unwrap_or_default()
         ),
     })
-}
-
-async fn get(uri: &str) -> Result<Vec<u8>, String> {
-    let url: hyper::Uri = uri
-        .parse()
-        .map_err(|e| format!("{uri:?} is not a URL: {e}"))?;
-    if url.scheme_str() != Some("http") {
-        return Err(format!("{uri:?} is not an http:// URL"));
-    }
-    let host = url
-        .host()
-        .ok_or_else(|| format!("{uri:?} has no host"))?
-        .to_owned();
-    let port = url.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let request = hyper::Request::get(url.path_and_query().map_or("/", |p| p.as_str()))
-        .header(hyper::header::HOST, format!("{host}:{port}"))
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("{uri} answered {}", response.status()));
-    }
-    Ok(response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes()
-        .to_vec())
 }
 
 #[cfg(test)]
@@ -115,5 +84,11 @@ mod tests {
     fn incomplete_metadata_is_an_error() {
         assert!(parse(b"{}").is_err());
         assert!(parse(b"not json").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_is_not_http_is_an_error() {
+        let err = read("https://169.254.170.2/v4/x").await.unwrap_err();
+        assert!(matches!(err, ContextError::Metadata(_)), "{err}");
     }
 }

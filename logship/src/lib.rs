@@ -11,6 +11,8 @@
 //! - [`account`]: counters for every line, published as Embedded Metric Format.
 //! - [`config`] and [`ecs`]: settings, and the task metadata that names the stream.
 //! - [`runtime`]: the thread of its own the whole pipeline runs on.
+//! - [`json`] and [`time`]: JSON string escaping and checks, RFC 3339 and calendar
+//!   maths, shared by the stages (no stage imports another stage's helpers).
 //!
 //! [`Logs`] puts them together for the agent. The promise: every line the app writes
 //! is in CloudWatch (sanitized), or counted as dropped with a reason, and the app is
@@ -29,11 +31,13 @@ pub mod buffer;
 pub mod capture;
 pub mod config;
 pub mod ecs;
+pub mod json;
 pub mod runtime;
 pub mod sanitize;
 pub mod ship;
 pub mod stdout;
 pub mod structure;
+pub mod time;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -72,7 +76,7 @@ pub struct Logs {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Pattern(#[from] sanitize::ConfigError),
+    Sanitizer(#[from] conventions::Invalid),
     #[error("cannot start the log pipeline's threads: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -296,12 +300,9 @@ fn stream_name(settings: &LogSettings, context: Option<&Context>) -> String {
             settings.stream_prefix, c.container_name, c.task_id
         );
     }
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
+    let host = settings.host.as_deref().unwrap_or("localhost");
     let mut started = String::new();
-    structure::push_rfc3339(&mut started, structure::now_ms());
+    time::push_rfc3339(&mut started, time::now_ms());
     // ':' is not allowed in stream names.
     format!("{host}/{}", started.replace(':', "-"))
 }

@@ -3,12 +3,13 @@
 //! batches, flushes every interval, retries without limit while the buffer has room, and
 //! drains everything it can before the stop deadline.
 //!
-//! A failure is one of three kinds ([`FailureKind`]): passing (throttling, 5xx,
-//! timeouts: retried with backoff), about the destination (access denied, the group
-//! gone: retried every minute while events wait in the buffer), or about the batch
-//! itself (a request the service will refuse however often it is sent: dropped,
-//! counted as `rejected_invalid`, and delivery moves on, so one bad batch never
-//! blocks the events behind it).
+//! A failure is one of three kinds ([`FailureKind`]), read from the workspace's one
+//! classification of SDK errors ([`aws::Class`]): passing (throttling, 5xx, timeouts:
+//! retried with backoff), about the destination (access denied, the group gone:
+//! retried every minute while events wait in the buffer), or about the batch itself (a
+//! request the service will refuse however often it is sent: dropped, counted as
+//! `rejected_invalid`, and delivery moves on, so one bad batch never blocks the events
+//! behind it).
 //!
 //! Sequence tokens are not used: the service ignores them since January 2023.
 
@@ -16,21 +17,24 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_cloudwatchlogs::config::http::HttpResponse;
-use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
+use aws::class::{HttpResponse, ProvideErrorMetadata, SdkError};
+use aws::sdk::{SdkConfig, Timeouts};
+use aws::Class;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
+use conventions::Backoff;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::account::{emf_event, Counters};
 use crate::batch::{Batch, Batcher, EVENT_OVERHEAD_BYTES};
 use crate::buffer::{Buffer, Drops};
-use crate::structure::{json_string, now_ms, push_rfc3339, Event};
+use crate::json::json_string;
+use crate::structure::Event;
+use crate::time::{now_ms, push_rfc3339};
 
-/// First pause before retrying a retryable failure; doubles up to [`RETRY_MAX`].
-const RETRY_FIRST: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Pauses before retrying a retryable failure: 200 ms first, doubled up to 10 s.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
 /// After a failure about the destination (access denied, bad group name), try again
 /// this often: a person has to fix something, hammering the service will not.
 const DESTINATION_RETRY: Duration = Duration::from_secs(60);
@@ -95,11 +99,12 @@ pub struct PutResult {
     pub expired: u64,
 }
 
-/// A call that cannot connect in this long is retried (a blackholed endpoint must not
-/// hold a batch for the SDK's default).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// One PutLogEvents attempt of up to 1 MiB.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A call that cannot connect in 3 s is retried (a blackholed endpoint must not hold a
+/// batch for the SDK's default); one PutLogEvents attempt of up to 1 MiB gets 15 s.
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(3),
+    attempt: Duration::from_secs(15),
+};
 
 /// A CloudWatch Logs client bound to one stream.
 #[derive(Debug, Clone)]
@@ -110,18 +115,9 @@ pub struct Shipper {
 
 impl Shipper {
     /// A client with the SDK's own retries off: the delivery loop retries, and counts.
-    pub fn new(sdk: &aws_config::SdkConfig, dest: Destination) -> Self {
-        let config = aws_sdk_cloudwatchlogs::config::Builder::from(sdk)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            )
-            .build();
+    pub fn new(sdk: &SdkConfig, dest: Destination) -> Self {
         Shipper {
-            client: Client::from_conf(config),
+            client: Client::new(&TIMEOUTS.apply(sdk)),
             dest,
         }
     }
@@ -269,115 +265,39 @@ fn classify<E>(e: SdkError<E, HttpResponse>, call: Call) -> ShipError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let name = call.name();
-    match &e {
-        // No answer, or one we could not read: the next attempt may get through.
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            return ShipError::new(
-                FailureKind::Retryable,
-                None,
-                format!("{name}: {}", describe(&e)),
-            );
-        }
-        // The SDK could not build the request: the same input never will.
-        SdkError::ConstructionFailure(_) => {
-            let kind = match call {
-                Call::Put => FailureKind::Batch,
-                Call::Setup(_) => FailureKind::Destination,
-            };
-            return ShipError::new(kind, None, format!("{name}: {}", describe(&e)));
-        }
-        _ => {}
-    }
-    let status = e.raw_response().map(|r| r.status().as_u16());
-    let code = e.code().map(str::to_owned);
-    let message = e.message().unwrap_or("").to_owned();
-    let kind = failure_kind(code.as_deref(), status, matches!(call, Call::Put));
-    let shown = code.as_deref().unwrap_or("Unknown");
-    let status_text = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
-    let fix = match (kind, code.as_deref()) {
-        (
-            FailureKind::Destination,
-            Some("AccessDeniedException" | "UnrecognizedClientException"),
-        ) => {
+    let failure = aws::classify(&e);
+    let kind = failure_kind(failure.class, matches!(call, Call::Put));
+    let fix = match (kind, failure.class) {
+        (FailureKind::Destination, Class::AccessDenied) => {
             " — give the task role logs:CreateLogStream, logs:PutLogEvents (and logs:CreateLogGroup) on the group"
         }
-        (FailureKind::Destination, Some("ResourceNotFoundException")) => {
+        (FailureKind::Destination, Class::NotFound) => {
             " — create the log group, or allow logs:CreateLogGroup"
         }
-        (FailureKind::Destination, Some("InvalidParameterException")) => {
+        (FailureKind::Destination, Class::Invalid) => {
             " — check CLOUDWATCH_LOG_GROUP / CLOUDWATCH_LOG_STREAM"
         }
         _ => "",
     };
-    ShipError::new(
+    ShipError {
         kind,
-        code.as_deref(),
-        format!("{name} failed: {shown}{status_text}: {message}{fix}"),
-    )
-}
-
-/// The kind of a failure the service answered, from its error code and HTTP status.
-/// `put`: the call was PutLogEvents, where a refusal that is not about the
-/// destination is about the batch; in the setup calls every refusal is about the
-/// destination (its name, its permissions).
-pub fn failure_kind(code: Option<&str>, status: Option<u16>, put: bool) -> FailureKind {
-    match code {
-        Some(
-            "ThrottlingException"
-            | "Throttling"
-            | "TooManyRequestsException"
-            | "ServiceUnavailableException"
-            | "ServiceUnavailable"
-            | "InternalFailure"
-            | "InternalServerError"
-            | "RequestTimeout"
-            | "RequestTimeoutException"
-            | "LimitExceededException"
-            | "OperationAbortedException"
-            // Temporary credentials ran out: the SDK's provider fetches new ones.
-            | "ExpiredTokenException"
-            | "ExpiredToken"
-            | "RequestExpired",
-        ) => return FailureKind::Retryable,
-        Some(
-            "AccessDeniedException"
-            | "AccessDenied"
-            | "UnrecognizedClientException"
-            | "InvalidClientTokenId"
-            | "InvalidSignatureException"
-            | "SignatureDoesNotMatch"
-            | "IncompleteSignature"
-            | "MissingAuthenticationToken"
-            | "NotAuthorized"
-            | "ResourceNotFoundException",
-        ) => return FailureKind::Destination,
-        _ => {}
-    }
-    match status {
-        Some(s) if s >= 500 => FailureKind::Retryable,
-        // Request Timeout, Too Many Requests.
-        Some(408 | 429) => FailureKind::Retryable,
-        // Unauthorized, Forbidden, Not Found without a code we know: the endpoint or
-        // the credentials, not the events.
-        Some(401 | 403 | 404) => FailureKind::Destination,
-        // Any other refusal of PutLogEvents (InvalidParameterException: an event too
-        // large or out of order; DataAlreadyAcceptedException; SerializationException;
-        // a validation error) is about the batch.
-        _ if put => FailureKind::Batch,
-        _ => FailureKind::Destination,
+        code: failure.code,
+        message: format!("{} failed: {}{fix}", call.name(), failure.detail),
     }
 }
 
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// What a class of failure means for the events of a call. `put`: the call was
+/// PutLogEvents, where a refusal of the request (an event too large or out of order,
+/// DataAlreadyAcceptedException, a request the service cannot read) is about the
+/// batch; in the setup calls every refusal is about the destination (its name, its
+/// permissions). Not found, access and KMS failures are always the destination's.
+pub fn failure_kind(class: Class, put: bool) -> FailureKind {
+    match class {
+        Class::Retryable | Class::Throttled => FailureKind::Retryable,
+        Class::AccessDenied | Class::Decryption | Class::NotFound => FailureKind::Destination,
+        Class::Invalid if put => FailureKind::Batch,
+        Class::Invalid => FailureKind::Destination,
     }
-    text
 }
 
 /// How the delivery loop behaves.
@@ -637,10 +557,7 @@ impl Sender {
         let delay = match e.kind {
             FailureKind::Retryable => {
                 tracing::debug!(attempt, error = %msg, "retrying a CloudWatch Logs call");
-                let exp = RETRY_FIRST
-                    .saturating_mul(1 << attempt.min(8).saturating_sub(1))
-                    .min(RETRY_MAX);
-                exp / 2 + Duration::from_millis(fastrand::u64(0..=exp.as_millis() as u64 / 2))
+                RETRY.delay(attempt)
             }
             // A batch failure never comes here (the batch is dropped); counted with
             // the destination's for safety.
@@ -757,30 +674,86 @@ mod tests {
     #[test]
     fn failures_are_sorted_by_what_they_are_about() {
         use FailureKind::*;
-        let put = |code, status| failure_kind(Some(code), Some(status), true);
+        let put = |code, status| failure_kind(Class::of(Some(code), Some(status)), true);
         // Passing: retried with backoff.
         assert_eq!(put("ThrottlingException", 400), Retryable);
         assert_eq!(put("ServiceUnavailableException", 503), Retryable);
         assert_eq!(put("SomethingNew", 500), Retryable);
         assert_eq!(put("SomethingNew", 429), Retryable);
         assert_eq!(put("ExpiredTokenException", 400), Retryable);
+        assert_eq!(put("RequestLimitExceeded", 400), Retryable);
+        assert_eq!(put("SomethingNew", 408), Retryable);
         // The destination: retried every minute, events wait.
         assert_eq!(put("AccessDeniedException", 400), Destination);
         assert_eq!(put("UnrecognizedClientException", 400), Destination);
         assert_eq!(put("ResourceNotFoundException", 400), Destination);
         assert_eq!(put("SomethingNew", 403), Destination);
+        assert_eq!(failure_kind(Class::Decryption, true), Destination);
         // The batch: dropped and counted.
         assert_eq!(put("InvalidParameterException", 400), Batch);
         assert_eq!(put("DataAlreadyAcceptedException", 400), Batch);
         assert_eq!(put("SerializationException", 400), Batch);
         assert_eq!(put("ValidationException", 400), Batch);
         assert_eq!(put("SomethingNew", 413), Batch);
-        assert_eq!(failure_kind(None, Some(400), true), Batch);
+        assert_eq!(failure_kind(Class::of(None, Some(400)), true), Batch);
         // In the setup calls, a bad parameter is the group's or stream's name.
-        let setup = |code, status| failure_kind(Some(code), Some(status), false);
+        let setup = |code, status| failure_kind(Class::of(Some(code), Some(status)), false);
         assert_eq!(setup("InvalidParameterException", 400), Destination);
         assert_eq!(setup("ThrottlingException", 400), Retryable);
         assert_eq!(setup("SomethingNew", 400), Destination);
+    }
+
+    #[test]
+    fn a_failed_call_says_what_failed_and_what_to_fix() {
+        use aws_sdk_cloudwatchlogs::error::ErrorMetadata;
+        let refused = |code: &str, status: u16| {
+            let meta = ErrorMetadata::builder()
+                .code(code)
+                .message("the service says why")
+                .build();
+            SdkError::service_error(
+                meta,
+                HttpResponse::new(status.try_into().unwrap(), "".into()),
+            )
+        };
+        let e = classify(refused("InvalidParameterException", 400), Call::Put);
+        assert_eq!(e.kind, FailureKind::Batch);
+        assert_eq!(e.code.as_deref(), Some("InvalidParameterException"));
+        assert_eq!(
+            e.message,
+            "PutLogEvents failed: InvalidParameterException: the service says why (HTTP 400)"
+        );
+        let e = classify(
+            refused("InvalidParameterException", 400),
+            Call::Setup("CreateLogStream"),
+        );
+        assert_eq!(e.kind, FailureKind::Destination);
+        assert!(e
+            .message
+            .ends_with("check CLOUDWATCH_LOG_GROUP / CLOUDWATCH_LOG_STREAM"));
+        let e = classify(refused("AccessDeniedException", 400), Call::Put);
+        assert_eq!(e.kind, FailureKind::Destination);
+        assert!(
+            e.message
+                .contains("give the task role logs:CreateLogStream"),
+            "{}",
+            e.message
+        );
+        let e = classify(refused("ResourceNotFoundException", 400), Call::Put);
+        assert!(e.is_code("ResourceNotFoundException"));
+        assert!(e
+            .message
+            .ends_with("create the log group, or allow logs:CreateLogGroup"));
+        // No answer at all: retried.
+        let e = classify(
+            SdkError::<ErrorMetadata, _>::timeout_error("attempt timeout after 15s"),
+            Call::Put,
+        );
+        assert_eq!(e.kind, FailureKind::Retryable);
+        assert_eq!(
+            e.message,
+            "PutLogEvents failed: the request timed out: attempt timeout after 15s"
+        );
     }
 
     #[test]

@@ -13,15 +13,21 @@
 //! any arithmetic, and the work per line is linear in its length (a continuation line
 //! is looked at on its own, never together with the event it joins).
 //!
-//! Not here: redaction (`sanitize`), size limits and splitting (`batch`).
-
+//! Not here: redaction (`sanitize`), size limits and splitting (`batch`), JSON string
+//! escaping (`json`), RFC 3339 and calendar maths (`time`).
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::batch::MAX_EVENT_BYTES;
+use crate::json::{json_string, json_string_len, push_json_string, Checked, Scalar};
+use crate::time::{epoch_number_ms, parse_rfc3339_ms, push_rfc3339};
+
+/// Kept here for the callers outside this crate's `src` that still name it so (the
+/// agent's diagnostics, the shipping integration tests); its home is [`crate::time`].
+pub use crate::time::now_ms;
 
 /// CloudWatch rejects events more than 2 hours in the future (PutLogEvents).
 pub const MAX_FUTURE: Duration = Duration::from_secs(2 * 3600);
@@ -46,11 +52,6 @@ const TEXT_EVENT_ROOM: usize = 2048;
 /// with its header and a cause fits; past it, a block whose end never comes (a PEM
 /// block or traceback cut short) stops swallowing every later line.
 pub const MAX_JOINED_LINES: usize = 2_000;
-
-/// The latest time [`parse_rfc3339_ms`] and [`push_rfc3339`] handle,
-/// 9999-12-31T23:59:59.999Z: RFC 3339 has four-digit years, and every time in range
-/// is far from `i64` overflow in milliseconds.
-pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
 
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -274,7 +275,7 @@ impl Structurer {
             return None;
         }
         let probe: Probe = serde_json::from_str(trimmed).ok()?;
-        let app_ms = probe.stamps.into_iter().flatten().find_map(Stamp::epoch_ms);
+        let app_ms = probe.stamps.into_iter().flatten().find_map(stamp_ms);
         let mut json = String::with_capacity(trimmed.len() + self.context_field.len());
         match trimmed.strip_suffix('}') {
             Some(open) if !self.context_field.is_empty() => {
@@ -325,7 +326,7 @@ impl Structurer {
 /// is a JSON object that `serde_json` reads back (see [`Checked`]); a timestamp key
 /// given twice makes the line text.
 struct Probe {
-    stamps: [Option<Stamp>; 4],
+    stamps: [Option<Scalar>; 4],
 }
 
 impl<'de> Deserialize<'de> for Probe {
@@ -337,7 +338,7 @@ impl<'de> Deserialize<'de> for Probe {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe, A::Error> {
-                let mut stamps: [Option<Stamp>; 4] = [None, None, None, None];
+                let mut stamps: [Option<Scalar>; 4] = [None, None, None, None];
                 while let Some(key) = map.next_key::<Key>()? {
                     let slot = match key {
                         Key::Timestamp => 0,
@@ -375,108 +376,16 @@ enum Key {
     #[serde(other)]
     Other,
 }
-
-/// Any JSON value, read and dropped. Unlike [`serde::de::IgnoredAny`], which skips
-/// strings and numbers without decoding them, it decodes each one, so a line that
-/// `serde_json` would refuse as a value (a lone surrogate `"\ud800"`, a number out of
-/// range like `1e400`) is not taken for a JSON object and is shipped as text instead.
-/// Allocates nothing, and nests no deeper than `serde_json`'s recursion limit.
-struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor { keep_text: false })
-            .map(|_| Checked)
-    }
-}
-
-/// A timestamp field's value: read like [`Checked`], keeping a number or a string.
-enum Stamp {
-    Number(f64),
-    Text(String),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Stamp {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor { keep_text: true })
-    }
-}
-
-/// Visits any value, checking all of it (see [`Checked`]).
-struct ValueVisitor {
-    /// Copy a string out (for a timestamp), else drop it.
-    keep_text: bool,
-}
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Stamp;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Stamp, E> {
-        Ok(Stamp::Other)
-    }
-    fn visit_i64<E>(self, n: i64) -> Result<Stamp, E> {
-        Ok(Stamp::Number(n as f64))
-    }
-    fn visit_u64<E>(self, n: u64) -> Result<Stamp, E> {
-        Ok(Stamp::Number(n as f64))
-    }
-    fn visit_f64<E>(self, n: f64) -> Result<Stamp, E> {
-        Ok(Stamp::Number(n))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Stamp, E> {
-        Ok(if self.keep_text {
-            Stamp::Text(s.to_owned())
-        } else {
-            Stamp::Other
-        })
-    }
-    fn visit_unit<E>(self) -> Result<Stamp, E> {
-        Ok(Stamp::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Stamp, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Stamp::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Stamp, A::Error> {
-        // Keys too are decoded (a key is a string like any other).
-        while map.next_entry::<Checked, Checked>()?.is_some() {}
-        Ok(Stamp::Other)
-    }
-}
-
-impl Stamp {
-    fn epoch_ms(self) -> Option<i64> {
-        match self {
-            Stamp::Number(n) => epoch_number_ms(n),
-            Stamp::Text(s) => {
-                parse_rfc3339_ms(&s).or_else(|| s.parse().ok().and_then(epoch_number_ms))
-            }
-            Stamp::Other => None,
+/// A timestamp field's value in epoch milliseconds: a number, or a string holding
+/// RFC 3339 or a number.
+fn stamp_ms(value: Scalar) -> Option<i64> {
+    match value {
+        Scalar::Number(n) => epoch_number_ms(n),
+        Scalar::Text(s) => {
+            parse_rfc3339_ms(&s).or_else(|| s.parse().ok().and_then(epoch_number_ms))
         }
+        Scalar::Other => None,
     }
-}
-
-/// Epoch seconds or milliseconds (or micro/nanoseconds), told apart by magnitude.
-/// Anything not finite, not positive, or past [`MAX_TIME_MS`] is no timestamp.
-fn epoch_number_ms(n: f64) -> Option<i64> {
-    if !n.is_finite() || n <= 0.0 {
-        return None;
-    }
-    let ms = if n < 1e11 {
-        n * 1e3
-    } else if n < 1e14 {
-        n
-    } else if n < 1e17 {
-        n / 1e3
-    } else {
-        n / 1e6
-    };
-    // Checked in f64 before the cast: `as` would saturate 1e300 to i64::MAX, a
-    // "timestamp" that overflows the first sum it takes part in.
-    (ms <= MAX_TIME_MS as f64).then_some(ms as i64)
 }
 
 /// The app's timestamp when the service would accept it, else the receive time.
@@ -488,14 +397,6 @@ pub fn accept_timestamp(app_ms: Option<i64>, now_ms: i64) -> i64 {
         _ => now_ms,
     }
 }
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Whether `line` continues the pending event. Looks at `line` only (never at the
 /// message so far), so joining stays linear however long the event grows.
 fn continues(p: &Pending, line: &str) -> bool {
@@ -619,259 +520,6 @@ fn strip_ansi_codes(s: &str) -> String {
         }
     }
     out
-}
-
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_json_string(&mut out, s);
-    out
-}
-
-/// Appends `s` as a JSON string. Control characters (NUL included) become `\u00XX`,
-/// U+FFFD (what invalid UTF-8 was turned into) becomes `\ufffd`, so both stay visible.
-pub fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while let Some(k) = next_special(&bytes[i..]) {
-        i += k;
-        let b = bytes[i];
-        let (escape, width): (Option<&str>, usize) = match b {
-            b'"' => (Some("\\\""), 1),
-            b'\\' => (Some("\\\\"), 1),
-            b'\n' => (Some("\\n"), 1),
-            b'\r' => (Some("\\r"), 1),
-            b'\t' => (Some("\\t"), 1),
-            0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => (Some("\\ufffd"), 3),
-            0xEF => {
-                i += 1;
-                continue;
-            }
-            _ => (None, 1),
-        };
-        // `start` and `i` are char boundaries: each is 0, the end, or the position of
-        // a special byte (ASCII, or 0xEF, a lead byte) or just past its whole char.
-        out.push_str(&s[start..i]);
-        match escape {
-            Some(e) => out.push_str(e),
-            None => {
-                out.push_str("\\u00");
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 0xf) as usize] as char);
-            }
-        }
-        i += width;
-        start = i;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
-/// Bytes that need a look when writing a JSON string: quote, backslash, controls, DEL,
-/// and 0xEF (the first byte of U+FFFD).
-static SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = true;
-        b += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t[0x7f] = true;
-    t[0xEF] = true;
-    t
-};
-
-/// Offset of the first byte of `buf` in [`SPECIAL`]. Most text has none: whole chunks
-/// are passed over with a branch-free test (which the compiler vectorizes), then the
-/// byte is looked for one at a time.
-fn next_special(buf: &[u8]) -> Option<usize> {
-    const CHUNK: usize = 16;
-    let mut at = 0;
-    for chunk in buf.chunks_exact(CHUNK) {
-        if chunk.iter().fold(false, |any, &b| any | is_special(b)) {
-            break;
-        }
-        at += CHUNK;
-    }
-    buf[at..]
-        .iter()
-        .position(|b| SPECIAL[*b as usize])
-        .map(|k| at + k)
-}
-
-/// [`SPECIAL`] as comparisons, for the vectorized test of [`next_special`].
-fn is_special(b: u8) -> bool {
-    (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f) | (b == 0xEF)
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// The length of `s` as [`push_json_string`] writes it, quotes excluded: one pass,
-/// no allocation.
-pub fn json_string_len(s: &str) -> usize {
-    let bytes = s.as_bytes();
-    let mut len = bytes.len();
-    let mut i = 0;
-    while let Some(k) = bytes.get(i..).and_then(next_special) {
-        i += k;
-        len += match bytes[i] {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 1,
-            // U+FFFD (3 bytes) becomes `\ufffd` (6); other U+Fxxx stay as they are.
-            0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => 3,
-            0xEF => 0,
-            // Other controls and DEL: `\u00XX`.
-            _ => 5,
-        };
-        i += 1;
-    }
-    len
-}
-
-/// The length of `c` as [`push_json_string`] writes it.
-pub fn json_char_len(c: char) -> usize {
-    match c {
-        '"' | '\\' | '\n' | '\r' | '\t' => 2,
-        '\u{0}'..='\u{1f}' | '\u{7f}' | '\u{fffd}' => 6,
-        c => c.len_utf8(),
-    }
-}
-
-/// Appends `2026-11-22T10:30:00.123Z`. A time outside 1970..=9999 (never a receive
-/// time) is clamped into it, so the text is always RFC 3339 that
-/// [`parse_rfc3339_ms`] reads back.
-pub fn push_rfc3339(out: &mut String, ms: i64) {
-    let ms = ms.clamp(0, MAX_TIME_MS);
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    // Written by hand rather than with `write!`: once per text event, and the
-    // formatting machinery cost more than the rest of the event's structuring. Every
-    // field is in range after the clamp (years 1970..=9999).
-    let mut buf = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, n: i64| {
-        let mut n = n;
-        for k in (at..at + width).rev() {
-            buf[k] = b'0' + n.rem_euclid(10) as u8;
-            n /= 10;
-        }
-    };
-    put(0, 4, y);
-    put(5, 2, m);
-    put(8, 2, d);
-    put(11, 2, sod / 3600);
-    put(14, 2, sod / 60 % 60);
-    put(17, 2, sod % 60);
-    put(20, 3, millis);
-    // Digits and ASCII punctuation only: always UTF-8.
-    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
-}
-
-/// Parses RFC 3339 / ISO 8601 date-times (`T` or space, fraction optional, `Z` or
-/// `±HH:MM`/`±HHMM`); a time without zone is taken as UTC. Works on bytes only and
-/// checks every field's range (years 0000–9999, the day within its month, offsets
-/// up to ±23:59), so any text gives a time or `None`, never a panic or an overflow.
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
-    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt ") && at(13, b":") && at(16, b":")) {
-        return None;
-    }
-    let num = |from: usize, len: usize| digits(b.get(from..from.checked_add(len)?)?);
-    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (h, mi, se) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    // `se` 60: a leap second, as RFC 3339 allows.
-    if !(1..=12).contains(&mo)
-        || !(1..=days_in_month(y, mo)).contains(&d)
-        || h > 23
-        || mi > 59
-        || se > 60
-    {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0;
-    if at(i, b".,") {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let fraction = b.get(start..i)?;
-        if fraction.is_empty() {
-            return None;
-        }
-        // The first three digits, padded: ".5" is 500 ms, ".123456" 123 ms.
-        for k in 0..3 {
-            millis = millis * 10 + fraction.get(k).map_or(0, |c| i64::from(c - b'0'));
-        }
-    }
-    let offset_s = match b.get(i..)? {
-        b"" | b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
-            let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let offset = oh * 3600 + om * 60;
-            if *sign == b'-' {
-                -offset
-            } else {
-                offset
-            }
-        }
-        _ => return None,
-    };
-    // Every field is range-checked above: the sum stays within ±400,000 years of
-    // milliseconds, far from i64's limits.
-    let days = days_from_civil(y, mo, d);
-    Some((days * 86_400 + h * 3600 + mi * 60 + se - offset_s) * 1000 + millis)
-}
-
-/// The value of ASCII decimal digits (at most 4 here); `None` if any byte is not one.
-fn digits(b: &[u8]) -> Option<i64> {
-    b.iter().try_fold(0i64, |n, c| {
-        c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
-    })
-}
-
-/// Days in month `m` (1–12) of year `y`, proleptic Gregorian.
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-/// Callers pass a checked date (year 0–9999), so no step can overflow.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -1098,21 +746,6 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_round_trip_and_offsets() {
-        let mut s = String::new();
-        push_rfc3339(&mut s, NOW + 123);
-        assert_eq!(parse_rfc3339_ms(&s), Some(NOW + 123));
-        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_rfc3339_ms("1970-01-01 00:00:01.5"), Some(1500));
-        assert_eq!(parse_rfc3339_ms("2026-02-30Tnope"), None);
-        assert_eq!(
-            parse_rfc3339_ms("2000-03-01T00:00:00Z"),
-            Some(951_868_800_000)
-        );
-    }
-
-    #[test]
     fn level_words() {
         assert_eq!(text_level("[error] x"), Some("error"));
         assert_eq!(text_level("ERROR x"), Some("error"));
@@ -1174,85 +807,10 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_rejects_impossible_dates_and_bad_offsets() {
-        for s in [
-            "2026-02-29T00:00:00Z",
-            "2026-04-31T00:00:00Z",
-            "2026-13-01T00:00:00Z",
-            "2026-00-01T00:00:00Z",
-            "2026-01-01T24:00:00Z",
-            "2026-01-01T00:00:00+24:00",
-            "2026-01-01T00:00:00+05:60",
-            "2026-01-01T00:00:00.Z",
-            "2026-01-01T00:00:00Zjunk",
-            "+026-01-01T00:00:00Z",
-            "2026-01-01T00:00:00+5:00",
-        ] {
-            assert_eq!(parse_rfc3339_ms(s), None, "{s}");
-        }
-        assert!(parse_rfc3339_ms("2024-02-29T00:00:00Z").is_some());
-        assert!(parse_rfc3339_ms("2000-02-29T00:00:00Z").is_some());
-        assert_eq!(parse_rfc3339_ms("1900-02-29T00:00:00Z"), None);
-        assert_eq!(
-            parse_rfc3339_ms("1970-01-01T05:30:00+0530"),
-            Some(0),
-            "an offset without colon"
-        );
-        assert_eq!(
-            parse_rfc3339_ms("1970-01-01t00:00:00.123456789z"),
-            Some(123)
-        );
-        assert_eq!(
-            parse_rfc3339_ms("9999-12-31T23:59:59.999Z"),
-            Some(MAX_TIME_MS)
-        );
-    }
-
-    #[test]
-    fn times_outside_the_years_rfc3339_can_write_are_clamped() {
-        for (ms, expect) in [
-            (i64::MIN, "1970-01-01T00:00:00.000Z"),
-            (-1, "1970-01-01T00:00:00.000Z"),
-            (i64::MAX, "9999-12-31T23:59:59.999Z"),
-        ] {
-            let mut s = String::new();
-            push_rfc3339(&mut s, ms);
-            assert_eq!(s, expect);
-        }
+    fn extreme_times_are_judged_without_overflow() {
         assert_eq!(accept_timestamp(Some(i64::MAX), i64::MAX), i64::MAX);
         assert_eq!(accept_timestamp(Some(i64::MIN), i64::MIN), i64::MIN);
         assert_eq!(accept_timestamp(Some(0), i64::MAX), i64::MAX);
-    }
-
-    #[test]
-    fn the_vectorized_special_test_is_the_table() {
-        for b in 0..=255u8 {
-            assert_eq!(is_special(b), SPECIAL[b as usize], "{b:#x}");
-        }
-        for n in 0..40 {
-            let mut s = "a".repeat(n);
-            assert_eq!(next_special(s.as_bytes()), None);
-            s.push('"');
-            s.push_str(&"b".repeat(20));
-            assert_eq!(next_special(s.as_bytes()), Some(n));
-        }
-    }
-
-    #[test]
-    fn json_string_len_is_what_push_json_string_writes() {
-        for s in [
-            "",
-            "plain",
-            "quote \" back \\ nl \n cr \r tab \t",
-            "nul \0 bell \u{7} del \u{7f}",
-            "replacement \u{fffd} and \u{f000} and \u{ffff} and é",
-        ] {
-            let mut out = String::new();
-            push_json_string(&mut out, s);
-            assert_eq!(json_string_len(s) + 2, out.len(), "{s:?}");
-            let chars: usize = s.chars().map(json_char_len).sum();
-            assert_eq!(chars + 2, out.len(), "{s:?}");
-        }
     }
 
     #[test]
@@ -1404,30 +962,7 @@ mod tests {
             }
 
             #[test]
-            fn any_text_parses_or_not_without_panic(s in "(?s).{0,40}") {
-                let _ = parse_rfc3339_ms(&s);
-            }
-
-            #[test]
-            fn near_dates_parse_or_not_without_panic(s in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9é]{0,4})?([Zz]|[+-][0-9é]{2}:?[0-9]{2})?.{0,2}") {
-                if let Some(ms) = parse_rfc3339_ms(&s) {
-                    // Within 0000..=9999 and its offsets.
-                    prop_assert!((-62_200_000_000_000..=MAX_TIME_MS + 86_400_000).contains(&ms));
-                }
-            }
-
-            #[test]
-            fn rfc3339_round_trips(ms in 0..=MAX_TIME_MS) {
-                let mut s = String::new();
-                push_rfc3339(&mut s, ms);
-                prop_assert_eq!(parse_rfc3339_ms(&s), Some(ms), "{}", s);
-            }
-
-            #[test]
-            fn any_epoch_number_is_checked(n: f64) {
-                if let Some(ms) = epoch_number_ms(n) {
-                    prop_assert!((0..=MAX_TIME_MS).contains(&ms));
-                }
+            fn any_epoch_number_is_accepted_or_not_without_panic(n: f64) {
                 let _ = accept_timestamp(epoch_number_ms(n), NOW);
             }
         }

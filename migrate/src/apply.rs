@@ -11,16 +11,16 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use conventions::Backoff;
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
-use crate::connect::backoff;
 use crate::error::{lost_reason, Failure, Lost};
 use crate::session::{DbError, Session};
 use crate::{history, sql, Error};
 
-/// First pause before retrying a migration that hit `lock_timeout`.
-const LOCK_RETRY_FIRST: Duration = Duration::from_secs(1);
-const LOCK_RETRY_MAX: Duration = Duration::from_secs(16);
+/// Pauses before retrying a migration that hit `lock_timeout`: 1 s at first, doubling
+/// up to 16 s.
+const LOCK_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(16));
 
 /// Limits for migration SQL.
 #[derive(Debug, Clone, Copy)]
@@ -393,7 +393,7 @@ async fn reset(client: &Session) {
 }
 
 async fn retry_pause(label: &str, attempt: u32, envelope: &Envelope, e: &DbError) {
-    let delay = backoff(LOCK_RETRY_FIRST, LOCK_RETRY_MAX, attempt);
+    let delay = LOCK_RETRY.delay(attempt);
     tracing::warn!(
         migration = label,
         attempt,

@@ -1,23 +1,23 @@
-//! The `migrate` command line: flags (each with an environment variable), output for
-//! people and for CloudWatch, and the mapping of results to exit codes.
+//! The `migrate` command line: its flags (each with an environment variable) and
+//! `--help`, the settings each command reads through [`conventions::CommandLine`], the
+//! output of `status` and `plan`, and the mapping of results to exit codes
+//! (`conventions::exit::migrate`).
 
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use pgconn::{PgConfig, ProcessEnv};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use clap::builder::FalseyValueParser;
+use clap::{Args, Parser, Subcommand};
+use conventions::exit::migrate as exit;
+use conventions::exit::OK;
+use conventions::{parse, Checker, Env};
+use pgconn::PgConfig;
 
-use crate::{exit, Error, Retry, Settings, State};
+use crate::{default, Error, Parts, Settings, State};
 
-/// `application_name` prefix; `HOSTNAME` (the task's host name on ECS) is appended.
-const APPLICATION_NAME: &str = "deckhand-migrate";
-/// PostgreSQL truncates `application_name` to NAMEDATALEN - 1 bytes.
-const MAX_APPLICATION_NAME: usize = 63;
+/// `--steps`'s documented default.
+const STEPS: &str = "1";
 
 /// Versioned SQL migrations for PostgreSQL, applied exactly once even when many tasks
 /// start together.
@@ -29,28 +29,24 @@ const MAX_APPLICATION_NAME: usize = 63;
 /// acquired in time, 4 drift (modified or missing migrations), 5 database unreachable,
 /// 6 pending (status --exit-code only).
 #[derive(Debug, Parser)]
-#[command(name = "migrate", version, max_term_width = 100)]
+#[command(
+    name = "migrate",
+    version,
+    max_term_width = 100,
+    after_help = "Log filter: MIGRATE_LOG (e.g. debug; default info)."
+)]
 pub struct Cli {
-    /// Output format of progress and errors on stderr: text for people, json for CloudWatch.
-    #[arg(
-        long,
-        global = true,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log_format: conventions::logging::LogFormatArg,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
+/// The commands and their flags, for the command line and `--help`. The values are read
+/// by [`Invocation::read`] from the environment under the command line, not from these
+/// fields: clap takes any value of a flag's variable (`FalseyValueParser`), and the one
+/// boolean grammar (`conventions::parse::boolean`) judges it.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, in version order, under the migration lock.
@@ -59,34 +55,26 @@ pub enum Command {
         common: Common,
         #[command(flatten)]
         envelope: EnvelopeArgs,
-        /// Apply up to and including this version only.
-        #[arg(long, env = "MIGRATE_TARGET")]
-        target: Option<i32>,
-        /// Apply a pending migration that is older than the newest applied one.
-        #[arg(long, env = "MIGRATE_OUT_OF_ORDER")]
-        out_of_order: bool,
+        #[command(flatten)]
+        selection: SelectionArgs,
     },
     /// Show every migration: version, name, applied_on, state (applied, pending, modified, missing).
     Status {
         #[command(flatten)]
         common: Common,
         /// Print JSON instead of a table.
-        #[arg(long, env = "MIGRATE_STATUS_JSON")]
+        #[arg(long, env = "MIGRATE_STATUS_JSON", value_parser = FalseyValueParser::new())]
         json: bool,
         /// Exit 6 when migrations are pending and 4 on drift, instead of 0.
-        #[arg(long, env = "MIGRATE_STATUS_EXIT_CODE")]
+        #[arg(long, env = "MIGRATE_STATUS_EXIT_CODE", value_parser = FalseyValueParser::new())]
         exit_code: bool,
     },
     /// Show what `up` would apply, with the first lines of each file; applies nothing.
     Plan {
         #[command(flatten)]
         common: Common,
-        /// Plan up to and including this version only.
-        #[arg(long, env = "MIGRATE_TARGET")]
-        target: Option<i32>,
-        /// Plan a pending migration that is older than the newest applied one.
-        #[arg(long, env = "MIGRATE_OUT_OF_ORDER")]
-        out_of_order: bool,
+        #[command(flatten)]
+        selection: SelectionArgs,
     },
     /// Revert the newest N applied migrations with their V<N>__<NAME>.down.sql files.
     Down {
@@ -95,8 +83,8 @@ pub enum Command {
         #[command(flatten)]
         envelope: EnvelopeArgs,
         /// How many applied migrations to revert, newest first.
-        #[arg(long, env = "MIGRATE_STEPS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        steps: u32,
+        #[arg(long, env = "MIGRATE_STEPS", default_value = STEPS)]
+        steps: String,
     },
 }
 
@@ -104,16 +92,16 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Common {
     /// Folder with the V<N>__<NAME>.sql files (searched recursively).
-    #[arg(long, env = "MIGRATIONS_DIR", default_value = "./migrations")]
+    #[arg(long, env = "MIGRATIONS_DIR", default_value = default::DIR)]
     pub dir: PathBuf,
     /// Connection retries after the first attempt (exponential backoff with jitter).
-    #[arg(long, env = "MIGRATE_CONNECT_RETRIES", default_value_t = 3)]
-    pub connect_retries: u32,
+    #[arg(long, env = "MIGRATE_CONNECT_RETRIES", default_value = default::CONNECT_RETRIES)]
+    pub connect_retries: String,
     /// Keep retrying the connection for up to this long (e.g. 2m), instead of a number of retries.
-    #[arg(long, env = "MIGRATE_WAIT", value_parser = duration)]
-    pub wait: Option<Duration>,
+    #[arg(long, env = "MIGRATE_WAIT")]
+    pub wait: Option<String>,
     /// Carry on when an applied migration's file is missing (it is reported as a warning).
-    #[arg(long, env = "MIGRATE_ALLOW_MISSING")]
+    #[arg(long, env = "MIGRATE_ALLOW_MISSING", value_parser = FalseyValueParser::new())]
     pub allow_missing: bool,
 }
 
@@ -121,47 +109,98 @@ pub struct Common {
 #[derive(Debug, Args)]
 pub struct EnvelopeArgs {
     /// How long to wait for another runner holding the migration lock.
-    #[arg(long, env = "MIGRATE_LOCK_TIMEOUT", default_value = "60s", value_parser = duration)]
-    pub lock_timeout: Duration,
+    #[arg(long, env = "MIGRATE_LOCK_TIMEOUT", default_value = default::LOCK_TIMEOUT)]
+    pub lock_timeout: String,
     /// PostgreSQL lock_timeout for migration SQL: how long a statement may queue for a table lock.
-    #[arg(long, env = "MIGRATE_DDL_LOCK_TIMEOUT", default_value = "5s", value_parser = duration)]
-    pub ddl_lock_timeout: Duration,
+    #[arg(long, env = "MIGRATE_DDL_LOCK_TIMEOUT", default_value = default::DDL_LOCK_TIMEOUT)]
+    pub ddl_lock_timeout: String,
     /// PostgreSQL statement_timeout for migration SQL; 0s turns it off.
-    #[arg(long, env = "MIGRATE_STATEMENT_TIMEOUT", default_value = "10m", value_parser = duration)]
-    pub statement_timeout: Duration,
+    #[arg(long, env = "MIGRATE_STATEMENT_TIMEOUT", default_value = default::STATEMENT_TIMEOUT)]
+    pub statement_timeout: String,
     /// Retries (with backoff) of a migration that failed on lock_timeout (55P03) or a deadlock (40P01).
-    #[arg(long, env = "MIGRATE_LOCK_RETRIES", default_value_t = 3)]
-    pub lock_retries: u32,
+    #[arg(long, env = "MIGRATE_LOCK_RETRIES", default_value = default::LOCK_RETRIES)]
+    pub lock_retries: String,
 }
 
-/// Parses `500ms`, `10s`, `5m`.
-pub fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e}; write a duration like 500ms, 10s or 5m"))
+/// Which pending migrations `up` and `plan` take.
+#[derive(Debug, Args)]
+pub struct SelectionArgs {
+    /// Apply (or plan) up to and including this version only.
+    #[arg(long, env = "MIGRATE_TARGET")]
+    pub target: Option<String>,
+    /// Apply (or plan) a pending migration that is older than the newest applied one.
+    #[arg(long, env = "MIGRATE_OUT_OF_ORDER", value_parser = FalseyValueParser::new())]
+    pub out_of_order: bool,
 }
 
-/// The settings `migrate up` uses, from `MIGRATIONS_DIR` and the `MIGRATE_*` variables
-/// alone (the agent's `DECKHAND_MIGRATE_ON_START` runs `up` with them).
-pub fn up_settings_from_env() -> Result<Settings, clap::Error> {
-    let cli = Cli::try_parse_from(["migrate", "up"])?;
-    let Command::Up {
-        common,
-        envelope,
-        target,
-        out_of_order,
-    } = cli.command
-    else {
-        return Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand));
-    };
-    Ok(Settings {
-        target,
-        out_of_order,
-        ..settings(common, Some(envelope))
-    })
+/// A command with every setting it takes read and checked.
+#[derive(Debug)]
+pub struct Invocation {
+    action: Action,
+    settings: Settings,
+    /// `None` when no database is configured (refused when the command runs).
+    db: Option<PgConfig>,
 }
 
-/// Runs the parsed command line; returns the exit code.
-pub async fn run(cli: Cli) -> i32 {
-    match execute(cli.command).await {
+#[derive(Debug)]
+enum Action {
+    Up,
+    Down { steps: u32 },
+    Status { json: bool, exit_code: bool },
+    Plan,
+}
+
+impl Invocation {
+    /// The settings `command` takes, and the database's, read into `c`; a bad value is
+    /// recorded there, and [`Checker::finish`] refuses the result.
+    pub fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>, command: &Command) -> Invocation {
+        let (action, parts) = match command {
+            Command::Up { .. } => (Action::Up, Parts::UP),
+            Command::Down { .. } => {
+                let steps = c.get("MIGRATE_STEPS", STEPS, |s| {
+                    parse::count(s)
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| "must be a whole number from 1 to 4294967295".to_owned())
+                });
+                let parts = Parts {
+                    envelope: true,
+                    selection: false,
+                };
+                (Action::Down { steps }, parts)
+            }
+            Command::Status { .. } => {
+                let json = c.value("MIGRATE_STATUS_JSON", false, parse::boolean);
+                let exit_code = c.value("MIGRATE_STATUS_EXIT_CODE", false, parse::boolean);
+                let parts = Parts {
+                    envelope: false,
+                    selection: false,
+                };
+                (Action::Status { json, exit_code }, parts)
+            }
+            Command::Plan { .. } => {
+                let parts = Parts {
+                    envelope: false,
+                    selection: true,
+                };
+                (Action::Plan, parts)
+            }
+        };
+        let settings = Settings::read(c, parts);
+        let name = crate::application_name(c.env());
+        let db =
+            PgConfig::read(c, "DATABASE_URL").map(|db| db.with_default_application_name(&name));
+        Invocation {
+            action,
+            settings,
+            db,
+        }
+    }
+}
+
+/// Runs the command; returns the exit code.
+pub async fn run(invocation: Invocation) -> u8 {
+    match execute(invocation).await {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(exit_code = e.exit_code(), "{e}");
@@ -170,20 +209,24 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn execute(command: Command) -> Result<i32, Error> {
-    let db = database()?;
-    match command {
-        Command::Up {
-            common,
-            envelope,
-            target,
-            out_of_order,
-        } => {
-            let settings = Settings {
-                target,
-                out_of_order,
-                ..settings(common, Some(envelope))
-            };
+async fn execute(invocation: Invocation) -> Result<u8, Error> {
+    let Invocation {
+        action,
+        settings,
+        db,
+    } = invocation;
+    let db = db.ok_or_else(|| {
+        Error::Config(
+            "no database configured: set DATABASE_URL (postgres://USER:PASSWORD@HOST:5432/DB) \
+             or PGHOST, PGUSER, PGPASSWORD and PGDATABASE"
+                .into(),
+        )
+    })?;
+    for param in &db.ignored_params {
+        tracing::warn!(parameter = %param, "a DATABASE_URL parameter is not used by migrate and is ignored: {param}");
+    }
+    match action {
+        Action::Up => {
             let report = crate::up(&db, &settings).await?;
             if !report.applied.is_empty() {
                 let total: u64 = report.applied.iter().map(|d| d.millis).sum();
@@ -195,14 +238,10 @@ async fn execute(command: Command) -> Result<i32, Error> {
                     report.current.map_or("none".into(), |v| v.to_string())
                 );
             }
-            Ok(exit::OK)
+            Ok(OK)
         }
-        Command::Down {
-            common,
-            envelope,
-            steps,
-        } => {
-            let reverted = crate::down(&db, &settings(common, Some(envelope)), steps).await?;
+        Action::Down { steps } => {
+            let reverted = crate::down(&db, &settings, steps).await?;
             if !reverted.is_empty() {
                 tracing::info!(
                     reverted = reverted.len(),
@@ -210,14 +249,10 @@ async fn execute(command: Command) -> Result<i32, Error> {
                     reverted.len()
                 );
             }
-            Ok(exit::OK)
+            Ok(OK)
         }
-        Command::Status {
-            common,
-            json,
-            exit_code,
-        } => {
-            let rows = crate::status(&db, &settings(common, None)).await?;
+        Action::Status { json, exit_code } => {
+            let rows = crate::status(&db, &settings).await?;
             let mut out = std::io::stdout().lock();
             if json {
                 let _ = writeln!(
@@ -235,19 +270,10 @@ async fn execute(command: Command) -> Result<i32, Error> {
             Ok(match (exit_code, drift, pending) {
                 (true, true, _) => exit::DRIFT,
                 (true, false, true) => exit::PENDING,
-                _ => exit::OK,
+                _ => OK,
             })
         }
-        Command::Plan {
-            common,
-            target,
-            out_of_order,
-        } => {
-            let settings = Settings {
-                target,
-                out_of_order,
-                ..settings(common, None)
-            };
+        Action::Plan => {
             let todo = crate::plan(&db, &settings).await?;
             let mut out = std::io::stdout().lock();
             if todo.is_empty() {
@@ -264,57 +290,9 @@ async fn execute(command: Command) -> Result<i32, Error> {
                     let _ = writeln!(out, "    {line}");
                 }
             }
-            Ok(exit::OK)
+            Ok(OK)
         }
     }
-}
-
-fn settings(common: Common, envelope: Option<EnvelopeArgs>) -> Settings {
-    let defaults = Settings::default();
-    let mut s = Settings {
-        dir: common.dir,
-        connect: Retry {
-            retries: common.connect_retries,
-            wait: common.wait,
-        },
-        allow_missing: common.allow_missing,
-        ..defaults
-    };
-    if let Some(e) = envelope {
-        s.lock_timeout = e.lock_timeout;
-        s.ddl_lock_timeout = e.ddl_lock_timeout;
-        s.statement_timeout = e.statement_timeout;
-        s.lock_retries = e.lock_retries;
-    }
-    s
-}
-
-/// The connection settings, with an `application_name` that names this runner.
-fn database() -> Result<PgConfig, Error> {
-    let db = PgConfig::from_env(&ProcessEnv)
-        .map_err(|e| Error::Config(e.to_string()))?
-        .ok_or_else(|| {
-            Error::Config(
-                "no database configured: set DATABASE_URL (postgres://USER:PASSWORD@HOST:5432/DB) \
-                 or PGHOST, PGUSER, PGPASSWORD and PGDATABASE"
-                    .into(),
-            )
-        })?;
-    for param in &db.ignored_params {
-        tracing::warn!(parameter = %param, "a DATABASE_URL parameter is not used by migrate and is ignored: {param}");
-    }
-    let mut name = match std::env::var("HOSTNAME") {
-        Ok(host) if !host.is_empty() => format!("{APPLICATION_NAME}/{host}"),
-        _ => APPLICATION_NAME.to_owned(),
-    };
-    if name.len() > MAX_APPLICATION_NAME {
-        let mut cut = MAX_APPLICATION_NAME;
-        while !name.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        name.truncate(cut);
-    }
-    Ok(db.with_default_application_name(&name))
 }
 
 /// The `status` table.
@@ -358,79 +336,19 @@ impl fmt::Display for Table<'_> {
     }
 }
 
-/// Installs the stderr logger: `migrate: message` lines for people, or one JSON object
-/// per event (with its fields) for CloudWatch.
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MIGRATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init(),
-        LogFormat::Text => builder.event_format(Plain).init(),
-    }
-}
-
-/// `migrate: applying V3__add_index ... ok (12 ms)`; warnings and errors say so.
-struct Plain;
-
-impl<S, N> FormatEvent<S, N> for Plain
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> fmt::Result {
-        let level = *event.metadata().level();
-        let prefix = if level == tracing::Level::ERROR {
-            "error: "
-        } else if level == tracing::Level::WARN {
-            "warning: "
-        } else {
-            ""
-        };
-        let mut message = MessageOnly(String::new());
-        event.record(&mut message);
-        writeln!(w, "migrate: {prefix}{}", message.0)
-    }
-}
-
-/// Keeps only the `message` field: the text already says what the fields say.
-struct MessageOnly(String);
-
-impl tracing::field::Visit for MessageOnly {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
     use clap::CommandFactory;
+    use conventions::CommandLine;
+
+    use super::*;
 
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_are_humane() {
-        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(duration("5m").unwrap(), Duration::from_secs(300));
-        assert!(duration("5 parsecs").unwrap_err().contains("like 500ms"));
     }
 
     #[test]
@@ -448,5 +366,108 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The invocation `argv` over the variables `vars`, as the binary reads it.
+    fn read(argv: &[&str], vars: &[(&str, &str)]) -> Result<Invocation, Vec<String>> {
+        let (cli, env) = CommandLine::try_parse_from::<Cli, _, _>(argv, vars).unwrap();
+        let mut c = Checker::new(&env);
+        let invocation = Invocation::read(&mut c, &cli.command);
+        c.finish(invocation)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    }
+
+    /// What `--help` shows is what an unset variable means.
+    #[test]
+    fn the_help_defaults_are_the_from_env_defaults() {
+        // Built, so the flags' implied defaults (`false`) are listed too.
+        let mut command = Cli::command();
+        command.build();
+        let documented = conventions::env::documented_defaults(&command);
+        assert_eq!(
+            documented.get("MIGRATE_OUT_OF_ORDER").map(String::as_str),
+            Some("false")
+        );
+        let from_help = Settings::from_env(&documented).unwrap();
+        assert_eq!(from_help, Settings::from_env(&BTreeMap::new()).unwrap());
+        assert_eq!(from_help, Settings::default());
+        assert_eq!(from_help.statement_timeout, Duration::from_secs(600));
+        assert_eq!(from_help.connect.retries, 3);
+        let down = read(&["migrate", "down"], &[]).unwrap();
+        assert!(matches!(down.action, Action::Down { steps: 1 }));
+    }
+
+    #[test]
+    fn a_bare_flag_is_true_and_its_variable_takes_the_one_boolean_grammar() {
+        let up = read(&["migrate", "up", "--out-of-order"], &[]).unwrap();
+        assert!(up.settings.out_of_order);
+        let up = read(&["migrate", "up"], &[("MIGRATE_OUT_OF_ORDER", "yes")]).unwrap();
+        assert!(up.settings.out_of_order);
+        let up = read(&["migrate", "up"], &[("MIGRATE_OUT_OF_ORDER", "0")]).unwrap();
+        assert!(!up.settings.out_of_order);
+        let errors = read(&["migrate", "up"], &[("MIGRATE_OUT_OF_ORDER", "maybe")]).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                r#"MIGRATE_OUT_OF_ORDER="maybe" is not valid: must be true or false (also 1/0, yes/no, on/off)"#
+            ]
+        );
+        let errors = read(&["migrate", "status"], &[("MIGRATE_STATUS_JSON", "maybe")]).unwrap_err();
+        assert!(errors[0].starts_with("MIGRATE_STATUS_JSON="), "{errors:?}");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_by_the_name_the_user_gave() {
+        let errors = read(
+            &["migrate", "up", "--lock-timeout", "soon", "--target", "x"],
+            &[
+                ("MIGRATE_CONNECT_RETRIES", "-1"),
+                ("DATABASE_URL", "postgres://u@h:0/d"),
+            ],
+        )
+        .unwrap_err();
+        let names: Vec<&str> = errors
+            .iter()
+            .map(|e| e.split('=').next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "MIGRATE_CONNECT_RETRIES",
+                "--lock-timeout",
+                "--target",
+                "DATABASE_URL"
+            ]
+        );
+        assert!(errors[1].contains("like 500ms"), "{errors:?}");
+    }
+
+    /// A command reads only the settings it takes, as its flags say.
+    #[test]
+    fn a_command_ignores_the_variables_it_does_not_take() {
+        let vars = [("MIGRATE_LOCK_TIMEOUT", "soon"), ("MIGRATE_TARGET", "x")];
+        let status = read(&["migrate", "status"], &vars).unwrap();
+        assert_eq!(status.settings, Settings::default());
+        assert!(status.db.is_none());
+        assert!(read(&["migrate", "plan"], &vars).unwrap_err()[0].starts_with("MIGRATE_TARGET="));
+        assert!(
+            read(&["migrate", "down"], &vars).unwrap_err()[0].starts_with("MIGRATE_LOCK_TIMEOUT=")
+        );
+    }
+
+    #[test]
+    fn the_connection_is_named_after_the_task() {
+        let up = read(
+            &["migrate", "up"],
+            &[
+                ("DATABASE_URL", "postgres://u@h/d"),
+                ("HOSTNAME", "ip-10-0-1-5"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            up.db.unwrap().application_name.as_deref(),
+            Some("deckhand-migrate/ip-10-0-1-5")
+        );
     }
 }

@@ -9,18 +9,18 @@
 
 use std::time::{Duration, Instant};
 
+use conventions::Backoff;
 use pgconn::{ConnectError, PgConfig};
 use tokio_postgres::Client;
 
 use crate::session::{within, Silent};
 use crate::Error;
 
-/// First pause between attempts; it doubles up to [`MAX_DELAY`].
-const FIRST_DELAY: Duration = Duration::from_millis(500);
-const MAX_DELAY: Duration = Duration::from_secs(10);
+/// Pauses between attempts: 0.5 s at first, doubling up to 10 s.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 
 /// How persistent to be.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
     /// Retries after the first attempt, when `wait` is not set.
     pub retries: u32,
@@ -50,7 +50,7 @@ pub async fn connect(db: &PgConfig, retry: Retry) -> Result<Client, Error> {
                 ),
             ),
         };
-        let delay = backoff(FIRST_DELAY, MAX_DELAY, attempt);
+        let delay = BACKOFF.delay(attempt);
         let again = transient
             && match retry.wait {
                 Some(wait) => started.elapsed() + delay < wait,
@@ -72,29 +72,5 @@ pub async fn connect(db: &PgConfig, retry: Retry) -> Result<Client, Error> {
             delay.as_secs_f64()
         );
         tokio::time::sleep(delay).await;
-    }
-}
-
-/// Exponential backoff with "equal jitter": between half and all of `first·2^(n-1)`,
-/// capped at `max`.
-pub fn backoff(first: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = first.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let full = exp.min(max);
-    let half = full / 2;
-    half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped_with_jitter() {
-        for attempt in 1..20 {
-            let d = backoff(Duration::from_millis(500), Duration::from_secs(10), attempt);
-            let full = (Duration::from_millis(500) * (1 << (attempt - 1).min(16)))
-                .min(Duration::from_secs(10));
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-        }
     }
 }

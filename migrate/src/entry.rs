@@ -2,13 +2,27 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{init_tracing, run, Cli};
-use clap::Parser;
+use conventions::exit::migrate::USAGE;
+use conventions::logging::{self, LogFormat};
+use conventions::{Checker, CommandLine, ProcessEnv};
+
+use crate::cli::{run, Cli, Invocation};
 
 /// Runs the program with the process's arguments and environment.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let (cli, env) = CommandLine::parse::<Cli>(ProcessEnv);
+    let mut c = Checker::new(&env);
+    logging::init("migrate", LogFormat::read(&mut c), "MIGRATE_LOG");
+    let invocation = Invocation::read(&mut c, &cli.command);
+    let invocation = match c.finish(invocation) {
+        Ok(invocation) => invocation,
+        Err(errors) => {
+            for e in errors {
+                tracing::error!(exit_code = USAGE, "{e}");
+            }
+            return ExitCode::from(USAGE);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -16,9 +30,8 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("migrate: error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(run(cli));
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    ExitCode::from(runtime.block_on(run(invocation)))
 }

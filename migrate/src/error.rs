@@ -3,27 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use conventions::exit::migrate as exit;
+
 use crate::session::DbError;
 use crate::source::SourceError;
-
-/// Exit codes, as documented in the README.
-pub mod exit {
-    /// Done, or nothing to do.
-    pub const OK: i32 = 0;
-    /// A migration failed (and was rolled back, unless it ran without a transaction).
-    pub const MIGRATION_FAILED: i32 = 1;
-    /// Bad flags, variables or migration files.
-    pub const USAGE: i32 = 2;
-    /// Another runner held the lock for longer than `--lock-timeout`.
-    pub const LOCK_TIMEOUT: i32 = 3;
-    /// An applied migration's file changed or disappeared.
-    pub const DRIFT: i32 = 4;
-    /// The database could not be reached, refused the login, or was lost (connection
-    /// cut, or no answer within the watchdog's bound) in the middle of a command.
-    pub const UNREACHABLE: i32 = 5;
-    /// `status --exit-code` only: migrations are pending.
-    pub const PENDING: i32 = 6;
-}
 
 /// Why a command stopped. Messages never contain a password: connection settings are
 /// shown through `PgConfig`'s password-free `Display` only.
@@ -133,7 +116,8 @@ fn failed_message(f: &Failure) -> String {
 }
 
 impl Error {
-    pub fn exit_code(&self) -> i32 {
+    /// Its code in `conventions::exit::migrate`, as documented in docs/migrate.md (exit codes).
+    pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Source(_) => exit::USAGE,
             Error::Unreachable { .. } | Error::Lost(_) => exit::UNREACHABLE,

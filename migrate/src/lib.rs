@@ -28,19 +28,37 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use conventions::{parse, Checker, Env, Invalid};
 use pgconn::PgConfig;
 use serde::Serialize;
 use session::Session;
 
 pub use connect::Retry;
-pub use error::{exit, Error, Failure, Lost};
+pub use error::{Error, Failure, Lost};
 use history::Applied;
 pub use session::GRACE;
 use source::MigrationFile;
 
-/// Everything the commands need besides the connection. `Default` matches the CLI's
+/// `application_name` prefix; `HOSTNAME` (the task's host name on ECS) is appended.
+const APPLICATION_NAME: &str = "deckhand-migrate";
+/// PostgreSQL truncates `application_name` to NAMEDATALEN - 1 bytes.
+const MAX_APPLICATION_NAME: usize = 63;
+
+/// The documented defaults, as `migrate --help` shows them: the flags' `default_value`s,
+/// and what an unset variable means to [`Settings::from_env`] (which parses them like a
+/// value).
+pub mod default {
+    pub const DIR: &str = "./migrations";
+    pub const CONNECT_RETRIES: &str = "3";
+    pub const LOCK_TIMEOUT: &str = "60s";
+    pub const DDL_LOCK_TIMEOUT: &str = "5s";
+    pub const STATEMENT_TIMEOUT: &str = "10m";
+    pub const LOCK_RETRIES: &str = "3";
+}
+
+/// Everything the commands need besides the connection. `Default` is the documented
 /// defaults.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Where the `V{n}__{name}.sql` files are.
     pub dir: PathBuf,
@@ -64,24 +82,76 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            dir: PathBuf::from("./migrations"),
-            target: None,
-            lock_timeout: Duration::from_secs(60),
-            ddl_lock_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(600),
-            lock_retries: 3,
-            connect: Retry {
-                retries: 3,
-                wait: None,
-            },
-            allow_missing: false,
-            out_of_order: false,
-        }
+        Settings::read(&mut Checker::new(&no_variables()), Parts::UP)
     }
 }
 
+/// Which settings a command takes besides those every command takes (`MIGRATIONS_DIR`,
+/// `MIGRATE_CONNECT_RETRIES`, `MIGRATE_WAIT`, `MIGRATE_ALLOW_MISSING`); the others keep
+/// their defaults, whatever their variables say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// `MIGRATE_LOCK_TIMEOUT`, `MIGRATE_DDL_LOCK_TIMEOUT`, `MIGRATE_STATEMENT_TIMEOUT`,
+    /// `MIGRATE_LOCK_RETRIES` (`up`, `down`).
+    pub envelope: bool,
+    /// `MIGRATE_TARGET`, `MIGRATE_OUT_OF_ORDER` (`up`, `plan`).
+    pub selection: bool,
+}
+
+impl Parts {
+    /// What `up` takes: everything.
+    pub const UP: Parts = Parts {
+        envelope: true,
+        selection: true,
+    };
+}
+
 impl Settings {
+    /// What `migrate up` reads: `MIGRATIONS_DIR` and the `MIGRATE_*` variables, every bad
+    /// value reported. The `migrate` binary hands it its command line over the process
+    /// environment; the agent's `DECKHAND_MIGRATE_ON_START` the app's resolved one.
+    pub fn from_env(env: &impl Env) -> Result<Settings, Vec<Invalid>> {
+        Checker::read(env, |c| Settings::read(c, Parts::UP))
+    }
+
+    /// Reads the settings of `parts` into `c`, with a program's own; a bad value is
+    /// recorded there, and [`Checker::finish`] refuses the result.
+    pub fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>, parts: Parts) -> Settings {
+        let dir = c.get("MIGRATIONS_DIR", default::DIR, |s| Ok(PathBuf::from(s)));
+        let connect = Retry {
+            retries: c.get(
+                "MIGRATE_CONNECT_RETRIES",
+                default::CONNECT_RETRIES,
+                parse::count,
+            ),
+            wait: c.optional("MIGRATE_WAIT", parse::duration),
+        };
+        let allow_missing = c.value("MIGRATE_ALLOW_MISSING", false, parse::boolean);
+        let none = no_variables();
+        let mut unset = Checker::new(&none);
+        let limits = if parts.envelope {
+            Limits::read(c)
+        } else {
+            Limits::read(&mut unset)
+        };
+        let (target, out_of_order) = if parts.selection {
+            selection(c)
+        } else {
+            selection(&mut unset)
+        };
+        Settings {
+            dir,
+            target,
+            lock_timeout: limits.lock_timeout,
+            ddl_lock_timeout: limits.ddl_lock_timeout,
+            statement_timeout: limits.statement_timeout,
+            lock_retries: limits.lock_retries,
+            connect,
+            allow_missing,
+            out_of_order,
+        }
+    }
+
     /// Connects (with the retries) and wraps the connection in the watchdog.
     async fn session(&self, db: &PgConfig) -> Result<Session, Error> {
         let client = connect::connect(db, self.connect).await?;
@@ -384,6 +454,72 @@ pub fn pending<'f>(
     }
 }
 
+/// Where the documented defaults are read from.
+fn no_variables() -> BTreeMap<String, String> {
+    BTreeMap::new()
+}
+
+/// The limits of `up` and `down`, as read (`apply::Envelope` is what a step gets).
+struct Limits {
+    lock_timeout: Duration,
+    ddl_lock_timeout: Duration,
+    statement_timeout: Duration,
+    lock_retries: u32,
+}
+
+impl Limits {
+    fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Self {
+        Limits {
+            lock_timeout: c.get(
+                "MIGRATE_LOCK_TIMEOUT",
+                default::LOCK_TIMEOUT,
+                parse::duration,
+            ),
+            ddl_lock_timeout: c.get(
+                "MIGRATE_DDL_LOCK_TIMEOUT",
+                default::DDL_LOCK_TIMEOUT,
+                parse::duration,
+            ),
+            statement_timeout: c.get(
+                "MIGRATE_STATEMENT_TIMEOUT",
+                default::STATEMENT_TIMEOUT,
+                parse::duration,
+            ),
+            lock_retries: c.get("MIGRATE_LOCK_RETRIES", default::LOCK_RETRIES, parse::count),
+        }
+    }
+}
+
+/// `MIGRATE_TARGET` and `MIGRATE_OUT_OF_ORDER`: which pending migrations to apply.
+fn selection<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> (Option<i32>, bool) {
+    let target = c.optional("MIGRATE_TARGET", |s| {
+        s.parse::<i32>()
+            .map_err(|_| "must be a migration version, a whole number like 3".to_owned())
+    });
+    (
+        target,
+        c.value("MIGRATE_OUT_OF_ORDER", false, parse::boolean),
+    )
+}
+
+/// `application_name` of migrate's connection: `deckhand-migrate/HOSTNAME` (the task's
+/// host name on ECS, so `pg_stat_activity` and the lock holder's report name the task),
+/// cut to what PostgreSQL keeps.
+pub fn application_name(env: &(impl Env + ?Sized)) -> String {
+    let mut name = match env.var("HOSTNAME") {
+        Some(host) => format!("{APPLICATION_NAME}/{host}"),
+        None => APPLICATION_NAME.to_owned(),
+    };
+    if name.len() > MAX_APPLICATION_NAME {
+        let mut cut = MAX_APPLICATION_NAME;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+    name
+}
+
 fn at_version(applied: &[Applied]) -> String {
     match applied.last() {
         Some(a) => format!("the database is at {}", source::label(a.version, &a.name)),
@@ -393,6 +529,8 @@ fn at_version(applied: &[Applied]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use conventions::exit::migrate as exit;
+
     use super::*;
 
     fn file(version: i32, name: &str, checksum: u64) -> MigrationFile {
@@ -414,6 +552,40 @@ mod tests {
             applied_on: "2026-11-23T10:00:00.000000Z".into(),
             checksum: Some(checksum),
         }
+    }
+
+    /// The agent's way in: the app's environment, every bad value reported.
+    #[test]
+    fn up_settings_from_an_environment() {
+        let settings = Settings::from_env(&[
+            ("MIGRATIONS_DIR", "/app/db"),
+            ("MIGRATE_TARGET", "7"),
+            ("MIGRATE_OUT_OF_ORDER", "on"),
+            ("MIGRATE_WAIT", "2m"),
+        ])
+        .unwrap();
+        assert_eq!(settings.dir, PathBuf::from("/app/db"));
+        assert_eq!(settings.target, Some(7));
+        assert!(settings.out_of_order);
+        assert_eq!(settings.connect.wait, Some(Duration::from_secs(120)));
+        let errors = Settings::from_env(&[
+            ("MIGRATE_OUT_OF_ORDER", "maybe"),
+            ("MIGRATE_LOCK_TIMEOUT", "soon"),
+        ])
+        .unwrap_err();
+        let names: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["MIGRATE_LOCK_TIMEOUT", "MIGRATE_OUT_OF_ORDER"]);
+    }
+
+    #[test]
+    fn the_application_name_fits_postgres() {
+        assert_eq!(application_name(&no_variables()), "deckhand-migrate");
+        let long = "é".repeat(40);
+        let name = application_name(&[("HOSTNAME", long.as_str())]);
+        assert!(
+            name.len() <= 63 && name.starts_with("deckhand-migrate/é"),
+            "{name}"
+        );
     }
 
     #[test]

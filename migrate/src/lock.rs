@@ -62,7 +62,7 @@ pub async fn release(client: &Session) {
         .query_one("SELECT pg_advisory_unlock($1, $2)", &[&KEY.0, &KEY.1])
         .await
     {
-        tracing::debug!(error = %e, "could not release the migration lock; the session end will");
+        tracing::debug!(error = %e, "could not release the migration lock ({e}); the session end will");
     }
 }
 

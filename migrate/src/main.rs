@@ -1,4 +1,4 @@
-//! `migrate`: see `migrate --help` and the README. All logic lives in the library.
+//! `migrate`: see `migrate --help` and docs/migrate.md. All logic lives in the library.
 
 fn main() -> std::process::ExitCode {
     migrate::entry::main()

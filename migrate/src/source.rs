@@ -241,35 +241,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A temporary folder, removed when dropped.
-    struct TempDir(PathBuf);
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    impl std::ops::Deref for TempDir {
-        type Target = Path;
-        fn deref(&self) -> &Path {
-            &self.0
-        }
-    }
+    use testkit::temp::TempDir;
 
     fn dir_with(files: &[(&str, &str)]) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "deckhand-source-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, body) in files {
-            let path = dir.join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, body).unwrap();
-        }
-        TempDir(dir)
+        TempDir::with_files("deckhand-source", files)
     }
 
     #[test]
@@ -282,7 +257,7 @@ mod tests {
             ("README.md", "not sql"),
             ("seed.sql", "ignored with a warning"),
         ]);
-        let found = load(&dir).unwrap();
+        let found = load(dir.path()).unwrap();
         let labels: Vec<_> = found.iter().map(MigrationFile::label).collect();
         assert_eq!(labels, ["V1__one", "V2__two", "V10__ten"]);
         assert!(found[1].down.is_some() && found[0].down.is_none());
@@ -291,7 +266,7 @@ mod tests {
     #[test]
     fn checksum_is_refinerys() {
         let dir = dir_with(&[("V1__init.sql", "create table t(id int);")]);
-        let ours = load(&dir).unwrap()[0].checksum;
+        let ours = load(dir.path()).unwrap()[0].checksum;
         let theirs = refinery_core::Migration::unapplied("V1__init", "create table t(id int);")
             .unwrap()
             .checksum();
@@ -307,7 +282,7 @@ mod tests {
             ),
             ("V2__b.sql", "select 1;\n-- deckhand:no-transaction\n"),
         ]);
-        let found = load(&dir).unwrap();
+        let found = load(dir.path()).unwrap();
         assert!(found[0].no_transaction);
         assert!(!found[1].no_transaction);
     }
@@ -315,14 +290,17 @@ mod tests {
     #[test]
     fn duplicate_versions_are_refused() {
         let dir = dir_with(&[("V1__a.sql", ""), ("V01__b.sql", "")]);
-        let e = load(&dir).unwrap_err();
+        let e = load(dir.path()).unwrap_err();
         assert!(e.to_string().contains("version 1 is used twice"), "{e}");
     }
 
     #[test]
     fn down_without_up_is_refused() {
         let dir = dir_with(&[("V1__a.sql", ""), ("V1__b.down.sql", "")]);
-        assert!(matches!(load(&dir), Err(SourceError::OrphanDown { .. })));
+        assert!(matches!(
+            load(dir.path()),
+            Err(SourceError::OrphanDown { .. })
+        ));
     }
 
     #[test]
@@ -382,7 +360,7 @@ mod tests {
     #[test]
     fn a_misnamed_file_is_skipped_and_loading_goes_on() {
         let dir = dir_with(&[("|1__pipe.sql", "select 1;"), ("V1__ok.sql", "select 1;")]);
-        let labels: Vec<_> = load(&dir)
+        let labels: Vec<_> = load(dir.path())
             .unwrap()
             .iter()
             .map(MigrationFile::label)

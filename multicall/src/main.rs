@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Some("healthcheck") => healthcheck::entry::main(),
         _ => {
             eprintln!("deckhand: run me as agent, migrate or healthcheck (a link with that name)");
-            ExitCode::from(64)
+            ExitCode::from(conventions::exit::UNKNOWN_PROGRAM)
         }
     }
 }

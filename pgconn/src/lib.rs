@@ -5,6 +5,11 @@
 //! libpq does: what the URL leaves out, the variables fill in. TLS is rustls, with the
 //! five `sslmode`s our users know from libpq.
 //!
+//! The variables are read through [`conventions::Env`] (re-exported here as [`Env`], with
+//! [`ProcessEnv`]), so the agent can hand over the app's resolved environment and a test
+//! a map. Every bad setting is reported, each as a [`conventions::Invalid`] named after
+//! the variable or URL parameter that holds it.
+//!
 //! This crate only builds settings and opens connections; retry policy belongs to the
 //! caller, because `migrate` and a health check want very different ones.
 
@@ -13,12 +18,17 @@
 mod tls;
 mod url;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use conventions::settings::Report;
+use conventions::{parse, Checker, Invalid};
+
+/// Re-exported, so a program that only connects needs no other crate for them.
+pub use conventions::{Env, ProcessEnv};
 pub use tls::TlsError;
 pub use tokio_postgres;
 pub use url::UrlError;
@@ -28,55 +38,8 @@ const DEFAULT_PORT: u16 = 5432;
 /// How long one connection attempt may take unless `connect_timeout` says otherwise.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where configuration is read from: the process environment in production, a map in
-/// tests, so no test ever has to change the real environment.
-pub trait Env {
-    /// The variable's value; an empty value counts as unset, as libpq treats it.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The real process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for HashMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).filter(|v| !v.is_empty()).cloned()
-    }
-}
-
-impl Env for BTreeMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).filter(|v| !v.is_empty()).cloned()
-    }
-}
-
 /// A password: kept out of every `Debug` and `Display` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself, for the one place that needs it: the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password([redacted])")
-    }
-}
+pub type Password = conventions::Secret;
 
 /// libpq's `sslmode`, minus `allow` (plain first, TLS on refusal), which no managed
 /// PostgreSQL needs.
@@ -133,21 +96,20 @@ pub enum RootCert {
     System,
 }
 
-/// A configuration value that is not valid. Never carries a password: the bad value is
-/// shown only for settings that cannot hold one.
+/// The form a `postgres://` URL is expected in, for its errors.
+const EXPECTED_URL: &str = "expected postgres://USER:PASSWORD@HOST:PORT/DBNAME?sslmode=verify-full";
+
+/// Why [`PgConfig::from_url`] refused a URL. Never carries a password: a bad value is
+/// shown only for parameters that cannot hold one.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{name}={value:?} is not valid: {reason}")]
-    Invalid {
-        name: String,
-        value: String,
-        reason: String,
-    },
-    /// `reason` is a fixed sentence: no part of the URL, which holds the password.
-    #[error("DATABASE_URL is not valid: {reason} (expected postgres://USER:PASSWORD@HOST:PORT/DBNAME?sslmode=verify-full)")]
+    /// The URL does not parse. `reason` is a fixed sentence: no part of the URL, which
+    /// holds the password.
+    #[error("DATABASE_URL is not valid: {reason} ({EXPECTED_URL})")]
     Url { reason: UrlError },
-    #[error("{name} is not set: {hint}")]
-    Missing { name: String, hint: String },
+    /// It parses, but its parameters break a rule: every one, named.
+    #[error(transparent)]
+    Invalid(Report),
 }
 
 /// Validated connection settings. `Debug` and `Display` never show the password.
@@ -186,34 +148,53 @@ struct Raw {
 impl PgConfig {
     /// Reads `DATABASE_URL`, else the `PG*` variables. `Ok(None)` means no database is
     /// configured at all (neither `DATABASE_URL` nor `PGHOST`/`PGDATABASE`/`PGUSER`).
-    pub fn from_env(env: &impl Env) -> Result<Option<Self>, ConfigError> {
+    pub fn from_env(env: &impl Env) -> Result<Option<Self>, Report> {
         Self::from_env_named(env, "DATABASE_URL")
     }
 
     /// Like [`PgConfig::from_env`], with the URL in another variable (one reference
     /// deployment calls it `POSTGRES_URL`).
-    pub fn from_env_named(env: &impl Env, url_var: &str) -> Result<Option<Self>, ConfigError> {
+    pub fn from_env_named(env: &impl Env, url_var: &str) -> Result<Option<Self>, Report> {
+        Checker::read(env, |c| Self::read(c, url_var)).map_err(Report)
+    }
+
+    /// Reads the settings into `c`, with a program's own: `None` when no database is
+    /// configured (see [`PgConfig::is_configured`]), or when a value is bad (recorded in
+    /// `c`, which then refuses to finish).
+    pub fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>, url_var: &str) -> Option<Self> {
+        let env = c.env();
         let mut raw = match env.var(url_var) {
-            Some(url) => url::parse(&url).map_err(|reason| match url_var {
-                "DATABASE_URL" => ConfigError::Url { reason },
-                other => ConfigError::Invalid {
-                    name: other.into(),
-                    value: "(hidden: it may hold a password)".into(),
-                    reason: reason.to_string(),
-                },
-            })?,
-            None => {
-                if ["PGHOST", "PGDATABASE", "PGUSER"]
-                    .iter()
-                    .all(|n| env.var(n).is_none())
-                {
-                    return Ok(None);
+            Some(url) => match url::parse(&url) {
+                Ok(raw) => raw,
+                Err(reason) => {
+                    let name = c.origin(url_var);
+                    c.push(Invalid::new(
+                        name,
+                        Invalid::HIDDEN,
+                        format!("{reason} ({EXPECTED_URL})"),
+                    ));
+                    return None;
                 }
-                Raw::default()
-            }
+            },
+            None if !Self::is_configured(env, url_var) => return None,
+            None => Raw::default(),
         };
         raw.fill_from_env(env);
-        raw.validate().map(Some)
+        match raw.validate() {
+            Ok(config) => Some(config),
+            Err(errors) => {
+                errors.into_iter().for_each(|e| c.push(e));
+                None
+            }
+        }
+    }
+
+    /// Whether `env` names a database at all: `url_var`, or one of `PGHOST`, `PGDATABASE`,
+    /// `PGUSER` (a `PGPASSWORD` alone does not).
+    pub fn is_configured(env: &(impl Env + ?Sized), url_var: &str) -> bool {
+        [url_var, "PGHOST", "PGDATABASE", "PGUSER"]
+            .iter()
+            .any(|n| env.var(n).is_some())
     }
 
     /// Parses a `postgres://` URL on its own, without consulting any variable.
@@ -221,6 +202,7 @@ impl PgConfig {
         url::parse(url)
             .map_err(|reason| ConfigError::Url { reason })?
             .validate()
+            .map_err(|errors| ConfigError::Invalid(Report(errors)))
     }
 
     /// Sets `application_name` unless the configuration already names one.
@@ -275,7 +257,7 @@ impl PgConfig {
         let (client, connection) = self.tokio_config().connect(tls).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%error, "PostgreSQL connection closed with an error");
+                tracing::debug!(%error, "PostgreSQL connection closed with an error: {error}");
             }
         });
         Ok(client)
@@ -359,7 +341,7 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
 
 impl Raw {
     /// libpq semantics: a variable supplies what the URL did not say.
-    fn fill_from_env(&mut self, env: &impl Env) {
+    fn fill_from_env(&mut self, env: &(impl Env + ?Sized)) {
         fn fill<T>(slot: &mut Option<T>, value: Option<T>) {
             if slot.is_none() {
                 *slot = value;
@@ -372,7 +354,7 @@ impl Raw {
         );
         fill(&mut self.port, env.var("PGPORT"));
         fill(&mut self.user, env.var("PGUSER"));
-        fill(&mut self.password, env.var("PGPASSWORD").map(Password));
+        fill(&mut self.password, env.var("PGPASSWORD").map(Password::new));
         fill(&mut self.dbname, env.var("PGDATABASE"));
         fill(&mut self.sslmode, env.var("PGSSLMODE"));
         fill(&mut self.sslrootcert, env.var("PGSSLROOTCERT"));
@@ -380,63 +362,55 @@ impl Raw {
         fill(&mut self.connect_timeout, env.var("PGCONNECT_TIMEOUT"));
     }
 
-    fn validate(self) -> Result<PgConfig, ConfigError> {
-        let invalid = |name: &str, value: &str, reason: &str| ConfigError::Invalid {
-            name: name.into(),
-            value: value.into(),
-            reason: reason.into(),
-        };
+    /// The settings, or every rule they break. The names are fixed (`PGPORT`, `sslmode`):
+    /// a value may come from the URL or a variable, and no program has flags for them.
+    fn validate(self) -> Result<PgConfig, Vec<Invalid>> {
+        let names_only = BTreeMap::<String, String>::new();
+        let mut c = Checker::new(&names_only);
         let hosts = self.hosts.unwrap_or_else(|| vec!["localhost".into()]);
         if hosts.iter().any(|h| h.starts_with('/')) {
-            return Err(invalid(
+            c.check::<()>(
                 "PGHOST",
                 &hosts.join(","),
-                "Unix-domain sockets are not supported; use a TCP host name or address",
-            ));
+                Err("Unix-domain sockets are not supported; use a TCP host name or address".into()),
+            );
         }
-        let port = match self.port {
+        let port = match &self.port {
             None => DEFAULT_PORT,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| invalid("PGPORT", &p, "must be a TCP port, 1 to 65535"))?,
+            Some(p) => c.check("PGPORT", p, parse::port(p)).unwrap_or(DEFAULT_PORT),
         };
-        let user = self.user.ok_or_else(|| ConfigError::Missing {
-            name: "PGUSER".into(),
-            hint: "put the user in DATABASE_URL (postgres://USER:PASSWORD@HOST/DB) or set PGUSER"
-                .into(),
-        })?;
-        let sslmode = match self.sslmode {
+        let user = self.user.unwrap_or_else(|| {
+            c.push(Invalid::missing(
+                "PGUSER",
+                "put the user in DATABASE_URL (postgres://USER:PASSWORD@HOST/DB) or set PGUSER",
+            ));
+            String::new()
+        });
+        let sslmode = match &self.sslmode {
             None => SslMode::default(),
-            Some(m) => m
-                .parse()
-                .map_err(|reason: String| invalid("sslmode", &m, &reason))?,
+            Some(m) => c.check("sslmode", m, m.parse()).unwrap_or_default(),
         };
         let root_cert = self.sslrootcert.map(|p| match p.as_str() {
             "system" => RootCert::System,
             _ => RootCert::File(p.into()),
         });
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
-            return Err(ConfigError::Missing {
-                name: "PGSSLROOTCERT".into(),
-                hint: format!(
+            c.push(Invalid::missing(
+                "PGSSLROOTCERT",
+                format!(
                     "sslmode={sslmode} checks the server certificate against a CA bundle: set \
                      PGSSLROOTCERT (or sslrootcert= in the URL) to the bundle file, e.g. RDS's \
                      global-bundle.pem, or to 'system' for the system CA store"
                 ),
-            });
+            ));
         }
-        let connect_timeout = match self.connect_timeout {
+        let connect_timeout = match &self.connect_timeout {
             None => DEFAULT_CONNECT_TIMEOUT,
-            Some(t) => t
-                .parse::<u64>()
-                .ok()
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs)
-                .ok_or_else(|| invalid("connect_timeout", &t, "must be whole seconds, above 0"))?,
+            Some(t) => c
+                .check("connect_timeout", t, whole_seconds(t))
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         };
-        Ok(PgConfig {
+        c.finish(PgConfig {
             dbname: self.dbname.unwrap_or_else(|| user.clone()),
             hosts,
             port,
@@ -451,29 +425,30 @@ impl Raw {
     }
 }
 
+/// libpq's `connect_timeout`: whole seconds, above 0.
+fn whole_seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| "must be whole seconds, above 0".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    const NONE: [(&str, &str); 0] = [];
 
     #[test]
     fn nothing_configured_is_none() {
-        assert_eq!(PgConfig::from_env(&env(&[])).unwrap(), None);
-        assert_eq!(
-            PgConfig::from_env(&env(&[("PGPASSWORD", "x")])).unwrap(),
-            None
-        );
+        assert_eq!(PgConfig::from_env(&NONE).unwrap(), None);
+        assert_eq!(PgConfig::from_env(&[("PGPASSWORD", "x")]).unwrap(), None);
     }
 
     #[test]
     fn url_wins_and_variables_fill_gaps() {
-        let c = PgConfig::from_env(&env(&[
+        let c = PgConfig::from_env(&[
             (
                 "DATABASE_URL",
                 "postgres://app:s3cr%40t@db.example:6543/shop",
@@ -481,7 +456,7 @@ mod tests {
             ("PGHOST", "ignored"),
             ("PGSSLMODE", "verify-full"),
             ("PGSSLROOTCERT", "/certs/rds.pem"),
-        ]))
+        ])
         .unwrap()
         .unwrap();
         assert_eq!(c.hosts, vec!["db.example"]);
@@ -495,11 +470,11 @@ mod tests {
 
     #[test]
     fn libpq_variables_alone() {
-        let c = PgConfig::from_env(&env(&[
+        let c = PgConfig::from_env(&[
             ("PGHOST", "10.0.0.5"),
             ("PGUSER", "roast"),
             ("PGPASSWORD", "pw"),
-        ]))
+        ])
         .unwrap()
         .unwrap();
         assert_eq!(c.port, 5432);
@@ -512,18 +487,15 @@ mod tests {
 
     #[test]
     fn verify_without_root_cert_is_refused_with_a_hint() {
-        let e = PgConfig::from_env(&env(&[(
-            "DATABASE_URL",
-            "postgres://u:p@h/d?sslmode=verify-full",
-        )]))
-        .unwrap_err();
+        let e = PgConfig::from_env(&[("DATABASE_URL", "postgres://u:p@h/d?sslmode=verify-full")])
+            .unwrap_err();
         assert!(e.to_string().contains("PGSSLROOTCERT"), "{e}");
     }
 
     #[test]
     fn bad_sslmode_names_the_rule() {
-        let e = PgConfig::from_env(&env(&[("DATABASE_URL", "postgres://u:p@h/d?sslmode=on")]))
-            .unwrap_err();
+        let e =
+            PgConfig::from_env(&[("DATABASE_URL", "postgres://u:p@h/d?sslmode=on")]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "sslmode=\"on\" is not valid: must be one of disable, prefer, require, verify-ca, verify-full"
@@ -531,8 +503,42 @@ mod tests {
     }
 
     #[test]
+    fn every_bad_value_is_reported() {
+        let errors = PgConfig::from_env(&[
+            ("PGHOST", "h"),
+            ("PGPORT", "0"),
+            ("PGSSLMODE", "on"),
+            ("PGCONNECT_TIMEOUT", "soon"),
+        ])
+        .unwrap_err()
+        .0;
+        let names: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["PGPORT", "PGUSER", "sslmode", "connect_timeout"]);
+        assert_eq!(
+            errors[0].to_string(),
+            r#"PGPORT="0" is not valid: must be a port number from 1 to 65535"#
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_named_by_its_variable_and_hidden() {
+        for var in ["DATABASE_URL", "POSTGRES_URL"] {
+            let e = PgConfig::from_env_named(&[(var, "mysql://u:hunter2@h/d")], var)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "{var}=\"(hidden: it may hold a password)\" is not valid: the scheme must be \
+                     postgres:// or postgresql:// ({EXPECTED_URL})"
+                )
+            );
+        }
+    }
+
+    #[test]
     fn missing_user_is_refused() {
-        let e = PgConfig::from_env(&env(&[("PGHOST", "h")])).unwrap_err();
+        let e = PgConfig::from_env(&[("PGHOST", "h")]).unwrap_err();
         assert!(e.to_string().starts_with("PGUSER is not set"), "{e}");
     }
 

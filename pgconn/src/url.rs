@@ -90,7 +90,7 @@ pub(crate) fn parse(url: &str) -> Result<Raw, UrlError> {
             .map(|p| decode(p, "password"))
             .transpose()?
             .and_then(non_empty)
-            .map(Password);
+            .map(Password::new);
     }
     if !hostport.is_empty() {
         let (hosts, port) = split_hosts(hostport)?;
@@ -113,7 +113,7 @@ pub(crate) fn parse(url: &str) -> Result<Raw, UrlError> {
             "dbname" => &mut raw.dbname,
             "port" => &mut raw.port,
             "password" => {
-                raw.password = Some(Password(decode(value, "password")?));
+                raw.password = Some(Password::new(decode(value, "password")?));
                 continue;
             }
             "host" => {

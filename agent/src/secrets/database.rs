@@ -21,18 +21,6 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// libpq's `sslmode` values.
-pub const SSLMODES: [&str; 6] = [
-    "disable",
-    "allow",
-    "prefer",
-    "require",
-    "verify-ca",
-    "verify-full",
-];
-
-/// The variables, by name, that a database secret becomes. The error states what the
-/// secret lacks, without any of its values.
 /// The variables of a database secret that are connection settings, not secrets: the
 /// log sanitizer leaves them alone (redacting the host name or `verify-full` everywhere
 /// helps no one). The URL and `PGPASSWORD` carry the password and stay secret.

@@ -12,8 +12,9 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 
 use super::database;
+use super::key::Key;
 use super::parameter::{self, PathSetting};
-use super::reference::{self, Key, Reference};
+use super::reference::{self, Reference};
 use super::source::{FetchError, FetchErrorKind, Fetched, Value};
 use super::value::{env_text, json_object, SecretString, Secrets};
 use crate::exit;
@@ -149,6 +150,21 @@ impl ChildEnv {
     }
 }
 
+/// The app's environment is where the settings of what runs for it (migrations, the
+/// in-process `/health`) are read: a `DATABASE_URL` or `HEALTH_*` from a secret counts.
+impl conventions::Env for ChildEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .and_then(OsStr::to_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
+
+    fn vars(&self) -> Vec<(OsString, OsString)> {
+        self.to_vec()
+    }
+}
+
 impl fmt::Debug for ChildEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.0.keys()).finish()
@@ -225,96 +241,137 @@ impl Plan {
     }
 
     /// Builds the app's environment from the fetched values; fails closed, with every
-    /// problem found.
+    /// problem found. Lowest precedence first: each later source overrides and says so.
     pub fn apply(&self, fetched: &Fetched) -> Result<Resolved, Failure> {
-        let mut errors = Vec::new();
-        let mut notices = Vec::new();
-        let get =
-            |variable: &str, key: &Key, errors: &mut Vec<SecretError>| -> Option<SecretString> {
-                match fetched_value(fetched, variable, key) {
-                    Ok(Value::Text(v)) => Some(v.clone()),
-                    Ok(Value::Tree(_)) => {
-                        errors.push(config_error(format!(
-                            "{variable}: {} \"{key}\" holds several values, not one",
-                            key.noun()
-                        )));
-                        None
-                    }
-                    Err(e) => {
-                        errors.push(e);
-                        None
-                    }
-                }
-            };
+        let mut out = Outcome::default();
+        let mut from_secrets = self.expand_secrets(fetched, &mut out);
+        self.compose_database(fetched, &mut from_secrets, &mut out);
+        let from_paths = self.expand_paths(fetched, &mut out);
+        let references = self.resolve_references(fetched, &mut out);
 
-        // Lowest precedence first; each later source overwrites and says so.
-        // name -> (value, where it came from)
-        // (value, the secret it came from, whether the value is itself secret)
-        let mut from_secrets: BTreeMap<String, (SecretString, String, bool)> = BTreeMap::new();
-        const ENV_SECRETS: &str = "DECKHAND_ENV_SECRETS";
+        let mut env = self.plain.0.clone();
+        let mut secrets = Secrets::default();
+        for (name, placed) in references {
+            placed.place(&name, &mut env, &mut secrets);
+        }
+        for (name, placed) in from_secrets {
+            if env.contains_key(OsStr::new(&name)) {
+                out.notices.push(format!(
+                    "{name} is set in the environment; the value from secret \"{}\" is not used",
+                    placed.source
+                ));
+                continue;
+            }
+            placed.place(&name, &mut env, &mut secrets);
+        }
+        for (name, FromPath { placed, path }) in from_paths {
+            if env.contains_key(OsStr::new(&name)) {
+                let by = if self.is_set_explicitly(&name) {
+                    "in the environment"
+                } else {
+                    "by a secret"
+                };
+                out.notices.push(format!(
+                    "{name} is set {by}; the value of parameter \"{}\" (under \"{path}\" of {ENV_PARAMETERS}) is not used",
+                    placed.source
+                ));
+                continue;
+            }
+            placed.place(&name, &mut env, &mut secrets);
+        }
+        if out.errors.is_empty() {
+            self.check_required(&env, &mut out);
+        }
+        if !out.errors.is_empty() {
+            return Err(Failure { errors: out.errors });
+        }
+        Ok(Resolved {
+            env: ChildEnv(env),
+            secrets,
+            notices: out.notices,
+        })
+    }
+
+    /// Whether `name` is set in the agent's environment, plainly or as a reference.
+    fn is_set_explicitly(&self, name: &str) -> bool {
+        self.plain.0.contains_key(OsStr::new(name))
+            || self.references.iter().any(|(n, _)| n == name)
+    }
+
+    /// The `DECKHAND_ENV_SECRETS` variables: every top-level key of each secret; a later
+    /// secret wins over an earlier one, with a notice.
+    fn expand_secrets(&self, fetched: &Fetched, out: &mut Outcome) -> BTreeMap<String, Placed> {
+        let mut vars: BTreeMap<String, Placed> = BTreeMap::new();
         for key in &self.settings.env_secrets {
-            let Some(text) = get(ENV_SECRETS, key, &mut errors) else {
+            let Some(text) = out.text(fetched, ENV_SECRETS, key) else {
                 continue;
             };
             let obj = match json_object(text.expose()) {
                 Ok(o) => o,
                 Err(reason) => {
-                    errors.push(config_error(format!(
-                        "{ENV_SECRETS}: secret \"{key}\" {reason}"
-                    )));
+                    out.error(format!("{ENV_SECRETS}: secret \"{key}\" {reason}"));
                     continue;
                 }
             };
+            let source = key.to_string();
             for (name, value) in obj {
                 if name.is_empty() || name.contains('=') || name.contains('\0') {
-                    errors.push(config_error(format!(
+                    out.error(format!(
                         "{ENV_SECRETS}: secret \"{key}\" has the key {name:?}, which cannot be a variable name (empty, or contains '=' or NUL)"
-                    )));
+                    ));
                     continue;
                 }
-                let source = key.to_string();
-                if let Some((_, earlier, _)) = from_secrets.get(&name) {
-                    if *earlier != source {
-                        notices.push(format!(
-                            "{name} is in secrets \"{earlier}\" and \"{source}\" of {ENV_SECRETS}; the value from \"{source}\" (listed later) is used"
+                if let Some(earlier) = vars.get(&name).filter(|e| e.source != source) {
+                    out.notices.push(format!(
+                        "{name} is in secrets \"{}\" and \"{source}\" of {ENV_SECRETS}; the value from \"{source}\" (listed later) is used",
+                        earlier.source
+                    ));
+                }
+                vars.insert(name, Placed::secret(env_text(&value), &source));
+            }
+        }
+        vars
+    }
+
+    /// `DECKHAND_DATABASE_SECRET`'s variables, over those of `DECKHAND_ENV_SECRETS`.
+    fn compose_database(
+        &self,
+        fetched: &Fetched,
+        vars: &mut BTreeMap<String, Placed>,
+        out: &mut Outcome,
+    ) {
+        const DB: &str = "DECKHAND_DATABASE_SECRET";
+        let Some(db) = &self.settings.database else {
+            return;
+        };
+        let Some(text) = out.text(fetched, DB, &db.key) else {
+            return;
+        };
+        match database::compose(text.expose(), &db.url_var, db.sslmode.as_deref()) {
+            Ok(composed) => {
+                let source = db.key.to_string();
+                for (name, value) in composed {
+                    if let Some(earlier) = vars.get(&name) {
+                        out.notices.push(format!(
+                            "{name} is in secret \"{}\" of {ENV_SECRETS} and is also set by {DB}; the value from {DB} is used",
+                            earlier.source
                         ));
                     }
-                }
-                from_secrets.insert(name, (SecretString::new(env_text(&value)), source, true));
-            }
-        }
-        if let Some(db) = &self.settings.database {
-            const DB: &str = "DECKHAND_DATABASE_SECRET";
-            if let Some(text) = get(DB, &db.key, &mut errors) {
-                match database::compose(text.expose(), &db.url_var, db.sslmode.as_deref()) {
-                    Ok(vars) => {
-                        for (name, value) in vars {
-                            if let Some((_, earlier, _)) = from_secrets.get(&name) {
-                                notices.push(format!(
-                                    "{name} is in secret \"{earlier}\" of {ENV_SECRETS} and is also set by {DB}; the value from {DB} is used"
-                                ));
-                            }
-                            let secret = !database::NOT_SECRET.contains(&name.as_str());
-                            from_secrets.insert(
-                                name,
-                                (SecretString::new(value), db.key.to_string(), secret),
-                            );
-                        }
-                    }
-                    Err(reason) => errors.push(config_error(format!(
-                        "{DB}: secret \"{}\" {reason}",
-                        db.key
-                    ))),
+                    let mut placed = Placed::secret(value, &source);
+                    placed.secret = !database::NOT_SECRET.contains(&name.as_str());
+                    vars.insert(name, placed);
                 }
             }
+            Err(reason) => out.error(format!("{DB}: secret \"{}\" {reason}", db.key)),
         }
+    }
 
-        let from_paths = self.expand_paths(fetched, &mut errors, &mut notices);
-
-        let mut env = self.plain.0.clone();
-        let mut secrets = Secrets::default();
+    /// The references found in the environment, each with its value (or its JSON key's).
+    fn resolve_references(&self, fetched: &Fetched, out: &mut Outcome) -> Vec<(String, Placed)> {
+        let mut vars = Vec::new();
         for (name, reference) in &self.references {
-            let Some(text) = get(name, &reference.key, &mut errors) else {
+            let key = &reference.key;
+            let Some(text) = out.text(fetched, name, key) else {
                 continue;
             };
             let value = match &reference.json_key {
@@ -323,89 +380,52 @@ impl Plan {
                     Ok(obj) => match obj.get(json_key) {
                         Some(v) => SecretString::new(env_text(v)),
                         None => {
-                            errors.push(config_error(format!(
-                                "{name}: secret \"{}\" has no JSON key \"{json_key}\"",
-                                reference.key
-                            )));
+                            out.error(format!(
+                                "{name}: secret \"{key}\" has no JSON key \"{json_key}\""
+                            ));
                             continue;
                         }
                     },
                     Err(reason) => {
-                        errors.push(config_error(format!(
-                            "{name}: secret \"{}\" {reason} (needed for JSON key \"{json_key}\")",
-                            reference.key
-                        )));
+                        out.error(format!(
+                            "{name}: secret \"{key}\" {reason} (needed for JSON key \"{json_key}\")"
+                        ));
                         continue;
                     }
                 },
             };
-            secrets.push(name, &reference.key.to_string(), value.clone());
-            env.insert(OsString::from(name), OsString::from(value.expose()));
+            vars.push((
+                name.clone(),
+                Placed {
+                    value,
+                    source: key.to_string(),
+                    secret: true,
+                },
+            ));
         }
-        for (name, (value, source, secret)) in &from_secrets {
-            if env.contains_key(OsStr::new(name)) {
-                notices.push(format!(
-                    "{name} is set in the environment; the value from secret \"{source}\" is not used"
-                ));
-                continue;
-            }
-            if *secret {
-                secrets.push(name, source, value.clone());
-            }
-            env.insert(OsString::from(name), OsString::from(value.expose()));
-        }
-        for (name, (value, parameter, path)) in from_paths {
-            if env.contains_key(OsStr::new(&name)) {
-                let explicit = self.plain.0.contains_key(OsStr::new(&name))
-                    || self.references.iter().any(|(n, _)| *n == name);
-                let by = if explicit {
-                    "in the environment"
-                } else {
-                    "by a secret"
-                };
-                notices.push(format!(
-                    "{name} is set {by}; the value of parameter \"{parameter}\" (under \"{path}\" of {ENV_PARAMETERS}) is not used"
-                ));
-                continue;
-            }
-            secrets.push(&name, &parameter, value.clone());
-            env.insert(OsString::from(name), OsString::from(value.expose()));
-        }
-
-        if errors.is_empty() {
-            for name in &self.settings.required {
-                match env.get(OsStr::new(name)) {
-                    None => errors.push(config_error(format!(
-                        "{name} is required (DECKHAND_REQUIRED_ENV) but is not set"
-                    ))),
-                    Some(v) if v.is_empty() => errors.push(config_error(format!(
-                        "{name} is required (DECKHAND_REQUIRED_ENV) but is empty"
-                    ))),
-                    Some(_) => {}
-                }
-            }
-        }
-        if !errors.is_empty() {
-            return Err(Failure { errors });
-        }
-        Ok(Resolved {
-            env: ChildEnv(env),
-            secrets,
-            notices,
-        })
+        vars
     }
 
-    /// The `DECKHAND_ENV_PARAMETERS` variables: name → (value, parameter, path). A later
-    /// path wins over an earlier one (with a notice); two parameters of one path that
-    /// become the same variable are an error, as is a path that holds nothing unless it
-    /// is optional.
-    fn expand_paths(
-        &self,
-        fetched: &Fetched,
-        errors: &mut Vec<SecretError>,
-        notices: &mut Vec<String>,
-    ) -> BTreeMap<String, (SecretString, String, String)> {
-        let mut vars: BTreeMap<String, (SecretString, String, String)> = BTreeMap::new();
+    /// `DECKHAND_REQUIRED_ENV`: each must be set and non-empty.
+    fn check_required(&self, env: &BTreeMap<OsString, OsString>, out: &mut Outcome) {
+        for name in &self.settings.required {
+            match env.get(OsStr::new(name)) {
+                None => out.error(format!(
+                    "{name} is required (DECKHAND_REQUIRED_ENV) but is not set"
+                )),
+                Some(v) if v.is_empty() => out.error(format!(
+                    "{name} is required (DECKHAND_REQUIRED_ENV) but is empty"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The `DECKHAND_ENV_PARAMETERS` variables. A later path wins over an earlier one
+    /// (with a notice); two parameters of one path that become the same variable are an
+    /// error, as is a path that holds nothing unless it is optional.
+    fn expand_paths(&self, fetched: &Fetched, out: &mut Outcome) -> BTreeMap<String, FromPath> {
+        let mut vars: BTreeMap<String, FromPath> = BTreeMap::new();
         let mut done = BTreeSet::new();
         for setting in &self.settings.env_parameters {
             if !done.insert(&setting.key) {
@@ -416,21 +436,21 @@ impl Plan {
             let tree = match fetched_value(fetched, ENV_PARAMETERS, &key) {
                 Ok(Value::Tree(tree)) => tree,
                 Ok(Value::Text(_)) => {
-                    errors.push(config_error(format!(
+                    out.error(format!(
                         "{ENV_PARAMETERS}: \"{path}\" was read as one parameter, not a path (a bug in the agent)"
-                    )));
+                    ));
                     continue;
                 }
                 Err(e) => {
-                    errors.push(e);
+                    out.errors.push(e);
                     continue;
                 }
             };
             if tree.is_empty() {
                 if !setting.optional {
-                    errors.push(config_error(format!(
+                    out.error(format!(
                         "{ENV_PARAMETERS}: parameter path \"{path}\" holds no parameter; check the path and the region, or write \"{path}?\" if it may be empty"
-                    )));
+                    ));
                 }
                 continue;
             }
@@ -443,26 +463,104 @@ impl Plan {
                     } else {
                         "rename one of them, list a narrower path, or set DECKHAND_ENV_PARAMETERS_KEEP_CASE=true if they differ only in case"
                     };
-                    errors.push(config_error(format!(
+                    out.error(format!(
                         "{ENV_PARAMETERS}: parameters \"{other}\" and \"{name}\" under \"{path}\" would both become {variable}; {fix}"
-                    )));
+                    ));
                     continue;
                 }
                 // Overlapping paths (`/app/` and `/app/db/`) list some parameters twice:
                 // the same parameter is no collision.
-                let earlier = vars.get(&variable).filter(|(_, e, _)| e != name);
-                if let Some((_, earlier, earlier_path)) = earlier {
-                    notices.push(format!(
-                        "{variable} is in parameters \"{earlier}\" (under \"{earlier_path}\") and \"{name}\" (under \"{path}\") of {ENV_PARAMETERS}; the value from \"{path}\" (listed later) is used"
+                let earlier = vars.get(&variable).filter(|e| e.placed.source != *name);
+                if let Some(earlier) = earlier {
+                    out.notices.push(format!(
+                        "{variable} is in parameters \"{}\" (under \"{}\") and \"{name}\" (under \"{path}\") of {ENV_PARAMETERS}; the value from \"{path}\" (listed later) is used",
+                        earlier.placed.source, earlier.path
                     ));
                 }
-                vars.insert(variable, (value.clone(), name.clone(), path.clone()));
+                let placed = Placed {
+                    value: value.clone(),
+                    source: name.clone(),
+                    secret: true,
+                };
+                vars.insert(
+                    variable,
+                    FromPath {
+                        placed,
+                        path: path.clone(),
+                    },
+                );
             }
         }
         vars
     }
 }
 
+/// A value bound for the app's environment, and where it came from.
+struct Placed {
+    value: SecretString,
+    /// The secret or parameter it came from, as the user named it.
+    source: String,
+    /// Whether it is redacted from logs: every value but a database secret's host,
+    /// port and database name.
+    secret: bool,
+}
+
+impl Placed {
+    fn secret(value: String, source: &str) -> Placed {
+        Placed {
+            value: SecretString::new(value),
+            source: source.to_owned(),
+            secret: true,
+        }
+    }
+
+    /// Sets `name` in the app's environment (and among the loaded secrets).
+    fn place(self, name: &str, env: &mut BTreeMap<OsString, OsString>, secrets: &mut Secrets) {
+        env.insert(OsString::from(name), OsString::from(self.value.expose()));
+        if self.secret {
+            secrets.push(name, &self.source, self.value);
+        }
+    }
+}
+
+/// A `DECKHAND_ENV_PARAMETERS` value, with the path that listed it.
+struct FromPath {
+    placed: Placed,
+    path: String,
+}
+
+/// One resolution's problems and notices, gathered as it goes.
+#[derive(Default)]
+struct Outcome {
+    errors: Vec<SecretError>,
+    notices: Vec<String>,
+}
+
+impl Outcome {
+    fn error(&mut self, message: String) {
+        self.errors.push(config_error(message));
+    }
+
+    /// The single value of `key`, or `None` with the error recorded (for `variable`).
+    fn text(&mut self, fetched: &Fetched, variable: &str, key: &Key) -> Option<SecretString> {
+        match fetched_value(fetched, variable, key) {
+            Ok(Value::Text(v)) => Some(v.clone()),
+            Ok(Value::Tree(_)) => {
+                self.error(format!(
+                    "{variable}: {} \"{key}\" holds several values, not one",
+                    key.noun()
+                ));
+                None
+            }
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+}
+
+const ENV_SECRETS: &str = "DECKHAND_ENV_SECRETS";
 const ENV_PARAMETERS: &str = "DECKHAND_ENV_PARAMETERS";
 
 /// The fetched value of `key`, or the error naming `variable` and the key.

@@ -15,33 +15,11 @@
 //! by [`super::parameter`]; [`parse`] hands them over. This module only parses;
 //! fetching is [`super::source`].
 
-use std::fmt;
-
-use super::parameter::{self, ParameterKey, PathKey};
+use super::key::Key;
+use super::parameter;
 
 /// The short form's prefix.
 pub const SHORT_PREFIX: &str = "secretsmanager:";
-
-/// What one fetch returns: references that differ only in their JSON key share it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Key {
-    SecretsManager(SmKey),
-    /// One Parameter Store parameter: its value.
-    Parameter(ParameterKey),
-    /// Every parameter under a path: their names and values.
-    ParameterPath(PathKey),
-}
-
-impl Key {
-    /// What the key names, for messages: `secret "…"`, `parameter "…"`.
-    pub fn noun(&self) -> &'static str {
-        match self {
-            Key::SecretsManager(_) => "secret",
-            Key::Parameter(_) => "parameter",
-            Key::ParameterPath(_) => "parameter path",
-        }
-    }
-}
 
 /// One GetSecretValue request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,25 +30,6 @@ pub struct SmKey {
     pub secret_id: String,
     pub version_stage: Option<String>,
     pub version_id: Option<String>,
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Key::SecretsManager(k) => {
-                write!(f, "{}", k.secret_id)?;
-                if let Some(s) = &k.version_stage {
-                    write!(f, " (stage {s})")?;
-                }
-                if let Some(v) = &k.version_id {
-                    write!(f, " (version {v})")?;
-                }
-                Ok(())
-            }
-            Key::Parameter(k) => k.fmt(f),
-            Key::ParameterPath(k) => k.fmt(f),
-        }
-    }
 }
 
 /// A parsed reference: the secret, and the JSON key to take from it (the whole value

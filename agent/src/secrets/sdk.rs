@@ -1,188 +1,76 @@
-//! What both AWS stores share: the SDK configuration (the SDK's own retries off, short
-//! attempt timeouts: [`super::source`] retries, under the one deadline) and the sorting
-//! of SDK errors into [`FetchErrorKind`]s.
+//! What both AWS stores share: their per-call limits, one client per region, and the
+//! reading of an SDK error (classified once, by [`aws::classify`]) as a
+//! [`FetchErrorKind`].
+//!
+//! What it is not: the SDK's configuration ([`aws::sdk`] builds it, once for the
+//! agent) or a retry loop ([`super::source`] retries, under the one deadline).
 
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws::class::{HttpResponse, ProvideErrorMetadata, SdkError};
+use aws::sdk::{Region, SdkConfig, Timeouts};
+use aws::Class;
 
 use super::source::{FetchError, FetchErrorKind};
 
-/// Longest wait for a TCP/TLS connection to the endpoint before trying again.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest wait for one request; the overall deadline bounds the rest.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
+/// A secret read is small: a connection that takes longer than 2 s, or an answer that
+/// takes longer than 4 s, is tried again, under the deadline.
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(2),
+    attempt: Duration::from_secs(4),
+};
 
-/// How the SDK says that no credentials provider in the chain is configured (as
-/// opposed to one that is configured and failing, which is retried).
-const NO_CREDENTIALS: &str = "no credentials found in chain";
-
-/// Loads the SDK's default configuration (region, credentials chain incl. the ECS
-/// container credentials endpoint, `AWS_ENDPOINT_URL`), once for every store.
-pub async fn config_from_env() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        )
-        .load()
-        .await
-}
-
-/// Sorts an SDK error into a retry class by its error code, else its HTTP status.
-///
-/// The detail is built from the error code, message and status only: never from the
-/// raw response, whose body could be a secret value the SDK failed to parse.
-pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> FetchError
+/// The error of a failed SDK call, with the service's code, message and status (never
+/// the raw response, whose body could be a secret value the SDK failed to parse).
+pub(crate) fn fetch_error<E>(err: SdkError<E, HttpResponse>) -> FetchError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HttpStatus,
 {
-    match &err {
-        SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status();
-            let code = ctx.err().code();
-            let detail = format!(
-                "{}: {} (HTTP {status})",
-                code.unwrap_or("unknown error"),
-                ctx.err().message().unwrap_or("no message"),
-            );
-            FetchError::new(kind_of(code, status, &detail), detail)
-        }
-        SdkError::ResponseError(ctx) => {
-            let status = ctx.raw().status();
-            let kind = if status >= 500 || status == 429 {
-                FetchErrorKind::Transient
-            } else {
-                FetchErrorKind::Invalid
-            };
-            FetchError::new(
-                kind,
-                format!("the response could not be read (HTTP {status})"),
-            )
-        }
-        // Timeouts, refused or reset connections, DNS, and credentials that could not
-        // be fetched yet: all may pass; the deadline decides.
-        SdkError::TimeoutError(_) => {
-            FetchError::new(FetchErrorKind::Transient, "the request timed out")
-        }
-        SdkError::DispatchFailure(e) => {
-            let detail = format!(
-                "the request could not be sent: {}",
-                chain(
-                    e.as_connector_error()
-                        .map(|c| c as &(dyn std::error::Error + 'static))
-                )
-            );
-            // The credentials chain found nothing at all: waiting will not help.
-            let kind = if detail.contains(NO_CREDENTIALS) {
-                FetchErrorKind::Invalid
-            } else {
-                FetchErrorKind::Transient
-            };
-            FetchError::new(kind, detail)
-        }
-        _ => FetchError::new(
-            FetchErrorKind::Invalid,
-            format!(
-                "the request could not be made: {}",
-                chain(std::error::Error::source(&err))
-            ),
-        ),
-    }
+    let failure = aws::classify(&err);
+    FetchError::new(
+        kind(failure.class, failure.message.as_deref()),
+        failure.detail,
+    )
 }
 
-/// An error and its sources, as one line.
-fn chain(err: Option<&(dyn std::error::Error + 'static)>) -> String {
-    let mut parts = Vec::new();
-    let mut next = err;
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    if parts.is_empty() {
-        "unknown error".into()
-    } else {
-        parts.join(": ")
-    }
-}
-
-fn kind_of(code: Option<&str>, status: u16, detail: &str) -> FetchErrorKind {
-    match code {
+/// What a class of failure means for a secret.
+fn kind(class: Class, message: Option<&str>) -> FetchErrorKind {
+    match class {
+        Class::Retryable | Class::Throttled => FetchErrorKind::Transient,
         // Parameter Store says a SecureString's KMS key refused with an access error
-        // whose message names KMS.
-        Some("AccessDeniedException") if detail.contains("KMS") || detail.contains("kms:") => {
+        // whose message names KMS: the same class, a more useful hint.
+        Class::AccessDenied if message.is_some_and(|m| m.contains("KMS") || m.contains("kms:")) => {
             FetchErrorKind::Decryption
         }
-        Some("ResourceNotFoundException" | "ParameterNotFound" | "ParameterVersionNotFound") => {
-            FetchErrorKind::NotFound
-        }
-        Some(
-            "AccessDeniedException"
-            | "UnrecognizedClientException"
-            | "InvalidClientTokenId"
-            | "ExpiredTokenException"
-            | "InvalidSignatureException"
-            | "IncompleteSignature",
-        ) => FetchErrorKind::AccessDenied,
-        Some("DecryptionFailure" | "InvalidKeyId" | "KMSAccessDeniedException") => {
-            FetchErrorKind::Decryption
-        }
-        Some(
-            "ThrottlingException"
-            | "Throttling"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded"
-            | "InternalServiceError"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-            | "RequestTimeout"
-            | "RequestTimeoutException",
-        ) => FetchErrorKind::Transient,
-        _ if status >= 500 || status == 429 => FetchErrorKind::Transient,
-        _ if status == 404 => FetchErrorKind::NotFound,
-        _ if status == 403 => FetchErrorKind::AccessDenied,
-        _ => FetchErrorKind::Invalid,
+        Class::AccessDenied => FetchErrorKind::AccessDenied,
+        Class::Decryption => FetchErrorKind::Decryption,
+        Class::NotFound => FetchErrorKind::NotFound,
+        Class::Invalid => FetchErrorKind::Invalid,
     }
 }
 
-/// The HTTP status of a raw response, whatever its type.
-pub(crate) trait HttpStatus {
-    fn status(&self) -> u16;
-}
-
-impl HttpStatus for aws_sdk_secretsmanager::config::http::HttpResponse {
-    fn status(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
-/// One client per region, built on first use from the base configuration: a reference
-/// by ARN is read in the ARN's region, everything else in the default one (`None`).
+/// One client per region, built on first use from the base configuration (with
+/// [`TIMEOUTS`]): a reference by ARN is read in the ARN's region, everything else in
+/// the default one (`None`).
 pub struct ByRegion<C> {
     base: SdkConfig,
+    /// Makes a client from a configuration (`Client::new`).
+    new: fn(&SdkConfig) -> C,
     clients: std::sync::Mutex<std::collections::HashMap<Option<String>, C>>,
 }
 
 impl<C: Clone> ByRegion<C> {
-    pub fn new(base: SdkConfig) -> Self {
+    pub fn new(base: &SdkConfig, new: fn(&SdkConfig) -> C) -> Self {
         ByRegion {
-            base,
+            base: TIMEOUTS.apply(base),
+            new,
             clients: Default::default(),
         }
     }
 
-    /// The client for `region`, made by `new` (e.g. `Client::new`) the first time.
-    pub fn get(&self, region: Option<&str>, new: impl FnOnce(&SdkConfig) -> C) -> C {
+    /// The client for `region`, made the first time it is asked for.
+    pub fn get(&self, region: Option<&str>) -> C {
+        let new = self.new;
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(region.map(str::to_owned))
@@ -190,7 +78,7 @@ impl<C: Clone> ByRegion<C> {
                 Some(r) => new(&self
                     .base
                     .to_builder()
-                    .region(aws_config::Region::new(r.to_owned()))
+                    .region(Region::new(r.to_owned()))
                     .build()),
                 None => new(&self.base),
             })
@@ -201,6 +89,11 @@ impl<C: Clone> ByRegion<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kind of an answer with this code, status and message.
+    fn kind_of(code: Option<&str>, status: u16, message: &str) -> FetchErrorKind {
+        kind(Class::of(code, Some(status)), Some(message))
+    }
 
     #[test]
     fn error_codes_decide_retrying() {
@@ -236,5 +129,24 @@ mod tests {
             Decryption
         );
         assert_eq!(kind_of(Some("InvalidKeyId"), 400, ""), Decryption);
+        // Credentials from the container endpoint rotate: an expired token heals.
+        assert_eq!(kind_of(Some("ExpiredTokenException"), 400, ""), Transient);
+    }
+
+    #[test]
+    fn a_failed_call_keeps_the_services_words() {
+        use aws_sdk_secretsmanager::config::http::HttpResponse;
+        use aws_sdk_secretsmanager::error::ErrorMetadata;
+        let meta = ErrorMetadata::builder()
+            .code("AccessDeniedException")
+            .message("User is not authorized to perform kms:Decrypt")
+            .build();
+        let response = HttpResponse::new(400.try_into().unwrap(), "".into());
+        let e = fetch_error(SdkError::service_error(meta, response));
+        assert_eq!(e.kind, FetchErrorKind::Decryption);
+        assert_eq!(
+            e.detail,
+            "AccessDeniedException: User is not authorized to perform kms:Decrypt (HTTP 400)"
+        );
     }
 }

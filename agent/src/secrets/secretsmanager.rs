@@ -5,11 +5,12 @@
 //! Why not BatchGetSecretValue: its quota is 100 requests/s per region against about
 //! 10,000 for GetSecretValue, and a fleet starting together would throttle on it.
 
-use aws_config::SdkConfig;
+use aws::sdk::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 
-use super::reference::{Key, SmKey};
-use super::sdk::{classify, ByRegion};
+use super::key::Key;
+use super::reference::SmKey;
+use super::sdk::{fetch_error, ByRegion};
 use super::source::{FetchError, FetchErrorKind, Value};
 use super::value::SecretString;
 use super::wrong_store;
@@ -20,14 +21,10 @@ pub struct SecretsManager {
 }
 
 impl SecretsManager {
-    pub fn new(base: SdkConfig) -> SecretsManager {
+    pub fn new(base: &SdkConfig) -> SecretsManager {
         SecretsManager {
-            clients: ByRegion::new(base),
+            clients: ByRegion::new(base, Client::new),
         }
-    }
-
-    fn client(&self, region: Option<&str>) -> Client {
-        self.clients.get(region, Client::new)
     }
 }
 
@@ -47,7 +44,7 @@ impl SecretsManager {
     }
 
     async fn get(&self, k: &SmKey) -> Result<SecretString, FetchError> {
-        let client = self.client(k.region.as_deref());
+        let client = self.clients.get(k.region.as_deref());
         let answer = client
             .get_secret_value()
             .secret_id(&k.secret_id)
@@ -55,7 +52,7 @@ impl SecretsManager {
             .set_version_id(k.version_id.clone())
             .send()
             .await;
-        let output = answer.map_err(classify)?;
+        let output = answer.map_err(fetch_error)?;
         if let Some(text) = output.secret_string {
             return Ok(SecretString::new(text));
         }

@@ -1,7 +1,8 @@
 //! Fetching: the [`Fetch`] trait a secret store implements (Secrets Manager, Parameter
 //! Store), and the part every store shares — each distinct [`Key`] read once, in as few
 //! requests as the store allows ([`Fetch::batches`]), all requests at once, retried with
-//! jittered exponential backoff while the error is transient, all inside one deadline.
+//! jittered exponential backoff ([`conventions::Backoff`]) while the error is transient,
+//! all inside one deadline.
 //!
 //! What it is not: it does not know about variables or JSON; [`super::plan`] turns the
 //! fetched values into the app's environment.
@@ -11,16 +12,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use conventions::Backoff;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::reference::Key;
+use super::key::Key;
 use super::value::SecretString;
 
-/// First retry delay; doubled after each attempt.
-const BACKOFF_BASE: Duration = Duration::from_millis(50);
-/// Longest retry delay: with a 10 s deadline that still leaves several attempts.
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Retry delays: 50 ms first, doubled after each attempt, at most 2 s — with a 10 s
+/// deadline that still leaves several attempts.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
 
 /// A secret store.
 pub trait Fetch: Send + Sync + 'static {
@@ -112,7 +113,7 @@ impl Deadline {
     /// Waits before retry `attempt` (0 for the first retry); `false` when the deadline
     /// would pass first, after waiting until it did.
     pub async fn pause(&self, attempt: u32) -> bool {
-        let delay = backoff(attempt);
+        let delay = BACKOFF.delay(attempt + 1);
         if Instant::now() + delay >= self.at {
             tokio::time::sleep_until(self.at).await;
             return false;
@@ -225,15 +226,6 @@ async fn fetch_with_retry<F: Fetch>(
         done.push((key, Err(e)));
     }
     done
-}
-
-/// "Equal jitter": half the exponential delay fixed, half random, so a fleet of tasks
-/// starting together spreads out without any one of them waiting needlessly long.
-pub fn backoff(attempt: u32) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16));
-    let cap = exp.min(BACKOFF_MAX);
-    let half = cap / 2;
-    half + half.mul_f64(fastrand::f64())
 }
 
 #[cfg(test)]
@@ -412,12 +404,14 @@ pub(crate) mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
+        // Deadline::pause counts retries from 0.
         for attempt in 0..40 {
-            let d = backoff(attempt);
-            assert!(d <= BACKOFF_MAX, "{d:?}");
-            let exp = BACKOFF_BASE
+            let d = BACKOFF.delay(attempt + 1);
+            assert!(d <= BACKOFF.max, "{d:?}");
+            let exp = BACKOFF
+                .first
                 .saturating_mul(1 << attempt.min(16))
-                .min(BACKOFF_MAX);
+                .min(BACKOFF.max);
             assert!(d >= exp / 2, "{attempt}: {d:?}");
         }
     }

@@ -12,13 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_config::SdkConfig;
+use aws::sdk::SdkConfig;
 use aws_sdk_ssm::types::Parameter;
 use aws_sdk_ssm::Client;
 
+use super::key::Key;
 use super::parameter::{ParameterKey, PathKey};
-use super::reference::Key;
-use super::sdk::{classify, ByRegion};
+use super::sdk::{fetch_error, ByRegion};
 use super::source::{Deadline, FetchError, FetchErrorKind, Value};
 use super::value::SecretString;
 use super::wrong_store;
@@ -35,22 +35,18 @@ pub struct ParameterStore {
     clients: ByRegion<Client>,
 }
 
-/// Groups parameter keys into GetParameters requests: one region per request, at most
+/// Groups parameters into GetParameters requests: one region per request, at most
 /// [`GET_PARAMETERS_MAX_NAMES`] names, and never two keys that may name the same
 /// parameter (`ssm:/a:1` and `ssm:/a:2`, or a name and its ARN): the answer says which
 /// parameter each value is, and not always with which selector, so such keys go to
-/// different requests. Path keys are read alone.
-pub fn batches(keys: impl IntoIterator<Item = Key>) -> Vec<Vec<Key>> {
-    let mut batches: Vec<Vec<Key>> = Vec::new();
+/// different requests.
+pub fn batches(keys: impl IntoIterator<Item = ParameterKey>) -> Vec<Vec<ParameterKey>> {
+    let mut batches: Vec<Vec<ParameterKey>> = Vec::new();
     // Per region, the open batches (indices into `batches`) and the bare names in each.
     let mut open: BTreeMap<Option<String>, Vec<(usize, BTreeSet<String>)>> = BTreeMap::new();
     for key in keys {
-        let Key::Parameter(p) = &key else {
-            batches.push(vec![key]);
-            continue;
-        };
-        let bare = p.bare_name().to_owned();
-        let region = open.entry(p.region.clone()).or_default();
+        let bare = key.bare_name().to_owned();
+        let region = open.entry(key.region.clone()).or_default();
         let slot = region.iter_mut().find(|(i, names)| {
             batches[*i].len() < GET_PARAMETERS_MAX_NAMES && !names.contains(&bare)
         });
@@ -69,14 +65,10 @@ pub fn batches(keys: impl IntoIterator<Item = Key>) -> Vec<Vec<Key>> {
 }
 
 impl ParameterStore {
-    pub fn new(base: SdkConfig) -> ParameterStore {
+    pub fn new(base: &SdkConfig) -> ParameterStore {
         ParameterStore {
-            clients: ByRegion::new(base),
+            clients: ByRegion::new(base, Client::new),
         }
-    }
-
-    fn client(&self, region: Option<&str>) -> Client {
-        self.clients.get(region, Client::new)
     }
 
     /// One attempt at a batch from [`batches`]: a path alone, or parameters of one
@@ -131,13 +123,14 @@ impl ParameterStore {
         );
         let region = keys.first().and_then(|k| k.region.as_deref());
         let output = self
-            .client(region)
+            .clients
+            .get(region)
             .get_parameters()
             .set_names(Some(keys.iter().map(|k| k.request_name()).collect()))
             .with_decryption(true)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(fetch_error)?;
         let invalid = output.invalid_parameters();
         let found = output.parameters();
         Ok(keys
@@ -169,7 +162,7 @@ impl ParameterStore {
         key: &PathKey,
         deadline: &Deadline,
     ) -> Result<BTreeMap<String, SecretString>, FetchError> {
-        let client = self.client(key.region.as_deref());
+        let client = self.clients.get(key.region.as_deref());
         let mut tree = BTreeMap::new();
         let mut next_token: Option<String> = None;
         for page_number in 1u32.. {
@@ -183,7 +176,7 @@ impl ParameterStore {
                         .with_decryption(true)
                         .max_results(GET_PARAMETERS_BY_PATH_MAX_RESULTS)
                         .set_next_token(next_token.clone());
-                    async move { request.send().await.map_err(classify) }
+                    async move { request.send().await.map_err(fetch_error) }
                 })
                 .await?;
             for p in page.parameters() {
@@ -235,54 +228,19 @@ mod tests {
     use super::*;
     use crate::secrets::parameter;
 
-    fn param(reference: &str) -> Key {
-        Key::Parameter(parameter::parse(reference).unwrap())
-    }
-
-    #[test]
-    fn batches_hold_at_most_ten_names_of_one_region() {
-        let mut keys: Vec<Key> = (0..23)
-            .map(|i| param(&format!("ssm:/app/P{i:02}")))
-            .collect();
-        keys.push(param("arn:aws:ssm:us-west-2:1:parameter/app/WEST"));
-        keys.push(Key::ParameterPath(
-            parameter::parse_path("/app/").unwrap().key,
-        ));
-        keys.push(crate::secrets::reference::parse_secret_id("sm-secret").unwrap());
-        let batches = batches(keys);
-        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [10, 10, 3, 1, 1, 1], "{batches:?}");
-        assert!(batches.iter().all(|b| b.len() <= GET_PARAMETERS_MAX_NAMES));
-        for batch in &batches {
-            let regions: BTreeSet<_> = batch
-                .iter()
-                .map(|k| match k {
-                    Key::Parameter(p) => p.region.clone(),
-                    _ => Some("alone".into()),
-                })
-                .collect();
-            assert_eq!(regions.len(), 1, "{batch:?}");
-        }
-    }
-
     #[test]
     fn keys_that_may_name_one_parameter_go_to_different_requests() {
+        let key = |r: &str| parameter::parse(r).unwrap();
         let keys = vec![
-            param("ssm:/app/TOKEN"),
-            param("ssm:/app/TOKEN:1"),
-            param("ssm:/app/TOKEN:stable"),
-            param("ssm:/app/OTHER"),
+            key("ssm:/app/TOKEN"),
+            key("ssm:/app/TOKEN:1"),
+            key("ssm:/app/TOKEN:stable"),
+            key("ssm:/app/OTHER"),
         ];
         let batches = batches(keys);
         assert_eq!(batches.len(), 3, "{batches:?}");
         for batch in &batches {
-            let names: BTreeSet<_> = batch
-                .iter()
-                .map(|k| match k {
-                    Key::Parameter(p) => p.bare_name().to_owned(),
-                    _ => unreachable!(),
-                })
-                .collect();
+            let names: BTreeSet<_> = batch.iter().map(|p| p.bare_name().to_owned()).collect();
             assert_eq!(names.len(), batch.len(), "{batch:?}");
         }
     }

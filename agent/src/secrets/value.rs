@@ -6,32 +6,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-/// A secret value. `Debug` and `Display` print `[redacted]`; [`SecretString::expose`]
-/// is the only way to the text, so every use of it is easy to find.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(value: impl Into<String>) -> Self {
-        SecretString(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// A secret value: the toolkit's one string that never prints.
+pub type SecretString = conventions::Secret;
 
 /// One value the agent placed into the app's environment from a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]

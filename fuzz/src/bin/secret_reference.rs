@@ -2,7 +2,8 @@
 //! and the whole-secret id parser: no panic on any text, and a parsed value is a
 //! reference.
 
-use agent::secrets::reference::{is_reference, parse, parse_secret_id, Key};
+use agent::secrets::reference::{is_reference, parse, parse_secret_id};
+use agent::secrets::Key;
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {

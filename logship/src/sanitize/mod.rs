@@ -50,6 +50,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::{dfa::DFA, Anchored, MatchKind};
+use conventions::Invalid;
 use regex::Regex;
 
 /// Secrets shorter than this are not redacted: a 3-character value would redact half
@@ -101,7 +102,8 @@ impl Current {
         if config.secrets.len() == before {
             return Vec::new();
         }
-        // The patterns compiled before: only the secrets changed.
+        // Only the secrets changed: the patterns are compiled and the key names built
+        // at start, so this does not fail.
         let Ok((next, skipped)) = Sanitizer::new(config.clone()) else {
             return Vec::new();
         };
@@ -145,18 +147,11 @@ pub struct Config {
     pub secrets: Vec<KnownSecret>,
     /// DECKHAND_REDACT_NAME: `[REDACTED:DATABASE_URL]` instead of `[REDACTED]`.
     pub redact_name: bool,
-    /// DECKHAND_REDACT_PATTERNS: extra regular expressions; each match is redacted.
-    pub extra_patterns: Vec<String>,
+    /// DECKHAND_REDACT_PATTERNS: extra regular expressions, compiled once when the
+    /// settings are read ([`compile_patterns`]); each match is redacted.
+    pub extra_patterns: Vec<Regex>,
     /// DECKHAND_REDACT_KEYS: extra sensitive key names.
     pub extra_keys: Vec<String>,
-}
-
-/// A configured pattern that does not compile.
-#[derive(Debug, thiserror::Error)]
-#[error("DECKHAND_REDACT_PATTERNS={pattern:?} is not valid: {reason}")]
-pub struct ConfigError {
-    pub pattern: String,
-    pub reason: String,
 }
 
 /// The detectors, for counting. The order is [`DETECTORS`]'s.
@@ -495,7 +490,7 @@ impl fmt::Debug for Sanitizer {
 impl Sanitizer {
     /// Builds the matchers. Returns the names of secrets skipped for being shorter than
     /// [`MIN_SECRET_LEN`] (a URL secret whose password is that short is named too).
-    pub fn new(config: Config) -> Result<(Sanitizer, Vec<String>), ConfigError> {
+    pub fn new(config: Config) -> Result<(Sanitizer, Vec<String>), Invalid> {
         let (secrets, labels, skipped) = secrets::build(&config.secrets, config.redact_name);
         let extra_keys: Vec<String> = config
             .extra_keys
@@ -538,11 +533,16 @@ impl Sanitizer {
         let triggers = DFA::builder()
             .match_kind(MatchKind::Standard)
             .build(&patterns)
-            .map_err(|e| ConfigError {
-                pattern: "(built-in trigger words)".into(),
-                reason: e.to_string(),
+            .map_err(|e| {
+                // Only the extra key names vary: the built-in words always build.
+                Invalid::new(
+                    "DECKHAND_REDACT_KEYS",
+                    extra_keys.join(","),
+                    format!("the key names cannot be searched for: {e}"),
+                )
+                .config()
             })?;
-        let custom = compile_patterns(&config.extra_patterns)?;
+        let custom = config.extra_patterns.clone();
         Ok((
             Sanitizer {
                 secrets,
@@ -875,16 +875,20 @@ fn legalize(
     }
 }
 
-/// Compiles `DECKHAND_REDACT_PATTERNS` (empty entries skipped); the first bad one is
-/// the error. The agent calls it when it reads its settings, before anything starts.
-pub fn compile_patterns(patterns: &[String]) -> Result<Vec<Regex>, ConfigError> {
+/// Compiles `DECKHAND_REDACT_PATTERNS` (empty entries skipped), once, when the settings
+/// are read; the first bad one is the error, a configuration error naming it.
+pub fn compile_patterns(patterns: &[String]) -> Result<Vec<Regex>, Invalid> {
     patterns
         .iter()
         .filter(|p| !p.is_empty())
         .map(|pattern| {
-            Regex::new(pattern).map_err(|e| ConfigError {
-                pattern: pattern.clone(),
-                reason: e.to_string(),
+            Regex::new(pattern).map_err(|e| {
+                Invalid::new(
+                    "DECKHAND_REDACT_PATTERNS",
+                    pattern.clone(),
+                    format!("{e}; write a regular expression in Rust regex syntax"),
+                )
+                .config()
             })
         })
         .collect()

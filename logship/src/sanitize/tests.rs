@@ -3,7 +3,7 @@
 //! property tests over any line and any set of loaded secrets.
 
 use super::*;
-use crate::structure::json_string;
+use crate::json::json_string;
 use base64::Engine;
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded.
@@ -286,7 +286,7 @@ fn cards_need_luhn_and_a_network() {
 #[test]
 fn custom_patterns_and_keys() {
     let (s, _) = Sanitizer::new(Config {
-        extra_patterns: vec![r"ORD-[0-9]{6}".into()],
+        extra_patterns: compile_patterns(&[r"ORD-[0-9]{6}".into()]).unwrap(),
         extra_keys: vec!["ssn".into()],
         ..Config::default()
     })
@@ -296,11 +296,7 @@ fn custom_patterns_and_keys() {
         "order [REDACTED] shipped"
     );
     assert_eq!(json(&s, r#"{"SSN":"078-05-1120"}"#)["SSN"], "[REDACTED]");
-    let err = Sanitizer::new(Config {
-        extra_patterns: vec!["(unclosed".into()],
-        ..Config::default()
-    })
-    .unwrap_err();
+    let err = compile_patterns(&["(unclosed".into()]).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("DECKHAND_REDACT_PATTERNS=\"(unclosed\" is not valid"),
