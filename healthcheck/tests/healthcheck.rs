@@ -4,21 +4,23 @@
 //! every test running in parallel, so no test stops it).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use healthcheck::{AppConfig, AppTarget, CancellationToken, Config, DatabaseConfig};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::HeaderMap;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Request, StatusCode};
 use pgconn::PgConfig;
 use serde_json::Value;
-use testkit::{unique_name, wait_until_async, TestDb};
+use testkit::http::Routes;
+use testkit::net::closed_port;
+use testkit::temp::TempDir;
+use testkit::{wait_until_async, TestDb};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -86,27 +88,33 @@ impl Answer {
             .map(|v| v.to_str().unwrap())
             .unwrap_or_default()
     }
+
+    /// The `error` of the check `name` (`database`, `app`), which must have one.
+    fn error_of(&self, name: &str) -> String {
+        let body = self.json();
+        body["checks"][name]["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} error: {body}"))
+            .to_owned()
+    }
 }
 
-/// One request on a new connection.
+/// One request, with no body, on a new connection.
 async fn request(addr: SocketAddr, method: Method, path: &str) -> Answer {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
     let request = Request::builder()
         .method(method)
         .uri(path)
         .header("host", addr.to_string())
-        .body(Empty::<Bytes>::new())
+        .body(Full::default())
         .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
+    let (parts, body) = testkit::http::send(addr, request)
+        .await
+        .unwrap()
+        .into_parts();
     Answer {
         status: parts.status,
         headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
+        body,
     }
 }
 
@@ -114,10 +122,16 @@ async fn get(addr: SocketAddr, path: &str) -> Answer {
     request(addr, Method::GET, path).await
 }
 
-/// A port nothing listens on: PostgreSQL stopped.
-async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+/// Serves `config` and asks for `/health` once: the answer must be a 503, whole within
+/// [`ANSWER_BOUND`].
+async fn unavailable_within_the_bound(config: Config) -> Answer {
+    let server = serve(config).await;
+    let started = Instant::now();
+    let answer = get(server.addr, "/health").await;
+    let elapsed = started.elapsed();
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(elapsed < ANSWER_BOUND, "took {elapsed:?}");
+    answer
 }
 
 /// A server that accepts connections and never says a word: a hung PostgreSQL (or a
@@ -147,79 +161,14 @@ async fn silent_listener() -> Silent {
     }
 }
 
-/// A tiny HTTP server on port 0 answering each path from a table (404 otherwise),
-/// recording the paths asked for: stands in for the ECS metadata endpoint and for apps.
-struct Double {
-    addr: SocketAddr,
-    asked: Arc<Mutex<Vec<String>>>,
-    _task: JoinHandle<()>,
-}
-
-async fn http_double(routes: Vec<(&'static str, u16, String)>) -> Double {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let asked = Arc::new(Mutex::new(Vec::new()));
-    let log = asked.clone();
-    let routes = Arc::new(routes);
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (routes, log) = (routes.clone(), log.clone());
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let path = req.uri().path().to_string();
-                        log.lock().unwrap().push(path.clone());
-                        let (status, body) = routes
-                            .iter()
-                            .find(|(p, _, _)| *p == path)
-                            .map_or((404, String::new()), |(_, s, b)| (*s, b.clone()));
-                        let mut response = Response::new(Full::new(Bytes::from(body)));
-                        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-                        async move { Ok::<_, std::convert::Infallible>(response) }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Double {
-        addr,
-        asked,
-        _task: task,
-    }
-}
-
-/// A directory removed at the end of the test.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(unique_name("healthcheck_test"));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, relative: &str, content: &str) {
-        let path = self.0.join(relative);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A cgroup v2 tree: limit `max` (bytes or "max"), usage, and `inactive_file`.
+/// A directory standing in for a cgroup tree, removed at the end of the test.
+fn cgroup_tree() -> TempDir {
+    TempDir::new("healthcheck_test")
+}
+
 fn cgroup_v2(max: &str, current: u64, inactive_file: u64) -> TempDir {
-    let dir = TempDir::new();
+    let dir = cgroup_tree();
     dir.write("cgroup.controllers", "cpu io memory pids\n");
     dir.write("memory.max", &format!("{max}\n"));
     dir.write("memory.current", &format!("{current}\n"));
@@ -298,19 +247,25 @@ fn task_metadata(memory_mib: u64) -> String {
     )
 }
 
+/// Asserts that neither the password nor a connection string is in the body.
+#[track_caller]
 fn assert_no_secret(answer: &Answer, secret: &str) {
     let body = String::from_utf8_lossy(&answer.body);
-    assert!(!body.contains(secret), "the password leaked: {body}");
-    assert!(
-        !body.contains("postgres://"),
-        "a connection string leaked: {body}"
-    );
+    testkit::leaks::assert_absent(&[("the /health body", &body)], [secret, "postgres://"]);
+}
+
+/// The built `healthcheck` with a clean environment.
+fn healthcheck() -> tokio::process::Command {
+    tokio::process::Command::from(testkit::clean_command(env!("CARGO_BIN_EXE_healthcheck")))
 }
 
 async fn run_probe(args: &[&str]) -> (i32, String) {
-    let mut command =
-        tokio::process::Command::from(testkit::clean_command(env!("CARGO_BIN_EXE_healthcheck")));
-    let output = command.arg("probe").args(args).output().await.unwrap();
+    let output = healthcheck()
+        .arg("probe")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -459,18 +414,12 @@ async fn liveness_never_touches_the_database_and_the_path_is_configurable() {
 async fn database_down_is_503_within_2s_without_the_password() {
     let password = "Down-S3cret-pw";
     let mut config = config();
-    config.database = database(pg_at(closed_port().await, password));
-    let server = serve(config).await;
-
-    let started = Instant::now();
-    let answer = get(server.addr, "/health").await;
-    let elapsed = started.elapsed();
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(elapsed < ANSWER_BOUND, "took {elapsed:?}");
+    config.database = database(pg_at(closed_port(), password));
+    let answer = unavailable_within_the_bound(config).await;
     let body = answer.json();
     assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["checks"]["database"]["status"], "unhealthy");
-    let error = body["checks"]["database"]["error"].as_str().unwrap();
+    let error = answer.error_of("database");
     assert!(error.to_lowercase().contains("refused"), "{error}");
     assert_no_secret(&answer, password);
 }
@@ -481,17 +430,11 @@ async fn hung_database_is_503_within_2s() {
     let password = "Hung-S3cret-pw";
     let mut config = config();
     config.database = database(pg_at(hung.addr, password));
-    let server = serve(config).await;
-
-    let started = Instant::now();
-    let answer = get(server.addr, "/health").await;
-    let elapsed = started.elapsed();
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(elapsed < ANSWER_BOUND, "took {elapsed:?}");
+    let answer = unavailable_within_the_bound(config).await;
     assert_eq!(hung.accepted.load(Ordering::SeqCst), 1);
     let body = answer.json();
     assert_eq!(body["checks"]["database"]["status"], "unhealthy");
-    let error = body["checks"]["database"]["error"].as_str().unwrap();
+    let error = answer.error_of("database");
     assert!(error.contains("within 1500 ms"), "{error}");
     assert_no_secret(&answer, password);
 }
@@ -508,10 +451,7 @@ async fn a_rejected_password_is_not_echoed() {
 
     let answer = get(server.addr, "/health").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    let error = answer.json()["checks"]["database"]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let error = answer.error_of("database");
     assert!(error.contains("password authentication failed"), "{error}");
     assert_no_secret(&answer, password);
     assert_no_secret(&answer, db.config.password.as_ref().unwrap().expose());
@@ -580,10 +520,10 @@ async fn a_thousand_concurrent_requests_cost_at_most_a_couple_of_queries() {
 async fn probe_exit_codes() {
     let healthy = serve(config()).await;
     let mut down = config();
-    down.database = database(pg_at(closed_port().await, "pw"));
+    down.database = database(pg_at(closed_port(), "pw"));
     let unhealthy = serve(down).await;
     let hung = silent_listener().await;
-    let refused = closed_port().await;
+    let refused = closed_port();
 
     let (code, line) = run_probe(&["--url", &format!("http://{}/health/live", healthy.addr)]).await;
     assert_eq!(code, 0, "{line}");
@@ -611,7 +551,8 @@ async fn probe_exit_codes() {
     let (code, line) = run_probe(&["--timeout", "soon"]).await;
     assert_eq!(code, 2, "{line}");
     assert!(
-        line.contains(r#"HEALTH_PROBE_TIMEOUT="soon" is not valid"#),
+        // Named as the user set it: the flag here, the variable when it came from there.
+        line.contains(r#"--timeout="soon" is not valid"#),
         "{line}"
     );
 }
@@ -633,7 +574,7 @@ async fn memory_from_a_cgroup_v2_tree() {
 
 #[tokio::test]
 async fn memory_from_a_cgroup_v1_tree() {
-    let tree = TempDir::new();
+    let tree = cgroup_tree();
     tree.write("memory/memory.limit_in_bytes", &format!("{}\n", 1024 * MIB));
     tree.write("memory/memory.usage_in_bytes", &format!("{}\n", 400 * MIB));
     tree.write(
@@ -674,7 +615,7 @@ async fn memory_above_the_threshold_is_degraded() {
 #[tokio::test]
 async fn memory_without_a_cgroup_limit_is_measured_against_the_host() {
     // v1's "no limit" value, and v2's "max".
-    let v1 = TempDir::new();
+    let v1 = cgroup_tree();
     v1.write("memory/memory.limit_in_bytes", "9223372036854771712\n");
     v1.write("memory/memory.usage_in_bytes", &format!("{}\n", 200 * MIB));
     let v2 = cgroup_v2("max", 200 * MIB, 0);
@@ -696,7 +637,7 @@ async fn memory_without_a_cgroup_limit_is_measured_against_the_host() {
 
 #[tokio::test]
 async fn memory_without_a_cgroup_uses_the_process_rss() {
-    let empty = TempDir::new();
+    let empty = cgroup_tree();
     let server = serve(memory_config(empty.path())).await;
     let memory = get(server.addr, "/health").await.json()["checks"]["memory"].clone();
     let used = memory["used"].as_u64().unwrap();
@@ -709,7 +650,7 @@ async fn memory_without_a_cgroup_uses_the_process_rss() {
 
 #[tokio::test]
 async fn memory_limit_from_the_task_metadata_endpoint() {
-    let metadata = http_double(vec![
+    let metadata = Routes::serve(vec![
         ("/v4/6a1f0c2f-2531612879/task", 200, task_metadata(1024)),
         ("/v4/6a1f0c2f-2531612879", 200, "{}".into()),
     ])
@@ -738,11 +679,7 @@ async fn memory_limit_from_the_task_metadata_endpoint() {
 async fn an_unreachable_metadata_endpoint_falls_back_to_the_cgroup() {
     let tree = cgroup_v2(&(512 * MIB).to_string(), 300 * MIB, 44 * MIB);
     let mut config = memory_config(tree.path());
-    config.memory.metadata_uri = Some(
-        format!("http://{}/v4/x", closed_port().await)
-            .parse()
-            .unwrap(),
-    );
+    config.memory.metadata_uri = Some(format!("http://{}/v4/x", closed_port()).parse().unwrap());
     let server = serve(config).await;
     let answer = get(server.addr, "/health").await;
     assert_eq!(answer.json()["checks"]["memory"]["total"], 512);
@@ -765,7 +702,7 @@ async fn app_check_by_port_up_and_down() {
     assert_eq!(answer.json()["checks"]["app"]["status"], "healthy");
 
     // An app that has not started listening yet, then does.
-    let later = closed_port().await;
+    let later = closed_port();
     let mut down = config();
     down.app = Some(AppConfig {
         target: AppTarget::Port(later.port()),
@@ -774,15 +711,9 @@ async fn app_check_by_port_up_and_down() {
     let server = serve(down).await;
     let answer = get(server.addr, "/health").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    let body = answer.json();
-    assert_eq!(body["checks"]["app"]["status"], "unhealthy");
-    assert!(
-        body["checks"]["app"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("refused"),
-        "{body}"
-    );
+    assert_eq!(answer.json()["checks"]["app"]["status"], "unhealthy");
+    let error = answer.error_of("app");
+    assert!(error.contains("refused"), "{error}");
 
     let _started = TcpListener::bind(later).await.unwrap();
     let addr = server.addr;
@@ -795,7 +726,7 @@ async fn app_check_by_port_up_and_down() {
 
 #[tokio::test]
 async fn app_check_by_url_up_and_down() {
-    let app = http_double(vec![
+    let app = Routes::serve(vec![
         ("/ready", 200, "ok".into()),
         ("/broken", 500, "no".into()),
     ])
@@ -816,10 +747,7 @@ async fn app_check_by_url_up_and_down() {
     let server = serve(broken).await;
     let answer = get(server.addr, "/health").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    let error = answer.json()["checks"]["app"]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let error = answer.error_of("app");
     assert!(error.contains("HTTP 500"), "{error}");
 
     let hung = silent_listener().await;
@@ -831,10 +759,7 @@ async fn app_check_by_url_up_and_down() {
     let server = serve(silent).await;
     let answer = get(server.addr, "/health").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    let error = answer.json()["checks"]["app"]["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let error = answer.error_of("app");
     assert!(error.contains("no answer within 300ms"), "{error}");
 }
 
@@ -888,9 +813,7 @@ async fn draining_answers_503_finishes_requests_in_flight_then_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_standalone_server() {
-    let mut command =
-        tokio::process::Command::from(testkit::clean_command(env!("CARGO_BIN_EXE_healthcheck")));
-    let mut child = command
+    let mut child = healthcheck()
         .arg("serve")
         .envs([
             ("HEALTH_ADDR", "127.0.0.1:0"),

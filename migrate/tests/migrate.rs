@@ -2,46 +2,19 @@
 //! own database and migration folder, so they run in parallel.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use testkit::{clean_command, unique_name, wait_until, wait_until_async, TestDb};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::watch;
+use testkit::net::{ProxyMode, TcpProxy};
+use testkit::temp::TempDir;
+use testkit::{clean_command, wait_until, wait_until_async, TestDb};
 
-/// A migration folder of its own.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(files: &[(&str, &str)]) -> Dir {
-        let dir = std::env::temp_dir().join(unique_name("migrations"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let d = Dir(dir);
-        for (name, sql) in files {
-            d.write(name, sql);
-        }
-        d
-    }
-
-    fn write(&self, name: &str, sql: &str) {
-        std::fs::write(self.0.join(name), sql).unwrap();
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A migration folder of its own holding `files` (name, SQL).
+fn migrations(files: &[(&str, &str)]) -> TempDir {
+    TempDir::with_files("migrations", files)
 }
 
 struct Out {
@@ -55,17 +28,17 @@ fn password_of(url: &str) -> String {
     userinfo.split(':').nth(1).unwrap_or("").to_owned()
 }
 
-fn migrate(url: &str, dir: &Dir, args: &[&str]) -> Command {
+fn migrate(url: &str, dir: &TempDir, args: &[&str]) -> Command {
     let mut cmd = clean_command(env!("CARGO_BIN_EXE_migrate"));
     cmd.args(args)
         .env("DATABASE_URL", url)
-        .env("MIGRATIONS_DIR", &dir.0)
+        .env("MIGRATIONS_DIR", dir.path())
         .env("HOSTNAME", "test-runner");
     cmd
 }
 
 /// Runs to completion and checks that the password never appears in any output.
-fn run(url: &str, dir: &Dir, args: &[&str]) -> Out {
+fn run(url: &str, dir: &TempDir, args: &[&str]) -> Out {
     let out = migrate(url, dir, args).output().expect("run migrate");
     let out = Out {
         code: out.status.code().expect("exit code"),
@@ -78,11 +51,9 @@ fn run(url: &str, dir: &Dir, args: &[&str]) -> Out {
 fn without_password(url: &str, out: Out) -> Out {
     let password = password_of(url);
     if password.len() >= 6 {
-        assert!(
-            !out.stdout.contains(&password) && !out.stderr.contains(&password),
-            "password leaked:\n{}\n{}",
-            out.stdout,
-            out.stderr
+        testkit::leaks::assert_absent(
+            &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+            [&password],
         );
     }
     out
@@ -114,7 +85,7 @@ async fn table_exists(db: &TestDb, table: &str) -> bool {
 #[tokio::test]
 async fn applies_in_numeric_order_and_rerun_is_a_no_op() {
     let db = TestDb::create("apply").await;
-    let dir = Dir::new(&[
+    let dir = migrations(&[
         ("V1__create_items.sql", "CREATE TABLE items(id int PRIMARY KEY);"),
         ("V2__add_name.sql", "ALTER TABLE items ADD name text;"),
         // V10 must come after V2 although "V10" < "V2" as text.
@@ -156,7 +127,7 @@ async fn applies_in_numeric_order_and_rerun_is_a_no_op() {
 async fn history_is_compatible_with_refinery() {
     let db = TestDb::create("refinery").await;
     let sql = "CREATE TABLE t(id int);";
-    let dir = Dir::new(&[("V1__init.sql", sql)]);
+    let dir = migrations(&[("V1__init.sql", sql)]);
     assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
     let row = db
         .client()
@@ -182,7 +153,7 @@ async fn history_is_compatible_with_refinery() {
 #[tokio::test]
 async fn failing_migration_is_rolled_back_and_named() {
     let db = TestDb::create("failing").await;
-    let dir = Dir::new(&[
+    let dir = migrations(&[
         ("V1__ok.sql", "CREATE TABLE first(id int);"),
         ("V2__broken.sql", "CREATE TABLE second(id int);\nINSERT INTO second VALUES (1);\nSELECT * FROM no_such_table;\n"),
         ("V3__never.sql", "CREATE TABLE third(id int);"),
@@ -216,7 +187,7 @@ async fn failing_migration_is_rolled_back_and_named() {
 #[tokio::test]
 async fn modified_migration_is_refused() {
     let db = TestDb::create("modified").await;
-    let dir = Dir::new(&[("V1__init.sql", "CREATE TABLE t(id int);")]);
+    let dir = migrations(&[("V1__init.sql", "CREATE TABLE t(id int);")]);
     assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
     dir.write("V1__init.sql", "CREATE TABLE t(id bigint);");
     dir.write("V2__next.sql", "CREATE TABLE u(id int);");
@@ -224,7 +195,7 @@ async fn modified_migration_is_refused() {
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains(&dir.path("V1__init.sql").display().to_string()),
+            .contains(&dir.join("V1__init.sql").display().to_string()),
         "{}",
         out.stderr
     );
@@ -241,12 +212,12 @@ async fn modified_migration_is_refused() {
 #[tokio::test]
 async fn missing_migration_is_refused_unless_allowed() {
     let db = TestDb::create("missing").await;
-    let dir = Dir::new(&[
+    let dir = migrations(&[
         ("V1__a.sql", "CREATE TABLE a(id int);"),
         ("V2__b.sql", "CREATE TABLE b(id int);"),
     ]);
     assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
-    std::fs::remove_file(dir.path("V2__b.sql")).unwrap();
+    std::fs::remove_file(dir.join("V2__b.sql")).unwrap();
     dir.write("V3__c.sql", "CREATE TABLE c(id int);");
     let out = run(&db.url, &dir, &["up"]);
     assert_eq!(out.code, 4, "{}", out.stderr);
@@ -274,7 +245,7 @@ async fn missing_migration_is_refused_unless_allowed() {
 #[tokio::test]
 async fn twenty_concurrent_runners_apply_each_migration_exactly_once() {
     let db = TestDb::create("concurrent").await;
-    let dir = Dir::new(&[
+    let dir = migrations(&[
         ("V1__counter.sql", "CREATE TABLE counter(migration int);\nINSERT INTO counter VALUES (1);\nSELECT pg_sleep(1);"),
         ("V2__count.sql", "INSERT INTO counter VALUES (2);"),
         ("V3__count.sql", "INSERT INTO counter VALUES (3);"),
@@ -319,7 +290,7 @@ const LOCK_KEY: (i32, i32) = (0x6465_636b, 0x6d69_6772);
 #[tokio::test]
 async fn lock_holder_is_reported_and_lock_timeout_exits_3() {
     let db = TestDb::create("lockheld").await;
-    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
     let holder = db
         .config
         .clone()
@@ -371,7 +342,7 @@ async fn lock_holder_is_reported_and_lock_timeout_exits_3() {
 #[tokio::test]
 async fn create_index_concurrently_runs_without_a_transaction() {
     let db = TestDb::create("concurrently").await;
-    let dir = Dir::new(&[
+    let dir = migrations(&[
         ("V1__table.sql", "CREATE TABLE events(id int, kind text, at timestamptz);"),
         (
             "V2__indexes.sql",
@@ -398,7 +369,7 @@ async fn create_index_concurrently_runs_without_a_transaction() {
 #[tokio::test]
 async fn failing_no_transaction_migration_reports_what_stayed() {
     let db = TestDb::create("notxfail").await;
-    let dir = Dir::new(&[(
+    let dir = migrations(&[(
         "V1__half.sql",
         "-- deckhand:no-transaction\nCREATE TABLE kept(id int);\n\nCREATE INDEX CONCURRENTLY kept_id ON nope(id);\n",
     )]);
@@ -438,9 +409,9 @@ fn capture_stderr(child: &mut Child) -> (Arc<Mutex<String>>, JoinHandle<()>) {
 }
 
 /// A database with table `busy` applied (V1) and a pending V2 that alters it.
-async fn busy_table(prefix: &str) -> (TestDb, Dir) {
+async fn busy_table(prefix: &str) -> (TestDb, TempDir) {
     let db = TestDb::create(prefix).await;
-    let dir = Dir::new(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
+    let dir = migrations(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
     assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
     dir.write("V2__alter.sql", "ALTER TABLE busy ADD note text;");
     (db, dir)
@@ -504,7 +475,7 @@ async fn lock_timeout_gives_up_after_the_retries() {
 #[tokio::test]
 async fn down_reverts_and_up_reapplies() {
     let db = TestDb::create("down").await;
-    let dir = Dir::new(&[
+    let dir = migrations(&[
         ("V1__a.sql", "CREATE TABLE a(id int);"),
         ("V1__a.down.sql", "DROP TABLE a;"),
         ("V2__b.sql", "CREATE TABLE b(id int);"),
@@ -543,7 +514,7 @@ async fn down_reverts_and_up_reapplies() {
 #[tokio::test]
 async fn status_plan_and_exit_codes() {
     let db = TestDb::create("status").await;
-    let dir = Dir::new(&[
+    let dir = migrations(&[
         ("V1__a.sql", "CREATE TABLE a(id int);"),
         ("V2__b.sql", "-- adds b\nCREATE TABLE b(id int);"),
     ]);
@@ -579,7 +550,7 @@ async fn status_plan_and_exit_codes() {
 #[tokio::test]
 async fn json_log_format_for_cloudwatch() {
     let db = TestDb::create("json").await;
-    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
     let out = run(&db.url, &dir, &["--log-format", "json", "up"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let events: Vec<serde_json::Value> = out
@@ -599,7 +570,7 @@ async fn json_log_format_for_cloudwatch() {
 #[tokio::test]
 async fn tls_verify_full_accepts_the_right_ca_and_refuses_a_wrong_one() {
     let db = TestDb::create("tls").await;
-    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
     let base = db.url.replace("sslmode=disable", "sslmode=verify-full");
     let ca = testkit::service_var("DECKHAND_TEST_PG_CA");
     let wrong = testkit::service_var("DECKHAND_TEST_PG_WRONG_CA");
@@ -622,7 +593,7 @@ async fn tls_verify_full_accepts_the_right_ca_and_refuses_a_wrong_one() {
 #[tokio::test]
 async fn wrong_password_is_a_clear_error_without_the_password() {
     let db = TestDb::create("badpw").await;
-    let dir = Dir::new(&[("V1__a.sql", "SELECT 1;")]);
+    let dir = migrations(&[("V1__a.sql", "SELECT 1;")]);
     let wrong = db.url.replacen(
         &format!(":{}@", password_of(&db.url)),
         ":Wr0ng-Passw0rd-Xyzzy@",
@@ -649,12 +620,9 @@ async fn wrong_password_is_a_clear_error_without_the_password() {
 
 #[tokio::test]
 async fn database_down_is_retried_then_exit_5() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = testkit::net::closed_port().port();
     let url = format!("postgres://app:secret-pass-123@127.0.0.1:{port}/app?sslmode=disable");
-    let dir = Dir::new(&[("V1__a.sql", "SELECT 1;")]);
+    let dir = migrations(&[("V1__a.sql", "SELECT 1;")]);
     let out = run(&url, &dir, &["up", "--connect-retries", "2"]);
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(
@@ -673,11 +641,11 @@ async fn database_down_is_retried_then_exit_5() {
 
 #[test]
 fn configuration_errors_exit_2() {
-    let dir = Dir::new(&[]);
+    let dir = migrations(&[]);
     let mut cmd = clean_command(env!("CARGO_BIN_EXE_migrate"));
     let out = cmd
         .arg("up")
-        .env("MIGRATIONS_DIR", &dir.0)
+        .env("MIGRATIONS_DIR", dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -692,6 +660,32 @@ fn configuration_errors_exit_2() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("like 500ms"));
+
+    // One boolean grammar: a word that is not one is refused, not read as yes; and
+    // every bad value is reported in one run, each named as the user set it.
+    let out = migrate(
+        "postgres://u:p@127.0.0.1/d",
+        &dir,
+        &["up", "--lock-timeout", "soon"],
+    )
+    .env("MIGRATE_OUT_OF_ORDER", "maybe")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"MIGRATE_OUT_OF_ORDER="maybe" is not valid: must be true or false"#),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"--lock-timeout="soon" is not valid"#),
+        "{stderr}"
+    );
+    let out = migrate("postgres://u:p@127.0.0.1/d", &dir, &["plan"])
+        .env("MIGRATE_OUT_OF_ORDER", "yes")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(2), "yes is true");
 
     let missing = Path::new("/nonexistent/deckhand-migrations");
     let out = clean_command(env!("CARGO_BIN_EXE_migrate"))
@@ -717,7 +711,7 @@ fn readme_documents_every_flag_with_its_env_var_and_default() {
 async fn int8_history_table_is_read_and_written() {
     let db = TestDb::create("int8hist").await;
     let v1 = "CREATE TABLE a(id int);";
-    let dir = Dir::new(&[("V1__a.sql", v1), ("V2__b.sql", "CREATE TABLE b(id int);")]);
+    let dir = migrations(&[("V1__a.sql", v1), ("V2__b.sql", "CREATE TABLE b(id int);")]);
     let checksum = refinery_core::Migration::unapplied("V1__a", v1)
         .unwrap()
         .checksum();
@@ -764,7 +758,7 @@ async fn int8_history_table_is_read_and_written() {
 #[tokio::test]
 async fn history_version_of_another_type_is_refused_with_the_fix() {
     let db = TestDb::create("texthist").await;
-    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
     db.client()
         .await
         .batch_execute(
@@ -791,7 +785,7 @@ async fn history_version_of_another_type_is_refused_with_the_fix() {
 #[tokio::test]
 async fn invalid_index_left_by_a_lock_timeout_is_reported_and_not_recorded() {
     let db = TestDb::create("invalidix").await;
-    let dir = Dir::new(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
+    let dir = migrations(&[("V1__t.sql", "CREATE TABLE busy(id int);")]);
     assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
     dir.write(
         "V2__index.sql",
@@ -871,7 +865,7 @@ async fn invalid_index_left_by_a_lock_timeout_is_reported_and_not_recorded() {
 /// refused with the rule and the fix, and no piece of the password is printed.
 #[test]
 fn unencoded_password_delimiters_are_refused_without_echo() {
-    let dir = Dir::new(&[("V1__a.sql", "SELECT 1;")]);
+    let dir = migrations(&[("V1__a.sql", "SELECT 1;")]);
     for url in [
         "postgres://app:Sup3rS3cret/xyz@127.0.0.1:5432/db",
         "postgres://app:abcd?cdSecretTail@127.0.0.1:5432/app",
@@ -895,186 +889,16 @@ fn unencoded_password_delimiters_are_refused_without_echo() {
 // PostgreSQL down, hung and restarted during `migrate up`: a TCP proxy in front of the
 // test cluster that each test switches between the faults.
 
-/// What the fault proxy does with connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Bytes flow both ways.
-    Forward,
-    /// A server that is down: new connections are closed at once, open ones are cut.
-    Down,
-    /// A frozen server: connections stay open, but no byte moves either way (bytes
-    /// already read are held, and an end of stream is not passed on either).
-    Hung,
+/// testkit's fault proxy in front of the test cluster, in `mode`.
+fn cluster_proxy(db: &TestDb, mode: ProxyMode) -> TcpProxy {
+    TcpProxy::start(format!("{}:{}", db.config.hosts[0], db.config.port), mode)
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ProxyState {
-    mode: Mode,
-    /// Bumped to cut every open connection once (a restart); each connection remembers
-    /// the value it was opened under.
-    cuts: u64,
-    /// The test is over: the accept loop ends.
-    shutdown: bool,
-}
-
-impl ProxyState {
-    /// Whether a connection opened under `cuts` must be closed now.
-    fn cut(&self, cuts: u64) -> bool {
-        self.mode == Mode::Down || self.cuts != cuts || self.shutdown
-    }
-}
-
-/// A TCP proxy on 127.0.0.1 (port 0) in front of the test cluster. It runs on a thread
-/// and runtime of its own, so the test's blocking waits for the `migrate` process never
-/// stall it.
-struct Proxy {
-    port: u16,
-    /// The test cluster's address as the test database's URL spells it.
-    upstream: String,
-    state: watch::Sender<ProxyState>,
-    /// Connections accepted so far, whatever the mode: the connection attempts.
-    accepted: Arc<AtomicU32>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn start(db: &TestDb, mode: Mode) -> Proxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let upstream = format!("{}:{}", db.config.hosts[0], db.config.port);
-        let (state, rx) = watch::channel(ProxyState {
-            mode,
-            cuts: 0,
-            shutdown: false,
-        });
-        let accepted = Arc::new(AtomicU32::new(0));
-        let (to, count) = (upstream.clone(), accepted.clone());
-        let thread = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(accept_loop(listener, to, rx, count));
-        });
-        Proxy {
-            port,
-            upstream,
-            state,
-            accepted,
-            thread: Some(thread),
-        }
-    }
-
-    /// The test database's URL, through the proxy.
-    fn url(&self, db: &TestDb) -> String {
-        let direct = format!("@{}/", self.upstream);
-        assert!(db.url.contains(&direct), "{}", db.url);
-        db.url
-            .replacen(&direct, &format!("@127.0.0.1:{}/", self.port), 1)
-    }
-
-    fn set(&self, mode: Mode) {
-        self.state.send_modify(|s| s.mode = mode);
-    }
-
-    /// Cuts every open connection once; new ones are forwarded (a server restart).
-    fn restart(&self) {
-        self.state.send_modify(|s| s.cuts += 1);
-    }
-
-    fn accepted(&self) -> u32 {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.state.send_modify(|s| s.shutdown = true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: std::net::TcpListener,
-    upstream: String,
-    mut rx: watch::Receiver<ProxyState>,
-    accepted: Arc<AtomicU32>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-    loop {
-        let socket = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((socket, _)) => socket,
-                Err(_) => continue,
-            },
-            r = rx.changed() => {
-                if r.is_err() || rx.borrow().shutdown {
-                    return;
-                }
-                continue;
-            }
-        };
-        accepted.fetch_add(1, Ordering::SeqCst);
-        let state = *rx.borrow();
-        if state.mode == Mode::Down {
-            continue; // dropped: closed at once
-        }
-        tokio::spawn(serve(socket, upstream.clone(), rx.clone(), state.cuts));
-    }
-}
-
-/// Forwards one connection until either side ends it or the proxy cuts it; dropping
-/// the four halves closes both connections.
-async fn serve(client: TcpStream, upstream: String, rx: watch::Receiver<ProxyState>, cuts: u64) {
-    let Ok(server) = TcpStream::connect(&upstream).await else {
-        return;
-    };
-    let (client_read, client_write) = client.into_split();
-    let (server_read, server_write) = server.into_split();
-    tokio::select! {
-        () = pump(client_read, server_write, rx.clone(), cuts) => {}
-        () = pump(server_read, client_write, rx, cuts) => {}
-    }
-}
-
-async fn pump(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
-    mut rx: watch::Receiver<ProxyState>,
-    cuts: u64,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        // A frozen server takes nothing in: wait until bytes may flow again.
-        match rx
-            .wait_for(|s| s.cut(cuts) || s.mode == Mode::Forward)
-            .await
-        {
-            Ok(s) if !s.cut(cuts) => {}
-            _ => return,
-        }
-        let n = tokio::select! {
-            r = from.read(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            },
-            _ = rx.wait_for(|s| s.cut(cuts) || s.mode != Mode::Forward) => continue,
-        };
-        // Bytes read just as the proxy froze are held until it thaws.
-        match rx
-            .wait_for(|s| s.cut(cuts) || s.mode == Mode::Forward)
-            .await
-        {
-            Ok(s) if !s.cut(cuts) => {}
-            _ => return,
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
+/// The test database's URL, through `proxy`.
+fn through(proxy: &TcpProxy, db: &TestDb) -> String {
+    let direct = format!("@{}/", proxy.upstream());
+    assert!(db.url.contains(&direct), "{}", db.url);
+    db.url.replacen(&direct, &format!("@{}/", proxy.addr()), 1)
 }
 
 /// A `migrate` process running in the background, its stderr collected as it arrives.
@@ -1086,7 +910,7 @@ struct Background {
 }
 
 impl Background {
-    fn start(url: &str, dir: &Dir, args: &[&str], env: &[(&str, &str)]) -> Background {
+    fn start(url: &str, dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Background {
         let mut cmd = migrate(url, dir, args);
         cmd.envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -1187,9 +1011,9 @@ fn first_error(stderr: &str) -> &str {
 #[tokio::test]
 async fn database_down_then_back_within_the_connect_retries_is_applied() {
     let db = TestDb::create("downback").await;
-    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
-    let proxy = Proxy::start(&db, Mode::Down);
-    let url = proxy.url(&db);
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let proxy = cluster_proxy(&db, ProxyMode::Down);
+    let url = through(&proxy, &db);
     let started = Instant::now();
     let up = Background::start(&url, &dir, &["up", "--connect-retries", "6"], &[]);
     assert!(
@@ -1199,7 +1023,7 @@ async fn database_down_then_back_within_the_connect_retries_is_applied() {
     );
     let refused = proxy.accepted();
     let back = Instant::now();
-    proxy.set(Mode::Forward);
+    proxy.set(ProxyMode::Forward);
     let out = up.finish(Duration::from_secs(30));
     let after_back = back.elapsed();
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -1224,9 +1048,9 @@ async fn database_down_then_back_within_the_connect_retries_is_applied() {
 #[tokio::test]
 async fn server_that_never_answers_the_startup_is_bounded() {
     let db = TestDb::create("hungconnect").await;
-    let dir = Dir::new(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
-    let proxy = Proxy::start(&db, Mode::Hung);
-    let url = format!("{}&connect_timeout=1", proxy.url(&db));
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let proxy = cluster_proxy(&db, ProxyMode::Hung);
+    let url = format!("{}&connect_timeout=1", through(&proxy, &db));
     let started = Instant::now();
     let out = Background::start(&url, &dir, &["up", "--connect-retries", "1"], &[])
         .finish(Duration::from_secs(20));
@@ -1248,7 +1072,7 @@ async fn server_that_never_answers_the_startup_is_bounded() {
         proxy.accepted()
     );
 
-    proxy.set(Mode::Forward);
+    proxy.set(ProxyMode::Forward);
     let again = run(&url, &dir, &["up"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(history(&db).await, [(1, "a".into())]);
@@ -1256,8 +1080,8 @@ async fn server_that_never_answers_the_startup_is_bounded() {
 
 /// The migrations of the restart and hung cases: a quick one, then one that runs for
 /// `seconds` in the server before it creates its table.
-fn slow_migrations(seconds: &str) -> Dir {
-    Dir::new(&[
+fn slow_migrations(seconds: &str) -> TempDir {
+    migrations(&[
         ("V1__quick.sql", "CREATE TABLE quick(id int);"),
         (
             "V2__slow.sql",
@@ -1273,8 +1097,8 @@ fn slow_migrations(seconds: &str) -> Dir {
 async fn restart_during_up_exits_5_and_the_rerun_applies_once() {
     let db = TestDb::create("restartup").await;
     let dir = slow_migrations("2");
-    let proxy = Proxy::start(&db, Mode::Forward);
-    let url = proxy.url(&db);
+    let proxy = cluster_proxy(&db, ProxyMode::Forward);
+    let url = through(&proxy, &db);
     let up = Background::start(&url, &dir, &["up"], &[]);
     assert!(
         wait_for_active(&db, "pg_sleep(2)", Duration::from_secs(20)).await,
@@ -1335,8 +1159,8 @@ async fn restart_during_up_exits_5_and_the_rerun_applies_once() {
 async fn hung_database_during_up_is_stopped_by_the_watchdog() {
     let db = TestDb::create("hungup").await;
     let dir = slow_migrations("1.5");
-    let proxy = Proxy::start(&db, Mode::Forward);
-    let url = proxy.url(&db);
+    let proxy = cluster_proxy(&db, ProxyMode::Forward);
+    let url = through(&proxy, &db);
     let env = [("MIGRATE_STATEMENT_TIMEOUT", "2s")];
     let up = Background::start(&url, &dir, &["up"], &env);
     assert!(
@@ -1345,7 +1169,7 @@ async fn hung_database_during_up_is_stopped_by_the_watchdog() {
         up.stderr.lock().unwrap()
     );
     let frozen = Instant::now();
-    proxy.set(Mode::Hung);
+    proxy.set(ProxyMode::Hung);
     let out = up.finish(Duration::from_secs(40));
     let detected = frozen.elapsed();
     assert_eq!(out.code, 5, "{}", out.stderr);
@@ -1373,7 +1197,7 @@ async fn hung_database_during_up_is_stopped_by_the_watchdog() {
     assert!(!table_exists(&db, "slow_done").await);
 
     let thawed = Instant::now();
-    proxy.set(Mode::Forward);
+    proxy.set(ProxyMode::Forward);
     let rolled_back = wait_for_sessions_gone(&db, Duration::from_secs(20)).await;
     assert!(!table_exists(&db, "slow_done").await);
     let attempts_before = proxy.accepted();

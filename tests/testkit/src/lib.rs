@@ -8,6 +8,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod docs;
+pub mod http;
+pub mod leaks;
+pub mod net;
+pub mod temp;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -190,18 +196,20 @@ pub fn aws_env() -> Vec<(String, String)> {
     .collect()
 }
 
-/// Checks the README's configuration tables against a binary's real flags, so the
-/// documentation cannot drift from `--help`: within the README section that starts
-/// with `section` (a heading line), every flag must have a table row naming `--flag`,
-/// its environment variable and its default.
+/// Checks the docs' configuration tables against a binary's real flags, so the
+/// documentation cannot drift from `--help`: within the section that starts with
+/// `section` (a heading line) in `README.md` or a `docs/*.md` page (the first that has
+/// it), every flag must have a table row naming `--flag`, its environment variable and
+/// its default.
 pub fn assert_readme_documents(command: clap::Command, section: &str) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
-    let readme = std::fs::read_to_string(path).expect("README.md");
-    let start = readme
-        .find(&format!("\n{section}\n"))
-        .unwrap_or_else(|| panic!("README has no section {section:?}"));
+    let heading = format!("\n{section}\n");
+    let (page, doc) = docs::pages()
+        .into_iter()
+        .find(|(_, text)| text.contains(&heading))
+        .unwrap_or_else(|| panic!("the docs (README.md, docs/*.md) have no section {section:?}"));
+    let start = doc.find(&heading).unwrap_or_default();
     let level = section.chars().take_while(|c| *c == '#').count();
-    let rest = &readme[start + section.len() + 2..];
+    let rest = &doc[start + section.len() + 2..];
     let end = rest
         .match_indices('\n')
         .find(|(i, _)| {
@@ -223,12 +231,14 @@ pub fn assert_readme_documents(command: clap::Command, section: &str) {
         let row = text
             .lines()
             .find(|l| l.starts_with('|') && l.contains(&format!("`--{long}`")))
-            .unwrap_or_else(|| panic!("README section {section:?} has no table row for --{long}"));
+            .unwrap_or_else(|| {
+                panic!("the docs' section {section:?} ({page}) has no table row for --{long}")
+            });
         if let Some(env) = arg.get_env() {
             let env = env.to_string_lossy();
             assert!(
                 row.contains(&format!("`{env}`")),
-                "README row for --{long} lacks `{env}`: {row}"
+                "the docs' row for --{long} ({page}) lacks `{env}`: {row}"
             );
         }
         for default in arg.get_default_values() {
@@ -239,7 +249,7 @@ pub fn assert_readme_documents(command: clap::Command, section: &str) {
             }
             assert!(
                 row.contains(&format!("`{default}`")),
-                "README row for --{long} lacks its default `{default}`: {row}"
+                "the docs' row for --{long} ({page}) lacks its default `{default}`: {row}"
             );
         }
     }

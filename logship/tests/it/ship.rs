@@ -2,31 +2,18 @@
 //! PutLogEvents endpoint double for the faults moto cannot produce (throttling,
 //! access denied, a batch refused as invalid).
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_sdk_cloudwatchlogs::config::Credentials;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use logship::account::Counters;
 use logship::buffer::{Buffer, FullPolicy};
 use logship::ship::{deliver, stop_handle, Delivery, Destination, Shipper, Summary};
 use logship::structure::{now_ms, Event};
+use testkit::http::{LogsDouble, Outcome, THROTTLING};
 use tokio::time::Instant;
 
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await
-}
+use crate::sdk;
 
 fn delivery() -> Delivery {
     Delivery {
@@ -112,92 +99,28 @@ async fn events_arrive_in_order_across_many_calls_and_the_group_is_created() {
     assert!(counters.shipped.load(Ordering::Relaxed) >= total as u64);
 }
 
-/// A CloudWatch Logs endpoint double: answers CreateLogStream, and PutLogEvents as
-/// `answer(call_number)` says, recording the events it accepts.
-struct Double {
-    url: String,
-    accepted: Arc<Mutex<Vec<String>>>,
-    calls: Arc<AtomicUsize>,
+/// A CloudWatch Logs endpoint double: accepts every call but PutLogEvents, which it
+/// answers as `put(call_number)` says.
+async fn double(put: fn(usize) -> Outcome) -> LogsDouble {
+    LogsDouble::start(move |operation, n| match operation {
+        "PutLogEvents" => put(n),
+        _ => Outcome::Accept,
+    })
+    .await
 }
 
-async fn double(answer: fn(usize) -> (u16, &'static str)) -> Double {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (acc, cnt) = (accepted.clone(), calls.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (acc, cnt) = (acc.clone(), cnt.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (acc, cnt) = (acc.clone(), cnt.clone());
-                    async move {
-                        let target = req
-                            .headers()
-                            .get("x-amz-target")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned();
-                        let body = req
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let (status, reply) = if target.ends_with("PutLogEvents") {
-                            let n = cnt.fetch_add(1, Ordering::SeqCst);
-                            let (status, reply) = answer(n);
-                            if status == 200 {
-                                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                                for e in v["logEvents"].as_array().unwrap() {
-                                    acc.lock()
-                                        .unwrap()
-                                        .push(e["message"].as_str().unwrap().to_owned());
-                                }
-                            }
-                            (status, reply)
-                        } else {
-                            (200, "{}")
-                        };
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .header("content-type", "application/x-amz-json-1.1")
-                                .body(Full::new(Bytes::from_static(reply.as_bytes())))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Double {
-        url,
-        accepted,
-        calls,
-    }
-}
-
-const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
 const DENIED: &str = r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:PutLogEvents"}"#;
 
 const INVALID: &str = r#"{"__type":"InvalidParameterException","message":"Log event too large: 1048577 bytes exceeds limit of 1048576"}"#;
 
 /// Queues `events` events and delivers them to the double until `within` has passed.
-async fn deliver_to(d: &Double, events: usize, within: Duration) -> (Summary, Arc<Counters>) {
+async fn deliver_to(d: &LogsDouble, events: usize, within: Duration) -> (Summary, Arc<Counters>) {
     deliver_events(d, (0..events).map(|i| event(i, now_ms())), within).await
 }
 
 /// Queues `events` and delivers them to the double until `within` has passed.
 async fn deliver_events(
-    d: &Double,
+    d: &LogsDouble,
     events: impl IntoIterator<Item = Event>,
     within: Duration,
 ) -> (Summary, Arc<Counters>) {
@@ -231,7 +154,14 @@ async fn deliver_events(
 
 #[tokio::test]
 async fn throttling_is_retried_until_accepted() {
-    let d = double(|n| if n < 3 { (400, THROTTLED) } else { (200, "{}") }).await;
+    let d = double(|n| {
+        if n < 3 {
+            Outcome::Fail(400, THROTTLING)
+        } else {
+            Outcome::Accept
+        }
+    })
+    .await;
     let (summary, counters) = deliver_to(&d, 50, Duration::from_secs(30)).await;
     assert_eq!(summary.unshipped, 0);
     assert_eq!(counters.retries.load(Ordering::Relaxed), 3);
@@ -241,10 +171,13 @@ async fn throttling_is_retried_until_accepted() {
 
 #[tokio::test]
 async fn access_denied_is_not_retried_in_a_loop_and_what_is_left_is_counted() {
-    let d = double(|_| (400, DENIED)).await;
+    let d = double(|_| Outcome::Fail(400, DENIED)).await;
     let (summary, counters) = deliver_to(&d, 20, Duration::from_secs(2)).await;
     assert_eq!(
-        d.calls.load(Ordering::SeqCst),
+        d.calls()
+            .iter()
+            .filter(|c| c.operation == "PutLogEvents")
+            .count(),
         1,
         "a non-retryable error waits a minute before the next try"
     );
@@ -258,7 +191,14 @@ async fn access_denied_is_not_retried_in_a_loop_and_what_is_left_is_counted() {
 
 #[tokio::test]
 async fn a_batch_refused_as_invalid_is_counted_and_the_next_batches_are_shipped() {
-    let d = double(|n| if n == 0 { (400, INVALID) } else { (200, "{}") }).await;
+    let d = double(|n| {
+        if n == 0 {
+            Outcome::Fail(400, INVALID)
+        } else {
+            Outcome::Accept
+        }
+    })
+    .await;
     // One call spans at most 24 hours: ten events from two days ago and ten from now
     // make two batches, the old one first.
     let old = now_ms() - 2 * 24 * 3600 * 1000;

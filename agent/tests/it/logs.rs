@@ -1,141 +1,45 @@
 //! The agent with its log pipeline, against the moto server (CloudWatch Logs, Secrets
-//! Manager) and PostgreSQL that `scripts/services` starts: the app's output in
-//! CloudWatch, sanitized, in order, complete across SIGTERM and an outage; access
-//! denied; and the startup extras (migrations on start, `/health` in process).
+//! Manager) that `scripts/services` starts: the app's output in CloudWatch, sanitized,
+//! in order, complete across SIGTERM and an outage; access denied; hostile input. A
+//! CloudWatch Logs double (testkit's) stands in for the faults moto cannot produce.
 //!
-//! Each test uses its own log group, secret names, database and temporary directory.
+//! Each test uses its own log group, secret names and temporary directory.
 
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::io::Read;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_cloudwatchlogs::Client as Logs;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
+use testkit::http::{LogsDouble, Outcome, THROTTLING};
+use testkit::net::{ProxyMode, TcpProxy};
 
-mod common;
-use common::{assert_code, Scratch, AGENT};
-
-const EXAMPLE_MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/migrations");
-
-/// Longest any agent run may take here.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+use crate::support::*;
 
 // ---------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------
 
+/// The SDK's configuration for moto, in the services' region.
 async fn aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    sdk_config(&testkit::service_var("AWS_REGION")).await
 }
 
 /// The agent with a clean environment, the moto variables and a log group of its own.
-fn agent(group: &str) -> Command {
-    let mut cmd = testkit::clean_command(AGENT);
-    cmd.envs(testkit::aws_env())
-        .env("CLOUDWATCH_LOG_GROUP", group)
+fn shipping_agent(group: &str) -> Command {
+    let mut cmd = agent();
+    cmd.env("CLOUDWATCH_LOG_GROUP", group)
         .env("CLOUDWATCH_LOG_STREAM", "app")
         .env("DECKHAND_LOG_FLUSH", "200ms");
     cmd
 }
 
-/// A started agent whose stdout and stderr are read as they come (a full pipe must
-/// never stall it); killed if the test ends early.
-struct Running {
-    child: Option<Child>,
-    out: Option<std::thread::JoinHandle<(Vec<u8>, Vec<u8>)>>,
-}
-
-impl Running {
-    fn start(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the agent");
-        let mut stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let out = std::thread::spawn(move || {
-            let err = std::thread::spawn(move || {
-                let mut b = Vec::new();
-                let _ = stderr.read_to_end(&mut b);
-                b
-            });
-            let mut o = Vec::new();
-            let _ = stdout.read_to_end(&mut o);
-            (o, err.join().unwrap())
-        });
-        Running {
-            child: Some(child),
-            out: Some(out),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name}");
-    }
-
-    fn wait(mut self) -> Output {
-        let mut child = self.child.take().unwrap();
-        let exited = testkit::wait_until(RUN_LIMIT, || child.try_wait().unwrap().is_some());
-        if !exited {
-            let _ = child.kill();
-        }
-        let status = child.wait().unwrap();
-        let (stdout, stderr) = self.out.take().unwrap().join().unwrap();
-        assert!(
-            exited,
-            "the agent did not exit within {RUN_LIMIT:?}; stderr: {}",
-            String::from_utf8_lossy(&stderr)
-        );
-        Output {
-            status,
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Running {
-    /// A test that failed early: SIGTERM first, so the agent stops its app (SIGKILL
-    /// would leave the app running), then SIGKILL.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = testkit::wait_until(Duration::from_secs(10), || {
-                child.try_wait().ok().flatten().is_some()
-            });
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn run(cmd: Command) -> Output {
-    Running::start(cmd).wait()
+/// Runs to completion within [`LOG_RUN_LIMIT`].
+fn run_shipping(cmd: Command) -> Output {
+    run_within(cmd, LOG_RUN_LIMIT)
 }
 
 async fn read_stream(client: &Logs, group: &str, stream: &str) -> Vec<(i64, String)> {
@@ -156,159 +60,71 @@ fn app_events(events: &[(i64, String)]) -> Vec<(i64, Value)> {
         .collect()
 }
 
+/// The number of an app line `line N`, from the line or its JSON event's `message`.
+fn line_number(message: &str) -> Option<u64> {
+    message.strip_prefix("line ")?.parse().ok()
+}
+
 /// The numbered lines (`line N`) among the app's events, in stream order.
 fn numbers(events: &[(i64, String)]) -> Vec<u64> {
     app_events(events)
         .iter()
-        .filter_map(|(_, v)| v["message"].as_str()?.strip_prefix("line ")?.parse().ok())
+        .filter_map(|(_, v)| line_number(v["message"].as_str()?))
         .collect()
-}
-
-/// A TCP proxy in front of moto that can be switched off: while off, it closes every
-/// connection, open ones included — CloudWatch is unreachable.
-struct Switch {
-    url: String,
-    up: Arc<AtomicBool>,
-    cut: Arc<tokio::sync::Notify>,
-}
-
-impl Switch {
-    async fn start() -> Switch {
-        let upstream: SocketAddr = testkit::service_var("AWS_ENDPOINT_URL")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .expect("AWS_ENDPOINT_URL is http://IP:PORT");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let up = Arc::new(AtomicBool::new(true));
-        let cut = Arc::new(tokio::sync::Notify::new());
-        let (u, c) = (up.clone(), cut.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !u.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
-                let c = c.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        () = c.notified() => {}
-                    }
-                });
-            }
-        });
-        Switch { url, up, cut }
-    }
-
-    fn set(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-        if !up {
-            self.cut.notify_waiters();
-        }
-    }
-}
-
-/// A CloudWatch Logs endpoint that takes `delay` to accept each PutLogEvents call;
-/// returns its URL and every message it accepted.
-async fn slow_endpoint(delay: Duration) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let acc = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acc = acc.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let acc = acc.clone();
-                    async move {
-                        let put = req
-                            .headers()
-                            .get("x-amz-target")
-                            .is_some_and(|t| t.as_bytes().ends_with(b"PutLogEvents"));
-                        let body = http_body_util::BodyExt::collect(req.into_body())
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        if put {
-                            tokio::time::sleep(delay).await;
-                            let v: Value = serde_json::from_slice(&body).unwrap();
-                            let mut acc = acc.lock().unwrap();
-                            for e in v["logEvents"].as_array().unwrap() {
-                                acc.push(e["message"].as_str().unwrap().to_owned());
-                            }
-                        }
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(200)
-                                .header("content-type", "application/x-amz-json-1.1")
-                                .body(Full::new(Bytes::from_static(b"{}")))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, accepted)
 }
 
 /// The anonymous resident memory of a process (heap and stacks, not the mapped
 /// binary, which a debug build makes large), in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
+fn rss_kib(pid: i32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// A CloudWatch Logs endpoint that refuses everything: access denied.
-async fn denying_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = calls.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let counted = counted.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    async {
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(400)
-                                .header("content-type", "application/x-amz-json-1.1")
-                                .body(Full::new(Bytes::from_static(
-                                    br#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:CreateLogStream"}"#,
-                                )))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, calls)
-}
-
 /// A secret with a unique name under `logs/`; returns the name.
-async fn create_secret(sdk: &aws_config::SdkConfig, value: &str) -> String {
+async fn create_logs_secret(sdk: &aws_config::SdkConfig, value: &str) -> String {
     let client = aws_sdk_secretsmanager::Client::new(sdk);
-    common::create_secret(&client, "logs", value).await.0
+    create_secret(&client, "logs", value).await.0
 }
 
 fn group_name() -> String {
     format!("/deckhand/test/{}", testkit::unique_name("agent"))
+}
+
+/// Every message of a stream as one text, for leak checks.
+fn all_text(events: &[(i64, String)]) -> String {
+    events
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts `needle` is nowhere: not in CloudWatch, the agent's stdout or its stderr
+/// (as they are, not decoded).
+#[track_caller]
+fn assert_nowhere(needle: &str, events: &[(i64, String)], out: &Output) {
+    testkit::leaks::assert_absent(
+        &[
+            ("CloudWatch", &all_text(events)),
+            ("stdout", &String::from_utf8_lossy(&out.stdout)),
+            ("stderr", &String::from_utf8_lossy(&out.stderr)),
+        ],
+        [needle],
+    );
+}
+
+/// An app that writes `ready` once its output is out, and `term` when SIGTERM reaches
+/// it, then exits 0.
+fn trapping_app(scratch: &Scratch, produce: &str) -> String {
+    format!(
+        r#"trap 'echo > {term}; exit 0' TERM
+{produce}
+echo > {ready}
+while :; do sleep 0.05; done"#,
+        term = scratch.join("term").display(),
+        ready = scratch.join("ready").display(),
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -319,7 +135,7 @@ fn group_name() -> String {
 async fn app_output_arrives_structured_sanitized_and_in_order() {
     let sdk = aws().await;
     let password = format!("Pw-{}-x/y+z", testkit::unique_name("s"));
-    let secret = create_secret(&sdk, &password).await;
+    let secret = create_logs_secret(&sdk, &password).await;
     let group = group_name();
     let three_days_ago = {
         let now = std::time::SystemTime::now()
@@ -342,19 +158,15 @@ echo '{{"ts":{three_hours_ahead},"msg":"from three hours ahead"}}'
 exit 3
 "#
     );
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.env("DB_PASSWORD", format!("secretsmanager:{secret}"))
         .args(["--", "sh", "-c", &script]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 3);
 
     let client = Logs::new(&sdk);
     let events = read_stream(&client, &group, "app").await;
-    let all = events
-        .iter()
-        .map(|(_, m)| m.as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let all = all_text(&events);
     let b64 = {
         use std::process::Command as C;
         let o = C::new("sh")
@@ -365,9 +177,7 @@ exit 3
         String::from_utf8(o.stdout).unwrap()
     };
     for leak in [password.as_str(), b64.as_str(), "4111 1111 1111 1111"] {
-        assert!(!all.contains(leak), "{leak:?} reached CloudWatch: {all}");
-        assert!(!String::from_utf8_lossy(&out.stdout).contains(leak));
-        assert!(!String::from_utf8_lossy(&out.stderr).contains(leak));
+        assert_nowhere(leak, &events, &out);
     }
     let app = app_events(&events);
     let messages: Vec<String> = app
@@ -453,14 +263,13 @@ exit 3
 async fn sigterm_during_a_flood_ships_every_line_before_exit() {
     let sdk = aws().await;
     let group = group_name();
-    let scratch = Scratch::new();
-    let mut cmd = agent(&group);
-    cmd.env("DIR", &scratch.0).args([
-        "--",
-        "sh",
-        "-c",
+    let scratch = scratch();
+    let mut cmd = shipping_agent(&group);
+    shell_app(
+        &mut cmd,
+        &scratch,
         r#"i=0; trap 'echo $i > "$DIR/last"; exit 7' TERM; while :; do echo "line $i"; i=$((i+1)); done"#,
-    ]);
+    );
     let running = Running::start(cmd);
     let client = Logs::new(&sdk);
     // In the middle of the flood: some lines are already in CloudWatch.
@@ -472,9 +281,9 @@ async fn sigterm_during_a_flood_ships_every_line_before_exit() {
         "no lines arrived"
     );
     running.signal("TERM");
-    let out = running.wait();
+    let out = running.wait_within(LOG_RUN_LIMIT);
     assert_code(&out, 7);
-    let last: u64 = std::fs::read_to_string(scratch.path("last"))
+    let last: u64 = std::fs::read_to_string(scratch.join("last"))
         .unwrap()
         .trim()
         .parse()
@@ -493,33 +302,32 @@ async fn sigterm_during_a_flood_ships_every_line_before_exit() {
 async fn cloudwatch_unreachable_for_ten_seconds_loses_nothing() {
     let sdk = aws().await;
     let group = group_name();
-    let switch = Switch::start().await;
-    let scratch = Scratch::new();
-    let mut cmd = agent(&group);
+    // CloudWatch behind a proxy that the test takes down.
+    let switch = TcpProxy::start(testkit::net::moto_addr().to_string(), ProxyMode::Forward);
+    let scratch = scratch();
+    let mut cmd = shipping_agent(&group);
     // The app writes a line every 20 ms until the test says stop.
-    cmd.env("AWS_ENDPOINT_URL", &switch.url)
-        .env("DIR", &scratch.0)
-        .args([
-            "--",
-            "sh",
-            "-c",
-            r#"i=0; while [ ! -e "$DIR/stop" ]; do echo "line $i"; i=$((i+1)); sleep 0.02; done; echo $i > "$DIR/last""#,
-        ]);
+    cmd.env("AWS_ENDPOINT_URL", format!("http://{}", switch.addr()));
+    shell_app(
+        &mut cmd,
+        &scratch,
+        r#"i=0; while [ ! -e "$DIR/stop" ]; do echo "line $i"; i=$((i+1)); sleep 0.02; done; echo $i > "$DIR/last""#,
+    );
     let running = Running::start(cmd);
     let client = Logs::new(&sdk);
     let arrived = || async { numbers(&read_stream(&client, &group, "app").await).len() };
     assert!(
         testkit::wait_until_async(Duration::from_secs(20), || async { arrived().await > 10 }).await
     );
-    switch.set(false);
+    switch.set(ProxyMode::Down);
     // The outage itself is the scenario: ten seconds of refused connections.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let during = arrived().await;
-    switch.set(true);
-    std::fs::write(scratch.path("stop"), "").unwrap();
-    let out = running.wait();
+    switch.set(ProxyMode::Forward);
+    std::fs::write(scratch.join("stop"), "").unwrap();
+    let out = running.wait_within(LOG_RUN_LIMIT);
     assert_code(&out, 0);
-    let last: u64 = std::fs::read_to_string(scratch.path("last"))
+    let last: u64 = std::fs::read_to_string(scratch.join("last"))
         .unwrap()
         .trim()
         .parse()
@@ -538,10 +346,17 @@ async fn cloudwatch_unreachable_for_ten_seconds_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn access_denied_keeps_the_app_running_with_its_lines_on_stdout() {
-    let (url, calls) = denying_endpoint().await;
+    // A CloudWatch Logs endpoint that refuses everything: access denied.
+    let denying = LogsDouble::start(|_, _| {
+        Outcome::Fail(
+            400,
+            r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:CreateLogStream"}"#,
+        )
+    })
+    .await;
     let group = group_name();
-    let mut cmd = agent(&group);
-    cmd.env("AWS_ENDPOINT_URL", &url)
+    let mut cmd = shipping_agent(&group);
+    cmd.env("AWS_ENDPOINT_URL", &denying.url)
         .env("DECKHAND_LOG_STDOUT", "json")
         .env("DECKHAND_STOP_TIMEOUT", "20s")
         .args([
@@ -551,7 +366,7 @@ async fn access_denied_keeps_the_app_running_with_its_lines_on_stdout() {
             "for i in 1 2 3; do echo \"line $i\"; done; exit 4",
         ]);
     let started = std::time::Instant::now();
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 4);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<Value> = stdout
@@ -568,7 +383,7 @@ async fn access_denied_keeps_the_app_running_with_its_lines_on_stdout() {
     );
     assert!(stderr.contains("AccessDenied"), "{stderr}");
     assert!(stderr.contains("could not be shipped"), "{stderr}");
-    assert!(calls.load(Ordering::SeqCst) >= 1);
+    assert!(!denying.calls().is_empty());
     // Nothing can be shipped: the agent does not sit out the stop timeout.
     assert!(
         started.elapsed() < Duration::from_secs(15),
@@ -579,29 +394,29 @@ async fn access_denied_keeps_the_app_running_with_its_lines_on_stdout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_redaction_pattern_stops_the_start_naming_it() {
-    let scratch = Scratch::new();
-    let mut cmd = testkit::clean_command(AGENT);
+    let scratch = scratch();
+    let mut cmd = bare_agent();
     cmd.env("DECKHAND_REDACT_PATTERNS", "ok-[0-9]+,broken(")
-        .env("OUT", scratch.path("ran"))
+        .env("OUT", scratch.join("ran"))
         .args(["--", "sh", "-c", "touch \"$OUT\""]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 78);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("DECKHAND_REDACT_PATTERNS") && stderr.contains("broken("),
         "{stderr}"
     );
-    assert!(!scratch.path("ran").exists(), "the app ran");
+    assert!(!scratch.join("ran").exists(), "the app ran");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_start_ships_its_error_to_cloudwatch() {
     let sdk = aws().await;
     let group = group_name();
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.env("API_KEY", "secretsmanager:logs/does-not-exist-at-all")
         .args(["--", "true"]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 78);
     let events = read_stream(&Logs::new(&sdk), &group, "app").await;
     assert!(
@@ -612,168 +427,20 @@ async fn a_failed_start_ships_its_error_to_cloudwatch() {
     );
 }
 
-// ---------------------------------------------------------------------------------
-// Startup extras
-// ---------------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread")]
-async fn migrations_run_on_start_with_the_database_url_from_a_secret() {
-    let db = testkit::TestDb::create("agent_migrate").await;
-    let sdk = aws().await;
-    let secret = create_secret(&sdk, &db.url).await;
-    let scratch = Scratch::new();
-    let mut cmd = testkit::clean_command(AGENT);
-    cmd.envs(testkit::aws_env())
-        .env("DATABASE_URL", format!("secretsmanager:{secret}"))
-        .env("DECKHAND_MIGRATE_ON_START", "true")
-        .env("MIGRATIONS_DIR", EXAMPLE_MIGRATIONS)
-        .env("OUT", scratch.path("ran"))
-        .args(["--", "sh", "-c", "touch \"$OUT\""]);
-    let out = run(cmd);
-    assert_code(&out, 0);
-    assert!(scratch.path("ran").exists());
-    assert_eq!(db.applied_versions().await, [1, 2, 3]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("migrations done: 3 applied"), "{stderr}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_failed_migration_on_start_keeps_the_app_from_starting() {
-    let db = testkit::TestDb::create("agent_migrate_fail").await;
-    let scratch = Scratch::new();
-    let dir = scratch.path("migrations");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("V1__ok.sql"), "CREATE TABLE t (id int);").unwrap();
-    std::fs::write(
-        dir.join("V2__broken.sql"),
-        "CREATE TABLE u (id int);\nSELECT no_such_function();",
-    )
-    .unwrap();
-    let mut cmd = testkit::clean_command(AGENT);
-    cmd.env("DATABASE_URL", &db.url)
-        .env("DECKHAND_MIGRATE_ON_START", "true")
-        .env("MIGRATIONS_DIR", &dir)
-        .env("OUT", scratch.path("ran"))
-        .args(["--", "sh", "-c", "touch \"$OUT\""]);
-    let out = run(cmd);
-    assert_code(&out, 1);
-    assert!(!scratch.path("ran").exists(), "the app ran");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("V2__broken"),
-        "the failed migration is named: {stderr}"
-    );
-    let client = db.client().await;
-    let u: Option<String> = client
-        .query_one("SELECT to_regclass('u')::text", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(u, None, "the failed migration was rolled back");
-}
-
-/// GET `url` (`http://IP:PORT/path`) on a new connection: the status and the JSON body.
-async fn get_json(url: String) -> Option<(u16, Value)> {
-    let stream = TcpStream::connect(url.trim_start_matches("http://").split('/').next()?)
-        .await
-        .ok()?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    let req = Request::get(url.as_str())
-        .header("host", "localhost")
-        .body(http_body_util::Empty::<Bytes>::new())
-        .ok()?;
-    let resp = send.send_request(req).await.ok()?;
-    let status = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .ok()?
-        .to_bytes();
-    Some((status, serde_json::from_slice::<Value>(&body).ok()?))
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn health_is_served_in_process_and_drains_on_sigterm() {
-    let db = testkit::TestDb::create("agent_health").await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let scratch = Scratch::new();
-    let mut cmd = testkit::clean_command(AGENT);
-    cmd.env("DATABASE_URL", &db.url)
-        .env("DECKHAND_HEALTH_ADDR", format!("127.0.0.1:{port}"))
-        .env("DIR", &scratch.0)
-        .args([
-            "--",
-            "sh",
-            "-c",
-            r#"trap 'sleep 1; exit 0' TERM; touch "$DIR/ready"; while :; do sleep 0.05; done"#,
-        ]);
-    let running = Running::start(cmd);
-    let url = format!("http://127.0.0.1:{port}/health");
-    let get = get_json;
-    assert!(
-        testkit::wait_until_async(Duration::from_secs(10), || async {
-            scratch.path("ready").exists() && get(url.clone()).await.is_some()
-        })
-        .await
-    );
-    let (status, body) = get(url.clone()).await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["checks"]["database"]["status"], "healthy", "{body}");
-    let password = db
-        .config
-        .tokio_config()
-        .get_password()
-        .map(|p| String::from_utf8_lossy(p).into_owned());
-    if let Some(p) = password.filter(|p| p.len() >= 4) {
-        assert!(!body.to_string().contains(&p), "the password is in /health");
-    }
-    running.signal("TERM");
-    assert!(
-        testkit::wait_until_async(Duration::from_secs(5), || async {
-            matches!(get(url.clone()).await, Some((503, _)))
-        })
-        .await,
-        "/health does not report draining after SIGTERM"
-    );
-    assert_code(&running.wait(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_taken_health_port_stops_the_start() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let scratch = Scratch::new();
-    let mut cmd = testkit::clean_command(AGENT);
-    cmd.env(
-        "DECKHAND_HEALTH_ADDR",
-        taken.local_addr().unwrap().to_string(),
-    )
-    .env("OUT", scratch.path("ran"))
-    .args(["--", "sh", "-c", "touch \"$OUT\""]);
-    let out = run(cmd);
-    assert_code(&out, 78);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("DECKHAND_HEALTH_ADDR"));
-    assert!(!scratch.path("ran").exists(), "the app ran");
-}
-
 /// All the lines of two streams arrive, none twice (set semantics over 20,000 lines on
 /// both pipes at once).
 #[tokio::test(flavor = "multi_thread")]
 async fn both_pipes_at_once_lose_nothing() {
     let sdk = aws().await;
     let group = group_name();
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.args([
         "--",
         "sh",
         "-c",
         r#"(i=0; while [ $i -lt 10000 ]; do echo "line $i"; i=$((i+1)); done) & (i=10000; while [ $i -lt 20000 ]; do echo "line $i" >&2; i=$((i+1)); done); wait"#,
     ]);
-    assert_code(&run(cmd), 0);
+    assert_code(&run_shipping(cmd), 0);
     let got = numbers(&read_stream(&Logs::new(&sdk), &group, "app").await);
     let set: BTreeSet<u64> = got.iter().copied().collect();
     assert_eq!(got.len(), 20_000, "duplicates or losses");
@@ -785,11 +452,16 @@ async fn both_pipes_at_once_lose_nothing() {
 /// reported in the stream.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_app_faster_than_shipping_stays_within_the_buffer_and_drops_are_counted() {
-    let (url, accepted) = slow_endpoint(Duration::from_millis(400)).await;
+    // A CloudWatch Logs endpoint that takes 400 ms to accept each PutLogEvents call.
+    let slow = LogsDouble::start(|operation, _| match operation {
+        "PutLogEvents" => Outcome::AcceptAfter(Duration::from_millis(400)),
+        _ => Outcome::Accept,
+    })
+    .await;
     let group = group_name();
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     // About 60 MB of lines, 15 times the buffer.
-    cmd.env("AWS_ENDPOINT_URL", &url)
+    cmd.env("AWS_ENDPOINT_URL", &slow.url)
         .env("DECKHAND_LOG_BUFFER", "4MiB")
         .env("DECKHAND_STOP_TIMEOUT", "3s")
         .args([
@@ -801,7 +473,7 @@ async fn an_app_faster_than_shipping_stays_within_the_buffer_and_drops_are_count
     let running = Running::start(cmd);
     let pid = running.pid();
     let mut peak = 0;
-    let _ = testkit::wait_until(RUN_LIMIT, || {
+    let _ = testkit::wait_until(LOG_RUN_LIMIT, || {
         match rss_kib(pid) {
             Some(kib) => {
                 peak = peak.max(kib);
@@ -810,7 +482,7 @@ async fn an_app_faster_than_shipping_stays_within_the_buffer_and_drops_are_count
             None => true, // exited
         }
     });
-    let out = running.wait();
+    let out = running.wait_within(LOG_RUN_LIMIT);
     assert_code(&out, 0);
     // Without the bound the agent would hold ~60 MB; with it, the buffer (4 MiB) plus
     // the batches in flight (1 MiB each) and the agent itself.
@@ -821,7 +493,7 @@ async fn an_app_faster_than_shipping_stays_within_the_buffer_and_drops_are_count
         stderr.contains("dropped because the log buffer was full"),
         "drops not reported: {stderr}"
     );
-    let accepted = accepted.lock().unwrap();
+    let accepted = slow.accepted.lock().unwrap();
     assert!(
         accepted
             .iter()
@@ -837,17 +509,16 @@ async fn redact_skip_keeps_configuration_values_readable() {
     let sdk = aws().await;
     let mode = format!("production-{}", testkit::unique_name("m"));
     let key = format!("sk_live_{}", testkit::unique_name("k"));
-    let secret = create_secret(
+    let secret = create_logs_secret(
         &sdk,
         &serde_json::json!({ "NODE_ENV": mode, "STRIPE_KEY": key }).to_string(),
     )
     .await;
-    let mut cmd = testkit::clean_command(AGENT);
-    cmd.envs(testkit::aws_env())
-        .env("DECKHAND_ENV_SECRETS", &secret)
+    let mut cmd = agent();
+    cmd.env("DECKHAND_ENV_SECRETS", &secret)
         .env("DECKHAND_REDACT_SKIP", "NODE_ENV")
         .args(["--", "sh", "-c", "echo \"mode $NODE_ENV key $STRIPE_KEY\""]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let event: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
@@ -859,34 +530,6 @@ async fn redact_skip_keeps_configuration_values_readable() {
 // Hostile and odd input: every case of the issue that reproduced against the built
 // agent, each with its own group and secrets.
 // ---------------------------------------------------------------------------------
-
-/// Every message of a stream as one text, for leak checks.
-fn all_text(events: &[(i64, String)]) -> String {
-    events
-        .iter()
-        .map(|(_, m)| m.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Asserts `needle` is nowhere: not in CloudWatch, the agent's stdout or its stderr.
-fn assert_nowhere(needle: &str, events: &[(i64, String)], out: &Output) {
-    let shipped = all_text(events);
-    assert!(
-        !shipped.contains(needle),
-        "{needle:?} reached CloudWatch: {shipped}"
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !stdout.contains(needle),
-        "{needle:?} reached stdout: {stdout}"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains(needle),
-        "{needle:?} reached stderr: {stderr}"
-    );
-}
 
 /// Case 1: a JSON line whose timestamp holds a non-ASCII character used to panic the
 /// capture task; the app then died of SIGPIPE and every later line was lost.
@@ -900,9 +543,9 @@ echo '{"time":"2026-11-22T10:30:0é"}' >&2
 i=0; while [ $i -lt 100 ]; do echo "line $i"; i=$((i+1)); done
 exit 0
 "#;
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.args(["--", "sh", "-c", script]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 0);
     let events = read_stream(&Logs::new(&sdk), &group, "app").await;
     assert_eq!(numbers(&events), (0..100).collect::<Vec<_>>());
@@ -927,11 +570,11 @@ async fn secrets_with_a_trailing_newline_or_several_lines_are_redacted() {
     let unique = testkit::unique_name("nl").replace('-', "");
     let token = format!("tok{unique}abcdef");
     let key = format!("pk{unique}longvalue");
-    let token_secret = create_secret(&sdk, &format!("{token}\n")).await;
+    let token_secret = create_logs_secret(&sdk, &format!("{token}\n")).await;
     let cred = format!("{{\n  \"client_id\": \"cid-{unique}\",\n  \"private\": \"{key}\"\n}}\n");
-    let cred_secret = create_secret(&sdk, &cred).await;
+    let cred_secret = create_logs_secret(&sdk, &cred).await;
     let group = group_name();
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.env("TOKEN", format!("secretsmanager:{token_secret}"))
         .env("CRED", format!("secretsmanager:{cred_secret}"))
         .env("DECKHAND_LOG_STDOUT", "json")
@@ -941,7 +584,7 @@ async fn secrets_with_a_trailing_newline_or_several_lines_are_redacted() {
             "-c",
             r#"echo "token is $TOKEN"; printf 'credential:\n%s\n' "$CRED"; echo "private alone: $(printf %s "$CRED" | sed -n 3p)""#,
         ]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 0);
     let events = read_stream(&Logs::new(&sdk), &group, "app").await;
     assert!(
@@ -961,8 +604,8 @@ async fn every_escape_style_of_a_secret_is_redacted() {
     let unique = testkit::unique_name("esc").replace('-', "");
     let amp = format!("Pa&ss<word>123/x{unique}");
     let quote = format!("q\"uo\\te{unique}");
-    let amp_secret = create_secret(&sdk, &amp).await;
-    let quote_secret = create_secret(&sdk, &quote).await;
+    let amp_secret = create_logs_secret(&sdk, &amp).await;
+    let quote_secret = create_logs_secret(&sdk, &quote).await;
     let group = group_name();
     let go = format!(r#"{{"msg":"login","pw":"Pa\u0026ss\u003cword\u003e123/x{unique}"}}"#);
     let php = format!(r#"{{"msg":"login","pw":"Pa&ss<word>123\/x{unique}"}}"#);
@@ -974,11 +617,11 @@ async fn every_escape_style_of_a_secret_is_redacted() {
         .map(|l| format!("printf '%s\\n' '{}'", l.replace('\'', "'\\''")))
         .collect::<Vec<_>>()
         .join("\n");
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.env("AMP", format!("secretsmanager:{amp_secret}"))
         .env("QUOTE", format!("secretsmanager:{quote_secret}"))
         .args(["--", "sh", "-c", &script]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 0);
     let events = read_stream(&Logs::new(&sdk), &group, "app").await;
     assert_eq!(app_events(&events).len(), 5, "{}", all_text(&events));
@@ -1015,28 +658,15 @@ async fn well_known_token_formats_in_prose_are_redacted() {
         .map(|t| format!("echo 'calling the API with {t} now'"))
         .collect::<Vec<_>>()
         .join("\n");
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.args(["--", "sh", "-c", &script]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 0);
     let events = read_stream(&Logs::new(&sdk), &group, "app").await;
     assert_eq!(app_events(&events).len(), tokens.len());
     for t in &tokens {
         assert_nowhere(t, &events, &out);
     }
-}
-
-/// An app that writes `ready` once its output is out, and `term` when SIGTERM reaches
-/// it, then exits 0.
-fn trapping_app(scratch: &Scratch, produce: &str) -> String {
-    format!(
-        r#"trap 'echo > {term}; exit 0' TERM
-{produce}
-echo > {ready}
-while :; do sleep 0.05; done"#,
-        term = scratch.path("term").display(),
-        ready = scratch.path("ready").display(),
-    )
 }
 
 /// Case 4: lines that were quadratic in the sanitizer froze the agent's one thread:
@@ -1046,7 +676,7 @@ while :; do sleep 0.05; done"#,
 async fn pathological_lines_never_delay_the_stop_signal() {
     let sdk = aws().await;
     let group = group_name();
-    let scratch = Scratch::new();
+    let scratch = scratch();
     let produce = r#"python3 -c '
 import sys
 w = sys.stdout.write
@@ -1054,7 +684,7 @@ for _ in range(20): w("token" * 40000 + "\n")
 for _ in range(5): w("4111 1111 1111 1112 " * 20000 + "\n")
 for _ in range(5): w("http://a:b@" * 20000 + "\n")
 sys.stdout.flush()'"#;
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.env("DECKHAND_STOP_TIMEOUT", "5s").args([
         "--",
         "sh",
@@ -1063,15 +693,15 @@ sys.stdout.flush()'"#;
     ]);
     let running = Running::start(cmd);
     assert!(
-        testkit::wait_until(RUN_LIMIT, || scratch.path("ready").exists()),
+        testkit::wait_until(LOG_RUN_LIMIT, || scratch.join("ready").exists()),
         "the app wrote its lines"
     );
     running.signal("TERM");
     assert!(
-        testkit::wait_until(Duration::from_secs(2), || scratch.path("term").exists()),
+        testkit::wait_until(Duration::from_secs(2), || scratch.join("term").exists()),
         "SIGTERM reached the app within 2 s"
     );
-    let out = running.wait();
+    let out = running.wait_within(LOG_RUN_LIMIT);
     assert_code(&out, 0);
     let events = read_stream(&Logs::new(&sdk), &group, "app").await;
     assert!(!events.is_empty());
@@ -1082,10 +712,10 @@ sys.stdout.flush()'"#;
 /// stop timeout still holds, and the copies that could not be written are counted.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_stdout_stalls_neither_the_app_nor_the_stop() {
-    let scratch = Scratch::new();
+    let scratch = scratch();
     let produce =
         r#"i=0; while [ $i -lt 2000 ]; do printf 'line %05d %01000d\n' $i 0; i=$((i+1)); done"#;
-    let mut cmd = testkit::clean_command(AGENT);
+    let mut cmd = bare_agent();
     cmd.env("DECKHAND_STOP_TIMEOUT", "2s")
         .env("DECKHAND_LOG_BUFFER", "1MiB")
         .args(["--", "sh", "-c", &trapping_app(&scratch, produce)])
@@ -1101,7 +731,7 @@ async fn a_stalled_stdout_stalls_neither_the_app_nor_the_stop() {
         let _ = stderr.read_to_end(&mut b);
         b
     });
-    let ready = testkit::wait_until(Duration::from_secs(20), || scratch.path("ready").exists());
+    let ready = testkit::wait_until(Duration::from_secs(20), || scratch.join("ready").exists());
     if !ready {
         let _ = child.kill();
     }
@@ -1109,13 +739,9 @@ async fn a_stalled_stdout_stalls_neither_the_app_nor_the_stop() {
         ready,
         "the app's writes never blocked on the agent's stdout"
     );
-    let signalled = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
+    kill(child.id() as i32, "TERM");
     assert!(
-        testkit::wait_until(Duration::from_secs(2), || scratch.path("term").exists()),
+        testkit::wait_until(Duration::from_secs(2), || scratch.join("term").exists()),
         "SIGTERM reached the app"
     );
     let exited = testkit::wait_until(Duration::from_secs(6), || {
@@ -1142,9 +768,9 @@ async fn a_stalled_stdout_stalls_neither_the_app_nor_the_stop() {
 async fn a_ten_megabyte_line_is_one_part_group_with_a_secret_across_the_cut() {
     let sdk = aws().await;
     let secret_value = format!("S3cr3t-{}", testkit::unique_name("cut"));
-    let secret = create_secret(&sdk, &secret_value).await;
+    let secret = create_logs_secret(&sdk, &secret_value).await;
     let group = group_name();
-    let scratch = Scratch::new();
+    let scratch = scratch();
     // The secret straddles byte 8 MiB of the line.
     let before = 8 * 1024 * 1024 - 5;
     let after = 10 * 1024 * 1024 - before;
@@ -1154,11 +780,11 @@ import os, sys
 sys.stdout.write("a" * {before} + os.environ["PW"] + "b" * {after} + "\n")
 sys.stdout.write("after the long line\n")'"#
     );
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.env("PW", format!("secretsmanager:{secret}"))
         .env("DECKHAND_LOG_BUFFER", "64MiB")
         .args(["--", "sh", "-c", &script]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 0);
     drop(scratch);
     let events = read_stream(&Logs::new(&sdk), &group, "app").await;
@@ -1205,93 +831,13 @@ sys.stdout.write("after the long line\n")'"#
 /// bad option (64), like every other.
 #[test]
 fn stdout_off_without_a_log_group_is_refused() {
-    let mut cmd = testkit::clean_command(AGENT);
+    let mut cmd = bare_agent();
     cmd.env("DECKHAND_LOG_STDOUT", "off").args(["--", "true"]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 64);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DECKHAND_LOG_STDOUT"), "{stderr}");
     assert!(stderr.contains("CLOUDWATCH_LOG_GROUP"), "{stderr}");
-}
-
-/// A CloudWatch Logs endpoint that answers ThrottlingException to every call while
-/// `throttling` is set, and otherwise accepts, recording the numbers of `line N`
-/// messages (not stored in moto: a million events would take its memory).
-struct ThrottlingSink {
-    url: String,
-    throttling: Arc<AtomicBool>,
-    numbers: Arc<std::sync::Mutex<Vec<u64>>>,
-    throttled_calls: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl ThrottlingSink {
-    async fn start() -> ThrottlingSink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let throttling = Arc::new(AtomicBool::new(true));
-        let numbers = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let throttled_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (t, n, c) = (throttling.clone(), numbers.clone(), throttled_calls.clone());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (t, n, c) = (t.clone(), n.clone(), c.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (t, n, c) = (t.clone(), n.clone(), c.clone());
-                        async move {
-                            let put = req
-                                .headers()
-                                .get("x-amz-target")
-                                .is_some_and(|v| v.as_bytes().ends_with(b"PutLogEvents"));
-                            let body = http_body_util::BodyExt::collect(req.into_body())
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let (status, answer): (u16, &'static [u8]) = if t.load(Ordering::SeqCst)
-                            {
-                                c.fetch_add(1, Ordering::SeqCst);
-                                (400, br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#)
-                            } else {
-                                if put {
-                                    let v: Value = serde_json::from_slice(&body).unwrap();
-                                    let mut got = n.lock().unwrap();
-                                    for e in v["logEvents"].as_array().unwrap() {
-                                        let m: Value =
-                                            serde_json::from_str(e["message"].as_str().unwrap())
-                                                .unwrap();
-                                        if let Some(k) = m["message"]
-                                            .as_str()
-                                            .and_then(|s| s.strip_prefix("line "))
-                                            .and_then(|s| s.parse().ok())
-                                        {
-                                            got.push(k);
-                                        }
-                                    }
-                                }
-                                (200, b"{}")
-                            };
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/x-amz-json-1.1")
-                                    .body(Full::new(Bytes::from_static(answer)))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        ThrottlingSink {
-            url,
-            throttling,
-            numbers,
-            throttled_calls,
-        }
-    }
 }
 
 /// The fault matrix's CloudWatch row: 30 s of ThrottlingException on every call while
@@ -1300,8 +846,28 @@ impl ThrottlingSink {
 async fn thirty_seconds_of_throttling_during_a_million_lines_loses_nothing() {
     const LINES: u64 = 1_000_000;
     const OUTAGE: Duration = Duration::from_secs(30);
-    let sink = ThrottlingSink::start().await;
-    let scratch = Scratch::new();
+    // A CloudWatch Logs endpoint that answers ThrottlingException to every call while
+    // `throttling` is set, and otherwise accepts, keeping the numbers of `line N`
+    // messages (not stored in moto: a million events would take its memory).
+    let throttling = Arc::new(AtomicBool::new(true));
+    let sink = {
+        let throttling = throttling.clone();
+        LogsDouble::keeping(
+            move |_, _| {
+                if throttling.load(Ordering::SeqCst) {
+                    Outcome::Fail(400, THROTTLING)
+                } else {
+                    Outcome::Accept
+                }
+            },
+            |message| {
+                let event: Value = serde_json::from_str(message).unwrap();
+                line_number(event["message"].as_str()?)
+            },
+        )
+        .await
+    };
+    let scratch = scratch();
     let produce = format!(
         r#"python3 -c '
 import sys
@@ -1309,37 +875,37 @@ w = sys.stdout.write
 for i in range({LINES}): w("line %d\n" % i)
 sys.stdout.flush()'"#
     );
-    let mut cmd = agent(&group_name());
+    let mut cmd = shipping_agent(&group_name());
     cmd.env("AWS_ENDPOINT_URL", &sink.url)
         .env("DECKHAND_LOG_BUFFER", "512MiB")
         .args(["--", "sh", "-c", &trapping_app(&scratch, &produce)]);
     let started = std::time::Instant::now();
     let running = Running::start(cmd);
     assert!(
-        testkit::wait_until(Duration::from_secs(60), || scratch.path("ready").exists()),
+        testkit::wait_until(Duration::from_secs(60), || scratch.join("ready").exists()),
         "the app wrote its lines during the outage"
     );
     let written_after = started.elapsed();
     let rest = OUTAGE.saturating_sub(started.elapsed());
     tokio::time::sleep(rest).await; // the outage is the scenario, not a wait for something
     assert!(
-        sink.numbers.lock().unwrap().is_empty(),
+        sink.accepted.lock().unwrap().is_empty(),
         "nothing got through the outage"
     );
-    sink.throttling.store(false, Ordering::SeqCst);
+    throttling.store(false, Ordering::SeqCst);
     let recovered = std::time::Instant::now();
     let all = testkit::wait_until_async(Duration::from_secs(240), || async {
-        sink.numbers.lock().unwrap().len() as u64 >= LINES
+        sink.accepted.lock().unwrap().len() as u64 >= LINES
     })
     .await;
     let delivered_in = recovered.elapsed();
     running.signal("TERM");
-    let out = running.wait();
+    let out = running.wait_within(LOG_RUN_LIMIT);
     assert_code(&out, 0);
-    let got = sink.numbers.lock().unwrap().clone();
+    let got = sink.accepted.lock().unwrap().clone();
     eprintln!(
         "figure: {LINES} lines written in {written_after:.1?}; {} throttled calls in {OUTAGE:?}; all shipped {delivered_in:.1?} after the outage ended",
-        sink.throttled_calls.load(Ordering::SeqCst)
+        sink.calls().iter().filter(|c| c.status == 400).count()
     );
     assert!(all, "only {} of {LINES} lines arrived", got.len());
     assert_eq!(
@@ -1365,10 +931,10 @@ async fn the_sanitizers_smaller_defects_are_gone() {
     let second = format!("{unique}efghij34");
     let url = "postgres://app:abc@db.internal:5432/app".to_owned();
     let [n, a, b, u] = [
-        create_secret(&sdk, &number).await,
-        create_secret(&sdk, &first).await,
-        create_secret(&sdk, &second).await,
-        create_secret(&sdk, &url).await,
+        create_logs_secret(&sdk, &number).await,
+        create_logs_secret(&sdk, &first).await,
+        create_logs_secret(&sdk, &second).await,
+        create_logs_secret(&sdk, &url).await,
     ];
     let group = group_name();
     let script = format!(
@@ -1377,14 +943,14 @@ echo "overlap abcd{unique}efghij34 end"
 echo 'X-Api-Key: k3yValue123456'
 echo '{{"msg":"header","x-api-key":"k3yValue654321","ApiKey":"k3yValue111111","PrivateKey":"k3yValue222222"}}'"#
     );
-    let mut cmd = agent(&group);
+    let mut cmd = shipping_agent(&group);
     cmd.env("ACCT", format!("secretsmanager:{n}"))
         .env("A\"B", format!("secretsmanager:{a}"))
         .env("SECOND", format!("secretsmanager:{b}"))
         .env("DATABASE_URL", format!("secretsmanager:{u}"))
         .env("DECKHAND_REDACT_NAME", "true")
         .args(["--", "sh", "-c", &script]);
-    let out = run(cmd);
+    let out = run_shipping(cmd);
     assert_code(&out, 0);
     let events = read_stream(&Logs::new(&sdk), &group, "app").await;
     let app = app_events(&events);
@@ -1417,27 +983,23 @@ echo '{{"msg":"header","x-api-key":"k3yValue654321","ApiKey":"k3yValue111111","P
 /// saturated: it has a thread of its own.
 #[tokio::test(flavor = "multi_thread")]
 async fn health_answers_while_the_pipeline_is_saturated() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let scratch = Scratch::new();
+    let addr = testkit::net::closed_port();
+    let scratch = scratch();
     // Pathological lines, without end, as fast as the pipeline takes them.
     let flood = r#"python3 -c '
 import sys
 line = "http://a:b@" * 20000 + "\n"
 while True: sys.stdout.write(line)' &
 touch "$DIR/ready"; wait"#;
-    let mut cmd = agent(&group_name());
-    cmd.env("DECKHAND_HEALTH_ADDR", format!("127.0.0.1:{port}"))
-        .env("DIR", &scratch.0)
-        .env("DECKHAND_STOP_TIMEOUT", "2s")
-        .args(["--", "sh", "-c", flood]);
+    let mut cmd = shipping_agent(&group_name());
+    cmd.env("DECKHAND_HEALTH_ADDR", addr.to_string())
+        .env("DECKHAND_STOP_TIMEOUT", "2s");
+    shell_app(&mut cmd, &scratch, flood);
     let running = Running::start(cmd);
-    let url = format!("http://127.0.0.1:{port}/health");
+    let url = format!("http://{addr}/health");
     assert!(
         testkit::wait_until_async(Duration::from_secs(10), || async {
-            scratch.path("ready").exists() && get_json(url.clone()).await.is_some()
+            scratch.join("ready").exists() && get_json(url.clone()).await.is_some()
         })
         .await
     );
@@ -1455,6 +1017,6 @@ touch "$DIR/ready"; wait"#;
         "figure: /health under a saturated log pipeline: slowest of 20 answers {slowest:.1?}"
     );
     running.signal("TERM");
-    let out = running.wait();
+    let out = running.wait_within(LOG_RUN_LIMIT);
     assert!(out.status.code().is_some(), "the agent exited on its own");
 }

@@ -6,25 +6,14 @@
 //! in parallel. The app writes its environment to a file: the file (or its absence) is
 //! the proof of what the app saw, or that it never ran.
 
-mod common;
-
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::types::ParameterType;
 
-use common::*;
+use crate::support::*;
 
 /// GetParameters' and GetParametersByPath's page limit, as the service sets it.
 const AWS_PAGE: usize = 10;
-
-async fn ssm(region: &str) -> aws_sdk_ssm::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .load()
-        .await;
-    aws_sdk_ssm::Client::new(&config)
-}
 
 /// A path no other test uses, like `/params_1234_5_ab12` (names may not start with
 /// "ssm" or "aws").
@@ -44,6 +33,13 @@ async fn put(client: &aws_sdk_ssm::Client, name: &str, value: &str, kind: Parame
         .await
         .unwrap_or_else(|e| panic!("put {name} in moto: {e:?}"))
         .version
+}
+
+/// Creates or overwrites each (name, value, type).
+async fn put_all(client: &aws_sdk_ssm::Client, parameters: &[(&str, &str, ParameterType)]) {
+    for (name, value, kind) in parameters {
+        put(client, name, value, kind.clone()).await;
+    }
 }
 
 async fn arn_of(client: &aws_sdk_ssm::Client, name: &str) -> String {
@@ -157,25 +153,13 @@ async fn every_reference_form_and_parameter_type_resolves() {
     let list = format!("{base}/ALLOWED_ORIGINS");
     let secure = format!("{base}/AUTH_SECRET");
     let rotated = format!("{base}/STRIPE_SECRET_KEY");
-    put(
+    put_all(
         &client,
-        &plain,
-        "https://spotter.example",
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &client,
-        &list,
-        "a.example,b.example",
-        ParameterType::StringList,
-    )
-    .await;
-    put(
-        &client,
-        &secure,
-        "auth-secret-value-1",
-        ParameterType::SecureString,
+        &[
+            (&plain, "https://spotter.example", ParameterType::String),
+            (&list, "a.example,b.example", ParameterType::StringList),
+            (&secure, "auth-secret-value-1", ParameterType::SecureString),
+        ],
     )
     .await;
     let v1 = put(
@@ -217,7 +201,6 @@ async fn every_reference_form_and_parameter_type_resolves() {
     let secure_arn = arn_of(&client, &secure).await;
     let rotated_arn = arn_of(&client, &rotated).await;
 
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("PLAIN", format!("ssm:{plain}"))
         .env("LIST", format!("ssm:{list}"))
@@ -230,10 +213,8 @@ async fn every_reference_form_and_parameter_type_resolves() {
         .env("LABELLED", format!("ssm:{rotated}:previous"))
         .env("FLAT", format!("ssm:{flat}"))
         .env("OTHER_REGION", &west_arn);
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_code(&out, 0);
-    let env = app_env(&scratch);
+    let run = run_app(cmd).await;
+    let env = run.assert_started();
     assert_eq!(var(&env, "PLAIN"), Some("https://spotter.example"));
     assert_eq!(var(&env, "LIST"), Some("a.example,b.example"));
     assert_eq!(var(&env, "SECURE"), Some("auth-secret-value-1"));
@@ -245,10 +226,10 @@ async fn every_reference_form_and_parameter_type_resolves() {
     assert_eq!(var(&env, "LABELLED"), Some("sk_old_value_1"));
     assert_eq!(var(&env, "FLAT"), Some("flat-value-1"));
     assert_eq!(var(&env, "OTHER_REGION"), Some("west-value-1"));
-    let (stdout, stderr) = text(&out);
-    for v in ["auth-secret-value-1", "sk_old_value_1", "sk_new_value_2"] {
-        assert!(!stdout.contains(v) && !stderr.contains(v), "{v}: {stderr}");
-    }
+    assert_no_leak(
+        &run.out,
+        ["auth-secret-value-1", "sk_old_value_1", "sk_new_value_2"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -266,16 +247,13 @@ async fn sixty_three_references_take_seven_get_parameters_calls() {
         .await;
     }
     let (endpoint, seen) = proxy(|_, _| None).await;
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("AWS_ENDPOINT_URL", &endpoint);
     for (name, variable) in &names {
         cmd.env(variable, format!("ssm:{base}/{name}"));
     }
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_code(&out, 0);
-    let env = app_env(&scratch);
+    let run = run_app(cmd).await;
+    let env = run.assert_started();
     for (i, (_, variable)) in names.iter().enumerate() {
         assert_eq!(
             var(&env, variable),
@@ -322,7 +300,6 @@ async fn a_path_of_sixty_three_parameters_becomes_sixty_three_variables() {
         .await;
     }
     let (endpoint, seen) = proxy(|_, _| None).await;
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("AWS_ENDPOINT_URL", &endpoint)
         .env("DECKHAND_ENV_PARAMETERS", format!("{base}/spotter-app/"))
@@ -330,10 +307,8 @@ async fn a_path_of_sixty_three_parameters_becomes_sixty_three_variables() {
             "DECKHAND_REQUIRED_ENV",
             "AUTH_SECRET,STRIPE_PRICE_ID_PRO_ANNUAL",
         );
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_code(&out, 0);
-    let env = app_env(&scratch);
+    let run = run_app(cmd).await;
+    let env = run.assert_started();
     for (i, (name, variable)) in names.iter().enumerate() {
         assert_eq!(
             var(&env, variable),
@@ -361,59 +336,47 @@ async fn a_path_of_sixty_three_parameters_becomes_sixty_three_variables() {
     }
     assert!(pages[0].body.get("NextToken").is_none());
     assert!(pages[1..].iter().all(|p| p.body["NextToken"].is_string()));
-    let (stdout, stderr) = text(&out);
-    for i in 0..63 {
-        let v = spotter_value(i);
-        assert!(
-            !stdout.contains(&v) && !stderr.contains(&v),
-            "{v}: {stderr}"
-        );
-    }
+    assert_no_leak(&run.out, (0..63).map(spotter_value));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn explicit_variables_win_and_collisions_between_paths_are_named() {
     let client = ssm("us-east-1").await;
     let base = unique_path();
-    put(
+    put_all(
         &client,
-        &format!("{base}/app/NODE_ENV"),
-        "production-from-path",
-        ParameterType::String,
+        &[
+            (
+                &format!("{base}/app/NODE_ENV"),
+                "production-from-path",
+                ParameterType::String,
+            ),
+            (
+                &format!("{base}/app/shared-flag"),
+                "app-flag-value",
+                ParameterType::String,
+            ),
+            (
+                &format!("{base}/app/db-url"),
+                "app-db-value",
+                ParameterType::SecureString,
+            ),
+            (
+                &format!("{base}/shared/SHARED_FLAG"),
+                "shared-flag-value",
+                ParameterType::String,
+            ),
+        ],
     )
     .await;
-    put(
-        &client,
-        &format!("{base}/app/shared-flag"),
-        "app-flag-value",
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &client,
-        &format!("{base}/app/db-url"),
-        "app-db-value",
-        ParameterType::SecureString,
-    )
-    .await;
-    put(
-        &client,
-        &format!("{base}/shared/SHARED_FLAG"),
-        "shared-flag-value",
-        ParameterType::String,
-    )
-    .await;
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env(
         "DECKHAND_ENV_PARAMETERS",
         format!("{base}/app/,{base}/shared/,{base}/absent/?"),
     )
     .env("NODE_ENV", "staging");
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_code(&out, 0);
-    let env = app_env(&scratch);
+    let run = run_app(cmd).await;
+    let env = run.assert_started();
     assert_eq!(var(&env, "NODE_ENV"), Some("staging"), "explicit wins");
     assert_eq!(
         var(&env, "SHARED_FLAG"),
@@ -421,7 +384,7 @@ async fn explicit_variables_win_and_collisions_between_paths_are_named() {
         "later path wins"
     );
     assert_eq!(var(&env, "DB_URL"), Some("app-db-value"));
-    let (stdout, stderr) = text(&out);
+    let (_, stderr) = text(&run.out);
     assert!(
         stderr.contains(&format!(
             "NODE_ENV is set in the environment; the value of parameter \"{base}/app/NODE_ENV\""
@@ -434,24 +397,22 @@ async fn explicit_variables_win_and_collisions_between_paths_are_named() {
         )),
         "{stderr}"
     );
-    for v in [
-        "production-from-path",
-        "app-flag-value",
-        "shared-flag-value",
-        "app-db-value",
-    ] {
-        assert!(!stdout.contains(v) && !stderr.contains(v), "{v}: {stderr}");
-    }
+    assert_no_leak(
+        &run.out,
+        [
+            "production-from-path",
+            "app-flag-value",
+            "shared-flag-value",
+            "app-db-value",
+        ],
+    );
 
     // Keeping the case.
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("DECKHAND_ENV_PARAMETERS", format!("{base}/app/"))
         .env("DECKHAND_ENV_PARAMETERS_KEEP_CASE", "true");
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_code(&out, 0);
-    let env = app_env(&scratch);
+    let run = run_app(cmd).await;
+    let env = run.assert_started();
     assert_eq!(var(&env, "db_url"), Some("app-db-value"));
     assert_eq!(var(&env, "shared_flag"), Some("app-flag-value"));
 }
@@ -478,15 +439,10 @@ async fn a_missing_parameter_version_or_path_stops_the_start() {
         ),
     ];
     for (variable, reference, name) in cases {
-        let scratch = Scratch::new();
         let mut cmd = agent();
         cmd.env(variable, &reference)
             .env("OK", format!("ssm:{present}"));
-        app_writing_env(&mut cmd, &scratch);
-        let out = run_async(cmd).await;
-        assert_refused(
-            &out,
-            &scratch,
+        run_app(cmd).await.assert_refused(
             78,
             &[&format!("{variable}: parameter \"{name}\" was not found")],
             &[value],
@@ -494,32 +450,29 @@ async fn a_missing_parameter_version_or_path_stops_the_start() {
     }
 
     // A path that holds nothing, and two parameters of one path with one variable name.
-    put(
+    put_all(
         &client,
-        &format!("{base}/dup/db-url"),
-        "dup-value-1",
-        ParameterType::String,
+        &[
+            (
+                &format!("{base}/dup/db-url"),
+                "dup-value-1",
+                ParameterType::String,
+            ),
+            (
+                &format!("{base}/dup/DB_URL"),
+                "dup-value-2",
+                ParameterType::String,
+            ),
+        ],
     )
     .await;
-    put(
-        &client,
-        &format!("{base}/dup/DB_URL"),
-        "dup-value-2",
-        ParameterType::String,
-    )
-    .await;
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env(
         "DECKHAND_ENV_PARAMETERS",
         format!("{base}/nothing-here/,{base}/dup/"),
     )
     .env("OK", format!("ssm:{present}"));
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_refused(
-        &out,
-        &scratch,
+    run_app(cmd).await.assert_refused(
         78,
         &[
             &format!("parameter path \"{base}/nothing-here/\" holds no parameter"),
@@ -530,14 +483,9 @@ async fn a_missing_parameter_version_or_path_stops_the_start() {
     );
 
     // A malformed reference never reaches AWS.
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("BROKEN", "ssm:spotter-app/AUTH_SECRET");
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_refused(
-        &out,
-        &scratch,
+    run_app(cmd).await.assert_refused(
         78,
         &[
             "BROKEN=\"ssm:spotter-app/AUTH_SECRET\" is not valid",
@@ -554,25 +502,13 @@ async fn access_denied_and_kms_refusals_name_the_parameter() {
     let allowed = format!("{base}/ALLOWED");
     let denied = format!("{base}/DENIED");
     let sealed = format!("{base}/SEALED");
-    put(
+    put_all(
         &client,
-        &allowed,
-        "allowed-value-1",
-        ParameterType::SecureString,
-    )
-    .await;
-    put(
-        &client,
-        &denied,
-        "denied-value-2",
-        ParameterType::SecureString,
-    )
-    .await;
-    put(
-        &client,
-        &sealed,
-        "sealed-value-3",
-        ParameterType::SecureString,
+        &[
+            (&allowed, "allowed-value-1", ParameterType::SecureString),
+            (&denied, "denied-value-2", ParameterType::SecureString),
+            (&sealed, "sealed-value-3", ParameterType::SecureString),
+        ],
     )
     .await;
     // As IAM does: a GetParameters call naming a parameter the role may not read is
@@ -592,17 +528,13 @@ async fn access_denied_and_kms_refusals_name_the_parameter() {
         })
         .await
     };
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("AWS_ENDPOINT_URL", &endpoint)
         .env("ALLOWED", format!("ssm:{allowed}"))
         .env("DENIED", format!("ssm:{denied}"))
         .env("SEALED", format!("ssm:{sealed}"));
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_refused(
-        &out,
-        &scratch,
+    let run = run_app(cmd).await;
+    run.assert_refused(
         78,
         &[
             &format!("DENIED: parameter \"{denied}\" may not be read (the task role needs ssm:GetParameters"),
@@ -610,7 +542,7 @@ async fn access_denied_and_kms_refusals_name_the_parameter() {
         ],
         &["allowed-value-1", "denied-value-2", "sealed-value-3"],
     );
-    let (_, stderr) = text(&out);
+    let (_, stderr) = text(&run.out);
     assert!(!stderr.contains("ALLOWED:"), "{stderr}");
     // One batch refused whole, then each parameter asked alone to find the culprit.
     let calls: Vec<usize> = seen
@@ -630,25 +562,25 @@ async fn access_denied_and_kms_refusals_name_the_parameter() {
 async fn secrets_manager_and_parameter_store_in_one_start() {
     let client = ssm("us-east-1").await;
     let base = unique_path();
-    put(
+    put_all(
         &client,
-        &format!("{base}/spotter-app/AUTH_SECRET"),
-        "auth-from-path-1",
-        ParameterType::SecureString,
-    )
-    .await;
-    put(
-        &client,
-        &format!("{base}/spotter-app/PORT"),
-        "3000",
-        ParameterType::String,
-    )
-    .await;
-    put(
-        &client,
-        &format!("{base}/single/TOKEN"),
-        "token-from-parameter-2",
-        ParameterType::SecureString,
+        &[
+            (
+                &format!("{base}/spotter-app/AUTH_SECRET"),
+                "auth-from-path-1",
+                ParameterType::SecureString,
+            ),
+            (
+                &format!("{base}/spotter-app/PORT"),
+                "3000",
+                ParameterType::String,
+            ),
+            (
+                &format!("{base}/single/TOKEN"),
+                "token-from-parameter-2",
+                ParameterType::SecureString,
+            ),
+        ],
     )
     .await;
     let sm_client = sm("us-east-1").await;
@@ -659,31 +591,29 @@ async fn secrets_manager_and_parameter_store_in_one_start() {
     )
     .await;
     let (db, _) = create_secret(&sm_client, "mixed", r#"{"password":"db-password-4"}"#).await;
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("DECKHAND_ENV_PARAMETERS", format!("{base}/spotter-app/"))
         .env("DECKHAND_ENV_SECRETS", &secret)
         .env("TOKEN", format!("ssm:{base}/single/TOKEN"))
         .env("DB_PASSWORD", format!("secretsmanager:{db}:password"));
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_code(&out, 0);
-    let env = app_env(&scratch);
+    let run = run_app(cmd).await;
+    let env = run.assert_started();
     assert_eq!(var(&env, "AUTH_SECRET"), Some("auth-from-path-1"));
     assert_eq!(var(&env, "TOKEN"), Some("token-from-parameter-2"));
     assert_eq!(var(&env, "STRIPE_SECRET_KEY"), Some("sk_from_secret_3"));
     assert_eq!(var(&env, "DB_PASSWORD"), Some("db-password-4"));
     assert_eq!(var(&env, "PORT"), Some("8080"), "a secret wins over a path");
-    let (stdout, stderr) = text(&out);
+    let (_, stderr) = text(&run.out);
     assert!(stderr.contains("PORT is set by a secret"), "{stderr}");
-    for v in [
-        "auth-from-path-1",
-        "token-from-parameter-2",
-        "sk_from_secret_3",
-        "db-password-4",
-    ] {
-        assert!(!stdout.contains(v) && !stderr.contains(v), "{v}: {stderr}");
-    }
+    assert_no_leak(
+        &run.out,
+        [
+            "auth-from-path-1",
+            "token-from-parameter-2",
+            "sk_from_secret_3",
+            "db-password-4",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -734,15 +664,12 @@ async fn throttling_is_retried_and_earlier_pages_are_kept() {
         })
         .await
     };
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("AWS_ENDPOINT_URL", &endpoint)
         .env("DECKHAND_ENV_PARAMETERS", format!("{base}/app/"))
         .env("TOKEN", format!("ssm:{base}/one/TOKEN"));
-    app_writing_env(&mut cmd, &scratch);
-    let out = run_async(cmd).await;
-    assert_code(&out, 0);
-    let env = app_env(&scratch);
+    let run = run_app(cmd).await;
+    let env = run.assert_started();
     assert_eq!(var(&env, "TOKEN"), Some("throttled-token-1"));
     for i in 0..25 {
         assert_eq!(
@@ -784,18 +711,13 @@ async fn throttling_that_never_ends_exits_69_at_the_deadline() {
     .await;
     let (endpoint, seen) =
         proxy(|_, _| Some((400, "ThrottlingException", "Rate exceeded".to_owned()))).await;
-    let scratch = Scratch::new();
     let mut cmd = agent();
     cmd.env("AWS_ENDPOINT_URL", &endpoint)
         .env("DECKHAND_SECRETS_TIMEOUT", "800ms")
         .env("DECKHAND_ENV_PARAMETERS", format!("{base}/app/"))
         .env("TOKEN", format!("ssm:{base}/app/A"));
-    app_writing_env(&mut cmd, &scratch);
-    let started = std::time::Instant::now();
-    let out = run_async(cmd).await;
-    assert_refused(
-        &out,
-        &scratch,
+    let started = Instant::now();
+    run_app(cmd).await.assert_refused(
         69,
         &[
             &format!("DECKHAND_ENV_PARAMETERS: parameter path \"{base}/app/\" could not be fetched within 800ms (last error: ThrottlingException: Rate exceeded"),
@@ -817,31 +739,18 @@ async fn a_changed_parameter_under_a_path_restarts_the_app() {
     let base = unique_path();
     let name = format!("{base}/app/session-token");
     put(&client, &name, "first-token-1", ParameterType::SecureString).await;
-    let scratch = Scratch::new();
-    let starts = scratch.path("starts");
+    let scratch = scratch();
+    let starts = scratch.join("starts");
     let mut cmd = agent();
-    cmd.env("DIR", &scratch.0)
-        .env("DECKHAND_ENV_PARAMETERS", format!("{base}/app/"))
-        .env("DECKHAND_REFRESH_INTERVAL", "1s")
-        .args([
-            "--",
-            "sh",
-            "-c",
-            r#"echo "$SESSION_TOKEN" >> "$DIR/starts"; trap 'exit 0' TERM; while :; do sleep 0.05; done"#,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("start the agent");
-    let pid = child.id();
-    let lines = || {
-        std::fs::read_to_string(&starts)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let started = testkit::wait_until(Duration::from_secs(15), || lines().len() == 1);
+    cmd.env("DECKHAND_ENV_PARAMETERS", format!("{base}/app/"))
+        .env("DECKHAND_REFRESH_INTERVAL", "1s");
+    shell_app(
+        &mut cmd,
+        &scratch,
+        r#"echo "$SESSION_TOKEN" >> "$DIR/starts"; trap 'exit 0' TERM; while :; do sleep 0.05; done"#,
+    );
+    let agent = Running::start(cmd);
+    let started = testkit::wait_until(Duration::from_secs(15), || lines(&starts).len() == 1);
     if started {
         put(
             &client,
@@ -851,32 +760,31 @@ async fn a_changed_parameter_under_a_path_restarts_the_app() {
         )
         .await;
     }
-    let restarted = started && testkit::wait_until(Duration::from_secs(15), || lines().len() == 2);
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let out = tokio::task::spawn_blocking(move || wait_output(child, RUN_LIMIT))
+    let restarted =
+        started && testkit::wait_until(Duration::from_secs(15), || lines(&starts).len() == 2);
+    agent.signal("TERM");
+    let out = tokio::task::spawn_blocking(move || agent.wait())
         .await
         .unwrap();
-    assert!(restarted, "no restart: {:?} {}", lines(), text(&out).1);
-    assert_eq!(lines(), ["first-token-1", "second-token-2"]);
+    assert!(
+        restarted,
+        "no restart: {:?} {}",
+        lines(&starts),
+        text(&out).1
+    );
+    assert_eq!(lines(&starts), ["first-token-1", "second-token-2"]);
     assert_code(&out, 0);
-    let (stdout, stderr) = text(&out);
+    let (_, stderr) = text(&out);
     assert!(stderr.contains("SESSION_TOKEN"), "{stderr}");
-    assert!(!stderr.contains("second-token-2") && !stdout.contains("second-token-2"));
+    assert_no_leak(&out, ["second-token-2"]);
 }
 
 #[test]
 fn the_help_names_the_parameter_options_and_syntax() {
-    let out = Command::new(AGENT).arg("--help").output().unwrap();
-    assert_code(&out, 0);
-    let help = text(&out).0;
-    for needle in [
+    assert_help_names(&[
         "DECKHAND_ENV_PARAMETERS",
         "DECKHAND_ENV_PARAMETERS_KEEP_CASE",
         "arn:aws:ssm:REGION:ACCOUNT:parameter/NAME[:VERSION|:LABEL]",
         "ssm:/NAME[:VERSION|:LABEL]",
-    ] {
-        assert!(help.contains(needle), "--help lacks {needle}");
-    }
+    ]);
 }

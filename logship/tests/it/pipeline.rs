@@ -3,22 +3,16 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_sdk_cloudwatchlogs::config::Credentials;
 use clap::Parser;
-use logship::config::LogArgs;
+use logship::config::{LogArgs, LogSettings};
 use logship::sanitize::KnownSecret;
 use logship::structure::Stream;
 use logship::Logs;
 use tokio::time::Instant;
 
-async fn sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(testkit::service_var("AWS_ENDPOINT_URL"))
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await
+/// The SDK's configuration for the moto server.
+async fn moto() -> aws_config::SdkConfig {
+    crate::sdk(&testkit::service_var("AWS_ENDPOINT_URL")).await
 }
 
 #[derive(Parser)]
@@ -27,18 +21,12 @@ struct Cli {
     logs: LogArgs,
 }
 
-fn settings(group: &str) -> logship::config::LogSettings {
-    Cli::parse_from([
-        "agent",
-        "--log-group",
-        group,
-        "--log-stream",
-        "app/web/t1",
-        "--log-flush",
-        "200ms",
+fn settings(group: &str) -> LogSettings {
+    LogSettings::from_env(&[
+        ("CLOUDWATCH_LOG_GROUP", group),
+        ("CLOUDWATCH_LOG_STREAM", "app/web/t1"),
+        ("DECKHAND_LOG_FLUSH", "200ms"),
     ])
-    .logs
-    .validate()
     .unwrap()
 }
 
@@ -56,7 +44,7 @@ const SECRET: &str = "hunter2-Secret-Value";
 
 #[tokio::test]
 async fn lines_arrive_sanitized_in_order_and_a_3mb_line_reassembles() {
-    let sdk = sdk().await;
+    let sdk = moto().await;
     let group = format!("/deckhand/pipeline/{}", testkit::unique_name("e2e"));
     let (logs, skipped) = Logs::start(
         &settings(&group),
@@ -130,7 +118,7 @@ async fn lines_arrive_sanitized_in_order_and_a_3mb_line_reassembles() {
 
 #[tokio::test]
 async fn two_hundred_thousand_lines_none_lost_none_duplicated() {
-    let sdk = sdk().await;
+    let sdk = moto().await;
     let group = format!("/deckhand/pipeline/{}", testkit::unique_name("flood"));
     let (logs, _) = Logs::start(&settings(&group), vec![], Some(&sdk), None)
         .await

@@ -1,0 +1,217 @@
+//! The agent as the app's supervisor, with PID namespaces from `unshare`: signals
+//! forwarded and rewritten, the stop timeout, exit codes, orphans reaped, leftovers
+//! ended, stdin passed through.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// Starts `cmd` with the app `script` by `start` ([`Running::start`], or
+/// [`Running::start_in_namespace`] for an [`agent_as_pid1`]) and waits until the app has
+/// touched `$DIR/ready`.
+fn start_until_ready(
+    mut cmd: Command,
+    scratch: &Scratch,
+    script: &str,
+    start: fn(Command) -> Running,
+) -> Running {
+    shell_app(&mut cmd, scratch, script);
+    let running = start(cmd);
+    wait_for_file(&scratch.join("ready"));
+    running
+}
+
+#[test]
+fn the_app_starts_with_no_signal_blocked() {
+    let mut cmd = agent();
+    cmd.args(["--", "grep", "^SigBlk", "/proc/self/status"]);
+    let out = run(cmd);
+    assert_code(&out, 0);
+    assert_eq!(
+        text(&out).0.split_whitespace().nth(1),
+        Some("0000000000000000")
+    );
+}
+
+#[test]
+fn as_pid1_sigterm_is_forwarded_and_the_app_exit_code_returned() {
+    let scratch = scratch();
+    let agent = start_until_ready(
+        agent_as_pid1(),
+        &scratch,
+        r#"echo $PPID > "$DIR/app-parent"; trap 'touch "$DIR/got-term"; exit 7' TERM; touch "$DIR/ready"; while :; do sleep 0.05; done"#,
+        Running::start_in_namespace,
+    );
+    let parent = std::fs::read_to_string(scratch.join("app-parent")).unwrap();
+    assert_eq!(
+        parent.trim(),
+        "1",
+        "the agent is PID 1 and the app's parent"
+    );
+    agent.signal("TERM");
+    let out = agent.wait();
+    assert_code(&out, 7);
+    assert!(scratch.join("got-term").exists());
+}
+
+#[test]
+fn an_app_ignoring_sigterm_is_killed_after_the_stop_timeout() {
+    let scratch = scratch();
+    let mut cmd = agent_as_pid1();
+    cmd.env("DECKHAND_STOP_TIMEOUT", "1s");
+    let agent = start_until_ready(
+        cmd,
+        &scratch,
+        r#"trap '' TERM; touch "$DIR/ready"; while :; do sleep 0.05; done"#,
+        Running::start_in_namespace,
+    );
+    let sent = Instant::now();
+    agent.signal("TERM");
+    let out = agent.wait();
+    let took = sent.elapsed();
+    assert_code(&out, 128 + 9);
+    assert!(took >= Duration::from_secs(1), "killed too early: {took:?}");
+    assert!(took < Duration::from_secs(10), "killed too late: {took:?}");
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("did not exit within the stop timeout"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn as_pid1_orphaned_grandchildren_are_reaped() {
+    let scratch = scratch();
+    let mut cmd = agent_as_pid1();
+    // Three grandchildren are orphaned at once (their parent subshell exits) and exit
+    // after recording their pid. The app then waits, with a deadline, for each pid to
+    // disappear from /proc: a zombie nobody reaps would stay there.
+    shell_app(
+        &mut cmd,
+        &scratch,
+        r#"
+        for i in 1 2 3; do ( sh -c 'echo $$ > "$DIR/orphan.$0"' $i & ); done
+        n=0; while [ ! -s "$DIR/orphan.1" ] || [ ! -s "$DIR/orphan.2" ] || [ ! -s "$DIR/orphan.3" ]; do
+          n=$((n+1)); [ $n -gt 200 ] && exit 10; sleep 0.02; done
+        n=0; for i in 1 2 3; do p=$(cat "$DIR/orphan.$i");
+          while [ -e "/proc/$p" ]; do n=$((n+1)); [ $n -gt 250 ] && { grep State "/proc/$p/status" > "$DIR/zombie"; exit 11; }; sleep 0.02; done; done
+        ps -eo stat= > "$DIR/states"
+        exit 0
+        "#,
+    );
+    let agent = Running::start_in_namespace(cmd);
+    let out = agent.wait();
+    let zombie = std::fs::read_to_string(scratch.join("zombie")).unwrap_or_default();
+    assert_code(&out, 0);
+    assert!(zombie.is_empty(), "{zombie}");
+    let states = std::fs::read_to_string(scratch.join("states")).unwrap();
+    assert!(
+        !states.lines().any(|s| s.starts_with('Z')),
+        "<defunct> left: {states}"
+    );
+}
+
+#[test]
+fn as_pid1_a_signal_death_exits_128_plus_n() {
+    let mut cmd = agent_as_pid1();
+    cmd.args(["--", "sh", "-c", "kill -USR1 $$"]);
+    let out = run(cmd);
+    assert_code(&out, 128 + 10);
+}
+
+#[test]
+fn without_pid1_processes_left_behind_are_ended_and_reaped() {
+    let scratch = scratch();
+    let mut cmd = agent();
+    // One leftover in the app's group, one that left it with setsid.
+    shell_app(
+        &mut cmd,
+        &scratch,
+        r#"sleep 300 & echo $! > "$DIR/in-group"; setsid sleep 300 & echo $! > "$DIR/own-session"; exit 3"#,
+    );
+    let started = Instant::now();
+    let out = run(cmd);
+    assert_code(&out, 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    for f in ["in-group", "own-session"] {
+        let pid: i32 = std::fs::read_to_string(scratch.join(f))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        assert!(!alive, "{f} process {pid} is still there");
+    }
+}
+
+#[test]
+fn the_stop_signal_is_rewritten_and_stdin_is_passed_through() {
+    let scratch = scratch();
+    let mut cmd = agent();
+    cmd.env("DECKHAND_STOP_SIGNAL", "SIGQUIT");
+    let running = start_until_ready(
+        cmd,
+        &scratch,
+        r#"trap 'exit 5' QUIT; trap 'exit 6' TERM; touch "$DIR/ready"; while :; do sleep 0.05; done"#,
+        Running::start,
+    );
+    running.signal("TERM");
+    assert_code(&running.wait(), 5);
+
+    let mut cmd = agent();
+    cmd.args(["--", "cat"]);
+    let out = Running::feeding(cmd, b"through the agent\n").wait();
+    assert_code(&out, 0);
+    assert_eq!(text(&out).0, "through the agent\n");
+}
+
+/// A shell starts background jobs with SIGINT and SIGQUIT ignored, and an ignored signal
+/// stays ignored across exec: an agent started so must still give its app the default
+/// disposition of every signal it forwards (a shell app could not even trap it
+/// otherwise). Found when the whole test command ran as a background job.
+#[test]
+fn signals_ignored_when_the_agent_started_are_not_ignored_in_the_app() {
+    let scratch = scratch();
+    let mut cmd = testkit::clean_command("sh");
+    cmd.envs(testkit::aws_env())
+        .env("DIR", scratch.path())
+        .env("AGENT", AGENT)
+        .env("DECKHAND_STOP_SIGNAL", "SIGQUIT")
+        .args([
+            "-c",
+            r#"trap '' INT QUIT HUP; exec "$AGENT" -- sh -c 'trap "exit 5" QUIT; trap "exit 6" TERM; touch "$DIR/ready"; while :; do sleep 0.05; done'"#,
+        ]);
+    let running = Running::start(cmd);
+    wait_for_file(&scratch.join("ready"));
+    running.signal("TERM");
+    assert_code(&running.wait(), 5);
+}
+
+#[test]
+fn other_signals_are_forwarded_to_the_app_or_its_group() {
+    let scratch = scratch();
+    let mut cmd = agent();
+    cmd.env("DECKHAND_SIGNAL_GROUP", "true");
+    // The grandchild gets USR2 only when signals go to the whole group.
+    let agent = start_until_ready(
+        cmd,
+        &scratch,
+        r#"sh -c 'trap "touch \"$DIR/grandchild-usr2\"; exit 0" USR2; touch "$DIR/gc-ready"; while :; do sleep 0.05; done' &
+               trap 'touch "$DIR/hup"' HUP; trap 'touch "$DIR/usr2"' USR2; trap 'exit 0' TERM
+               touch "$DIR/ready"; while :; do sleep 0.05; done"#,
+        Running::start,
+    );
+    wait_for_file(&scratch.join("gc-ready"));
+    agent.signal("USR2");
+    wait_for_file(&scratch.join("usr2"));
+    wait_for_file(&scratch.join("grandchild-usr2"));
+    agent.signal("HUP");
+    wait_for_file(&scratch.join("hup"));
+    agent.signal("TERM");
+    assert_code(&agent.wait(), 0);
+}
