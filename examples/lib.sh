@@ -281,7 +281,7 @@ ex_map_command() { # ARGS...: sets EX_ARGV
   done
 }
 
-# ex_run_task OVERRIDES_FILE LOGFILE [ENV...]: the one-off task of the README's
+# ex_run_task OVERRIDES_FILE LOGFILE [ENV...]: the one-off task of the example README's
 # `ecs run-task`, in the foreground: entryPoint + the overridden command, same env.
 ex_run_task() {
   local overrides=$1 log=$2; shift 2
