@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | 0 | — (the app's 0) | done, nothing to do | `serve` drained; `probe` healthy |
 //! | 1 | migration failed (migrate's 1) | a migration failed | `serve` cannot run; `probe` unhealthy |
-//! | 2 | — | bad flag, setting or migration file | bad flag or setting |
+//! | 2 | — | bad flag, setting or migration file; a connection without a session of its own (a transaction pool) | bad flag or setting |
 //! | 3, 4, 5 | migrate's, passed through | lock timeout, drift, database unreachable | — |
 //! | 6 | — | `status --exit-code`: pending | — |
 //! | 64 | bad command line or setting | — | — |
@@ -27,7 +27,8 @@ pub const OK: u8 = 0;
 pub mod migrate {
     /// A migration failed (and was rolled back, unless it ran without a transaction).
     pub const MIGRATION_FAILED: u8 = 1;
-    /// Bad flags, variables or migration files.
+    /// Bad flags, variables or migration files, or a connection whose statements do
+    /// not stay on one session (a transaction-pooling PgBouncer): the lock cannot hold.
     pub const USAGE: u8 = 2;
     /// Another runner held the lock for longer than `--lock-timeout`.
     pub const LOCK_TIMEOUT: u8 = 3;

@@ -1,6 +1,6 @@
 //! The `migrate` command line: its flags (each with an environment variable) and
 //! `--help`, the settings each command reads through [`conventions::CommandLine`], the
-//! output of `status` and `plan`, and the mapping of results to exit codes
+//! output of `status`, `plan` and `repair`, and the mapping of results to exit codes
 //! (`conventions::exit::migrate`).
 
 use std::fmt;
@@ -11,13 +11,17 @@ use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
 use conventions::exit::migrate as exit;
 use conventions::exit::OK;
-use conventions::{parse, Checker, Env};
+use conventions::{parse, Checker, Env, Invalid};
 use pgconn::PgConfig;
 
-use crate::{default, Error, Parts, Settings, State};
+use crate::{default, Error, Parts, Settings, State, Which};
 
 /// `--steps`'s documented default.
 const STEPS: &str = "1";
+/// `repair --version`'s variable.
+const REPAIR_VERSION: &str = "MIGRATE_REPAIR_VERSION";
+/// `repair --all-modified`'s variable.
+const REPAIR_ALL_MODIFIED: &str = "MIGRATE_REPAIR_ALL_MODIFIED";
 
 /// Versioned SQL migrations for PostgreSQL, applied exactly once even when many tasks
 /// start together.
@@ -86,6 +90,26 @@ pub enum Command {
         #[arg(long, env = "MIGRATE_STEPS", default_value = STEPS)]
         steps: String,
     },
+    /// Record the checksum of applied migrations whose files were edited on purpose; runs no SQL.
+    ///
+    /// For an edit that changes nothing the database needs (a comment, formatting): the
+    /// history row takes the file's checksum and name, under the migration lock and in one
+    /// transaction. Give exactly one of --version and --all-modified. The history keeps a
+    /// checksum, not the applied text, so the old and new checksums are shown but the edit
+    /// cannot be: review it in version control. A migration whose file is missing is not
+    /// touched (up --allow-missing carries on without it).
+    Repair {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        lock: LockArgs,
+        /// The applied migration to repair, by version.
+        #[arg(long = "version", id = "repair_version", env = REPAIR_VERSION, value_name = "N")]
+        version: Option<String>,
+        /// Repair every applied migration whose file changed (those whose file is missing are left as they are).
+        #[arg(long, env = REPAIR_ALL_MODIFIED, value_parser = FalseyValueParser::new())]
+        all_modified: bool,
+    },
 }
 
 /// Flags every command takes.
@@ -105,12 +129,19 @@ pub struct Common {
     pub allow_missing: bool,
 }
 
-/// Limits for migration SQL.
+/// The migration lock, for the commands that take it (`up`, `down`, `repair`).
 #[derive(Debug, Args)]
-pub struct EnvelopeArgs {
+pub struct LockArgs {
     /// How long to wait for another runner holding the migration lock.
     #[arg(long, env = "MIGRATE_LOCK_TIMEOUT", default_value = default::LOCK_TIMEOUT)]
     pub lock_timeout: String,
+}
+
+/// The lock and the limits for migration SQL (`up`, `down`).
+#[derive(Debug, Args)]
+pub struct EnvelopeArgs {
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// PostgreSQL lock_timeout for migration SQL: how long a statement may queue for a table lock.
     #[arg(long, env = "MIGRATE_DDL_LOCK_TIMEOUT", default_value = default::DDL_LOCK_TIMEOUT)]
     pub ddl_lock_timeout: String,
@@ -148,6 +179,7 @@ enum Action {
     Down { steps: u32 },
     Status { json: bool, exit_code: bool },
     Plan,
+    Repair { which: Which },
 }
 
 impl Invocation {
@@ -164,6 +196,7 @@ impl Invocation {
                         .ok_or_else(|| "must be a whole number from 1 to 4294967295".to_owned())
                 });
                 let parts = Parts {
+                    lock: true,
                     envelope: true,
                     selection: false,
                 };
@@ -173,6 +206,7 @@ impl Invocation {
                 let json = c.value("MIGRATE_STATUS_JSON", false, parse::boolean);
                 let exit_code = c.value("MIGRATE_STATUS_EXIT_CODE", false, parse::boolean);
                 let parts = Parts {
+                    lock: false,
                     envelope: false,
                     selection: false,
                 };
@@ -180,10 +214,24 @@ impl Invocation {
             }
             Command::Plan { .. } => {
                 let parts = Parts {
+                    lock: false,
                     envelope: false,
                     selection: true,
                 };
                 (Action::Plan, parts)
+            }
+            Command::Repair { .. } => {
+                let parts = Parts {
+                    lock: true,
+                    envelope: false,
+                    selection: false,
+                };
+                (
+                    Action::Repair {
+                        which: repair_which(c),
+                    },
+                    parts,
+                )
             }
         };
         let settings = Settings::read(c, parts);
@@ -196,6 +244,37 @@ impl Invocation {
             db,
         }
     }
+}
+
+/// `MIGRATE_REPAIR_VERSION` or `MIGRATE_REPAIR_ALL_MODIFIED`: exactly one of them is
+/// required. When that is not so, the error is recorded in `c` and the value returned is
+/// never used ([`Checker::finish`] refuses).
+fn repair_which<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Which {
+    const CHOICE: &str = "--version N (MIGRATE_REPAIR_VERSION) to repair one applied \
+                          migration, or --all-modified (MIGRATE_REPAIR_ALL_MODIFIED) for every \
+                          applied migration whose file changed";
+    let version_given = c.raw(REPAIR_VERSION);
+    let all_given = c.raw(REPAIR_ALL_MODIFIED);
+    let version = c.optional(REPAIR_VERSION, crate::parse_version);
+    let all_modified = c.optional(REPAIR_ALL_MODIFIED, parse::boolean);
+    if let (Some(given), Some(true)) = (&version_given, all_modified) {
+        let reason = format!(
+            "{} is set too; give one of them: {CHOICE}",
+            c.origin(REPAIR_ALL_MODIFIED)
+        );
+        c.check::<()>(REPAIR_VERSION, given, Err(reason));
+    } else if let Some(version) = version {
+        return Which::Version(version);
+    } else if all_modified == Some(true) {
+        return Which::AllModified;
+    } else if version_given.is_none() && (all_given.is_none() || all_modified == Some(false)) {
+        c.push(Invalid::missing(
+            c.origin(REPAIR_VERSION),
+            format!("say which migration to repair: {CHOICE}"),
+        ));
+    }
+    // Otherwise a bad value of either, already recorded.
+    Which::AllModified
 }
 
 /// Runs the command; returns the exit code.
@@ -290,6 +369,11 @@ async fn execute(invocation: Invocation) -> Result<u8, Error> {
                     let _ = writeln!(out, "    {line}");
                 }
             }
+            Ok(OK)
+        }
+        Action::Repair { which } => {
+            let report = crate::repair(&db, &settings, which).await?;
+            let _ = write!(std::io::stdout().lock(), "{report}");
             Ok(OK)
         }
     }
@@ -452,6 +536,123 @@ mod tests {
         assert!(read(&["migrate", "plan"], &vars).unwrap_err()[0].starts_with("MIGRATE_TARGET="));
         assert!(
             read(&["migrate", "down"], &vars).unwrap_err()[0].starts_with("MIGRATE_LOCK_TIMEOUT=")
+        );
+    }
+
+    #[test]
+    fn repair_takes_exactly_one_of_version_and_all_modified() {
+        let which = |argv: &[&str], vars: &[(&str, &str)]| match read(argv, vars).map(|i| i.action)
+        {
+            Ok(Action::Repair { which }) => Ok(which),
+            Ok(other) => panic!("{other:?}"),
+            Err(errors) => Err(errors),
+        };
+        assert_eq!(
+            which(&["migrate", "repair", "--version", "3"], &[]),
+            Ok(Which::Version(3))
+        );
+        assert_eq!(
+            which(&["migrate", "repair", "--all-modified"], &[]),
+            Ok(Which::AllModified)
+        );
+        assert_eq!(
+            which(
+                &["migrate", "repair"],
+                &[("MIGRATE_REPAIR_ALL_MODIFIED", "yes")]
+            ),
+            Ok(Which::AllModified)
+        );
+        assert_eq!(
+            which(
+                &["migrate", "repair"],
+                &[
+                    ("MIGRATE_REPAIR_VERSION", "2"),
+                    ("MIGRATE_REPAIR_ALL_MODIFIED", "off")
+                ]
+            ),
+            Ok(Which::Version(2))
+        );
+        assert_eq!(
+            which(
+                &["migrate", "repair", "--version", "3", "--all-modified"],
+                &[]
+            ),
+            Err(vec![
+                "--version=\"3\" is not valid: --all-modified is set too; give one of them: \
+                 --version N (MIGRATE_REPAIR_VERSION) to repair one applied migration, or \
+                 --all-modified (MIGRATE_REPAIR_ALL_MODIFIED) for every applied migration whose \
+                 file changed"
+                    .to_owned()
+            ])
+        );
+        let both = which(
+            &["migrate", "repair", "--all-modified"],
+            &[("MIGRATE_REPAIR_VERSION", "3")],
+        )
+        .unwrap_err();
+        assert!(
+            both[0].starts_with(
+                "MIGRATE_REPAIR_VERSION=\"3\" is not valid: --all-modified is set too;"
+            ),
+            "{both:?}"
+        );
+        for neither in [
+            which(&["migrate", "repair"], &[]),
+            which(
+                &["migrate", "repair"],
+                &[("MIGRATE_REPAIR_ALL_MODIFIED", "false")],
+            ),
+        ] {
+            let errors = neither.unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(
+                errors[0].starts_with(
+                    "MIGRATE_REPAIR_VERSION is not set: say which migration to repair: --version N"
+                ),
+                "{errors:?}"
+            );
+        }
+        assert_eq!(
+            which(&["migrate", "repair"], &[("MIGRATE_REPAIR_ALL_MODIFIED", "maybe")]),
+            Err(vec![r#"MIGRATE_REPAIR_ALL_MODIFIED="maybe" is not valid: must be true or false (also 1/0, yes/no, on/off)"#.to_owned()])
+        );
+        assert_eq!(
+            which(&["migrate", "repair", "--version", "V3"], &[]),
+            Err(vec![r#"--version="V3" is not valid: must be a migration version, a whole number like 3"#.to_owned()])
+        );
+    }
+
+    /// `repair` takes the lock's timeout, and none of the limits for migration SQL.
+    #[test]
+    fn repair_reads_the_lock_timeout_only() {
+        let vars = [
+            ("MIGRATE_LOCK_TIMEOUT", "2s"),
+            ("MIGRATE_DDL_LOCK_TIMEOUT", "soon"),
+            ("MIGRATE_TARGET", "x"),
+        ];
+        let repair = read(&["migrate", "repair", "--version", "1"], &vars).unwrap();
+        assert_eq!(repair.settings.lock_timeout, Duration::from_secs(2));
+        assert_eq!(
+            Settings {
+                lock_timeout: Settings::default().lock_timeout,
+                ..repair.settings
+            },
+            Settings::default()
+        );
+        let errors = read(
+            &[
+                "migrate",
+                "repair",
+                "--all-modified",
+                "--lock-timeout",
+                "soon",
+            ],
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            errors[0].starts_with("--lock-timeout=\"soon\""),
+            "{errors:?}"
         );
     }
 

@@ -35,6 +35,41 @@ pub enum Error {
     Database { doing: String, reason: String },
     #[error("{}", lost_message(.0))]
     Lost(Box<Lost>),
+    #[error("{}", pooled_message(.0))]
+    Pooled(Box<Pooled>),
+}
+
+/// The migration lock does not keep other runners out: the connection is pooled per
+/// transaction, or a proxy moves statements between server connections
+/// (`migrate/src/lock.rs`).
+#[derive(Debug)]
+pub struct Pooled {
+    /// "after taking the migration lock", "before applying V2__b".
+    pub when: String,
+    /// What the check saw: "the lock was taken by server backend pid 812, but this
+    /// statement ran on pid 813".
+    pub seen: String,
+    /// Whether the lock was given back, and if not, how it goes (empty: never taken).
+    pub lock: String,
+    /// Migrations this run applied before; they stay applied.
+    pub applied_before: Vec<String>,
+}
+
+fn pooled_message(p: &Pooled) -> String {
+    let mut text = format!(
+        "refusing to migrate: this connection has no database session of its own ({}: {}); \
+         it goes through a transaction-pooling connection (e.g. PgBouncer \
+         pool_mode=transaction) or a proxy that moves statements between server connections, \
+         where the session advisory lock that makes runners take turns does not keep other \
+         runners out; point DATABASE_URL for migrate at the database or a session-mode pool \
+         (PgBouncer pool_mode=session)",
+        p.when, p.seen
+    );
+    text.push_str(&applied_before(&p.applied_before));
+    if !p.lock.is_empty() {
+        text.push_str(&format!("; {}", p.lock));
+    }
+    text
 }
 
 /// The connection broke, or the database stopped answering, in the middle of a
@@ -119,7 +154,8 @@ impl Error {
     /// Its code in `conventions::exit::migrate`, as documented in docs/migrate.md (exit codes).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Source(_) => exit::USAGE,
+            // The connection is the deployment's configuration, like DATABASE_URL.
+            Error::Config(_) | Error::Source(_) | Error::Pooled(_) => exit::USAGE,
             Error::Unreachable { .. } | Error::Lost(_) => exit::UNREACHABLE,
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Drift(_) => exit::DRIFT,
@@ -151,6 +187,7 @@ impl Error {
         match &mut self {
             Error::MigrationFailed(f) => f.applied_before = applied,
             Error::Lost(l) => l.applied_before = applied,
+            Error::Pooled(p) => p.applied_before = applied,
             _ => {}
         }
         self
@@ -191,5 +228,30 @@ mod tests {
         );
         let skipped = Error::db("releasing the lock", &DbError::Abandoned);
         assert_eq!(skipped.exit_code(), exit::UNREACHABLE);
+    }
+
+    #[test]
+    fn a_pooled_connection_is_exit_2_with_the_cause_and_the_fix() {
+        let e = Error::Pooled(Box::new(Pooled {
+            when: "before applying V2__b".into(),
+            seen: "the lock was taken by server backend pid 812, but this statement ran on \
+                   pid 813"
+                .into(),
+            lock: "the migration lock was released".into(),
+            applied_before: Vec::new(),
+        }));
+        assert_eq!(e.exit_code(), exit::USAGE);
+        let e = e.after(vec!["V1__a".into()]);
+        assert_eq!(
+            e.to_string(),
+            "refusing to migrate: this connection has no database session of its own \
+             (before applying V2__b: the lock was taken by server backend pid 812, but this \
+             statement ran on pid 813); it goes through a transaction-pooling connection \
+             (e.g. PgBouncer pool_mode=transaction) or a proxy that moves statements between \
+             server connections, where the session advisory lock that makes runners take \
+             turns does not keep other runners out; point DATABASE_URL for migrate at the \
+             database or a session-mode pool (PgBouncer pool_mode=session); applied earlier \
+             in this run and kept: V1__a; the migration lock was released"
+        );
     }
 }

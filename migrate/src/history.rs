@@ -124,3 +124,14 @@ pub fn insert_sql(version: i32, name: &str, checksum: u64) -> String {
 pub fn delete_sql(version: i32) -> String {
     format!("DELETE FROM {TABLE} WHERE version = {version}")
 }
+
+/// SQL that records a repaired migration's current name and checksum, leaving
+/// `applied_on` as it was (the migration was applied then; only its file changed), and
+/// returns the version when the row exists.
+pub fn repair_sql(version: i32, name: &str, checksum: u64) -> String {
+    format!(
+        "UPDATE {TABLE} SET name = '{}', checksum = '{checksum}' WHERE version = {version} \
+         RETURNING version::int8",
+        name.replace('\'', "''")
+    )
+}

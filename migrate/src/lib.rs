@@ -3,10 +3,11 @@
 //!
 //! Built on refinery's conventions (file names `V{n}__{name}.sql`, the
 //! `refinery_schema_history` table, its checksums) and extended where refinery has no
-//! answer: a polled advisory lock with holder reporting, one transaction per migration,
+//! answer: a polled advisory lock with holder reporting, checked to be held by the
+//! connection's own backend (a transaction pool is refused), one transaction per migration,
 //! files that run outside a transaction, `lock_timeout`/`statement_timeout` with retry,
 //! drift detection, connect retries, a client-side watchdog for a server that stops
-//! answering, and `down` migrations.
+//! answering, `down` migrations, and `repair` for an applied file edited on purpose.
 //!
 //! The library is what the `migrate` binary and the `agent` (`DECKHAND_MIGRATE_ON_START`)
 //! call; it prints nothing itself but tracing events.
@@ -20,6 +21,7 @@ pub mod entry;
 mod error;
 pub mod history;
 mod lock;
+mod repair;
 mod session;
 pub mod source;
 pub mod sql;
@@ -34,8 +36,9 @@ use serde::Serialize;
 use session::Session;
 
 pub use connect::Retry;
-pub use error::{Error, Failure, Lost};
+pub use error::{Error, Failure, Lost, Pooled};
 use history::Applied;
+pub use repair::{repair, RepairReport, Repaired, Which};
 pub use session::GRACE;
 use source::MigrationFile;
 
@@ -91,8 +94,11 @@ impl Default for Settings {
 /// their defaults, whatever their variables say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parts {
-    /// `MIGRATE_LOCK_TIMEOUT`, `MIGRATE_DDL_LOCK_TIMEOUT`, `MIGRATE_STATEMENT_TIMEOUT`,
-    /// `MIGRATE_LOCK_RETRIES` (`up`, `down`).
+    /// `MIGRATE_LOCK_TIMEOUT` (`up`, `down`, `repair`: the commands that take the
+    /// migration lock).
+    pub lock: bool,
+    /// `MIGRATE_DDL_LOCK_TIMEOUT`, `MIGRATE_STATEMENT_TIMEOUT`, `MIGRATE_LOCK_RETRIES`
+    /// (`up`, `down`: the commands that run migration SQL).
     pub envelope: bool,
     /// `MIGRATE_TARGET`, `MIGRATE_OUT_OF_ORDER` (`up`, `plan`).
     pub selection: bool,
@@ -101,6 +107,7 @@ pub struct Parts {
 impl Parts {
     /// What `up` takes: everything.
     pub const UP: Parts = Parts {
+        lock: true,
         envelope: true,
         selection: true,
     };
@@ -129,6 +136,11 @@ impl Settings {
         let allow_missing = c.value("MIGRATE_ALLOW_MISSING", false, parse::boolean);
         let none = no_variables();
         let mut unset = Checker::new(&none);
+        let lock_timeout = if parts.lock {
+            lock_timeout(c)
+        } else {
+            lock_timeout(&mut unset)
+        };
         let limits = if parts.envelope {
             Limits::read(c)
         } else {
@@ -142,7 +154,7 @@ impl Settings {
         Settings {
             dir,
             target,
-            lock_timeout: limits.lock_timeout,
+            lock_timeout,
             ddl_lock_timeout: limits.ddl_lock_timeout,
             statement_timeout: limits.statement_timeout,
             lock_retries: limits.lock_retries,
@@ -224,7 +236,7 @@ pub struct StatusRow {
 pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
     let files = source::load(&settings.dir)?;
     let client = settings.session(db).await?;
-    lock::acquire(&client, settings.lock_timeout).await?;
+    let lock = lock::take(&client, db, settings.lock_timeout).await?;
     let result = async {
         history::ensure(&client).await?;
         let applied = history::read(&client).await?;
@@ -239,6 +251,10 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
         let mut done: Vec<Done> = Vec::new();
         for file in pending {
             let label = file.label();
+            let applied_before = || done.iter().map(|d| d.label.clone()).collect();
+            lock.check(&client, &format!("before applying {label}"))
+                .await
+                .map_err(|e| e.after(applied_before()))?;
             let step = apply::Step {
                 label: &label,
                 path: &file.path,
@@ -252,7 +268,7 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
             };
             let took = apply::run(&client, &step, &settings.envelope())
                 .await
-                .map_err(|e| e.after(done.iter().map(|d| d.label.clone()).collect()))?;
+                .map_err(|e| e.after(applied_before()))?;
             let millis = took.as_millis() as u64;
             tracing::info!(
                 migration = %label,
@@ -270,7 +286,7 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
         })
     }
     .await;
-    lock::release(&client).await;
+    lock.release(&client).await;
     result
 }
 
@@ -280,7 +296,7 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
     let files = source::load(&settings.dir)?;
     let by_version: BTreeMap<i32, &MigrationFile> = files.iter().map(|f| (f.version, f)).collect();
     let client = settings.session(db).await?;
-    lock::acquire(&client, settings.lock_timeout).await?;
+    let lock = lock::take(&client, db, settings.lock_timeout).await?;
     let result = async {
         let applied = history::read(&client).await?;
         let targets: Vec<&Applied> = applied.iter().rev().take(steps as usize).collect();
@@ -310,6 +326,9 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
                 Error::Config(format!("cannot read {}: {e}", down_path.display()))
             })?;
             let label = source::label(applied.version, &applied.name);
+            lock.check(&client, &format!("before reverting {label}"))
+                .await
+                .map_err(|e| e.after(done.iter().map(|d| d.label.clone()).collect()))?;
             let step = apply::Step {
                 label: &label,
                 path: &down_path,
@@ -335,7 +354,7 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
         Ok(done)
     }
     .await;
-    lock::release(&client).await;
+    lock.release(&client).await;
     result
 }
 
@@ -375,7 +394,7 @@ pub fn reconcile(files: &[MigrationFile], applied: &[Applied]) -> Vec<StatusRow>
     for a in applied {
         let state = match files.iter().find(|f| f.version == a.version) {
             None => State::Missing,
-            Some(f) if f.name != a.name || Some(f.checksum) != a.checksum => State::Modified,
+            Some(f) if modified(f, a) => State::Modified,
             Some(_) => State::Applied,
         };
         rows.insert(
@@ -410,14 +429,17 @@ pub fn pending<'f>(
                 "{} is applied but its file is missing from {dir}; continuing (--allow-missing)",
                 source::label(a.version, &a.name)
             ),
-            Some(f) if f.name != a.name || Some(f.checksum) != a.checksum => problems.push(format!(
+            Some(f) if modified(f, a) => problems.push(format!(
                 "{} changed after it was applied as {} ({}: checksum {} in the database, {} on disk); \
-                 restore the file and put the change in a new migration",
+                 restore the file and put the change in a new migration, or, when the edit changes \
+                 nothing the database needs (a comment, formatting), record it with \
+                 migrate repair --version {}",
                 f.label(),
                 source::label(a.version, &a.name),
                 f.path.display(),
                 a.checksum.map_or("unreadable".into(), |c| c.to_string()),
-                f.checksum
+                f.checksum,
+                f.version
             )),
             Some(_) => {}
         }
@@ -454,14 +476,37 @@ pub fn pending<'f>(
     }
 }
 
+/// True when an applied migration's file is not what was applied: another name, or
+/// another checksum (refinery's covers the name, the version and the SQL). The one
+/// definition of drift that `status`, `up` and `repair` share.
+fn modified(file: &MigrationFile, applied: &Applied) -> bool {
+    file.name != applied.name || Some(file.checksum) != applied.checksum
+}
+
+/// The grammar of a migration version in a setting (`MIGRATE_TARGET`,
+/// `MIGRATE_REPAIR_VERSION`).
+pub fn parse_version(s: &str) -> Result<i32, String> {
+    s.parse::<i32>()
+        .map_err(|_| "must be a migration version, a whole number like 3".to_owned())
+}
+
 /// Where the documented defaults are read from.
 fn no_variables() -> BTreeMap<String, String> {
     BTreeMap::new()
 }
 
-/// The limits of `up` and `down`, as read (`apply::Envelope` is what a step gets).
+/// `MIGRATE_LOCK_TIMEOUT`: how long the commands that take the migration lock wait for it.
+fn lock_timeout<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Duration {
+    c.get(
+        "MIGRATE_LOCK_TIMEOUT",
+        default::LOCK_TIMEOUT,
+        parse::duration,
+    )
+}
+
+/// The limits for migration SQL in `up` and `down`, as read (`apply::Envelope` is what a
+/// step gets).
 struct Limits {
-    lock_timeout: Duration,
     ddl_lock_timeout: Duration,
     statement_timeout: Duration,
     lock_retries: u32,
@@ -470,11 +515,6 @@ struct Limits {
 impl Limits {
     fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Self {
         Limits {
-            lock_timeout: c.get(
-                "MIGRATE_LOCK_TIMEOUT",
-                default::LOCK_TIMEOUT,
-                parse::duration,
-            ),
             ddl_lock_timeout: c.get(
                 "MIGRATE_DDL_LOCK_TIMEOUT",
                 default::DDL_LOCK_TIMEOUT,
@@ -492,10 +532,7 @@ impl Limits {
 
 /// `MIGRATE_TARGET` and `MIGRATE_OUT_OF_ORDER`: which pending migrations to apply.
 fn selection<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> (Option<i32>, bool) {
-    let target = c.optional("MIGRATE_TARGET", |s| {
-        s.parse::<i32>()
-            .map_err(|_| "must be a migration version, a whole number like 3".to_owned())
-    });
+    let target = c.optional("MIGRATE_TARGET", parse_version);
     (
         target,
         c.value("MIGRATE_OUT_OF_ORDER", false, parse::boolean),

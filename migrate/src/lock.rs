@@ -1,14 +1,33 @@
-//! The advisory lock that makes concurrent runners take turns.
+//! The advisory lock that makes concurrent runners take turns, and the checks that it
+//! really keeps them out.
 //!
 //! `pg_advisory_lock` would block inside the server, and a session blocked there can
 //! deadlock with another runner's `CREATE INDEX CONCURRENTLY` (flyway #1654,
 //! golang-migrate #960). So we poll `pg_try_advisory_lock` with a deadline and, while
 //! waiting, say who holds the lock.
+//!
+//! A session advisory lock belongs to one server backend. Behind a transaction-pooling
+//! connection (PgBouncer `pool_mode=transaction`) or a proxy that moves statements
+//! between server connections, the lock is taken on one backend and the migration may
+//! run on another, and other clients' statements run on the backend that holds it: two
+//! runners can both "hold" the lock, or a stranded lock blocks every task. So
+//! [`take`] checks in `pg_locks` that the backend which answers is the one that took
+//! the lock, and that a second connection of ours does not land on it (a transaction
+//! pool hands an idle client the backend another client just used); [`Held::check`]
+//! repeats the first check before each migration. A failed check is
+//! [`Error::Pooled`](crate::Error::Pooled): the command stops before changing anything
+//! more. This module is not a detector of poolers in general: a session-mode pool gives
+//! each client a backend of its own, which is all the lock needs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::session::Session;
-use crate::Error;
+use pgconn::PgConfig;
+use tokio_postgres::error::SqlState;
+
+use crate::error::Pooled;
+use crate::session::{within, DbError, Session, GRACE};
+use crate::{connect, Error, Retry};
 
 /// The lock's two-part key, `"deck"` and `"migr"` in ASCII. Advisory locks are per
 /// database, so runners against different databases never wait for each other.
@@ -17,17 +36,88 @@ const KEY: (i32, i32) = (0x6465_636b, 0x6d69_6772);
 const POLL: Duration = Duration::from_millis(200);
 /// How often to repeat the "waiting for …" message.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// Connection retries for the second connection of the check: it is opened while we
+/// hold the lock, so it must not keep the other runners waiting for long.
+const PROBE_RETRY: Retry = Retry {
+    retries: 1,
+    wait: None,
+};
+/// How many times a refused run tries to unlock on the backend that holds its lock (a
+/// transaction pool may send each try to another backend; PgBouncer with
+/// `server_round_robin` takes its server connections in turn).
+const UNLOCK_TRIES: usize = 10;
 
-/// Takes the lock, or fails with [`Error::LockTimeout`] naming the holder.
-pub async fn acquire(client: &Session, timeout: Duration) -> Result<(), Error> {
+/// The `pg_locks` row of the migration lock in the current database, held by `pid` (an
+/// SQL expression). `pg_try_advisory_lock(int4, int4)` puts the first key in `classid`,
+/// the second in `objid` and 2 in `objsubid` (the `bigint` form would put its high and
+/// low halves there, with `objsubid` 1). The keys are positive, so they compare with
+/// the `oid` columns as they are.
+fn lock_row(pid: &str) -> String {
+    format!(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = {pid} \
+           AND classid = {} AND objid = {} AND objsubid = 2 \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        KEY.0, KEY.1
+    )
+}
+
+/// `pg_backend_pid()` of the backend that ran the statement, and whether that backend
+/// holds the migration lock: one statement, so one backend answers both.
+fn whoami() -> String {
+    format!(
+        "SELECT pg_backend_pid(), EXISTS ({})",
+        lock_row("pg_backend_pid()")
+    )
+}
+
+/// The migration lock, as taken by one server backend.
+#[derive(Debug)]
+pub struct Held {
+    /// The backend that took the lock: every later statement must run on it.
+    pid: i32,
+    /// Set once the lock was given back (or given up on), so it is not unlocked twice.
+    done: AtomicBool,
+}
+
+/// Takes the lock ([`acquire`]), then checks with a second connection that no other
+/// client of a pool can reach the backend that holds it: how every command that takes
+/// the lock takes it. Costs one more connection, for one statement.
+pub async fn take(client: &Session, db: &PgConfig, timeout: Duration) -> Result<Held, Error> {
+    let held = acquire(client, timeout).await?;
+    match held.alone(db).await {
+        Ok(None) => Ok(held),
+        Ok(Some(seen)) => Err(held
+            .refuse(client, "after taking the migration lock", seen)
+            .await),
+        Err(e) => {
+            held.release(client).await;
+            Err(e)
+        }
+    }
+}
+
+/// Takes the lock, or fails with [`Error::LockTimeout`] naming the holder; then checks
+/// that the backend which answers holds it (else [`Error::Pooled`]).
+async fn acquire(client: &Session, timeout: Duration) -> Result<Held, Error> {
     let started = Instant::now();
     let mut last_report: Option<Instant> = None;
     loop {
-        let got: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&KEY.0, &KEY.1])
+        let row = match client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, $2), pg_backend_pid()",
+                &[&KEY.0, &KEY.1],
+            )
             .await
-            .map_err(|e| Error::db("taking the migration lock", &e))?
-            .get(0);
+        {
+            Ok(row) => row,
+            Err(e) => {
+                return Err(statement_moved(&e).map_or_else(
+                    || Error::db("taking the migration lock", &e),
+                    |seen| pooled("while taking the migration lock", seen, String::new()),
+                ))
+            }
+        };
+        let (got, pid): (bool, i32) = (row.get(0), row.get(1));
         if got {
             if last_report.is_some() {
                 tracing::info!(
@@ -36,7 +126,13 @@ pub async fn acquire(client: &Session, timeout: Duration) -> Result<(), Error> {
                     started.elapsed().as_secs_f64()
                 );
             }
-            return Ok(());
+            let held = Held {
+                pid,
+                done: AtomicBool::new(false),
+            };
+            held.check(client, "after taking the migration lock")
+                .await?;
+            return Ok(held);
         }
         let holder = holder(client).await?;
         if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
@@ -56,14 +152,178 @@ pub async fn acquire(client: &Session, timeout: Duration) -> Result<(), Error> {
     }
 }
 
-/// Releases the lock (ending the session releases it too).
-pub async fn release(client: &Session) {
-    if let Err(e) = client
-        .query_one("SELECT pg_advisory_unlock($1, $2)", &[&KEY.0, &KEY.1])
-        .await
-    {
-        tracing::debug!(error = %e, "could not release the migration lock ({e}); the session end will");
+impl Held {
+    /// Checks that the statement runs on the backend that took the lock and that it
+    /// still holds it; `up` and `down` call it before each migration. On failure, gives
+    /// the lock back as well as it can and returns [`Error::Pooled`] (`when`: "before
+    /// applying V2__b").
+    pub async fn check(&self, client: &Session, when: &str) -> Result<(), Error> {
+        let seen = match client.query_one(&whoami(), &[]).await {
+            Ok(row) => {
+                let (pid, holds): (i32, bool) = (row.get(0), row.get(1));
+                if pid != self.pid {
+                    format!(
+                        "the lock was taken by server backend pid {}, but this statement ran \
+                         on pid {pid}",
+                        self.pid
+                    )
+                } else if !holds {
+                    format!(
+                        "server backend pid {pid} took the lock but no longer holds it: \
+                         another client's statements ran on that backend and released it"
+                    )
+                } else {
+                    return Ok(());
+                }
+            }
+            Err(e) => match statement_moved(&e) {
+                Some(seen) => seen,
+                None => return Err(Error::db(when, &e)),
+            },
+        };
+        Err(self.refuse(client, when, seen).await)
     }
+
+    /// Gives the lock back: unlocks only on the backend that took it, so a statement
+    /// that a pool sent elsewhere never releases another runner's lock (ending the
+    /// session releases it too).
+    pub async fn release(&self, client: &Session) {
+        if self.done.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = client.batch_execute(&self.unlock()).await {
+            tracing::debug!(error = %e, "could not release the migration lock ({e}); the session end will");
+        }
+    }
+
+    /// The check with a second connection: its statement must not run on the backend
+    /// that holds our lock. A direct connection or a session pool gives it a backend of
+    /// its own; a transaction pool hands it an idle one, first of all the one our last
+    /// statement just gave back (PgBouncer reuses the most recently used). `Ok(Some)`
+    /// says what was seen when it did.
+    async fn alone(&self, db: &PgConfig) -> Result<Option<String>, Error> {
+        const DOING: &str =
+            "checking with a second connection that the lock's session is not shared";
+        let probe = connect::connect(db, PROBE_RETRY)
+            .await
+            .map_err(|e| match e {
+                Error::Unreachable {
+                    target,
+                    attempts,
+                    reason,
+                } => Error::Unreachable {
+                    target,
+                    attempts,
+                    reason: format!("{reason} (while {DOING})"),
+                },
+                e => e,
+            })?;
+        let row = match within(Some(GRACE), probe.query_one(&whoami(), &[])).await {
+            Ok(Ok(row)) => row,
+            Ok(Err(e)) => {
+                let e = DbError::Postgres(e);
+                return match statement_moved(&e) {
+                    Some(seen) => Ok(Some(seen)),
+                    None => Err(Error::db(DOING, &e)),
+                };
+            }
+            Err(_) => {
+                return Err(Error::Unreachable {
+                    target: db.to_string(),
+                    attempts: 1,
+                    reason: format!("no answer within {} s while {DOING}", GRACE.as_secs()),
+                })
+            }
+        };
+        let (pid, holds): (i32, bool) = (row.get(0), row.get(1));
+        Ok((pid == self.pid || holds).then(|| {
+            format!(
+                "a second connection of migrate ran its statement on server backend pid \
+                 {pid}, the one that holds the lock"
+            )
+        }))
+    }
+
+    /// Stops the command: gives the lock back on its backend if a statement still gets
+    /// there, and says whether it did.
+    async fn refuse(&self, client: &Session, when: &str, seen: String) -> Error {
+        let mut released = false;
+        if !self.done.swap(true, Ordering::Relaxed) {
+            for _ in 0..UNLOCK_TRIES {
+                match client.batch_execute(&self.unlock()).await {
+                    Ok(()) => {
+                        released = true;
+                        break;
+                    }
+                    Err(e) if e.connection_lost() => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "could not release the migration lock ({e})")
+                    }
+                }
+            }
+            // Any backend can tell whether that one still holds it.
+            let gone = format!(
+                "DO $$ BEGIN IF EXISTS ({}) THEN RAISE EXCEPTION 'still held'; END IF; END $$",
+                lock_row(&self.pid.to_string())
+            );
+            released = released || client.batch_execute(&gone).await.is_ok();
+        }
+        let lock = if released {
+            "the migration lock was released".to_owned()
+        } else {
+            format!(
+                "the migration lock may stay held by server backend pid {pid} until the \
+                 pooler closes that server connection (PgBouncer server_idle_timeout, \
+                 server_lifetime) or it is ended directly on the database with \
+                 SELECT pg_terminate_backend({pid})",
+                pid = self.pid
+            )
+        };
+        pooled(when, seen, lock)
+    }
+
+    /// Unlocks when the statement runs on the backend that took the lock, else fails.
+    /// One message of the simple query protocol: a pool that moves statements cannot
+    /// split it (a prepared statement's parse and execution can land on two backends).
+    fn unlock(&self) -> String {
+        format!(
+            "DO $$ BEGIN IF pg_backend_pid() <> {pid} THEN RAISE EXCEPTION 'not backend {pid}, \
+             which holds the migration lock'; END IF; PERFORM pg_advisory_unlock({}, {}); END $$",
+            KEY.0,
+            KEY.1,
+            pid = self.pid
+        )
+    }
+}
+
+fn pooled(when: &str, seen: String, lock: String) -> Error {
+    Error::Pooled(Box::new(Pooled {
+        when: when.to_owned(),
+        seen,
+        lock,
+        applied_before: Vec::new(),
+    }))
+}
+
+/// A prepared statement that vanished between the messages of one query (SQLSTATE
+/// 26000), or one left on the backend by another client (42P05: tokio-postgres names
+/// them `s0`, `s1`, … per connection): the server connection changed under the client,
+/// the way a transaction pool that does not track prepared statements (PgBouncer before
+/// 1.21) shows itself.
+fn statement_moved(e: &DbError) -> Option<String> {
+    let DbError::Postgres(pg) = e else {
+        return None;
+    };
+    let what = match pg.code()? {
+        c if *c == SqlState::INVALID_SQL_STATEMENT_NAME => {
+            "a prepared statement vanished between two messages of one query"
+        }
+        c if *c == SqlState::DUPLICATE_PSTATEMENT => {
+            "the server already had a prepared statement of another client under this name"
+        }
+        _ => return None,
+    };
+    Some(format!("{what} ({})", pgconn::describe(pg)))
 }
 
 /// "pid 4242 (application_name=deckhand-migrate/ip-10-0-1-5, client 10.0.1.5, connected
@@ -73,11 +333,8 @@ async fn holder(client: &Session) -> Result<String, Error> {
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), \
                 coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'an unknown time'), \
                 coalesce(a.state, 'unknown') \
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted \
-           AND l.classid = {} AND l.objid = {} AND l.objsubid = 2 \
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        KEY.0, KEY.1
+         FROM pg_stat_activity a WHERE EXISTS ({})",
+        lock_row("a.pid")
     );
     Ok(match client.query_opt(&sql, &[]).await {
         Ok(Some(row)) => {

@@ -245,6 +245,12 @@ async fn missing_migration_is_refused_unless_allowed() {
 #[tokio::test]
 async fn twenty_concurrent_runners_apply_each_migration_exactly_once() {
     let db = TestDb::create("concurrent").await;
+    twenty_runners_apply_each_migration_once(&db, &db.url).await;
+}
+
+/// Starts twenty `migrate up` at once against `db` through `url` and checks that each
+/// migration ran exactly once and that some runners waited for the lock.
+async fn twenty_runners_apply_each_migration_once(db: &TestDb, url: &str) {
     let dir = migrations(&[
         ("V1__counter.sql", "CREATE TABLE counter(migration int);\nINSERT INTO counter VALUES (1);\nSELECT pg_sleep(1);"),
         ("V2__count.sql", "INSERT INTO counter VALUES (2);"),
@@ -252,7 +258,7 @@ async fn twenty_concurrent_runners_apply_each_migration_exactly_once() {
     ]);
     let children: Vec<Child> = (0..20)
         .map(|_| {
-            migrate(&db.url, &dir, &["up"])
+            migrate(url, &dir, &["up"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -1224,4 +1230,466 @@ async fn hung_database_during_up_is_stopped_by_the_watchdog() {
         thawed.elapsed().as_millis(),
         proxy.accepted() - attempts_before
     );
+}
+
+/// refinery's checksum of a migration file, as the history records it.
+fn checksum_of(label: &str, sql: &str) -> u64 {
+    refinery_core::Migration::unapplied(label, sql)
+        .unwrap()
+        .checksum()
+}
+
+/// Every history row's version, name, checksum and applied_on.
+async fn recorded(db: &TestDb) -> Vec<(i32, String, String, String)> {
+    db.client()
+        .await
+        .query(
+            "SELECT version, name, checksum, applied_on FROM refinery_schema_history \
+             ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+#[tokio::test]
+async fn repair_records_an_edited_file_and_up_accepts_it() {
+    let db = TestDb::create("repair").await;
+    let v2 = "INSERT INTO a VALUES (2);";
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);"), ("V2__b.sql", v2)]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    let before = recorded(&db).await;
+    let edited = format!("-- the first row of a\n{v2}");
+    dir.write("V2__b.sql", &edited);
+    let drift = run(&db.url, &dir, &["up"]);
+    assert_eq!(drift.code, 4, "{}", drift.stderr);
+    assert!(
+        drift.stderr.contains("migrate repair --version 2"),
+        "the drift error points at repair: {}",
+        drift.stderr
+    );
+
+    let out = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (old, new) = (checksum_of("V2__b", v2), checksum_of("V2__b", &edited));
+    assert_ne!(old, new);
+    assert_eq!(
+        out.stdout,
+        format!("V2__b: checksum {old} → {new} (name unchanged)\n")
+    );
+    assert!(
+        out.stderr
+            .contains("so the edit itself cannot be shown here"),
+        "{}",
+        out.stderr
+    );
+    let after = recorded(&db).await;
+    assert_eq!(after[0], before[0], "V1 is not touched");
+    assert_eq!(
+        after[1],
+        (2, "b".into(), new.to_string(), before[1].3.clone()),
+        "the new checksum, applied_on as it was"
+    );
+    let rows: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM a", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "repair runs none of the migration's SQL");
+
+    let status = run(&db.url, &dir, &["status", "--exit-code"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .skip(1)
+            .all(|l| l.ends_with("applied")),
+        "{}",
+        status.stdout
+    );
+    let up = run(&db.url, &dir, &["up"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert!(up.stderr.contains("nothing to apply"), "{}", up.stderr);
+    assert!(!up.stderr.contains("applying"), "{}", up.stderr);
+
+    let again = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.stdout,
+        "V2__b is not modified: its file matches the history; nothing to repair\n"
+    );
+    assert_eq!(recorded(&db).await, after);
+
+    // A renamed file: the name is recorded too, and both names are shown.
+    std::fs::remove_file(dir.join("V2__b.sql")).unwrap();
+    dir.write("V2__first_row.sql", &edited);
+    let renamed = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert_eq!(renamed.code, 0, "{}", renamed.stderr);
+    let newer = checksum_of("V2__first_row", &edited);
+    assert_eq!(
+        renamed.stdout,
+        format!("V2__first_row: checksum {new} → {newer} (name b → first_row)\n")
+    );
+    assert_eq!(
+        history(&db).await,
+        [(1, "a".into()), (2, "first_row".into())]
+    );
+    assert_eq!(run(&db.url, &dir, &["status", "--exit-code"]).code, 0);
+}
+
+#[tokio::test]
+async fn repair_refuses_a_version_not_applied_or_without_its_file() {
+    let db = TestDb::create("repairno").await;
+    let dir = migrations(&[
+        ("V1__a.sql", "CREATE TABLE a(id int);"),
+        ("V2__b.sql", "CREATE TABLE b(id int);"),
+        ("V3__c.sql", "CREATE TABLE c(id int);"),
+    ]);
+    assert_eq!(run(&db.url, &dir, &["up", "--target", "2"]).code, 0);
+    dir.write("V2__b.sql", "-- edited\nCREATE TABLE b(id int);");
+    let before = recorded(&db).await;
+
+    let out = run(&db.url, &dir, &["repair", "--version", "9"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let error = first_error(&out.stderr);
+    assert!(error.contains("version 9 is not applied"), "{error}");
+    assert!(error.contains("applied near it: V1__a, V2__b"), "{error}");
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+
+    let pending = run(&db.url, &dir, &["repair", "--version", "3"]);
+    assert_eq!(pending.code, 2, "{}", pending.stderr);
+    assert!(
+        first_error(&pending.stderr).contains("V3__c")
+            && pending.stderr.contains("is pending: migrate up applies it"),
+        "{}",
+        pending.stderr
+    );
+
+    std::fs::remove_file(dir.join("V2__b.sql")).unwrap();
+    let missing = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    let error = first_error(&missing.stderr);
+    assert!(
+        error.contains("V2__b is applied but its file is missing"),
+        "{error}"
+    );
+    assert!(error.contains("--allow-missing"), "{error}");
+    assert_eq!(recorded(&db).await, before, "nothing changes on a refusal");
+}
+
+#[tokio::test]
+async fn repair_all_modified_repairs_every_edited_file_in_one_run() {
+    let db = TestDb::create("repairall").await;
+    let (v1, v3) = ("CREATE TABLE a(id int);", "CREATE TABLE c(id int);");
+    let dir = migrations(&[
+        ("V1__a.sql", v1),
+        ("V2__b.sql", "CREATE TABLE b(id int);"),
+        ("V3__c.sql", v3),
+        ("V4__d.sql", "CREATE TABLE d(id int);"),
+    ]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    let before = recorded(&db).await;
+    let v1_edited = "-- a: the accounts\nCREATE TABLE a(id int);";
+    let v3_edited = "CREATE TABLE c (\n    id int\n);\n";
+    dir.write("V1__a.sql", v1_edited);
+    dir.write("V3__c.sql", v3_edited);
+    std::fs::remove_file(dir.join("V4__d.sql")).unwrap();
+
+    let out = run(&db.url, &dir, &["repair", "--all-modified"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (new1, new3) = (
+        checksum_of("V1__a", v1_edited),
+        checksum_of("V3__c", v3_edited),
+    );
+    assert_eq!(
+        out.stdout,
+        format!(
+            "V1__a: checksum {} → {new1} (name unchanged)\nV3__c: checksum {} → {new3} (name unchanged)\n",
+            checksum_of("V1__a", v1),
+            checksum_of("V3__c", v3)
+        )
+    );
+    assert!(
+        out.stderr
+            .contains("V4__d is applied but its file is missing")
+            && out.stderr.contains("--allow-missing"),
+        "the missing one is named and left as it is: {}",
+        out.stderr
+    );
+    let after = recorded(&db).await;
+    assert_eq!(after[0].2, new1.to_string());
+    assert_eq!(after[1], before[1]);
+    assert_eq!(after[2].2, new3.to_string());
+    assert_eq!(after[3], before[3], "a missing migration is not touched");
+
+    let status = run(&db.url, &dir, &["status"]);
+    let states: Vec<&str> = status
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(states, ["applied", "applied", "applied", "missing"]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 4, "V4 is still missing");
+    assert_eq!(run(&db.url, &dir, &["up", "--allow-missing"]).code, 0);
+
+    let again = run(&db.url, &dir, &["repair", "--all-modified"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.stdout,
+        "nothing to repair: no applied migration's file changed\n"
+    );
+}
+
+#[test]
+fn repair_needs_exactly_one_of_version_and_all_modified() {
+    let dir = migrations(&[]);
+    // Refused before connecting: the database need not exist.
+    let refused = |args: &[&str], vars: &[(&str, &str)]| {
+        let out = migrate("postgres://u:p@127.0.0.1/d", &dir, args)
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        stderr
+    };
+    let neither = refused(&["repair"], &[]);
+    assert!(
+        neither.contains("MIGRATE_REPAIR_VERSION is not set: say which migration to repair"),
+        "{neither}"
+    );
+    let both = refused(&["repair", "--version", "1", "--all-modified"], &[]);
+    assert!(
+        both.contains(r#"--version="1" is not valid: --all-modified is set too"#),
+        "{both}"
+    );
+    let both = refused(
+        &["repair", "--version", "1"],
+        &[("MIGRATE_REPAIR_ALL_MODIFIED", "on")],
+    );
+    assert!(
+        both.contains(r#"--version="1" is not valid: MIGRATE_REPAIR_ALL_MODIFIED is set too"#),
+        "{both}"
+    );
+    let bad = refused(&["repair"], &[("MIGRATE_REPAIR_ALL_MODIFIED", "maybe")]);
+    assert!(
+        bad.contains(r#"MIGRATE_REPAIR_ALL_MODIFIED="maybe" is not valid: must be true or false"#),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn repair_waits_for_the_migration_lock_and_times_out_with_3() {
+    let db = TestDb::create("repairlock").await;
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    let edited = "-- a: the accounts\nCREATE TABLE a(id int);";
+    dir.write("V1__a.sql", edited);
+    let before = recorded(&db).await;
+    let holder = db.client().await;
+    holder
+        .query_one(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&LOCK_KEY.0, &LOCK_KEY.1],
+        )
+        .await
+        .unwrap();
+
+    let args = ["repair", "--version", "1"];
+    let out = Background::start(&db.url, &dir, &args, &[("MIGRATE_LOCK_TIMEOUT", "1s")])
+        .finish(Duration::from_secs(30));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("waiting for the migration lock, held by"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(recorded(&db).await, before);
+
+    let waiting = Background::start(&db.url, &dir, &args, &[("MIGRATE_LOCK_TIMEOUT", "30s")]);
+    assert!(
+        waiting.wait_for_stderr("waiting for the migration lock", Duration::from_secs(10)),
+        "{}",
+        waiting.stderr.lock().unwrap()
+    );
+    assert_eq!(
+        recorded(&db).await,
+        before,
+        "nothing changes while it waits"
+    );
+    holder
+        .query_one(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[&LOCK_KEY.0, &LOCK_KEY.1],
+        )
+        .await
+        .unwrap();
+    let out = waiting.finish(Duration::from_secs(30));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("acquired the migration lock after"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        recorded(&db).await[0].2,
+        checksum_of("V1__a", edited).to_string()
+    );
+}
+
+// The migration lock behind PgBouncer (Debian's, started by scripts/services): one in
+// pool_mode=transaction, where a session advisory lock keeps nobody out and `migrate`
+// must refuse, one in pool_mode=session, where it must work as on a direct connection.
+
+/// `db` through the test services' PgBouncer whose URL is in `var`
+/// (`DECKHAND_TEST_PGBOUNCER_TX_URL`, `DECKHAND_TEST_PGBOUNCER_SESSION_URL`); its `*`
+/// entry serves every database of the cluster.
+fn pgbouncer_url(var: &str, db: &TestDb) -> String {
+    testkit::replace_dbname(&testkit::service_var(var), &db.name)
+}
+
+/// The backends of `db` that hold the migration lock.
+async fn lock_holders(db: &TestDb) -> Vec<i32> {
+    db.client()
+        .await
+        .query(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::int4::oid \
+             AND objid = $2::int4::oid AND objsubid = 2 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[&LOCK_KEY.0, &LOCK_KEY.1],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Checks the refusal of a transaction-pooled connection: the cause, the fix, exit 2,
+/// and nothing applied, not even the history table.
+async fn assert_refused_as_pooled(db: &TestDb, out: &Out) {
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for part in [
+        "refusing to migrate: this connection has no database session of its own",
+        "transaction-pooling connection (e.g. PgBouncer pool_mode=transaction)",
+        "a proxy that moves statements between server connections",
+        "point DATABASE_URL for migrate at the database or a session-mode pool",
+        "no migration was applied in this run",
+    ] {
+        assert!(out.stderr.contains(part), "{part:?} in {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("applying V1"), "{}", out.stderr);
+    assert!(!table_exists(db, "refinery_schema_history").await);
+    assert!(!table_exists(db, "a").await);
+}
+
+#[tokio::test]
+async fn transaction_pooled_connection_is_refused_before_anything_is_applied() {
+    let db = TestDb::create("pgbtx").await;
+    let dir = migrations(&[
+        ("V1__a.sql", "CREATE TABLE a(id int);"),
+        ("V2__b.sql", "CREATE TABLE b(id int);"),
+    ]);
+    let url = pgbouncer_url("DECKHAND_TEST_PGBOUNCER_TX_URL", &db);
+    let out = run(&url, &dir, &["up"]);
+    assert_refused_as_pooled(&db, &out).await;
+    // A fresh pool has one server connection; the second connection of the check lands
+    // on it, and the lock is given back there.
+    assert!(
+        out.stderr
+            .contains("a second connection of migrate ran its statement"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("the migration lock was released"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lock_holders(&db).await, Vec::<i32>::new());
+    let down = run(&url, &dir, &["down"]);
+    assert_eq!(down.code, 2, "{}", down.stderr);
+    // Nothing is left behind: a direct connection applies at once.
+    let direct = run(&db.url, &dir, &["up", "--lock-timeout", "1s"]);
+    assert_eq!(direct.code, 0, "{}", direct.stderr);
+    assert_eq!(db.applied_versions().await, [1, 2]);
+}
+
+#[tokio::test]
+async fn statements_moved_between_server_connections_are_refused() {
+    let db = TestDb::create("pgbmoved").await;
+    let dir = migrations(&[("V1__a.sql", "CREATE TABLE a(id int);")]);
+    let url = pgbouncer_url("DECKHAND_TEST_PGBOUNCER_TX_URL", &db);
+    // Three transactions open at once make the pool open three server connections,
+    // which it then hands out in turn (server_round_robin = 1 in scripts/services).
+    let config = pgconn::PgConfig::from_url(&url).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let client = config.connect().await.unwrap();
+        client.batch_execute("BEGIN; SELECT 1").await.unwrap();
+        clients.push(client);
+    }
+    let mut pids = Vec::new();
+    for client in &clients {
+        let row = client.query_one("SELECT pg_backend_pid()", &[]).await;
+        pids.push(row.unwrap().get::<_, i32>(0));
+        client.batch_execute("COMMIT").await.unwrap();
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "three server connections: {pids:?}");
+    drop(clients);
+
+    // The statement that takes the lock, or the check after it, runs on another backend
+    // than the one before (which of them depends on where the turn stands): refused
+    // every time, and a lock that was taken is given back on its own backend.
+    for _ in 0..3 {
+        // With debug messages, so that a failure shows each try to give the lock back.
+        let out = migrate(&url, &dir, &["up"])
+            .env("MIGRATE_LOG", "debug")
+            .output()
+            .unwrap();
+        let out = without_password(
+            &url,
+            Out {
+                code: out.status.code().expect("exit code"),
+                stdout: String::new(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            },
+        );
+        assert_refused_as_pooled(&db, &out).await;
+        assert!(
+            !out.stderr.contains("may stay held"),
+            "the lock is given back: {}",
+            out.stderr
+        );
+        assert_eq!(lock_holders(&db).await, Vec::<i32>::new());
+    }
+}
+
+#[tokio::test]
+async fn session_pooled_connection_applies_each_migration_once_with_twenty_runners() {
+    let db = TestDb::create("pgbsession").await;
+    let url = pgbouncer_url("DECKHAND_TEST_PGBOUNCER_SESSION_URL", &db);
+    twenty_runners_apply_each_migration_once(&db, &url).await;
+    assert_eq!(db.applied_versions().await, [1, 2, 3]);
+    let dir = migrations(&[
+        ("V1__a.sql", "CREATE TABLE a(id int);"),
+        ("V1__a.down.sql", "DROP TABLE a;"),
+    ]);
+    let other = TestDb::create("pgbsessiondown").await;
+    let url = pgbouncer_url("DECKHAND_TEST_PGBOUNCER_SESSION_URL", &other);
+    let up = run(&url, &dir, &["up"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let down = run(&url, &dir, &["down"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(!table_exists(&other, "a").await);
 }
