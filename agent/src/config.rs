@@ -3,7 +3,8 @@
 //! [`Settings::from_env`] from the environment under the command line
 //! ([`conventions::CommandLine`]). Every bad value is reported at once, as
 //! `NAME="value" is not valid: reason`, named the way the user set it (the variable, or
-//! the flag).
+//! the flag). A `DECKHAND_*` variable that no setting reads (a misspelt one) is not an
+//! error but a warning in [`Settings::unknown`], naming the closest setting.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -18,11 +19,20 @@ use nix::sys::signal::Signal;
 
 use crate::exit;
 use crate::secrets::parameter::parse_path;
+use crate::secrets::plan::RedactParameters;
+use crate::secrets::plan::OWN_PREFIX;
 use crate::secrets::reference::parse_secret_id;
 use crate::secrets::{DatabaseSettings, SecretSettings};
 
 /// The shortest refresh interval: more often only burns GetSecretValue quota.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Variables of the agent's prefix that the test services export for the tests
+/// (`scripts/services`): not settings, and not worth a warning.
+const TEST_PREFIX: &str = "DECKHAND_TEST_";
+
+/// How much of an unknown variable's name a warning shows (it is outside text).
+const MAX_SHOWN_NAME_CHARS: usize = 100;
 
 /// The documented defaults: what `--help` shows and what [`Settings::from_env`] uses.
 mod default {
@@ -37,6 +47,7 @@ mod default {
     pub const AGENT_LOG_LEVEL: &str = "info";
     pub const AGENT_LOG_FORMAT: &str = "json";
     pub const MIGRATE_ON_START: &str = "false";
+    pub const REDACT_PARAMETERS: &str = "secure";
 }
 
 /// The flags and variables, for the command line and `--help`. Values are read by
@@ -158,6 +169,14 @@ pub struct Args {
     /// Loaded variables (comma-separated) whose values are configuration, not secrets, and are not redacted from logs (e.g. NODE_ENV,APP_URL from a whole secret or path).
     #[arg(long, env = "DECKHAND_REDACT_SKIP", value_name = "NAMES")]
     pub redact_skip: Option<String>,
+    /// Which Parameter Store parameters are redacted from logs: secure (only SecureString parameters; String and StringList parameters are configuration) or all. Secrets Manager values always are.
+    #[arg(
+        long,
+        env = "DECKHAND_REDACT_PARAMETERS",
+        value_name = "WHICH",
+        default_value = default::REDACT_PARAMETERS
+    )]
+    pub redact_parameters: String,
     #[command(flatten)]
     pub log: logship::config::LogArgs,
     /// The app to run, and its arguments.
@@ -209,6 +228,9 @@ pub struct Settings {
     pub logs: LogSettings,
     /// Loaded variables whose values the sanitizer leaves alone.
     pub redact_skip: Vec<String>,
+    /// A warning for each `DECKHAND_*` variable no setting reads (misspelt, usually):
+    /// it is ignored, and removed from the app's environment like every `DECKHAND_*`.
+    pub unknown: Vec<String>,
     pub program: OsString,
     pub args: Vec<OsString>,
 }
@@ -274,6 +296,7 @@ fn ids<T>(v: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, 
 impl Settings {
     /// Reads every setting from `env`; `command` is the app and its arguments.
     pub fn from_env(env: &impl Env, command: &[OsString]) -> Result<Settings, Vec<Invalid>> {
+        let unknown = unknown_settings(env);
         let mut c = Checker::new(env);
         let env_secrets = c.raw("DECKHAND_ENV_SECRETS").and_then(|v| {
             let parsed = ids(&v, parse_secret_id);
@@ -287,6 +310,11 @@ impl Settings {
             "DECKHAND_ENV_PARAMETERS_KEEP_CASE",
             default::ENV_PARAMETERS_KEEP_CASE,
             parse::boolean,
+        );
+        let redact_parameters = c.get(
+            "DECKHAND_REDACT_PARAMETERS",
+            default::REDACT_PARAMETERS,
+            RedactParameters::parse,
         );
         let url_var = c.get(
             "DECKHAND_DATABASE_URL_VAR",
@@ -383,6 +411,7 @@ impl Settings {
                 required,
                 env_parameters: env_parameters.unwrap_or_default(),
                 keep_case,
+                redact_parameters,
             },
             secrets_timeout,
             rotation: interval.map(|interval| RotationSettings {
@@ -400,10 +429,73 @@ impl Settings {
             health_addr,
             logs,
             redact_skip,
+            unknown,
             program,
             args: rest,
         })
     }
+}
+
+/// Every `DECKHAND_*` variable a setting reads: the variables of the flags, the log
+/// pipeline's included (the agent reads no other).
+pub fn known_variables() -> Vec<String> {
+    Args::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env()?.to_str())
+        .filter(|name| name.starts_with(OWN_PREFIX))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A warning for each `DECKHAND_*` variable of `env` that no setting reads, in name
+/// order, with the closest setting when one is close:
+/// `DECKHAND_<NAME> is not a deckhand setting (did you mean DECKHAND_<SETTING>?); …`.
+fn unknown_settings(env: &impl Env) -> Vec<String> {
+    let known = known_variables();
+    let mut unknown: Vec<String> = env
+        .vars()
+        .into_iter()
+        .filter_map(|(name, _)| name.to_str().map(str::to_owned))
+        .filter(|name| name.starts_with(OWN_PREFIX) && !name.starts_with(TEST_PREFIX))
+        .filter(|name| !known.contains(name))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    unknown
+        .iter()
+        .map(|name| {
+            // Compared without the prefix every name shares, so the distance is that of
+            // the part the user chose.
+            let suffix = &name[OWN_PREFIX.len()..];
+            let closest = conventions::suggest::closest(
+                suffix,
+                known.iter().map(|k| &k[OWN_PREFIX.len()..]),
+            );
+            let shown = shown_name(name);
+            match closest {
+                Some(k) => format!(
+                    "{shown} is not a deckhand setting (did you mean {OWN_PREFIX}{k}?); it is ignored and not passed to the app"
+                ),
+                None => format!(
+                    "{shown} is not a deckhand setting; it is ignored and not passed to the app (agent --help lists the settings)"
+                ),
+            }
+        })
+        .collect()
+}
+
+/// An outside name as a warning shows it: control characters escaped, at most
+/// [`MAX_SHOWN_NAME_CHARS`] characters.
+fn shown_name(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(MAX_SHOWN_NAME_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if name.chars().count() > MAX_SHOWN_NAME_CHARS {
+        shown.push('…');
+    }
+    shown
 }
 
 /// `SIGHUP`, `HUP`, `sighup` or a number.
@@ -644,6 +736,23 @@ mod tests {
     }
 
     #[test]
+    fn which_parameters_are_redacted() {
+        let secure = parse_ok(&["agent", "true"]).secrets.redact_parameters;
+        assert_eq!(secure, RedactParameters::Secure);
+        let all = parse_ok(&["agent", "--redact-parameters", "ALL", "true"]);
+        assert_eq!(all.secrets.redact_parameters, RedactParameters::All);
+        let ParseError::Invalid(errors) =
+            parse_err(&["agent", "--redact-parameters", "none", "true"])
+        else {
+            panic!("expected invalid values");
+        };
+        assert_eq!(
+            errors[0].to_string(),
+            "--redact-parameters=\"none\" is not valid: must be secure (only SecureString parameters are redacted) or all"
+        );
+    }
+
+    #[test]
     fn a_missing_command_is_a_usage_error() {
         assert_eq!(parse_err(&["agent"]).exit_code(), exit::USAGE);
         assert_eq!(
@@ -651,6 +760,86 @@ mod tests {
             exit::USAGE
         );
         assert_eq!(parse_err(&["agent", "--help"]).exit_code(), 0);
+    }
+
+    fn unknown_in(vars: &[(&str, &str)]) -> Vec<String> {
+        let env: std::collections::BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_env(&env, &[OsString::from("true")])
+            .unwrap()
+            .unknown
+    }
+
+    #[test]
+    fn an_unknown_setting_is_named_with_the_closest_known_one() {
+        let unknown = unknown_in(&[
+            ("DECKHAND_ENV_SECRET", "app/env"),
+            ("DECKHAND_STOP_TIMEOUT", "5s"),
+            ("DECKHAND_LOG_FLUSHH", "1s"),
+            ("DECKHAND_env_secrets", "x"),
+            ("DECKHAND_WHATEVER_THIS_IS", "x"),
+            ("DECKHAND_TEST_PG_CA", "/ca.pem"),
+            ("PATH", "/bin"),
+        ]);
+        assert_eq!(
+            unknown,
+            [
+                "DECKHAND_ENV_SECRET is not a deckhand setting (did you mean DECKHAND_ENV_SECRETS?); it is ignored and not passed to the app",
+                "DECKHAND_LOG_FLUSHH is not a deckhand setting (did you mean DECKHAND_LOG_FLUSH?); it is ignored and not passed to the app",
+                "DECKHAND_WHATEVER_THIS_IS is not a deckhand setting; it is ignored and not passed to the app (agent --help lists the settings)",
+                "DECKHAND_env_secrets is not a deckhand setting (did you mean DECKHAND_ENV_SECRETS?); it is ignored and not passed to the app",
+            ]
+        );
+        assert!(unknown_in(&[("DECKHAND_STOP_TIMEOUT", "5s")]).is_empty());
+        let long = format!("DECKHAND_{}\u{7}", "X".repeat(500));
+        let shown = &unknown_in(&[(long.as_str(), "x")])[0];
+        assert!(shown.starts_with("DECKHAND_XXX"), "{shown}");
+        assert!(shown.contains("XX… is not"), "{shown}");
+    }
+
+    #[test]
+    fn every_deckhand_variable_the_sources_name_is_known() {
+        // The agent's and the log pipeline's sources: a variable read anywhere in them
+        // and missing from the flags would be reported as unknown.
+        let known = known_variables();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for dir in [
+            "agent/src",
+            "agent/src/secrets",
+            "logship/src",
+            "logship/src/sanitize",
+        ] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 10, "{files:?}");
+        let mut missing = std::collections::BTreeSet::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            // What the agent reads, not what tests make up.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (at, _) in code.match_indices(OWN_PREFIX) {
+                let name: String = code[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                // `DECKHAND_` alone is the prefix; `DECKHAND_LOG_` a family in prose.
+                if name.ends_with('_') || name.starts_with(TEST_PREFIX) {
+                    continue;
+                }
+                if !known.contains(&name) {
+                    missing.insert(format!("{name} ({})", file.display()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:?}");
     }
 
     #[test]

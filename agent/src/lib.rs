@@ -48,6 +48,9 @@ pub async fn run(
     env: &impl Env,
     diagnostics: &diagnostics::Diagnostics,
 ) -> u8 {
+    for warning in &settings.unknown {
+        tracing::warn!("{warning}");
+    }
     let cloud = Aws {
         sdk: aws::sdk::Shared::default(),
         metadata_uri: aws::ecs::metadata_uri(env),
@@ -87,8 +90,9 @@ pub async fn run(
     outcome.code
 }
 
-/// Migrations, the health server, then the app under supervision, its pipes read by
-/// the log pipeline.
+/// The health server, migrations, then the app under supervision, its pipes read by
+/// the log pipeline. The health server comes first, so `/health/live` answers during a
+/// long migration and `/health` says `starting` (with the phase) until the app runs.
 async fn run_app(
     settings: &Settings,
     control: &mut ProcessControl,
@@ -96,9 +100,33 @@ async fn run_app(
     resolved: secrets::Resolved,
     logs: &Logs,
 ) -> supervise::Outcome {
-    let early = |code| supervise::Outcome {
-        code,
-        stop_requested: None,
+    let early = |code, health: Option<startup::Health>| {
+        if let Some(server) = health {
+            server.stop();
+        }
+        supervise::Outcome {
+            code,
+            stop_requested: None,
+        }
+    };
+    let phase = healthcheck::Phase::new(if settings.migrate_on_start {
+        healthcheck::Stage::Migrating
+    } else {
+        healthcheck::Stage::StartingApp
+    });
+    let draining = healthcheck::CancellationToken::new();
+    let health = match settings.health_addr {
+        Some(addr) => {
+            let host = healthcheck::Host {
+                phase: phase.clone(),
+                logs: startup::logs_provider(logs),
+            };
+            match startup::health(addr, &resolved.env, host, draining.clone()).await {
+                Ok(task) => Some(task),
+                Err(code) => return early(code, None),
+            }
+        }
+        None => None,
     };
     if settings.migrate_on_start {
         let url_var = settings
@@ -111,17 +139,10 @@ async fn run_app(
             code = startup_stop(control) => Err(code),
         };
         if let Err(code) = migrated {
-            return early(code);
+            return early(code, health);
         }
+        phase.set(healthcheck::Stage::StartingApp);
     }
-    let draining = healthcheck::CancellationToken::new();
-    let health = match settings.health_addr {
-        Some(addr) => match startup::health(addr, &resolved.env, draining.clone()).await {
-            Ok(task) => Some(task),
-            Err(code) => return early(code),
-        },
-        None => None,
-    };
     let (secrets, _) = watch::channel(resolved.secrets.clone());
     let rotation = settings.rotation.filter(|_| resolver.fetches()).map(|r| {
         let (tx, updates) = mpsc::channel(1);
@@ -144,6 +165,7 @@ async fn run_app(
     let hooks = supervise::Hooks {
         on_spawn: Box::new(|child: &mut process::Spawned| {
             captures.extend(capture(logs, child));
+            phase.set(healthcheck::Stage::Ready);
         }),
         stopping: Some(draining),
         on_rotated: Box::new(|loaded: &Secrets| {
@@ -245,12 +267,41 @@ async fn start_logs(
             settings.redact_skip.join(", ")
         );
     }
+    let configuration = secrets.configuration();
+    if !configuration.is_empty() {
+        let variables: Vec<&str> = configuration.iter().map(|c| c.variable.as_str()).collect();
+        let named: Vec<String> = configuration
+            .iter()
+            .map(|c| format!("{} (\"{}\")", c.variable, c.source))
+            .collect();
+        tracing::info!(
+            ?variables,
+            "not redacting the values of String and StringList parameters, which are configuration (DECKHAND_REDACT_PARAMETERS=all redacts them too): {}",
+            named.join(", ")
+        );
+    }
     if !skipped.is_empty() {
         tracing::warn!(
             variables = ?skipped,
             "these secrets are shorter than {} characters and are not redacted from logs: {}",
             logship::sanitize::MIN_SECRET_LEN,
             skipped.join(", ")
+        );
+    }
+    // Only what is redacted: a skipped or too short value has had its message.
+    for s in secrets.looks_like_configuration() {
+        let exempt = |name: &String| *name == s.variable;
+        if settings.redact_skip.iter().any(exempt) || skipped.iter().any(exempt) {
+            continue;
+        }
+        tracing::warn!(
+            variable = %s.variable,
+            source = %s.source,
+            reason = s.reason,
+            "{}'s value (from secret \"{}\") looks like configuration, not a secret ({}); it is redacted from logs anyway — list it in DECKHAND_REDACT_SKIP if that is intended",
+            s.variable,
+            s.source,
+            s.reason
         );
     }
     Ok(logs)
@@ -347,19 +398,64 @@ async fn fail_before_app(
     code
 }
 
-/// The plan, and the AWS SDK only when there is something to fetch.
+/// The plan, and the AWS SDK only when there is something to fetch — and something
+/// configured that could fetch it (credentials, and a region for what is named without
+/// one): a configuration mistake stops the start at once, not at the deadline.
 async fn prepare(
     settings: &Settings,
     env: &impl Env,
     cloud: &Aws,
 ) -> Result<Resolver<Sources>, secrets::Failure> {
     let plan = Plan::new(env.vars(), settings.secrets.clone())?;
-    let source = if plan.keys().is_empty() {
+    let keys = plan.keys();
+    let source = if keys.is_empty() {
         None
     } else {
+        check_aws(env, &keys).await?;
         Some(Arc::new(Sources::new(&cloud.sdk.get().await)))
     };
     Ok(Resolver::new(plan, source, settings.secrets_timeout))
+}
+
+/// [`aws::sdk::check_configuration`] for these keys: every problem, exit 78.
+async fn check_aws(
+    env: &impl Env,
+    keys: &std::collections::BTreeSet<secrets::Key>,
+) -> Result<(), secrets::Failure> {
+    use secrets::Key;
+    let regionless: Vec<String> = keys
+        .iter()
+        .filter(|k| match k {
+            Key::SecretsManager(k) => k.region.is_none(),
+            Key::Parameter(k) => k.region.is_none(),
+            Key::ParameterPath(k) => k.region.is_none(),
+        })
+        .map(|k| format!("{} \"{k}\"", k.noun()))
+        .collect();
+    let problems = match aws::sdk::check_configuration(env, !regionless.is_empty()).await {
+        Ok(()) => return Ok(()),
+        Err(problems) => problems,
+    };
+    let message = |p: &aws::sdk::Problem| match p {
+        aws::sdk::Problem::NoRegion { .. } => {
+            const SHOWN: usize = 3;
+            let mut named = regionless[..regionless.len().min(SHOWN)].join(", ");
+            if regionless.len() > SHOWN {
+                named.push_str(&format!(" and {} more", regionless.len() - SHOWN));
+            }
+            format!("{named}: {p} (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)")
+        }
+        _ => p.to_string(),
+    };
+    Err(secrets::Failure {
+        errors: problems
+            .iter()
+            .map(|p| secrets::SecretError {
+                exit_code: exit::CONFIG,
+                message: message(p),
+            })
+            .collect(),
+    })
 }
 
 fn fail(failure: &secrets::Failure) -> u8 {

@@ -1,9 +1,14 @@
-//! What runs between the secrets and the app: migrations (`DECKHAND_MIGRATE_ON_START`)
-//! and the in-process `/health` server (`DECKHAND_HEALTH_ADDR`). Both read the app's
-//! resolved environment, so a `DATABASE_URL` that came from a secret works.
+//! What runs between the secrets and the app: the in-process `/health` server
+//! (`DECKHAND_HEALTH_ADDR`), then migrations (`DECKHAND_MIGRATE_ON_START`). Both read
+//! the app's resolved environment, so a `DATABASE_URL` that came from a secret works.
 //!
-//! The health server runs on a thread of its own (`health`): it keeps answering while
-//! the log pipeline is saturated, and nothing it does can delay the stop sequence.
+//! The health server starts first, so `/health/live` answers while a long migration
+//! runs (the container health check does not kill it) and `/health` answers 503
+//! `starting` with the [`healthcheck::Phase`] the agent moves forward (`migrating`,
+//! `starting-app`) until the app is started. It runs on a thread of its own (`health`):
+//! it keeps answering while the log pipeline is saturated, and nothing it does can
+//! delay the stop sequence. With a log group, it reports the log delivery too
+//! ([`logs_provider`]).
 
 use std::net::SocketAddr;
 
@@ -69,11 +74,13 @@ pub async fn migrate(env: &ChildEnv, url_var: &str) -> Result<(), u8> {
 }
 
 /// The in-process health server: healthcheck's settings from its `HEALTH_*` variables,
-/// the address from `DECKHAND_HEALTH_ADDR`, the database from the app's environment.
-/// Bound before the app starts, so a taken port stops the start (exit 78).
+/// the address from `DECKHAND_HEALTH_ADDR`, the database from the app's environment,
+/// the start's phase and the log delivery from `host`. Bound before the migrations and
+/// the app, so a taken port stops the start (exit 78) before anything ran.
 pub async fn health(
     addr: SocketAddr,
     env: &ChildEnv,
+    host: healthcheck::Host,
     drain: healthcheck::CancellationToken,
 ) -> Result<Health, u8> {
     // DECKHAND_HEALTH_ADDR is the address: an app's own HEALTH_ADDR is not read.
@@ -111,7 +118,7 @@ pub async fn health(
         Err(_) => tracing::info!(path = %path, "serving {path} in process"),
     }
     let task = runtime.spawn(async move {
-        if let Err(e) = healthcheck::run(listener, config, drain).await {
+        if let Err(e) = healthcheck::run(listener, config, host, drain).await {
             tracing::error!("the health server stopped: {e}");
         }
     });
@@ -119,6 +126,22 @@ pub async fn health(
         task,
         _runtime: runtime,
     })
+}
+
+/// The log pipeline's delivery to CloudWatch Logs, for `/health`'s `checks.logs`;
+/// `None` when nothing is shipped (no log group), which omits the check.
+pub fn logs_provider(logs: &logship::Logs) -> Option<healthcheck::LogsProvider> {
+    let handle = logs.health_handle()?;
+    Some(std::sync::Arc::new(move || {
+        let h = handle.snapshot();
+        healthcheck::LogDelivery {
+            shipped: h.shipped,
+            dropped: h.dropped,
+            rejected: h.rejected,
+            lag: h.lag,
+            last_drop: h.last_drop,
+        }
+    }))
 }
 
 /// The running in-process health server.

@@ -8,6 +8,10 @@
 //! reading a secret is small and has a deadline, a PutLogEvents call carries up to
 //! 1 MiB.
 //!
+//! Before the first call, [`check_configuration`] says whether anything is configured
+//! that could give the SDK credentials and a region (see [`check`]): a configuration
+//! mistake stops a start at once instead of failing every attempt until a deadline.
+//!
 //! What it is not: a place for clients (each caller makes its own from the
 //! configuration) or for credentials of its own (the SDK's default chain is the one).
 
@@ -20,6 +24,10 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use tokio::sync::OnceCell;
+
+pub mod check;
+
+pub use check::{check_configuration, Imds, Problem, IMDS_PROBE_TIMEOUT};
 
 /// Loads the SDK's default configuration, with the SDK's retries off.
 pub async fn load() -> SdkConfig {

@@ -8,7 +8,8 @@
 //! - [`exit`]: the toolkit's exit codes, one table;
 //! - [`logging`]: the `LOG_FORMAT` switch and the tracing set-up on stderr;
 //! - [`backoff`]: the jittered exponential backoff every retry loop uses;
-//! - [`secret`]: a string that never prints, for every secret value.
+//! - [`secret`]: a string that never prints, for every secret value;
+//! - [`suggest`]: the known name closest to a mistyped one ("did you mean …?").
 //!
 //! Adding a setting to a program: declare its flag and variable in the program's clap
 //! arguments (that is its `--help` and its documentation), then read it in the
@@ -23,6 +24,7 @@ pub mod logging;
 pub mod parse;
 pub mod secret;
 pub mod settings;
+pub mod suggest;
 
 pub use backoff::Backoff;
 pub use env::{CommandLine, Env, ProcessEnv};

@@ -32,7 +32,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve GET /health (readiness: database, memory, app) and /health/live (liveness).
+    /// Serve GET /health (readiness: database, memory, app, schema version) and
+    /// /health/live (liveness).
     /// Exit codes: 0 stopped after draining (SIGTERM), 1 cannot listen, 2 bad setting.
     Serve(Box<ServeArgs>),
     /// GET a URL once: exit 0 on a 2xx answer, 1 otherwise (refused, timeout, 5xx), with

@@ -22,6 +22,8 @@ use conventions::{parse, Checker, Env, Invalid};
 use hyper::Uri;
 use pgconn::PgConfig;
 
+use crate::report::Status;
+
 /// `application_name` of the check's connection, so an operator can tell it apart in
 /// `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "deckhand-healthcheck";
@@ -39,6 +41,9 @@ pub mod default {
     pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
     pub const APP_TIMEOUT: &str = "1s";
     pub const DRAIN: &str = "5s";
+    pub const MIGRATIONS_PENDING: &str = "degraded";
+    pub const LOGS_MAX_LAG: &str = "60s";
+    pub const SHOW_DETAILS: &str = "always";
     /// healthcheck's own version.
     pub const VERSION: &str = env!("CARGO_PKG_VERSION");
     /// Where `healthcheck probe` looks unless told otherwise: the liveness path of a
@@ -113,6 +118,27 @@ pub struct ServeArgs {
     /// Reported as "version" in every answer.
     #[arg(long = "app-version", env = "APP_VERSION", default_value = default::VERSION)]
     pub version: String,
+
+    /// Folder of the V{n}__{name}.sql migrations: /health then reports the schema version
+    /// (checks.migrations). Unset: MIGRATIONS_DIR (migrate's), else no check. Needs the
+    /// database.
+    #[arg(long, env = "HEALTH_MIGRATIONS_DIR")]
+    pub migrations_dir: Option<String>,
+
+    /// What pending migrations make /health: degraded (HTTP 200) or unhealthy (503, for a
+    /// service that must not serve an old schema). Drift is always unhealthy.
+    #[arg(long, env = "HEALTH_MIGRATIONS_PENDING", default_value = default::MIGRATIONS_PENDING)]
+    pub migrations_pending: String,
+
+    /// Under the agent with a log group: delivery to CloudWatch Logs behind by more than
+    /// this, or events dropped within it, reports degraded (never unhealthy).
+    #[arg(long, env = "HEALTH_LOGS_MAX_LAG", default_value = default::LOGS_MAX_LAG)]
+    pub logs_max_lag: String,
+
+    /// What any caller sees: always (everything) or status (the same shape, statuses and
+    /// figures, but no error texts).
+    #[arg(long, env = "HEALTH_SHOW_DETAILS", default_value = default::SHOW_DETAILS)]
+    pub show_details: String,
 }
 
 /// The flags of `healthcheck probe`; [`ProbeConfig::from_env`] reads the values.
@@ -145,6 +171,37 @@ pub struct Config {
     /// How long `/health` answers 503 after draining starts, before the server stops:
     /// long enough for the ALB to see the target fail.
     pub drain: Duration,
+    /// `None` unless `HEALTH_MIGRATIONS_DIR` or `MIGRATIONS_DIR` is set (and there is a
+    /// database): the schema version is then part of readiness.
+    pub migrations: Option<MigrationsConfig>,
+    /// Log delivery (under the agent) further behind than this is "degraded"; the same
+    /// window decides whether drops are recent.
+    pub logs_max_lag: Duration,
+    /// Whether error texts go into the body: they can name the database's user, its
+    /// name and the client's address, which an anonymous caller need not learn.
+    pub details: Details,
+}
+
+/// How the schema version is checked: the migration files against the history table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationsConfig {
+    /// Where the `V{n}__{name}.sql` files are (the image's own copy).
+    pub dir: PathBuf,
+    /// What pending migrations make the answer: [`Status::Degraded`] (still routed) or
+    /// [`Status::Unhealthy`] (for a service that must not serve an old schema).
+    pub pending: Status,
+    /// `MIGRATE_ALLOW_MISSING`: an applied version whose file is gone is not drift, as
+    /// `migrate up` tolerates it then (else every task would stay 503).
+    pub allow_missing: bool,
+}
+
+/// `HEALTH_SHOW_DETAILS`: what every caller of `/health` may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Details {
+    /// Everything, error texts included (the default, as before the setting existed).
+    Always,
+    /// The same shape, statuses and figures, without error texts.
+    Status,
 }
 
 /// How the database is checked.
@@ -269,6 +326,7 @@ impl Config {
         let pg = PgConfig::read(c, &url_var);
         // Read even without a database, so a typo shows before the day one is added.
         let timing = Timing::read(c);
+        let migrations = MigrationsConfig::read(c, pg.is_some());
         let memory = MemoryConfig {
             metadata_uri: http_uri_setting(c, aws::ecs::METADATA_URI_VAR, None),
             cgroup_root: c.get("HEALTH_CGROUP_ROOT", default::CGROUP_ROOT, |s| {
@@ -312,7 +370,57 @@ impl Config {
                 timeout: app_timeout,
             }),
             drain: c.get("HEALTH_DRAIN", default::DRAIN, parse::duration),
+            migrations,
+            logs_max_lag: c.get(
+                "HEALTH_LOGS_MAX_LAG",
+                default::LOGS_MAX_LAG,
+                parse::positive_duration,
+            ),
+            details: match c.get("HEALTH_SHOW_DETAILS", default::SHOW_DETAILS, |s| {
+                parse::one_of(s, &["always", "status"])
+            }) {
+                "status" => Details::Status,
+                _ => Details::Always,
+            },
         }
+    }
+}
+
+impl MigrationsConfig {
+    /// `HEALTH_MIGRATIONS_DIR`, else `MIGRATIONS_DIR` (what `migrate` and the agent's
+    /// `DECKHAND_MIGRATE_ON_START` read), with `HEALTH_MIGRATIONS_PENDING` and
+    /// `MIGRATE_ALLOW_MISSING`. Without a database there is nothing to compare the files
+    /// with: `HEALTH_MIGRATIONS_DIR` is then refused, `MIGRATIONS_DIR` (set for other
+    /// reasons too) only ignored.
+    fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>, database: bool) -> Option<Self> {
+        let pending = match c.get(
+            "HEALTH_MIGRATIONS_PENDING",
+            default::MIGRATIONS_PENDING,
+            |s| parse::one_of(s, &["degraded", "unhealthy"]),
+        ) {
+            "unhealthy" => Status::Unhealthy,
+            _ => Status::Degraded,
+        };
+        let (dir, asked) = match c.raw("HEALTH_MIGRATIONS_DIR") {
+            Some(dir) => (dir, true),
+            None => (c.raw("MIGRATIONS_DIR")?, false),
+        };
+        if !database {
+            if asked {
+                c.push(Invalid::new(
+                    c.origin("HEALTH_MIGRATIONS_DIR"),
+                    &dir,
+                    "needs a database to compare the files with: set DATABASE_URL (or the \
+                     variable HEALTH_DB_URL_VAR names) or the PG* variables, or unset it",
+                ));
+            }
+            return None;
+        }
+        Some(MigrationsConfig {
+            dir: PathBuf::from(dir),
+            pending,
+            allow_missing: c.value("MIGRATE_ALLOW_MISSING", false, parse::boolean),
+        })
     }
 }
 
@@ -564,6 +672,52 @@ mod tests {
             .starts_with(r#"HEALTH_PROBE_TIMEOUT="soon""#));
         let probe = ProbeConfig::from_env(&read(&["healthcheck", "probe", "--timeout", "3s"]));
         assert_eq!(probe.unwrap().timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn migrations_logs_and_details_settings() {
+        let db = ("DATABASE_URL", "postgres://u:pw@db:5432/app");
+        let config = Config::from_env(&no_variables()).unwrap();
+        assert!(config.migrations.is_none(), "no folder → no check");
+        assert_eq!(config.logs_max_lag, Duration::from_secs(60));
+        assert_eq!(config.details, Details::Always);
+
+        let config = Config::from_env(&[db, ("MIGRATIONS_DIR", "/app/migrations")]).unwrap();
+        let migrations = config.migrations.unwrap();
+        assert_eq!(migrations.dir, PathBuf::from("/app/migrations"));
+        assert_eq!(migrations.pending, Status::Degraded);
+        assert!(!migrations.allow_missing);
+
+        let config = Config::from_env(&[
+            db,
+            ("MIGRATIONS_DIR", "/elsewhere"),
+            ("HEALTH_MIGRATIONS_DIR", "/app/db"),
+            ("HEALTH_MIGRATIONS_PENDING", "unhealthy"),
+            ("MIGRATE_ALLOW_MISSING", "true"),
+            ("HEALTH_LOGS_MAX_LAG", "10s"),
+            ("HEALTH_SHOW_DETAILS", "status"),
+        ])
+        .unwrap();
+        let migrations = config.migrations.unwrap();
+        assert_eq!(migrations.dir, PathBuf::from("/app/db"));
+        assert_eq!(migrations.pending, Status::Unhealthy);
+        assert!(migrations.allow_missing);
+        assert_eq!(config.logs_max_lag, Duration::from_secs(10));
+        assert_eq!(config.details, Details::Status);
+
+        // MIGRATIONS_DIR is migrate's setting too: without a database it is left alone.
+        let config = Config::from_env(&[("MIGRATIONS_DIR", "/app/migrations")]).unwrap();
+        assert!(config.migrations.is_none());
+        assert!(error(&[("HEALTH_MIGRATIONS_DIR", "/app/db")])
+            .starts_with(r#"HEALTH_MIGRATIONS_DIR="/app/db" is not valid: needs a database"#));
+        assert_eq!(
+            error(&[("HEALTH_MIGRATIONS_PENDING", "fatal")]),
+            r#"HEALTH_MIGRATIONS_PENDING="fatal" is not valid: must be one of degraded, unhealthy"#
+        );
+        assert!(
+            error(&[("HEALTH_SHOW_DETAILS", "never")]).contains("must be one of always, status")
+        );
+        assert!(error(&[("HEALTH_LOGS_MAX_LAG", "0s")]).contains("longer than zero"));
     }
 
     #[test]

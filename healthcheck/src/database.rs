@@ -1,8 +1,9 @@
 //! The database check: `SELECT 1` through a one-connection pool, bounded by a timeout,
 //! cached and single-flight (see [`crate::cache`]).
 //!
-//! It answers "can this task reach its database right now", nothing more: it does not
-//! check migrations, replication or pool sizes of the app.
+//! It answers "can this task reach its database right now"; with a migrations folder
+//! configured, the same single flight also reads the schema version (`migrations.rs`).
+//! It does not check replication or pool sizes of the app.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -11,8 +12,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, Recycli
 use tokio::time::{timeout_at, Instant};
 
 use crate::cache::Cached;
-use crate::config::DatabaseConfig;
-use crate::report::{CheckResult, Status};
+use crate::config::{DatabaseConfig, MigrationsConfig};
+use crate::migrations::MigrationsCheck;
+use crate::report::{CheckResult, MigrationsReading, Status};
 
 /// The query. The comment makes it easy to find in `pg_stat_statements` and in logs.
 pub(crate) const QUERY: &str = "/* deckhand-healthcheck */ SELECT 1";
@@ -40,7 +42,9 @@ pub(crate) struct DatabaseCheck {
     /// Slower than this is degraded.
     slow: Duration,
     /// Makes the check single-flight and reuses its result for `HEALTH_DB_CACHE`.
-    cache: Cached<CheckResult>,
+    cache: Cached<Readings>,
+    /// The schema version, read in the same flight; `None` without a migrations folder.
+    migrations: Option<MigrationsCheck>,
     /// Scrubbed out of every error text, in case a driver ever echoes it.
     password: Option<pgconn::Password>,
     /// The status of the last check, so state changes are logged once, not every second.
@@ -49,8 +53,18 @@ pub(crate) struct DatabaseCheck {
     target: String,
 }
 
+/// What one flight of the database check found.
+#[derive(Debug, Clone)]
+pub(crate) struct Readings {
+    pub(crate) database: CheckResult,
+    pub(crate) migrations: Option<MigrationsReading>,
+}
+
 impl DatabaseCheck {
-    pub(crate) fn new(config: &DatabaseConfig) -> Result<Self, SetupError> {
+    pub(crate) fn new(
+        config: &DatabaseConfig,
+        migrations: Option<&MigrationsConfig>,
+    ) -> Result<Self, SetupError> {
         let manager = Manager::from_config(
             config.pg.tokio_config(),
             config.pg.tls().map_err(SetupError::Tls)?,
@@ -68,6 +82,7 @@ impl DatabaseCheck {
             timeout: config.timeout,
             slow: config.slow,
             cache: Cached::new(config.cache),
+            migrations: migrations.map(|m| MigrationsCheck::new(m, &config.pg)),
             password: config.pg.password.clone(),
             last_status: AtomicU8::new(u8::MAX),
             target: config.pg.to_string(),
@@ -79,13 +94,26 @@ impl DatabaseCheck {
         &self.target
     }
 
-    /// The cached result, or a fresh one when it is older than the cache interval.
-    pub(crate) async fn check(&self) -> CheckResult {
+    /// The cached result, or a fresh one when it is older than the cache interval: the
+    /// database, and the schema version when configured, checked at the same time.
+    pub(crate) async fn check(&self) -> Readings {
         self.cache
             .get(|| async {
-                let result = self.query().await;
-                self.log_change(&result);
-                result
+                let migrations = async {
+                    match &self.migrations {
+                        Some(check) => Some(check.check(self.timeout).await),
+                        None => None,
+                    }
+                };
+                let (database, mut migrations) = tokio::join!(self.query(), migrations);
+                self.log_change(&database);
+                if let Some(reading) = &mut migrations {
+                    reading.error = reading.error.take().map(|e| self.scrub(e));
+                }
+                Readings {
+                    database,
+                    migrations,
+                }
             })
             .await
     }

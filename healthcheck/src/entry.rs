@@ -59,7 +59,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let drain = CancellationToken::new();
         crate::drain_on_signal(drain.clone()).context("cannot handle SIGTERM")?;
-        crate::run(listener, config, drain).await?;
+        // Standalone, the app starts on its own: ready from the start, no log pipeline.
+        crate::run(listener, config, crate::Host::default(), drain).await?;
         Ok(())
     })
 }

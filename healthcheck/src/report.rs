@@ -6,10 +6,15 @@
 //!  "checks":{"database":{"status":"healthy","responseTime":15},
 //!            "memory":{"used":256,"total":512,"percentage":50}}}
 //! ```
+//!
+//! Keys are only added, never changed: `migrations` and `logs` among the checks when
+//! they are configured, `"status":"starting"` with a `phase` while the agent starts.
 
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+
+use crate::host::Stage;
 
 /// The state of one check or of the whole task, best first: the worst one wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -34,6 +39,35 @@ pub struct CheckResult {
     pub error: Option<String>,
 }
 
+/// The schema version: the history table against the migration files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationsReading {
+    pub status: Status,
+    /// The newest applied version; `null` when none is, or when it could not be read.
+    pub current: Option<i32>,
+    /// The newest version among the files; `null` when there are none, or when they
+    /// could not be read.
+    pub latest: Option<i32>,
+    /// Files not applied yet; `null` when it could not be told.
+    pub pending: Option<usize>,
+    /// Why the check failed, or which migrations drifted; never a password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The delivery of the app's logs to CloudWatch Logs (the agent with a log group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogsReading {
+    /// Healthy or degraded, never unhealthy: losing logs must not take the service down.
+    pub status: Status,
+    pub shipped: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    /// Whole seconds events have been waiting for delivery to make progress.
+    #[serde(rename = "lagSeconds")]
+    pub lag_seconds: u64,
+}
+
 /// Memory figures in MiB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemoryReading {
@@ -55,12 +89,52 @@ pub struct Checks {
     pub memory: Option<MemoryReading>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app: Option<CheckResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<MigrationsReading>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogsReading>,
+}
+
+/// The `status` of a whole answer: the worst check's, or `starting` while the agent
+/// has not started the app yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overall {
+    Healthy,
+    Degraded,
+    Unhealthy,
+    /// Not ready yet (HTTP 503); `phase` says what it is doing.
+    Starting,
+}
+
+impl From<Status> for Overall {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Healthy => Overall::Healthy,
+            Status::Degraded => Overall::Degraded,
+            Status::Unhealthy => Overall::Unhealthy,
+        }
+    }
+}
+
+/// What the server is doing, as far as the answer is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The checks decide (liveness: no checks, healthy).
+    Serving,
+    /// The agent is still starting: 503 `starting` with the stage as `phase`.
+    Starting(Stage),
+    /// Going away: 503 `unhealthy` with `"draining": true`.
+    Draining,
 }
 
 /// One answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    pub status: Status,
+    pub status: Overall,
+    /// Present only while starting: `migrating`, then `starting-app`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<&'static str>,
     /// Present (and true) only while draining, so the ALB's failure has a visible cause.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
@@ -79,29 +153,45 @@ impl Checks {
             self.database.as_ref().map(|c| c.status),
             self.memory.as_ref().map(|m| m.status),
             self.app.as_ref().map(|c| c.status),
+            self.migrations.as_ref().map(|m| m.status),
+            self.logs.as_ref().map(|l| l.status),
         ]
         .into_iter()
         .flatten()
         .max()
         .unwrap_or(Status::Healthy)
     }
+
+    /// The same checks without their error texts (`HEALTH_SHOW_DETAILS=status`): those
+    /// can name the database's user, its name and the client's address.
+    pub fn without_details(mut self) -> Self {
+        for check in [&mut self.database, &mut self.app].into_iter().flatten() {
+            check.error = None;
+        }
+        if let Some(migrations) = &mut self.migrations {
+            migrations.error = None;
+        }
+        self
+    }
 }
 
 impl Report {
     pub fn new(
         checks: Checks,
-        draining: bool,
+        mode: Mode,
         version: &str,
         uptime: Duration,
         now: SystemTime,
     ) -> Self {
+        let (status, phase) = match mode {
+            Mode::Serving => (checks.status().into(), None),
+            Mode::Starting(stage) => (Overall::Starting, Some(stage.as_str())),
+            Mode::Draining => (Overall::Unhealthy, None),
+        };
         Report {
-            status: if draining {
-                Status::Unhealthy
-            } else {
-                checks.status()
-            },
-            draining,
+            status,
+            phase,
+            draining: mode == Mode::Draining,
             timestamp: humantime::format_rfc3339_seconds(now).to_string(),
             version: version.into(),
             uptime: uptime.as_secs(),
@@ -109,11 +199,11 @@ impl Report {
         }
     }
 
-    /// 200 for healthy and degraded, 503 for unhealthy.
+    /// 200 for healthy and degraded, 503 for unhealthy and starting.
     pub fn http_status(&self) -> hyper::StatusCode {
         match self.status {
-            Status::Healthy | Status::Degraded => hyper::StatusCode::OK,
-            Status::Unhealthy => hyper::StatusCode::SERVICE_UNAVAILABLE,
+            Overall::Healthy | Overall::Degraded => hyper::StatusCode::OK,
+            Overall::Unhealthy | Overall::Starting => hyper::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -153,11 +243,11 @@ mod tests {
         let checks = Checks {
             database: Some(check(Status::Healthy)),
             memory: Some(memory(Status::Healthy)),
-            app: None,
+            ..Checks::default()
         };
         let report = Report::new(
             checks,
-            false,
+            Mode::Serving,
             "1.0.1",
             Duration::from_millis(3_600_900),
             at(1_795_343_400),
@@ -175,9 +265,10 @@ mod tests {
             database: Some(check(Status::Healthy)),
             memory: Some(memory(Status::Degraded)),
             app: Some(check(Status::Healthy)),
+            ..Checks::default()
         };
         assert_eq!(checks.status(), Status::Degraded);
-        let degraded = Report::new(checks.clone(), false, "v", Duration::ZERO, at(0));
+        let degraded = Report::new(checks.clone(), Mode::Serving, "v", Duration::ZERO, at(0));
         assert_eq!(degraded.http_status(), hyper::StatusCode::OK);
 
         checks.app = Some(CheckResult {
@@ -185,8 +276,8 @@ mod tests {
             response_time: 0,
             error: Some("connection refused".into()),
         });
-        let report = Report::new(checks, false, "v", Duration::ZERO, at(0));
-        assert_eq!(report.status, Status::Unhealthy);
+        let report = Report::new(checks, Mode::Serving, "v", Duration::ZERO, at(0));
+        assert_eq!(report.status, Overall::Unhealthy);
         assert_eq!(report.http_status(), hyper::StatusCode::SERVICE_UNAVAILABLE);
         let json = String::from_utf8(report.to_json()).unwrap();
         assert!(
@@ -200,12 +291,97 @@ mod tests {
 
     #[test]
     fn draining_is_unhealthy_and_says_so() {
-        let report = Report::new(Checks::default(), true, "v", Duration::ZERO, at(0));
+        let report = Report::new(
+            Checks::default(),
+            Mode::Draining,
+            "v",
+            Duration::ZERO,
+            at(0),
+        );
         assert_eq!(report.http_status(), hyper::StatusCode::SERVICE_UNAVAILABLE);
         let json = String::from_utf8(report.to_json()).unwrap();
         assert!(
             json.starts_with(r#"{"status":"unhealthy","draining":true,"#),
             "{json}"
         );
+    }
+
+    #[test]
+    fn starting_is_503_with_its_phase() {
+        for (stage, phase) in [
+            (Stage::Migrating, "migrating"),
+            (Stage::StartingApp, "starting-app"),
+        ] {
+            let report = Report::new(
+                Checks::default(),
+                Mode::Starting(stage),
+                "v",
+                Duration::ZERO,
+                at(0),
+            );
+            assert_eq!(report.http_status(), hyper::StatusCode::SERVICE_UNAVAILABLE);
+            let json = String::from_utf8(report.to_json()).unwrap();
+            assert!(
+                json.starts_with(&format!(
+                    r#"{{"status":"starting","phase":"{phase}","timestamp":"#
+                )),
+                "{json}"
+            );
+        }
+    }
+
+    fn migrations(status: Status, pending: usize, error: Option<&str>) -> MigrationsReading {
+        MigrationsReading {
+            status,
+            current: Some(3),
+            latest: Some(3 + pending as i32),
+            pending: Some(pending),
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn migrations_and_logs_count_towards_the_status_in_their_documented_shape() {
+        let checks = Checks {
+            migrations: Some(migrations(Status::Degraded, 1, None)),
+            logs: Some(LogsReading {
+                status: Status::Healthy,
+                shipped: 120,
+                dropped: 0,
+                rejected: 0,
+                lag_seconds: 2,
+            }),
+            ..Checks::default()
+        };
+        assert_eq!(checks.status(), Status::Degraded);
+        let report = Report::new(checks, Mode::Serving, "v", Duration::ZERO, at(0));
+        assert_eq!(report.http_status(), hyper::StatusCode::OK);
+        let json = String::from_utf8(report.to_json()).unwrap();
+        assert!(
+            json.ends_with(r#""checks":{"migrations":{"status":"degraded","current":3,"latest":4,"pending":1},"logs":{"status":"healthy","shipped":120,"dropped":0,"rejected":0,"lagSeconds":2}}}"#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn without_details_keeps_the_shape_and_statuses_but_no_error_text() {
+        let failed = CheckResult {
+            status: Status::Unhealthy,
+            response_time: 3,
+            error: Some(r#"FATAL: password authentication failed for user "app""#.into()),
+        };
+        let checks = Checks {
+            database: Some(failed.clone()),
+            app: Some(failed),
+            migrations: Some(migrations(Status::Unhealthy, 0, Some("V2__x changed"))),
+            ..Checks::default()
+        }
+        .without_details();
+        let json = serde_json::to_string(&checks).unwrap();
+        assert_eq!(
+            json,
+            r#"{"database":{"status":"unhealthy","responseTime":3},"app":{"status":"unhealthy","responseTime":3},"migrations":{"status":"unhealthy","current":3,"latest":3,"pending":0}}"#
+        );
+        assert_eq!(checks.status(), Status::Unhealthy);
     }
 }

@@ -4,6 +4,10 @@
 //! `/health/live` (liveness: no check at all, so never the database); any other method
 //! on those paths is 405, any other path 404.
 //!
+//! Until the host's [`Phase`] is ready (the agent migrating, then starting the app),
+//! the readiness path answers 503 `"status":"starting"` with its `phase`, without
+//! running a check; liveness answers 200 all along.
+//!
 //! Draining starts when the token given to [`run`] is cancelled: the readiness path
 //! answers 503 with `"draining": true` (so the ALB stops routing here), for
 //! `Config::drain`; then the server stops accepting, lets requests in flight finish, and
@@ -27,10 +31,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::AppCheck;
-use crate::config::Config;
+use crate::config::{Config, Details};
 use crate::database::{DatabaseCheck, SetupError};
+use crate::host::{Host, LogsProvider, Phase, Stage};
 use crate::memory::MemoryCheck;
-use crate::report::{Checks, Report};
+use crate::report::{Checks, Mode, Report};
 
 /// Liveness is always answered here too, so the default `probe` URL works whatever
 /// `HEALTH_PATH` says.
@@ -65,6 +70,14 @@ struct Health {
     memory: MemoryCheck,
     /// `None` unless `HEALTH_APP_URL` or `HEALTH_APP_PORT` is set.
     app: Option<AppCheck>,
+    /// The log pipeline's delivery (the agent with a log group); `None` omits the check.
+    logs: Option<LogsProvider>,
+    /// `HEALTH_LOGS_MAX_LAG`: the log check's limit.
+    logs_max_lag: Duration,
+    /// How far the host's start has got: readiness is 503 `starting` until ready.
+    phase: Phase,
+    /// `HEALTH_SHOW_DETAILS`: whether error texts go into the body.
+    details: Details,
     /// Cancelled once draining starts: readiness answers 503 from then on.
     draining: CancellationToken,
 }
@@ -80,16 +93,19 @@ struct Closing {
 
 /// Serves `/health` on `listener` until draining has run its course.
 ///
-/// Cancel `drain` to start draining (the standalone binary does it on SIGTERM, the agent
-/// when it begins to stop). `run` returns `Config::drain` later, once requests in flight
-/// have been answered. It fails only when the database check cannot be set up (unusable
-/// TLS settings).
+/// `host` is what the process running the server reports: its start's [`Phase`] and,
+/// under the agent, the log delivery ([`Host::default`] for the standalone binary:
+/// ready, no logs). Cancel `drain` to start draining (the standalone binary does it on
+/// SIGTERM, the agent when it begins to stop). `run` returns `Config::drain` later, once
+/// requests in flight have been answered. It fails only when the database check cannot
+/// be set up (unusable TLS settings).
 pub async fn run(
     listener: TcpListener,
     config: Config,
+    host: Host,
     drain: CancellationToken,
 ) -> Result<(), Error> {
-    let health = Arc::new(Health::new(&config, drain.clone())?);
+    let health = Arc::new(Health::new(&config, host, drain.clone())?);
     let local = listener
         .local_addr()
         .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
@@ -199,7 +215,7 @@ async fn serve_connection(
 }
 
 impl Health {
-    fn new(config: &Config, draining: CancellationToken) -> Result<Self, SetupError> {
+    fn new(config: &Config, host: Host, draining: CancellationToken) -> Result<Self, SetupError> {
         Ok(Health {
             started: Instant::now(),
             version: config.version.clone(),
@@ -208,10 +224,14 @@ impl Health {
             database: config
                 .database
                 .as_ref()
-                .map(DatabaseCheck::new)
+                .map(|db| DatabaseCheck::new(db, config.migrations.as_ref()))
                 .transpose()?,
             memory: MemoryCheck::new(&config.memory),
             app: config.app.as_ref().map(AppCheck::new),
+            logs: host.logs,
+            logs_max_lag: config.logs_max_lag,
+            phase: host.phase,
+            details: config.details,
             draining,
         })
     }
@@ -231,12 +251,22 @@ impl Health {
             return response;
         }
         let draining = self.draining.is_cancelled();
-        let report = if ready && !draining {
-            self.report(self.run_checks().await, false)
+        let stage = self.phase.get();
+        // Liveness never looks at anything; a draining task skips its checks (it is going
+        // away whatever they say), and so does one still starting (nothing to route to).
+        let report = if !ready {
+            self.report(Checks::default(), Mode::Serving)
+        } else if draining {
+            self.report(Checks::default(), Mode::Draining)
+        } else if stage != Stage::Ready {
+            self.report(Checks::default(), Mode::Starting(stage))
         } else {
-            // Liveness never looks at anything; a draining task skips its checks, it is
-            // going away whatever they say.
-            self.report(Checks::default(), ready && draining)
+            let checks = self.run_checks().await;
+            let checks = match self.details {
+                Details::Always => checks,
+                Details::Status => checks.without_details(),
+            };
+            self.report(checks, Mode::Serving)
         };
         let mut response = Response::new(Full::new(Bytes::from(report.to_json())));
         *response.status_mut() = report.http_status();
@@ -264,17 +294,27 @@ impl Health {
             }
         };
         let (database, memory, app) = tokio::join!(database, self.memory.check(), app);
+        let (database, migrations) = match database {
+            Some(readings) => (Some(readings.database), readings.migrations),
+            None => (None, None),
+        };
+        let logs = self
+            .logs
+            .as_ref()
+            .map(|read| crate::logs::judge(&read(), self.logs_max_lag));
         Checks {
             database,
             memory,
             app,
+            migrations,
+            logs,
         }
     }
 
-    fn report(&self, checks: Checks, draining: bool) -> Report {
+    fn report(&self, checks: Checks, mode: Mode) -> Report {
         Report::new(
             checks,
-            draining,
+            mode,
             &self.version,
             self.started.elapsed(),
             SystemTime::now(),

@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use healthcheck::{AppConfig, AppTarget, CancellationToken, Config, DatabaseConfig};
+use healthcheck::{
+    AppConfig, AppTarget, CancellationToken, Config, DatabaseConfig, Host, LogDelivery, Phase,
+    Stage,
+};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::HeaderMap;
@@ -42,10 +45,15 @@ struct Server {
 }
 
 async fn serve(config: Config) -> Server {
+    serve_for(config, Host::default()).await
+}
+
+/// A server whose host (the agent, in production) reports `host`.
+async fn serve_for(config: Config, host: Host) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let drain = CancellationToken::new();
-    let task = tokio::spawn(healthcheck::run(listener, config, drain.clone()));
+    let task = tokio::spawn(healthcheck::run(listener, config, host, drain.clone()));
     Server { addr, drain, task }
 }
 
@@ -321,6 +329,9 @@ async fn healthy_answer_has_the_documented_body_codes_and_headers() {
         body["checks"].get("app").is_none(),
         "no app configured, no app check"
     );
+    for omitted in ["migrations", "logs"] {
+        assert!(body["checks"].get(omitted).is_none(), "{omitted}: {body}");
+    }
 
     let head = request(server.addr, Method::HEAD, "/health").await;
     assert_eq!(head.status, StatusCode::OK);
@@ -510,6 +521,343 @@ async fn a_thousand_concurrent_requests_cost_at_most_a_couple_of_queries() {
     assert!(
         (1..=2).contains(&queries),
         "1,000 requests ran {queries} health check queries"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Migrations (schema version)
+
+/// A migrations folder of `count` files (`V1__step1.sql`…), each creating a table.
+fn migrations_folder(count: i32) -> TempDir {
+    let dir = TempDir::new("healthcheck_migrations");
+    for v in 1..=count {
+        dir.write(
+            &format!("V{v}__step{v}.sql"),
+            &format!("CREATE TABLE step{v} (id int);\n"),
+        );
+    }
+    dir
+}
+
+/// Applies the folder's migrations up to `target` with migrate's library.
+async fn migrate_to(db: &TestDb, dir: &Path, target: i32) {
+    let settings = migrate::Settings {
+        dir: dir.to_path_buf(),
+        target: Some(target),
+        ..migrate::Settings::default()
+    };
+    migrate::up(&db.config, &settings).await.unwrap();
+}
+
+/// Settings read the way `healthcheck serve` and the agent read them, for `db`.
+fn config_from(db: &TestDb, vars: &[(&str, &str)]) -> Config {
+    let mut all = std::collections::BTreeMap::from([("DATABASE_URL".to_owned(), db.url.clone())]);
+    all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Config::from_env(&all).unwrap()
+}
+
+#[tokio::test]
+async fn pending_migrations_are_degraded_or_unhealthy_as_configured() {
+    let db = TestDb::create("hc_pending").await;
+    let folder = migrations_folder(3);
+    migrate_to(&db, folder.path(), 2).await;
+    let dir = folder.path().to_str().unwrap();
+
+    let server = serve(config_from(&db, &[("HEALTH_MIGRATIONS_DIR", dir)])).await;
+    let answer = get(server.addr, "/health").await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(
+        body["checks"]["migrations"],
+        serde_json::json!({"status": "degraded", "current": 2, "latest": 3, "pending": 1})
+    );
+    assert_eq!(body["checks"]["database"]["status"], "healthy", "{body}");
+
+    // MIGRATIONS_DIR (migrate's, which the agent passes) works too; and a service that
+    // must not serve an old schema says so.
+    let strict = config_from(
+        &db,
+        &[
+            ("MIGRATIONS_DIR", dir),
+            ("HEALTH_MIGRATIONS_PENDING", "unhealthy"),
+        ],
+    );
+    let server = serve(strict).await;
+    let answer = get(server.addr, "/health").await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        body["checks"]["migrations"]["status"], "unhealthy",
+        "{body}"
+    );
+    assert_eq!(body["checks"]["migrations"]["pending"], 1, "{body}");
+
+    // Applied: healthy, and the cached answer follows within HEALTH_DB_CACHE.
+    migrate_to(&db, folder.path(), 3).await;
+    let addr = server.addr;
+    let current = wait_until_async(DEADLINE, || async move {
+        let answer = get(addr, "/health").await;
+        answer.status == StatusCode::OK && answer.json()["checks"]["migrations"]["current"] == 3
+    })
+    .await;
+    assert!(current, "/health did not see the migration applied");
+    let body = get(addr, "/health").await.json();
+    assert_eq!(
+        body["checks"]["migrations"],
+        serde_json::json!({"status": "healthy", "current": 3, "latest": 3, "pending": 0})
+    );
+}
+
+#[tokio::test]
+async fn drift_is_unhealthy_and_names_the_migration() {
+    let db = TestDb::create("hc_drift").await;
+    let folder = migrations_folder(2);
+    migrate_to(&db, folder.path(), 2).await;
+    // Edited after it was applied.
+    folder.write("V1__step1.sql", "CREATE TABLE step1 (id bigint);\n");
+    let dir = folder.path().to_str().unwrap();
+    let server = serve(config_from(&db, &[("HEALTH_MIGRATIONS_DIR", dir)])).await;
+    let answer = get(server.addr, "/health").await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unhealthy");
+    let migrations = &body["checks"]["migrations"];
+    assert_eq!(migrations["status"], "unhealthy", "{body}");
+    assert_eq!(
+        (migrations["current"].clone(), migrations["pending"].clone()),
+        (2.into(), 0.into())
+    );
+    let error = answer.error_of("migrations");
+    assert_eq!(error, "drift: V1__step1 changed after it was applied");
+
+    // A file gone from the image.
+    std::fs::remove_file(folder.join("V2__step2.sql")).unwrap();
+    std::fs::write(
+        folder.join("V1__step1.sql"),
+        "CREATE TABLE step1 (id int);\n",
+    )
+    .unwrap();
+    let server = serve(config_from(&db, &[("HEALTH_MIGRATIONS_DIR", dir)])).await;
+    let answer = get(server.addr, "/health").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    let error = answer.error_of("migrations");
+    assert!(
+        error.contains("V2__step2 is applied but its file is missing"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_migrations_check_shares_the_database_checks_bound_and_hides_the_password() {
+    let password = "Migr-S3cret-pw";
+    let folder = migrations_folder(1);
+    let mut config = config();
+    config.database = database(pg_at(closed_port(), password));
+    config.migrations = Some(healthcheck::MigrationsConfig {
+        dir: folder.path().to_path_buf(),
+        pending: healthcheck::Status::Degraded,
+        allow_missing: false,
+    });
+    let answer = unavailable_within_the_bound(config).await;
+    let body = answer.json();
+    assert_eq!(
+        (
+            body["checks"]["migrations"]["status"].clone(),
+            body["checks"]["migrations"]["current"].clone()
+        ),
+        ("unhealthy".into(), Value::Null),
+        "{body}"
+    );
+    let error = answer.error_of("migrations");
+    assert!(error.starts_with("cannot connect: "), "{error}");
+    assert_no_secret(&answer, password);
+}
+
+// ---------------------------------------------------------------------------------------
+// The host's start and its log delivery (what the agent reports)
+
+#[tokio::test]
+async fn while_the_host_starts_readiness_is_503_starting_and_liveness_200() {
+    // A hung database: a check would take the whole timeout; none runs while starting.
+    let hung = silent_listener().await;
+    let mut config = config();
+    config.database = database(pg_at(hung.addr, "pw"));
+    let phase = Phase::new(Stage::Migrating);
+    let host = Host {
+        phase: phase.clone(),
+        logs: None,
+    };
+    let server = serve_for(config, host).await;
+
+    for (stage, name) in [
+        (Stage::Migrating, "migrating"),
+        (Stage::StartingApp, "starting-app"),
+    ] {
+        phase.set(stage);
+        let started = Instant::now();
+        let answer = get(server.addr, "/health").await;
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a check ran"
+        );
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.header("cache-control"), "no-store");
+        let body = answer.json();
+        assert_eq!(body["status"], "starting", "{body}");
+        assert_eq!(body["phase"], name, "{body}");
+        assert_eq!(body["checks"], serde_json::json!({}), "{body}");
+        let live = get(server.addr, "/health/live").await;
+        assert_eq!(live.status, StatusCode::OK);
+        assert!(live.json().get("phase").is_none());
+    }
+    assert_eq!(
+        hung.accepted.load(Ordering::SeqCst),
+        0,
+        "checked while starting"
+    );
+
+    phase.set(Stage::Ready);
+    let body = get(server.addr, "/health").await.json();
+    assert_eq!(body["status"], "unhealthy", "the checks decide now: {body}");
+    assert!(body.get("phase").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn log_delivery_behind_or_dropping_is_degraded_never_unhealthy() {
+    let delivery = Arc::new(std::sync::Mutex::new(LogDelivery {
+        shipped: 120,
+        ..LogDelivery::default()
+    }));
+    let read = delivery.clone();
+    let host = Host {
+        phase: Phase::ready(),
+        logs: Some(Arc::new(move || *read.lock().unwrap())),
+    };
+    let config = Config::from_env(&[("HEALTH_LOGS_MAX_LAG", "10s")]).unwrap();
+    let server = serve_for(config, host).await;
+
+    let logs = |answer: &Answer| answer.json()["checks"]["logs"].clone();
+    let answer = get(server.addr, "/health").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        logs(&answer),
+        serde_json::json!({"status": "healthy", "shipped": 120, "dropped": 0, "rejected": 0, "lagSeconds": 0})
+    );
+
+    // CloudWatch unreachable for an hour: degraded, still routed.
+    delivery.lock().unwrap().lag = Duration::from_secs(3600);
+    let answer = get(server.addr, "/health").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["status"], "degraded");
+    assert_eq!(logs(&answer)["lagSeconds"], 3600);
+
+    // Caught up, but dropped events 2 s ago.
+    *delivery.lock().unwrap() = LogDelivery {
+        shipped: 500,
+        dropped: 40,
+        rejected: 2,
+        lag: Duration::ZERO,
+        last_drop: Some(Duration::from_secs(2)),
+    };
+    let answer = get(server.addr, "/health").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        logs(&answer),
+        serde_json::json!({"status": "degraded", "shipped": 500, "dropped": 40, "rejected": 2, "lagSeconds": 0})
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// What an anonymous caller sees (HEALTH_SHOW_DETAILS)
+
+/// `healthcheck serve` (the built binary) on a free port with `vars`: the child and the
+/// address it listens on.
+async fn serve_binary(vars: &[(&str, &str)]) -> (tokio::process::Child, SocketAddr) {
+    let mut child = healthcheck()
+        .arg("serve")
+        .envs([("HEALTH_ADDR", "127.0.0.1:0"), ("LOG_FORMAT", "json")])
+        .envs(vars.iter().copied())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let event: Value = serde_json::from_str(&line).unwrap();
+            if let Some(addr) = event["addr"].as_str() {
+                return addr.parse().unwrap();
+            }
+        }
+        panic!("healthcheck serve exited before listening");
+    })
+    .await
+    .expect("healthcheck serve did not start listening");
+    // The rest of its messages are not needed, but the pipe must not fill up.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_details_status_keeps_the_shape_without_error_texts() {
+    let db = TestDb::create("hc_details").await;
+    let user = db.config.user.clone();
+    // A rejected password: the error names the user.
+    let wrong = db.url.replacen(
+        &format!("//{user}:"),
+        &format!("//{user}:Wr0ng-Details-pw-"),
+        1,
+    );
+    assert_ne!(wrong, db.url, "the test URL carries a password");
+    let folder = migrations_folder(1);
+    let dir = folder.path().to_str().unwrap().to_owned();
+    let vars = |details: &'static str| {
+        vec![
+            ("DATABASE_URL", wrong.clone()),
+            ("HEALTH_MIGRATIONS_DIR", dir.clone()),
+            ("HEALTH_SHOW_DETAILS", details.to_owned()),
+        ]
+    };
+    let run = |vars: Vec<(&'static str, String)>| async move {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (_child, addr) = serve_binary(&vars).await;
+        get(addr, "/health").await
+    };
+
+    let always = run(vars("always")).await;
+    assert_eq!(always.status, StatusCode::SERVICE_UNAVAILABLE);
+    let error = always.error_of("database");
+    assert!(error.contains(&format!(r#"user "{user}""#)), "{error}");
+
+    let hidden = run(vars("status")).await;
+    assert_eq!(hidden.status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = hidden.json();
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(
+        body["checks"]["database"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["responseTime", "status"],
+        "{body}"
+    );
+    assert_eq!(body["checks"]["database"]["status"], "unhealthy");
+    assert_eq!(
+        body["checks"]["migrations"],
+        serde_json::json!({"status": "unhealthy", "current": null, "latest": null, "pending": null})
+    );
+    let text = String::from_utf8_lossy(&hidden.body);
+    testkit::leaks::assert_absent(
+        &[("the /health body", &text)],
+        [
+            user.as_str(),
+            db.name.as_str(),
+            "Wr0ng-Details-pw-",
+            "password",
+            "127.0.0.1",
+        ],
     );
 }
 

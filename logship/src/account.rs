@@ -1,8 +1,14 @@
 //! Self-accounting: every line is captured, shipped, or counted as dropped or rejected
 //! with a reason. Counters are atomics (the capture tasks and the shipper update them
 //! concurrently) and are published as an Embedded Metric Format event.
+//!
+//! [`Progress`] reads the same counters for `/health` (the agent's `checks.logs`): how
+//! long events have waited for delivery, and when events were last dropped. It only
+//! samples them; the pipeline keeps no clock for it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
@@ -74,6 +80,145 @@ impl Counters {
     }
 }
 
+/// What `/health` shows of the delivery to CloudWatch Logs: a snapshot, read only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogHealth {
+    /// Events CloudWatch Logs accepted.
+    pub shipped: u64,
+    /// Events dropped on the way: the buffer was full, or still held them at the stop.
+    pub dropped: u64,
+    /// Events CloudWatch Logs refused (their timestamps, or a batch refused for good).
+    pub rejected: u64,
+    /// How long events have been waiting without delivery making progress (to the
+    /// sampling interval); zero when nothing waits.
+    pub lag: Duration,
+    /// How long ago events were last dropped; `None` when never.
+    pub last_drop: Option<Duration>,
+}
+
+/// Follows the delivery from samples of the counters and of the shipper's buffer: since
+/// when events have been waiting without any being delivered, and when events were last
+/// dropped.
+///
+/// "Waiting" starts with the first sample that sees events arrive (or still buffered)
+/// while nothing was delivered, and ends with a sample that sees deliveries and an
+/// empty buffer; deliveries with events still buffered restart it (the backlog moves).
+/// Events taken out of the buffer but not delivered keep a wait going, but do not start
+/// one: a quiet app's last events shows as lag from its next event on.
+#[derive(Debug)]
+pub struct Progress {
+    state: Mutex<Sample>,
+}
+
+#[derive(Debug)]
+struct Sample {
+    /// Events handed to the pipeline so far (events and their extra parts).
+    arrived: u64,
+    /// Events CloudWatch Logs has answered for (accepted or refused).
+    delivered: u64,
+    dropped: u64,
+    waiting_since: Option<Instant>,
+    dropped_at: Option<Instant>,
+}
+
+/// The counters' totals that [`Progress`] follows.
+struct Totals {
+    arrived: u64,
+    delivered: u64,
+    dropped: u64,
+    rejected: u64,
+    shipped: u64,
+}
+
+impl Totals {
+    fn of(c: &Counters) -> Self {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let rejected = get(&c.rejected_too_new)
+            + get(&c.rejected_too_old)
+            + get(&c.rejected_expired)
+            + get(&c.rejected_invalid);
+        let shipped = get(&c.shipped);
+        Totals {
+            arrived: get(&c.events) + get(&c.split_parts),
+            delivered: shipped + rejected,
+            dropped: get(&c.dropped_buffer_full) + get(&c.dropped_at_shutdown),
+            rejected,
+            shipped,
+        }
+    }
+}
+
+impl Progress {
+    /// Starts following from what `counters` hold now.
+    pub fn new(counters: &Counters) -> Self {
+        let t = Totals::of(counters);
+        Progress {
+            state: Mutex::new(Sample {
+                arrived: t.arrived,
+                delivered: t.delivered,
+                dropped: t.dropped,
+                waiting_since: None,
+                dropped_at: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sample> {
+        // Every update assigns whole fields: a poisoned lock still holds a good sample.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One sample at `now`, with `buffered` events in the shipper's buffer.
+    pub fn observe(&self, counters: &Counters, buffered: usize, now: Instant) {
+        let t = Totals::of(counters);
+        let mut s = self.lock();
+        let arrived = t.arrived > s.arrived;
+        let delivered = t.delivered > s.delivered;
+        if t.dropped > s.dropped {
+            s.dropped_at = Some(now);
+        }
+        s.waiting_since = if delivered {
+            (buffered > 0).then_some(now)
+        } else if arrived || buffered > 0 {
+            Some(s.waiting_since.unwrap_or(now))
+        } else {
+            s.waiting_since
+        };
+        s.arrived = t.arrived;
+        s.delivered = t.delivered;
+        s.dropped = t.dropped;
+    }
+
+    /// The figures now, with the wait and the last drop as of the last sample.
+    pub fn health(&self, counters: &Counters, now: Instant) -> LogHealth {
+        let t = Totals::of(counters);
+        let s = self.lock();
+        LogHealth {
+            shipped: t.shipped,
+            dropped: t.dropped,
+            rejected: t.rejected,
+            lag: s
+                .waiting_since
+                .map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
+            last_drop: s.dropped_at.map(|at| now.saturating_duration_since(at)),
+        }
+    }
+}
+
+/// A read-only view of the delivery, for `/health`: cheap to clone, and to read from
+/// any thread (atomics and one short lock).
+#[derive(Debug, Clone)]
+pub struct DeliveryHealth {
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl DeliveryHealth {
+    pub fn snapshot(&self) -> LogHealth {
+        self.progress.health(&self.counters, Instant::now())
+    }
+}
+
 /// An Embedded Metric Format event: a root `_aws` object declaring the metrics, and
 /// the values as root members. `redactions` are the sanitizer's counts by detector.
 pub fn emf_event(
@@ -142,5 +287,67 @@ mod tests {
             assert!(v.get(m["Name"].as_str().unwrap()).is_some(), "{m}");
         }
         assert_eq!(v["_aws"]["Timestamp"], 1_000);
+    }
+
+    fn secs(start: Instant, n: u64) -> Instant {
+        start + Duration::from_secs(n)
+    }
+
+    #[test]
+    fn lag_grows_while_nothing_is_delivered_and_ends_when_all_is() {
+        let c = Counters::default();
+        let p = Progress::new(&c);
+        let t0 = Instant::now();
+        p.observe(&c, 0, t0);
+        assert_eq!(
+            p.health(&c, secs(t0, 5)).lag,
+            Duration::ZERO,
+            "nothing waits"
+        );
+
+        Counters::add(&c.events, 3);
+        p.observe(&c, 3, secs(t0, 1));
+        Counters::add(&c.events, 2);
+        p.observe(&c, 0, secs(t0, 2)); // taken into a batch, not delivered
+        p.observe(&c, 0, secs(t0, 3)); // still not
+        let h = p.health(&c, secs(t0, 10));
+        assert_eq!(h.lag, Duration::from_secs(9));
+        assert_eq!((h.shipped, h.dropped, h.rejected), (0, 0, 0));
+
+        Counters::add(&c.shipped, 4);
+        Counters::add(&c.rejected_invalid, 1);
+        p.observe(&c, 0, secs(t0, 11));
+        let h = p.health(&c, secs(t0, 12));
+        assert_eq!(h.lag, Duration::ZERO);
+        assert_eq!((h.shipped, h.rejected), (4, 1));
+    }
+
+    #[test]
+    fn a_moving_backlog_restarts_the_wait() {
+        let c = Counters::default();
+        let p = Progress::new(&c);
+        let t0 = Instant::now();
+        Counters::add(&c.events, 100);
+        p.observe(&c, 100, t0);
+        Counters::add(&c.shipped, 50);
+        p.observe(&c, 50, secs(t0, 4));
+        assert_eq!(p.health(&c, secs(t0, 5)).lag, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn drops_are_counted_and_dated() {
+        let c = Counters::default();
+        let p = Progress::new(&c);
+        let t0 = Instant::now();
+        p.observe(&c, 0, t0);
+        assert_eq!(p.health(&c, t0).last_drop, None);
+        Counters::add(&c.dropped_buffer_full, 7);
+        p.observe(&c, 10, secs(t0, 2));
+        Counters::add(&c.shipped, 10);
+        p.observe(&c, 0, secs(t0, 3));
+        let h = p.health(&c, secs(t0, 30));
+        assert_eq!(h.dropped, 7);
+        assert_eq!(h.last_drop, Some(Duration::from_secs(28)));
+        assert_eq!(h.lag, Duration::ZERO);
     }
 }

@@ -10,6 +10,7 @@ use conventions::{parse, Checker, Env};
 
 use crate::batch::{MAX_EVENT_BYTES, MIN_EVENT_BYTES};
 use crate::buffer::FullPolicy;
+use crate::structure::Level;
 
 /// CloudWatch Logs: a group name is 1–512 characters of `a-zA-Z0-9_-/.#`.
 const MAX_GROUP_NAME: usize = 512;
@@ -27,6 +28,9 @@ mod default {
     pub const STDOUT: &str = "auto";
     pub const MULTILINE: &str = "on";
     pub const STRIP_ANSI: &str = "on";
+    /// A stderr line that states no level gets none: the stream says nothing about
+    /// how bad a line is (Go's `log`, most CLIs, write every line there).
+    pub const STDERR_LEVEL: &str = "none";
     pub const ECS_CONTEXT: &str = "auto";
     pub const FLUSH: &str = "1s";
     pub const BUFFER: &str = "64MiB";
@@ -61,6 +65,9 @@ pub struct LogArgs {
     /// Remove ANSI colour codes from text lines (on/off).
     #[arg(long = "log-strip-ansi", env = "DECKHAND_LOG_STRIP_ANSI", default_value = default::STRIP_ANSI)]
     pub strip_ansi: String,
+    /// Level of a text line on stderr that states none (no level word, no crash): error, warn, info, debug, trace, or none (no level key). Never applied to stdout.
+    #[arg(long = "log-stderr-level", env = "DECKHAND_LOG_STDERR_LEVEL", default_value = default::STDERR_LEVEL)]
+    pub stderr_level: String,
     /// Add the ECS task id, container name and task definition to each event: auto (when the metadata endpoint exists), on, off.
     #[arg(long = "log-ecs-context", env = "DECKHAND_LOG_ECS_CONTEXT", default_value = default::ECS_CONTEXT)]
     pub ecs_context: String,
@@ -110,6 +117,8 @@ pub struct LogSettings {
     pub stdout: bool,
     pub multiline: bool,
     pub strip_ansi: bool,
+    /// DECKHAND_LOG_STDERR_LEVEL; `None`: no level for a stderr line that states none.
+    pub stderr_level: Option<Level>,
     pub ecs_context: AutoSwitch,
     pub max_event_bytes: usize,
     pub flush: Duration,
@@ -200,6 +209,11 @@ impl LogSettings {
                 default::STRIP_ANSI,
                 parse::boolean,
             ),
+            stderr_level: c.get(
+                "DECKHAND_LOG_STDERR_LEVEL",
+                default::STDERR_LEVEL,
+                stderr_level,
+            ),
             ecs_context: c.get(
                 "DECKHAND_LOG_ECS_CONTEXT",
                 default::ECS_CONTEXT,
@@ -246,6 +260,13 @@ fn redact_patterns<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Vec<regex::Regex>
             Vec::new()
         }
     }
+}
+
+/// `DECKHAND_LOG_STDERR_LEVEL`: a level of the events' vocabulary but `fatal` (a line
+/// that says nothing is no crash), or `none`.
+fn stderr_level(s: &str) -> Result<Option<Level>, String> {
+    let name = parse::one_of(s, &["error", "warn", "info", "debug", "trace", "none"])?;
+    Ok(Level::ALL.into_iter().find(|l| l.as_str() == name))
 }
 
 fn group_name(g: &str) -> Result<String, String> {
@@ -319,6 +340,7 @@ mod tests {
         assert_eq!(s.metrics_interval, Duration::from_secs(60));
         assert!(s.multiline && s.strip_ansi && !s.redact_name);
         assert_eq!(s.ecs_context, AutoSwitch::Auto);
+        assert_eq!(s.stderr_level, None, "no level is invented for stderr");
         assert_eq!(s.stream_prefix, "app");
         let s = parse(&["--log-group", "/aws/ec2/roastify"]).unwrap();
         assert!(!s.stdout, "auto: a group means no stdout copy");
@@ -400,6 +422,29 @@ mod tests {
             AutoSwitch::Off
         );
         assert!(parse(&["--log-ecs-context", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn stderr_level_values() {
+        assert_eq!(
+            parse(&["--log-stderr-level", "info"]).unwrap().stderr_level,
+            Some(Level::Info)
+        );
+        assert_eq!(
+            parse(&["--log-stderr-level", "error"])
+                .unwrap()
+                .stderr_level,
+            Some(Level::Error)
+        );
+        assert_eq!(
+            parse(&["--log-stderr-level", "none"]).unwrap().stderr_level,
+            None
+        );
+        let err = parse(&["--log-stderr-level", "fatal"]).unwrap_err();
+        assert_eq!(
+            err,
+            "--log-stderr-level=\"fatal\" is not valid: must be one of error, warn, info, debug, trace, none"
+        );
     }
 
     #[test]

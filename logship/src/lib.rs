@@ -49,7 +49,7 @@ use tokio::io::AsyncRead;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use account::Counters;
+use account::{Counters, DeliveryHealth, LogHealth, Progress};
 use buffer::Buffer;
 use capture::Pipeline;
 use config::{AutoSwitch, LogSettings};
@@ -59,6 +59,9 @@ use structure::{Context, Event, Stream};
 
 /// How long a multi-line event waits for its next continuation line.
 const MULTILINE_WINDOW: Duration = Duration::from_millis(200);
+/// How often the delivery's progress is sampled for `/health` ([`Logs::health`]): the
+/// lag it reports is exact to this much, well under any sensible `HEALTH_LOGS_MAX_LAG`.
+const HEALTH_SAMPLE: Duration = Duration::from_secs(1);
 
 /// The running pipeline.
 pub struct Logs {
@@ -68,6 +71,8 @@ pub struct Logs {
     stdout: Option<stdout::Stdout>,
     counters: Arc<Counters>,
     destination: Option<Destination>,
+    /// The delivery as `/health` shows it, when events are shipped.
+    health: Option<DeliveryHealth>,
     /// Where every task of the pipeline runs; dropped last.
     runtime: runtime::Dedicated,
 }
@@ -123,7 +128,7 @@ impl Logs {
         let runtime = runtime::Dedicated::start("logs")?;
         let counters = Arc::new(Counters::default());
         let sanitizer = Arc::new(sanitize::Current::new(sanitizer, config));
-        let (buffer, delivery, destination) = match (&settings.group, sdk) {
+        let (buffer, delivery, destination, health) = match (&settings.group, sdk) {
             (Some(group), Some(sdk)) => {
                 let dest = Destination {
                     group: group.clone(),
@@ -153,9 +158,14 @@ impl Logs {
                     options,
                     stopped,
                 ));
-                (Some(buffer), Some((stop, task)), Some(dest))
+                let health = DeliveryHealth {
+                    progress: Arc::new(Progress::new(&counters)),
+                    counters: counters.clone(),
+                };
+                runtime.spawn(follow_delivery(health.clone(), buffer.clone()));
+                (Some(buffer), Some((stop, task)), Some(dest), Some(health))
             }
-            _ => (None, None, None),
+            _ => (None, None, None, None),
         };
         let stdout = if settings.stdout {
             Some(stdout::Stdout::start(
@@ -172,6 +182,7 @@ impl Logs {
                 multiline: settings.multiline,
                 strip_ansi: settings.strip_ansi,
                 context: context.filter(|_| settings.ecs_context != AutoSwitch::Off),
+                stderr_level: settings.stderr_level,
             },
             sanitizer,
             buffer,
@@ -187,6 +198,7 @@ impl Logs {
                 stdout,
                 counters,
                 destination,
+                health,
                 runtime,
             },
             skipped,
@@ -253,6 +265,17 @@ impl Logs {
         self.destination.as_ref()
     }
 
+    /// The delivery to CloudWatch Logs as `/health` shows it (shipped, dropped,
+    /// rejected, lag); `None` when events are not shipped.
+    pub fn health(&self) -> Option<LogHealth> {
+        self.health.as_ref().map(DeliveryHealth::snapshot)
+    }
+
+    /// The same, as a handle another thread (the health server's) can keep and read.
+    pub fn health_handle(&self) -> Option<DeliveryHealth> {
+        self.health.clone()
+    }
+
     /// Ships and writes what is buffered, giving up at `deadline`. Call after the
     /// capture tasks have finished (the app's pipes are closed).
     pub async fn finish(self, deadline: Instant) -> Report {
@@ -285,6 +308,18 @@ impl AgentEvents {
     pub async fn send(&self, timestamp_ms: i64, json: String) {
         let mut events = vec![Event { timestamp_ms, json }];
         self.0.emit_to(&mut events, false).await;
+    }
+}
+
+/// Samples the delivery for [`Logs::health`] until the pipeline's runtime goes away.
+async fn follow_delivery(health: DeliveryHealth, buffer: Arc<Buffer>) {
+    let mut every = tokio::time::interval(HEALTH_SAMPLE);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        health
+            .progress
+            .observe(&health.counters, buffer.len(), std::time::Instant::now());
     }
 }
 

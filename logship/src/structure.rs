@@ -2,8 +2,12 @@
 //!
 //! A line that is a JSON object stays as the app wrote it (its fields untouched; the
 //! ECS context, when configured, is appended as one more field). Any other line becomes
-//! `{"timestamp", "level", "stream", "message"}`. Continuation lines (indented lines,
-//! `Caused by:`, Python tracebacks, PEM blocks) join the event before them on the same
+//! `{"timestamp", "level", "stream", "message"}`, with a `level` only when the event's
+//! first line states one (a level word near its start, or a crash's own first line:
+//! see [`text_level`]); a line that states none gets no `level` key, or on stderr the
+//! one configured (`DECKHAND_LOG_STDERR_LEVEL`): no level is ever guessed from the
+//! stream. Continuation lines (indented lines, `Caused by:`, Python tracebacks, Go
+//! panics, PEM blocks) join the event before them on the same
 //! stream, up to [`MAX_JOINED_LINES`] lines and [`MAX_JOINED_BYTES`]. Invalid UTF-8 and
 //! control characters are escaped, never dropped; ANSI colour codes are stripped unless
 //! configured otherwise.
@@ -43,9 +47,9 @@ pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// (1 MB, [`MAX_EVENT_BYTES`]) with its other fields, so joining never makes an event
 /// that has to be split into parts. The next continuation line starts a new event.
 pub const MAX_JOINED_BYTES: usize = MAX_EVENT_BYTES - TEXT_EVENT_ROOM;
-/// Room left in a text event for everything but its message: the timestamp, level and
-/// stream fields (under 100 bytes) and the ECS context (ECS names are at most 255
-/// characters each, so well under 1 KiB).
+/// Room left in a text event for everything but its message: the timestamp, level
+/// (when it has one; an event without is shorter) and stream fields (under 100 bytes)
+/// and the ECS context (ECS names are at most 255 characters each, so well under 1 KiB).
 const TEXT_EVENT_ROOM: usize = 2048;
 /// A multi-line event takes at most this many lines. A JVM prints at most 1,024 frames
 /// of a throwable (HotSpot's `MaxJavaStackTraceDepth` default), so a whole deep trace
@@ -68,6 +72,43 @@ impl Stream {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
             Stream::Agent => "agent",
+        }
+    }
+}
+
+/// The `level` of a text event: the words [`text_level`] reads, and the values of
+/// `DECKHAND_LOG_STDERR_LEVEL`. A JSON line's own `level` is the app's, never read or
+/// changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Fatal,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl Level {
+    /// Every level, most severe first.
+    pub const ALL: [Level; 6] = [
+        Level::Fatal,
+        Level::Error,
+        Level::Warn,
+        Level::Info,
+        Level::Debug,
+        Level::Trace,
+    ];
+
+    /// As written in the event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Fatal => "fatal",
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+            Level::Trace => "trace",
         }
     }
 }
@@ -98,6 +139,10 @@ pub struct Options {
     /// Remove ANSI colour codes (else they are kept, escaped).
     pub strip_ansi: bool,
     pub context: Option<Context>,
+    /// The level of a text line on stderr that states none (DECKHAND_LOG_STDERR_LEVEL);
+    /// `None`: such a line has no `level` key. Never applied to stdout: a line there
+    /// that states no level has none either.
+    pub stderr_level: Option<Level>,
 }
 
 impl Default for Options {
@@ -106,6 +151,7 @@ impl Default for Options {
             multiline: true,
             strip_ansi: true,
             context: None,
+            stderr_level: None,
         }
     }
 }
@@ -117,6 +163,9 @@ pub struct Structurer {
     stream: Stream,
     multiline: bool,
     strip_ansi: bool,
+    /// The level of an event whose first line states none: the configured stderr
+    /// level on stderr, else none.
+    unstated_level: Option<Level>,
     /// `,"ecs":{…}` ready to splice in, computed once.
     context_field: String,
     pending: Option<Pending>,
@@ -173,6 +222,9 @@ enum Block {
     Traceback,
     /// Inside `-----BEGIN …-----` until the matching END line.
     Pem,
+    /// After a Go `panic: ` or `fatal error: ` line: the goroutine dump, as long as its
+    /// lines look like one ([`go_trace_line`]).
+    GoPanic,
 }
 
 impl Structurer {
@@ -190,6 +242,10 @@ impl Structurer {
             stream,
             multiline: options.multiline,
             strip_ansi: options.strip_ansi,
+            unstated_level: match stream {
+                Stream::Stderr => options.stderr_level,
+                Stream::Stdout | Stream::Agent => None,
+            },
             context_field,
             pending: None,
         }
@@ -299,15 +355,14 @@ impl Structurer {
     }
 
     fn text_event(&self, p: Pending) -> Event {
-        let level = text_level(&p.message).unwrap_or(match self.stream {
-            Stream::Stderr => "error",
-            _ => "info",
-        });
+        let level = text_level(&p.message).or(self.unstated_level);
         let mut json = String::with_capacity(p.message.len() + 96 + self.context_field.len());
         json.push_str("{\"timestamp\":\"");
         push_rfc3339(&mut json, p.received_ms);
-        json.push_str("\",\"level\":\"");
-        json.push_str(level);
+        if let Some(level) = level {
+            json.push_str("\",\"level\":\"");
+            json.push_str(level.as_str());
+        }
         json.push_str("\",\"stream\":\"");
         json.push_str(self.stream.as_str());
         json.push_str("\",\"message\":");
@@ -402,6 +457,7 @@ pub fn accept_timestamp(app_ms: Option<i64>, now_ms: i64) -> i64 {
 fn continues(p: &Pending, line: &str) -> bool {
     match p.kind {
         Block::Pem | Block::Traceback => true,
+        Block::GoPanic => go_trace_line(line),
         Block::Plain => {
             line.starts_with([' ', '\t'])
                 || line.starts_with("Caused by:")
@@ -420,12 +476,18 @@ fn start_block(p: &mut Pending) {
         p.kind = Block::Traceback;
     } else if t.starts_with("-----BEGIN ") && !t.contains("-----END ") {
         p.kind = Block::Pem;
+    } else if p.message.starts_with("panic: ") || p.message.starts_with("fatal error: ") {
+        // Go's runtime writes these at the start of the line, then a blank line and
+        // the goroutines.
+        p.kind = Block::GoPanic;
     }
 }
 
 /// The block a pending event is in after `line` joined it: a block ends on its last
 /// line, the exception line of a traceback (the first line that is not indented) or a
-/// PEM END line. Looks at `line` only.
+/// PEM END line. A Go panic has no last line (the program is gone): it ends at the
+/// first line that is not part of a goroutine dump, which [`continues`] does not join.
+/// Looks at `line` only.
 fn block_after(kind: Block, line: &str) -> Block {
     match kind {
         Block::Pem if line.trim_start().starts_with("-----END ") => Block::Plain,
@@ -441,20 +503,96 @@ fn block_after(kind: Block, line: &str) -> Block {
     }
 }
 
-/// A level word near the start of a text line (`ERROR`, `[warn]`, `level=debug`).
-fn text_level(message: &str) -> Option<&'static str> {
-    const LEVELS: [(&str, &str); 9] = [
-        ("FATAL", "fatal"),
-        ("CRITICAL", "fatal"),
-        ("ERROR", "error"),
-        ("WARNING", "warn"),
-        ("WARN", "warn"),
-        ("INFO", "info"),
-        ("DEBUG", "debug"),
-        ("TRACE", "trace"),
-        ("PANIC", "fatal"),
+/// Whether `line` belongs to the goroutine dump after a Go `panic:` or `fatal error:`
+/// line: `goroutine 1 [running]:`, a frame's function (`main.main()`,
+/// `main.(*Server).handle(0xc000010000, {0x4b0f3a, 0x3})`: no space before its first
+/// `(`, and a `)` at the end), the indented file line under it, `created by …`,
+/// `[signal SIGSEGV: …]`, `runtime stack:`, a repeated `panic: …`. The blank lines
+/// between them are skipped by [`Structurer::push`]. Looks at `line` only.
+fn go_trace_line(line: &str) -> bool {
+    const STARTS: [&str; 7] = [
+        "goroutine ",
+        "created by ",
+        "[signal ",
+        "runtime stack:",
+        "panic: ",
+        "fatal error: ",
+        "...",
     ];
-    let head = &message.as_bytes()[..message.len().min(64)];
+    line.starts_with([' ', '\t'])
+        || STARTS.iter().any(|s| line.starts_with(s))
+        || (line.ends_with(')')
+            && line
+                .split_once('(')
+                .is_some_and(|(function, _)| !function.is_empty() && !function.contains(' ')))
+}
+
+/// A level word counts within this many bytes of an event's first line ("near its
+/// start").
+const LEVEL_WORD_SPAN: usize = 64;
+/// The longest exception name [`exception_line`] reads: the JVM's long ones
+/// (`org.springframework.beans.factory.UnsatisfiedDependencyException`) are under 70.
+const MAX_EXCEPTION_NAME: usize = 256;
+
+/// The level an event's first line states, if it states one; `None` otherwise, and
+/// the caller invents none. In this order:
+/// - the first line of a crash, an error: Python's `Traceback (most recent call
+///   last):`, the JVM's `Exception in thread "main" …`, an exception's name at the very
+///   start of the line (`ValueError: bad value`, Node's `Error: boom`,
+///   `java.lang.IllegalStateException: boom`: [`exception_line`]);
+/// - a level word in the first 64 bytes (`ERROR`, `[warn]`, `level=debug`, git's
+///   `fatal:`, Go's `panic:` and `fatal error:`), all upper or all lower case.
+///
+/// Only a bounded start of the first line is read (continuation lines never change an
+/// event's level: a Python traceback's is its first line's), and nothing is allocated.
+fn text_level(message: &str) -> Option<Level> {
+    let line = message.trim_start_matches([' ', '\t']).as_bytes();
+    // Enough for every check below: the longest exception name read, and its `: `.
+    let head = &line[..line.len().min(MAX_EXCEPTION_NAME + 2)];
+    let head = head.split(|b| *b == b'\n').next().unwrap_or(head);
+    if head.starts_with(b"Traceback (most recent call last):")
+        || head.starts_with(b"Exception in thread \"")
+        || exception_line(head)
+    {
+        return Some(Level::Error);
+    }
+    level_word(&head[..head.len().min(LEVEL_WORD_SPAN)])
+}
+
+/// `ValueError: bad value`, `Error: boom`, `java.lang.IllegalStateException: boom`, or
+/// `java.lang.NullPointerException` alone: a name of ASCII letters, digits, `_`, `$`
+/// and `.` that starts with a letter and ends in `Error` or `Exception` (as written in
+/// class names), opening the line, followed by `:` and a space or tab, or by the
+/// line's end. Prose does not pass: `Error handling is on`, `Errors: 0`,
+/// `error: x` (that one is a level word).
+fn exception_line(line: &[u8]) -> bool {
+    let limit = line.len().min(MAX_EXCEPTION_NAME + 1);
+    let name_len = line[..limit]
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'.')))
+        .unwrap_or(limit);
+    if name_len > MAX_EXCEPTION_NAME {
+        return false;
+    }
+    let (name, rest) = line.split_at(name_len);
+    name.first().is_some_and(u8::is_ascii_alphabetic)
+        && (name.ends_with(b"Error") || name.ends_with(b"Exception"))
+        && matches!(rest, [] | [b':'] | [b':', b' ' | b'\t', ..])
+}
+
+/// A level word (`ERROR`, `[warn]`, `level=debug`) in `head`.
+fn level_word(head: &[u8]) -> Option<Level> {
+    const LEVELS: [(&str, Level); 9] = [
+        ("FATAL", Level::Fatal),
+        ("CRITICAL", Level::Fatal),
+        ("ERROR", Level::Error),
+        ("WARNING", Level::Warn),
+        ("WARN", Level::Warn),
+        ("INFO", Level::Info),
+        ("DEBUG", Level::Debug),
+        ("TRACE", Level::Trace),
+        ("PANIC", Level::Fatal),
+    ];
     for word in head.split(|b| !b.is_ascii_alphabetic()) {
         if word.len() < 4 || word.len() > 8 {
             continue;
@@ -618,10 +756,11 @@ mod tests {
             assert_eq!(parsed(e)["ecs"]["task_definition"], "web:7", "{}", e.json);
         }
         assert_eq!(parsed(&out[0])["a"], 1);
+        assert_eq!(parsed(&out[2])["stream"], "stderr");
         assert_eq!(
-            parsed(&out[2])["level"],
-            "error",
-            "unlabelled stderr text is an error"
+            parsed(&out[2]).get("level"),
+            None,
+            "stderr text that states no level gets none"
         );
     }
 
@@ -747,10 +886,219 @@ mod tests {
 
     #[test]
     fn level_words() {
-        assert_eq!(text_level("[error] x"), Some("error"));
-        assert_eq!(text_level("ERROR x"), Some("error"));
+        assert_eq!(text_level("[error] x"), Some(Level::Error));
+        assert_eq!(text_level("ERROR x"), Some(Level::Error));
         assert_eq!(text_level("informal errors"), None);
         assert_eq!(text_level("Info x"), None);
+        assert_eq!(text_level("level=debug msg=x"), Some(Level::Debug));
+        assert_eq!(
+            text_level("fatal: not a git repository"),
+            Some(Level::Fatal)
+        );
+        assert_eq!(text_level("FATAL db gone"), Some(Level::Fatal));
+        assert_eq!(text_level("migrate: warning: slow"), Some(Level::Warn));
+        assert_eq!(text_level("migrate: applying V1__init"), None);
+    }
+
+    /// The level of the first line only: what a continuation line says is not the
+    /// event's level.
+    #[test]
+    fn only_the_first_line_states_the_level() {
+        assert_eq!(text_level("done\n  error count: 0"), None);
+        assert_eq!(text_level("  WARN indented"), Some(Level::Warn));
+    }
+
+    #[test]
+    fn crash_announcements_are_errors() {
+        for line in [
+            "Traceback (most recent call last):",
+            "Exception in thread \"main\" java.lang.IllegalStateException: boom",
+            "Error: boom",
+            "Error",
+            "TypeError: Cannot read properties of undefined (reading 'x')",
+            "ValueError: invalid literal for int() with base 10: 'debug'",
+            "java.lang.IllegalStateException: boom",
+            "java.lang.NullPointerException",
+            "com.example.Outer$InnerException: x",
+            "org.postgresql.util.PSQLException:\tFATAL: x",
+        ] {
+            assert_eq!(text_level(line), Some(Level::Error), "{line}");
+        }
+    }
+
+    #[test]
+    fn prose_that_starts_like_an_exception_is_not_one() {
+        for line in [
+            "Error handling is on",
+            "Errors: 0",
+            "Exceptions: none",
+            "Exception handling done",
+            "NoSuchThing: x",
+            "3Error: x",
+            ".Error: x",
+            "Error:x",
+            "the Error: x",
+            "Tracebacks are kept",
+        ] {
+            assert_eq!(text_level(line), None, "{line}");
+        }
+        let long = format!("{}Exception: x", "a".repeat(MAX_EXCEPTION_NAME));
+        assert_eq!(text_level(&long), None, "a name past the bound is not read");
+    }
+
+    /// The events of `lines` on stderr, as JSON, with `options`.
+    fn stderr_events(options: &Options, lines: &[&str]) -> Vec<serde_json::Value> {
+        let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        run(Stream::Stderr, options, &lines)
+            .iter()
+            .map(parsed)
+            .collect()
+    }
+
+    #[test]
+    fn go_log_output_on_stderr_has_no_level() {
+        let out = stderr_events(
+            &Options::default(),
+            &["2026/11/18 08:00:00 listening on :8080"],
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["stream"], "stderr");
+        assert_eq!(out[0]["message"], "2026/11/18 08:00:00 listening on :8080");
+        assert!(out[0].get("level").is_none(), "{}", out[0]);
+        assert_eq!(
+            out[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["message", "stream", "timestamp"]
+        );
+    }
+
+    #[test]
+    fn stdout_text_without_a_level_word_has_no_level_whatever_the_setting() {
+        let options = Options {
+            stderr_level: Some(Level::Info),
+            ..Options::default()
+        };
+        let out = run(Stream::Stdout, &options, &[b"server started"]);
+        assert!(parsed(&out[0]).get("level").is_none(), "{}", out[0].json);
+        let mut stamp = String::new();
+        push_rfc3339(&mut stamp, NOW);
+        assert_eq!(
+            out[0].json,
+            format!("{{\"timestamp\":\"{stamp}\",\"stream\":\"stdout\",\"message\":\"server started\"}}")
+        );
+    }
+
+    #[test]
+    fn go_panic_is_one_fatal_event() {
+        let lines = [
+            "panic: runtime error: index out of range [3] with length 3",
+            "",
+            "goroutine 1 [running]:",
+            "main.main()",
+            "\t/app/main.go:8 +0x1d",
+            "created by main.start in goroutine 1",
+            "\t/app/main.go:5 +0x25",
+            "exit status 2",
+        ];
+        let out = stderr_events(&Options::default(), &lines);
+        assert_eq!(out.len(), 2, "{out:#?}");
+        // Go's runtime: a panic ends the program. The level word `panic` has always
+        // read as `fatal`, the same as `FATAL`.
+        assert_eq!(out[0]["level"], "fatal");
+        assert_eq!(out[0]["message"].as_str().unwrap().lines().count(), 6);
+        assert!(out[1].get("level").is_none(), "{}", out[1]);
+        let out = stderr_events(
+            &Options::default(),
+            &[
+                "fatal error: all goroutines are asleep - deadlock!",
+                "",
+                "goroutine 1 [chan receive]:",
+                "main.(*Server).wait(0xc000010000, {0x4b0f3a, 0x3})",
+                "\t/app/main.go:12 +0x2d",
+            ],
+        );
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0]["level"], "fatal");
+    }
+
+    #[test]
+    fn python_traceback_is_one_error_event() {
+        let out = stderr_events(
+            &Options::default(),
+            &[
+                "Traceback (most recent call last):",
+                "  File \"/app/main.py\", line 3, in <module>",
+                "    main()",
+                "ValueError: bad value",
+                "after",
+            ],
+        );
+        assert_eq!(out.len(), 2, "{out:#?}");
+        assert_eq!(out[0]["level"], "error");
+        assert!(out[1].get("level").is_none());
+    }
+
+    #[test]
+    fn node_error_with_its_stack_is_one_error_event() {
+        let out = stderr_events(
+            &Options::default(),
+            &[
+                "Error: boom",
+                "    at Object.<anonymous> (/app/index.js:1:7)",
+                "    at Module._compile (node:internal/modules/cjs/loader:1554:14)",
+            ],
+        );
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0]["level"], "error");
+    }
+
+    #[test]
+    fn java_exception_with_its_stack_is_one_error_event() {
+        let out = stderr_events(
+            &Options::default(),
+            &[
+                "Exception in thread \"main\" java.lang.IllegalStateException: boom",
+                "\tat com.example.App.main(App.java:5)",
+                "Caused by: java.io.IOException: eof",
+                "\t... 1 more",
+                "java.lang.NullPointerException: x",
+                "\tat com.example.App.run(App.java:9)",
+            ],
+        );
+        assert_eq!(out.len(), 2, "{out:#?}");
+        assert_eq!(out[0]["level"], "error");
+        assert_eq!(out[1]["level"], "error");
+    }
+
+    #[test]
+    fn a_stated_level_is_kept() {
+        let out = stderr_events(&Options::default(), &["[warn] x"]);
+        assert_eq!(out[0]["level"], "warn");
+        let info = Options {
+            stderr_level: Some(Level::Info),
+            ..Options::default()
+        };
+        let out = stderr_events(&info, &["[warn] x", "ERROR y"]);
+        assert_eq!(
+            out[0]["level"], "warn",
+            "the setting never overrides a stated level"
+        );
+        assert_eq!(out[1]["level"], "error");
+    }
+
+    #[test]
+    fn the_stderr_level_setting_fills_in_for_stderr_lines_that_state_none() {
+        let info = Options {
+            stderr_level: Some(Level::Info),
+            ..Options::default()
+        };
+        let out = stderr_events(&info, &["2026/11/18 08:00:00 listening on :8080"]);
+        assert_eq!(out[0]["level"], "info");
+        let error = Options {
+            stderr_level: Some(Level::Error),
+            ..Options::default()
+        };
+        let out = stderr_events(&error, &["plain"]);
+        assert_eq!(out[0]["level"], "error", "the old behaviour, on request");
     }
 
     #[test]
@@ -912,6 +1260,43 @@ mod tests {
                 "[ \t]{0,3}(at |Caused by:|\\.\\.\\.|-----BEGIN |-----END |Traceback \\(most recent call last\\):|\\{|\\})?[ -~é\u{1b}\\[\\]0-9;m]{0,30}"
                     .prop_map(String::into_bytes),
                 "\\{[\"a-z:,0-9\\[\\]{}\\\\u ]{0,40}\\}".prop_map(String::into_bytes),
+                "(panic: |fatal error: |goroutine |Exception in thread \"|[A-Za-z.$_]{0,12}(Error|Exception)(: )?|\\[?(ERROR|warn|Info|debug|TRACE|fatal)\\]?:? )?[ -~é\t()]{0,30}"
+                    .prop_map(String::into_bytes),
+            ]
+        }
+
+        /// Whether an event is one the structurer wrote from text (not an app's JSON
+        /// object): its own key order, and nothing but its own keys.
+        fn is_text_event(json: &str, v: &serde_json::Value) -> bool {
+            json.starts_with("{\"timestamp\":\"")
+                && v.as_object().is_some_and(|o| {
+                    o.contains_key("stream")
+                        && o.keys().all(|k| {
+                            ["timestamp", "level", "stream", "message", "ecs"].contains(&k.as_str())
+                        })
+                })
+        }
+
+        /// The level a text event must carry: the one its first line states, else
+        /// the configured one on stderr, else none.
+        fn expected_level(
+            message: &str,
+            stream: Stream,
+            stderr_level: Option<Level>,
+        ) -> Option<&'static str> {
+            text_level(message)
+                .or(if stream == Stream::Stderr {
+                    stderr_level
+                } else {
+                    None
+                })
+                .map(Level::as_str)
+        }
+
+        fn level_setting() -> impl Strategy<Value = Option<Level>> {
+            prop_oneof![
+                Just(None),
+                proptest::sample::select(Level::ALL.to_vec()).prop_map(Some)
             ]
         }
 
@@ -926,6 +1311,8 @@ mod tests {
                 multiline: bool,
                 strip_ansi: bool,
                 context: bool,
+                stderr: bool,
+                stderr_level in level_setting(),
             ) {
                 let options = Options {
                     multiline,
@@ -935,8 +1322,10 @@ mod tests {
                         container_name: "web".into(),
                         task_definition: "web:7".into(),
                     }),
+                    stderr_level,
                 };
-                let mut s = Structurer::new(Stream::Stderr, &options);
+                let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+                let mut s = Structurer::new(stream, &options);
                 let mut out = Vec::new();
                 for (i, l) in lines.iter().enumerate() {
                     s.push(l, NOW + i as i64, &mut out);
@@ -957,6 +1346,43 @@ mod tests {
                     }
                     if context {
                         prop_assert_eq!(&v["ecs"]["task_definition"], "web:7");
+                    }
+                    if is_text_event(&e.json, &v) {
+                        // A text event's level: one of the vocabulary, and only the
+                        // one stated or configured.
+                        let level = v.get("level").map(|l| l.as_str());
+                        if let Some(level) = level {
+                            prop_assert!(
+                                level.is_some_and(|l| Level::ALL.iter().any(|k| k.as_str() == l)),
+                                "{}", e.json
+                            );
+                        }
+                        let message = v["message"].as_str().unwrap_or_default();
+                        prop_assert_eq!(
+                            level.flatten(),
+                            expected_level(message, stream, stderr_level),
+                            "{}", e.json
+                        );
+                    }
+                }
+            }
+
+            /// Any single line on stderr: never a panic, a level only from the
+            /// vocabulary.
+            #[test]
+            fn any_line_gets_a_level_of_the_vocabulary_or_none(line in line(), stderr_level in level_setting()) {
+                let options = Options { stderr_level, ..Options::default() };
+                let out = run(Stream::Stderr, &options, &[line.as_slice()]);
+                for e in &out {
+                    let v: serde_json::Value = serde_json::from_str(&e.json)
+                        .map_err(|err| TestCaseError::fail(format!("{err}: {}", e.json)))?;
+                    if is_text_event(&e.json, &v) {
+                        if let Some(level) = v.get("level") {
+                            prop_assert!(
+                                Level::ALL.iter().any(|k| level == k.as_str()),
+                                "{}", e.json
+                            );
+                        }
                     }
                 }
             }

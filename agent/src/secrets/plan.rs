@@ -6,6 +6,11 @@
 //! then `DECKHAND_DATABASE_SECRET`, then the `DECKHAND_ENV_SECRETS` secrets (a later one
 //! wins over an earlier one), then the `DECKHAND_ENV_PARAMETERS` paths (likewise).
 //! Every collision is reported by name, never by value.
+//!
+//! What is redacted follows AWS's own line between secrets and configuration: every
+//! Secrets Manager value and every `SecureString` parameter is a secret; a `String` or
+//! `StringList` parameter is configuration, left readable in logs unless
+//! `DECKHAND_REDACT_PARAMETERS=all` ([`RedactParameters`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -15,8 +20,8 @@ use super::database;
 use super::key::Key;
 use super::parameter::{self, PathSetting};
 use super::reference::{self, Reference};
-use super::source::{FetchError, FetchErrorKind, Fetched, Value};
-use super::value::{env_text, json_object, SecretString, Secrets};
+use super::source::{Entry, FetchError, FetchErrorKind, Fetched, Value};
+use super::value::{env_text, json_object, looks_like_configuration, SecretString, Secrets};
 use crate::exit;
 
 /// The agent's own variables, never passed to the app.
@@ -35,6 +40,30 @@ pub struct SecretSettings {
     pub env_parameters: Vec<PathSetting>,
     /// `DECKHAND_ENV_PARAMETERS_KEEP_CASE`: name those variables without upper-casing.
     pub keep_case: bool,
+    /// `DECKHAND_REDACT_PARAMETERS`: which parameters are redacted from logs.
+    pub redact_parameters: RedactParameters,
+}
+
+/// `DECKHAND_REDACT_PARAMETERS`: which Parameter Store parameters are secrets for the
+/// log sanitizer. Secrets Manager values always are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RedactParameters {
+    /// `secure`: only `SecureString` parameters; `String` and `StringList` parameters
+    /// are configuration and stay readable.
+    #[default]
+    Secure,
+    /// `all`: every parameter, whatever its type.
+    All,
+}
+
+impl RedactParameters {
+    pub fn parse(v: &str) -> Result<RedactParameters, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "secure" => Ok(RedactParameters::Secure),
+            "all" => Ok(RedactParameters::All),
+            _ => Err("must be secure (only SecureString parameters are redacted) or all".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -306,7 +335,7 @@ impl Plan {
             let Some(text) = out.text(fetched, ENV_SECRETS, key) else {
                 continue;
             };
-            let obj = match json_object(text.expose()) {
+            let obj = match json_object(text.value.expose()) {
                 Ok(o) => o,
                 Err(reason) => {
                     out.error(format!("{ENV_SECRETS}: secret \"{key}\" {reason}"));
@@ -327,7 +356,8 @@ impl Plan {
                         earlier.source
                     ));
                 }
-                vars.insert(name, Placed::secret(env_text(&value), &source));
+                let value = SecretString::new(env_text(&value));
+                vars.insert(name, self.stored(value, &source, text.secure, key));
             }
         }
         vars
@@ -347,7 +377,8 @@ impl Plan {
         let Some(text) = out.text(fetched, DB, &db.key) else {
             return;
         };
-        match database::compose(text.expose(), &db.url_var, db.sslmode.as_deref()) {
+        // Whatever the store's type: the setting itself says this is a secret.
+        match database::compose(text.value.expose(), &db.url_var, db.sslmode.as_deref()) {
             Ok(composed) => {
                 let source = db.key.to_string();
                 for (name, value) in composed {
@@ -357,9 +388,8 @@ impl Plan {
                             earlier.source
                         ));
                     }
-                    let mut placed = Placed::secret(value, &source);
-                    placed.secret = !database::NOT_SECRET.contains(&name.as_str());
-                    vars.insert(name, placed);
+                    let secret = !database::NOT_SECRET.contains(&name.as_str());
+                    vars.insert(name, Placed::database(value, &source, secret));
                 }
             }
             Err(reason) => out.error(format!("{DB}: secret \"{}\" {reason}", db.key)),
@@ -375,8 +405,8 @@ impl Plan {
                 continue;
             };
             let value = match &reference.json_key {
-                None => text,
-                Some(json_key) => match json_object(text.expose()) {
+                None => text.value,
+                Some(json_key) => match json_object(text.value.expose()) {
                     Ok(obj) => match obj.get(json_key) {
                         Some(v) => SecretString::new(env_text(v)),
                         None => {
@@ -394,14 +424,8 @@ impl Plan {
                     }
                 },
             };
-            vars.push((
-                name.clone(),
-                Placed {
-                    value,
-                    source: key.to_string(),
-                    secret: true,
-                },
-            ));
+            let placed = self.stored(value, &key.to_string(), text.secure, key);
+            vars.push((name.clone(), placed));
         }
         vars
     }
@@ -477,11 +501,7 @@ impl Plan {
                         earlier.placed.source, earlier.path
                     ));
                 }
-                let placed = Placed {
-                    value: value.clone(),
-                    source: name.clone(),
-                    secret: true,
-                };
+                let placed = self.stored(value.value.clone(), name, value.secure, &key);
                 vars.insert(
                     variable,
                     FromPath {
@@ -495,30 +515,64 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// A value as its store gave it (`secure`: see [`Entry`]), from `key`: a secret
+    /// when the store says so, and every parameter with `DECKHAND_REDACT_PARAMETERS=all`.
+    fn stored(&self, value: SecretString, source: &str, secure: bool, key: &Key) -> Placed {
+        Placed {
+            value,
+            source: source.to_owned(),
+            secret: secure || self.settings.redact_parameters == RedactParameters::All,
+            configuration: !secure,
+            from_secrets_manager: matches!(key, Key::SecretsManager(_)),
+        }
+    }
+}
+
 /// A value bound for the app's environment, and where it came from.
 struct Placed {
     value: SecretString,
     /// The secret or parameter it came from, as the user named it.
     source: String,
-    /// Whether it is redacted from logs: every value but a database secret's host,
-    /// port and database name.
+    /// Whether it is redacted from logs: every Secrets Manager value and `SecureString`
+    /// parameter (and every parameter with `DECKHAND_REDACT_PARAMETERS=all`); not a
+    /// `String` or `StringList` parameter, nor a database secret's host, port, user and
+    /// database name.
     secret: bool,
+    /// Its store calls it configuration (a `String` or `StringList` parameter): named at
+    /// start when it is not redacted.
+    configuration: bool,
+    /// From Secrets Manager, where a value that looks like configuration is worth a
+    /// warning (a `SecureString` is an explicit choice, and a database secret is a
+    /// secret by the setting that names it).
+    from_secrets_manager: bool,
 }
 
 impl Placed {
-    fn secret(value: String, source: &str) -> Placed {
+    /// One of the variables a database secret becomes.
+    fn database(value: String, source: &str, secret: bool) -> Placed {
         Placed {
             value: SecretString::new(value),
             source: source.to_owned(),
-            secret: true,
+            secret,
+            configuration: false,
+            from_secrets_manager: false,
         }
     }
 
-    /// Sets `name` in the app's environment (and among the loaded secrets).
+    /// Sets `name` in the app's environment, and among the loaded secrets when it is
+    /// one (or among the configuration named at start when it is not).
     fn place(self, name: &str, env: &mut BTreeMap<OsString, OsString>, secrets: &mut Secrets) {
         env.insert(OsString::from(name), OsString::from(self.value.expose()));
         if self.secret {
+            if self.from_secrets_manager {
+                if let Some(reason) = looks_like_configuration(self.value.expose()) {
+                    secrets.push_looks_like_configuration(name, &self.source, reason);
+                }
+            }
             secrets.push(name, &self.source, self.value);
+        } else if self.configuration {
+            secrets.push_configuration(name, &self.source);
         }
     }
 }
@@ -542,7 +596,7 @@ impl Outcome {
     }
 
     /// The single value of `key`, or `None` with the error recorded (for `variable`).
-    fn text(&mut self, fetched: &Fetched, variable: &str, key: &Key) -> Option<SecretString> {
+    fn text(&mut self, fetched: &Fetched, variable: &str, key: &Key) -> Option<Entry> {
         match fetched_value(fetched, variable, key) {
             Ok(Value::Text(v)) => Some(v.clone()),
             Ok(Value::Tree(_)) => {
@@ -801,6 +855,164 @@ mod tests {
             .collect();
         assert!(loaded.contains(&("STRIPE_PRICE_ID_PRO", "/app/stripe-price-id.pro")));
         assert!(loaded.contains(&("T", "/single/TOKEN")));
+    }
+
+    /// (variable, source) pairs.
+    type Named<'a> = Vec<(&'a str, &'a str)>;
+
+    /// What `r` redacts, and what it names as configuration.
+    fn redacted_and_configuration(r: &Resolved) -> (Named<'_>, Named<'_>) {
+        let redacted = r
+            .secrets
+            .iter()
+            .map(|l| (l.variable.as_str(), l.source.as_str()))
+            .collect();
+        let configuration = r
+            .secrets
+            .configuration()
+            .iter()
+            .map(|c| (c.variable.as_str(), c.source.as_str()))
+            .collect();
+        (redacted, configuration)
+    }
+
+    #[tokio::test]
+    async fn string_parameters_are_configuration_and_secure_strings_are_secrets() {
+        let fake = || {
+            Fake::with(&[
+                ("/app/LOG_TARGET", "stdout-json"),
+                ("/app/API_TOKEN", "token-value-1"),
+                ("/one/ORIGINS", "a.example,b.example"),
+                ("/one/SEALED", "sealed-value-2"),
+                ("/one/json", r#"{"FEATURE_FLAGS":"beta-search"}"#),
+                ("sm", r#"{"FROM_SM":"sm-value-3"}"#),
+            ])
+            .with_configuration(&["/app/LOG_TARGET", "/one/ORIGINS", "/one/json"])
+        };
+        let settings = |redact_parameters| SecretSettings {
+            env_parameters: paths(&["/app/"]),
+            env_secrets: vec![
+                parse_secret_id("ssm:/one/json").unwrap(),
+                parse_secret_id("sm").unwrap(),
+            ],
+            redact_parameters,
+            ..Default::default()
+        };
+        let vars = [
+            ("ORIGINS", "ssm:/one/ORIGINS"),
+            ("SEALED", "ssm:/one/SEALED"),
+        ];
+
+        let r = resolve(fake(), &vars, settings(RedactParameters::Secure))
+            .await
+            .unwrap();
+        assert_eq!(value(&r, "LOG_TARGET"), "stdout-json");
+        assert_eq!(value(&r, "ORIGINS"), "a.example,b.example");
+        assert_eq!(value(&r, "FEATURE_FLAGS"), "beta-search");
+        let (redacted, configuration) = redacted_and_configuration(&r);
+        assert_eq!(
+            redacted,
+            [
+                ("SEALED", "/one/SEALED"),
+                ("FROM_SM", "sm"),
+                ("API_TOKEN", "/app/API_TOKEN")
+            ]
+        );
+        assert_eq!(
+            configuration,
+            [
+                ("ORIGINS", "/one/ORIGINS"),
+                ("FEATURE_FLAGS", "/one/json"),
+                ("LOG_TARGET", "/app/LOG_TARGET")
+            ]
+        );
+
+        // With `all`, every parameter is a secret again.
+        let r = resolve(fake(), &vars, settings(RedactParameters::All))
+            .await
+            .unwrap();
+        let (redacted, configuration) = redacted_and_configuration(&r);
+        let names: BTreeSet<&str> = redacted.iter().map(|(v, _)| *v).collect();
+        assert_eq!(
+            names,
+            BTreeSet::from([
+                "API_TOKEN",
+                "FEATURE_FLAGS",
+                "FROM_SM",
+                "LOG_TARGET",
+                "ORIGINS",
+                "SEALED"
+            ])
+        );
+        assert!(configuration.is_empty(), "{configuration:?}");
+    }
+
+    #[tokio::test]
+    async fn a_database_secret_in_a_string_parameter_keeps_its_password_secret() {
+        let fake = Fake::with(&[(
+            "/db/json",
+            r#"{"host":"h","username":"u","password":"db-pass-1","dbname":"d"}"#,
+        )])
+        .with_configuration(&["/db/json"]);
+        let settings = SecretSettings {
+            database: Some(DatabaseSettings {
+                key: parse_secret_id("ssm:/db/json").unwrap(),
+                url_var: "DATABASE_URL".into(),
+                sslmode: None,
+            }),
+            ..Default::default()
+        };
+        let r = resolve(fake, &[], settings).await.unwrap();
+        let (redacted, configuration) = redacted_and_configuration(&r);
+        let names: Vec<&str> = redacted.iter().map(|(v, _)| *v).collect();
+        assert_eq!(names, ["DATABASE_URL", "PGPASSWORD"]);
+        assert!(configuration.is_empty(), "{configuration:?}");
+    }
+
+    #[tokio::test]
+    async fn secrets_manager_values_that_look_like_configuration_are_named_not_shown() {
+        let fake = Fake::with(&[
+            (
+                "app/env",
+                r#"{"NODE_ENV":"production","AWS_REGION":"eu-west-1","TIMEOUT_MS":300000,"API_KEY":"hunter2-Secret","MODE":"production-db-password"}"#,
+            ),
+            ("app/level", "WARNING"),
+            ("/app/STAGE", "staging"),
+        ]);
+        let settings = SecretSettings {
+            env_secrets: vec![parse_secret_id("app/env").unwrap()],
+            env_parameters: paths(&["/app/"]),
+            ..Default::default()
+        };
+        let r = resolve(fake, &[("LOG_LEVEL", "secretsmanager:app/level")], settings)
+            .await
+            .unwrap();
+        let named: Vec<(&str, &str, &str)> = r
+            .secrets
+            .looks_like_configuration()
+            .iter()
+            .map(|n| (n.variable.as_str(), n.source.as_str(), n.reason))
+            .collect();
+        // A SecureString (STAGE) is an explicit choice: not named.
+        assert_eq!(
+            named,
+            [
+                ("LOG_LEVEL", "app/level", "a common word"),
+                ("AWS_REGION", "app/env", "an AWS region name"),
+                ("NODE_ENV", "app/env", "a common word"),
+                ("TIMEOUT_MS", "app/env", "a short number"),
+            ]
+        );
+        // Redacted all the same.
+        let redacted: Vec<&str> = r.secrets.iter().map(|l| l.variable.as_str()).collect();
+        for name in ["LOG_LEVEL", "NODE_ENV", "AWS_REGION", "TIMEOUT_MS", "STAGE"] {
+            assert!(redacted.contains(&name), "{name}: {redacted:?}");
+        }
+        let shown = format!("{r:?} {:?}", r.notices);
+        assert!(
+            !shown.contains("production") && !shown.contains("eu-west-1"),
+            "{shown}"
+        );
     }
 
     #[tokio::test]

@@ -35,7 +35,7 @@ impl SecretsManager {
         let mut outcomes = Vec::with_capacity(keys.len());
         for key in keys {
             let outcome = match key {
-                Key::SecretsManager(k) => self.get(k).await.map(Value::Text),
+                Key::SecretsManager(k) => self.get(k).await.map(Value::secret),
                 other => Err(wrong_store(other)),
             };
             outcomes.push(outcome);

@@ -47,9 +47,29 @@ pub trait Fetch: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     /// A secret, or one parameter.
-    Text(SecretString),
+    Text(Entry),
     /// Every parameter under a path: full name → value (empty when there is none).
-    Tree(BTreeMap<String, SecretString>),
+    Tree(BTreeMap<String, Entry>),
+}
+
+impl Value {
+    /// A value its store calls secret (every Secrets Manager value).
+    pub fn secret(value: SecretString) -> Value {
+        Value::Text(Entry {
+            value,
+            secure: true,
+        })
+    }
+}
+
+/// One value as its store gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub value: SecretString,
+    /// Whether the store itself calls the value secret: every Secrets Manager value and
+    /// a `SecureString` parameter are; a `String` or `StringList` parameter is
+    /// configuration (AWS's own line). [`super::plan`] decides redaction from it.
+    pub secure: bool,
 }
 
 /// What went wrong, in the classes that decide retrying and the exit code.
@@ -244,6 +264,8 @@ pub(crate) mod tests {
         pub asked: Mutex<Vec<String>>,
         pub batch: Option<usize>,
         pub requests: Mutex<Vec<Vec<String>>>,
+        /// Keys answered as `String` parameters (configuration), not as secrets.
+        pub configuration: Mutex<BTreeSet<String>>,
     }
 
     impl Fake {
@@ -258,6 +280,15 @@ pub(crate) mod tests {
         pub fn answer(&self, key: &str, answers: Vec<Result<String, FetchError>>) {
             self.answers.lock().unwrap().insert(key.to_owned(), answers);
         }
+
+        /// Answers these keys as `String` parameters: configuration, not secure.
+        pub fn with_configuration(self, keys: &[&str]) -> Self {
+            self.configuration
+                .lock()
+                .unwrap()
+                .extend(keys.iter().map(|k| (*k).to_owned()));
+            self
+        }
     }
 
     impl Fake {
@@ -270,7 +301,7 @@ pub(crate) mod tests {
                 let tree = answers
                     .iter()
                     .filter(|(n, _)| n.starts_with(&prefix))
-                    .filter_map(|(n, a)| Some((n.clone(), SecretString::new(a[0].clone().ok()?))))
+                    .filter_map(|(n, a)| Some((n.clone(), self.entry(n, a[0].clone().ok()?))))
                     .collect();
                 return Ok(Value::Tree(tree));
             }
@@ -282,7 +313,15 @@ pub(crate) mod tests {
             } else {
                 list[0].clone()
             };
-            answer.map(|v| Value::Text(SecretString::new(v)))
+            answer.map(|v| Value::Text(self.entry(&name, v)))
+        }
+
+        /// Every value is secure (a secret, a SecureString) unless marked configuration.
+        fn entry(&self, name: &str, value: String) -> Entry {
+            Entry {
+                value: SecretString::new(value),
+                secure: !self.configuration.lock().unwrap().contains(name),
+            }
         }
     }
 
@@ -305,7 +344,7 @@ pub(crate) mod tests {
 
     pub fn text(outcome: &Result<Value, FetchError>) -> &str {
         match outcome {
-            Ok(Value::Text(v)) => v.expose(),
+            Ok(Value::Text(v)) => v.value.expose(),
             other => panic!("not a text value: {other:?}"),
         }
     }

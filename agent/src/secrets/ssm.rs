@@ -1,7 +1,9 @@
 //! Parameter Store as a [`super::Fetch`] source, in as few requests as the service
 //! allows: parameters of one region go to GetParameters up to 10 names at a time, and a
 //! path is read with GetParametersByPath (recursive) in pages of 10, each page retried
-//! on its own. SecureStrings are always decrypted. One client per region.
+//! on its own. SecureStrings are always decrypted. One client per region. Each value
+//! keeps its type's verdict (`is_secure`): a `SecureString` is a secret, a `String`
+//! or `StringList` is configuration.
 //!
 //! Why batching matters here more than for Secrets Manager: GetParameter,
 //! GetParameters and GetParametersByPath share one quota of 40 requests/s per account
@@ -13,13 +15,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws::sdk::SdkConfig;
-use aws_sdk_ssm::types::Parameter;
+use aws_sdk_ssm::types::{Parameter, ParameterType};
 use aws_sdk_ssm::Client;
 
 use super::key::Key;
 use super::parameter::{ParameterKey, PathKey};
 use super::sdk::{fetch_error, ByRegion};
-use super::source::{Deadline, FetchError, FetchErrorKind, Value};
+use super::source::{Deadline, Entry, FetchError, FetchErrorKind, Value};
 use super::value::SecretString;
 use super::wrong_store;
 
@@ -92,7 +94,7 @@ impl ParameterStore {
     /// request fails for a reason that is not transient (access denied on one name, a
     /// version that does not exist), each parameter is asked for alone, so the error
     /// names the right one.
-    async fn parameters(&self, keys: &[&ParameterKey]) -> Vec<Result<SecretString, FetchError>> {
+    async fn parameters(&self, keys: &[&ParameterKey]) -> Vec<Result<Entry, FetchError>> {
         match self.get_parameters(keys).await {
             Ok(outcomes) => outcomes,
             Err(e) if e.kind == FetchErrorKind::Transient || keys.len() == 1 => {
@@ -115,7 +117,7 @@ impl ParameterStore {
     async fn get_parameters(
         &self,
         keys: &[&ParameterKey],
-    ) -> Result<Vec<Result<SecretString, FetchError>>, FetchError> {
+    ) -> Result<Vec<Result<Entry, FetchError>>, FetchError> {
         // `batches` keeps to the limit; the service would refuse the whole request.
         assert!(
             keys.len() <= GET_PARAMETERS_MAX_NAMES,
@@ -137,7 +139,7 @@ impl ParameterStore {
             .iter()
             .map(|key| {
                 if let Some(p) = found.iter().find(|p| answers(key, p)) {
-                    return Ok(SecretString::new(p.value().unwrap_or_default()));
+                    return Ok(entry(p));
                 }
                 let request = key.request_name();
                 if invalid.contains(&request) {
@@ -161,7 +163,7 @@ impl ParameterStore {
         &self,
         key: &PathKey,
         deadline: &Deadline,
-    ) -> Result<BTreeMap<String, SecretString>, FetchError> {
+    ) -> Result<BTreeMap<String, Entry>, FetchError> {
         let client = self.clients.get(key.region.as_deref());
         let mut tree = BTreeMap::new();
         let mut next_token: Option<String> = None;
@@ -181,10 +183,7 @@ impl ParameterStore {
                 .await?;
             for p in page.parameters() {
                 if let Some(name) = p.name() {
-                    tree.insert(
-                        name.to_owned(),
-                        SecretString::new(p.value().unwrap_or_default()),
-                    );
+                    tree.insert(name.to_owned(), entry(p));
                 }
             }
             match page.next_token() {
@@ -194,6 +193,25 @@ impl ParameterStore {
         }
         Ok(tree)
     }
+}
+
+/// A parameter's value, with whether its type makes it a secret.
+fn entry(p: &Parameter) -> Entry {
+    Entry {
+        value: SecretString::new(p.value().unwrap_or_default()),
+        secure: is_secure(p.r#type()),
+    }
+}
+
+/// Whether a parameter of this type is a secret: a `SecureString` is, `String` and
+/// `StringList` are configuration. A type the answer leaves out, or one this SDK does
+/// not know, counts as secret: redacting configuration costs a readable log line,
+/// printing a secret cannot be undone.
+fn is_secure(kind: Option<&ParameterType>) -> bool {
+    !matches!(
+        kind,
+        Some(ParameterType::String | ParameterType::StringList)
+    )
 }
 
 /// Whether `p` is the answer for `key`: the same name (or ARN), and, when the answer
@@ -227,6 +245,26 @@ fn no_answer() -> FetchError {
 mod tests {
     use super::*;
     use crate::secrets::parameter;
+
+    #[test]
+    fn string_parameters_are_configuration_and_secure_strings_are_secrets() {
+        let typed = |kind: Option<ParameterType>| {
+            entry(
+                &Parameter::builder()
+                    .name("/app/A")
+                    .value("value-1")
+                    .set_type(kind)
+                    .build(),
+            )
+        };
+        assert!(!typed(Some(ParameterType::String)).secure);
+        assert!(!typed(Some(ParameterType::StringList)).secure);
+        assert!(typed(Some(ParameterType::SecureString)).secure);
+        // Unknown or left out: redacted, to be safe.
+        assert!(typed(Some(ParameterType::from("FutureType"))).secure);
+        assert!(typed(None).secure);
+        assert_eq!(typed(None).value.expose(), "value-1");
+    }
 
     #[test]
     fn keys_that_may_name_one_parameter_go_to_different_requests() {

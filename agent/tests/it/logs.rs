@@ -216,7 +216,8 @@ exit 3
             .any(|m| m == "card [REDACTED] and 4111 1111 1111 1112"),
         "a Luhn-valid card is redacted, an invalid one left alone: {messages:?}"
     );
-    // A JSON line keeps its own fields; a text line gets timestamp, level and stream.
+    // A JSON line keeps its own fields; a text line gets timestamp and stream, and a
+    // level only when it states one (neither of these does).
     let (_, json) = &app[0];
     assert_eq!(
         (json["n"].as_i64(), json["level"].as_str()),
@@ -228,11 +229,13 @@ exit 3
         .unwrap();
     assert_eq!(text.1["stream"], "stdout");
     assert!(text.1["timestamp"].is_string());
+    assert_eq!(text.1.get("level"), None);
     let card = app
         .iter()
         .find(|(_, v)| v["message"].as_str().is_some_and(|m| m.starts_with("card")))
         .unwrap();
     assert_eq!(card.1["stream"], "stderr");
+    assert_eq!(card.1.get("level"), None, "stderr is no error by itself");
     // Three days old is outside what the service accepts: receive time instead.
     let old = app
         .iter()
@@ -825,6 +828,92 @@ sys.stdout.write("after the long line\n")'"#
     );
     assert_nowhere(&secret_value, &events, &out);
     assert!(all_text(&events).contains("after the long line"));
+}
+
+/// Levels that don't lie: the app's stderr lines keep the level they state — a level
+/// word, Go's `panic:` (fatal), a Python traceback, a Node error (errors) — and a line
+/// that states none (Go's `log` package) gets no level, or the one
+/// `DECKHAND_LOG_STDERR_LEVEL` gives; stdout text never gets one it does not state.
+#[test]
+fn stderr_lines_keep_the_level_they_state_and_get_none_otherwise() {
+    let script = r#"echo 'plain stdout line'
+exec >&2
+echo '2026/11/18 08:00:00 listening on :8080'
+echo 'panic: runtime error: index out of range [3] with length 3'
+echo
+echo 'goroutine 1 [running]:'
+echo 'main.main()'
+printf '\t/app/main.go:8 +0x1d\n'
+echo 'Traceback (most recent call last):'
+echo '  File "/app/main.py", line 3, in <module>'
+echo 'ValueError: bad value'
+echo 'Error: boom'
+echo '    at Object.<anonymous> (/app/index.js:1:7)'
+echo '[warn] x'
+"#;
+    // (first line of the message, stream, level, lines in the message) of each event
+    // on the agent's stdout.
+    let events = |stderr_level: Option<&str>| {
+        let mut cmd = bare_agent();
+        cmd.env("DECKHAND_LOG_STDOUT", "json");
+        if let Some(level) = stderr_level {
+            cmd.env("DECKHAND_LOG_STDERR_LEVEL", level);
+        }
+        cmd.args(["--", "sh", "-c", script]);
+        let out = run_shipping(cmd);
+        assert_code(&out, 0);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("stdout lines are JSON events"))
+            .map(|v| {
+                let message = v["message"].as_str().unwrap_or_default();
+                (
+                    message.lines().next().unwrap_or_default().to_owned(),
+                    v["stream"].as_str().unwrap_or_default().to_owned(),
+                    v.get("level")
+                        .map(|l| l.as_str().expect("a level is a string").to_owned()),
+                    message.lines().count(),
+                )
+            })
+            .collect::<BTreeSet<_>>()
+    };
+    let expect = |go_log_level: Option<&str>| {
+        [
+            ("plain stdout line", "stdout", None, 1),
+            (
+                "2026/11/18 08:00:00 listening on :8080",
+                "stderr",
+                go_log_level,
+                1,
+            ),
+            (
+                "panic: runtime error: index out of range [3] with length 3",
+                "stderr",
+                Some("fatal"),
+                4,
+            ),
+            (
+                "Traceback (most recent call last):",
+                "stderr",
+                Some("error"),
+                3,
+            ),
+            ("Error: boom", "stderr", Some("error"), 2),
+            ("[warn] x", "stderr", Some("warn"), 1),
+        ]
+        .into_iter()
+        .map(|(first, stream, level, lines)| {
+            (
+                first.to_owned(),
+                stream.to_owned(),
+                level.map(str::to_owned),
+                lines,
+            )
+        })
+        .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(events(None), expect(None));
+    assert_eq!(events(Some("info")), expect(Some("info")));
 }
 
 /// Case 7: with no log group, turning the stdout copy off would discard every line: a

@@ -8,7 +8,9 @@
 //! what it saw to a file: the file (or its absence) is the proof of what the app saw,
 //! or that it never ran.
 
+mod health;
 mod logs;
+mod mistakes;
 mod parameter_store;
 mod secrets_manager;
 mod startup;

@@ -779,11 +779,98 @@ async fn a_changed_parameter_under_a_path_restarts_the_app() {
     assert_no_leak(&out, ["second-token-2"]);
 }
 
+// ---------------------------------------------------------------------------------
+// Redaction: String and StringList parameters are configuration
+// ---------------------------------------------------------------------------------
+
+/// The app prints a String parameter, a StringList and two SecureStrings: the first two
+/// stay readable in its events and are named at start, the SecureStrings are
+/// `[REDACTED]` (one that looks like configuration without a warning: a SecureString is
+/// an explicit choice); with `DECKHAND_REDACT_PARAMETERS=all` every one is redacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn string_parameters_stay_readable_and_secure_strings_are_redacted() {
+    let client = ssm("us-east-1").await;
+    let base = unique_path();
+    let plain = format!("plain-{}", testkit::unique_name("v"));
+    let listed = format!("{},b.example", testkit::unique_name("origin"));
+    let sealed = format!("sealed-{}", testkit::unique_name("v"));
+    put_all(
+        &client,
+        &[
+            (
+                &format!("{base}/app/LOG_TARGET"),
+                &plain,
+                ParameterType::String,
+            ),
+            (
+                &format!("{base}/app/ORIGINS"),
+                &listed,
+                ParameterType::StringList,
+            ),
+            (
+                &format!("{base}/app/API_TOKEN"),
+                &sealed,
+                ParameterType::SecureString,
+            ),
+            (
+                &format!("{base}/one/MODE"),
+                "staging",
+                ParameterType::SecureString,
+            ),
+        ],
+    )
+    .await;
+    let printing = |redact: Option<&str>| {
+        let mut cmd = agent();
+        cmd.env("DECKHAND_ENV_PARAMETERS", format!("{base}/app/"))
+            .env("MODE", format!("ssm:{base}/one/MODE"));
+        if let Some(redact) = redact {
+            cmd.env("DECKHAND_REDACT_PARAMETERS", redact);
+        }
+        cmd.args([
+            "--",
+            "sh",
+            "-c",
+            "echo \"target $LOG_TARGET origins $ORIGINS sealed $API_TOKEN mode $MODE\"",
+        ]);
+        cmd
+    };
+
+    let out = run_async(printing(None)).await;
+    assert_code(&out, 0);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains(&format!(
+            "target {plain} origins {listed} sealed [REDACTED] mode [REDACTED]"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "not redacting the values of String and StringList parameters, which are configuration (DECKHAND_REDACT_PARAMETERS=all redacts them too): LOG_TARGET (\"{base}/app/LOG_TARGET\"), ORIGINS (\"{base}/app/ORIGINS\")"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("looks like configuration"), "{stderr}");
+    assert_no_leak(&out, [sealed.as_str(), "staging"]);
+
+    let out = run_async(printing(Some("all"))).await;
+    assert_code(&out, 0);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("target [REDACTED] origins [REDACTED] sealed [REDACTED] mode [REDACTED]"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("not redacting"), "{stderr}");
+    assert_no_leak(&out, [&plain, &listed, &sealed]);
+}
+
 #[test]
 fn the_help_names_the_parameter_options_and_syntax() {
     assert_help_names(&[
         "DECKHAND_ENV_PARAMETERS",
         "DECKHAND_ENV_PARAMETERS_KEEP_CASE",
+        "DECKHAND_REDACT_PARAMETERS",
         "arn:aws:ssm:REGION:ACCOUNT:parameter/NAME[:VERSION|:LABEL]",
         "ssm:/NAME[:VERSION|:LABEL]",
     ]);

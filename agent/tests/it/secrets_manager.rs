@@ -146,6 +146,58 @@ async fn whole_secrets_expand_and_collisions_are_reported_by_name() {
     );
 }
 
+/// `NODE_ENV=production` in a whole secret is redacted all the same, and named at start
+/// by variable with the reason, never with the value; a short value has its own
+/// message, and `DECKHAND_REDACT_SKIP` makes it readable without a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_value_that_looks_like_configuration_is_named_and_still_redacted() {
+    let client = sm("us-east-1").await;
+    let key = format!("key-{}", testkit::unique_name("k"));
+    let (name, _) = create_secret(
+        &client,
+        "app/env",
+        &format!(r#"{{"NODE_ENV":"production","APP_KEY":"{key}","LEVEL":"debug"}}"#),
+    )
+    .await;
+    let printing = |skip: Option<&str>| {
+        let mut cmd = agent();
+        cmd.env("DECKHAND_ENV_SECRETS", &name);
+        if let Some(skip) = skip {
+            cmd.env("DECKHAND_REDACT_SKIP", skip);
+        }
+        cmd.args(["--", "sh", "-c", "echo \"mode $NODE_ENV app $APP_KEY\""]);
+        cmd
+    };
+
+    let out = run_async(printing(None)).await;
+    assert_code(&out, 0);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("mode [REDACTED] app [REDACTED]"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "NODE_ENV's value (from secret \"{name}\") looks like configuration, not a secret (a common word); it is redacted from logs anyway — list it in DECKHAND_REDACT_SKIP if that is intended"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("APP_KEY's value"), "{stderr}");
+    // "debug" is too short to redact: named by the message that says so, not this one.
+    assert!(!stderr.contains("LEVEL's value"), "{stderr}");
+    assert!(stderr.contains("not redacted from logs: LEVEL"), "{stderr}");
+    assert_no_leak(&out, ["production", &key]);
+
+    let out = run_async(printing(Some("NODE_ENV"))).await;
+    assert_code(&out, 0);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("mode production app [REDACTED]"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("looks like configuration"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_rds_secret_becomes_a_database_url_that_connects() {
     let db = testkit::TestDb::create("agent_rds").await;

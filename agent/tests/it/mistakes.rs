@@ -1,0 +1,244 @@
+//! A new user's configuration mistakes through the built agent: each stops the start
+//! at once with what to set (or, for a misspelt setting, is named at start), instead
+//! of failing at the secrets deadline or being silently ignored.
+//!
+//! Every agent here runs with its own empty HOME (no profile files) unless a test gives
+//! it one; the EC2 instance metadata service is either disabled or pointed at a
+//! stand-in with `AWS_EC2_METADATA_SERVICE_ENDPOINT`, never the machine's own.
+
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+
+use crate::support::*;
+
+/// "At once": nothing is fetched, nothing is waited for. Generous for a loaded 2-core
+/// machine; the measured time is about 40 ms.
+const AT_ONCE: Duration = Duration::from_secs(1);
+
+/// An agent with moto's endpoint and region, no credentials at all, an empty HOME,
+/// and the instance metadata service disabled (`AWS_EC2_METADATA_DISABLED=true`).
+fn agent_without_credentials(home: &Scratch) -> Command {
+    let mut cmd = agent();
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+/// The same with the instance metadata service at `endpoint` instead.
+fn agent_with_instance_metadata(home: &Scratch, endpoint: String) -> Command {
+    let mut cmd = agent_without_credentials(home);
+    cmd.env_remove("AWS_EC2_METADATA_DISABLED")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint);
+    cmd
+}
+
+/// Runs `cmd` (an app that records its environment) and how long it took.
+async fn timed(cmd: Command) -> (AppRun, Duration) {
+    let started = Instant::now();
+    let run = run_app(cmd).await;
+    (run, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_credentials_anywhere_stops_at_once_with_the_fix() {
+    let _timing = TIMING.read().await;
+    let home = scratch();
+    let mut cmd = agent_without_credentials(&home);
+    cmd.env("DB_PASSWORD", "secretsmanager:mistakes/db:password");
+    let (run, took) = timed(cmd).await;
+    run.assert_refused(
+        78,
+        &[
+            "no AWS credentials are configured",
+            "AWS_EC2_METADATA_DISABLED=true",
+            "task role",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            "AWS_PROFILE",
+        ],
+        &[],
+    );
+    assert!(took < AT_ONCE, "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_set_key_pair_is_named() {
+    let home = scratch();
+    let mut cmd = agent_without_credentials(&home);
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIDONLY")
+        .env("V", "secretsmanager:mistakes/half");
+    run_app(cmd).await.assert_refused(
+        78,
+        &["AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"],
+        &[],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_credentials_and_instance_metadata_out_of_reach_stop_within_the_probe() {
+    let _timing = TIMING.read().await;
+    // Nothing listens: refused at once.
+    let home = scratch();
+    let mut cmd =
+        agent_with_instance_metadata(&home, format!("http://{}", testkit::net::closed_port()));
+    cmd.env("V", "secretsmanager:mistakes/imds");
+    let (run, took) = timed(cmd).await;
+    run.assert_refused(
+        78,
+        &[
+            "no AWS credentials are configured",
+            "EC2 instance metadata",
+            "task role",
+        ],
+        &[],
+    );
+    assert!(took < AT_ONCE, "took {took:?}");
+
+    // Something accepts the connection and never answers (a metadata hop limit that
+    // drops the answer looks like this): the one look is bounded.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd =
+        agent_with_instance_metadata(&home, format!("http://{}", silent.local_addr().unwrap()));
+    cmd.env("V", "secretsmanager:mistakes/imds");
+    let (run, took) = timed(cmd).await;
+    run.assert_refused(
+        78,
+        &["no AWS credentials are configured", "no answer within 1s"],
+        &[],
+    );
+    assert!(
+        took < aws::sdk::IMDS_PROBE_TIMEOUT + AT_ONCE,
+        "took {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_from_instance_metadata_still_work() {
+    let client = sm("us-east-1").await;
+    let (name, _) = create_secret(&client, "mistakes", "from-imds-value-1").await;
+    let imds = instance_metadata(true).await;
+    let home = scratch();
+    let mut cmd = agent_with_instance_metadata(&home, format!("http://{imds}"));
+    cmd.env("V", format!("secretsmanager:{name}"));
+    let env = run_app(cmd).await.assert_started();
+    assert_eq!(var(&env, "V"), Some("from-imds-value-1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_without_an_instance_profile_stops_at_once() {
+    let imds = instance_metadata(false).await;
+    let home = scratch();
+    let mut cmd = agent_with_instance_metadata(&home, format!("http://{imds}"));
+    cmd.env("V", "secretsmanager:mistakes/no-profile");
+    run_app(cmd).await.assert_refused(
+        78,
+        &[
+            "no AWS credentials are configured",
+            "the instance has no IAM instance profile",
+        ],
+        &[],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_region_stops_at_once_naming_aws_region_and_the_full_arn() {
+    let _timing = TIMING.read().await;
+    let home = scratch();
+    let mut cmd = agent();
+    cmd.env_remove("AWS_REGION")
+        .env("HOME", home.path())
+        .env("DB_PASSWORD", "secretsmanager:mistakes/db:password")
+        .env("FLAG", "ssm:/mistakes/flag");
+    let (run, took) = timed(cmd).await;
+    run.assert_refused(
+        78,
+        &[
+            "secret \"mistakes/db\"",
+            "parameter \"/mistakes/flag\"",
+            "no AWS region is configured",
+            "Set AWS_REGION",
+            "full ARN",
+            "arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME",
+        ],
+        &[],
+    );
+    assert!(took < AT_ONCE, "took {took:?}");
+    let (_, stderr) = text(&run.out);
+    assert!(
+        !stderr.contains("no AWS credentials"),
+        "the credentials are fine: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_arn_carries_its_region_without_aws_region() {
+    let west = sm("us-west-2").await;
+    let (_, arn) = create_secret(&west, "mistakes", "west-without-region-1").await;
+    let home = scratch();
+    let mut cmd = agent();
+    cmd.env_remove("AWS_REGION")
+        .env("HOME", home.path())
+        .env("V", &arn);
+    let env = run_app(cmd).await.assert_started();
+    assert_eq!(var(&env, "V"), Some("west-without-region-1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelt_setting_is_named_with_the_right_one_and_the_app_still_starts() {
+    let mut cmd = agent();
+    cmd.env("DECKHAND_ENV_SECRET", "mistakes/app-env")
+        .env("DECKHAND_AGENT_LOG_FORMAT", "text");
+    let run = run_app(cmd).await;
+    let env = run.assert_started();
+    let (_, stderr) = text(&run.out);
+    assert!(
+        stderr.contains(
+            "warning: DECKHAND_ENV_SECRET is not a deckhand setting (did you mean DECKHAND_ENV_SECRETS?); it is ignored and not passed to the app"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(var(&env, "DECKHAND_ENV_SECRET"), None);
+}
+
+/// An EC2 instance metadata service stand-in (IMDSv2) whose instance profile, when
+/// the instance has one (`role`), gives credentials moto takes.
+async fn instance_metadata(role: bool) -> std::net::SocketAddr {
+    let expiration =
+        humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600))
+            .to_string();
+    testkit::http::serve(move |req: Request<Incoming>| {
+        let path = req.uri().path().to_owned();
+        let credentials = serde_json::json!({
+            "Code": "Success",
+            "Type": "AWS-HMAC",
+            "AccessKeyId": "AKIDFROMIMDS",
+            "SecretAccessKey": "imds-secret-key",
+            "Token": "imds-session-token",
+            "Expiration": expiration,
+            "LastUpdated": expiration,
+        })
+        .to_string();
+        async move {
+            let (status, body) = match path.as_str() {
+                "/latest/api/token" => (200, "imds-token".to_owned()),
+                "/latest/meta-data/iam/security-credentials/" if role => {
+                    (200, "deckhand-role".to_owned())
+                }
+                "/latest/meta-data/iam/security-credentials/deckhand-role" => (200, credentials),
+                _ => (404, String::new()),
+            };
+            Response::builder()
+                .status(status)
+                .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap()
+        }
+    })
+    .await
+}

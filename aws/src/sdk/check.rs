@@ -1,0 +1,661 @@
+//! Before the first AWS call: is anything configured that could give the SDK
+//! credentials, and a region when one is needed? A configuration mistake is not a
+//! transient fault: with nothing configured, the SDK's chains would fail every attempt
+//! alike (or probe the EC2 instance metadata service for seconds each time), and a
+//! caller that retries under a deadline would wait it out and report a timeout.
+//!
+//! The answer comes from the configuration itself, read the way the SDK's default
+//! chains read it ([`configured`]): the variables (through [`Env`]), the profile
+//! files, the container credentials and web identity variables. Only the EC2 instance
+//! metadata service (IMDS) cannot be known without asking it: when it is the only
+//! possible source of what is needed, [`check_configuration`] asks it once, bounded by
+//! [`IMDS_PROBE_TIMEOUT`]. `AWS_EC2_METADATA_DISABLED=true` (or any other source)
+//! skips the probe.
+//!
+//! What it is not: a check that the credentials are valid or allowed anything (the
+//! first real call says so, classified by [`crate::class`]), nor a credentials
+//! provider: the SDK's own chain still loads them.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_config::imds::client::error::ImdsError;
+use conventions::Env;
+
+use crate::chain::Chain;
+
+/// The longest the one look at IMDS may take, token included. IMDS answers a
+/// reachable caller in milliseconds; the SDK's own client gives each connection 1 s.
+pub const IMDS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Profile files are a few hundred bytes; more than this is not read.
+const MAX_PROFILE_FILE_BYTES: u64 = 1024 * 1024;
+
+/// What IMDS is asked: the instance profile's role (404 when the instance has none),
+/// and the instance's region.
+const IMDS_ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+const IMDS_REGION_PATH: &str = "/latest/meta-data/placement/region";
+
+/// What the SDK would need and cannot have: each says what to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// No credentials provider of the SDK's default chain has anything to work with.
+    NoCredentials {
+        /// What IMDS, the last provider of the chain, said (or why it was not asked).
+        imds: Imds,
+        /// Half-made settings worth pointing at (`AWS_ACCESS_KEY_ID is set but
+        /// AWS_SECRET_ACCESS_KEY is not`).
+        hints: Vec<String>,
+    },
+    /// No region, and something is named without one.
+    NoRegion { imds: Imds },
+}
+
+/// Why IMDS gave nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imds {
+    /// `AWS_EC2_METADATA_DISABLED=true`: the SDK never asks it.
+    Disabled,
+    /// It did not answer, or refused: the reason.
+    Unavailable(String),
+    /// It answered, but the instance has no IAM instance profile.
+    NoInstanceProfile,
+}
+
+impl fmt::Display for Imds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Imds::Disabled => {
+                f.write_str("EC2 instance metadata: not asked, AWS_EC2_METADATA_DISABLED=true")
+            }
+            Imds::Unavailable(why) => write!(f, "EC2 instance metadata: {why}"),
+            Imds::NoInstanceProfile => {
+                f.write_str("EC2 instance metadata: the instance has no IAM instance profile")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NoCredentials { imds, hints } => {
+                write!(
+                    f,
+                    "no AWS credentials are configured (looked at: AWS_ACCESS_KEY_ID, \
+                     AWS_PROFILE and the profile files, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
+                     and _FULL_URI, AWS_WEB_IDENTITY_TOKEN_FILE; {imds})"
+                )?;
+                for hint in hints {
+                    write!(f, "; {hint}")?;
+                }
+                f.write_str(
+                    ". In ECS, give the task a task role (taskRoleArn in the task \
+                     definition: ECS then sets AWS_CONTAINER_CREDENTIALS_RELATIVE_URI); \
+                     outside ECS, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                     AWS_PROFILE (a profile of ~/.aws/config), or AWS_WEB_IDENTITY_TOKEN_FILE \
+                     and AWS_ROLE_ARN",
+                )
+            }
+            Problem::NoRegion { imds } => write!(
+                f,
+                "no AWS region is configured (looked at: AWS_REGION, AWS_DEFAULT_REGION, the \
+                 profile's region; {imds}). Set AWS_REGION (e.g. AWS_REGION=us-east-1; ECS \
+                 on Fargate sets it), or name each resource by its full ARN, whose region \
+                 is used"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Problem {}
+
+/// What the configuration offers the SDK's default chains, read without a network call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Configured {
+    /// The first credentials source the SDK's chain would use, besides IMDS
+    /// (`"AWS_ACCESS_KEY_ID"`, `profile "default"`, …); `None` when there is none.
+    pub credentials: Option<String>,
+    /// Where the default region comes from, besides IMDS.
+    pub region: Option<String>,
+    /// Whether the SDK may ask IMDS (it does unless `AWS_EC2_METADATA_DISABLED=true`).
+    pub imds: bool,
+    /// Half-made credential settings, for the message when nothing is configured.
+    pub hints: Vec<String>,
+}
+
+/// Reads what the SDK's default credentials chain (environment, profile, web identity,
+/// container endpoint, IMDS) and region chain (environment, profile, IMDS) would find,
+/// as they read it: variables from `env`, the profile files from disk.
+pub fn configured(env: &impl Env) -> Configured {
+    configured_from(env, &read_small)
+}
+
+/// [`configured`], with the profile files read by `read_file` (tests and the fuzz
+/// target hand it the files' text).
+pub fn configured_from(env: &impl Env, read_file: &dyn Fn(&Path) -> Option<String>) -> Configured {
+    let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
+    let mut hints = Vec::new();
+    let mut credentials = None;
+
+    let key_id = var("AWS_ACCESS_KEY_ID");
+    // The SDK falls back to SECRET_ACCESS_KEY.
+    let secret = var("AWS_SECRET_ACCESS_KEY").or_else(|| var("SECRET_ACCESS_KEY"));
+    match (&key_id, &secret) {
+        (Some(_), Some(_)) => credentials = Some("AWS_ACCESS_KEY_ID".to_owned()),
+        (Some(_), None) => {
+            hints.push("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".to_owned())
+        }
+        (None, Some(_)) => {
+            hints.push("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".to_owned())
+        }
+        (None, None) => {}
+    }
+
+    let profile_name = var("AWS_PROFILE");
+    let selected = profile_name.clone().unwrap_or_else(|| "default".to_owned());
+    let home = var("HOME");
+    let files = [
+        (
+            profile_file(&home, var("AWS_CONFIG_FILE"), ".aws/config"),
+            FileKind::Config,
+        ),
+        (
+            profile_file(
+                &home,
+                var("AWS_SHARED_CREDENTIALS_FILE"),
+                ".aws/credentials",
+            ),
+            FileKind::Credentials,
+        ),
+    ];
+    let mut profile = ProfileSeen::default();
+    for (path, kind) in &files {
+        if let Some(text) = path.as_deref().and_then(read_file) {
+            profile.merge(find_profile(&text, &selected, *kind));
+        }
+    }
+    if credentials.is_none() && profile.found {
+        credentials = Some(format!("profile {selected:?}"));
+    }
+    if let (Some(name), false) = (&profile_name, profile.found) {
+        let shown: Vec<String> = files
+            .iter()
+            .filter_map(|(p, _)| p.as_ref().map(|p| p.display().to_string()))
+            .collect();
+        hints.push(format!(
+            "AWS_PROFILE={name:?} names no profile in {}",
+            if shown.is_empty() {
+                "any profile file (HOME is not set)".to_owned()
+            } else {
+                shown.join(" or ")
+            }
+        ));
+    }
+
+    match (var("AWS_WEB_IDENTITY_TOKEN_FILE"), var("AWS_ROLE_ARN")) {
+        (Some(_), Some(_)) => {
+            credentials.get_or_insert_with(|| "AWS_WEB_IDENTITY_TOKEN_FILE".to_owned());
+        }
+        (Some(_), None) => {
+            hints.push("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not".to_owned())
+        }
+        (None, Some(_)) => {
+            hints.push("AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not".to_owned())
+        }
+        (None, None) => {}
+    }
+
+    for container in [
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        if var(container).is_some() {
+            credentials.get_or_insert_with(|| container.to_owned());
+        }
+    }
+
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find(|name| var(name).is_some())
+        .map(str::to_owned)
+        .or_else(|| {
+            profile
+                .region
+                .then(|| format!("the region of profile {selected:?}"))
+        });
+
+    // As the SDK reads it: exactly `true`, in any case; anything else leaves IMDS on.
+    let imds = !env
+        .var("AWS_EC2_METADATA_DISABLED")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+
+    Configured {
+        credentials,
+        region,
+        imds,
+        hints,
+    }
+}
+
+/// Whether the SDK could find credentials, and a region when `needs_default_region`
+/// (something is named without a region of its own: a secret by name, not by ARN):
+/// every problem at once, each saying what to set. No network call, except one look
+/// at IMDS (at most [`IMDS_PROBE_TIMEOUT`]) when it is the only possible source of
+/// what is needed. That look uses the SDK's own IMDS client, which reads its endpoint
+/// (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `_MODE`) from the process, as the SDK will.
+pub async fn check_configuration(
+    env: &impl Env,
+    needs_default_region: bool,
+) -> Result<(), Vec<Problem>> {
+    let found = configured(env);
+    let needs_credentials_from_imds = found.credentials.is_none();
+    let needs_region_from_imds = needs_default_region && found.region.is_none();
+    let mut paths = Vec::new();
+    if needs_credentials_from_imds {
+        paths.push(IMDS_ROLE_PATH);
+    }
+    if needs_region_from_imds {
+        paths.push(IMDS_REGION_PATH);
+    }
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let answers = if found.imds {
+        probe_imds(&paths).await
+    } else {
+        vec![Err(Imds::Disabled); paths.len()]
+    };
+    let mut problems = Vec::new();
+    let mut answers = answers.into_iter();
+    if needs_credentials_from_imds {
+        if let Some(Err(imds)) = answers.next() {
+            problems.push(Problem::NoCredentials {
+                imds,
+                hints: found.hints.clone(),
+            });
+        }
+    }
+    if needs_region_from_imds {
+        if let Some(Err(imds)) = answers.next() {
+            // A missing instance profile says nothing about the region.
+            problems.push(Problem::NoRegion { imds });
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Asks IMDS for each path, once, all within [`IMDS_PROBE_TIMEOUT`], with the SDK's own
+/// IMDS client (its endpoint settings, its session token): one outcome per path.
+async fn probe_imds(paths: &[&str]) -> Vec<Result<(), Imds>> {
+    // The client's own limits are longer than the probe's: the probe's deadline is
+    // the one that ends a silent service, and says so.
+    let client_limit = IMDS_PROBE_TIMEOUT * 2;
+    let client = aws_config::imds::Client::builder()
+        .max_attempts(1)
+        .connect_timeout(client_limit)
+        .read_timeout(client_limit)
+        .operation_timeout(client_limit)
+        .build();
+    let deadline = tokio::time::Instant::now() + IMDS_PROBE_TIMEOUT;
+    let mut out = Vec::new();
+    for path in paths {
+        let answer = match tokio::time::timeout_at(deadline, client.get(*path)).await {
+            Err(_) => Err(no_answer()),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(imds_problem(path, &e)),
+        };
+        // Not reachable for one path, not reachable for the next: do not wait twice.
+        let unreachable = matches!(answer, Err(Imds::Unavailable(_)));
+        out.push(answer.clone());
+        if unreachable {
+            out.resize(paths.len(), answer);
+            break;
+        }
+    }
+    out
+}
+
+/// IMDS did not answer in time.
+fn no_answer() -> Imds {
+    // From a container, the instance's metadata hop limit must be 2 or more: at 1 the
+    // answer is dropped on the way, and this is what it looks like.
+    Imds::Unavailable(format!(
+        "no answer within {} (from a container, the instance's metadata hop limit must \
+         be 2 or more)",
+        humantime::format_duration(IMDS_PROBE_TIMEOUT)
+    ))
+}
+
+/// What an IMDS error means, safe to print (never a response body).
+fn imds_problem(path: &str, e: &ImdsError) -> Imds {
+    match e {
+        ImdsError::ErrorResponse(r) => {
+            let status = r.response().status().as_u16();
+            if path == IMDS_ROLE_PATH && status == 404 {
+                Imds::NoInstanceProfile
+            } else {
+                Imds::Unavailable(format!("{path} answered HTTP {status}"))
+            }
+        }
+        ImdsError::FailedToLoadToken(t) if t.is_dispatch_failure() => {
+            Imds::Unavailable(format!("not reachable ({})", Chain(e)))
+        }
+        ImdsError::FailedToLoadToken(_) => {
+            Imds::Unavailable(format!("refused a session token ({})", Chain(e)))
+        }
+        _ => Imds::Unavailable(Chain(e).to_string()),
+    }
+}
+
+/// The profile file the SDK reads: the variable's path (`~/` expanded), else `default`
+/// under HOME.
+fn profile_file(home: &Option<String>, set: Option<String>, default: &str) -> Option<PathBuf> {
+    match set {
+        Some(path) => match (path.strip_prefix("~/"), home) {
+            (Some(rest), Some(home)) => Some(PathBuf::from(home).join(rest)),
+            _ => Some(PathBuf::from(path)),
+        },
+        None => home.as_ref().map(|h| PathBuf::from(h).join(default)),
+    }
+}
+
+/// A profile file's text, when it can be read (a missing one is the usual case).
+fn read_small(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PROFILE_FILE_BYTES)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    /// `~/.aws/config`: `[default]` or `[profile NAME]`.
+    Config,
+    /// `~/.aws/credentials`: `[NAME]`.
+    Credentials,
+}
+
+/// What one profile holds, as far as this check cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ProfileSeen {
+    /// A section of that name exists (the SDK then owns the outcome: its error names
+    /// what is missing in it).
+    found: bool,
+    /// It sets `region`.
+    region: bool,
+}
+
+impl ProfileSeen {
+    fn merge(&mut self, other: ProfileSeen) {
+        self.found |= other.found;
+        self.region |= other.region;
+    }
+}
+
+/// The sections named `profile` in a profile file's text, merged: one pass, line by
+/// line, nothing sliced by byte index.
+fn find_profile(text: &str, profile: &str, kind: FileKind) -> ProfileSeen {
+    let mut seen = ProfileSeen::default();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim_end();
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            continue;
+        }
+        if let Some(header) = trimmed.strip_prefix('[') {
+            let name = header.split(']').next().unwrap_or("").trim();
+            inside = section_is(name, profile, kind);
+            seen.found |= inside;
+            continue;
+        }
+        // An indented line continues the property above it.
+        if inside && trimmed.len() == line.len() {
+            if let Some((key, _)) = trimmed.split_once('=') {
+                seen.region |= key.trim().eq_ignore_ascii_case("region");
+            }
+        }
+    }
+    seen
+}
+
+/// Whether a section header (between the brackets) names `profile` in a file of `kind`.
+fn section_is(header: &str, profile: &str, kind: FileKind) -> bool {
+    match kind {
+        FileKind::Credentials => header == profile,
+        FileKind::Config => match header.strip_prefix("profile") {
+            Some(rest) if rest.starts_with(char::is_whitespace) => rest.trim() == profile,
+            _ => header == "default" && profile == "default",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        vars.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    /// The profile files under HOME `/home/u`, as `configured` would read them.
+    fn with_files(
+        vars: &[(&str, &str)],
+        config: Option<&str>,
+        credentials: Option<&str>,
+    ) -> Configured {
+        let read = |path: &Path| match path.to_str() {
+            Some("/home/u/.aws/config") => config.map(str::to_owned),
+            Some("/home/u/.aws/credentials") => credentials.map(str::to_owned),
+            _ => None,
+        };
+        configured_from(&env(vars), &read)
+    }
+
+    #[test]
+    fn nothing_configured_is_nothing() {
+        let found = with_files(&[("HOME", "/home/u")], None, None);
+        assert_eq!(
+            found,
+            Configured {
+                credentials: None,
+                region: None,
+                imds: true,
+                hints: vec![],
+            }
+        );
+        let off = configured(&env(&[("AWS_EC2_METADATA_DISABLED", "TRUE")]));
+        assert!(!off.imds);
+        // The SDK reads only `true`: `1` leaves IMDS on, and so does this check.
+        assert!(configured(&env(&[("AWS_EC2_METADATA_DISABLED", "1")])).imds);
+    }
+
+    #[test]
+    fn each_source_of_the_chain_counts() {
+        let with = |extra: &[(&str, &str)]| {
+            let mut vars = vec![("HOME", "/home/u")];
+            vars.extend_from_slice(extra);
+            with_files(&vars, None, None).credentials
+        };
+        assert_eq!(
+            with(&[
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "s")
+            ])
+            .as_deref(),
+            Some("AWS_ACCESS_KEY_ID")
+        );
+        assert_eq!(
+            with(&[("AWS_ACCESS_KEY_ID", "AKID"), ("SECRET_ACCESS_KEY", "s")]).as_deref(),
+            Some("AWS_ACCESS_KEY_ID")
+        );
+        assert_eq!(
+            with(&[(
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "/v2/credentials/x"
+            )])
+            .as_deref(),
+            Some("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        );
+        assert_eq!(
+            with(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1/x")]).as_deref(),
+            Some("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        );
+        assert_eq!(
+            with(&[
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r")
+            ])
+            .as_deref(),
+            Some("AWS_WEB_IDENTITY_TOKEN_FILE")
+        );
+        // Blank is unset, as the SDK reads it.
+        assert_eq!(
+            with(&[("AWS_ACCESS_KEY_ID", " "), ("AWS_SECRET_ACCESS_KEY", "s")]),
+            None
+        );
+    }
+
+    #[test]
+    fn half_made_settings_are_named() {
+        let found = configured(&env(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+            ("AWS_PROFILE", "prod"),
+        ]));
+        assert_eq!(found.credentials, None);
+        assert_eq!(
+            found.hints,
+            [
+                "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+                "AWS_PROFILE=\"prod\" names no profile in any profile file (HOME is not set)",
+                "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not",
+            ]
+        );
+    }
+
+    #[test]
+    fn profiles_are_found_in_either_file_with_their_region() {
+        let config = "# mine\n[default]\nregion = eu-west-1\n[profile prod]\nrole_arn = x\n  region = sub-property\n";
+        let credentials = "[ci]\naws_access_key_id = AKID\naws_secret_access_key = s\n";
+        let read = |vars: &[(&str, &str)]| with_files(vars, Some(config), Some(credentials));
+        let default = read(&[("HOME", "/home/u")]);
+        assert_eq!(default.credentials.as_deref(), Some("profile \"default\""));
+        assert_eq!(
+            default.region.as_deref(),
+            Some("the region of profile \"default\"")
+        );
+        let prod = read(&[("HOME", "/home/u"), ("AWS_PROFILE", "prod")]);
+        assert_eq!(prod.credentials.as_deref(), Some("profile \"prod\""));
+        assert_eq!(
+            prod.region, None,
+            "an indented line is not the profile's region"
+        );
+        let ci = read(&[("HOME", "/home/u"), ("AWS_PROFILE", "ci")]);
+        assert_eq!(ci.credentials.as_deref(), Some("profile \"ci\""));
+        let missing = read(&[("HOME", "/home/u"), ("AWS_PROFILE", "nope")]);
+        assert_eq!(missing.credentials, None);
+        assert_eq!(
+            missing.hints,
+            ["AWS_PROFILE=\"nope\" names no profile in /home/u/.aws/config or /home/u/.aws/credentials"]
+        );
+        // AWS_CONFIG_FILE moves the file (`~/` is HOME); AWS_REGION wins over the profile.
+        let moved = with_files(
+            &[
+                ("HOME", "/elsewhere"),
+                ("AWS_CONFIG_FILE", "/home/u/.aws/config"),
+                ("AWS_REGION", "us-east-2"),
+            ],
+            Some(config),
+            None,
+        );
+        assert_eq!(moved.credentials.as_deref(), Some("profile \"default\""));
+        let tilde = with_files(
+            &[
+                ("HOME", "/home/u"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+                ("AWS_PROFILE", "ci"),
+            ],
+            None,
+            Some(credentials),
+        );
+        assert_eq!(tilde.credentials.as_deref(), Some("profile \"ci\""));
+        assert_eq!(moved.region.as_deref(), Some("AWS_REGION"));
+    }
+
+    #[test]
+    fn config_sections_need_their_prefix_and_credentials_sections_do_not() {
+        let seen = |text, name, kind| find_profile(text, name, kind).found;
+        assert!(seen("[profile prod]", "prod", FileKind::Config));
+        assert!(seen("[ profile  prod ]", "prod", FileKind::Config));
+        assert!(!seen("[prod]", "prod", FileKind::Config));
+        assert!(seen("[default]", "default", FileKind::Config));
+        assert!(seen("[profile default]", "default", FileKind::Config));
+        assert!(!seen("[profileprod]", "prod", FileKind::Config));
+        assert!(seen("[prod]", "prod", FileKind::Credentials));
+        assert!(!seen("[profile prod]", "prod", FileKind::Credentials));
+        assert!(!seen("[sso-session prod]", "prod", FileKind::Config));
+    }
+
+    #[tokio::test]
+    async fn nothing_configured_and_imds_off_fails_at_once_with_every_problem() {
+        let vars = env(&[
+            ("HOME", "/nonexistent"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]);
+        let started = std::time::Instant::now();
+        let problems = check_configuration(&vars, true).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text[0].starts_with("no AWS credentials are configured"),
+            "{text:?}"
+        );
+        assert!(
+            text[0].contains("AWS_EC2_METADATA_DISABLED=true"),
+            "{text:?}"
+        );
+        assert!(text[0].contains("task role"), "{text:?}");
+        assert!(
+            text[1].starts_with("no AWS region is configured"),
+            "{text:?}"
+        );
+        assert!(text[1].contains("Set AWS_REGION"), "{text:?}");
+        // A region is not needed when everything is named by ARN.
+        assert_eq!(
+            check_configuration(&vars, false).await.unwrap_err().len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_configured_source_needs_no_probe() {
+        let vars = env(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "eu-west-1"),
+        ]);
+        assert_eq!(check_configuration(&vars, true).await, Ok(()));
+    }
+
+    proptest! {
+        #[test]
+        fn any_profile_text_is_read_without_panicking(text in "(\\[|\\]|=| |\n|#|profile|default|region|[a-z]){0,200}") {
+            for kind in [FileKind::Config, FileKind::Credentials] {
+                let seen = find_profile(&text, "default", kind);
+                prop_assert!(seen.found || !seen.region);
+            }
+        }
+    }
+}
