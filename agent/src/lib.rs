@@ -422,14 +422,9 @@ async fn check_aws(
     env: &impl Env,
     keys: &std::collections::BTreeSet<secrets::Key>,
 ) -> Result<(), secrets::Failure> {
-    use secrets::Key;
     let regionless: Vec<String> = keys
         .iter()
-        .filter(|k| match k {
-            Key::SecretsManager(k) => k.region.is_none(),
-            Key::Parameter(k) => k.region.is_none(),
-            Key::ParameterPath(k) => k.region.is_none(),
-        })
+        .filter(|k| k.region().is_none())
         .map(|k| format!("{} \"{k}\"", k.noun()))
         .collect();
     let problems = match aws::sdk::check_configuration(env, !regionless.is_empty()).await {

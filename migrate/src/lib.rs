@@ -565,12 +565,13 @@ fn at_version(applied: &[Applied]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use conventions::exit::migrate as exit;
 
     use super::*;
 
-    fn file(version: i32, name: &str, checksum: u64) -> MigrationFile {
+    /// A migration file of `version` with `checksum`, for tests of this crate.
+    pub(crate) fn file(version: i32, name: &str, checksum: u64) -> MigrationFile {
         MigrationFile {
             version,
             name: name.into(),

@@ -327,18 +327,7 @@ mod tests {
     use conventions::exit::migrate as exit;
 
     use super::*;
-
-    fn file(version: i32, name: &str, checksum: u64) -> MigrationFile {
-        MigrationFile {
-            version,
-            name: name.into(),
-            path: PathBuf::from(format!("m/V{version}__{name}.sql")),
-            sql: String::new(),
-            checksum,
-            no_transaction: false,
-            down: None,
-        }
-    }
+    use crate::tests::file;
 
     fn applied(version: i32, name: &str, checksum: Option<u64>) -> Applied {
         Applied {

@@ -21,6 +21,15 @@ pub enum Key {
 }
 
 impl Key {
+    /// The region the key names; `None`: the default region (`AWS_REGION`).
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Key::SecretsManager(k) => k.region.as_deref(),
+            Key::Parameter(k) => k.region.as_deref(),
+            Key::ParameterPath(k) => k.region.as_deref(),
+        }
+    }
+
     /// What the key names, for messages: `secret "…"`, `parameter "…"`.
     pub fn noun(&self) -> &'static str {
         match self {
