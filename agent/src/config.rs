@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 pub use conventions::logging::LogFormat;
 use conventions::{parse, Checker, CommandLine, Env, Invalid, Kind};
-use logship::config::LogSettings;
+use logship::config::{LogSettings, StdoutMode};
 use nix::sys::signal::Signal;
 
 use crate::exit;
@@ -44,8 +44,9 @@ mod default {
     pub const SIGNAL_GROUP: &str = "false";
     pub const STOP_SIGNAL: &str = "SIGTERM";
     pub const STOP_TIMEOUT: &str = "25s";
+    pub const STOP_DELAY: &str = "0s";
     pub const AGENT_LOG_LEVEL: &str = "info";
-    pub const AGENT_LOG_FORMAT: &str = "json";
+    pub const AGENT_LOG_FORMAT: &str = "auto";
     pub const MIGRATE_ON_START: &str = "false";
     pub const REDACT_PARAMETERS: &str = "secure";
 }
@@ -139,6 +140,14 @@ pub struct Args {
         default_value = default::STOP_TIMEOUT
     )]
     pub stop_timeout: String,
+    /// After SIGTERM, how long /health answers 503 draining while the app keeps running and gets no signal, before it gets the stop signal (time for the load balancer to stop routing here); 0s is off. The delay plus the stop timeout must fit the task's stopTimeout.
+    #[arg(
+        long,
+        env = "DECKHAND_STOP_DELAY",
+        value_name = "DURATION",
+        default_value = default::STOP_DELAY
+    )]
+    pub stop_delay: String,
     /// The agent's own log level on stderr: error, warn, info, debug, trace.
     #[arg(
         long,
@@ -147,7 +156,7 @@ pub struct Args {
         default_value = default::AGENT_LOG_LEVEL
     )]
     pub agent_log_level: String,
-    /// Format of the agent's own messages on stderr: json (one object per line, also shipped to CloudWatch with "source":"agent") or text.
+    /// Format of the agent's own messages on stderr: json (one object per line, also shipped to CloudWatch with "source":"agent"), text, or auto (text when the app's output is copied as text, see DECKHAND_LOG_STDOUT; else json).
     #[arg(
         long,
         env = "DECKHAND_AGENT_LOG_FORMAT",
@@ -206,8 +215,81 @@ pub struct Supervision {
     pub stop_signal: Signal,
     /// Signals go to the app's process group.
     pub signal_group: bool,
-    /// From SIGTERM to SIGKILL of the app's process group.
+    /// From the stop signal to SIGKILL of the app's process group.
     pub stop_timeout: Duration,
+    /// From SIGTERM to the stop signal (`/health` draining, the app still serving);
+    /// zero: the stop signal at once.
+    pub stop_delay: Duration,
+}
+
+/// ECS's longest `stopTimeout` (AWS-FACTS: at most 120 s on Fargate): a stop delay and
+/// a stop timeout that add up to more can never run to their end.
+pub const ECS_MAX_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// ECS's `stopTimeout` when the task definition sets none (AWS-FACTS: 30 s).
+pub const ECS_DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the agent needs after the stop timeout: the app's leftovers
+/// ([`crate::supervise::LEFTOVER_GRACE`], 2 s), the last log flush (at least 1 s) and
+/// some slack — the 5 s the default stop timeout (25 s) leaves of ECS's default 30 s.
+pub const FLUSH_MARGIN: Duration = Duration::from_secs(5);
+
+/// Refuses a stop delay whose stop cannot fit any ECS `stopTimeout`: delay plus stop
+/// timeout over [`ECS_MAX_STOP_TIMEOUT`]. Without a delay the stop timeout is checked
+/// by no one, as before (outside ECS, `docker stop -t` may give it any time).
+fn check_stop_budget(delay: Duration, timeout: Duration) -> Result<(), String> {
+    if delay.is_zero() || delay + timeout <= ECS_MAX_STOP_TIMEOUT {
+        return Ok(());
+    }
+    let fmt = humantime::format_duration;
+    Err(format!(
+        "the stop delay and the stop timeout add up to {}, longer than ECS waits for a container to stop (stopTimeout is at most {} on Fargate): shorten one of the two so that together they take at most {} ({} leaves {} for leftovers and the last log flush)",
+        fmt(delay + timeout),
+        fmt(ECS_MAX_STOP_TIMEOUT),
+        fmt(ECS_MAX_STOP_TIMEOUT),
+        fmt(ECS_MAX_STOP_TIMEOUT - FLUSH_MARGIN),
+        fmt(FLUSH_MARGIN),
+    ))
+}
+
+impl Supervision {
+    /// The `stopTimeout` the container needs for this stop: the delay, the stop timeout
+    /// and [`FLUSH_MARGIN`], in whole seconds (what a task definition takes).
+    pub fn needed_stop_timeout(&self) -> Duration {
+        let needed = self.stop_delay + self.stop_timeout + FLUSH_MARGIN;
+        Duration::from_secs(needed.as_secs() + u64::from(needed.subsec_nanos() > 0))
+    }
+
+    /// A warning for the start when a stop delay makes the stop longer than ECS's
+    /// default `stopTimeout` allows: ECS would SIGKILL the agent before it is done (the
+    /// task metadata does not tell the container its `stopTimeout`, so the agent can
+    /// only ask for it). `None` without a stop delay.
+    pub fn stop_budget_warning(&self) -> Option<String> {
+        let needed = self.needed_stop_timeout();
+        if self.stop_delay.is_zero() || needed <= ECS_DEFAULT_STOP_TIMEOUT {
+            return None;
+        }
+        let fmt = humantime::format_duration;
+        let what = format!(
+            "DECKHAND_STOP_DELAY ({}) plus DECKHAND_STOP_TIMEOUT ({}) plus {} for leftovers and the last log flush is {}, more than ECS's default stopTimeout ({})",
+            fmt(self.stop_delay),
+            fmt(self.stop_timeout),
+            fmt(FLUSH_MARGIN),
+            fmt(needed),
+            fmt(ECS_DEFAULT_STOP_TIMEOUT),
+        );
+        Some(if needed <= ECS_MAX_STOP_TIMEOUT {
+            format!(
+                "{what}: set the container's \"stopTimeout\": {} in the task definition, or ECS sends SIGKILL before the app has stopped and the logs are flushed",
+                needed.as_secs()
+            )
+        } else {
+            let short = needed - ECS_MAX_STOP_TIMEOUT;
+            format!(
+                "{what}: set the container's \"stopTimeout\": {} in the task definition (its maximum), and shorten DECKHAND_STOP_DELAY or DECKHAND_STOP_TIMEOUT by {}, or the last log flush may be cut short",
+                ECS_MAX_STOP_TIMEOUT.as_secs(),
+                fmt(short),
+            )
+        })
+    }
 }
 
 /// Validated settings.
@@ -266,11 +348,25 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    parse_with(argv, &conventions::ProcessEnv)
+    // Looked at once, here: a developer at a terminal gets text (the `auto` formats).
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    read_command_line(argv, &conventions::ProcessEnv, terminal)
 }
 
-/// Parses the command line over `env`.
+/// Parses the command line over `env`, for a stdout that is not a terminal.
 pub fn parse_with<I, T>(argv: I, env: &impl Env) -> Result<Settings, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    read_command_line(argv, env, false)
+}
+
+fn read_command_line<I, T>(
+    argv: I,
+    env: &impl Env,
+    stdout_is_terminal: bool,
+) -> Result<Settings, ParseError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -282,7 +378,7 @@ where
         .map_err(ParseError::Clap)?;
     let args = Args::from_arg_matches(&matches).map_err(ParseError::Clap)?;
     let env = CommandLine::new(&command, &matches, env);
-    Settings::from_env(&env, &args.command).map_err(ParseError::Invalid)
+    Settings::read(&env, &args.command, stdout_is_terminal).map_err(ParseError::Invalid)
 }
 
 /// A comma-separated list of ids, each parsed by `parse`.
@@ -294,8 +390,19 @@ fn ids<T>(v: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, 
 }
 
 impl Settings {
-    /// Reads every setting from `env`; `command` is the app and its arguments.
+    /// Reads every setting from `env`; `command` is the app and its arguments. Stdout
+    /// is taken not to be a terminal.
     pub fn from_env(env: &impl Env, command: &[OsString]) -> Result<Settings, Vec<Invalid>> {
+        Settings::read(env, command, false)
+    }
+
+    /// [`Settings::from_env`]; `stdout_is_terminal` decides what the `auto` formats
+    /// (`DECKHAND_LOG_STDOUT`, `DECKHAND_AGENT_LOG_FORMAT`) mean.
+    pub fn read(
+        env: &impl Env,
+        command: &[OsString],
+        stdout_is_terminal: bool,
+    ) -> Result<Settings, Vec<Invalid>> {
         let unknown = unknown_settings(env);
         let mut c = Checker::new(env);
         let env_secrets = c.raw("DECKHAND_ENV_SECRETS").and_then(|v| {
@@ -373,6 +480,20 @@ impl Settings {
             default::STOP_TIMEOUT,
             parse::duration,
         );
+        let stop_delay = c.get("DECKHAND_STOP_DELAY", default::STOP_DELAY, parse::duration);
+        if let Err(reason) = check_stop_budget(stop_delay, stop_timeout) {
+            let timeout = c.raw("DECKHAND_STOP_TIMEOUT");
+            let reason = format!(
+                "with {}={:?} {reason}",
+                c.origin("DECKHAND_STOP_TIMEOUT"),
+                timeout.as_deref().unwrap_or(default::STOP_TIMEOUT)
+            );
+            c.push(Invalid::new(
+                c.origin("DECKHAND_STOP_DELAY"),
+                c.raw("DECKHAND_STOP_DELAY").unwrap_or_default(),
+                reason,
+            ));
+        }
         let log_level = c.get("DECKHAND_AGENT_LOG_LEVEL", default::AGENT_LOG_LEVEL, |v| {
             tracing::Level::from_str(v)
                 .map(Some)
@@ -381,7 +502,12 @@ impl Settings {
         let log_format = c.get(
             "DECKHAND_AGENT_LOG_FORMAT",
             default::AGENT_LOG_FORMAT,
-            LogFormat::parse,
+            |v| match v.trim() {
+                "auto" => Ok(None),
+                _ => LogFormat::parse(v)
+                    .map(Some)
+                    .map_err(|_| "must be auto, json or text".to_owned()),
+            },
         );
         let migrate_on_start = c.get(
             "DECKHAND_MIGRATE_ON_START",
@@ -389,7 +515,12 @@ impl Settings {
             parse::boolean,
         );
         let health_addr = c.optional("DECKHAND_HEALTH_ADDR", parse::socket_addr);
-        let logs = LogSettings::read(&mut c);
+        let logs = LogSettings::read(&mut c, stdout_is_terminal);
+        // auto: text for people when the app's output is shown to them as text.
+        let log_format = log_format.unwrap_or(match logs.stdout {
+            StdoutMode::Text => LogFormat::Text,
+            _ => LogFormat::Json,
+        });
         let redact_skip = c
             .raw("DECKHAND_REDACT_SKIP")
             .map(|v| parse::list(&v))
@@ -422,6 +553,7 @@ impl Settings {
                 stop_signal,
                 signal_group,
                 stop_timeout,
+                stop_delay,
             },
             log_level,
             log_format,
@@ -840,6 +972,117 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    #[test]
+    fn a_stop_delay_that_cannot_fit_any_ecs_stop_timeout_is_refused() {
+        let s = parse_ok(&["agent", "true"]);
+        assert_eq!(s.supervision.stop_delay, Duration::ZERO);
+        let s = parse_ok(&["agent", "--stop-delay", "95s", "true"]);
+        assert_eq!(s.supervision.stop_delay, Duration::from_secs(95));
+
+        let e = parse_err(&["agent", "--stop-delay", "100s", "true"]);
+        assert_eq!(e.exit_code(), exit::USAGE);
+        let ParseError::Invalid(errors) = e else {
+            panic!("expected invalid values");
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].to_string(),
+            "--stop-delay=\"100s\" is not valid: with DECKHAND_STOP_TIMEOUT=\"25s\" the stop delay and the stop timeout add up to 2m 5s, longer than ECS waits for a container to stop (stopTimeout is at most 2m on Fargate): shorten one of the two so that together they take at most 2m (1m 55s leaves 5s for leftovers and the last log flush)"
+        );
+
+        let env: std::collections::BTreeMap<String, String> = [
+            ("DECKHAND_STOP_DELAY".to_owned(), "1m".to_owned()),
+            ("DECKHAND_STOP_TIMEOUT".to_owned(), "61s".to_owned()),
+        ]
+        .into();
+        let ParseError::Invalid(errors) = parse_with(["agent", "true"], &env).unwrap_err() else {
+            panic!("expected invalid values");
+        };
+        assert!(
+            errors[0].to_string().starts_with(
+                "DECKHAND_STOP_DELAY=\"1m\" is not valid: with DECKHAND_STOP_TIMEOUT=\"61s\" the stop delay and the stop timeout add up to 2m 1s"
+            ),
+            "{errors:?}"
+        );
+        // Without a delay the stop timeout alone is not checked (outside ECS it may be
+        // anything `docker stop -t` gives).
+        assert!(parse(["agent", "--stop-timeout", "10m", "true"]).is_ok());
+        let e = parse_err(&["agent", "--stop-delay", "soon", "true"]);
+        assert_eq!(e.exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn a_stop_longer_than_ecs_default_stop_timeout_is_a_warning_naming_the_fix() {
+        let warning = |delay: u64, timeout: u64| {
+            Supervision {
+                stop_signal: Signal::SIGTERM,
+                signal_group: false,
+                stop_timeout: Duration::from_secs(timeout),
+                stop_delay: Duration::from_secs(delay),
+            }
+            .stop_budget_warning()
+        };
+        // No delay: the stop is what it always was.
+        assert_eq!(warning(0, 25), None);
+        assert_eq!(warning(0, 100), None);
+        // 2 + 20 + 5 fits ECS's default 30 s.
+        assert_eq!(warning(2, 20), None);
+        assert_eq!(warning(5, 20), None);
+        assert_eq!(
+            warning(5, 25).as_deref(),
+            Some("DECKHAND_STOP_DELAY (5s) plus DECKHAND_STOP_TIMEOUT (25s) plus 5s for leftovers and the last log flush is 35s, more than ECS's default stopTimeout (30s): set the container's \"stopTimeout\": 35 in the task definition, or ECS sends SIGKILL before the app has stopped and the logs are flushed")
+        );
+        // Accepted (95 + 25 = 120), but the flush margin no longer fits.
+        let short = warning(95, 25).unwrap();
+        assert!(
+            short.ends_with("set the container's \"stopTimeout\": 120 in the task definition (its maximum), and shorten DECKHAND_STOP_DELAY or DECKHAND_STOP_TIMEOUT by 5s, or the last log flush may be cut short"),
+            "{short}"
+        );
+        let fraction = Supervision {
+            stop_delay: Duration::from_millis(2500),
+            ..parse_ok(&["agent", "true"]).supervision
+        };
+        assert_eq!(fraction.needed_stop_timeout(), Duration::from_secs(33));
+    }
+
+    #[test]
+    fn on_a_terminal_the_agent_speaks_text_unless_told() {
+        let read = |vars: &[(&str, &str)], terminal: bool| {
+            let env: std::collections::BTreeMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Settings::read(&env, &[OsString::from("true")], terminal).unwrap()
+        };
+        let tty = read(&[], true);
+        assert_eq!(tty.logs.stdout, StdoutMode::Text);
+        assert_eq!(tty.log_format, LogFormat::Text);
+        let piped = read(&[], false);
+        assert_eq!(piped.logs.stdout, StdoutMode::Json);
+        assert_eq!(piped.log_format, LogFormat::Json);
+        // Shipping: no stdout copy, the agent's messages for CloudWatch.
+        let shipped = read(&[("CLOUDWATCH_LOG_GROUP", "/app")], true);
+        assert_eq!(shipped.logs.stdout, StdoutMode::Off);
+        assert_eq!(shipped.log_format, LogFormat::Json);
+        let forced = read(&[("DECKHAND_LOG_STDOUT", "json")], true);
+        assert_eq!(forced.logs.stdout, StdoutMode::Json);
+        assert_eq!(forced.log_format, LogFormat::Json);
+        let explicit = read(&[("DECKHAND_AGENT_LOG_FORMAT", "json")], true);
+        assert_eq!(explicit.logs.stdout, StdoutMode::Text);
+        assert_eq!(explicit.log_format, LogFormat::Json);
+        let text = read(&[("DECKHAND_LOG_STDOUT", "text")], false);
+        assert_eq!(text.log_format, LogFormat::Text);
+        let env = std::collections::BTreeMap::from([(
+            "DECKHAND_AGENT_LOG_FORMAT".to_owned(),
+            "yaml".to_owned(),
+        )]);
+        let errors = Settings::from_env(&env, &[OsString::from("true")]).unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "DECKHAND_AGENT_LOG_FORMAT=\"yaml\" is not valid: must be auto, json or text"
+        );
     }
 
     #[test]

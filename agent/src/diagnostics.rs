@@ -1,5 +1,6 @@
-//! The agent's own messages (tracing): one line each on stderr — JSON by default, text
-//! with `DECKHAND_AGENT_LOG_FORMAT=text` — and, once the log pipeline runs, sanitized
+//! The agent's own messages (tracing): one line each on stderr — JSON, or text with
+//! `DECKHAND_AGENT_LOG_FORMAT=text` or on a terminal (`auto`, decided in `config`) —
+//! and, once the log pipeline runs, sanitized
 //! and shipped into the app's stream with `"source": "agent"`.
 //!
 //! [`Diagnostics`] is the tracing layer and the handle to it: [`init`] installs one and

@@ -9,8 +9,22 @@ use crate::{exit, ProcessEnv};
 /// How long the exit waits for the agent's last messages to reach stderr.
 const STDERR_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Runs the program with the process's arguments and environment.
+/// Runs the program with the process's arguments and environment: `agent check …` or
+/// `agent import-task-definition …` (recognised only as the first argument, so an app
+/// named `check` runs as `agent -- check`), or the start of the app.
 pub fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    match args.next() {
+        Some(first) if first == "check" => crate::check::main(std::env::args_os().skip(1)),
+        Some(first) if first == crate::import::COMMAND => {
+            crate::import::main(std::env::args_os().skip(1))
+        }
+        _ => start(),
+    }
+}
+
+/// The start: secrets, then the app as PID 1.
+fn start() -> ExitCode {
     // A panic's message may quote the app's output: never print it (see the hook).
     std::panic::set_hook(Box::new(crate::diagnostics::report_panic));
     // PID-1 duties first, before any thread exists: every thread created later inherits

@@ -8,16 +8,19 @@
 //! - [`supervise`]: forwarding, the stop sequence, rotation, leftover processes.
 //! - [`diagnostics`]: the agent's own messages, to stderr and into the app's stream.
 //! - [`exit`]: the agent's rows of the toolkit's exit-code table.
+//! - [`check`]: `agent check`, the start without the app: what each variable would be.
 //!
 //! [`run`] puts them together; [`entry::main`] (what `main.rs` and the multi-call
 //! binary call) only parses, starts logging and maps the result to an exit code.
 
 #![deny(unsafe_code)]
 
+pub mod check;
 pub mod config;
 pub mod diagnostics;
 pub mod entry;
 pub mod exit;
+pub mod import;
 pub mod process;
 pub mod secrets;
 pub mod startup;
@@ -50,6 +53,10 @@ pub async fn run(
 ) -> u8 {
     for warning in &settings.unknown {
         tracing::warn!("{warning}");
+    }
+    if let Some(warning) = settings.supervision.stop_budget_warning() {
+        let needed = settings.supervision.needed_stop_timeout().as_secs();
+        tracing::warn!(stop_timeout_needed = needed, "{warning}");
     }
     let cloud = Aws {
         sdk: aws::sdk::Shared::default(),
@@ -121,7 +128,8 @@ async fn run_app(
                 phase: phase.clone(),
                 logs: startup::logs_provider(logs),
             };
-            match startup::health(addr, &resolved.env, host, draining.clone()).await {
+            let stop_delay = settings.supervision.stop_delay;
+            match startup::health(addr, &resolved.env, host, draining.clone(), stop_delay).await {
                 Ok(task) => Some(task),
                 Err(code) => return early(code, None),
             }
@@ -308,7 +316,7 @@ async fn start_logs(
 }
 
 /// The loaded secrets the sanitizer redacts: all but `DECKHAND_REDACT_SKIP`'s.
-fn redactable(settings: &Settings, secrets: &Secrets) -> Vec<KnownSecret> {
+pub(crate) fn redactable(settings: &Settings, secrets: &Secrets) -> Vec<KnownSecret> {
     known_secrets(secrets)
         .filter(|(name, _)| !settings.redact_skip.iter().any(|s| s == name))
         .map(|(name, value)| KnownSecret::new(name, value))
@@ -316,8 +324,8 @@ fn redactable(settings: &Settings, secrets: &Secrets) -> Vec<KnownSecret> {
 }
 
 /// When the rest of the output must be shipped by: what is left of the stop timeout
-/// after SIGTERM (at least a second), or a whole stop timeout after the app exited
-/// on its own.
+/// after the stop began — SIGTERM, or the end of `DECKHAND_STOP_DELAY` — (at least a
+/// second), or a whole stop timeout after the app exited on its own.
 fn flush_deadline(settings: &Settings, stop_requested: Option<Instant>) -> Instant {
     let timeout = settings.supervision.stop_timeout;
     match stop_requested {
@@ -418,7 +426,7 @@ async fn prepare(
 }
 
 /// [`aws::sdk::check_configuration`] for these keys: every problem, exit 78.
-async fn check_aws(
+pub(crate) async fn check_aws(
     env: &impl Env,
     keys: &std::collections::BTreeSet<secrets::Key>,
 ) -> Result<(), secrets::Failure> {

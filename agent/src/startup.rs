@@ -76,18 +76,25 @@ pub async fn migrate(env: &ChildEnv, url_var: &str) -> Result<(), u8> {
 /// The in-process health server: healthcheck's settings from its `HEALTH_*` variables,
 /// the address from `DECKHAND_HEALTH_ADDR`, the database from the app's environment,
 /// the start's phase and the log delivery from `host`. Bound before the migrations and
-/// the app, so a taken port stops the start (exit 78) before anything ran.
+/// the app, so a taken port stops the start (exit 78) before anything ran. It drains
+/// (answers 503) for `HEALTH_DRAIN`, and at least for `stop_delay`
+/// (`DECKHAND_STOP_DELAY`): the load balancer sees 503s, not a closed port, for as
+/// long as the app keeps serving.
 pub async fn health(
     addr: SocketAddr,
     env: &ChildEnv,
     host: healthcheck::Host,
     drain: healthcheck::CancellationToken,
+    stop_delay: std::time::Duration,
 ) -> Result<Health, u8> {
     // DECKHAND_HEALTH_ADDR is the address: an app's own HEALTH_ADDR is not read.
     let mut vars = conventions::Env::vars(env);
     vars.push(("HEALTH_ADDR".into(), addr.to_string().into()));
     let config = match healthcheck::Config::from_env(&vars) {
-        Ok(c) => c,
+        Ok(c) => healthcheck::Config {
+            drain: c.drain.max(stop_delay),
+            ..c
+        },
         Err(errors) => {
             report("DECKHAND_HEALTH_ADDR", &errors);
             return Err(exit::USAGE);

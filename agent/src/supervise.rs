@@ -5,12 +5,17 @@
 //!
 //! The stop sequence, which fits inside ECS's (SIGTERM, `stopTimeout` — 30 s by default
 //! — then SIGKILL):
-//! 1. SIGTERM to the agent → `DECKHAND_STOP_SIGNAL` to the app (its group with
-//!    `DECKHAND_SIGNAL_GROUP`).
-//! 2. Still running after `DECKHAND_STOP_TIMEOUT` → SIGKILL to the app's process group.
-//! 3. The app exited → processes it left behind get SIGTERM, and SIGKILL after
+//! 1. SIGTERM to the agent → the in-process `/health` drains (503) at once.
+//! 2. With `DECKHAND_STOP_DELAY`, the app keeps running, and gets no signal, for the
+//!    delay: the load balancer sees the 503 and stops routing here while the app still
+//!    answers what is routed meanwhile. A second SIGTERM, or a SIGINT, ends the delay
+//!    at once; any other signal is forwarded as usual. The delay is this loop's own
+//!    timer: nothing here waits on logging.
+//! 3. `DECKHAND_STOP_SIGNAL` to the app (its group with `DECKHAND_SIGNAL_GROUP`).
+//! 4. Still running after `DECKHAND_STOP_TIMEOUT` → SIGKILL to the app's process group.
+//! 5. The app exited → processes it left behind get SIGTERM, and SIGKILL after
 //!    [`LEFTOVER_GRACE`].
-//! 4. The agent exits with the app's code, or 128 + n.
+//! 6. The agent exits with the app's code, or 128 + n.
 
 use std::future::pending;
 use std::time::Duration;
@@ -67,7 +72,9 @@ impl Default for Hooks<'_> {
 pub struct Outcome {
     /// The agent's exit code.
     pub code: u8,
-    /// When SIGTERM arrived, if it did: what is left of the stop timeout counts from it.
+    /// When the stop timeout began, if a stop was asked for: SIGTERM, or with a stop
+    /// delay the end of the delay (when the app got its stop signal). What is left of
+    /// the stop timeout, for the last log flush, counts from it.
     pub stop_requested: Option<Instant>,
 }
 
@@ -92,10 +99,18 @@ pub async fn supervise(
     let mut stop_at: Option<Instant> = None;
     // SIGTERM arrived: the app is being stopped for good, never restarted.
     let mut stopping = false;
+    // SIGTERM arrived with a stop delay: the app gets its stop signal then.
+    let mut delay_until: Option<Instant> = None;
     let mut restart_with: Option<ChildSpec> = None;
     let status = loop {
         let kill_timer = async {
             match stop_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => pending().await,
+            }
+        };
+        let delay_timer = async {
+            match delay_until {
                 Some(t) => tokio::time::sleep_until(t).await,
                 None => pending().await,
             }
@@ -113,24 +128,35 @@ pub async fn supervise(
                     process::send(child.pid, Signal::SIGKILL, true);
                     return outcome(exit::SOFTWARE, stop_requested);
                 }
-                Some(Event::Signal(sig)) => {
-                    let sent = if sig == Signal::SIGTERM {
-                        stopping = true;
-                        restart_with = None;
-                        if let Some(token) = &hooks.stopping {
-                            token.cancel();
-                        }
-                        stop_requested.get_or_insert_with(Instant::now);
-                        if stop_at.is_none() {
-                            stop_at = Some(Instant::now() + options.stop_timeout);
-                            tracing::info!(signal = %options.stop_signal, timeout = %humantime::format_duration(options.stop_timeout), "stopping the app: sent {}, SIGKILL after {}", options.stop_signal, humantime::format_duration(options.stop_timeout));
-                        }
-                        options.stop_signal
+                Some(Event::Signal(sig)) if delay_until.is_some() && matches!(sig, Signal::SIGTERM | Signal::SIGINT) => {
+                    tracing::info!(received = %sig, "{sig} during the stop delay: stopping the app now");
+                    delay_until = None;
+                    stop_requested = Some(Instant::now());
+                    stop_at = Some(send_stop(child.pid, options));
+                }
+                Some(Event::Signal(Signal::SIGTERM)) => {
+                    stopping = true;
+                    restart_with = None;
+                    if let Some(token) = &hooks.stopping {
+                        token.cancel();
+                    }
+                    stop_requested.get_or_insert_with(Instant::now);
+                    // An app already being stopped (a restart after a rotation) serves
+                    // nothing worth waiting for: no delay then.
+                    if stop_at.is_none() && !options.stop_delay.is_zero() {
+                        let delay = humantime::format_duration(options.stop_delay);
+                        tracing::info!(delay = %delay, signal = %options.stop_signal, "SIGTERM: draining; the app keeps running and gets {} in {delay} (DECKHAND_STOP_DELAY)", options.stop_signal);
+                        delay_until = Some(Instant::now() + options.stop_delay);
+                    } else if stop_at.is_none() {
+                        stop_at = Some(send_stop(child.pid, options));
                     } else {
-                        sig
-                    };
-                    tracing::debug!(received = %sig, sent = %sent, "forwarding a signal");
-                    process::send(child.pid, sent, options.signal_group);
+                        tracing::debug!(sent = %options.stop_signal, "forwarding SIGTERM as the stop signal");
+                        process::send(child.pid, options.stop_signal, options.signal_group);
+                    }
+                }
+                Some(Event::Signal(sig)) => {
+                    tracing::debug!(received = %sig, "forwarding a signal");
+                    process::send(child.pid, sig, options.signal_group);
                 }
                 Some(Event::Exited { pid, status, generation })
                     if pid == child.pid && generation >= child.generation =>
@@ -154,6 +180,11 @@ pub async fn supervise(
                     tracing::debug!(pid = pid.as_raw(), ?status, "reaped an orphan");
                 }
             },
+            () = delay_timer => {
+                delay_until = None;
+                stop_requested = Some(Instant::now());
+                stop_at = Some(send_stop(child.pid, options));
+            }
             () = kill_timer => {
                 tracing::warn!(timeout = %humantime::format_duration(options.stop_timeout), "the app did not exit within the stop timeout; sending SIGKILL to its process group");
                 process::send(child.pid, Signal::SIGKILL, true);
@@ -197,6 +228,14 @@ pub async fn supervise(
     let code = status.exit_code();
     tracing::info!(?status, exit_code = code, "the app exited");
     outcome(code, stop_requested)
+}
+
+/// Sends the app its stop signal; returns when it gets SIGKILL.
+fn send_stop(app: Pid, options: &Supervision) -> Instant {
+    let timeout = humantime::format_duration(options.stop_timeout);
+    tracing::info!(signal = %options.stop_signal, timeout = %timeout, "stopping the app: sent {}, SIGKILL after {timeout}", options.stop_signal);
+    process::send(app, options.stop_signal, options.signal_group);
+    Instant::now() + options.stop_timeout
 }
 
 fn start(control: &ProcessControl, spec: &ChildSpec, hooks: &mut Hooks) -> Result<Spawned, u8> {

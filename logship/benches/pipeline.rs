@@ -90,6 +90,7 @@ fn measure(
             sanitizer: sanitizer.clone(),
             buffer: Some(buffer.clone()),
             stdout: None,
+            stderr: None,
             counters: counters.clone(),
             max_event_bytes: logship::batch::MAX_EVENT_BYTES,
             multiline_window: Duration::from_millis(100),

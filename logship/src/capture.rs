@@ -38,6 +38,9 @@ pub struct Pipeline {
     pub buffer: Option<Arc<Buffer>>,
     /// Where events wait for the agent's stdout writer; `None` when the copy is off.
     pub stdout: Option<Arc<Buffer>>,
+    /// Where the app's stderr events wait for the agent's stderr writer, in text (a
+    /// developer expects the app's stderr on stderr); `None`: they go with `stdout`.
+    pub stderr: Option<Arc<Buffer>>,
     pub counters: Arc<Counters>,
     /// DECKHAND_LOG_MAX_EVENT_BYTES.
     pub max_event_bytes: usize,
@@ -46,13 +49,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Sanitizes, copies to stdout, splits and queues finished events.
-    pub async fn emit(&self, events: &mut Vec<Event>) {
-        self.emit_to(events, true).await;
+    /// Sanitizes, copies to stdout, splits and queues finished events of `stream`.
+    pub async fn emit(&self, events: &mut Vec<Event>, stream: Stream) {
+        self.emit_to(events, Some(stream)).await;
     }
 
-    /// [`Pipeline::emit`], with the stdout copy only when `echo` (and stdout is on).
-    pub async fn emit_to(&self, events: &mut Vec<Event>, echo: bool) {
+    /// [`Pipeline::emit`], with the stdout copy only when `echo` names the stream the
+    /// events come from (and the copy is on); `None`: no copy (the agent's own).
+    pub async fn emit_to(&self, events: &mut Vec<Event>, echo: Option<Stream>) {
         if events.is_empty() {
             return;
         }
@@ -75,7 +79,7 @@ impl Pipeline {
             }
             ready.push(event);
         }
-        if let (Some(stdout), true) = (&self.stdout, echo) {
+        if let Some(stdout) = echo.and_then(|stream| self.copy_to(stream)) {
             let copies = match &self.buffer {
                 Some(_) => ready.clone(),
                 None => std::mem::take(&mut ready),
@@ -98,12 +102,20 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Queues parts of a streamed line: already sanitized and cut to size.
-    async fn queue_parts(&self, parts: Vec<Event>) {
+    /// The copy's queue for events of `stream`, if the copy is on.
+    fn copy_to(&self, stream: Stream) -> Option<&Arc<Buffer>> {
+        match stream {
+            Stream::Stderr => self.stderr.as_ref().or(self.stdout.as_ref()),
+            _ => self.stdout.as_ref(),
+        }
+    }
+
+    /// Queues parts of a streamed line of `stream`: already sanitized and cut to size.
+    async fn queue_parts(&self, parts: Vec<Event>, stream: Stream) {
         if parts.is_empty() {
             return;
         }
-        if let Some(stdout) = &self.stdout {
+        if let Some(stdout) = self.copy_to(stream) {
             let copies = match &self.buffer {
                 Some(_) => parts.clone(),
                 None => {
@@ -133,7 +145,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
                 Ok(r) => r,
                 Err(_) => {
                     structurer.flush(&mut events);
-                    pipeline.emit(&mut events).await;
+                    pipeline.emit(&mut events, stream).await;
                     continue;
                 }
             }
@@ -177,7 +189,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
             if long.is_none() {
                 // What came before goes out first: the long line follows it.
                 structurer.flush(&mut events);
-                pipeline.emit(&mut events).await;
+                pipeline.emit(&mut events, stream).await;
                 long = Some(LongLine::start(stream, now, &pipeline));
             }
             if let Some(streaming) = long.as_mut() {
@@ -185,7 +197,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
             }
         }
         structurer.flush_if_older(now, pipeline.multiline_window, &mut events);
-        pipeline.emit(&mut events).await;
+        pipeline.emit(&mut events, stream).await;
     }
     // A last line without a newline is still a line.
     if let Some(streaming) = long.take() {
@@ -205,7 +217,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
         );
     }
     structurer.flush(&mut events);
-    pipeline.emit(&mut events).await;
+    pipeline.emit(&mut events, stream).await;
 }
 
 /// Text a streamed line holds back so that a secret cannot straddle what is already
@@ -224,6 +236,8 @@ const MAX_HOLD_BACK: usize = 1024 * 1024;
 /// kept (escaped) and `[REDACTED:NAME]` labels read `[REDACTED]`.
 struct LongLine {
     writer: PartWriter,
+    /// The pipe the line comes from, for the stdout copy.
+    stream: Stream,
     /// Decoded text not yet sent: the held-back stretch.
     carry: String,
     /// Parts made so far.
@@ -244,6 +258,7 @@ impl LongLine {
         debug_assert!(parts.is_empty());
         LongLine {
             writer,
+            stream,
             carry: String::new(),
             parts: 0,
         }
@@ -281,17 +296,22 @@ impl LongLine {
         let mut out = Vec::new();
         write_redacted(&mut self.writer, &window, 0..window.len(), &spans, &mut out);
         self.writer.push("\"}", &mut out);
-        let LongLine { writer, parts, .. } = self;
+        let LongLine {
+            writer,
+            parts,
+            stream,
+            ..
+        } = self;
         writer.finish(&mut out);
         let total = parts + out.len() as u64;
         Counters::add(&pipeline.counters.events, 1);
         Counters::add(&pipeline.counters.split_parts, total.saturating_sub(1));
-        pipeline.queue_parts(out).await;
+        pipeline.queue_parts(out, stream).await;
     }
 
     async fn queue(&mut self, parts: Vec<Event>, pipeline: &Pipeline) {
         self.parts += parts.len() as u64;
-        pipeline.queue_parts(parts).await;
+        pipeline.queue_parts(parts, self.stream).await;
     }
 }
 
@@ -434,11 +454,52 @@ mod tests {
             sanitizer: Arc::new(Current::new(sanitizer, config)),
             buffer: Some(buffer.clone()),
             stdout: None,
+            stderr: None,
             counters,
             max_event_bytes: crate::batch::MAX_EVENT_BYTES,
             multiline_window: Duration::from_millis(50),
         });
         (pipeline, buffer)
+    }
+
+    #[tokio::test]
+    async fn in_text_the_app_s_stderr_goes_to_the_stderr_copy() {
+        let (pipeline, shipped) = pipeline(&[]);
+        let counters = pipeline.counters.clone();
+        let copy = || Arc::new(Buffer::new(1 << 20, FullPolicy::Block, counters.clone()));
+        let (stdout, stderr) = (copy(), copy());
+        let pipeline = Arc::new(Pipeline {
+            options: Options::default(),
+            sanitizer: pipeline.sanitizer.clone(),
+            buffer: Some(shipped.clone()),
+            stdout: Some(stdout.clone()),
+            stderr: Some(stderr.clone()),
+            counters,
+            max_event_bytes: pipeline.max_event_bytes,
+            multiline_window: pipeline.multiline_window,
+        });
+        capture(&b"out\n"[..], Stream::Stdout, pipeline.clone()).await;
+        capture(&b"err\n"[..], Stream::Stderr, pipeline.clone()).await;
+        let message = |e: &Event| {
+            serde_json::from_str::<serde_json::Value>(&e.json).unwrap()["message"].clone()
+        };
+        assert_eq!(
+            stdout
+                .take(usize::MAX)
+                .iter()
+                .map(message)
+                .collect::<Vec<_>>(),
+            ["out"]
+        );
+        assert_eq!(
+            stderr
+                .take(usize::MAX)
+                .iter()
+                .map(message)
+                .collect::<Vec<_>>(),
+            ["err"]
+        );
+        assert_eq!(shipped.take(usize::MAX).len(), 2, "both are shipped");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub struct LogArgs {
     /// Retention in days for a group the agent creates (1, 3, 5, 7, 14, 30, 60, 90, … 3653).
     #[arg(long = "log-retention-days", env = "CLOUDWATCH_LOG_RETENTION_DAYS")]
     pub retention_days: Option<String>,
-    /// Also write sanitized events as JSON lines to stdout: auto (when no log group is set), json, off.
+    /// Also write the sanitized events to stdout: auto (text when stdout is a terminal and no log group is set, else json when no log group is set, else off), json, text (each event's message, the app's JSON lines as they are), off.
     #[arg(long = "log-stdout", env = "DECKHAND_LOG_STDOUT", default_value = default::STDOUT)]
     pub stdout: String,
     /// Join continuation lines (stack traces, tracebacks) to the event before them (on/off).
@@ -106,6 +106,37 @@ pub enum AutoSwitch {
     Off,
 }
 
+/// `DECKHAND_LOG_STDOUT`, decided: whether the agent copies the events to its stdout,
+/// and in which shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StdoutMode {
+    /// No copy: the events are shipped only.
+    Off,
+    /// Each event as its JSON line (what a log driver reads).
+    #[default]
+    Json,
+    /// For people at a terminal: a text event as its message, an app's JSON line as
+    /// it is, an app's stderr on the agent's stderr (see [`crate::stdout`]).
+    Text,
+}
+
+impl StdoutMode {
+    /// What `value` (auto, json, text or off) means where stdout is or is not a
+    /// terminal and a log group is or is not set. `auto`: text on a terminal (a
+    /// developer's `docker run -it`), JSON lines otherwise (a log driver), none when
+    /// the events are shipped.
+    pub fn decide(value: &str, stdout_is_terminal: bool, has_group: bool) -> StdoutMode {
+        match value {
+            "json" => StdoutMode::Json,
+            "text" => StdoutMode::Text,
+            "off" => StdoutMode::Off,
+            _ if has_group => StdoutMode::Off,
+            _ if stdout_is_terminal => StdoutMode::Text,
+            _ => StdoutMode::Json,
+        }
+    }
+}
+
 /// Validated settings.
 #[derive(Debug, Clone, Default)]
 pub struct LogSettings {
@@ -114,7 +145,8 @@ pub struct LogSettings {
     pub stream: Option<String>,
     pub stream_prefix: String,
     pub retention_days: Option<i32>,
-    pub stdout: bool,
+    /// DECKHAND_LOG_STDOUT, with `auto` decided.
+    pub stdout: StdoutMode,
     pub multiline: bool,
     pub strip_ansi: bool,
     /// DECKHAND_LOG_STDERR_LEVEL; `None`: no level for a stderr line that states none.
@@ -134,25 +166,28 @@ pub struct LogSettings {
 }
 
 impl LogSettings {
-    /// The settings in `env` alone (a test, or a program without the agent's others).
+    /// The settings in `env` alone (a test, or a program without the agent's others),
+    /// for a stdout that is not a terminal.
     pub fn from_env(env: &impl Env) -> Result<LogSettings, Vec<conventions::Invalid>> {
         let mut c = Checker::new(env);
-        let settings = LogSettings::read(&mut c);
+        let settings = LogSettings::read(&mut c, false);
         c.finish(settings)
     }
 
     /// Reads and validates the settings; every bad value is recorded in `c`.
-    pub fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> LogSettings {
+    /// `stdout_is_terminal` (looked at once, when the program starts) decides what
+    /// `DECKHAND_LOG_STDOUT=auto` means.
+    pub fn read<E: Env + ?Sized>(c: &mut Checker<'_, E>, stdout_is_terminal: bool) -> LogSettings {
         let group = c.optional("CLOUDWATCH_LOG_GROUP", group_name);
         let stdout = c.get("DECKHAND_LOG_STDOUT", default::STDOUT, |s| {
-            parse::one_of(s, &["auto", "json", "off"]).map(str::to_owned)
+            parse::one_of(s, &["auto", "json", "text", "off"]).map(str::to_owned)
         });
         if stdout == "off" && group.is_none() && c.raw("CLOUDWATCH_LOG_GROUP").is_none() {
             // Neither sink: every line would vanish, and no counter would say so.
             c.check::<()>(
                 "DECKHAND_LOG_STDOUT",
                 "off",
-                Err("with no CLOUDWATCH_LOG_GROUP set, the app's output would go nowhere and every line would be discarded without being counted; set CLOUDWATCH_LOG_GROUP to ship the logs, or leave DECKHAND_LOG_STDOUT at auto or json".into()),
+                Err("with no CLOUDWATCH_LOG_GROUP set, the app's output would go nowhere and every line would be discarded without being counted; set CLOUDWATCH_LOG_GROUP to ship the logs, or leave DECKHAND_LOG_STDOUT at auto, json or text".into()),
             );
         }
         let stream = c.optional("CLOUDWATCH_LOG_STREAM", stream_name);
@@ -194,11 +229,7 @@ impl LogSettings {
             .map(|v| parse::list(&v))
             .unwrap_or_default();
         LogSettings {
-            stdout: match stdout.as_str() {
-                "json" => true,
-                "off" => false,
-                _ => group.is_none(),
-            },
+            stdout: StdoutMode::decide(&stdout, stdout_is_terminal, group.is_some()),
             group,
             stream,
             stream_prefix,
@@ -316,7 +347,7 @@ mod tests {
         Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
         let env = CommandLine::new(&command, &matches, BTreeMap::<String, String>::new());
         let mut c = Checker::new(&env);
-        let settings = LogSettings::read(&mut c);
+        let settings = LogSettings::read(&mut c, false);
         c.finish(settings).map_err(|errors| {
             errors
                 .iter()
@@ -330,7 +361,7 @@ mod tests {
     fn defaults() {
         let s = parse(&[]).unwrap();
         assert!(
-            s.group.is_none() && s.stdout,
+            s.group.is_none() && s.stdout == StdoutMode::Json,
             "no group: events go to stdout"
         );
         assert_eq!(s.buffer_bytes, 64 << 20);
@@ -343,18 +374,22 @@ mod tests {
         assert_eq!(s.stderr_level, None, "no level is invented for stderr");
         assert_eq!(s.stream_prefix, "app");
         let s = parse(&["--log-group", "/aws/ec2/roastify"]).unwrap();
-        assert!(!s.stdout, "auto: a group means no stdout copy");
+        assert_eq!(
+            s.stdout,
+            StdoutMode::Off,
+            "auto: a group means no stdout copy"
+        );
     }
 
     #[test]
     fn the_documented_defaults_are_the_ones_read() {
         let documented = conventions::env::documented_defaults(&Cli::command());
         let mut c = Checker::new(&documented);
-        let from_docs = LogSettings::read(&mut c);
+        let from_docs = LogSettings::read(&mut c, false);
         let from_docs = c.finish(from_docs).unwrap();
         let empty = BTreeMap::<String, String>::new();
         let mut c = Checker::new(&empty);
-        let from_nothing = LogSettings::read(&mut c);
+        let from_nothing = LogSettings::read(&mut c, false);
         assert_eq!(
             format!("{from_docs:?}"),
             format!("{:?}", c.finish(from_nothing).unwrap())
@@ -406,10 +441,50 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("set CLOUDWATCH_LOG_GROUP"), "{err}");
-        assert!(err.contains("auto or json"), "{err}");
+        assert!(err.contains("auto, json or text"), "{err}");
         let s = parse(&["--log-stdout", "off", "--log-group", "/app"]).unwrap();
-        assert!(!s.stdout);
-        assert!(parse(&["--log-stdout", "json"]).unwrap().stdout);
+        assert_eq!(s.stdout, StdoutMode::Off);
+        assert_eq!(
+            parse(&["--log-stdout", "json"]).unwrap().stdout,
+            StdoutMode::Json
+        );
+        assert_eq!(
+            parse(&["--log-stdout", "text"]).unwrap().stdout,
+            StdoutMode::Text,
+            "text can be chosen without a terminal"
+        );
+        assert!(parse(&["--log-stdout", "yaml"])
+            .unwrap_err()
+            .contains("must be one of auto, json, text, off"));
+    }
+
+    #[test]
+    fn auto_is_text_on_a_terminal_without_a_group() {
+        use StdoutMode::*;
+        // (value, stdout is a terminal, a group is set) → mode
+        let cases = [
+            ("auto", true, false, Text),
+            ("auto", true, true, Off),
+            ("auto", false, false, Json),
+            ("auto", false, true, Off),
+            ("json", true, false, Json),
+            ("json", true, true, Json),
+            ("text", false, false, Text),
+            ("text", false, true, Text),
+            ("off", true, true, Off),
+        ];
+        for (value, terminal, group, mode) in cases {
+            assert_eq!(
+                StdoutMode::decide(value, terminal, group),
+                mode,
+                "{value} terminal={terminal} group={group}"
+            );
+        }
+        // Read with the terminal passed in, as the agent does once at start.
+        let env = BTreeMap::from([("DECKHAND_LOG_STDOUT".to_owned(), "auto".to_owned())]);
+        let mut c = Checker::new(&env);
+        let s = LogSettings::read(&mut c, true);
+        assert_eq!(c.finish(s).unwrap().stdout, Text);
     }
 
     #[test]

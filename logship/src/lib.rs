@@ -52,7 +52,7 @@ use tokio::time::Instant;
 use account::{Counters, DeliveryHealth, LogHealth, Progress};
 use buffer::Buffer;
 use capture::Pipeline;
-use config::{AutoSwitch, LogSettings};
+use config::{AutoSwitch, LogSettings, StdoutMode};
 use sanitize::{KnownSecret, Sanitizer};
 use ship::{Delivery, Destination, Shipper, StopHandle, Summary};
 use structure::{Context, Event, Stream};
@@ -69,6 +69,8 @@ pub struct Logs {
     delivery: Option<(StopHandle, JoinHandle<Summary>)>,
     /// The stdout copy's writer, when the copy is on.
     stdout: Option<stdout::Stdout>,
+    /// The writer of the app's stderr events to the agent's stderr, in text.
+    stderr: Option<stdout::Stdout>,
     counters: Arc<Counters>,
     destination: Option<Destination>,
     /// The delivery as `/health` shows it, when events are shipped.
@@ -167,15 +169,34 @@ impl Logs {
             }
             _ => (None, None, None, None),
         };
-        let stdout = if settings.stdout {
-            Some(stdout::Stdout::start(
-                std::io::stdout(),
+        let format = match settings.stdout {
+            StdoutMode::Off => None,
+            StdoutMode::Json => Some(stdout::Format::Json),
+            StdoutMode::Text => Some(stdout::Format::Text {
+                ansi: !settings.strip_ansi,
+            }),
+        };
+        let stdout = format
+            .map(|format| {
+                stdout::Stdout::start(
+                    std::io::stdout(),
+                    format,
+                    settings.buffer_bytes,
+                    settings.full,
+                    counters.clone(),
+                )
+            })
+            .transpose()?;
+        // In text, for people: the app's stderr stays on stderr.
+        let stderr = match format {
+            Some(format @ stdout::Format::Text { .. }) => Some(stdout::Stdout::start(
+                std::io::stderr(),
+                format,
                 settings.buffer_bytes,
                 settings.full,
                 counters.clone(),
-            )?)
-        } else {
-            None
+            )?),
+            _ => None,
         };
         let pipeline = Arc::new(Pipeline {
             options: structure::Options {
@@ -187,6 +208,7 @@ impl Logs {
             sanitizer,
             buffer,
             stdout: stdout.as_ref().map(|s| s.buffer().clone()),
+            stderr: stderr.as_ref().map(|s| s.buffer().clone()),
             counters: counters.clone(),
             max_event_bytes: settings.max_event_bytes,
             multiline_window: MULTILINE_WINDOW,
@@ -196,6 +218,7 @@ impl Logs {
                 pipeline,
                 delivery,
                 stdout,
+                stderr,
                 counters,
                 destination,
                 health,
@@ -279,8 +302,8 @@ impl Logs {
     /// Ships and writes what is buffered, giving up at `deadline`. Call after the
     /// capture tasks have finished (the app's pipes are closed).
     pub async fn finish(self, deadline: Instant) -> Report {
-        if let Some(stdout) = &self.stdout {
-            stdout.drain(deadline).await;
+        for copy in [&self.stdout, &self.stderr].into_iter().flatten() {
+            copy.drain(deadline).await;
         }
         let unshipped = match self.delivery {
             Some((stop, task)) => {
@@ -307,7 +330,7 @@ pub struct AgentEvents(Arc<Pipeline>);
 impl AgentEvents {
     pub async fn send(&self, timestamp_ms: i64, json: String) {
         let mut events = vec![Event { timestamp_ms, json }];
-        self.0.emit_to(&mut events, false).await;
+        self.0.emit_to(&mut events, None).await;
     }
 }
 

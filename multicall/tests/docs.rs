@@ -21,6 +21,7 @@ fn long_helps(mut command: clap::Command) -> Vec<String> {
 /// Every help text of `agent`, `migrate` and `healthcheck`.
 fn every_help() -> Vec<String> {
     let mut helps = long_helps(agent::config::Args::command());
+    helps.extend(long_helps(agent::check::command()));
     helps.extend(long_helps(migrate::cli::Cli::command()));
     helps.extend(long_helps(healthcheck::cli::Cli::command()));
     helps
@@ -34,14 +35,14 @@ fn every_variable_the_docs_name_is_in_some_programs_help() {
 #[test]
 fn the_help_texts_cover_every_program_and_subcommand() {
     let helps = every_help();
-    // agent; migrate and each of its commands; healthcheck and serve, probe.
+    // agent and agent check; migrate and each of its commands; healthcheck and serve, probe.
     let subcommands = migrate::cli::Cli::command().get_subcommands().count()
         + healthcheck::cli::Cli::command().get_subcommands().count();
     assert!(
         subcommands >= 6,
         "migrate's and healthcheck's commands are found"
     );
-    assert_eq!(helps.len(), 3 + subcommands, "{helps:#?}");
+    assert_eq!(helps.len(), 4 + subcommands, "{helps:#?}");
     for variable in ["DECKHAND_STOP_TIMEOUT", "MIGRATE_STEPS", "HEALTH_PROBE_URL"] {
         assert!(
             helps.iter().any(|h| h.contains(variable)),

@@ -11,6 +11,10 @@
 //! Secrets Manager value and every `SecureString` parameter is a secret; a `String` or
 //! `StringList` parameter is configuration, left readable in logs unless
 //! `DECKHAND_REDACT_PARAMETERS=all` ([`RedactParameters`]).
+//!
+//! [`Plan::apply`] and [`Plan::explain`] (what `agent check` prints) run the same steps:
+//! each step records, besides the start's errors and notices, one [`Row`] per variable
+//! it placed, shadowed or could not resolve.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -128,6 +132,17 @@ fn config_error(message: String) -> SecretError {
     }
 }
 
+/// What a failed fetch means for a row of [`Plan::explain`].
+fn fetch_status(kind: FetchErrorKind) -> Status {
+    match kind {
+        FetchErrorKind::NotFound => Status::NotFound,
+        FetchErrorKind::AccessDenied => Status::AccessDenied,
+        FetchErrorKind::Decryption => Status::Decryption,
+        FetchErrorKind::Invalid | FetchErrorKind::Transient => Status::Invalid,
+        FetchErrorKind::TimedOut => Status::TimedOut,
+    }
+}
+
 fn fetch_error(variable: &str, key: &Key, e: &FetchError) -> SecretError {
     let what = match (e.kind, key) {
         (FetchErrorKind::NotFound, _) => "was not found",
@@ -210,6 +225,100 @@ pub struct Resolved {
     pub notices: Vec<String>,
 }
 
+/// Where a variable of the app's environment comes from (a row of [`Plan::explain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Set in the environment as it is.
+    Plain,
+    /// A reference set in the environment, with its JSON key.
+    Reference { key: Key, json_key: Option<String> },
+    /// A value that starts like a reference but is not one the agent can read.
+    Unparsed,
+    /// A key of a `DECKHAND_ENV_SECRETS` secret (or the secret itself, on an error).
+    EnvSecret(Key),
+    /// One of the variables `DECKHAND_DATABASE_SECRET` becomes (or the secret itself).
+    Database(Key),
+    /// A parameter under a `DECKHAND_ENV_PARAMETERS` path (or the path itself).
+    Path {
+        path: String,
+        parameter: Option<String>,
+    },
+    /// `DECKHAND_REQUIRED_ENV`.
+    Required,
+}
+
+/// What happened to one variable (a row of [`Plan::explain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// The app gets it.
+    Ok,
+    /// No such secret, parameter, version, JSON key, or nothing under a path.
+    NotFound,
+    AccessDenied,
+    /// KMS refused to decrypt it.
+    Decryption,
+    /// Not JSON, or not the JSON the setting needs.
+    Malformed,
+    /// Anything else that cannot be used (two parameters of one path for one variable).
+    Invalid,
+    /// AWS did not answer in time (exit 69).
+    TimedOut,
+    /// A source of higher precedence sets the same variable: what, for the row.
+    ShadowedBy(String),
+    /// `DECKHAND_REQUIRED_ENV` names it and it is not set.
+    RequiredMissing,
+    /// `DECKHAND_REQUIRED_ENV` names it and it is empty.
+    RequiredEmpty,
+}
+
+impl Status {
+    /// Whether the row is a reason the app would not start.
+    pub fn is_problem(&self) -> bool {
+        !matches!(self, Status::Ok | Status::ShadowedBy(_))
+    }
+}
+
+/// One variable, where it comes from and what happened: never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The variable, or the setting (`DECKHAND_ENV_SECRETS`, …) when the problem is
+    /// with a whole secret or path.
+    pub name: String,
+    pub origin: Origin,
+    pub status: Status,
+    /// A problem's message, as the start prints it (names, never a value).
+    pub message: Option<String>,
+    /// An `Ok` value the log sanitizer is given (every Secrets Manager value, every
+    /// `SecureString`, every parameter with `DECKHAND_REDACT_PARAMETERS=all`).
+    pub secret: bool,
+    /// An `Ok` value its store calls configuration (a `String` or `StringList`
+    /// parameter), left readable in logs unless it is also `secret`.
+    pub configuration: bool,
+}
+
+impl Row {
+    fn new(name: &str, origin: Origin, status: Status) -> Row {
+        Row {
+            name: name.to_owned(),
+            origin,
+            status,
+            message: None,
+            secret: false,
+            configuration: false,
+        }
+    }
+}
+
+/// What [`Plan::explain`] finds: a row per variable, and what the start would do.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    pub rows: Vec<Row>,
+    /// The loaded values, for the redaction set-up (which values are too short).
+    pub secrets: Secrets,
+    /// Exactly what [`Plan::apply`] returns as its error; `None` when it succeeds.
+    pub failure: Option<Failure>,
+}
+
 /// What to fetch and how to place it.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -226,6 +335,21 @@ impl Plan {
         env: impl IntoIterator<Item = (OsString, OsString)>,
         settings: SecretSettings,
     ) -> Result<Plan, Failure> {
+        let (plan, problems) = Plan::parse(env, settings);
+        if !problems.is_empty() {
+            return Err(Failure {
+                errors: problems.into_iter().map(|(_, e)| e).collect(),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// [`Plan::new`] that goes on past a malformed reference: the plan without it, and
+    /// a row and an error for each (for `agent check`).
+    pub fn parse(
+        env: impl IntoIterator<Item = (OsString, OsString)>,
+        settings: SecretSettings,
+    ) -> (Plan, Vec<(Row, SecretError)>) {
         let mut plain = BTreeMap::new();
         let mut references = Vec::new();
         let mut errors = Vec::new();
@@ -237,7 +361,10 @@ impl Plan {
                 (Some(n), Some(v)) if reference::is_reference(v) => match reference::parse(v) {
                     Ok(r) => references.push((n.to_owned(), r)),
                     Err(reason) => {
-                        errors.push(config_error(format!("{n}={v:?} is not valid: {reason}")))
+                        let e = config_error(format!("{n}={v:?} is not valid: {reason}"));
+                        let mut row = Row::new(n, Origin::Unparsed, Status::Malformed);
+                        row.message = Some(e.message.clone());
+                        errors.push((row, e));
                     }
                 },
                 _ => {
@@ -245,14 +372,12 @@ impl Plan {
                 }
             }
         }
-        if !errors.is_empty() {
-            return Err(Failure { errors });
-        }
-        Ok(Plan {
+        let plan = Plan {
             plain: ChildEnv(plain),
             references,
             settings,
-        })
+        };
+        (plan, errors)
     }
 
     /// Every distinct secret (with stage and version) to fetch.
@@ -270,8 +395,44 @@ impl Plan {
     }
 
     /// Builds the app's environment from the fetched values; fails closed, with every
-    /// problem found. Lowest precedence first: each later source overrides and says so.
+    /// problem found.
     pub fn apply(&self, fetched: &Fetched) -> Result<Resolved, Failure> {
+        let (resolved, out, required) = self.assemble(fetched);
+        match failure(&out, &required) {
+            Some(f) => Err(f),
+            None => Ok(resolved),
+        }
+    }
+
+    /// What [`Plan::apply`] does, variable by variable, through the same steps: a row
+    /// for every variable the app would get, every value shadowed by another, and every
+    /// problem (a required variable only when nothing else explains its absence).
+    pub fn explain(&self, fetched: &Fetched) -> Explained {
+        let (resolved, out, required) = self.assemble(fetched);
+        let failure = failure(&out, &required);
+        let mut rows = out.rows;
+        let failed: BTreeSet<String> = rows
+            .iter()
+            .filter(|r| r.status.is_problem())
+            .map(|r| r.name.clone())
+            .collect();
+        rows.extend(
+            required
+                .rows
+                .into_iter()
+                .filter(|r| !failed.contains(&r.name)),
+        );
+        Explained {
+            rows,
+            secrets: resolved.secrets,
+            failure,
+        }
+    }
+
+    /// The steps, lowest precedence first (each later source overrides and says so):
+    /// what the environment would be, the problems and rows, and the required
+    /// variables' problems (which count only when there is no other).
+    fn assemble(&self, fetched: &Fetched) -> (Resolved, Outcome, Outcome) {
         let mut out = Outcome::default();
         let mut from_secrets = self.expand_secrets(fetched, &mut out);
         self.compose_database(fetched, &mut from_secrets, &mut out);
@@ -279,9 +440,13 @@ impl Plan {
         let references = self.resolve_references(fetched, &mut out);
 
         let mut env = self.plain.0.clone();
+        for name in env.keys() {
+            let name = name.to_string_lossy();
+            out.rows.push(Row::new(&name, Origin::Plain, Status::Ok));
+        }
         let mut secrets = Secrets::default();
         for (name, placed) in references {
-            placed.place(&name, &mut env, &mut secrets);
+            placed.place(&name, &mut env, &mut secrets, &mut out.rows);
         }
         for (name, placed) in from_secrets {
             if env.contains_key(OsStr::new(&name)) {
@@ -289,9 +454,14 @@ impl Plan {
                     "{name} is set in the environment; the value from secret \"{}\" is not used",
                     placed.source
                 ));
+                out.shadowed(
+                    &name,
+                    placed.origin,
+                    format!("{name} set in the environment"),
+                );
                 continue;
             }
-            placed.place(&name, &mut env, &mut secrets);
+            placed.place(&name, &mut env, &mut secrets, &mut out.rows);
         }
         for (name, FromPath { placed, path }) in from_paths {
             if env.contains_key(OsStr::new(&name)) {
@@ -304,21 +474,19 @@ impl Plan {
                     "{name} is set {by}; the value of parameter \"{}\" (under \"{path}\" of {ENV_PARAMETERS}) is not used",
                     placed.source
                 ));
+                out.shadowed(&name, placed.origin, format!("{name} set {by}"));
                 continue;
             }
-            placed.place(&name, &mut env, &mut secrets);
+            placed.place(&name, &mut env, &mut secrets, &mut out.rows);
         }
-        if out.errors.is_empty() {
-            self.check_required(&env, &mut out);
-        }
-        if !out.errors.is_empty() {
-            return Err(Failure { errors: out.errors });
-        }
-        Ok(Resolved {
+        let mut required = Outcome::default();
+        self.check_required(&env, &mut required);
+        let resolved = Resolved {
             env: ChildEnv(env),
             secrets,
-            notices: out.notices,
-        })
+            notices: std::mem::take(&mut out.notices),
+        };
+        (resolved, out, required)
     }
 
     /// Whether `name` is set in the agent's environment, plainly or as a reference.
@@ -332,20 +500,26 @@ impl Plan {
     fn expand_secrets(&self, fetched: &Fetched, out: &mut Outcome) -> BTreeMap<String, Placed> {
         let mut vars: BTreeMap<String, Placed> = BTreeMap::new();
         for key in &self.settings.env_secrets {
-            let Some(text) = out.text(fetched, ENV_SECRETS, key) else {
+            let origin = Origin::EnvSecret(key.clone());
+            let Some(text) = out.text(fetched, ENV_SECRETS, key, &origin) else {
                 continue;
             };
             let obj = match json_object(text.value.expose()) {
                 Ok(o) => o,
                 Err(reason) => {
-                    out.error(format!("{ENV_SECRETS}: secret \"{key}\" {reason}"));
+                    out.error(
+                        ENV_SECRETS,
+                        &origin,
+                        Status::Malformed,
+                        format!("{ENV_SECRETS}: secret \"{key}\" {reason}"),
+                    );
                     continue;
                 }
             };
             let source = key.to_string();
             for (name, value) in obj {
                 if name.is_empty() || name.contains('=') || name.contains('\0') {
-                    out.error(format!(
+                    out.error(ENV_SECRETS, &origin, Status::Malformed, format!(
                         "{ENV_SECRETS}: secret \"{key}\" has the key {name:?}, which cannot be a variable name (empty, or contains '=' or NUL)"
                     ));
                     continue;
@@ -355,9 +529,12 @@ impl Plan {
                         "{name} is in secrets \"{}\" and \"{source}\" of {ENV_SECRETS}; the value from \"{source}\" (listed later) is used",
                         earlier.source
                     ));
+                    let by = format!("{name} of secret \"{source}\"");
+                    out.shadowed(&name, earlier.origin.clone(), by);
                 }
                 let value = SecretString::new(env_text(&value));
-                vars.insert(name, self.stored(value, &source, text.secure, key));
+                let stored = self.stored(value, &source, text.secure, key, origin.clone());
+                vars.insert(name, stored);
             }
         }
         vars
@@ -374,7 +551,8 @@ impl Plan {
         let Some(db) = &self.settings.database else {
             return;
         };
-        let Some(text) = out.text(fetched, DB, &db.key) else {
+        let origin = Origin::Database(db.key.clone());
+        let Some(text) = out.text(fetched, DB, &db.key, &origin) else {
             return;
         };
         // Whatever the store's type: the setting itself says this is a secret.
@@ -387,12 +565,20 @@ impl Plan {
                             "{name} is in secret \"{}\" of {ENV_SECRETS} and is also set by {DB}; the value from {DB} is used",
                             earlier.source
                         ));
+                        let by = format!("{name} of {DB}");
+                        out.shadowed(&name, earlier.origin.clone(), by);
                     }
                     let secret = !database::NOT_SECRET.contains(&name.as_str());
-                    vars.insert(name, Placed::database(value, &source, secret));
+                    let placed = Placed::database(value, &source, secret, origin.clone());
+                    vars.insert(name, placed);
                 }
             }
-            Err(reason) => out.error(format!("{DB}: secret \"{}\" {reason}", db.key)),
+            Err(reason) => out.error(
+                DB,
+                &origin,
+                Status::Malformed,
+                format!("{DB}: secret \"{}\" {reason}", db.key),
+            ),
         }
     }
 
@@ -401,7 +587,11 @@ impl Plan {
         let mut vars = Vec::new();
         for (name, reference) in &self.references {
             let key = &reference.key;
-            let Some(text) = out.text(fetched, name, key) else {
+            let origin = Origin::Reference {
+                key: key.clone(),
+                json_key: reference.json_key.clone(),
+            };
+            let Some(text) = out.text(fetched, name, key, &origin) else {
                 continue;
             };
             let value = match &reference.json_key {
@@ -410,21 +600,29 @@ impl Plan {
                     Ok(obj) => match obj.get(json_key) {
                         Some(v) => SecretString::new(env_text(v)),
                         None => {
-                            out.error(format!(
-                                "{name}: secret \"{key}\" has no JSON key \"{json_key}\""
-                            ));
+                            out.error(
+                                name,
+                                &origin,
+                                Status::NotFound,
+                                format!("{name}: secret \"{key}\" has no JSON key \"{json_key}\""),
+                            );
                             continue;
                         }
                     },
                     Err(reason) => {
-                        out.error(format!(
+                        out.error(
+                            name,
+                            &origin,
+                            Status::Malformed,
+                            format!(
                             "{name}: secret \"{key}\" {reason} (needed for JSON key \"{json_key}\")"
-                        ));
+                        ),
+                        );
                         continue;
                     }
                 },
             };
-            let placed = self.stored(value, &key.to_string(), text.secure, key);
+            let placed = self.stored(value, &key.to_string(), text.secure, key, origin);
             vars.push((name.clone(), placed));
         }
         vars
@@ -434,12 +632,18 @@ impl Plan {
     fn check_required(&self, env: &BTreeMap<OsString, OsString>, out: &mut Outcome) {
         for name in &self.settings.required {
             match env.get(OsStr::new(name)) {
-                None => out.error(format!(
-                    "{name} is required (DECKHAND_REQUIRED_ENV) but is not set"
-                )),
-                Some(v) if v.is_empty() => out.error(format!(
-                    "{name} is required (DECKHAND_REQUIRED_ENV) but is empty"
-                )),
+                None => out.error(
+                    name,
+                    &Origin::Required,
+                    Status::RequiredMissing,
+                    format!("{name} is required (DECKHAND_REQUIRED_ENV) but is not set"),
+                ),
+                Some(v) if v.is_empty() => out.error(
+                    name,
+                    &Origin::Required,
+                    Status::RequiredEmpty,
+                    format!("{name} is required (DECKHAND_REQUIRED_ENV) but is empty"),
+                ),
                 Some(_) => {}
             }
         }
@@ -457,22 +661,26 @@ impl Plan {
             }
             let key = Key::ParameterPath(setting.key.clone());
             let path = key.to_string();
+            let origin = Origin::Path {
+                path: path.clone(),
+                parameter: None,
+            };
             let tree = match fetched_value(fetched, ENV_PARAMETERS, &key) {
                 Ok(Value::Tree(tree)) => tree,
                 Ok(Value::Text(_)) => {
-                    out.error(format!(
+                    out.error(ENV_PARAMETERS, &origin, Status::Invalid, format!(
                         "{ENV_PARAMETERS}: \"{path}\" was read as one parameter, not a path (a bug in the agent)"
                     ));
                     continue;
                 }
-                Err(e) => {
-                    out.errors.push(e);
+                Err((e, status)) => {
+                    out.failed(ENV_PARAMETERS, &origin, status, e);
                     continue;
                 }
             };
             if tree.is_empty() {
                 if !setting.optional {
-                    out.error(format!(
+                    out.error(ENV_PARAMETERS, &origin, Status::NotFound, format!(
                         "{ENV_PARAMETERS}: parameter path \"{path}\" holds no parameter; check the path and the region, or write \"{path}?\" if it may be empty"
                     ));
                 }
@@ -481,13 +689,17 @@ impl Plan {
             let mut in_this_path: BTreeMap<String, &str> = BTreeMap::new();
             for (name, value) in tree {
                 let variable = parameter::variable_name(name, self.settings.keep_case);
+                let origin = Origin::Path {
+                    path: path.clone(),
+                    parameter: Some(name.clone()),
+                };
                 if let Some(other) = in_this_path.insert(variable.clone(), name) {
                     let fix = if self.settings.keep_case {
                         "rename one of them, or list a narrower path"
                     } else {
                         "rename one of them, list a narrower path, or set DECKHAND_ENV_PARAMETERS_KEEP_CASE=true if they differ only in case"
                     };
-                    out.error(format!(
+                    out.error(&variable, &origin, Status::Invalid, format!(
                         "{ENV_PARAMETERS}: parameters \"{other}\" and \"{name}\" under \"{path}\" would both become {variable}; {fix}"
                     ));
                     continue;
@@ -500,8 +712,10 @@ impl Plan {
                         "{variable} is in parameters \"{}\" (under \"{}\") and \"{name}\" (under \"{path}\") of {ENV_PARAMETERS}; the value from \"{path}\" (listed later) is used",
                         earlier.placed.source, earlier.path
                     ));
+                    let by = format!("{variable} of parameter \"{name}\"");
+                    out.shadowed(&variable, earlier.placed.origin.clone(), by);
                 }
-                let placed = self.stored(value.value.clone(), name, value.secure, &key);
+                let placed = self.stored(value.value.clone(), name, value.secure, &key, origin);
                 vars.insert(
                     variable,
                     FromPath {
@@ -518,9 +732,17 @@ impl Plan {
 impl Plan {
     /// A value as its store gave it (`secure`: see [`Entry`]), from `key`: a secret
     /// when the store says so, and every parameter with `DECKHAND_REDACT_PARAMETERS=all`.
-    fn stored(&self, value: SecretString, source: &str, secure: bool, key: &Key) -> Placed {
+    fn stored(
+        &self,
+        value: SecretString,
+        source: &str,
+        secure: bool,
+        key: &Key,
+        origin: Origin,
+    ) -> Placed {
         Placed {
             value,
+            origin,
             source: source.to_owned(),
             secret: secure || self.settings.redact_parameters == RedactParameters::All,
             configuration: !secure,
@@ -532,6 +754,8 @@ impl Plan {
 /// A value bound for the app's environment, and where it came from.
 struct Placed {
     value: SecretString,
+    /// Where it came from, for the rows of [`Plan::explain`].
+    origin: Origin,
     /// The secret or parameter it came from, as the user named it.
     source: String,
     /// Whether it is redacted from logs: every Secrets Manager value and `SecureString`
@@ -550,9 +774,10 @@ struct Placed {
 
 impl Placed {
     /// One of the variables a database secret becomes.
-    fn database(value: String, source: &str, secret: bool) -> Placed {
+    fn database(value: String, source: &str, secret: bool, origin: Origin) -> Placed {
         Placed {
             value: SecretString::new(value),
+            origin,
             source: source.to_owned(),
             secret,
             configuration: false,
@@ -561,9 +786,20 @@ impl Placed {
     }
 
     /// Sets `name` in the app's environment, and among the loaded secrets when it is
-    /// one (or among the configuration named at start when it is not).
-    fn place(self, name: &str, env: &mut BTreeMap<OsString, OsString>, secrets: &mut Secrets) {
+    /// one (or among the configuration named at start when it is not), with its row.
+    fn place(
+        self,
+        name: &str,
+        env: &mut BTreeMap<OsString, OsString>,
+        secrets: &mut Secrets,
+        rows: &mut Vec<Row>,
+    ) {
         env.insert(OsString::from(name), OsString::from(self.value.expose()));
+        rows.push(Row {
+            secret: self.secret,
+            configuration: self.configuration,
+            ..Row::new(name, self.origin, Status::Ok)
+        });
         if self.secret {
             if self.from_secrets_manager {
                 if let Some(reason) = looks_like_configuration(self.value.expose()) {
@@ -583,53 +819,95 @@ struct FromPath {
     path: String,
 }
 
-/// One resolution's problems and notices, gathered as it goes.
+/// One resolution's problems, notices and rows, gathered as it goes.
 #[derive(Default)]
 struct Outcome {
     errors: Vec<SecretError>,
     notices: Vec<String>,
+    rows: Vec<Row>,
 }
 
 impl Outcome {
-    fn error(&mut self, message: String) {
-        self.errors.push(config_error(message));
+    /// A configuration problem (exit 78) with `name`'s row.
+    fn error(&mut self, name: &str, origin: &Origin, status: Status, message: String) {
+        self.failed(name, origin, status, config_error(message));
+    }
+
+    fn failed(&mut self, name: &str, origin: &Origin, status: Status, e: SecretError) {
+        self.rows.push(Row {
+            message: Some(e.message.clone()),
+            ..Row::new(name, origin.clone(), status)
+        });
+        self.errors.push(e);
+    }
+
+    /// `name`'s value from `origin` is not used: `by` sets it.
+    fn shadowed(&mut self, name: &str, origin: Origin, by: String) {
+        self.rows
+            .push(Row::new(name, origin, Status::ShadowedBy(by)));
     }
 
     /// The single value of `key`, or `None` with the error recorded (for `variable`).
-    fn text(&mut self, fetched: &Fetched, variable: &str, key: &Key) -> Option<Entry> {
+    fn text(
+        &mut self,
+        fetched: &Fetched,
+        variable: &str,
+        key: &Key,
+        origin: &Origin,
+    ) -> Option<Entry> {
         match fetched_value(fetched, variable, key) {
             Ok(Value::Text(v)) => Some(v.clone()),
             Ok(Value::Tree(_)) => {
-                self.error(format!(
-                    "{variable}: {} \"{key}\" holds several values, not one",
-                    key.noun()
-                ));
+                self.error(
+                    variable,
+                    origin,
+                    Status::Invalid,
+                    format!(
+                        "{variable}: {} \"{key}\" holds several values, not one",
+                        key.noun()
+                    ),
+                );
                 None
             }
-            Err(e) => {
-                self.errors.push(e);
+            Err((e, status)) => {
+                self.failed(variable, origin, status, e);
                 None
             }
         }
     }
 }
 
+/// What the start does with a resolution's problems: every problem of the steps, or,
+/// when there is none, every required variable that is missing.
+fn failure(out: &Outcome, required: &Outcome) -> Option<Failure> {
+    [out, required]
+        .into_iter()
+        .find(|o| !o.errors.is_empty())
+        .map(|o| Failure {
+            errors: o.errors.clone(),
+        })
+}
+
 const ENV_SECRETS: &str = "DECKHAND_ENV_SECRETS";
 const ENV_PARAMETERS: &str = "DECKHAND_ENV_PARAMETERS";
 
-/// The fetched value of `key`, or the error naming `variable` and the key.
+/// The fetched value of `key`, or the error naming `variable` and the key (with what
+/// it means for a row).
 fn fetched_value<'f>(
     fetched: &'f Fetched,
     variable: &str,
     key: &Key,
-) -> Result<&'f Value, SecretError> {
+) -> Result<&'f Value, (SecretError, Status)> {
     match fetched.get(key) {
         Some(Ok(v)) => Ok(v),
-        Some(Err(e)) => Err(fetch_error(variable, key, e)),
-        None => Err(SecretError {
-            exit_code: exit::UNAVAILABLE,
-            message: format!("{variable}: {} \"{key}\" was not fetched", key.noun()),
-        }),
+        Some(Err(e)) => Err((fetch_error(variable, key, e), fetch_status(e.kind))),
+        None => Err((
+            SecretError {
+                exit_code: exit::UNAVAILABLE,
+                message: format!("{variable}: {} \"{key}\" was not fetched", key.noun()),
+            },
+            Status::TimedOut,
+        )),
     }
 }
 
@@ -1089,6 +1367,44 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.exit_code(), exit::CONFIG);
+    }
+
+    #[tokio::test]
+    async fn explain_fails_exactly_as_apply_does_and_names_every_variable() {
+        let fake = Fake::with(&[("env", r#"{"A":"value-a-1","B":"value-b-2"}"#)]);
+        let plan = Plan::new(
+            env(&[
+                ("A", "plain"),
+                ("GONE", "secretsmanager:nope"),
+                ("DECKHAND_X", "own"),
+            ]),
+            SecretSettings {
+                env_secrets: vec![parse_secret_id("env").unwrap()],
+                required: vec!["ABSENT".into(), "GONE".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let fetched = fetch_all(&Arc::new(fake), plan.keys(), Duration::from_secs(2)).await;
+        let explained = plan.explain(&fetched);
+        assert_eq!(explained.failure, plan.apply(&fetched).err());
+        let rows: Vec<(&str, &Status)> = explained
+            .rows
+            .iter()
+            .map(|r| (r.name.as_str(), &r.status))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("GONE", &Status::NotFound),
+                ("A", &Status::Ok),
+                ("A", &Status::ShadowedBy("A set in the environment".into())),
+                ("B", &Status::Ok),
+                // GONE's own row says why it is missing.
+                ("ABSENT", &Status::RequiredMissing),
+            ]
+        );
+        assert!(!format!("{explained:?}").contains("value-"));
     }
 
     #[tokio::test]

@@ -8,7 +8,10 @@
 //! what it saw to a file: the file (or its absence) is the proof of what the app saw,
 //! or that it never ran.
 
+mod check;
+mod drain;
 mod health;
+mod import;
 mod logs;
 mod mistakes;
 mod parameter_store;
@@ -16,3 +19,4 @@ mod secrets_manager;
 mod startup;
 mod supervision;
 mod support;
+mod terminal;

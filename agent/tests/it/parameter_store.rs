@@ -17,12 +17,17 @@ const AWS_PAGE: usize = 10;
 
 /// A path no other test uses, like `/params_1234_5_ab12` (names may not start with
 /// "ssm" or "aws").
-fn unique_path() -> String {
+pub(crate) fn unique_path() -> String {
     format!("/{}", testkit::unique_name("params"))
 }
 
 /// Creates or overwrites a parameter; returns its version.
-async fn put(client: &aws_sdk_ssm::Client, name: &str, value: &str, kind: ParameterType) -> i64 {
+pub(crate) async fn put(
+    client: &aws_sdk_ssm::Client,
+    name: &str,
+    value: &str,
+    kind: ParameterType,
+) -> i64 {
     client
         .put_parameter()
         .name(name)
