@@ -109,6 +109,19 @@ def cmd_taskdef_get(path, what):
         print(v)
 
 
+def cmd_taskdef_local(path, out):
+    """Write the task definition with the run's account in place of the files' one, and
+    print its (first) container's name.
+
+    `agent check --task-definition` reads this copy: the references it resolves are then
+    the ones the run seeded.
+    """
+    td = load_json(path)
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(td, f, indent=2)
+    print(container(td)["name"])
+
+
 def cmd_register(path):
     """RegisterTaskDefinition in moto: boto3 checks the file against the ECS API model."""
     td = load_json(path)
@@ -323,6 +336,7 @@ COMMANDS = {
     "account": cmd_account,
     "taskdef-env": cmd_taskdef_env,
     "taskdef-get": cmd_taskdef_get,
+    "taskdef-local": cmd_taskdef_local,
     "register": cmd_register,
     "run-task": cmd_run_task,
     "iam-policy": cmd_iam_policy,

@@ -13,7 +13,8 @@
 #   PGPORT, PGDATABASE, PGUSER name the run's database instead of the RDS endpoint;
 # - the container's `user` is taken with setpriv (when run as root);
 # - the task role's credentials come from STS AssumeRole in moto (chatbot serves them
-#   through a container credentials endpoint, as ECS does).
+#   through a container credentials endpoint, as ECS does); `agent check` runs with
+#   them in the run's own environment, as in a pipeline's runner, not as a one-off task.
 #
 # Secret values are generated per run, kept in files under the run's work directory and
 # never printed: checks compare them inside examples/aws.py, which names variables only.
@@ -110,6 +111,7 @@ ex_begin() {
   EX_NAME=$1
   EX_DIR=$ex_root/examples/$EX_NAME
   EX_TD=$EX_DIR/task-definition.json
+  EX_POLICY=$EX_DIR/task-role-policy.json
   EX_WORK=$(mktemp -d "/tmp/deckhand-example-$EX_NAME-XXXXXX")
   chmod 700 "$EX_WORK"
   echo '{}' > "$EX_WORK/secrets.json"
@@ -132,6 +134,7 @@ ex_begin() {
   for b in agent migrate healthcheck example-app; do
     [ -x "$EX_BIN/$b" ] || fail "$EX_BIN/$b is missing: cargo build -p $b"
   done
+  [ ! -x "$EX_DIR/generate" ] || ex_generate
 
   if [ -z "${DATABASE_URL:-}" ] || [ -z "${AWS_ENDPOINT_URL:-}" ]; then
     say "starting PostgreSQL and the moto server (scripts/services)"
@@ -176,18 +179,59 @@ ex_cleanup() {
   exit "$code"
 }
 
+# ex_generate: an example whose deckhand files are generated (EX_DIR/generate OUTDIR)
+# runs with what the generator writes now, and the checked-in copies must be the same:
+# readers and agent/tests/it/import.rs see those, so they may not drift from it.
+ex_generate() {
+  local out=$EX_WORK/generated f
+  mkdir "$out"
+  # No secret exists yet: the outputs are shown as they are.
+  EX_BIN=$EX_BIN "$EX_DIR/generate" "$out" 2>"$EX_WORK/generate.out" \
+    || { sed 's/^/    /' "$EX_WORK/generate.out" >&2; fail "$EX_DIR/generate failed"; }
+  say "generated with the agent ($(sed -n 's/^# command: //p' "$EX_WORK/generate.out")):"
+  grep -v '^# command: ' "$EX_WORK/generate.out" | sed 's/^/    /'
+  for f in task-definition.json task-role-policy.json; do
+    diff -u "$EX_DIR/$f" "$out/$f" >"$EX_WORK/generate.diff" \
+      || { sed 's/^/    /' "$EX_WORK/generate.diff" >&2; fail "examples/$EX_NAME/$f differs from what generate writes now: run examples/$EX_NAME/generate examples/$EX_NAME, review, commit"; }
+  done
+  EX_TD=$out/task-definition.json
+  EX_POLICY=$out/task-role-policy.json
+  say "the checked-in task-definition.json and task-role-policy.json are exactly the generated ones"
+}
+
 # ex_shape: the files are checked by AWS's own models (through moto and botocore).
 ex_shape() {
   local rev
   rev=$(awspy register "$EX_TD") || fail "task-definition.json"
   say "registered task definition $rev with ECS (moto): the shape is valid"
-  awspy iam-policy "$EX_DIR/task-role-policy.json" "$EX_NAME-task-role" || fail "task-role-policy.json"
+  awspy iam-policy "$EX_POLICY" "$EX_NAME-task-role" || fail "task-role-policy.json"
   say "task-role-policy.json accepted by IAM CreatePolicy, no wildcard actions or resources"
   EX_APP_PORT_IN_TD=$(awspy taskdef-get "$EX_TD" containerPort)
   mapfile -t tg < <(awspy target-group "$EX_DIR/target-group.json" "$EX_APP_PORT_IN_TD")
   [ "${#tg[@]}" = 3 ] || fail "target-group.json"
   EX_HC_PATH=${tg[0]} EX_HC_PORT=${tg[1]} EX_HC_CODES=${tg[2]}
   say "target group accepted by CreateTargetGroup: health check GET $EX_HC_PATH on port $EX_HC_PORT, success $EX_HC_CODES"
+}
+
+# ex_check: `agent check` on the task definition's container, as a deploy pipeline runs
+# it before registering (docs/ecs-guide.md#check-before-you-deploy): every reference
+# resolved with the task role's credentials (this run's), no value printed. Its table is
+# shown; a non-zero exit fails the example before anything starts.
+ex_check() {
+  local name code=0 t0 ms
+  name=$(awspy taskdef-local "$EX_TD" "$EX_WORK/check-td.json")
+  t0=$(date +%s%3N)
+  env -i "PATH=/usr/bin:/bin" "HOME=/nonexistent" "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" \
+    "AWS_REGION=$AWS_REGION" "AWS_EC2_METADATA_DISABLED=true" \
+    "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY" \
+    "AWS_SESSION_TOKEN=$AWS_SESSION_TOKEN" \
+    "$EX_BIN/agent" check --task-definition "$EX_WORK/check-td.json" --container "$name" \
+    >"$EX_WORK/check.out" 2>&1 || code=$?
+  ms=$(($(date +%s%3N) - t0))
+  say "agent check --task-definition task-definition.json --container $name (exit $code, ${ms} ms):"
+  sed 's/^/    /' "$EX_WORK/check.out"
+  [ "$code" = 0 ] || fail "agent check exited $code: the task would not start"
+  awspy no-secrets "$EX_WORK/secrets.json" "$EX_WORK/check.out" >/dev/null || fail "agent check printed a secret value"
 }
 
 # ex_database NAME: a database and an owner role with a fresh password; sets DB_HOST,
@@ -335,6 +379,8 @@ ex_health_wait() {
 ex_probe() {
   local -a cmd
   mapfile -t cmd < <(awspy taskdef-get "$EX_TD" healthCheck.command)
+  # A probe of the app's own port (`--url http://127.0.0.1:3000/`) goes to its port here.
+  cmd=("${cmd[@]/#http:\/\/127.0.0.1:$EX_APP_PORT_IN_TD\//http://127.0.0.1:$EX_APP_PORT/}")
   ex_map_command "${cmd[@]}"
   env -i "${EX_TASK_ENV[@]}" "${EX_LOCAL[@]}" "HEALTH_PROBE_URL=http://127.0.0.1:$EX_HEALTH_PORT/health/live" \
     "${EX_PREFIX[@]}" "${EX_ARGV[@]}" >"$EX_WORK/probe.out" 2>&1
@@ -359,10 +405,16 @@ ex_check_env() {
 # ex_stop EXPECTED_CODE: SIGTERM to the agent, as ECS sends it; the exit code must be
 # EXPECTED_CODE within the task's stopTimeout.
 ex_stop() {
+  EX_STOP_SENT=$SECONDS
+  kill -TERM "$EX_AGENT_PID"
+  ex_stop_wait "$1"
+}
+
+# ex_stop_wait EXPECTED_CODE: after a SIGTERM sent at EX_STOP_SENT, as ex_stop.
+ex_stop_wait() {
   local want=$1 timeout code=0
   timeout=$(awspy taskdef-get "$EX_TD" stopTimeout)
-  kill -TERM "$EX_AGENT_PID"
-  local deadline=$((SECONDS + timeout))
+  local deadline=$((EX_STOP_SENT + timeout))
   while kill -0 "$EX_AGENT_PID" 2>/dev/null; do
     [ "$SECONDS" -lt "$deadline" ] || { show_tail "$EX_WORK/agent.out"; fail "still running ${timeout} s (stopTimeout) after SIGTERM: ECS would SIGKILL it"; }
     sleep 0.1
