@@ -222,9 +222,11 @@ pub struct Supervision {
     pub stop_delay: Duration,
 }
 
-/// ECS's longest `stopTimeout` (AWS-FACTS: at most 120 s on Fargate): a stop delay and
-/// a stop timeout that add up to more can never run to their end.
-pub const ECS_MAX_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Fargate's longest `stopTimeout` (AWS-FACTS: "at most 120 s on Fargate"; on EC2 and
+/// EXTERNAL the task definition, or the container agent's `ECS_CONTAINER_STOP_TIMEOUT`,
+/// may give more): on Fargate a stop delay and a stop timeout that add up to more can
+/// never run to their end.
+pub const FARGATE_MAX_STOP_TIMEOUT: Duration = Duration::from_secs(120);
 /// ECS's `stopTimeout` when the task definition sets none (AWS-FACTS: 30 s).
 pub const ECS_DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the agent needs after the stop timeout: the app's leftovers
@@ -232,20 +234,48 @@ pub const ECS_DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// some slack — the 5 s the default stop timeout (25 s) leaves of ECS's default 30 s.
 pub const FLUSH_MARGIN: Duration = Duration::from_secs(5);
 
-/// Refuses a stop delay whose stop cannot fit any ECS `stopTimeout`: delay plus stop
-/// timeout over [`ECS_MAX_STOP_TIMEOUT`]. Without a delay the stop timeout is checked
-/// by no one, as before (outside ECS, `docker stop -t` may give it any time).
+/// Where the task runs, as far as the start knows: the task metadata's `LaunchType`.
+/// The longest `stopTimeout` depends on it, and the settings are read before any I/O,
+/// so the start ([`crate::run`]) finds it out and [`Settings::stop_budget`] decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchType {
+    /// `FARGATE`: `stopTimeout` is at most [`FARGATE_MAX_STOP_TIMEOUT`].
+    Fargate,
+    /// `EC2`, `EXTERNAL` or another the metadata names (as shown in messages): the task
+    /// definition's `stopTimeout`, or the container agent's `ECS_CONTAINER_STOP_TIMEOUT`
+    /// when it sets none, is the limit.
+    Other(String),
+    /// Not known, and why: no task metadata endpoint (not on ECS), or its read failed.
+    Unknown(String),
+}
+
+impl LaunchType {
+    /// From the task document's `LaunchType` (outside text: shown escaped and cut).
+    pub fn from_metadata(launch_type: Option<&str>) -> LaunchType {
+        match launch_type {
+            Some(aws::ecs::LAUNCH_TYPE_FARGATE) => LaunchType::Fargate,
+            Some(other) => LaunchType::Other(shown_name(other)),
+            None => LaunchType::Unknown("the task metadata names no LaunchType".to_owned()),
+        }
+    }
+}
+
+/// The refusal of a stop delay whose stop cannot fit Fargate's longest `stopTimeout`:
+/// delay plus stop timeout over [`FARGATE_MAX_STOP_TIMEOUT`]. `Ok` without a delay: the
+/// stop timeout alone is checked by no one, as before (outside ECS, `docker stop -t`
+/// may give it any time). Where it applies is decided at start
+/// ([`Settings::stop_budget`]).
 fn check_stop_budget(delay: Duration, timeout: Duration) -> Result<(), String> {
-    if delay.is_zero() || delay + timeout <= ECS_MAX_STOP_TIMEOUT {
+    if delay.is_zero() || delay + timeout <= FARGATE_MAX_STOP_TIMEOUT {
         return Ok(());
     }
     let fmt = humantime::format_duration;
     Err(format!(
-        "the stop delay and the stop timeout add up to {}, longer than ECS waits for a container to stop (stopTimeout is at most {} on Fargate): shorten one of the two so that together they take at most {} ({} leaves {} for leftovers and the last log flush)",
+        "the stop delay and the stop timeout add up to {}, longer than ECS waits for a container to stop on Fargate, where this task runs (stopTimeout is at most {} on Fargate): shorten one of the two so that together they take at most {} ({} leaves {} for leftovers and the last log flush)",
         fmt(delay + timeout),
-        fmt(ECS_MAX_STOP_TIMEOUT),
-        fmt(ECS_MAX_STOP_TIMEOUT),
-        fmt(ECS_MAX_STOP_TIMEOUT - FLUSH_MARGIN),
+        fmt(FARGATE_MAX_STOP_TIMEOUT),
+        fmt(FARGATE_MAX_STOP_TIMEOUT),
+        fmt(FARGATE_MAX_STOP_TIMEOUT - FLUSH_MARGIN),
         fmt(FLUSH_MARGIN),
     ))
 }
@@ -258,11 +288,19 @@ impl Supervision {
         Duration::from_secs(needed.as_secs() + u64::from(needed.subsec_nanos() > 0))
     }
 
+    /// Whether the launch type changes what the start does or says about this stop: a
+    /// stop delay, and a stop that needs more than Fargate's longest `stopTimeout`.
+    /// Only then does the start read the task metadata for it.
+    pub fn depends_on_launch_type(&self) -> bool {
+        !self.stop_delay.is_zero() && self.needed_stop_timeout() > FARGATE_MAX_STOP_TIMEOUT
+    }
+
     /// A warning for the start when a stop delay makes the stop longer than ECS's
     /// default `stopTimeout` allows: ECS would SIGKILL the agent before it is done (the
     /// task metadata does not tell the container its `stopTimeout`, so the agent can
-    /// only ask for it). `None` without a stop delay.
-    pub fn stop_budget_warning(&self) -> Option<String> {
+    /// only ask for it). Past Fargate's longest `stopTimeout`, what it asks for depends
+    /// on `launch`. `None` without a stop delay.
+    pub fn stop_budget_warning(&self, launch: &LaunchType) -> Option<String> {
         let needed = self.needed_stop_timeout();
         if self.stop_delay.is_zero() || needed <= ECS_DEFAULT_STOP_TIMEOUT {
             return None;
@@ -276,18 +314,26 @@ impl Supervision {
             fmt(needed),
             fmt(ECS_DEFAULT_STOP_TIMEOUT),
         );
-        Some(if needed <= ECS_MAX_STOP_TIMEOUT {
-            format!(
-                "{what}: set the container's \"stopTimeout\": {} in the task definition, or ECS sends SIGKILL before the app has stopped and the logs are flushed",
-                needed.as_secs()
-            )
-        } else {
-            let short = needed - ECS_MAX_STOP_TIMEOUT;
-            format!(
-                "{what}: set the container's \"stopTimeout\": {} in the task definition (its maximum), and shorten DECKHAND_STOP_DELAY or DECKHAND_STOP_TIMEOUT by {}, or the last log flush may be cut short",
-                ECS_MAX_STOP_TIMEOUT.as_secs(),
+        let set = format!(
+            "set the container's \"stopTimeout\": {} in the task definition",
+            needed.as_secs()
+        );
+        let cut = "or ECS sends SIGKILL before the app has stopped and the logs are flushed";
+        // What Fargate's cap leaves out: off Fargate there is no such cap.
+        let short = needed.saturating_sub(FARGATE_MAX_STOP_TIMEOUT);
+        let capped = !short.is_zero();
+        Some(match launch {
+            LaunchType::Fargate if capped => format!(
+                "{what}: set the container's \"stopTimeout\": {} in the task definition (its maximum on Fargate), and shorten DECKHAND_STOP_DELAY or DECKHAND_STOP_TIMEOUT by {}, or the last log flush may be cut short",
+                FARGATE_MAX_STOP_TIMEOUT.as_secs(),
                 fmt(short),
-            )
+            ),
+            LaunchType::Unknown(_) if capped => format!(
+                "{what}: {set} (on Fargate, where {} is its maximum, set that and shorten DECKHAND_STOP_DELAY or DECKHAND_STOP_TIMEOUT by {}), {cut}",
+                FARGATE_MAX_STOP_TIMEOUT.as_secs(),
+                fmt(short),
+            ),
+            _ => format!("{what}: {set}, {cut}"),
         })
     }
 }
@@ -300,6 +346,10 @@ pub struct Settings {
     /// `None`: secrets are read once, at start.
     pub rotation: Option<RotationSettings>,
     pub supervision: Supervision,
+    /// The refusal, named as the settings were given, of a stop delay plus stop timeout
+    /// over [`FARGATE_MAX_STOP_TIMEOUT`]; [`Settings::stop_budget`] applies it only on
+    /// Fargate, which the settings cannot know.
+    pub stop_over_fargate_limit: Option<Invalid>,
     pub log_level: tracing::Level,
     pub log_format: LogFormat,
     /// Run `migrate up` before the app.
@@ -315,6 +365,40 @@ pub struct Settings {
     pub unknown: Vec<String>,
     pub program: OsString,
     pub args: Vec<OsString>,
+}
+
+impl Settings {
+    /// The start's decision on the stop's length, once it knows where the task runs:
+    /// over [`FARGATE_MAX_STOP_TIMEOUT`] on Fargate the refusal (exit 64); on EC2,
+    /// EXTERNAL or where unknown, a warning that says which limit applies where instead
+    /// (the refusal would be wrong off Fargate). Then the warnings to log: that one, and
+    /// [`Supervision::stop_budget_warning`].
+    pub fn stop_budget(&self, launch: &LaunchType) -> Result<Vec<String>, Invalid> {
+        let mut warnings = Vec::new();
+        if let Some(refusal) = &self.stop_over_fargate_limit {
+            let s = &self.supervision;
+            let fmt = humantime::format_duration;
+            let what = format!(
+                "DECKHAND_STOP_DELAY ({}) plus DECKHAND_STOP_TIMEOUT ({}) is {}, more than the {} Fargate allows for a container's stopTimeout",
+                fmt(s.stop_delay),
+                fmt(s.stop_timeout),
+                fmt(s.stop_delay + s.stop_timeout),
+                fmt(FARGATE_MAX_STOP_TIMEOUT),
+            );
+            const ELSEWHERE: &str = "the task definition's stopTimeout (or, when it sets none, the ECS container agent's ECS_CONTAINER_STOP_TIMEOUT) is the limit";
+            warnings.push(match launch {
+                LaunchType::Fargate => return Err(refusal.clone()),
+                LaunchType::Other(name) => format!(
+                    "{what}: the task metadata says this task runs on {name}, where {ELSEWHERE}, so the start goes on (on Fargate these settings are refused)"
+                ),
+                LaunchType::Unknown(why) => format!(
+                    "{what}: the launch type is unknown ({why}), so the start goes on; on Fargate these settings are refused (exit 64), on EC2 and EXTERNAL {ELSEWHERE}"
+                ),
+            });
+        }
+        warnings.extend(self.supervision.stop_budget_warning(launch));
+        Ok(warnings)
+    }
 }
 
 /// Why the command line cannot be used.
@@ -481,19 +565,22 @@ impl Settings {
             parse::duration,
         );
         let stop_delay = c.get("DECKHAND_STOP_DELAY", default::STOP_DELAY, parse::duration);
-        if let Err(reason) = check_stop_budget(stop_delay, stop_timeout) {
-            let timeout = c.raw("DECKHAND_STOP_TIMEOUT");
-            let reason = format!(
-                "with {}={:?} {reason}",
-                c.origin("DECKHAND_STOP_TIMEOUT"),
-                timeout.as_deref().unwrap_or(default::STOP_TIMEOUT)
-            );
-            c.push(Invalid::new(
-                c.origin("DECKHAND_STOP_DELAY"),
-                c.raw("DECKHAND_STOP_DELAY").unwrap_or_default(),
-                reason,
-            ));
-        }
+        let stop_over_fargate_limit =
+            check_stop_budget(stop_delay, stop_timeout)
+                .err()
+                .map(|reason| {
+                    let timeout = c.raw("DECKHAND_STOP_TIMEOUT");
+                    let reason = format!(
+                        "with {}={:?} {reason}",
+                        c.origin("DECKHAND_STOP_TIMEOUT"),
+                        timeout.as_deref().unwrap_or(default::STOP_TIMEOUT)
+                    );
+                    Invalid::new(
+                        c.origin("DECKHAND_STOP_DELAY"),
+                        c.raw("DECKHAND_STOP_DELAY").unwrap_or_default(),
+                        reason,
+                    )
+                });
         let log_level = c.get("DECKHAND_AGENT_LOG_LEVEL", default::AGENT_LOG_LEVEL, |v| {
             tracing::Level::from_str(v)
                 .map(Some)
@@ -555,6 +642,7 @@ impl Settings {
                 stop_timeout,
                 stop_delay,
             },
+            stop_over_fargate_limit,
             log_level,
             log_format,
             migrate_on_start,
@@ -974,22 +1062,32 @@ mod tests {
         assert!(missing.is_empty(), "{missing:?}");
     }
 
+    /// The refusal a stop over Fargate's limit gets on Fargate, as the settings name it.
+    fn refusal(argv: &[&'static str]) -> Invalid {
+        let s = parse_ok(argv);
+        s.stop_budget(&LaunchType::Fargate).unwrap_err()
+    }
+
     #[test]
-    fn a_stop_delay_that_cannot_fit_any_ecs_stop_timeout_is_refused() {
+    fn a_stop_delay_that_cannot_fit_fargates_stop_timeout_is_refused_on_fargate() {
         let s = parse_ok(&["agent", "true"]);
         assert_eq!(s.supervision.stop_delay, Duration::ZERO);
+        assert_eq!(s.stop_over_fargate_limit, None);
         let s = parse_ok(&["agent", "--stop-delay", "95s", "true"]);
         assert_eq!(s.supervision.stop_delay, Duration::from_secs(95));
+        assert_eq!(s.stop_over_fargate_limit, None);
+        assert!(s.stop_budget(&LaunchType::Fargate).is_ok());
 
-        let e = parse_err(&["agent", "--stop-delay", "100s", "true"]);
-        assert_eq!(e.exit_code(), exit::USAGE);
-        let ParseError::Invalid(errors) = e else {
-            panic!("expected invalid values");
-        };
-        assert_eq!(errors.len(), 1, "{errors:?}");
+        // The settings cannot know the launch type: they are read, the start decides.
+        let argv = ["agent", "--stop-delay", "100s", "true"];
+        let e = refusal(&argv);
         assert_eq!(
-            errors[0].to_string(),
-            "--stop-delay=\"100s\" is not valid: with DECKHAND_STOP_TIMEOUT=\"25s\" the stop delay and the stop timeout add up to 2m 5s, longer than ECS waits for a container to stop (stopTimeout is at most 2m on Fargate): shorten one of the two so that together they take at most 2m (1m 55s leaves 5s for leftovers and the last log flush)"
+            ParseError::Invalid(vec![e.clone()]).exit_code(),
+            exit::USAGE
+        );
+        assert_eq!(
+            e.to_string(),
+            "--stop-delay=\"100s\" is not valid: with DECKHAND_STOP_TIMEOUT=\"25s\" the stop delay and the stop timeout add up to 2m 5s, longer than ECS waits for a container to stop on Fargate, where this task runs (stopTimeout is at most 2m on Fargate): shorten one of the two so that together they take at most 2m (1m 55s leaves 5s for leftovers and the last log flush)"
         );
 
         let env: std::collections::BTreeMap<String, String> = [
@@ -997,20 +1095,85 @@ mod tests {
             ("DECKHAND_STOP_TIMEOUT".to_owned(), "61s".to_owned()),
         ]
         .into();
-        let ParseError::Invalid(errors) = parse_with(["agent", "true"], &env).unwrap_err() else {
-            panic!("expected invalid values");
-        };
+        let s = parse_with(["agent", "true"], &env).unwrap();
+        let e = s.stop_budget(&LaunchType::Fargate).unwrap_err();
         assert!(
-            errors[0].to_string().starts_with(
+            e.to_string().starts_with(
                 "DECKHAND_STOP_DELAY=\"1m\" is not valid: with DECKHAND_STOP_TIMEOUT=\"61s\" the stop delay and the stop timeout add up to 2m 1s"
             ),
-            "{errors:?}"
+            "{e}"
         );
         // Without a delay the stop timeout alone is not checked (outside ECS it may be
         // anything `docker stop -t` gives).
-        assert!(parse(["agent", "--stop-timeout", "10m", "true"]).is_ok());
+        let s = parse_ok(&["agent", "--stop-timeout", "10m", "true"]);
+        assert_eq!(s.stop_budget(&LaunchType::Fargate), Ok(vec![]));
         let e = parse_err(&["agent", "--stop-delay", "soon", "true"]);
         assert_eq!(e.exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn off_fargate_a_stop_over_fargates_limit_is_a_warning_naming_where_which_limit_applies() {
+        let s = parse_ok(&["agent", "--stop-delay", "100s", "true"]);
+        assert!(s.supervision.depends_on_launch_type());
+        let ec2 = s
+            .stop_budget(&LaunchType::from_metadata(Some("EC2")))
+            .unwrap();
+        assert_eq!(
+            ec2,
+            [
+                "DECKHAND_STOP_DELAY (1m 40s) plus DECKHAND_STOP_TIMEOUT (25s) is 2m 5s, more than the 2m Fargate allows for a container's stopTimeout: the task metadata says this task runs on EC2, where the task definition's stopTimeout (or, when it sets none, the ECS container agent's ECS_CONTAINER_STOP_TIMEOUT) is the limit, so the start goes on (on Fargate these settings are refused)",
+                // The over-30 s warning stays, asking for what the stop needs.
+                "DECKHAND_STOP_DELAY (1m 40s) plus DECKHAND_STOP_TIMEOUT (25s) plus 5s for leftovers and the last log flush is 2m 10s, more than ECS's default stopTimeout (30s): set the container's \"stopTimeout\": 130 in the task definition, or ECS sends SIGKILL before the app has stopped and the logs are flushed",
+            ]
+        );
+        let external = s
+            .stop_budget(&LaunchType::from_metadata(Some("EXTERNAL")))
+            .unwrap();
+        assert!(
+            external[0].contains("runs on EXTERNAL, where"),
+            "{external:?}"
+        );
+
+        let unknown = LaunchType::Unknown("ECS_CONTAINER_METADATA_URI_V4 is not set".into());
+        let warnings = s.stop_budget(&unknown).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].ends_with("is 2m 5s, more than the 2m Fargate allows for a container's stopTimeout: the launch type is unknown (ECS_CONTAINER_METADATA_URI_V4 is not set), so the start goes on; on Fargate these settings are refused (exit 64), on EC2 and EXTERNAL the task definition's stopTimeout (or, when it sets none, the ECS container agent's ECS_CONTAINER_STOP_TIMEOUT) is the limit"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].ends_with("set the container's \"stopTimeout\": 130 in the task definition (on Fargate, where 120 is its maximum, set that and shorten DECKHAND_STOP_DELAY or DECKHAND_STOP_TIMEOUT by 10s), or ECS sends SIGKILL before the app has stopped and the logs are flushed"),
+            "{warnings:?}"
+        );
+        // A task document without a launch type is as unknown.
+        assert!(matches!(
+            LaunchType::from_metadata(None),
+            LaunchType::Unknown(_)
+        ));
+        // The metadata's text is outside input: shown escaped.
+        assert_eq!(
+            LaunchType::from_metadata(Some("EC2\u{1b}[31m")),
+            LaunchType::Other("EC2\\u{1b}[31m".to_owned())
+        );
+        // Under Fargate's limit the launch type changes nothing, and is not read.
+        let s = parse_ok(&["agent", "--stop-delay", "5s", "true"]);
+        assert!(!s.supervision.depends_on_launch_type());
+        assert!(!parse_ok(&["agent", "true"])
+            .supervision
+            .depends_on_launch_type());
+        for launch in [
+            LaunchType::Fargate,
+            LaunchType::Other("EC2".into()),
+            unknown,
+        ] {
+            assert_eq!(
+                s.stop_budget(&launch).unwrap(),
+                s.supervision
+                    .stop_budget_warning(&LaunchType::Fargate)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]
@@ -1022,7 +1185,7 @@ mod tests {
                 stop_timeout: Duration::from_secs(timeout),
                 stop_delay: Duration::from_secs(delay),
             }
-            .stop_budget_warning()
+            .stop_budget_warning(&LaunchType::Fargate)
         };
         // No delay: the stop is what it always was.
         assert_eq!(warning(0, 25), None);
@@ -1034,10 +1197,10 @@ mod tests {
             warning(5, 25).as_deref(),
             Some("DECKHAND_STOP_DELAY (5s) plus DECKHAND_STOP_TIMEOUT (25s) plus 5s for leftovers and the last log flush is 35s, more than ECS's default stopTimeout (30s): set the container's \"stopTimeout\": 35 in the task definition, or ECS sends SIGKILL before the app has stopped and the logs are flushed")
         );
-        // Accepted (95 + 25 = 120), but the flush margin no longer fits.
+        // Accepted on Fargate (95 + 25 = 120), but the flush margin no longer fits.
         let short = warning(95, 25).unwrap();
         assert!(
-            short.ends_with("set the container's \"stopTimeout\": 120 in the task definition (its maximum), and shorten DECKHAND_STOP_DELAY or DECKHAND_STOP_TIMEOUT by 5s, or the last log flush may be cut short"),
+            short.ends_with("set the container's \"stopTimeout\": 120 in the task definition (its maximum on Fargate), and shorten DECKHAND_STOP_DELAY or DECKHAND_STOP_TIMEOUT by 5s, or the last log flush may be cut short"),
             "{short}"
         );
         let fraction = Supervision {

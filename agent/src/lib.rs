@@ -54,14 +54,13 @@ pub async fn run(
     for warning in &settings.unknown {
         tracing::warn!("{warning}");
     }
-    if let Some(warning) = settings.supervision.stop_budget_warning() {
-        let needed = settings.supervision.needed_stop_timeout().as_secs();
-        tracing::warn!(stop_timeout_needed = needed, "{warning}");
-    }
     let cloud = Aws {
         sdk: aws::sdk::Shared::default(),
         metadata_uri: aws::ecs::metadata_uri(env),
     };
+    if let Err(code) = check_stop_budget(&settings, &cloud).await {
+        return code;
+    }
     let resolver = tokio::select! {
         r = prepare(&settings, env, &cloud) => r,
         code = startup_stop(&mut control) => return code,
@@ -236,6 +235,53 @@ fn capture(logs: &Logs, child: &mut process::Spawned) -> Vec<tokio::task::JoinHa
 struct Aws {
     sdk: aws::sdk::Shared,
     metadata_uri: Option<String>,
+}
+
+/// How long the start waits for the task document: the endpoint is link-local, in
+/// the task, and answers in milliseconds; a start must not wait on it for long.
+const LAUNCH_TYPE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The stop's length against where the task runs ([`Settings::stop_budget`]): logs its
+/// warnings, or refuses the start (exit 64) when a stop delay plus stop timeout cannot
+/// fit Fargate's longest `stopTimeout` and the task runs on Fargate. The task metadata
+/// is read only when the launch type matters
+/// ([`config::Supervision::depends_on_launch_type`]).
+async fn check_stop_budget(settings: &Settings, cloud: &Aws) -> Result<(), u8> {
+    let launch = if settings.supervision.depends_on_launch_type() {
+        launch_type(cloud.metadata_uri.as_deref(), LAUNCH_TYPE_TIMEOUT).await
+    } else {
+        config::LaunchType::Unknown("not read: the stop fits any stopTimeout".to_owned())
+    };
+    match settings.stop_budget(&launch) {
+        Ok(warnings) => {
+            let needed = settings.supervision.needed_stop_timeout().as_secs();
+            for warning in warnings {
+                tracing::warn!(stop_timeout_needed = needed, "{warning}");
+            }
+            Ok(())
+        }
+        Err(refusal) => {
+            tracing::error!("{refusal}");
+            tracing::error!(exit_code = exit::USAGE, "the app was not started");
+            Err(exit::USAGE)
+        }
+    }
+}
+
+/// The task's launch type from the task document at `metadata_uri`; unknown, and why,
+/// without an endpoint or when it cannot be read within `timeout`.
+async fn launch_type(metadata_uri: Option<&str>, timeout: Duration) -> config::LaunchType {
+    let Some(uri) = metadata_uri else {
+        return config::LaunchType::Unknown(format!(
+            "{} is not set: not on ECS",
+            aws::ecs::METADATA_URI_VAR
+        ));
+    };
+    let read = async { aws::ecs::Endpoint::new(uri)?.task(timeout).await };
+    match read.await {
+        Ok(task) => config::LaunchType::from_metadata(task.launch_type.as_deref()),
+        Err(e) => config::LaunchType::Unknown(format!("cannot read the task metadata: {e}")),
+    }
 }
 
 /// The log pipeline, with the loaded secrets for its sanitizer; the agent's own
@@ -517,4 +563,29 @@ pub fn known_secrets(secrets: &Secrets) -> impl Iterator<Item = (&str, &str)> {
 /// them to the log pipeline.
 pub fn init_logging(level: tracing::Level, format: config::LogFormat) -> diagnostics::Diagnostics {
     diagnostics::init(level, format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::LaunchType;
+
+    #[tokio::test]
+    async fn the_launch_type_is_unknown_without_a_readable_task_document() {
+        let timeout = Duration::from_millis(500);
+        let LaunchType::Unknown(why) = launch_type(None, timeout).await else {
+            panic!("a launch type without an endpoint");
+        };
+        assert_eq!(why, "ECS_CONTAINER_METADATA_URI_V4 is not set: not on ECS");
+        // A port nothing listens on: refused at once.
+        let uri = format!("http://{}/v4/x", testkit::net::closed_port());
+        let LaunchType::Unknown(why) = launch_type(Some(&uri), timeout).await else {
+            panic!("a launch type from a closed port");
+        };
+        assert!(why.starts_with("cannot read the task metadata: "), "{why}");
+        let LaunchType::Unknown(why) = launch_type(Some("not a url"), timeout).await else {
+            panic!("a launch type from a bad address");
+        };
+        assert!(why.contains("is not an http:// URL"), "{why}");
+    }
 }

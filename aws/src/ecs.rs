@@ -1,7 +1,8 @@
 //! The ECS task metadata endpoint v4: ECS gives each container its address in
 //! `ECS_CONTAINER_METADATA_URI_V4`; `GET $URI` describes the container (its `Name`,
 //! the task's ARN and task definition in its `Labels`), `GET $URI/task` the task
-//! (`TaskARN`, `Family`, `Revision`, `Limits: {"CPU": 0.25, "Memory": 512}` in MiB).
+//! (`TaskARN`, `Family`, `Revision`, `LaunchType`, `Limits: {"CPU": 0.25, "Memory": 512}`
+//! in MiB).
 //!
 //! The documents are outside input: they are read through the bounded
 //! [`crate::http::get`] and parsed leniently — a field that is missing or of another
@@ -161,7 +162,13 @@ pub struct Task {
     pub memory_mib: Option<f64>,
     /// `Limits.CPU`: vCPUs.
     pub cpu: Option<f64>,
+    /// `LaunchType`: `FARGATE`, `EC2` or `EXTERNAL` (as given: outside text). Limits
+    /// differ by it (a container's `stopTimeout` is at most 120 s only on Fargate).
+    pub launch_type: Option<String>,
 }
+
+/// The `LaunchType` of a task on Fargate.
+pub const LAUNCH_TYPE_FARGATE: &str = "FARGATE";
 
 const MIB: u64 = 1024 * 1024;
 
@@ -176,7 +183,13 @@ impl Task {
             revision: text(&doc, "Revision"),
             memory_mib: limit("Memory"),
             cpu: limit("CPU"),
+            launch_type: text(&doc, "LaunchType"),
         })
+    }
+
+    /// Whether the task metadata says the task runs on Fargate.
+    pub fn on_fargate(&self) -> bool {
+        self.launch_type.as_deref() == Some(LAUNCH_TYPE_FARGATE)
     }
 
     /// The task's memory limit in bytes, when it has one.
@@ -243,6 +256,30 @@ mod tests {
         assert_eq!(t.revision.as_deref(), Some("42"));
         assert_eq!(t.cpu, Some(0.25));
         assert_eq!(t.memory_limit(), Some(512 * MIB));
+        assert_eq!(t.launch_type.as_deref(), Some("FARGATE"));
+        assert!(t.on_fargate());
+    }
+
+    #[test]
+    fn reads_the_launch_type_leniently() {
+        let launch = |body: &[u8]| Task::parse(body).unwrap();
+        let ec2 = launch(br#"{"LaunchType":"EC2"}"#);
+        assert_eq!(ec2.launch_type.as_deref(), Some("EC2"));
+        assert!(!ec2.on_fargate());
+        assert_eq!(
+            launch(br#"{"LaunchType":"EXTERNAL"}"#)
+                .launch_type
+                .as_deref(),
+            Some("EXTERNAL")
+        );
+        // Missing, empty or not a string: absent, and not Fargate.
+        for body in [&b"{}"[..], br#"{"LaunchType":""}"#, br#"{"LaunchType":7}"#] {
+            let t = launch(body);
+            assert_eq!(t.launch_type, None, "{}", String::from_utf8_lossy(body));
+            assert!(!t.on_fargate());
+        }
+        // As written: `fargate` is not a launch type ECS reports.
+        assert!(!launch(br#"{"LaunchType":"fargate"}"#).on_fargate());
     }
 
     #[test]
@@ -356,7 +393,7 @@ mod tests {
         fn any_body_is_read_or_refused(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = Container::parse(&body);
             if let Ok(t) = Task::parse(&body) {
-                let _ = (t.memory_limit(), t.task_id());
+                let _ = (t.memory_limit(), t.task_id(), t.on_fargate());
             }
         }
 
@@ -368,15 +405,18 @@ mod tests {
             cluster in "[a-zA-Z0-9_-]{0,12}",
             id in "[a-f0-9]{0,32}",
             memory in prop_oneof![any::<f64>().prop_map(|m| json!(m)), any::<i64>().prop_map(|m| json!(m)), Just(json!(null)), Just(json!("512"))],
+            launch_type in any::<String>(),
         ) {
             let arn = format!("arn:aws:ecs:us-east-1:1:task/{cluster}/{id}");
             let container = json!({"Name": name, "Labels": {LABEL_TASK_ARN: arn}});
             let c = Container::parse(container.to_string().as_bytes()).unwrap();
             prop_assert_eq!(c.name.as_deref(), Some(name.as_str()).filter(|n| !n.is_empty()));
             prop_assert_eq!(c.task_id(), Some(id.as_str()).filter(|i| !i.is_empty()));
-            let task = json!({"TaskARN": arn, "Limits": {"Memory": memory}});
+            let task = json!({"TaskARN": arn, "Limits": {"Memory": memory}, "LaunchType": launch_type});
             let t = Task::parse(task.to_string().as_bytes()).unwrap();
             prop_assert_eq!(t.task_id(), c.task_id());
+            prop_assert_eq!(t.launch_type.as_deref(), Some(launch_type.as_str()).filter(|l| !l.is_empty()));
+            prop_assert_eq!(t.on_fargate(), launch_type == LAUNCH_TYPE_FARGATE);
             match t.memory_limit() {
                 Some(bytes) => {
                     prop_assert!(bytes > 0);

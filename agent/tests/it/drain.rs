@@ -2,7 +2,9 @@
 //! `/health` answers 503 draining at once while the app keeps serving and gets no
 //! signal; the app gets its stop signal when the delay ends — or at once on a second
 //! SIGTERM or a SIGINT — and the agent exits with its code. A delay whose stop cannot
-//! fit any ECS `stopTimeout` is refused at start.
+//! fit Fargate's longest `stopTimeout` is refused at start on Fargate (the task
+//! metadata's `LaunchType`), and only a warning on EC2 or where the launch type is
+//! unknown.
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -228,22 +230,109 @@ async fn a_second_sigterm_or_a_sigint_during_the_delay_stops_the_app_at_once() {
     }
 }
 
-#[test]
-fn a_stop_delay_that_no_ecs_stop_timeout_fits_is_refused_at_start() {
-    let scratch = scratch();
+/// A task metadata endpoint stand-in for a task of `launch_type`: the task document
+/// (shaped like a real v4 one, trimmed) and the container's. Returns it and its
+/// `ECS_CONTAINER_METADATA_URI_V4`.
+async fn task_metadata(launch_type: &str) -> (testkit::http::Routes, String) {
+    let task = format!(
+        r#"{{
+  "Cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/streamline",
+  "TaskARN": "arn:aws:ecs:us-east-1:123456789012:task/streamline/6a1f0c2f6e8e4b8c9d7a0b1c2d3e4f50",
+  "Family": "streamline-web",
+  "Revision": "14",
+  "Limits": {{ "CPU": 0.5, "Memory": 1024 }},
+  "AvailabilityZone": "us-east-1b",
+  "LaunchType": "{launch_type}",
+  "Containers": []
+}}"#
+    );
+    let container = r#"{"Name": "web", "Labels": {
+        "com.amazonaws.ecs.task-arn": "arn:aws:ecs:us-east-1:123456789012:task/streamline/6a1f0c2f6e8e4b8c9d7a0b1c2d3e4f50",
+        "com.amazonaws.ecs.task-definition-family": "streamline-web",
+        "com.amazonaws.ecs.task-definition-version": "14"}}"#;
+    let routes = testkit::http::Routes::serve(vec![
+        ("/v4/6a1f0c2f-2531612879/task", 200, task),
+        ("/v4/6a1f0c2f-2531612879", 200, container.to_owned()),
+    ])
+    .await;
+    let uri = format!("http://{}/v4/6a1f0c2f-2531612879", routes.addr);
+    (routes, uri)
+}
+
+/// The agent with a 100 s stop delay and the default 25 s stop timeout: 2m 5s, over
+/// Fargate's 2 m, in the task metadata at `metadata_uri` when there is one.
+fn over_fargates_limit(scratch: &Scratch, metadata_uri: Option<&str>) -> Command {
     let mut cmd: Command = bare_agent();
     cmd.env("DECKHAND_STOP_DELAY", "100s")
         .env("DECKHAND_STOP_TIMEOUT", "25s");
-    app_writing_env(&mut cmd, &scratch);
-    let out = run(cmd);
+    if let Some(uri) = metadata_uri {
+        cmd.env("ECS_CONTAINER_METADATA_URI_V4", uri);
+    }
+    app_writing_env(&mut cmd, scratch);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_delay_that_no_fargate_stop_timeout_fits_is_refused_at_start_on_fargate() {
+    let (metadata, uri) = task_metadata("FARGATE").await;
+    let scratch = scratch();
+    let out = run_async(over_fargates_limit(&scratch, Some(&uri))).await;
     assert_refused(
         &out,
         &scratch,
         64,
         &[
             r#"DECKHAND_STOP_DELAY="100s" is not valid: with DECKHAND_STOP_TIMEOUT="25s""#,
-            "stopTimeout is at most 2m",
+            "on Fargate, where this task runs (stopTimeout is at most 2m on Fargate)",
+            "the app was not started",
         ],
         &[],
     );
+    assert_eq!(
+        *metadata.asked.lock().unwrap(),
+        ["/v4/6a1f0c2f-2531612879/task"],
+        "the task document, once, and nothing after the refusal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_ec2_the_same_stop_delay_starts_and_warns_which_limit_applies() {
+    let (metadata, uri) = task_metadata("EC2").await;
+    let scratch = scratch();
+    let out = run_async(over_fargates_limit(&scratch, Some(&uri))).await;
+    assert_code(&out, 0);
+    assert!(scratch.join("env.txt").exists(), "the app did not run");
+    let (_, stderr) = text(&out);
+    for needle in [
+        "is 2m 5s, more than the 2m Fargate allows for a container's stopTimeout: the task metadata says this task runs on EC2, where the task definition's stopTimeout (or, when it sets none, the ECS container agent's ECS_CONTAINER_STOP_TIMEOUT) is the limit",
+        // The over-30 s warning, asking for all the stop needs (no cap off Fargate).
+        r#"set the container's "stopTimeout": 130 in the task definition, or ECS sends SIGKILL"#,
+    ] {
+        assert!(stderr.contains(needle), "no {needle:?} in: {stderr}");
+    }
+    assert!(!stderr.contains("is not valid"), "{stderr}");
+    let asked = metadata.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|p| *p == "/v4/6a1f0c2f-2531612879/task")
+            .count(),
+        1,
+        "the task document is read once: {asked:?}"
+    );
+}
+
+#[test]
+fn off_ecs_the_same_stop_delay_starts_and_warns_that_the_launch_type_is_unknown() {
+    let scratch = scratch();
+    let out = run(over_fargates_limit(&scratch, None));
+    assert_code(&out, 0);
+    assert!(scratch.join("env.txt").exists(), "the app did not run");
+    let (_, stderr) = text(&out);
+    for needle in [
+        "the launch type is unknown (ECS_CONTAINER_METADATA_URI_V4 is not set: not on ECS), so the start goes on; on Fargate these settings are refused (exit 64)",
+        r#"set the container's "stopTimeout": 130 in the task definition (on Fargate, where 120 is its maximum"#,
+    ] {
+        assert!(stderr.contains(needle), "no {needle:?} in: {stderr}");
+    }
 }
