@@ -196,15 +196,9 @@ fn run(args: &CheckArgs, env: &impl Env, first: &mut Vec<Row>) -> ExitCode {
         }
     };
     let diagnostics = crate::init_logging(settings.log_level, settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::entry::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("agent: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::SOFTWARE);
-        }
+        Err(code) => return code,
     };
     let mut report = runtime.block_on(check(&settings, env, &ProcessEnv));
     if !first.is_empty() {

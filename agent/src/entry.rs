@@ -56,19 +56,25 @@ fn start() -> ExitCode {
     // From here a panic's report waits in the stderr queue like every other line.
     let hook = diagnostics.clone();
     std::panic::set_hook(Box::new(move |info| hook.report_panic(info)));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("agent: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::SOFTWARE);
-        }
+        Err(code) => return code,
     };
     let code = runtime.block_on(crate::run(settings, control, &ProcessEnv, &diagnostics));
     // The last messages out, briefly: a stderr nobody reads must not hold the exit.
     diagnostics.flush_stderr(STDERR_FLUSH);
     // Not dropping the runtime: a refresh still in flight must not delay the exit.
     std::process::exit(code.into())
+}
+
+/// The agent's async runtime: one thread, the caller's (the PID-1 duties have their own
+/// threads already). A system that refuses it is the agent's failure (70).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("agent: cannot start the async runtime: {e}");
+            ExitCode::from(exit::SOFTWARE)
+        })
 }
