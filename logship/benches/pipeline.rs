@@ -4,6 +4,12 @@
 //!
 //!   cargo bench -p logship --bench pipeline          (generates a 200 MB corpus once)
 //!   DECKHAND_CORPUS=/path/corpus.log cargo bench -p logship --bench pipeline
+//!
+//! For profiling and for comparing two builds' output:
+//!   DECKHAND_BENCH_ROUNDS=1       runs per input (default 3: the best is reported)
+//!   DECKHAND_ADVERSARIAL_MB=0     the corpus only, no adversarial inputs
+//!   DECKHAND_BENCH_OUT=/path      writes every shipped event of the corpus's last run,
+//!                                 one per line, in the order the sink took them
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,11 +83,16 @@ fn measure(
     runtime: &tokio::runtime::Runtime,
     data: &[u8],
     new_sanitizer: &dyn Fn() -> Arc<Current>,
+    mut out: Option<&mut Vec<u8>>,
 ) -> (Duration, usize, usize, Arc<Current>) {
     let mut best = Duration::MAX;
     let (mut batches, mut shipped_events) = (0, 0);
     let mut sanitizer = new_sanitizer();
-    for _ in 0..3 {
+    for _ in 0..rounds() {
+        // Only the last run's events are kept.
+        if let Some(out) = out.as_deref_mut() {
+            out.clear();
+        }
         sanitizer = new_sanitizer();
         let counters = Arc::new(Counters::default());
         let buffer = Arc::new(Buffer::new(64 << 20, FullPolicy::Block, counters.clone()));
@@ -113,6 +124,10 @@ fn measure(
                 }
                 for event in taken {
                     events += 1;
+                    if let Some(out) = out.as_deref_mut() {
+                        out.extend_from_slice(event.json.as_bytes());
+                        out.push(b'\n');
+                    }
                     if batcher.push(event).is_some() {
                         batches += 1;
                     }
@@ -129,6 +144,14 @@ fn measure(
         shipped_events = e;
     }
     (best, shipped_events, batches, sanitizer)
+}
+
+/// DECKHAND_BENCH_ROUNDS: runs per input, the best reported (3 unless set).
+fn rounds() -> usize {
+    std::env::var("DECKHAND_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
 }
 
 fn main() {
@@ -151,7 +174,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (best, shipped_events, batches, sanitizer) = measure(&runtime, &data, &new_sanitizer);
+    let out_path = std::env::var_os("DECKHAND_BENCH_OUT").map(PathBuf::from);
+    let mut out = out_path.as_ref().map(|_| Vec::new());
+    let (best, shipped_events, batches, sanitizer) =
+        measure(&runtime, &data, &new_sanitizer, out.as_mut());
+    if let (Some(path), Some(out)) = (&out_path, &out) {
+        std::fs::write(path, out).expect("write DECKHAND_BENCH_OUT");
+    }
     let secs = best.as_secs_f64();
     let corpus_mb_s = data.len() as f64 / 1e6 / secs;
     println!(
@@ -174,11 +203,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(32)
         * 1_000_000;
+    if size == 0 {
+        return;
+    }
     println!();
     println!("adversarial input, same pipeline and secrets (best of 3); cost per byte against the corpus:");
     println!("  {:<44} {:>8} {:>10}", "input", "MB/s", "x corpus");
     for (name, input) in adversarial(size) {
-        let (best, _, _, _) = measure(&runtime, &input, &new_sanitizer);
+        let (best, _, _, _) = measure(&runtime, &input, &new_sanitizer, None);
         let mb_s = input.len() as f64 / 1e6 / best.as_secs_f64();
         println!("  {name:<44} {mb_s:>8.0} {:>10.2}", corpus_mb_s / mb_s);
     }

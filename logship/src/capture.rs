@@ -89,6 +89,11 @@ impl Pipeline {
         if let Some(buffer) = &self.buffer {
             let mut parts = Vec::with_capacity(ready.len());
             for event in ready {
+                if event.json.len() <= self.max_event_bytes {
+                    // Most events fit: no part group, no id.
+                    parts.push(event);
+                    continue;
+                }
                 let before = parts.len();
                 parts.extend(split(event, self.max_event_bytes, fastrand::u64(..)));
                 Counters::add(

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use crate::batch::MAX_EVENT_BYTES;
 use crate::json::{json_string, json_string_len, push_json_string, Checked, Scalar};
-use crate::time::{epoch_number_ms, parse_rfc3339_ms, push_rfc3339};
+use crate::time::{epoch_number_ms, parse_rfc3339_ms, Rfc3339Writer};
 
 /// Kept here for the callers outside this crate's `src` that still name it so (the
 /// agent's diagnostics, the shipping integration tests); its home is [`crate::time`].
@@ -169,6 +169,8 @@ pub struct Structurer {
     /// `,"ecs":{…}` ready to splice in, computed once.
     context_field: String,
     pending: Option<Pending>,
+    /// Writes the events' timestamps (the date worked out once per second).
+    stamps: Rfc3339Writer,
 }
 
 /// A text event that continuation lines may still join.
@@ -248,6 +250,7 @@ impl Structurer {
             },
             context_field,
             pending: None,
+            stamps: Rfc3339Writer::default(),
         }
     }
 
@@ -354,11 +357,11 @@ impl Structurer {
         })
     }
 
-    fn text_event(&self, p: Pending) -> Event {
+    fn text_event(&mut self, p: Pending) -> Event {
         let level = text_level(&p.message).or(self.unstated_level);
         let mut json = String::with_capacity(p.message.len() + 96 + self.context_field.len());
         json.push_str("{\"timestamp\":\"");
-        push_rfc3339(&mut json, p.received_ms);
+        self.stamps.push(&mut json, p.received_ms);
         if let Some(level) = level {
             json.push_str("\",\"level\":\"");
             json.push_str(level.as_str());
@@ -549,7 +552,7 @@ fn text_level(message: &str) -> Option<Level> {
     let line = message.trim_start_matches([' ', '\t']).as_bytes();
     // Enough for every check below: the longest exception name read, and its `: `.
     let head = &line[..line.len().min(MAX_EXCEPTION_NAME + 2)];
-    let head = head.split(|b| *b == b'\n').next().unwrap_or(head);
+    let head = memchr::memchr(b'\n', head).map_or(head, |end| &head[..end]);
     if head.starts_with(b"Traceback (most recent call last):")
         || head.starts_with(b"Exception in thread \"")
         || exception_line(head)
@@ -980,7 +983,7 @@ mod tests {
         let out = run(Stream::Stdout, &options, &[b"server started"]);
         assert!(parsed(&out[0]).get("level").is_none(), "{}", out[0].json);
         let mut stamp = String::new();
-        push_rfc3339(&mut stamp, NOW);
+        crate::time::push_rfc3339(&mut stamp, NOW);
         assert_eq!(
             out[0].json,
             format!("{{\"timestamp\":\"{stamp}\",\"stream\":\"stdout\",\"message\":\"server started\"}}")

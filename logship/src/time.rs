@@ -55,6 +55,49 @@ pub fn push_rfc3339(out: &mut String, ms: i64) {
     out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
+/// [`push_rfc3339`] for a writer of many times close together (a text event per line,
+/// most within the same second): the date and the time of day are worked out once per
+/// second, then only the milliseconds change. Writes exactly what `push_rfc3339` writes.
+#[derive(Debug, Clone, Default)]
+pub struct Rfc3339Writer {
+    /// The second (since the epoch, clamped) that `text` holds, once one was written.
+    second: Option<i64>,
+    /// That second as `push_rfc3339` writes it, milliseconds included.
+    text: [u8; RFC3339_LEN],
+}
+
+/// `2026-11-22T10:30:00.123Z`: the length of every time [`push_rfc3339`] writes.
+const RFC3339_LEN: usize = 24;
+/// Where the milliseconds start in it.
+const MILLIS_AT: usize = 20;
+
+impl Rfc3339Writer {
+    pub fn push(&mut self, out: &mut String, ms: i64) {
+        let ms = ms.clamp(0, MAX_TIME_MS);
+        let second = ms.div_euclid(1000);
+        if self.second != Some(second) {
+            let mut text = String::with_capacity(RFC3339_LEN);
+            push_rfc3339(&mut text, ms);
+            match <[u8; RFC3339_LEN]>::try_from(text.as_bytes()) {
+                Ok(bytes) => self.text = bytes,
+                // Never (the length is fixed), but then nothing is cached.
+                Err(_) => {
+                    self.second = None;
+                    out.push_str(&text);
+                    return;
+                }
+            }
+            self.second = Some(second);
+        }
+        let millis = ms.rem_euclid(1000);
+        for (k, unit) in [100, 10, 1].into_iter().enumerate() {
+            self.text[MILLIS_AT + k] = b'0' + (millis / unit % 10) as u8;
+        }
+        // Digits and ASCII punctuation only: always UTF-8.
+        out.push_str(std::str::from_utf8(&self.text).unwrap_or_default());
+    }
+}
+
 /// Parses RFC 3339 / ISO 8601 date-times (`T` or space, fraction optional, `Z` or
 /// `±HH:MM`/`±HHMM`); a time without zone is taken as UTC. Works on bytes only and
 /// checks every field's range (years 0000–9999, the day within its month, offsets
@@ -181,6 +224,35 @@ pub(crate) fn epoch_number_ms(n: f64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_writer_writes_what_push_rfc3339_writes() {
+        let mut writer = Rfc3339Writer::default();
+        let times = [
+            1_795_000_000_000,
+            1_795_000_000_001,
+            1_795_000_000_999,
+            1_795_000_001_000,
+            1_795_000_000_500,
+            0,
+            -1,
+            i64::MIN,
+            MAX_TIME_MS,
+            MAX_TIME_MS + 1,
+            i64::MAX,
+            86_399_999,
+            86_400_000,
+        ];
+        for ms in times
+            .into_iter()
+            .chain((0..3_000).map(|k| 1_795_000_000_000 + k * 7))
+        {
+            let (mut cached, mut direct) = (String::new(), String::new());
+            writer.push(&mut cached, ms);
+            push_rfc3339(&mut direct, ms);
+            assert_eq!(cached, direct, "{ms}");
+        }
+    }
 
     const NOW: i64 = 1_795_000_000_000; // 2026-11-18
 
