@@ -16,7 +16,10 @@ fn main() {
             return;
         };
         assert_ne!(old, new, "a difference reported between equal texts");
-        assert!(found.rows.len() <= diff::MAX_ROWS, "too many rows: {found:?}");
+        assert!(
+            found.rows.len() <= diff::MAX_ROWS,
+            "too many rows: {found:?}"
+        );
         for row in &found.rows {
             assert!(
                 row.chars().count() <= diff::MAX_ROW_CHARS,
