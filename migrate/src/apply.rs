@@ -1,6 +1,7 @@
 //! Running one migration's SQL (up or down) inside the safety envelope: `lock_timeout`
 //! and `statement_timeout` for its statements, a retry with backoff when a lock was not
-//! available, and the history row written in the same transaction as the change.
+//! available, and the history row written in the same transaction as the change (with
+//! the migration's kept SQL text, [`crate::applied_text`]).
 //!
 //! A statement that fails on a working connection is a [`Failure`] (exit 1); a
 //! connection lost or gone silent while the migration was in flight is a [`Lost`]
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use conventions::Backoff;
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
+use crate::applied_text::Keeping;
 use crate::error::{lost_reason, Failure, Lost};
 use crate::session::{DbError, Session};
 use crate::{history, sql, Error};
@@ -53,6 +55,9 @@ pub struct Step<'a> {
     pub sql: &'a str,
     pub no_transaction: bool,
     pub record: Record<'a>,
+    /// What becomes of the migration's kept text: written or deleted with the history
+    /// row, in the same statement batch, so the two commit together.
+    pub keeping: Keeping,
 }
 
 /// Runs a step; on failure, a [`Failure`] or a [`Lost`] with everything but the list of
@@ -79,18 +84,33 @@ fn settings(envelope: &Envelope, scope: &str) -> String {
     )
 }
 
-impl Record<'_> {
-    fn sql(&self) -> String {
-        match *self {
+impl Step<'_> {
+    /// The history row's SQL, followed by the kept text's when there is any: one
+    /// string, sent in one batch, so both commit or neither (in the migration's
+    /// transaction, or in the implicit one of a multi-statement query).
+    fn record_sql(&self) -> String {
+        let (history, text) = match self.record {
             Record::Applied {
                 version,
                 name,
                 checksum,
-            } => history::insert_sql(version, name, checksum),
-            Record::Reverted { version } => history::delete_sql(version),
+            } => (
+                history::insert_sql(version, name, checksum),
+                self.keeping.applied_sql(version, self.sql),
+            ),
+            Record::Reverted { version } => (
+                history::delete_sql(version),
+                self.keeping.reverted_sql(version),
+            ),
+        };
+        match text {
+            Some(text) => format!("{history}; {text}"),
+            None => history,
         }
     }
+}
 
+impl Record<'_> {
     fn doing(&self) -> &'static str {
         match self {
             Record::Applied { .. } => "applying",
@@ -117,7 +137,7 @@ async fn run_in_transaction(
     envelope: &Envelope,
 ) -> Result<(), Error> {
     let begin = format!("BEGIN; {}", settings(envelope, "LOCAL"));
-    let finish = format!("{}; COMMIT", step.record.sql());
+    let finish = format!("{}; COMMIT", step.record_sql());
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -281,7 +301,7 @@ async fn run_without_transaction(
             })));
         }
     }
-    let recorded = client.batch_execute(&step.record.sql()).await;
+    let recorded = client.batch_execute(&step.record_sql()).await;
     reset(client).await;
     recorded.map_err(|e| {
         if e.connection_lost() {

@@ -61,6 +61,8 @@ pub enum Command {
         envelope: EnvelopeArgs,
         #[command(flatten)]
         selection: SelectionArgs,
+        #[command(flatten)]
+        text: TextArgs,
     },
     /// Show every migration: version, name, applied_on, state (applied, pending, modified, missing).
     Status {
@@ -94,15 +96,18 @@ pub enum Command {
     ///
     /// For an edit that changes nothing the database needs (a comment, formatting): the
     /// history row takes the file's checksum and name, under the migration lock and in one
-    /// transaction. Give exactly one of --version and --all-modified. The history keeps a
-    /// checksum, not the applied text, so the old and new checksums are shown but the edit
-    /// cannot be: review it in version control. A migration whose file is missing is not
+    /// transaction. Give exactly one of --version and --all-modified. The old and new
+    /// checksums are shown, with the first differing lines between the file and the SQL
+    /// text kept when it was applied (none is kept by refinery or an older deckhand: then
+    /// review the edit in version control). A migration whose file is missing is not
     /// touched (up --allow-missing carries on without it).
     Repair {
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        text: TextArgs,
         /// The applied migration to repair, by version.
         #[arg(long = "version", id = "repair_version", env = REPAIR_VERSION, value_name = "N")]
         version: Option<String>,
@@ -153,6 +158,14 @@ pub struct EnvelopeArgs {
     pub lock_retries: String,
 }
 
+/// Keeping each migration's SQL text (`up`, `repair`).
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// Keep each applied migration's SQL in deckhand_migration_text (owner-only), for repair to show an edit; false keeps none.
+    #[arg(long, env = "MIGRATE_KEEP_TEXT", default_value = default::KEEP_TEXT, value_name = "BOOL")]
+    pub keep_text: String,
+}
+
 /// Which pending migrations `up` and `plan` take.
 #[derive(Debug, Args)]
 pub struct SelectionArgs {
@@ -199,6 +212,7 @@ impl Invocation {
                     lock: true,
                     envelope: true,
                     selection: false,
+                    text: false,
                 };
                 (Action::Down { steps }, parts)
             }
@@ -209,6 +223,7 @@ impl Invocation {
                     lock: false,
                     envelope: false,
                     selection: false,
+                    text: false,
                 };
                 (Action::Status { json, exit_code }, parts)
             }
@@ -217,6 +232,7 @@ impl Invocation {
                     lock: false,
                     envelope: false,
                     selection: true,
+                    text: false,
                 };
                 (Action::Plan, parts)
             }
@@ -225,6 +241,7 @@ impl Invocation {
                     lock: true,
                     envelope: false,
                     selection: false,
+                    text: true,
                 };
                 (
                     Action::Repair {
@@ -536,6 +553,30 @@ mod tests {
         assert!(read(&["migrate", "plan"], &vars).unwrap_err()[0].starts_with("MIGRATE_TARGET="));
         assert!(
             read(&["migrate", "down"], &vars).unwrap_err()[0].starts_with("MIGRATE_LOCK_TIMEOUT=")
+        );
+    }
+
+    /// `up` and `repair` keep the text unless told not to; the other commands record
+    /// none and ignore the setting.
+    #[test]
+    fn keep_text_is_read_by_up_and_repair_only() {
+        let off = [("MIGRATE_KEEP_TEXT", "off")];
+        assert!(read(&["migrate", "up"], &[]).unwrap().settings.keep_text);
+        assert!(!read(&["migrate", "up"], &off).unwrap().settings.keep_text);
+        let flag = read(&["migrate", "up", "--keep-text", "false"], &[]).unwrap();
+        assert!(!flag.settings.keep_text);
+        let repair = read(&["migrate", "repair", "--all-modified"], &off).unwrap();
+        assert!(!repair.settings.keep_text);
+        let bad = [("MIGRATE_KEEP_TEXT", "maybe")];
+        assert_eq!(
+            read(&["migrate", "down"], &bad).unwrap().settings,
+            Settings::default()
+        );
+        assert_eq!(
+            read(&["migrate", "up"], &bad).unwrap_err(),
+            [
+                r#"MIGRATE_KEEP_TEXT="maybe" is not valid: must be true or false (also 1/0, yes/no, on/off)"#
+            ]
         );
     }
 

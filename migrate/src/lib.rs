@@ -7,16 +7,19 @@
 //! connection's own backend (a transaction pool is refused), one transaction per migration,
 //! files that run outside a transaction, `lock_timeout`/`statement_timeout` with retry,
 //! drift detection, connect retries, a client-side watchdog for a server that stops
-//! answering, `down` migrations, and `repair` for an applied file edited on purpose.
+//! answering, `down` migrations, and `repair` for an applied file edited on purpose
+//! (showing the edit, from the SQL text kept in `deckhand_migration_text`).
 //!
 //! The library is what the `migrate` binary and the `agent` (`DECKHAND_MIGRATE_ON_START`)
 //! call; it prints nothing itself but tracing events.
 
 #![forbid(unsafe_code)]
 
+mod applied_text;
 mod apply;
 pub mod cli;
 mod connect;
+pub mod diff;
 pub mod entry;
 mod error;
 pub mod history;
@@ -38,7 +41,7 @@ use session::Session;
 pub use connect::Retry;
 pub use error::{Error, Failure, Lost, Pooled};
 use history::Applied;
-pub use repair::{repair, RepairReport, Repaired, Which};
+pub use repair::{repair, Edit, RepairReport, Repaired, Which};
 pub use session::GRACE;
 use source::MigrationFile;
 
@@ -57,6 +60,7 @@ pub mod default {
     pub const DDL_LOCK_TIMEOUT: &str = "5s";
     pub const STATEMENT_TIMEOUT: &str = "10m";
     pub const LOCK_RETRIES: &str = "3";
+    pub const KEEP_TEXT: &str = "true";
 }
 
 /// Everything the commands need besides the connection. `Default` is the documented
@@ -81,6 +85,9 @@ pub struct Settings {
     pub allow_missing: bool,
     /// Apply a pending migration older than the newest applied one.
     pub out_of_order: bool,
+    /// Keep each applied (or repaired) migration's SQL in `deckhand_migration_text`,
+    /// so that `repair` can show what an edit changed.
+    pub keep_text: bool,
 }
 
 impl Default for Settings {
@@ -102,6 +109,8 @@ pub struct Parts {
     pub envelope: bool,
     /// `MIGRATE_TARGET`, `MIGRATE_OUT_OF_ORDER` (`up`, `plan`).
     pub selection: bool,
+    /// `MIGRATE_KEEP_TEXT` (`up`, `repair`: the commands that record a migration's text).
+    pub text: bool,
 }
 
 impl Parts {
@@ -110,6 +119,7 @@ impl Parts {
         lock: true,
         envelope: true,
         selection: true,
+        text: true,
     };
 }
 
@@ -151,6 +161,11 @@ impl Settings {
         } else {
             selection(&mut unset)
         };
+        let keep_text = if parts.text {
+            keep_text(c)
+        } else {
+            keep_text(&mut unset)
+        };
         Settings {
             dir,
             target,
@@ -161,6 +176,7 @@ impl Settings {
             connect,
             allow_missing,
             out_of_order,
+            keep_text,
         }
     }
 
@@ -239,6 +255,7 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
     let lock = lock::take(&client, db, settings.lock_timeout).await?;
     let result = async {
         history::ensure(&client).await?;
+        let keeping = applied_text::prepare(&client, settings.keep_text).await?;
         let applied = history::read(&client).await?;
         let pending = pending(&files, &applied, settings)?;
         if pending.is_empty() {
@@ -265,6 +282,7 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
                     name: &file.name,
                     checksum: file.checksum,
                 },
+                keeping,
             };
             let took = apply::run(&client, &step, &settings.envelope())
                 .await
@@ -320,6 +338,9 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
                 settings.dir.display()
             )));
         }
+        // A reverted migration's kept text goes with its history row (down records
+        // none, so it creates no table).
+        let keeping = applied_text::prepare(&client, false).await?;
         let mut done: Vec<Done> = Vec::new();
         for (applied, file, down_path) in plan {
             let sql = std::fs::read_to_string(&down_path).map_err(|e| {
@@ -337,6 +358,7 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
                 record: apply::Record::Reverted {
                     version: file.version,
                 },
+                keeping,
             };
             let took = apply::run(&client, &step, &settings.envelope())
                 .await
@@ -528,6 +550,11 @@ impl Limits {
             lock_retries: c.get("MIGRATE_LOCK_RETRIES", default::LOCK_RETRIES, parse::count),
         }
     }
+}
+
+/// `MIGRATE_KEEP_TEXT`: whether `up` and `repair` keep each migration's SQL text.
+fn keep_text<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> bool {
+    c.get("MIGRATE_KEEP_TEXT", default::KEEP_TEXT, parse::boolean)
 }
 
 /// `MIGRATE_TARGET` and `MIGRATE_OUT_OF_ORDER`: which pending migrations to apply.

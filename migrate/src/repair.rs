@@ -8,16 +8,25 @@
 //! without it). It takes the migration lock, as `up` does, so it never rewrites a row a
 //! runner is reading, and it writes all its rows in one transaction.
 //!
-//! What it cannot do is show the edit: the history keeps a checksum of what was
-//! applied, not the text, so the old and new checksums (and names) are all there is to
-//! compare. The edit itself is for version control to show.
+//! It shows the edit: the history keeps only a checksum, but `up` keeps the SQL text
+//! it applied in `deckhand_migration_text` ([`crate::applied_text`]), so `repair`
+//! prints the first differing lines between that text and the file ([`crate::diff`]),
+//! then records the file's text along with its checksum, in the same transaction. A
+//! migration applied without keeping its text (by refinery, by an older deckhand, with
+//! `MIGRATE_KEEP_TEXT` off) gets one line saying so, and the edit is for version
+//! control to show; so is one whose kept text is not what the history's checksum
+//! says was applied. It is not a review tool: whether the edit changes nothing the
+//! database needs is for the operator to judge.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pgconn::PgConfig;
 
+use crate::applied_text::{self, Keeping};
+use crate::diff::{self, Diff};
 use crate::history::{self, Applied, TABLE};
 use crate::session::{DbError, Session};
 use crate::source::{self, MigrationFile};
@@ -57,6 +66,24 @@ pub struct Repaired {
     pub checksum: u64,
     /// The file, for the operator to review the edit in version control.
     pub path: PathBuf,
+    /// What the repair can show of the edit.
+    pub edit: Edit,
+}
+
+/// What `repair` can show of an edit, from the SQL text kept when the migration was
+/// applied (or last repaired).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// The first lines where the kept text and the file differ.
+    Diff(Diff),
+    /// The kept text is the file's: only the name changed.
+    SameText,
+    /// No text was kept: applied by refinery, by a deckhand that kept none, or with
+    /// `MIGRATE_KEEP_TEXT` off.
+    NotKept,
+    /// A text is kept, but its checksum is not the history's: it is not what was
+    /// applied (changed outside deckhand), so it is not compared.
+    Stale,
 }
 
 impl Repaired {
@@ -95,12 +122,43 @@ pub struct RepairReport {
     pub missing: Vec<String>,
 }
 
-/// What `repair` prints on stdout: one line per repaired migration, or why there was
-/// nothing to do.
+/// What `repair` prints on stdout: a line per repaired migration followed by its edit,
+/// indented, or why there was nothing to do.
 impl fmt::Display for RepairReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for r in &self.repaired {
             writeln!(f, "{r}")?;
+            let review = || {
+                format!(
+                    "review the edit in version control (git log -p -- {})",
+                    r.path.display()
+                )
+            };
+            match &r.edit {
+                Edit::Diff(diff) => {
+                    for row in &diff.rows {
+                        writeln!(f, "    {row}")?;
+                    }
+                }
+                Edit::SameText => {
+                    writeln!(f, "    the SQL text is unchanged; only the name changed")?
+                }
+                Edit::NotKept => writeln!(
+                    f,
+                    "    no SQL text was kept when it was applied (by refinery, by an older \
+                     deckhand, or with MIGRATE_KEEP_TEXT off), so the edit cannot be shown: \
+                     {}",
+                    review()
+                )?,
+                Edit::Stale => writeln!(
+                    f,
+                    "    the SQL text kept in {} is not what {TABLE} says was applied (its \
+                     checksum differs; it was changed outside deckhand), so the edit is not \
+                     shown: {}",
+                    applied_text::TABLE,
+                    review()
+                )?,
+            }
         }
         if self.repaired.is_empty() {
             match &self.unchanged {
@@ -115,8 +173,8 @@ impl fmt::Display for RepairReport {
     }
 }
 
-/// Records the current checksum and name of the applied migrations `which` names, under
-/// the migration lock and in one transaction; runs none of their SQL.
+/// Records the current checksum, name and SQL text of the applied migrations `which`
+/// names, under the migration lock and in one transaction; runs none of their SQL.
 pub async fn repair(
     db: &PgConfig,
     settings: &Settings,
@@ -127,7 +185,7 @@ pub async fn repair(
     let lock = lock::take(&client, db, settings.lock_timeout).await?;
     let result = async {
         let applied = history::read(&client).await?;
-        let report = plan(&files, &applied, which, &settings.dir)?;
+        let mut report = plan(&files, &applied, which, &settings.dir)?;
         let dir = settings.dir.display();
         for label in &report.missing {
             if settings.allow_missing {
@@ -147,8 +205,27 @@ pub async fn repair(
             }
         }
         if !report.repaired.is_empty() {
+            let exists = applied_text::exists(&client).await?;
+            let versions: Vec<i32> = report.repaired.iter().map(|r| r.version).collect();
+            let kept = if exists {
+                applied_text::read(&client, &versions).await?
+            } else {
+                BTreeMap::new()
+            };
+            let rows: Vec<(&Repaired, &str)> = report
+                .repaired
+                .iter_mut()
+                // `plan` takes every row it repairs from a file, so each finds its own.
+                .filter_map(|r| {
+                    let file = files.iter().find(|f| f.version == r.version)?;
+                    r.edit = edit(r, kept.get(&r.version).map(Vec::as_slice), &file.sql);
+                    Some((&*r, file.sql.as_str()))
+                })
+                .collect();
+            let keeping = applied_text::keeping(settings.keep_text, exists);
+            let create = applied_text::create_in_transaction(keeping, exists);
             lock.check(&client, "before repairing the history").await?;
-            record(&client, &report.repaired).await?;
+            record(&client, &rows, keeping, create).await?;
         }
         for r in &report.repaired {
             let label = r.label();
@@ -157,10 +234,7 @@ pub async fn repair(
                 version = r.version,
                 old_checksum = r.old_checksum,
                 checksum = r.checksum,
-                "repaired {label}: {TABLE} keeps the checksum of what was applied, not its \
-                 text, so the edit itself cannot be shown here; review it in version control \
-                 (git log -p -- {})",
-                r.path.display()
+                "repaired {label}"
             );
         }
         Ok(report)
@@ -220,6 +294,27 @@ fn repaired(file: &MigrationFile, applied: &Applied) -> Repaired {
         old_checksum: applied.checksum,
         checksum: file.checksum,
         path: file.path.clone(),
+        // Until the kept text is read.
+        edit: Edit::NotKept,
+    }
+}
+
+/// What can be shown of the edit of `r`, whose kept text is `kept` and whose file now
+/// holds `sql`. The kept text is compared only when refinery's checksum of it, under
+/// the history's name, is the history's checksum: then it is what was applied.
+fn edit(r: &Repaired, kept: Option<&[u8]>, sql: &str) -> Edit {
+    let Some(kept) = kept else {
+        return Edit::NotKept;
+    };
+    let applied = std::str::from_utf8(kept)
+        .ok()
+        .and_then(|text| source::checksum(r.version, &r.old_name, text).ok());
+    if applied.is_none() || applied != r.old_checksum {
+        return Edit::Stale;
+    }
+    match diff::first_difference(kept, sql.as_bytes()) {
+        Some(diff) => Edit::Diff(diff),
+        None => Edit::SameText,
     }
 }
 
@@ -270,19 +365,33 @@ fn nearby(applied: &[Applied], version: i32) -> Vec<&Applied> {
     sorted.drain(at.saturating_sub(NEARBY)..end).collect()
 }
 
-/// Rewrites the rows in one transaction: all of them are recorded, or none.
-async fn record(client: &Session, rows: &[Repaired]) -> Result<(), Error> {
+/// Rewrites the rows (each with its file's SQL text, as `keeping` says) in one
+/// transaction, which first runs `create` (the side table, when it must be created):
+/// all of them are recorded, or none.
+async fn record(
+    client: &Session,
+    rows: &[(&Repaired, &str)],
+    keeping: Keeping,
+    create: Option<String>,
+) -> Result<(), Error> {
     let doing = format!("recording the repaired checksum(s) in {TABLE}");
-    let begin = format!(
+    let mut begin = format!(
         "BEGIN; SET LOCAL lock_timeout = {}",
         ROW_LOCK_TIMEOUT.as_millis()
     );
+    if let Some(create) = create {
+        begin.push_str("; ");
+        begin.push_str(&create);
+    }
     let written: Result<Option<&Repaired>, DbError> = async {
         client.batch_execute(&begin).await?;
-        for r in rows {
+        for (r, text) in rows {
             let sql = history::repair_sql(r.version, &r.name, r.checksum);
             if client.query(&sql, &[]).await?.is_empty() {
-                return Ok(Some(r));
+                return Ok(Some(*r));
+            }
+            if let Some(sql) = keeping.applied_sql(r.version, text) {
+                client.batch_execute(&sql).await?;
             }
         }
         client.batch_execute("COMMIT").await?;
@@ -351,6 +460,7 @@ mod tests {
             old_checksum: Some(123),
             checksum: 456,
             path: "m/V3__add_index.sql".into(),
+            edit: Edit::NotKept,
         };
         assert_eq!(
             r.to_string(),
@@ -409,9 +519,53 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            report.to_string(),
-            "V1__create_users: checksum 7 → 7 (name create_user → create_users)\n"
+            report.repaired[0].to_string(),
+            "V1__create_users: checksum 7 → 7 (name create_user → create_users)"
         );
+    }
+
+    /// The kept text is compared only when its checksum is the history's, and what can
+    /// be shown goes under the migration's line.
+    #[test]
+    fn the_edit_is_shown_under_its_line() {
+        let applied_sql = "CREATE TABLE a(id int);\n";
+        let mut r = Repaired {
+            version: 1,
+            old_name: "a".into(),
+            name: "a".into(),
+            old_checksum: source::checksum(1, "a", applied_sql).ok(),
+            checksum: 2,
+            path: "m/V1__a.sql".into(),
+            edit: Edit::NotKept,
+        };
+        let edited = "-- the accounts\nCREATE TABLE a(id int);\n";
+        r.edit = edit(&r, Some(applied_sql.as_bytes()), edited);
+        let report = |r: &Repaired| {
+            RepairReport {
+                repaired: vec![r.clone()],
+                ..RepairReport::default()
+            }
+            .to_string()
+        };
+        let line = r.to_string();
+        assert_eq!(
+            report(&r),
+            format!(
+                "{line}\n    @@ line 1 @@\n    +-- the accounts\n     CREATE TABLE a(id int);\n"
+            )
+        );
+        assert_eq!(edit(&r, Some(edited.as_bytes()), edited), Edit::Stale);
+        assert_eq!(edit(&r, Some(b"\xff"), edited), Edit::Stale);
+        assert_eq!(edit(&r, None, edited), Edit::NotKept);
+        r.old_checksum = None;
+        assert_eq!(edit(&r, Some(applied_sql.as_bytes()), edited), Edit::Stale);
+        r.old_checksum = source::checksum(1, "a", applied_sql).ok();
+        r.name = "accounts".into();
+        r.edit = edit(&r, Some(applied_sql.as_bytes()), applied_sql);
+        assert_eq!(r.edit, Edit::SameText);
+        assert!(report(&r).ends_with("\n    the SQL text is unchanged; only the name changed\n"));
+        r.edit = Edit::Stale;
+        assert!(report(&r).contains("\n    the SQL text kept in deckhand_migration_text is not"));
     }
 
     #[test]

@@ -38,6 +38,14 @@ pub fn label(version: i32, name: &str) -> String {
     format!("V{version}__{name}")
 }
 
+/// refinery's checksum of a migration (its name, version and SQL), as the history
+/// table records it.
+pub fn checksum(version: i32, name: &str, sql: &str) -> Result<u64, String> {
+    refinery_core::Migration::unapplied(&label(version, name), sql)
+        .map(|m| m.checksum())
+        .map_err(|e| e.to_string())
+}
+
 /// The migration directory cannot be used as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -174,12 +182,11 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
-                let checksum = refinery_core::Migration::unapplied(&label(version, &name), &sql)
-                    .map_err(|e| SourceError::Name {
+                let checksum =
+                    checksum(version, &name, &sql).map_err(|reason| SourceError::Name {
                         path: path.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .checksum();
+                        reason,
+                    })?;
                 let file = MigrationFile {
                     version,
                     name,

@@ -48,6 +48,20 @@ fn run(url: &str, dir: &TempDir, args: &[&str]) -> Out {
     without_password(url, out)
 }
 
+/// As [`run`], with `vars` in the environment too.
+fn run_with(url: &str, dir: &TempDir, args: &[&str], vars: &[(&str, &str)]) -> Out {
+    let out = migrate(url, dir, args)
+        .envs(vars.iter().copied())
+        .output()
+        .expect("run migrate");
+    let out = Out {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    without_password(url, out)
+}
+
 fn without_password(url: &str, out: Out) -> Out {
     let password = password_of(url);
     if password.len() >= 6 {
@@ -1255,6 +1269,26 @@ async fn recorded(db: &TestDb) -> Vec<(i32, String, String, String)> {
         .collect()
 }
 
+/// Every row of deckhand's side table: version and the SQL text kept.
+async fn kept_text(db: &TestDb) -> Vec<(i64, String)> {
+    db.client()
+        .await
+        .query(
+            "SELECT version, sql FROM deckhand_migration_text ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), String::from_utf8(r.get(1)).unwrap()))
+        .collect()
+}
+
+/// Rows of a diff as `repair` prints them, each indented under its migration's line.
+fn indented(rows: &[&str]) -> String {
+    rows.iter().map(|r| format!("    {r}\n")).collect()
+}
+
 #[tokio::test]
 async fn repair_records_an_edited_file_and_up_accepts_it() {
     let db = TestDb::create("repair").await;
@@ -1278,13 +1312,10 @@ async fn repair_records_an_edited_file_and_up_accepts_it() {
     assert_ne!(old, new);
     assert_eq!(
         out.stdout,
-        format!("V2__b: checksum {old} → {new} (name unchanged)\n")
-    );
-    assert!(
-        out.stderr
-            .contains("so the edit itself cannot be shown here"),
-        "{}",
-        out.stderr
+        format!(
+            "V2__b: checksum {old} → {new} (name unchanged)\n    @@ line 1 @@\n    \
+             +-- the first row of a\n     INSERT INTO a VALUES (2);\n"
+        )
     );
     let after = recorded(&db).await;
     assert_eq!(after[0], before[0], "V1 is not touched");
@@ -1334,7 +1365,10 @@ async fn repair_records_an_edited_file_and_up_accepts_it() {
     let newer = checksum_of("V2__first_row", &edited);
     assert_eq!(
         renamed.stdout,
-        format!("V2__first_row: checksum {new} → {newer} (name b → first_row)\n")
+        format!(
+            "V2__first_row: checksum {new} → {newer} (name b → first_row)\n    the SQL text \
+             is unchanged; only the name changed\n"
+        )
     );
     assert_eq!(
         history(&db).await,
@@ -1410,10 +1444,29 @@ async fn repair_all_modified_repairs_every_edited_file_in_one_run() {
     assert_eq!(
         out.stdout,
         format!(
-            "V1__a: checksum {} → {new1} (name unchanged)\nV3__c: checksum {} → {new3} (name unchanged)\n",
+            "V1__a: checksum {} → {new1} (name unchanged)\n{}V3__c: checksum {} → {new3} (name unchanged)\n{}",
             checksum_of("V1__a", v1),
-            checksum_of("V3__c", v3)
+            indented(&["@@ line 1 @@", "+-- a: the accounts", " CREATE TABLE a(id int);"]),
+            checksum_of("V3__c", v3),
+            indented(&[
+                "@@ line 1 @@",
+                "-CREATE TABLE c(id int);",
+                "\\ No newline at end of file",
+                "+CREATE TABLE c (",
+                "+    id int",
+                "+);"
+            ]),
         )
+    );
+    assert_eq!(
+        kept_text(&db).await,
+        [
+            (1, v1_edited.into()),
+            (2, "CREATE TABLE b(id int);".into()),
+            (3, v3_edited.into()),
+            (4, "CREATE TABLE d(id int);".into())
+        ],
+        "the edited texts are kept; a missing file's is left as it is"
     );
     assert!(
         out.stderr
@@ -1445,6 +1498,229 @@ async fn repair_all_modified_repairs_every_edited_file_in_one_run() {
         again.stdout,
         "nothing to repair: no applied migration's file changed\n"
     );
+}
+
+#[tokio::test]
+async fn repair_shows_the_edit_against_the_text_kept_when_it_was_applied() {
+    let db = TestDb::create("repairdiff").await;
+    let v1 = "CREATE TABLE a(id int);";
+    let v2 = "-- b: the orders\nCREATE TABLE b(\n    id int,\n    a_id int\n);\n";
+    let v3 =
+        "-- deckhand:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS b_a ON b(a_id);\n";
+    let dir = migrations(&[("V1__a.sql", v1), ("V2__b.sql", v2), ("V3__c.sql", v3)]);
+    let up = run(&db.url, &dir, &["up"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert_eq!(
+        kept_text(&db).await,
+        [(1, v1.into()), (2, v2.into()), (3, v3.into())],
+        "up keeps each file's text, the no-transaction one too"
+    );
+    let acl: Option<String> = db
+        .client()
+        .await
+        .query_one(
+            "SELECT relacl::text FROM pg_class WHERE oid = 'deckhand_migration_text'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let acl = acl.expect("an explicit ACL: PUBLIC's privileges revoked");
+    assert!(
+        !acl.contains("{=") && !acl.contains(",="),
+        "PUBLIC has no privilege on the kept text: {acl}"
+    );
+
+    let edit1 = v2.replace("the orders", "the orders, one row per order");
+    dir.write("V2__b.sql", &edit1);
+    let out = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (old, new) = (checksum_of("V2__b", v2), checksum_of("V2__b", &edit1));
+    assert_eq!(
+        out.stdout,
+        format!(
+            "V2__b: checksum {old} → {new} (name unchanged)\n{}",
+            indented(&[
+                "@@ line 1 @@",
+                "--- b: the orders",
+                "+-- b: the orders, one row per order",
+                " CREATE TABLE b(",
+                "     id int,"
+            ])
+        )
+    );
+    assert_eq!(kept_text(&db).await[1], (2, edit1.clone()));
+
+    // A second edit is shown against the first, which the repair kept.
+    let edit2 = edit1.replace("    id int,", "    id   int,");
+    dir.write("V2__b.sql", &edit2);
+    let out = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let newer = checksum_of("V2__b", &edit2);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "V2__b: checksum {new} → {newer} (name unchanged)\n{}",
+            indented(&[
+                "@@ line 3 @@",
+                " -- b: the orders, one row per order",
+                " CREATE TABLE b(",
+                "-    id int,",
+                "+    id   int,",
+                "     a_id int",
+                " );"
+            ])
+        )
+    );
+    assert_eq!(kept_text(&db).await[1], (2, edit2));
+    assert_eq!(
+        run(&db.url, &dir, &["up"]).code,
+        0,
+        "no drift after the repairs"
+    );
+
+    // down forgets the text with the history row.
+    dir.write(
+        "V3__c.down.sql",
+        "-- deckhand:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS b_a;\n",
+    );
+    dir.write("V2__b.down.sql", "DROP TABLE b;");
+    let down = run(&db.url, &dir, &["down", "--steps", "2"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert_eq!(kept_text(&db).await, [(1, v1.into())]);
+    assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+    assert_eq!(kept_text(&db).await.len(), 3, "up keeps them again");
+}
+
+#[tokio::test]
+async fn repair_without_the_applied_text_says_so_and_keeps_the_new_one() {
+    let db = TestDb::create("repairnotext").await;
+    let (v1, v2) = ("CREATE TABLE a(id int);", "CREATE TABLE b(id int);");
+    let dir = migrations(&[("V1__a.sql", v1), ("V2__b.sql", v2)]);
+    let off = [("MIGRATE_KEEP_TEXT", "false")];
+    let up = run_with(&db.url, &dir, &["up"], &off);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert!(
+        !table_exists(&db, "deckhand_migration_text").await,
+        "MIGRATE_KEEP_TEXT=false keeps no text"
+    );
+    let not_kept = |file: &str| {
+        format!(
+            "    no SQL text was kept when it was applied (by refinery, by an older deckhand, or \
+             with MIGRATE_KEEP_TEXT off), so the edit cannot be shown: review the edit in \
+             version control (git log -p -- {})\n",
+            dir.join(file).display()
+        )
+    };
+
+    let v2_edited = format!("-- b\n{v2}");
+    dir.write("V2__b.sql", &v2_edited);
+    let out = run_with(&db.url, &dir, &["repair", "--version", "2"], &off);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (old, new) = (checksum_of("V2__b", v2), checksum_of("V2__b", &v2_edited));
+    assert_eq!(
+        out.stdout,
+        format!(
+            "V2__b: checksum {old} → {new} (name unchanged)\n{}",
+            not_kept("V2__b.sql")
+        )
+    );
+    assert!(!table_exists(&db, "deckhand_migration_text").await);
+
+    // With keeping on (the default), repair creates the table and keeps the new texts.
+    let v1_edited = format!("-- a\n{v1}");
+    let v2_edited2 = format!("-- b, again\n{v2}");
+    dir.write("V1__a.sql", &v1_edited);
+    dir.write("V2__b.sql", &v2_edited2);
+    let out = run(&db.url, &dir, &["repair", "--all-modified"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "V1__a: checksum {} → {} (name unchanged)\n{}V2__b: checksum {new} → {} (name \
+             unchanged)\n{}",
+            checksum_of("V1__a", v1),
+            checksum_of("V1__a", &v1_edited),
+            not_kept("V1__a.sql"),
+            checksum_of("V2__b", &v2_edited2),
+            not_kept("V2__b.sql"),
+        )
+    );
+    assert_eq!(
+        kept_text(&db).await,
+        [(1, v1_edited.clone()), (2, v2_edited2.clone())]
+    );
+    let v2_edited3 = format!("-- b, once more\n{v2}");
+    dir.write("V2__b.sql", &v2_edited3);
+    let out = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert!(
+        out.stdout.ends_with(&indented(&[
+            "@@ line 1 @@",
+            "--- b, again",
+            "+-- b, once more",
+            " CREATE TABLE b(id int);"
+        ])),
+        "{}",
+        out.stdout
+    );
+
+    // A kept text that is not what the history says was applied is not compared.
+    db.client()
+        .await
+        .batch_execute("UPDATE deckhand_migration_text SET sql = 'DROP TABLE b;' WHERE version = 2")
+        .await
+        .unwrap();
+    dir.write("V2__b.sql", v2);
+    let out = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "V2__b: checksum {} → {old} (name unchanged)\n    the SQL text kept in \
+             deckhand_migration_text is not what refinery_schema_history says was applied (its \
+             checksum differs; it was changed outside deckhand), so the edit is not shown: \
+             review the edit in version control (git log -p -- {})\n",
+            checksum_of("V2__b", &v2_edited3),
+            dir.join("V2__b.sql").display()
+        )
+    );
+    assert_eq!(
+        kept_text(&db).await[1],
+        (2, v2.into()),
+        "the file's text replaces it"
+    );
+
+    // A row gone from the side table (a migration applied by refinery has none).
+    db.client()
+        .await
+        .batch_execute("DELETE FROM deckhand_migration_text WHERE version = 2")
+        .await
+        .unwrap();
+    dir.write("V2__b.sql", &v2_edited);
+    let out = run(&db.url, &dir, &["repair", "--version", "2"]);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "V2__b: checksum {old} → {new} (name unchanged)\n{}",
+            not_kept("V2__b.sql")
+        )
+    );
+    assert_eq!(kept_text(&db).await[1], (2, v2_edited.clone()));
+
+    // With keeping off, repair forgets the text it does not replace.
+    dir.write("V1__a.sql", v1);
+    let out = run_with(&db.url, &dir, &["repair", "--version", "1"], &off);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.ends_with(&indented(&[
+            "@@ line 1 @@",
+            "--- a",
+            " CREATE TABLE a(id int);"
+        ])),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(kept_text(&db).await, [(2, v2_edited)]);
 }
 
 #[test]

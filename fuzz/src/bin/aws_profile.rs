@@ -17,7 +17,10 @@ fn main() {
         let credentials = parts.next().map(str::to_owned);
         let mut env: Vec<(OsString, OsString)> = vec![
             ("AWS_CONFIG_FILE".into(), "/fuzz/config".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/fuzz/credentials".into()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE".into(),
+                "/fuzz/credentials".into(),
+            ),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ];
         if !profile.is_empty() {
