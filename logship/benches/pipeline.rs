@@ -3,13 +3,13 @@
 //! Prints figures; asserts nothing.
 //!
 //!   cargo bench -p logship --bench pipeline          (generates a 200 MB corpus once)
-//!   DECKHAND_CORPUS=/path/corpus.log cargo bench -p logship --bench pipeline
+//!   BENCH_PIPELINE_CORPUS=/path/corpus.log cargo bench -p logship --bench pipeline
 //!
 //! For profiling and for comparing two builds' output:
-//!   DECKHAND_BENCH_ROUNDS=1       runs per input (default 3: the best is reported)
-//!   DECKHAND_ADVERSARIAL_MB=0     the corpus only, no adversarial inputs
-//!   DECKHAND_BENCH_OUT=/path      writes every shipped event of the corpus's last run,
-//!                                 one per line, in the order the sink took them
+//!   BENCH_PIPELINE_ROUNDS=1            runs per input (default 3: the best is reported)
+//!   BENCH_PIPELINE_ADVERSARIAL_MB=0    the corpus only, no adversarial inputs
+//!   BENCH_PIPELINE_OUT=/path           writes every shipped event of the corpus's last
+//!                                      run, one per line, in the order the sink took them
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,14 +25,14 @@ use logship::structure::{Options, Stream};
 fn corpus() -> (PathBuf, Vec<String>) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let script = root.join("../shared/bench/corpus.py");
-    let path = std::env::var_os("DECKHAND_CORPUS")
+    let path = std::env::var_os("BENCH_PIPELINE_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/bench-corpus-200.log"));
     // The secrets are printed by the generator; regenerate to read them (deterministic).
     let out = std::process::Command::new("python3")
         .arg(&script)
         .arg(&path)
-        .arg(std::env::var("DECKHAND_CORPUS_MB").unwrap_or_else(|_| "200".into()))
+        .arg(std::env::var("BENCH_PIPELINE_CORPUS_MB").unwrap_or_else(|_| "200".into()))
         .output()
         .expect("run corpus.py");
     assert!(
@@ -146,9 +146,9 @@ fn measure(
     (best, shipped_events, batches, sanitizer)
 }
 
-/// DECKHAND_BENCH_ROUNDS: runs per input, the best reported (3 unless set).
+/// BENCH_PIPELINE_ROUNDS: runs per input, the best reported (3 unless set).
 fn rounds() -> usize {
-    std::env::var("DECKHAND_BENCH_ROUNDS")
+    std::env::var("BENCH_PIPELINE_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
@@ -174,12 +174,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let out_path = std::env::var_os("DECKHAND_BENCH_OUT").map(PathBuf::from);
+    let out_path = std::env::var_os("BENCH_PIPELINE_OUT").map(PathBuf::from);
     let mut out = out_path.as_ref().map(|_| Vec::new());
     let (best, shipped_events, batches, sanitizer) =
         measure(&runtime, &data, &new_sanitizer, out.as_mut());
     if let (Some(path), Some(out)) = (&out_path, &out) {
-        std::fs::write(path, out).expect("write DECKHAND_BENCH_OUT");
+        std::fs::write(path, out).expect("write BENCH_PIPELINE_OUT");
     }
     let secs = best.as_secs_f64();
     let corpus_mb_s = data.len() as f64 / 1e6 / secs;
@@ -198,7 +198,7 @@ fn main() {
     counts.sort();
     println!("  redactions by detector: {counts:?}");
 
-    let size: usize = std::env::var("DECKHAND_ADVERSARIAL_MB")
+    let size: usize = std::env::var("BENCH_PIPELINE_ADVERSARIAL_MB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(32)
