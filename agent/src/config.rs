@@ -455,10 +455,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let command = Args::command();
+    let mut command = Args::command();
+    // Parsed through a borrow: `CommandLine` needs the command again, and a clone of
+    // it (every flag, its help text) was a measurable part of the start.
     let matches = command
-        .clone()
-        .try_get_matches_from(argv)
+        .try_get_matches_from_mut(argv)
         .map_err(ParseError::Clap)?;
     let args = Args::from_arg_matches(&matches).map_err(ParseError::Clap)?;
     let env = CommandLine::new(&command, &matches, env);
@@ -671,14 +672,19 @@ pub fn known_variables() -> Vec<String> {
 /// order, with the closest setting when one is close:
 /// `DECKHAND_<NAME> is not a deckhand setting (did you mean DECKHAND_<SETTING>?); …`.
 fn unknown_settings(env: &impl Env) -> Vec<String> {
-    let known = known_variables();
     let mut unknown: Vec<String> = env
         .vars()
         .into_iter()
         .filter_map(|(name, _)| name.to_str().map(str::to_owned))
         .filter(|name| name.starts_with(OWN_PREFIX) && !name.starts_with(TEST_PREFIX))
-        .filter(|name| !known.contains(name))
         .collect();
+    if unknown.is_empty() {
+        // Without a `DECKHAND_*` variable there is nothing to look up: the start does
+        // not build clap's command a second time for it.
+        return Vec::new();
+    }
+    let known = known_variables();
+    unknown.retain(|name| !known.contains(name));
     unknown.sort();
     unknown.dedup();
     unknown
