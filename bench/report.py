@@ -3,6 +3,7 @@
 the run, a PNG chart of it, and the generated block of docs/performance.md.
 
 Usage: report.py RESULTS_JSONL OUT_DIR [--meta FILE] [--peers PEERS_MD] [--update-docs DOC]
+                 [--update-readme README]
 
 RESULTS_JSONL holds one row per line, as bench/record.py writes them. Writes
 OUT_DIR/results.md (the table, the run's details and, separately, the figures quoted
@@ -10,7 +11,9 @@ from PEERS_MD), OUT_DIR/chart.png (gnuplot: one panel per section and unit, a ba
 at its median, whiskers from min to max, deckhand's rows in blue) and prints results.md.
 --meta is a JSON file of the run's details (date, machine, mode, elapsed per section).
 --update-docs replaces what lies between `<!-- bench:begin -->` and `<!-- bench:end -->`
-in DOC with results.md (the chart is linked as bench.png beside DOC).
+in DOC with results.md (the chart is linked as bench.png beside DOC); --update-readme
+does the same in README with a summary: the agent's cost against its targets, each with
+the peer of the same run, and the chart.
 """
 import argparse
 import json
@@ -29,6 +32,17 @@ SECTIONS = {
     "sizes": "sizes",
 }
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+# The README's summary: the agent's cost against the performance issue's targets, each
+# with the peer of the same run. (section, key of deckhand's row, target, peer's key or
+# None, how the figure is read against the target.)
+TARGETS = [
+    ("logs", "pipeline", "≥ 500 MB/s", None, "value"),
+    ("logs", "agent", "≥ 350 MB per CPU-second", "node_regex", "value"),
+    ("memory", "agent_cpu", "≤ 6 % of one core", None, "value"),
+    ("memory", "agent_idle", "≤ 8 MiB", "tini_idle", "value"),
+    ("startup", "agent0", "≤ +1.5 ms over a bare exec", "tini", "over_bare"),
+]
 
 
 def fmt(v):
@@ -106,6 +120,44 @@ def peers_table(path):
     return "\n".join(out)
 
 
+def summary(rows, meta):
+    """The README's table: each target of the agent's cost, this run's median, the peer's."""
+    by = {(r["section"], r["key"]): r for r in rows}
+    bare = by.get(("startup", "bare"))
+    out = ["| what | target | this run (median) | peer, same run |", "|---|---|---:|---|"]
+    for section, key, target, peer_key, how in TARGETS:
+        r = by.get((section, key))
+        if r is None:
+            continue
+        unit = r["unit"].split(" (")[0]
+        if how == "over_bare" and bare:
+            figure = f"+{fmt(r['median'] - bare['median'])} ms ({fmt(r['median'])} ms, bare {fmt(bare['median'])} ms)"
+        else:
+            figure = f"{fmt(r['median'])} {unit}"
+        peer = by.get((section, peer_key)) if peer_key else None
+        if peer is None:
+            peer_text = "—"
+        elif how == "over_bare" and bare:
+            peer_text = f"{peer['label']}: +{fmt(peer['median'] - bare['median'])} ms"
+        else:
+            peer_text = f"{peer['label']}: {fmt(peer['median'])} {unit}"
+        out.append(f"| {r['label']} | {target} | {figure} | {peer_text} |")
+    head = (f"From `scripts/bench` on {meta.get('date', '?')} ({meta.get('machine', '?')}); "
+            "every row and its peer in the same run. The whole table, the chart and what "
+            "limits each figure: [Performance](docs/performance.md).")
+    return head + "\n\n" + "\n".join(out) + "\n\n![scripts/bench: medians with min–max whiskers, deckhand in blue](docs/bench.png)\n"
+
+
+def replace_block(path, text):
+    doc = open(path).read()
+    if BEGIN not in doc or END not in doc:
+        sys.exit(f"report.py: {path} has no {BEGIN} … {END} block")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w") as f:
+        f.write(head + BEGIN + "\n" + text + END + tail)
+
+
 def chart(rows, out_dir, png):
     """One panel per (section, unit): horizontal bars at the median, whiskers min–max."""
     panels = []
@@ -180,6 +232,7 @@ def main():
     ap.add_argument("--meta")
     ap.add_argument("--peers")
     ap.add_argument("--update-docs")
+    ap.add_argument("--update-readme")
     a = ap.parse_args()
     rows = load(a.results)
     meta = json.load(open(a.meta)) if a.meta else {}
@@ -212,14 +265,10 @@ def main():
         f.write(text)
     print(text)
 
+    if a.update_readme:
+        replace_block(a.update_readme, summary(rows, meta))
     if a.update_docs:
-        doc = open(a.update_docs).read()
-        if BEGIN not in doc or END not in doc:
-            sys.exit(f"report.py: {a.update_docs} has no {BEGIN} … {END} block")
-        head, rest = doc.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        with open(a.update_docs, "w") as f:
-            f.write(head + BEGIN + "\n" + text + END + tail)
+        replace_block(a.update_docs, text)
         if have_chart:
             import shutil
             shutil.copyfile(png, os.path.join(os.path.dirname(a.update_docs), "bench.png"))

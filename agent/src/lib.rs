@@ -172,6 +172,7 @@ async fn run_app(
     let hooks = supervise::Hooks {
         on_spawn: Box::new(|child: &mut process::Spawned| {
             captures.extend(capture(logs, child));
+            logs.prepare();
             phase.set(healthcheck::Stage::Ready);
         }),
         stopping: Some(draining),

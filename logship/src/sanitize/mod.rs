@@ -46,7 +46,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::{dfa::DFA, Anchored, MatchKind};
@@ -102,11 +102,10 @@ impl Current {
         if config.secrets.len() == before {
             return Vec::new();
         }
-        // Only the secrets changed: the patterns are compiled and the key names built
-        // at start, so this does not fail.
-        let Ok((next, skipped)) = Sanitizer::new(config.clone()) else {
-            return Vec::new();
-        };
+        // Only the secrets changed: the patterns and the trigger words are kept. Built
+        // before the lock is taken (the config lock keeps rotations in order).
+        let triggers = self.get().triggers.clone();
+        let (next, skipped) = Sanitizer::with_triggers(&config, triggers);
         let mut current = self.sanitizer.write().unwrap_or_else(|e| e.into_inner());
         next.carry_counts(&current);
         *current = Arc::new(next);
@@ -236,6 +235,87 @@ impl Trigger {
             Trigger::Url => 6,
             Trigger::Token(kind) => 7 + kind as usize,
         }
+    }
+}
+
+/// Every detector's trigger words and their automaton.
+///
+/// Building the automaton (about 150 words and their case variants) takes longer than
+/// the rest of the agent's start before the app runs, so with the built-in words only
+/// it is built the first time a line is scanned: on the logs thread, after the app has
+/// started (or never, for an app that prints nothing). Key names from
+/// `DECKHAND_REDACT_KEYS` are configuration, outside input: with them it is built at
+/// once, so that a list that cannot be searched for is refused at start.
+struct Triggers {
+    words: Vec<String>,
+    /// What each word starts, by pattern id.
+    kinds: Vec<Trigger>,
+    dfa: OnceLock<Option<DFA>>,
+}
+
+impl Triggers {
+    fn new(extra_keys: &[String]) -> Result<Triggers, Invalid> {
+        let mut words: Vec<(String, Trigger)> = Vec::new();
+        let mut add = |word: String, t: Trigger| {
+            if !words.iter().any(|(x, _)| *x == word) {
+                words.push((word, t));
+            }
+        };
+        for word in keys::key_words(extra_keys) {
+            add(word, Trigger::Key);
+        }
+        for stem in ["bearer", "basic"] {
+            for word in keys::case_variants(stem) {
+                add(word, Trigger::Bearer);
+            }
+        }
+        for stem in ["access_key", "accessKey"] {
+            for word in keys::case_variants(stem) {
+                add(word, Trigger::AwsSecret);
+            }
+        }
+        for (word, t) in [
+            ("eyJ", Trigger::Jwt),
+            ("AKIA", Trigger::AwsKeyId),
+            ("ASIA", Trigger::AwsKeyId),
+            ("PRIVATE KEY", Trigger::Pem),
+            ("://", Trigger::Url),
+        ] {
+            add(word.to_owned(), t);
+        }
+        for (prefix, kind) in tokens::PREFIXES {
+            add((*prefix).to_owned(), Trigger::Token(*kind));
+        }
+        let (words, kinds) = words.into_iter().unzip();
+        let triggers = Triggers {
+            words,
+            kinds,
+            dfa: OnceLock::new(),
+        };
+        if !extra_keys.is_empty() {
+            let dfa = triggers.build().map_err(|e| {
+                Invalid::new(
+                    "DECKHAND_REDACT_KEYS",
+                    extra_keys.join(","),
+                    format!("the key names cannot be searched for: {e}"),
+                )
+                .config()
+            })?;
+            let _ = triggers.dfa.set(Some(dfa));
+        }
+        Ok(triggers)
+    }
+
+    fn build(&self) -> Result<DFA, aho_corasick::BuildError> {
+        DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&self.words)
+    }
+
+    /// The automaton, built on first use. `None` only if the built-in words failed to
+    /// build, which a unit test rules out (extra key names are built in [`Triggers::new`]).
+    fn dfa(&self) -> Option<&DFA> {
+        self.dfa.get_or_init(|| self.build().ok()).as_ref()
     }
 }
 
@@ -469,10 +549,9 @@ pub struct Sanitizer {
     /// (`DECKHAND_REDACT_NAME`). None holds a `"` or `\`.
     labels: Vec<String>,
     /// One automaton over every detector's trigger words: one pass per event, walked
-    /// a byte at a time ([`Sanitizer::detect`]).
-    triggers: DFA,
-    /// What each of the trigger automaton's patterns starts.
-    trigger_kinds: Vec<Trigger>,
+    /// a byte at a time ([`Sanitizer::detect`]). Shared by the sanitizers a rotation
+    /// builds (only the secrets change).
+    triggers: Arc<Triggers>,
     custom: Vec<Regex>,
     counts: [AtomicU64; DETECTORS.len()],
 }
@@ -481,7 +560,7 @@ impl fmt::Debug for Sanitizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sanitizer")
             .field("secret_forms", &self.secrets.len())
-            .field("trigger_words", &self.trigger_kinds.len())
+            .field("trigger_words", &self.triggers.kinds.len())
             .field("custom_patterns", &self.custom.len())
             .finish_non_exhaustive()
     }
@@ -491,69 +570,28 @@ impl Sanitizer {
     /// Builds the matchers. Returns the names of secrets skipped for being shorter than
     /// [`MIN_SECRET_LEN`] (a URL secret whose password is that short is named too).
     pub fn new(config: Config) -> Result<(Sanitizer, Vec<String>), Invalid> {
-        let (secrets, labels, skipped) = secrets::build(&config.secrets, config.redact_name);
         let extra_keys: Vec<String> = config
             .extra_keys
             .iter()
             .map(|k| k.trim().to_lowercase())
             .filter(|k| !k.is_empty())
             .collect();
-        let mut words: Vec<(String, Trigger)> = Vec::new();
-        let mut add = |word: String, t: Trigger| {
-            if !words.iter().any(|(x, _)| *x == word) {
-                words.push((word, t));
-            }
+        let triggers = Arc::new(Triggers::new(&extra_keys)?);
+        Ok(Sanitizer::with_triggers(&config, triggers))
+    }
+
+    /// A sanitizer for `config`'s secrets and patterns with trigger words already
+    /// built from its key names (a rotation changes only the secrets).
+    fn with_triggers(config: &Config, triggers: Arc<Triggers>) -> (Sanitizer, Vec<String>) {
+        let (secrets, labels, skipped) = secrets::build(&config.secrets, config.redact_name);
+        let sanitizer = Sanitizer {
+            secrets,
+            labels,
+            triggers,
+            custom: config.extra_patterns.clone(),
+            counts: Default::default(),
         };
-        for word in keys::key_words(&extra_keys) {
-            add(word, Trigger::Key);
-        }
-        for stem in ["bearer", "basic"] {
-            for word in keys::case_variants(stem) {
-                add(word, Trigger::Bearer);
-            }
-        }
-        for stem in ["access_key", "accessKey"] {
-            for word in keys::case_variants(stem) {
-                add(word, Trigger::AwsSecret);
-            }
-        }
-        for (word, t) in [
-            ("eyJ", Trigger::Jwt),
-            ("AKIA", Trigger::AwsKeyId),
-            ("ASIA", Trigger::AwsKeyId),
-            ("PRIVATE KEY", Trigger::Pem),
-            ("://", Trigger::Url),
-        ] {
-            add(word.to_owned(), t);
-        }
-        for (prefix, kind) in tokens::PREFIXES {
-            add((*prefix).to_owned(), Trigger::Token(*kind));
-        }
-        let (patterns, trigger_kinds): (Vec<String>, Vec<Trigger>) = words.into_iter().unzip();
-        let triggers = DFA::builder()
-            .match_kind(MatchKind::Standard)
-            .build(&patterns)
-            .map_err(|e| {
-                // Only the extra key names vary: the built-in words always build.
-                Invalid::new(
-                    "DECKHAND_REDACT_KEYS",
-                    extra_keys.join(","),
-                    format!("the key names cannot be searched for: {e}"),
-                )
-                .config()
-            })?;
-        let custom = config.extra_patterns.clone();
-        Ok((
-            Sanitizer {
-                secrets,
-                labels,
-                triggers,
-                trigger_kinds,
-                custom,
-                counts: Default::default(),
-            },
-            skipped,
-        ))
+        (sanitizer, skipped)
     }
 
     /// One event's JSON object text in, sanitized JSON object text out; borrowed when
@@ -592,6 +630,11 @@ impl Sanitizer {
         Cow::Owned(self.apply(text, &cuts))
     }
 
+    /// Builds now what is otherwise built at the first scan.
+    pub fn prepare(&self) {
+        let _ = self.triggers.dfa();
+    }
+
     /// The longest form of a loaded secret, in bytes (0 with none loaded). An escaped
     /// appearance in the text can be longer (up to 6 bytes per byte per level).
     pub fn longest_secret_form(&self) -> usize {
@@ -607,26 +650,28 @@ impl Sanitizer {
         // with trigger words, each reported match costs an iterator restart several
         // times the cost of a byte, here nothing more than the detector's own look.
         // Standard semantics: every trigger word is seen, reported where it ends.
-        if let Ok(mut sid) = self.triggers.start_state(Anchored::No) {
+        let start = |dfa: &DFA| dfa.start_state(Anchored::No).ok();
+        let walk = self.triggers.dfa().and_then(|dfa| Some((dfa, start(dfa)?)));
+        if let Some((triggers, mut sid)) = walk {
             let mut from = 0;
             loop {
-                let (special, next) = walk_to_special(&self.triggers, &bytes[from..], sid);
+                let (special, next) = walk_to_special(triggers, &bytes[from..], sid);
                 sid = next;
                 let Some(k) = special else {
                     break;
                 };
                 let i = from + k;
                 from = i + 1;
-                if !self.triggers.is_match(sid) {
+                if !triggers.is_match(sid) {
                     continue;
                 }
-                for k in 0..self.triggers.match_len(sid) {
-                    let pattern = self.triggers.match_pattern(sid, k);
+                for k in 0..triggers.match_len(sid) {
+                    let pattern = triggers.match_pattern(sid, k);
                     let e = i + 1;
-                    let Some(s) = e.checked_sub(self.triggers.pattern_len(pattern)) else {
+                    let Some(s) = e.checked_sub(triggers.pattern_len(pattern)) else {
                         continue;
                     };
-                    if let Some(&trigger) = self.trigger_kinds.get(pattern.as_usize()) {
+                    if let Some(&trigger) = self.triggers.kinds.get(pattern.as_usize()) {
                         self.at_trigger(scan, trigger, s, e);
                     }
                 }

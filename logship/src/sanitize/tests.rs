@@ -67,15 +67,29 @@ fn loaded_secrets_in_every_encoding() {
 
 #[test]
 fn every_built_in_pattern_compiles() {
-    // The built-in detectors are trigger words and hand-written shapes: building
-    // the sanitizer with extra keys builds all of them.
+    // The built-in detectors are trigger words and hand-written shapes: with extra
+    // key names (outside input) the automaton is built at once, so it is checked here.
     let (s, _) = Sanitizer::new(Config {
         extra_keys: vec!["ssn".into()],
         ..Config::default()
     })
     .unwrap();
-    assert!(s.trigger_kinds.len() > 50);
+    assert!(s.triggers.kinds.len() > 50);
+    assert!(s.triggers.dfa.get().is_some_and(Option::is_some));
     assert_eq!(text(&s, "ssn=078-05-1120"), "ssn=[REDACTED]");
+}
+
+#[test]
+fn the_built_in_trigger_words_are_built_at_the_first_scan_and_always_build() {
+    // Off the start's critical path: nothing is built before a line is scanned.
+    let s = sanitizer(&[("A", "first-value-1")]);
+    assert!(s.triggers.dfa.get().is_none());
+    assert_eq!(text(&s, "token=abc123"), "token=[REDACTED]");
+    assert!(s.triggers.dfa.get().is_some_and(Option::is_some));
+    // Or when the agent asks for it, once the app runs.
+    let s = sanitizer(&[]);
+    s.prepare();
+    assert!(s.triggers.dfa.get().is_some_and(Option::is_some));
 }
 
 #[test]
@@ -85,6 +99,7 @@ fn secrets_added_later_are_redacted_and_counts_carry_over() {
         ..Config::default()
     };
     let (first, _) = Sanitizer::new(config.clone()).unwrap();
+    let first_triggers = first.triggers.clone();
     let current = Current::new(first, config);
     assert_eq!(text(&current.get(), "x first-value-1"), "x [REDACTED]");
     assert_eq!(text(&current.get(), "y second-value-2"), "y second-value-2");
@@ -94,6 +109,8 @@ fn secrets_added_later_are_redacted_and_counts_carry_over() {
     ]);
     assert_eq!(skipped, ["B"]);
     let s = current.get();
+    // A rotation changes the secrets only: the trigger words are the same automaton.
+    assert!(Arc::ptr_eq(&s.triggers, &first_triggers));
     assert_eq!(text(&s, "y second-value-2"), "y [REDACTED]");
     assert_eq!(text(&s, "x first-value-1"), "x [REDACTED]");
     let secret_count = |s: &Sanitizer| s.counts().iter().find(|(n, _)| *n == "secret").unwrap().1;

@@ -1,0 +1,41 @@
+//! The build script of every package with a binary (`build = "../build/link-flags.rs"`):
+//! link flags that belong to the binaries, not to every crate compiled.
+//!
+//! `-z pack-relative-relocs` stores the binary's ~35,000 relative relocations as a
+//! bitmap (`.relr.dyn`, about 11 KiB) instead of 832 KiB of `.rela.dyn`: the loader
+//! reads and applies far less at every start, and the table is not resident. It needs
+//! a glibc of 2.36 or later where the binary runs (the linker records that as the
+//! version `GLIBC_ABI_DT_RELR`, so an older glibc refuses it with that name): always
+//! true of a static build (the image's), which carries its own; for a dynamic build it
+//! is turned on when the build machine's own glibc reads it. See docs/performance.md.
+
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let linux_gnu = var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
+    let static_glibc = var("CARGO_CFG_TARGET_FEATURE")
+        .split(',')
+        .any(|f| f == "crt-static");
+    let runs_here = var("HOST") == var("TARGET") && glibc_reads_relr();
+    if linux_gnu && (static_glibc || runs_here) {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+}
+
+/// Whether this machine's glibc is 2.36 or later (`getconf` prints `glibc 2.36`).
+fn glibc_reads_relr() -> bool {
+    let Ok(out) = Command::new("getconf").arg("GNU_LIBC_VERSION").output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text
+        .trim()
+        .strip_prefix("glibc ")
+        .unwrap_or_default()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    version >= (2, 36)
+}
