@@ -29,7 +29,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -266,6 +266,8 @@ impl ProcessControl {
         let mut child = cmd.spawn()?;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let pid = Pid::from_raw(child.id() as i32);
+        widen(child.stdout.as_ref());
+        widen(child.stderr.as_ref());
         // The `Child` is dropped without `wait`: its status belongs to the reaper.
         Ok(Spawned {
             pid,
@@ -273,6 +275,26 @@ impl ProcessControl {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
         })
+    }
+}
+
+/// Pipe capacities asked for the app's stdout and stderr, largest first: 1 MiB is
+/// Linux's default ceiling for an unprivileged process (`/proc/sys/fs/pipe-max-size`).
+/// Whenever the agent is busy with what it read (or gets no CPU for a moment), the app's
+/// next writes wait for room in the pipe: at 20 MB/s the default 64 KiB is full in 3 ms,
+/// 1 MiB in 50. Only what is written takes memory.
+const PIPE_CAPACITIES: [nix::libc::c_int; 4] = [1 << 20, 1 << 19, 1 << 18, 1 << 17];
+
+/// Makes the pipe the app writes its output into as large as the system allows. A
+/// refusal (a lower `pipe-max-size`, or the user's pipe page limits) leaves it as it
+/// is: the agent reads it just the same.
+fn widen(pipe: Option<&impl AsFd>) {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let Some(pipe) = pipe else { return };
+    for size in PIPE_CAPACITIES {
+        if fcntl(pipe.as_fd(), FcntlArg::F_SETPIPE_SZ(size)).is_ok() {
+            return;
+        }
     }
 }
 

@@ -916,6 +916,40 @@ echo '[warn] x'
     assert_eq!(events(Some("info")), expect(Some("info")));
 }
 
+/// The pipes the app writes into hold 1 MiB (Linux's default ceiling for an
+/// unprivileged process), or as much as this system allows: the agent reads them a few
+/// milliseconds apart, and the app's writes must not wait for that.
+#[test]
+fn the_apps_output_pipes_are_as_large_as_the_system_allows() {
+    let ceiling: i64 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    let expected = ceiling.min(1 << 20);
+    // F_GETPIPE_SZ is 1032 on Linux.
+    let report = "import fcntl, sys\n\
+                  print('stdout pipe', fcntl.fcntl(1, 1032))\n\
+                  print('stderr pipe', fcntl.fcntl(2, 1032), file=sys.stderr)";
+    let mut cmd = bare_agent();
+    cmd.env("DECKHAND_LOG_STDOUT", "json")
+        .args(["--", "python3", "-c", report]);
+    let out = run_shipping(cmd);
+    assert_code(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for stream in ["stdout", "stderr"] {
+        let size = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["message"].as_str().map(str::to_owned))
+            .find_map(|m| {
+                m.strip_prefix(&format!("{stream} pipe "))
+                    .map(str::to_owned)
+            })
+            .and_then(|n| n.parse::<i64>().ok());
+        assert_eq!(size, Some(expected), "{stream}: {stdout}");
+    }
+}
+
 /// Case 7: with no log group, turning the stdout copy off would discard every line: a
 /// bad option (64), like every other.
 #[test]
