@@ -203,6 +203,11 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
         }
         structurer.flush_if_older(now, pipeline.multiline_window, &mut events);
         pipeline.emit(&mut events, stream).await;
+        // The shipper, the timers and the other pipe share this thread. An app that
+        // writes faster than the pipeline reads keeps the pipe (1 MiB) from ever being
+        // empty, so the read would never wait and nothing else would run until the app
+        // stopped: every chunk gives them their turn.
+        tokio::task::yield_now().await;
     }
     // A last line without a newline is still a line.
     if let Some(streaming) = long.take() {
