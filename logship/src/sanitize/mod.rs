@@ -250,6 +250,9 @@ struct Triggers {
     words: Vec<String>,
     /// What each word starts, by pattern id.
     kinds: Vec<Trigger>,
+    /// The longest word's length in bytes: the automaton's state at any point depends
+    /// on no more than this many bytes before it.
+    longest: usize,
     dfa: OnceLock<Option<DFA>>,
 }
 
@@ -286,8 +289,9 @@ impl Triggers {
         for (prefix, kind) in tokens::PREFIXES {
             add((*prefix).to_owned(), Trigger::Token(*kind));
         }
-        let (words, kinds) = words.into_iter().unzip();
+        let (words, kinds): (Vec<String>, _) = words.into_iter().unzip();
         let triggers = Triggers {
+            longest: words.iter().map(String::len).max().unwrap_or(0),
             words,
             kinds,
             dfa: OnceLock::new(),
@@ -307,8 +311,11 @@ impl Triggers {
     }
 
     fn build(&self) -> Result<DFA, aho_corasick::BuildError> {
+        // No prefilter: the walk is by hand ([`walk`]), and with one the start states
+        // would be special too.
         DFA::builder()
             .match_kind(MatchKind::Standard)
+            .prefilter(false)
             .build(&self.words)
     }
 
@@ -649,26 +656,14 @@ impl Sanitizer {
         // The DFA is walked by hand rather than through `find_iter`: on a line dense
         // with trigger words, each reported match costs an iterator restart several
         // times the cost of a byte, here nothing more than the detector's own look.
-        // Standard semantics: every trigger word is seen, reported where it ends.
-        let start = |dfa: &DFA| dfa.start_state(Anchored::No).ok();
-        let walk = self.triggers.dfa().and_then(|dfa| Some((dfa, start(dfa)?)));
-        if let Some((triggers, mut sid)) = walk {
-            let mut from = 0;
-            loop {
-                let (special, next) = walk_to_special(triggers, &bytes[from..], sid);
-                sid = next;
-                let Some(k) = special else {
-                    break;
-                };
-                let i = from + k;
-                from = i + 1;
-                if !triggers.is_match(sid) {
-                    continue;
-                }
-                for k in 0..triggers.match_len(sid) {
-                    let pattern = triggers.match_pattern(sid, k);
-                    let e = i + 1;
-                    let Some(s) = e.checked_sub(triggers.pattern_len(pattern)) else {
+        // Standard semantics: every trigger word is seen, reported where it ends, in
+        // the order of the text.
+        if let Some(dfa) = self.triggers.dfa() {
+            for (i, sid) in walk(dfa, bytes, self.triggers.longest) {
+                let e = i + 1;
+                for k in 0..dfa.match_len(sid) {
+                    let pattern = dfa.match_pattern(sid, k);
+                    let Some(s) = e.checked_sub(dfa.pattern_len(pattern)) else {
                         continue;
                     };
                     if let Some(&trigger) = self.triggers.kinds.get(pattern.as_usize()) {
@@ -801,32 +796,66 @@ impl Sanitizer {
     }
 }
 
-/// Steps `dfa` from `sid` over `bytes` up to the first byte that takes it into a
-/// special state (match states are; the caller checks which it is). Returns that byte's offset (`None` at the end of `bytes`)
-/// and the state after it. A loop of its own, with nothing but the table steps in it:
-/// the automaton's tables stay in registers instead of being reloaded for every byte,
-/// and the bytes are taken four at a time (one loop test per four steps).
+/// Texts shorter than this are walked in one stream: splitting costs `longest` bytes
+/// walked twice.
+const SPLIT_MIN: usize = 96;
+
+/// Where in `bytes` the trigger automaton `dfa`, walked from its start state, is in a
+/// match state: each byte's offset with the state it leads to, in the order of the
+/// text. `longest` is the longest word's length.
+///
+/// The automaton's next state depends on the one before, a table load after a table
+/// load, so a text walked byte by byte waits on each. A text of more than [`SPLIT_MIN`]
+/// bytes is walked as two streams in one loop, whose loads do not wait on each other:
+/// the first half from the start, the second from `longest` bytes before the middle.
+/// That is exact: the state after any byte depends only on the `longest` bytes up to it
+/// (it stands for the longest of them that begins a word), so from the middle on the
+/// second stream's state is the one a single walk would have, and a word that ends
+/// there began inside what it read. Its matches before the middle belong to the first.
+///
+/// A function of its own, not inlined: in the detector's body the automaton's tables
+/// are reloaded from the stack for every byte.
 #[inline(never)]
-fn walk_to_special(dfa: &DFA, bytes: &[u8], mut sid: StateID) -> (Option<usize>, StateID) {
-    const STEP: usize = 4;
-    let mut chunks = bytes.chunks_exact(STEP);
-    let mut at = 0;
-    for chunk in chunks.by_ref() {
-        for (k, &b) in chunk.iter().enumerate() {
+fn walk(dfa: &DFA, bytes: &[u8], longest: usize) -> Vec<(usize, StateID)> {
+    let mut hits = Vec::new();
+    let Ok(start) = dfa.start_state(Anchored::No) else {
+        return hits;
+    };
+    let mid = bytes.len() / 2;
+    let warm = mid.saturating_sub(longest);
+    if bytes.len() < SPLIT_MIN || warm == 0 {
+        let mut sid = start;
+        for (i, &b) in bytes.iter().enumerate() {
             sid = dfa.next_state(Anchored::No, sid, b);
-            if dfa.is_special(sid) {
-                return (Some(at + k), sid);
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                hits.push((i, sid));
             }
         }
-        at += STEP;
+        return hits;
     }
-    for (k, &b) in chunks.remainder().iter().enumerate() {
-        sid = dfa.next_state(Anchored::No, sid, b);
-        if dfa.is_special(sid) {
-            return (Some(at + k), sid);
+    let (first, second) = (&bytes[..mid], &bytes[warm..]);
+    let mut later = Vec::new();
+    let (mut one, mut two) = (start, start);
+    for (k, (&a, &b)) in first.iter().zip(second).enumerate() {
+        one = dfa.next_state(Anchored::No, one, a);
+        two = dfa.next_state(Anchored::No, two, b);
+        if dfa.is_special(one) | dfa.is_special(two) {
+            if dfa.is_match(one) {
+                hits.push((k, one));
+            }
+            if dfa.is_match(two) && warm + k >= mid {
+                later.push((warm + k, two));
+            }
         }
     }
-    (None, sid)
+    for (k, &b) in second.iter().enumerate().skip(first.len()) {
+        two = dfa.next_state(Anchored::No, two, b);
+        if dfa.is_special(two) && dfa.is_match(two) && warm + k >= mid {
+            later.push((warm + k, two));
+        }
+    }
+    hits.append(&mut later);
+    hits
 }
 
 /// Makes one cut valid in JSON text and adds the result to `out`:

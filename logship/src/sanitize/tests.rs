@@ -961,6 +961,12 @@ mod props {
         }
     }
 
+    /// The built-in trigger words and their automaton, built once for every case.
+    fn builtin_triggers() -> Option<&'static Triggers> {
+        static TRIGGERS: std::sync::OnceLock<Option<Triggers>> = std::sync::OnceLock::new();
+        TRIGGERS.get_or_init(|| Triggers::new(&[]).ok()).as_ref()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -1005,6 +1011,40 @@ mod props {
             if !out.contains("[REDACTED") {
                 prop_assert_eq!(&*out, &*event);
             }
+        }
+
+        /// The walk in two streams finds every trigger word a walk of one stream
+        /// finds, at the same places, in the same order: texts of trigger words (the
+        /// longest included), their parts and other bytes, on both sides of the middle.
+        #[test]
+        fn the_two_stream_walk_is_the_one_stream_walk(
+            parts in prop::collection::vec(
+                prop_oneof![
+                    any::<prop::sample::Index>().prop_map(|i| {
+                        builtin_triggers().map(|t| i.get(&t.words).clone()).unwrap_or_default()
+                    }),
+                    "[a-zA-Z_ .:/=-]{0,6}",
+                    "\\PC{0,3}",
+                ],
+                0..120,
+            ),
+            cut in 0usize..30,
+        ) {
+            let triggers = builtin_triggers().ok_or_else(|| TestCaseError::fail("no trigger words"))?;
+            let dfa = triggers.dfa().ok_or_else(|| TestCaseError::fail("no automaton"))?;
+            let text = parts.concat();
+            // A word cut at its start or end by the slice, too.
+            let bytes = &text.as_bytes()[cut.min(text.len())..];
+            let start = dfa.start_state(Anchored::No).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut one = Vec::new();
+            let mut sid = start;
+            for (i, &b) in bytes.iter().enumerate() {
+                sid = dfa.next_state(Anchored::No, sid, b);
+                if dfa.is_match(sid) {
+                    one.push((i, sid));
+                }
+            }
+            prop_assert_eq!(walk(dfa, bytes, triggers.longest), one);
         }
 
         #[test]
