@@ -617,7 +617,8 @@ fn decode(line: &[u8], strip_ansi: bool) -> std::borrow::Cow<'_, str> {
         Ok(s) => std::borrow::Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(line),
     };
-    if strip_ansi && text.contains('\u{1b}') {
+    // memchr's vectorized search: `str::contains` looks for a char a word at a time.
+    if strip_ansi && memchr::memchr(0x1b, text.as_bytes()).is_some() {
         std::borrow::Cow::Owned(strip_ansi_codes(&text))
     } else {
         text
