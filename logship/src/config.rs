@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use conventions::{parse, Checker, Env};
+use conventions::{parse, Checker, Env, Invalid};
 
 use crate::batch::{MAX_EVENT_BYTES, MIN_EVENT_BYTES};
 use crate::buffer::FullPolicy;
@@ -224,10 +224,7 @@ impl LogSettings {
             "block" => Ok(FullPolicy::Block),
             _ => Ok(FullPolicy::DropOldest),
         });
-        let redact_keys = c
-            .raw("DECKHAND_REDACT_KEYS")
-            .map(|v| parse::list(&v))
-            .unwrap_or_default();
+        let redact_keys = redact_keys(c);
         LogSettings {
             stdout: StdoutMode::decide(&stdout, stdout_is_terminal, group.is_some()),
             group,
@@ -274,6 +271,55 @@ impl LogSettings {
             redact_keys,
         }
     }
+}
+
+/// At most this many names in `DECKHAND_REDACT_KEYS`. Each becomes up to seven trigger
+/// words (its case variants) in the automaton every line is walked through, built
+/// before the app starts: a list without bounds would make that build, and its memory,
+/// as large as the list. A key is redacted when its name holds any of them anywhere, so
+/// a common part (`ssn`, `card`) covers a family of keys.
+pub const MAX_REDACT_KEYS: usize = 64;
+/// The longest name `DECKHAND_REDACT_KEYS` takes, in bytes.
+pub const MAX_REDACT_KEY_BYTES: usize = 64;
+
+/// `DECKHAND_REDACT_KEYS`: extra sensitive key names, within [`MAX_REDACT_KEYS`] and
+/// [`MAX_REDACT_KEY_BYTES`].
+fn redact_keys<E: Env + ?Sized>(c: &mut Checker<'_, E>) -> Vec<String> {
+    let Some(raw) = c.raw("DECKHAND_REDACT_KEYS") else {
+        return Vec::new();
+    };
+    let keys = parse::list(&raw);
+    let name = c.origin("DECKHAND_REDACT_KEYS");
+    if keys.len() > MAX_REDACT_KEYS {
+        c.push(
+            Invalid::new(
+                name.clone(),
+                format!("{},… ({} names)", keys[..3].join(","), keys.len()),
+                format!(
+                    "at most {MAX_REDACT_KEYS} key names; a key is redacted when its name \
+                     holds one anywhere, so a shared part (`ssn`, `card`) covers every key \
+                     that has it"
+                ),
+            )
+            .config(),
+        );
+    }
+    for key in keys.iter().filter(|k| k.len() > MAX_REDACT_KEY_BYTES) {
+        let shown: String = key.chars().take(40).collect();
+        c.push(
+            Invalid::new(
+                name.clone(),
+                format!("{shown}…"),
+                format!(
+                    "a key name of {} bytes; at most {MAX_REDACT_KEY_BYTES}: give the \
+                     part of the key that marks it sensitive",
+                    key.len()
+                ),
+            )
+            .config(),
+        );
+    }
+    keys
 }
 
 /// `DECKHAND_REDACT_PATTERNS`, compiled; a pattern that does not compile is a
@@ -545,6 +591,24 @@ mod tests {
         assert_eq!(s.redact_keys, ["ssn", "dob"]);
         let patterns: Vec<&str> = s.redact_patterns.iter().map(|r| r.as_str()).collect();
         assert_eq!(patterns, ["ORD-[0-9]{6}"]);
+        // Bounded: how many names, and how long each.
+        let many = (0..=MAX_REDACT_KEYS)
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>();
+        let err = parse(&["--redact-keys", &many.join(",")]).unwrap_err();
+        assert!(
+            err.contains("--redact-keys") && err.contains("at most 64 key names"),
+            "{err}"
+        );
+        parse(&["--redact-keys", &many[1..].join(",")]).unwrap();
+        let long = "k".repeat(MAX_REDACT_KEY_BYTES + 1);
+        let err = parse(&["--redact-keys", &format!("ssn,{long}")]).unwrap_err();
+        assert!(err.contains("a key name of 65 bytes; at most 64"), "{err}");
+        assert!(
+            !err.contains(&long),
+            "the whole name is not repeated: {err}"
+        );
+        parse(&["--redact-keys", &long[1..]]).unwrap();
         let err = parse(&["--redact-patterns", "(unclosed"]).unwrap_err();
         assert!(
             err.starts_with("--redact-patterns=\"(unclosed\" is not valid"),
