@@ -659,7 +659,7 @@ impl Sanitizer {
         // Standard semantics: every trigger word is seen, reported where it ends, in
         // the order of the text.
         if let Some(dfa) = self.triggers.dfa() {
-            for (i, sid) in walk(dfa, bytes, self.triggers.longest) {
+            walk(dfa, bytes, self.triggers.longest, |i, sid| {
                 let e = i + 1;
                 for k in 0..dfa.match_len(sid) {
                     let pattern = dfa.match_pattern(sid, k);
@@ -670,7 +670,7 @@ impl Sanitizer {
                         self.at_trigger(scan, trigger, s, e);
                     }
                 }
-            }
+            });
         }
         cards::find(scan);
         for re in &self.custom {
@@ -796,66 +796,78 @@ impl Sanitizer {
     }
 }
 
-/// Texts shorter than this are walked in one stream: splitting costs `longest` bytes
+/// Pieces shorter than this are walked in one stream: splitting costs `longest` bytes
 /// walked twice.
 const SPLIT_MIN: usize = 96;
+/// A text is walked a piece of this many bytes at a time, so that the matches the
+/// second stream finds before they can be reported stay few (a line of nothing but
+/// two-byte trigger words has one every two bytes).
+const PIECE: usize = 16 * 1024;
 
-/// Where in `bytes` the trigger automaton `dfa`, walked from its start state, is in a
-/// match state: each byte's offset with the state it leads to, in the order of the
-/// text. `longest` is the longest word's length.
+/// Calls `hit` with each byte of `bytes` after which the trigger automaton `dfa`,
+/// walked from its start state, is in a match state, and that state, in the order of
+/// the text. `longest` is the longest word's length.
 ///
 /// The automaton's next state depends on the one before, a table load after a table
-/// load, so a text walked byte by byte waits on each. A text of more than [`SPLIT_MIN`]
-/// bytes is walked as two streams in one loop, whose loads do not wait on each other:
-/// the first half from the start, the second from `longest` bytes before the middle.
-/// That is exact: the state after any byte depends only on the `longest` bytes up to it
-/// (it stands for the longest of them that begins a word), so from the middle on the
-/// second stream's state is the one a single walk would have, and a word that ends
-/// there began inside what it read. Its matches before the middle belong to the first.
+/// load, so a text walked byte by byte waits on each. A piece of [`SPLIT_MIN`] bytes or
+/// more is walked as two streams in one loop, whose loads do not wait on each other:
+/// the first half on from the state the text so far left, the second from `longest`
+/// bytes before the middle, from the start state. That is exact: the state after any
+/// byte depends only on the `longest` bytes up to it (it stands for the longest of
+/// them that begins a word), so from the middle on the second stream's state is the
+/// one a single walk would have, and a word that ends there began inside what it read.
+/// Its matches before the middle belong to the first; the ones after are held until
+/// the first stream's are reported.
 ///
 /// A function of its own, not inlined: in the detector's body the automaton's tables
 /// are reloaded from the stack for every byte.
 #[inline(never)]
-fn walk(dfa: &DFA, bytes: &[u8], longest: usize) -> Vec<(usize, StateID)> {
-    let mut hits = Vec::new();
+fn walk(dfa: &DFA, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, StateID)) {
     let Ok(start) = dfa.start_state(Anchored::No) else {
-        return hits;
+        return;
     };
-    let mid = bytes.len() / 2;
-    let warm = mid.saturating_sub(longest);
-    if bytes.len() < SPLIT_MIN || warm == 0 {
-        let mut sid = start;
-        for (i, &b) in bytes.iter().enumerate() {
-            sid = dfa.next_state(Anchored::No, sid, b);
-            if dfa.is_special(sid) && dfa.is_match(sid) {
-                hits.push((i, sid));
+    let mut later = Vec::new();
+    let mut sid = start;
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = bytes.len().min(at + PIECE);
+        let mid = at + (end - at) / 2;
+        let Some(warm) = mid.checked_sub(longest).filter(|_| end - at >= SPLIT_MIN) else {
+            for (i, &b) in bytes.iter().enumerate().take(end).skip(at) {
+                sid = dfa.next_state(Anchored::No, sid, b);
+                if dfa.is_special(sid) && dfa.is_match(sid) {
+                    hit(i, sid);
+                }
+            }
+            at = end;
+            continue;
+        };
+        let (first, second) = (&bytes[at..mid], &bytes[warm..end]);
+        let mut two = start;
+        for (k, (&a, &b)) in first.iter().zip(second).enumerate() {
+            sid = dfa.next_state(Anchored::No, sid, a);
+            two = dfa.next_state(Anchored::No, two, b);
+            if dfa.is_special(sid) | dfa.is_special(two) {
+                if dfa.is_match(sid) {
+                    hit(at + k, sid);
+                }
+                if dfa.is_match(two) && warm + k >= mid {
+                    later.push((warm + k, two));
+                }
             }
         }
-        return hits;
-    }
-    let (first, second) = (&bytes[..mid], &bytes[warm..]);
-    let mut later = Vec::new();
-    let (mut one, mut two) = (start, start);
-    for (k, (&a, &b)) in first.iter().zip(second).enumerate() {
-        one = dfa.next_state(Anchored::No, one, a);
-        two = dfa.next_state(Anchored::No, two, b);
-        if dfa.is_special(one) | dfa.is_special(two) {
-            if dfa.is_match(one) {
-                hits.push((k, one));
-            }
-            if dfa.is_match(two) && warm + k >= mid {
+        for (k, &b) in second.iter().enumerate().skip(first.len()) {
+            two = dfa.next_state(Anchored::No, two, b);
+            if dfa.is_special(two) && dfa.is_match(two) && warm + k >= mid {
                 later.push((warm + k, two));
             }
         }
-    }
-    for (k, &b) in second.iter().enumerate().skip(first.len()) {
-        two = dfa.next_state(Anchored::No, two, b);
-        if dfa.is_special(two) && dfa.is_match(two) && warm + k >= mid {
-            later.push((warm + k, two));
+        for (i, state) in later.drain(..) {
+            hit(i, state);
         }
+        sid = two;
+        at = end;
     }
-    hits.append(&mut later);
-    hits
 }
 
 /// Makes one cut valid in JSON text and adds the result to `out`:

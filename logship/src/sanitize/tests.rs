@@ -961,6 +961,46 @@ mod props {
         }
     }
 
+    /// The trigger automaton's match states over `bytes`, walked a byte at a time.
+    fn one_stream(dfa: &DFA, bytes: &[u8]) -> Vec<(usize, StateID)> {
+        let mut hits = Vec::new();
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return hits;
+        };
+        for (i, &b) in bytes.iter().enumerate() {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_match(sid) {
+                hits.push((i, sid));
+            }
+        }
+        hits
+    }
+
+    /// A text of several pieces, with trigger words across the pieces' borders and
+    /// their middles: the walk carries its state from piece to piece.
+    #[test]
+    fn a_long_text_is_walked_piece_by_piece_as_one() {
+        let triggers = builtin_triggers().expect("the built-in words build");
+        let dfa = triggers.dfa().expect("the automaton builds");
+        let mut text = String::new();
+        let mut k = 0;
+        while text.len() < 3 * PIECE + 1000 {
+            let word = &triggers.words[k % triggers.words.len()];
+            text.push_str(&"x".repeat(k % 37));
+            text.push_str(word);
+            text.push_str(if k % 3 == 0 { "=" } else { " " });
+            k += 1;
+        }
+        for skip in [0, 1, 7, 24, 25] {
+            let bytes = &text.as_bytes()[skip..];
+            let mut two = Vec::new();
+            walk(dfa, bytes, triggers.longest, |i, sid| two.push((i, sid)));
+            let one = one_stream(dfa, bytes);
+            assert!(one.len() > 1000, "{} hits", one.len());
+            assert_eq!(two, one, "skip {skip}");
+        }
+    }
+
     /// The built-in trigger words and their automaton, built once for every case.
     fn builtin_triggers() -> Option<&'static Triggers> {
         static TRIGGERS: std::sync::OnceLock<Option<Triggers>> = std::sync::OnceLock::new();
@@ -1035,16 +1075,10 @@ mod props {
             let text = parts.concat();
             // A word cut at its start or end by the slice, too.
             let bytes = &text.as_bytes()[cut.min(text.len())..];
-            let start = dfa.start_state(Anchored::No).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let mut one = Vec::new();
-            let mut sid = start;
-            for (i, &b) in bytes.iter().enumerate() {
-                sid = dfa.next_state(Anchored::No, sid, b);
-                if dfa.is_match(sid) {
-                    one.push((i, sid));
-                }
-            }
-            prop_assert_eq!(walk(dfa, bytes, triggers.longest), one);
+            let one = one_stream(dfa, bytes);
+            let mut two = Vec::new();
+            walk(dfa, bytes, triggers.longest, |i, sid| two.push((i, sid)));
+            prop_assert_eq!(two, one);
         }
 
         #[test]
