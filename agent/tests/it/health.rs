@@ -50,8 +50,10 @@ async fn a_slow_migration_on_start_is_live_and_starting_then_ready() {
         async move {
             // The app's marker first: an answer after it is from an app that runs.
             let app_started = started.exists();
-            let live = get_json(live_url).await.map(|(status, _)| status);
+            // Readiness first: the server may start listening between two requests, and
+            // a liveness answer is only asked of a server that already answered.
             let ready = get_json(ready_url).await;
+            let live = get_json(live_url).await.map(|(status, _)| status);
             let done = app_started && matches!(ready, Some((200, _)));
             looks.lock().unwrap().push(Look {
                 live,
