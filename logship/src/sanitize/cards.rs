@@ -2,9 +2,13 @@
 //! not part of a longer word or number, with a card network's prefix and length, and a
 //! valid Luhn check digit. Request ids, timestamps and hashes fail one of these.
 //!
-//! One forward pass over the text: each candidate is read once (at most 19 digits and
-//! their separators) and the pass resumes after it. Whether a number sits in a JSON
-//! string or is a bare value is the parent's business when it applies the cut.
+//! Two passes, both linear. The first ([`may_hold`]) reads the text 64 bytes at a time
+//! as bit masks and says whether anywhere 13 digits stand with nothing but single
+//! spaces or dashes between them; most lines have no such run (a timestamp has 10 or
+//! 14 digits, but its `:` and `T` break it), and are done. Only a text with one gets the
+//! second pass, which reads each candidate once (at most 19 digits and their
+//! separators) and resumes after it. Whether a number sits in a JSON string or is a
+//! bare value is the parent's business when it applies the cut.
 //!
 //! Not here: any other kind of number.
 
@@ -16,6 +20,14 @@ const MAX_DIGITS: usize = 19;
 const MIN_DIGITS: usize = 13;
 
 pub(super) fn find(scan: &mut Scan) {
+    scan.work += scan.bytes().len();
+    if may_hold(scan.bytes()) {
+        find_all(scan);
+    }
+}
+
+/// The candidate pass: every run of digits is read and checked.
+fn find_all(scan: &mut Scan) {
     let bytes = scan.bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -73,6 +85,168 @@ pub(super) fn find(scan: &mut Scan) {
         i = end.max(i + 1);
     }
     scan.work += bytes.len();
+}
+
+/// Whether `bytes` may hold a card number: false only when no [`MIN_DIGITS`] digits
+/// stand in a run of digits and single separators (what [`find_all`] reads as one
+/// candidate).
+///
+/// The text is read as 64-byte blocks turned into bit masks (digits, separators), and
+/// each block is looked at together with the one before it, as one 128-bit window: a
+/// candidate of at most [`MAX_DIGITS`] digits and their separators spans at most 37
+/// bytes, so some window holds all of it. In a window, a separator counts when a digit
+/// stands on either side; the runs of 13 bits or more are found with four shifts, and
+/// only for those (rare) are the digits counted.
+pub(super) fn may_hold(bytes: &[u8]) -> bool {
+    let mut before = Masks::default();
+    let mut blocks = bytes.chunks_exact(64);
+    for block in &mut blocks {
+        let now = Masks::of(block);
+        if before.then(now).may_hold() {
+            return true;
+        }
+        before = now;
+    }
+    let rest = blocks.remainder().len();
+    if rest == 0 {
+        return false;
+    }
+    // The last part of a block: the text's last 64 bytes, shifted so that its first
+    // byte is bit 0 (copied into a block of zeros when the text is shorter).
+    let last = match bytes.len().checked_sub(64) {
+        Some(from) => Masks::of(&bytes[from..]).shifted(64 - rest),
+        None => {
+            let mut block = [0u8; 64];
+            block[..rest].copy_from_slice(bytes);
+            Masks::of(&block)
+        }
+    };
+    before.then(last).may_hold()
+}
+
+/// Bit `k` of each mask stands for byte `k` of a block.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Masks {
+    digits: u64,
+    separators: u64,
+}
+
+impl Masks {
+    /// The masks of a block of 64 bytes (`block` is never shorter): SSE2 compares and
+    /// `movemask` on x86-64, where SSE2 is always there.
+    #[cfg(target_arch = "x86_64")]
+    fn of(block: &[u8]) -> Masks {
+        use safe_arch::{
+            add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i,
+            load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+        };
+        // `b - b'0' + 0x80` as a signed byte is below `0x80 + 10` for a digit only.
+        let shift = set_splat_i8_m128i((0x80 - b'0') as i8);
+        let ten = set_splat_i8_m128i((0x80u8 + 10) as i8);
+        let space = set_splat_i8_m128i(b' ' as i8);
+        let dash = set_splat_i8_m128i(b'-' as i8);
+        let mut m = Masks::default();
+        for (k, sixteen) in block.chunks_exact(16).take(4).enumerate() {
+            let mut lane = [0u8; 16];
+            lane.copy_from_slice(sixteen);
+            let v = load_unaligned_m128i(&lane);
+            let digits = cmp_lt_mask_i8_m128i(add_i8_m128i(v, shift), ten);
+            let separators = bitor_m128i(
+                cmp_eq_mask_i8_m128i(v, space),
+                cmp_eq_mask_i8_m128i(v, dash),
+            );
+            // `movemask` sets the low 16 bits only.
+            m.digits |= u64::from(move_mask_i8_m128i(digits) as u16) << (16 * k);
+            m.separators |= u64::from(move_mask_i8_m128i(separators) as u16) << (16 * k);
+        }
+        m
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn of(block: &[u8]) -> Masks {
+        Masks::portable(block)
+    }
+
+    /// The same masks in plain Rust: a flag byte per byte, which the compiler turns
+    /// into vector compares, packed eight flags at a time by one multiplication.
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    fn portable(block: &[u8]) -> Masks {
+        let mut digits = [0u8; 64];
+        let mut separators = [0u8; 64];
+        for ((&b, d), s) in block.iter().zip(&mut digits).zip(&mut separators) {
+            *d = if b.is_ascii_digit() { 0x80 } else { 0 };
+            *s = if matches!(b, b' ' | b'-') { 0x80 } else { 0 };
+        }
+        Masks {
+            digits: pack(&digits),
+            separators: pack(&separators),
+        }
+    }
+
+    /// The masks of the block's last `64 - by` bytes, as the first.
+    fn shifted(self, by: usize) -> Masks {
+        Masks {
+            digits: self.digits.checked_shr(by as u32).unwrap_or(0),
+            separators: self.separators.checked_shr(by as u32).unwrap_or(0),
+        }
+    }
+
+    /// The window of this block followed by `next`.
+    fn then(self, next: Masks) -> Window {
+        Window {
+            digits: u128::from(self.digits) | u128::from(next.digits) << 64,
+            separators: u128::from(self.separators) | u128::from(next.separators) << 64,
+        }
+    }
+}
+
+/// Sets bit `k` of the result for each of the 64 flags whose high bit is set.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn pack(flags: &[u8; 64]) -> u64 {
+    let mut mask = 0;
+    for (k, eight) in flags.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(eight);
+        // Bit 7 of byte j lands on bit 56 + j; nothing else reaches the top byte.
+        let high = u64::from_le_bytes(word) & 0x8080_8080_8080_8080;
+        mask |= (high.wrapping_mul(0x0002_0408_1020_4081) >> 56) << (8 * k);
+    }
+    mask
+}
+
+/// Two blocks' masks.
+struct Window {
+    digits: u128,
+    separators: u128,
+}
+
+impl Window {
+    fn may_hold(&self) -> bool {
+        let d = self.digits;
+        if d == 0 {
+            return false;
+        }
+        let run = d | (self.separators & (d << 1) & (d >> 1));
+        // Bit k of `long`: bits k..k + 13 of `run` are all set.
+        let two = run & (run >> 1);
+        let four = two & (two >> 2);
+        let eight = four & (four >> 4);
+        let long = eight & (eight >> 5);
+        if long == 0 {
+            return false;
+        }
+        let mut starts = run & !(run << 1);
+        while starts != 0 {
+            let at = starts.trailing_zeros();
+            let len = (run >> at).trailing_ones();
+            let bits = u128::MAX.checked_shr(128 - len).unwrap_or(0) << at;
+            if (d & bits).count_ones() >= MIN_DIGITS as u32 {
+                return true;
+            }
+            starts &= starts - 1;
+        }
+        false
+    }
 }
 
 /// Offset of the first ASCII digit in `buf`. Digits often come close together
@@ -158,7 +332,98 @@ fn card_network(d: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Mode;
     use super::*;
+    use proptest::prelude::*;
+
+    /// The cuts of the candidate pass alone, ungated.
+    fn cuts(text: &str) -> usize {
+        let mut scan = Scan::new(text, Mode::Text);
+        find_all(&mut scan);
+        scan.cuts.len()
+    }
+
+    #[test]
+    fn masks_keep_the_order_of_the_bytes() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut block = [0u8; 64];
+            for b in &mut block {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = b"0123456789 -a.\x80\xff"[(x % 16) as usize];
+            }
+            let m = Masks::of(&block);
+            assert_eq!(m, Masks::portable(&block));
+            for (k, b) in block.iter().enumerate() {
+                assert_eq!(m.digits >> k & 1 == 1, b.is_ascii_digit(), "{k}");
+                assert_eq!(m.separators >> k & 1 == 1, matches!(b, b' ' | b'-'), "{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_gate_passes_runs_of_13_digits_only() {
+        for line in [
+            "2026-11-22 10:30:01 INFO  [http] retry latency",
+            r#"{"time": "2026-11-22T10:30:02.677Z", "reqId": "3eabedcbbaa80dd4", "latencyMs": 168}"#,
+            "ids 123456789012  1-2-3-4-5-6-7-8-9-0-1-2 and 12  345678901234",
+            "",
+        ] {
+            assert!(!may_hold(line.as_bytes()), "{line}");
+        }
+        for line in [
+            "4111 1111 1111 1111",
+            "1-2-3-4-5-6-7-8-9-0-1-2-3",
+            "ts 1795417380506",
+            &format!("{}card 5500-0000-0000-0004 ok", "x".repeat(57)),
+        ] {
+            assert!(may_hold(line.as_bytes()), "{line}");
+        }
+    }
+
+    /// Valid card numbers of several networks and lengths.
+    const CARDS: [&str; 6] = [
+        "4111111111111111",
+        "5500000000000004",
+        "340000000000009",
+        "6011000000000004",
+        "30569309025904",
+        "4222222222222",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The gate never turns away a text the candidate pass finds a card in: a card
+        /// with any separators at any offset, among any bytes of the kinds it reads.
+        #[test]
+        fn the_gate_lets_every_card_through(
+            before in "[0-9 .a-]{0,150}",
+            card in 0..CARDS.len(),
+            seps in proptest::collection::vec(prop_oneof![Just(""), Just(" "), Just("-")], 19),
+            after in "[0-9 .a-]{0,80}",
+        ) {
+            let mut text = before;
+            text.push(' ');
+            for (k, digit) in CARDS[card].chars().enumerate() {
+                if k > 0 {
+                    text.push_str(seps[k]);
+                }
+                text.push(digit);
+            }
+            text.push(' ');
+            text.push_str(&after);
+            prop_assert!(cuts(&text) == 0 || may_hold(text.as_bytes()), "{text:?}");
+            prop_assert!(may_hold(text.as_bytes()), "{text:?}");
+        }
+
+        #[test]
+        fn the_gate_is_never_wrong_on_digit_soup(text in "[0-9 .a-]{0,300}") {
+            prop_assert!(cuts(&text) == 0 || may_hold(text.as_bytes()), "{text:?}");
+        }
+    }
 
     #[test]
     fn luhn_and_networks() {

@@ -25,9 +25,10 @@
 //!
 //! Every pass is linear in the event's length: a walk of one DFA over every detector's
 //! trigger words (a table step per byte), an Aho-Corasick search for the secret forms
-//! (overlapping matches only looked for in windows around a hit), a byte scan for
-//! digit runs, and — only for string literals holding a `\` or `%` — decoding into a
-//! buffer that maps back to the source, at most [`MAX_DECODE_DEPTH`] levels. Trigger
+//! (overlapping matches only looked for in windows around a hit), a pass of 64-byte
+//! bit masks that lets only a text with a run of 13 digits on to the card check, and
+//! — only for string literals holding a `\` or `%` — decoding into a buffer that maps
+//! back to the source, at most [`MAX_DECODE_DEPTH`] levels. Trigger
 //! detectors move cursors that never go backwards: a hit inside a value already looked
 //! at is skipped. Custom patterns run as one `find_iter` over the text. A line with
 //! nothing to redact is returned borrowed: not copied, not allocated.
