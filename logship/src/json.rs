@@ -2,7 +2,8 @@
 //! escaped the way every event writes one ([`push_json_string`]), the size of that
 //! escaped text without writing it ([`json_string_len`], [`json_char_len`]), and a
 //! reading of any value that checks all of it the way `serde_json` would (`Checked`,
-//! `Scalar`).
+//! `Scalar`), and a quick reader that says yes at once to the plain objects most JSON
+//! log lines are ([`quick_object`]).
 //!
 //! Escaping is on the hot path (the message of every text event, the data of every
 //! part): a table and a chunked, vectorizable scan find the few bytes that need it.
@@ -80,10 +81,60 @@ static SPECIAL: [bool; 256] = {
     t
 };
 
-/// Offset of the first byte of `buf` in [`SPECIAL`]. Most text has none: whole chunks
-/// are passed over with a branch-free test (which the compiler vectorizes), then the
-/// byte is looked for one at a time.
+/// Offset of the first byte of `buf` in [`SPECIAL`]. Most text has none: on x86-64
+/// 16 bytes at a time are tested with SSE2 compares, elsewhere whole chunks are passed
+/// over with a branch-free test (which the compiler vectorizes); then the byte is looked
+/// for one at a time.
 fn next_special(buf: &[u8]) -> Option<usize> {
+    let at = special_free(buf);
+    buf.get(at..)?
+        .iter()
+        .position(|b| SPECIAL[*b as usize])
+        .map(|k| at + k)
+}
+
+/// How many whole 16-byte chunks at the start of `buf` hold no [`SPECIAL`] byte, in
+/// bytes; or the offset of the first one, when SSE2 finds it.
+#[cfg(target_arch = "x86_64")]
+fn special_free(buf: &[u8]) -> usize {
+    use safe_arch::{
+        add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i,
+        load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+    };
+    // `b + 0x80` as a signed byte is below `0x80 + 0x20` for a control character only.
+    let shift = set_splat_i8_m128i(0x80u8 as i8);
+    let control = set_splat_i8_m128i(0xA0u8 as i8);
+    let [quote, backslash, del, ef] =
+        [b'"', b'\\', 0x7f, 0xEF].map(|b: u8| set_splat_i8_m128i(b as i8));
+    let mut at = 0;
+    for chunk in buf.chunks_exact(16) {
+        let mut lane = [0u8; 16];
+        lane.copy_from_slice(chunk);
+        let v = load_unaligned_m128i(&lane);
+        let hit = bitor_m128i(
+            bitor_m128i(
+                cmp_lt_mask_i8_m128i(add_i8_m128i(v, shift), control),
+                cmp_eq_mask_i8_m128i(v, quote),
+            ),
+            bitor_m128i(
+                bitor_m128i(
+                    cmp_eq_mask_i8_m128i(v, backslash),
+                    cmp_eq_mask_i8_m128i(v, del),
+                ),
+                cmp_eq_mask_i8_m128i(v, ef),
+            ),
+        );
+        let mask = move_mask_i8_m128i(hit);
+        if mask != 0 {
+            return at + mask.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
+    at
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn special_free(buf: &[u8]) -> usize {
     const CHUNK: usize = 16;
     let mut at = 0;
     for chunk in buf.chunks_exact(CHUNK) {
@@ -92,13 +143,11 @@ fn next_special(buf: &[u8]) -> Option<usize> {
         }
         at += CHUNK;
     }
-    buf[at..]
-        .iter()
-        .position(|b| SPECIAL[*b as usize])
-        .map(|k| at + k)
+    at
 }
 
 /// [`SPECIAL`] as comparisons, for the vectorized test of [`next_special`].
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn is_special(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f) | (b == 0xEF)
 }
@@ -151,6 +200,7 @@ impl<'de> Deserialize<'de> for Checked {
 
 /// A value read like [`Checked`], kept when it is a number or a string: what a caller
 /// that reads one field (a timestamp) takes out of it. Any other value is `Other`.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub(crate) enum Scalar {
     Number(f64),
     Text(String),
@@ -207,6 +257,207 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// What [`quick_object`] makes of a text.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Quick<'a> {
+    /// A JSON object that `serde_json` reads too (as a map of [`Checked`] values), and
+    /// the text of its top-level values for [`STAMP_KEYS`], in that order.
+    Object([Option<&'a str>; 4]),
+    /// Not decided here: `serde_json` reads it.
+    Unsure,
+}
+
+/// The top-level keys a timestamp is read from, in order of preference.
+pub(crate) const STAMP_KEYS: [&str; 4] = ["timestamp", "time", "@timestamp", "ts"];
+
+/// Deeper nesting is left to `serde_json` (whose limit is 128).
+const QUICK_DEPTH: usize = 64;
+/// A number of at most this many characters, without an exponent, is finite as an
+/// `f64` (below 10^300), so `serde_json` takes it.
+const QUICK_NUMBER: usize = 300;
+
+/// Reads `text` as a JSON object in one pass, allocating nothing, and says
+/// [`Quick::Object`] only for text `serde_json` accepts too: strings without escapes or
+/// control characters, numbers without an exponent, nesting up to [`QUICK_DEPTH`], a
+/// timestamp key at most once. Anything else, valid or not, is [`Quick::Unsure`]: the
+/// caller reads it with `serde_json`, which decides. A property test holds it to that.
+pub(crate) fn quick_object(text: &str) -> Quick<'_> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let mut stamps = [None; 4];
+    match reader.object(1, Some(&mut stamps)) {
+        Some(()) if reader.at == text.len() => Quick::Object(stamps),
+        _ => Quick::Unsure,
+    }
+}
+
+/// [`quick_object`]'s cursor. Every method returns `None` for "unsure".
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn blanks(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// A value at `at` (blanks skipped before it), inside `depth` containers.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1, None),
+            b'[' => self.array(depth + 1),
+            b'"' => self.string().map(drop),
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            b'n' => self.word(b"null"),
+            _ => None,
+        }
+    }
+
+    /// The object at `at`; with `stamps`, the timestamp keys' values are noted there.
+    fn object(
+        &mut self,
+        depth: usize,
+        mut stamps: Option<&mut [Option<&'a str>; 4]>,
+    ) -> Option<()> {
+        if depth > QUICK_DEPTH || self.peek()? != b'{' {
+            return None;
+        }
+        self.at += 1;
+        self.blanks();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key = self.string()?;
+            self.blanks();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.at += 1;
+            self.blanks();
+            let start = self.at;
+            self.value(depth)?;
+            if let Some(stamps) = stamps.as_deref_mut() {
+                if let Some(slot) = STAMP_KEYS.iter().position(|k| k.as_bytes() == key) {
+                    if stamps[slot].is_some() {
+                        return None;
+                    }
+                    stamps[slot] = Some(self.text.get(start..self.at)?);
+                }
+            }
+            self.blanks();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.blanks();
+                }
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if depth > QUICK_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        self.blanks();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.value(depth)?;
+            self.blanks();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.blanks();
+                }
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The string at `at` (its opening quote): its contents, when they hold no
+    /// backslash and no control character.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let start = self.at + 1;
+        let mut i = start;
+        loop {
+            i += next_special(self.bytes.get(i..)?)?;
+            match self.bytes[i] {
+                b'"' => {
+                    self.at = i + 1;
+                    return self.bytes.get(start..i);
+                }
+                // DEL and 0xEF (U+Fxxx) are plain characters here.
+                0x7f | 0xEF => i += 1,
+                _ => return None,
+            }
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, at most [`QUICK_NUMBER`] characters.
+    fn number(&mut self) -> Option<()> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        let plain = !matches!(self.peek(), Some(b'e' | b'E'));
+        (plain && self.at - start <= QUICK_NUMBER).then_some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+    }
+
+    fn word(&mut self, word: &[u8]) -> Option<()> {
+        self.bytes.get(self.at..)?.starts_with(word).then(|| {
+            self.at += word.len();
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +474,50 @@ mod tests {
             s.push_str(&"b".repeat(20));
             assert_eq!(next_special(s.as_bytes()), Some(n));
         }
+        // Every byte value at every offset of the first chunks and the tail.
+        for b in 0..=255u8 {
+            for n in 0..40 {
+                let mut buf = vec![b'a'; 45];
+                buf[n] = b;
+                let want = SPECIAL[b as usize].then_some(n);
+                assert_eq!(next_special(&buf), want, "{b:#x} at {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_quick_reader_reads_plain_objects_and_leaves_the_rest() {
+        let line = r#"{"level": "info", "time": "2026-11-22T10:30:02.677Z", "msg": "order user", "reqId": "3eabedcbbaa80dd4", "latencyMs": 168, "n": -0.5, "tags": [true, null, {"a": []}]}"#;
+        assert_eq!(
+            quick_object(line),
+            Quick::Object([None, Some(r#""2026-11-22T10:30:02.677Z""#), None, None])
+        );
+        assert_eq!(
+            quick_object(r#"{"ts":1795417380506,"@timestamp":{"x":1}}"#),
+            Quick::Object([None, None, Some("{\"x\":1}"), Some("1795417380506")])
+        );
+        for unsure in [
+            r#"{"msg":"a \"quoted\" word"}"#,
+            r#"{"n":1e3}"#,
+            r#"{"n":01}"#,
+            r#"{"a":1,}"#,
+            r#"{"ts":1,"ts":2}"#,
+            r#"{"a":1}{"b":2}"#,
+            "{\"a\":\"\u{1}\"}",
+            r#"{"a":tru}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":"unterminated}"#,
+        ] {
+            assert_eq!(quick_object(unsure), Quick::Unsure, "{unsure}");
+        }
+        let deep = format!(
+            "{{\"a\":{}{}}}",
+            "[".repeat(QUICK_DEPTH),
+            "]".repeat(QUICK_DEPTH)
+        );
+        assert_eq!(quick_object(&deep), Quick::Unsure);
+        let long = format!("{{\"n\":{}}}", "9".repeat(QUICK_NUMBER + 1));
+        assert_eq!(quick_object(&long), Quick::Unsure);
     }
 
     #[test]

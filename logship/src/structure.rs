@@ -26,7 +26,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::batch::MAX_EVENT_BYTES;
-use crate::json::{json_string, json_string_len, push_json_string, Checked, Scalar};
+use crate::json::{
+    json_string, json_string_len, push_json_string, quick_object, Checked, Quick, Scalar,
+};
 use crate::time::{epoch_number_ms, parse_rfc3339_ms, Rfc3339Writer};
 
 /// Kept here for the callers outside this crate's `src` that still name it so (the
@@ -333,7 +335,12 @@ impl Structurer {
         if !(trimmed.starts_with('{') && trimmed.ends_with('}')) {
             return None;
         }
-        let probe: Probe = serde_json::from_str(trimmed).ok()?;
+        // Most JSON lines are plain objects, read at once; `serde_json` decides the rest.
+        let probe = match quick_object(trimmed) {
+            Quick::Object(values) => Probe::of(values),
+            Quick::Unsure => None,
+        }
+        .or_else(|| serde_json::from_str(trimmed).ok())?;
         let app_ms = probe.stamps.into_iter().flatten().find_map(stamp_ms);
         let mut json = String::with_capacity(trimmed.len() + self.context_field.len());
         match trimmed.strip_suffix('}') {
@@ -383,8 +390,23 @@ impl Structurer {
 /// `ts`, in that order of preference. Deserializing it also checks that the whole line
 /// is a JSON object that `serde_json` reads back (see [`Checked`]); a timestamp key
 /// given twice makes the line text.
+#[cfg_attr(test, derive(Debug))]
 struct Probe {
     stamps: [Option<Scalar>; 4],
+}
+
+impl Probe {
+    /// The probe of a line [`quick_object`] read: each timestamp value read as
+    /// `serde_json` reads it in the whole line.
+    fn of(values: [Option<&str>; 4]) -> Option<Probe> {
+        let mut stamps: [Option<Scalar>; 4] = [None, None, None, None];
+        for (stamp, value) in stamps.iter_mut().zip(values) {
+            if let Some(value) = value {
+                *stamp = Some(serde_json::from_str(value).ok()?);
+            }
+        }
+        Some(Probe { stamps })
+    }
 }
 
 impl<'de> Deserialize<'de> for Probe {
@@ -1394,6 +1416,102 @@ mod tests {
             #[test]
             fn any_epoch_number_is_accepted_or_not_without_panic(n: f64) {
                 let _ = accept_timestamp(epoch_number_ms(n), NOW);
+            }
+        }
+
+        /// JSON text of every kind `quick_object` reads or leaves to `serde_json`:
+        /// nested values, escapes, exponents, control characters, timestamp keys (twice
+        /// too), then one byte inserted, removed or replaced somewhere.
+        fn object_text() -> impl Strategy<Value = String> {
+            let leaf = prop_oneof![
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                Just("false".to_owned()),
+                "-?(0|[1-9][0-9]{0,22}|00)(\\.[0-9]{0,4})?([eE][+-]?[0-9]{1,3})?",
+                "\"[a-z é\\\\\"\u{1}\u{7f}\u{fffd}\u{f000}]{0,10}\"",
+                "\"20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,3})?Z\"",
+            ];
+            let key = prop_oneof![
+                Just("\"timestamp\"".to_owned()),
+                Just("\"time\"".to_owned()),
+                Just("\"@timestamp\"".to_owned()),
+                Just("\"ts\"".to_owned()),
+                Just("\"t\\u0073\"".to_owned()),
+                "\"[a-z]{0,4}\"",
+            ];
+            let value = leaf.prop_recursive(4, 24, 4, move |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|v| format!("[{}]", v.join(","))),
+                    proptest::collection::vec(("\"[a-z]{0,3}\"", inner), 0..4).prop_map(|kv| {
+                        let kv: Vec<String> = kv.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                        format!("{{{}}}", kv.join(","))
+                    }),
+                ]
+            });
+            let object =
+                proptest::collection::vec((key, value, "[ \t\n]{0,1}"), 0..5).prop_map(|kv| {
+                    let kv: Vec<String> = kv
+                        .iter()
+                        .map(|(k, v, w)| format!("{k}{w}:{w}{v}"))
+                        .collect();
+                    format!("{{{}}}", kv.join(","))
+                });
+            let edit = proptest::option::of((
+                any::<prop::sample::Index>(),
+                0..3u8,
+                prop::sample::select(vec![
+                    '"', '\\', ',', ':', '{', '}', '[', ']', ' ', '0', '1', 'e', '-', '.', 'n',
+                    '\n', '\u{1}', 'é',
+                ]),
+            ));
+            (object, edit).prop_map(|(mut text, edit)| {
+                if let Some((at, how, c)) = edit {
+                    let bounds: Vec<usize> = (0..=text.len())
+                        .filter(|&i| text.is_char_boundary(i))
+                        .collect();
+                    let i = bounds[at.index(bounds.len())];
+                    match how {
+                        0 => text.insert(i, c),
+                        _ if i < text.len() => {
+                            let removed = text.remove(i);
+                            if how == 2 && removed != c {
+                                text.insert(i, c);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                text
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// What `quick_object` takes as an object, `serde_json` takes too, with the
+            /// same timestamp values; and it takes most plain objects itself.
+            #[test]
+            fn the_quick_reader_says_yes_only_where_serde_json_does(text in object_text()) {
+                let serde: Option<Probe> = serde_json::from_str(&text).ok();
+                match quick_object(&text) {
+                    Quick::Object(values) => {
+                        let quick = Probe::of(values);
+                        prop_assert!(serde.is_some(), "serde_json refuses {text:?}");
+                        prop_assert!(quick.is_some(), "{text:?}");
+                        prop_assert_eq!(quick.map(|p| p.stamps), serde.map(|p| p.stamps), "{:?}", text);
+                    }
+                    Quick::Unsure => {
+                        let exponent = text.as_bytes().windows(2).any(|w| w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E'));
+                        let plain = !exponent && !text.contains(['\\', '\u{1}']) && !text.contains("00") && text.trim() == text;
+                        prop_assert!(serde.is_none() || !plain, "a plain object left to serde_json: {text:?}");
+                    }
+                }
+            }
+
+            #[test]
+            fn the_quick_reader_takes_any_text(text in "(?s).{0,200}") {
+                let _ = quick_object(&text);
             }
         }
     }
