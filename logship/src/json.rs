@@ -86,7 +86,11 @@ static SPECIAL: [bool; 256] = {
 /// over with a branch-free test (which the compiler vectorizes); then the byte is looked
 /// for one at a time.
 fn next_special(buf: &[u8]) -> Option<usize> {
-    let at = special_free(buf);
+    special_from(buf, special_free(buf))
+}
+
+/// The first [`SPECIAL`] byte of `buf` at or after `at`, looked for one at a time.
+fn special_from(buf: &[u8], at: usize) -> Option<usize> {
     buf.get(at..)?
         .iter()
         .position(|b| SPECIAL[*b as usize])
@@ -135,6 +139,12 @@ fn special_free(buf: &[u8]) -> usize {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn special_free(buf: &[u8]) -> usize {
+    special_free_portable(buf)
+}
+
+/// [`special_free`] in plain Rust, chunk by chunk (tested against the SSE2 one).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn special_free_portable(buf: &[u8]) -> usize {
     const CHUNK: usize = 16;
     let mut at = 0;
     for chunk in buf.chunks_exact(CHUNK) {
@@ -481,6 +491,8 @@ mod tests {
                 buf[n] = b;
                 let want = SPECIAL[b as usize].then_some(n);
                 assert_eq!(next_special(&buf), want, "{b:#x} at {n}");
+                let portable = special_from(&buf, special_free_portable(&buf));
+                assert_eq!(portable, want, "{b:#x} at {n}, portable");
             }
         }
     }
