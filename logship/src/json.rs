@@ -346,13 +346,8 @@ impl<'a> Reader<'a> {
         if depth > QUICK_DEPTH || self.peek()? != b'{' {
             return None;
         }
-        self.at += 1;
-        self.blanks();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
+        let mut more = self.open(b'}')?;
+        while more {
             if self.peek()? != b'"' {
                 return None;
             }
@@ -373,45 +368,48 @@ impl<'a> Reader<'a> {
                     stamps[slot] = Some(self.text.get(start..self.at)?);
                 }
             }
-            self.blanks();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.blanks();
-                }
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
+            more = self.next_item(b'}')?;
         }
+        Some(())
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
         if depth > QUICK_DEPTH {
             return None;
         }
+        let mut more = self.open(b']')?;
+        while more {
+            self.value(depth)?;
+            more = self.next_item(b']')?;
+        }
+        Some(())
+    }
+
+    /// Past a container's opening bracket at `at` and the blanks after it: whether an
+    /// item follows (else `close` is taken too).
+    fn open(&mut self, close: u8) -> Option<bool> {
         self.at += 1;
         self.blanks();
-        if self.peek()? == b']' {
+        let empty = self.peek()? == close;
+        if empty {
             self.at += 1;
-            return Some(());
         }
-        loop {
-            self.value(depth)?;
-            self.blanks();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.blanks();
-                }
-                b']' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
+        Some(!empty)
+    }
+
+    /// After an item: whether another follows (`,` and blanks taken) or the container
+    /// ends (`close` taken).
+    fn next_item(&mut self, close: u8) -> Option<bool> {
+        self.blanks();
+        let b = self.peek()?;
+        self.at += 1;
+        match b {
+            b',' => {
+                self.blanks();
+                Some(true)
             }
+            _ if b == close => Some(false),
+            _ => None,
         }
     }
 
