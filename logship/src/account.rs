@@ -259,10 +259,7 @@ pub fn emf_event(
             }]
         }),
     );
-    Event {
-        timestamp_ms: now_ms,
-        json: Value::Object(root).to_string(),
-    }
+    Event::new(now_ms, Value::Object(root).to_string())
 }
 
 #[cfg(test)]

@@ -200,10 +200,7 @@ impl PartWriter {
         self.emitted += 1;
         let json = part_json(self.id, self.emitted, last, &data);
         debug_assert!(json.len() <= self.budget + WIDEST_WRAPPER.len());
-        out.push(Event {
-            timestamp_ms: self.timestamp_ms,
-            json,
-        });
+        out.push(Event::new(self.timestamp_ms, json));
     }
 }
 
@@ -230,10 +227,7 @@ mod tests {
     fn event(ts: i64, size: usize) -> Event {
         let json = format!("{{\"m\":\"{}\"}}", "x".repeat(size.saturating_sub(8)));
         assert_eq!(json.len(), size.max(8));
-        Event {
-            timestamp_ms: ts,
-            json,
-        }
+        Event::new(ts, json)
     }
 
     fn drain(b: &mut Batcher, events: impl IntoIterator<Item = Event>) -> Vec<Batch> {
@@ -276,10 +270,7 @@ mod tests {
     fn events_are_sorted_stably_within_a_call() {
         let mut b = Batcher::new();
         for (ts, tag) in [(5, "a"), (3, "b"), (5, "c"), (1, "d")] {
-            b.push(Event {
-                timestamp_ms: ts,
-                json: format!("{{\"t\":\"{tag}\"}}"),
-            });
+            b.push(Event::new(ts, format!("{{\"t\":\"{tag}\"}}")));
         }
         let order: Vec<String> = b
             .take()
@@ -326,10 +317,7 @@ mod tests {
             "é".repeat(3_000),
             "z".repeat(5_000)
         );
-        let e = Event {
-            timestamp_ms: 42,
-            json: original.clone(),
-        };
+        let e = Event::new(42, original.clone());
         let parts = split(e, 2_048, 0xabc);
         assert!(parts.len() > 5);
         let mut rebuilt = String::new();

@@ -209,10 +209,7 @@ mod tests {
     use super::*;
 
     fn ev(ts: i64) -> Event {
-        Event {
-            timestamp_ms: ts,
-            json: "{\"m\":\"0123456789\"}".into(),
-        }
+        Event::new(ts, "{\"m\":\"0123456789\"}".into())
     }
 
     #[tokio::test]

@@ -64,12 +64,17 @@ impl Pipeline {
         let mut ready = Vec::with_capacity(events.len());
         let sanitizer = self.sanitizer.get();
         for mut event in events.drain(..) {
-            let clean = catch_unwind(AssertUnwindSafe(|| match sanitizer.sanitize(&event.json) {
-                std::borrow::Cow::Owned(clean) => Some(clean),
-                std::borrow::Cow::Borrowed(_) => None,
+            let clean = catch_unwind(AssertUnwindSafe(|| {
+                match sanitizer.sanitize_after(&event.json, event.head) {
+                    std::borrow::Cow::Owned(clean) => Some(clean),
+                    std::borrow::Cow::Borrowed(_) => None,
+                }
             }));
             match clean {
-                Ok(Some(clean)) => event.json = clean,
+                Ok(Some(clean)) => {
+                    event.json = clean;
+                    event.head = 0;
+                }
                 Ok(None) => {}
                 // Never ship what could not be sanitized.
                 Err(_) => {
@@ -441,7 +446,7 @@ pub fn failed_event(
     json.push_str(",\"deckhand_lost_bytes\":");
     json.push_str(&lost_bytes.to_string());
     json.push('}');
-    Event { timestamp_ms, json }
+    Event::new(timestamp_ms, json)
 }
 
 #[cfg(test)]

@@ -338,7 +338,7 @@ pub struct AgentEvents(Arc<Pipeline>);
 
 impl AgentEvents {
     pub async fn send(&self, timestamp_ms: i64, json: String) {
-        let mut events = vec![Event { timestamp_ms, json }];
+        let mut events = vec![Event::new(timestamp_ms, json)];
         self.0.emit_to(&mut events, None).await;
     }
 }

@@ -692,14 +692,12 @@ pub fn drop_event(d: Drops) -> Event {
         "{} events dropped between {first} and {last}: the log buffer was full (raise DECKHAND_LOG_BUFFER, or set DECKHAND_LOG_FULL=block)",
         d.count
     );
-    Event {
-        timestamp_ms: now,
-        json: format!(
-            "{{\"timestamp\":\"{ts}\",\"level\":\"warn\",\"source\":\"agent\",\"message\":{},\"dropped\":{},\"dropped_from\":\"{first}\",\"dropped_to\":\"{last}\",\"reason\":\"buffer_full\"}}",
-            json_string(&message),
-            d.count
-        ),
-    }
+    let json = format!(
+        "{{\"timestamp\":\"{ts}\",\"level\":\"warn\",\"source\":\"agent\",\"message\":{},\"dropped\":{},\"dropped_from\":\"{first}\",\"dropped_to\":\"{last}\",\"reason\":\"buffer_full\"}}",
+        json_string(&message),
+        d.count
+    );
+    Event::new(now, json)
 }
 
 #[cfg(test)]
@@ -758,10 +756,7 @@ mod tests {
         let batch = Batch {
             events: events
                 .iter()
-                .map(|(t, m)| Event {
-                    timestamp_ms: *t,
-                    json: (*m).to_owned(),
-                })
+                .map(|(t, m)| Event::new(*t, (*m).to_owned()))
                 .collect(),
             bytes: 0,
         };
@@ -790,7 +785,7 @@ mod tests {
             let batch = Batch {
                 events: events
                     .iter()
-                    .map(|(t, m)| Event { timestamp_ms: *t, json: m.clone() })
+                    .map(|(t, m)| Event::new(*t, m.clone()))
                     .collect(),
                 bytes: events.iter().map(|(_, m)| m.len()).sum(),
             };

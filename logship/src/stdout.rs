@@ -284,10 +284,7 @@ mod tests {
     }
 
     fn event(n: usize) -> Event {
-        Event {
-            timestamp_ms: n as i64,
-            json: format!("{{\"n\":{n}}}"),
-        }
+        Event::new(n as i64, format!("{{\"n\":{n}}}"))
     }
 
     /// `lines` captured from `stream` as the pipeline makes them (structured, then

@@ -122,6 +122,23 @@ pub struct Event {
     pub timestamp_ms: i64,
     /// A JSON object.
     pub json: String,
+    /// How many bytes at the start of `json` the agent wrote from its own fixed
+    /// vocabulary: a text event's `{"timestamp":"…","level":"…","stream":"…","message":`
+    /// (receive time, a level name, the stream). The sanitizer looks only for loaded
+    /// secrets there ([`Sanitizer::sanitize_after`](crate::sanitize::Sanitizer::sanitize_after)).
+    /// 0 for an app's JSON line and for anything else.
+    pub head: usize,
+}
+
+impl Event {
+    /// An event whose whole text is searched by every detector.
+    pub fn new(timestamp_ms: i64, json: String) -> Event {
+        Event {
+            timestamp_ms,
+            json,
+            head: 0,
+        }
+    }
 }
 
 /// The ECS task the events come from, added to each event.
@@ -358,10 +375,7 @@ impl Structurer {
             }
             _ => json.push_str(trimmed),
         }
-        Some(Event {
-            timestamp_ms: accept_timestamp(app_ms, now_ms),
-            json,
-        })
+        Some(Event::new(accept_timestamp(app_ms, now_ms), json))
     }
 
     fn text_event(&mut self, p: Pending) -> Event {
@@ -376,12 +390,14 @@ impl Structurer {
         json.push_str("\",\"stream\":\"");
         json.push_str(self.stream.as_str());
         json.push_str("\",\"message\":");
+        let head = json.len();
         push_json_string(&mut json, &p.message);
         json.push_str(&self.context_field);
         json.push('}');
         Event {
             timestamp_ms: p.received_ms,
             json,
+            head,
         }
     }
 }
@@ -725,6 +741,59 @@ mod tests {
             Some(NOW)
         );
         assert_eq!(out[0].timestamp_ms, NOW);
+    }
+
+    /// A text event's `head` ends where the message starts, and holds only the agent's
+    /// own fields; an app's JSON line has none.
+    #[test]
+    fn a_text_events_head_is_the_agents_own_fields() {
+        let multiline = Options {
+            multiline: true,
+            stderr_level: Some(Level::Error),
+            ..Options::default()
+        };
+        for (stream, options, lines) in [
+            (
+                Stream::Stdout,
+                Options::default(),
+                vec![&b"ERROR token=abc"[..]],
+            ),
+            (
+                Stream::Stdout,
+                Options::default(),
+                vec![&b"no level here"[..]],
+            ),
+            (
+                Stream::Stderr,
+                multiline.clone(),
+                vec![&b"Traceback (most recent call last):"[..], b"  File \"x\""],
+            ),
+            (Stream::Stderr, multiline, vec![&b"\"quoted\": 1"[..]]),
+        ] {
+            let out = run(stream, &options, &lines);
+            let e = &out[0];
+            let (head, message) = e.json.split_at(e.head);
+            assert!(head.ends_with(",\"message\":"), "{}", e.json);
+            assert!(message.starts_with('"'), "{}", e.json);
+            let mut fields = parsed(&Event::new(0, format!("{}\"\"}}", head)))
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            fields.remove("message");
+            let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+            assert!(
+                keys.iter()
+                    .all(|k| ["timestamp", "level", "stream"].contains(k)),
+                "{keys:?}"
+            );
+            assert_eq!(fields["stream"], stream.as_str());
+        }
+        let json = run(
+            Stream::Stdout,
+            &Options::default(),
+            &[br#"{"msg":"token=abc"}"#],
+        );
+        assert_eq!(json[0].head, 0);
     }
 
     #[test]

@@ -20,8 +20,9 @@ const MAX_DIGITS: usize = 19;
 const MIN_DIGITS: usize = 13;
 
 pub(super) fn find(scan: &mut Scan) {
-    scan.work += scan.bytes().len();
-    if may_hold(scan.bytes()) {
+    let from = scan.bytes().get(scan.head..).unwrap_or_default();
+    scan.work += from.len();
+    if may_hold(from) {
         find_all(scan);
     }
 }

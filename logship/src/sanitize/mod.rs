@@ -31,7 +31,9 @@
 //! back to the source, at most [`MAX_DECODE_DEPTH`] levels. Trigger
 //! detectors move cursors that never go backwards: a hit inside a value already looked
 //! at is skipped. Custom patterns run as one `find_iter` over the text. A line with
-//! nothing to redact is returned borrowed: not copied, not allocated.
+//! nothing to redact is returned borrowed: not copied, not allocated. The fields a
+//! text event starts with are the agent's own, from a fixed vocabulary
+//! ([`Sanitizer::sanitize_after`]): only the secret search reads them.
 //!
 //! Not here: deciding what a secret is (the agent loads them) or where events go.
 
@@ -380,6 +382,9 @@ struct Scan<'t> {
     work: usize,
     /// The text's string literals, built on first need (decoding, settling).
     layout: Option<std::rc::Rc<Layout>>,
+    /// Where the trigger walk and the card check start: the bytes before it are the
+    /// agent's own ([`Sanitizer::sanitize_after`]).
+    head: usize,
 }
 
 impl<'t> Scan<'t> {
@@ -392,6 +397,7 @@ impl<'t> Scan<'t> {
             seen: [0; TRIGGER_SLOTS],
             work: 0,
             layout: None,
+            head: 0,
         }
     }
 
@@ -605,7 +611,19 @@ impl Sanitizer {
     /// One event's JSON object text in, sanitized JSON object text out; borrowed when
     /// there is nothing to redact. A valid JSON event stays valid JSON.
     pub fn sanitize<'a>(&self, event: &'a str) -> Cow<'a, str> {
+        self.sanitize_after(event, 0)
+    }
+
+    /// [`Sanitizer::sanitize`] for an event whose first `head` bytes the agent wrote
+    /// from its own fixed vocabulary ([`Event::head`](crate::structure::Event::head)):
+    /// there only loaded secrets are looked for (a secret may equal `stdout`); the
+    /// trigger words and the card check start at `head`. A `head` past the end or not
+    /// on a char boundary counts as 0.
+    pub fn sanitize_after<'a>(&self, event: &'a str, head: usize) -> Cow<'a, str> {
         let mut scan = Scan::new(event, Mode::Json);
+        if event.is_char_boundary(head) {
+            scan.head = head;
+        }
         self.detect(&mut scan);
         if scan.cuts.is_empty() {
             return Cow::Borrowed(event);
@@ -660,8 +678,10 @@ impl Sanitizer {
         // Standard semantics: every trigger word is seen, reported where it ends, in
         // the order of the text.
         if let Some(dfa) = self.triggers.dfa() {
-            walk(dfa, bytes, self.triggers.longest, |i, sid| {
-                let e = i + 1;
+            let head = scan.head;
+            let from = bytes.get(head..).unwrap_or_default();
+            walk(dfa, from, self.triggers.longest, |i, sid| {
+                let e = head + i + 1;
                 for k in 0..dfa.match_len(sid) {
                     let pattern = dfa.match_pattern(sid, k);
                     let Some(s) = e.checked_sub(dfa.pattern_len(pattern)) else {

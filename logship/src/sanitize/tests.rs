@@ -321,6 +321,58 @@ fn custom_patterns_and_keys() {
     );
 }
 
+/// Text events as the structure stage makes them, of `stream`.
+fn text_events(stream: crate::structure::Stream, line: &str) -> Vec<crate::structure::Event> {
+    use crate::structure::{Options, Structurer};
+    let mut s = Structurer::new(stream, &Options::default());
+    let mut out = Vec::new();
+    s.push(line.as_bytes(), 1_795_000_000_000, &mut out);
+    s.flush(&mut out);
+    out
+}
+
+/// A text event's own fields (time, level, stream) are searched for loaded secrets
+/// only: a secret spelled `stdout` is still redacted there, a key name configured as
+/// sensitive is not looked for in them.
+#[test]
+fn the_agents_own_fields_are_searched_for_loaded_secrets_only() {
+    use crate::structure::Stream;
+    let line = "ERROR stream=abcdef password=hunter22 card 4111 1111 1111 1111";
+    let [event] = &text_events(Stream::Stdout, line)[..] else {
+        panic!("one event");
+    };
+    assert!(event.head > 0);
+    let s = sanitizer(&[("ODD", "stdout")]);
+    let v: serde_json::Value =
+        serde_json::from_str(&s.sanitize_after(&event.json, event.head)).unwrap();
+    assert_eq!(v["stream"], "[REDACTED]");
+    assert_eq!(v["level"], "error");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        !message.contains("hunter22") && !message.contains("4111"),
+        "{message}"
+    );
+
+    let s = Sanitizer::new(Config {
+        extra_keys: vec!["stream".into()],
+        ..Config::default()
+    })
+    .unwrap()
+    .0;
+    let v: serde_json::Value =
+        serde_json::from_str(&s.sanitize_after(&event.json, event.head)).unwrap();
+    assert_eq!(v["stream"], "stdout");
+    assert_eq!(
+        v["message"],
+        "ERROR stream=[REDACTED] password=[REDACTED] card [REDACTED]"
+    );
+    // A head that is not one (past the end, inside a character) is no head.
+    let odd = "{\"m\":\"é password=hunter22\"}";
+    for head in [odd.len() + 1, 7] {
+        assert_eq!(s.sanitize_after(odd, head), s.sanitize(odd));
+    }
+}
+
 #[test]
 fn clean_lines_are_borrowed() {
     let s = sanitizer(&[("A", "Zq9-7f3c1a2b9d4e-pw")]);
@@ -1079,6 +1131,41 @@ mod props {
             let mut two = Vec::new();
             walk(dfa, bytes, triggers.longest, |i, sid| two.push((i, sid)));
             prop_assert_eq!(two, one);
+        }
+
+        /// The agent's own fields at the start of a text event hold no trigger word
+        /// and no card: starting the walk and the card check after them changes
+        /// nothing, for any line through the real structure stage.
+        #[test]
+        fn skipping_the_agents_own_fields_changes_nothing(
+            parts in prop::collection::vec(
+                prop_oneof![
+                    any::<prop::sample::Index>().prop_map(|i| {
+                        builtin_triggers().map(|t| i.get(&t.words).clone()).unwrap_or_default()
+                    }),
+                    "[a-zA-Z_ .:/=\"-]{0,6}",
+                    "(INFO|WARN|ERROR|stdout|stderr|message|timestamp|level)",
+                    "([0-9]{4}[ -]?){3,4}[0-9]{1,4}",
+                    "\\PC{0,3}",
+                ],
+                0..40,
+            ),
+            stderr in any::<bool>(),
+            secrets in prop::collection::vec(
+                prop_oneof![secret(), Just("stdout".to_owned()), Just("stderr".to_owned())],
+                0..=2,
+            ),
+        ) {
+            use crate::structure::Stream;
+            let s = build(&secrets);
+            let line = parts.concat();
+            let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+            for e in text_events(stream, &line) {
+                if !line.trim_start().starts_with('{') {
+                    prop_assert!(e.head > 0, "{}", e.json);
+                }
+                prop_assert_eq!(s.sanitize_after(&e.json, e.head), s.sanitize(&e.json));
+            }
         }
 
         #[test]

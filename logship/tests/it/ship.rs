@@ -25,10 +25,7 @@ fn delivery() -> Delivery {
 }
 
 fn event(i: usize, ts: i64) -> Event {
-    Event {
-        timestamp_ms: ts,
-        json: format!("{{\"seq\":{i},\"message\":\"line {i}\"}}"),
-    }
+    Event::new(ts, format!("{{\"seq\":{i},\"message\":\"line {i}\"}}"))
 }
 
 /// Every message of a stream, oldest first.
