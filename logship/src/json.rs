@@ -27,43 +27,75 @@ pub fn json_string(s: &str) -> String {
 
 /// Appends `s` as a JSON string. Control characters (NUL included) become `\u00XX`,
 /// U+FFFD (what invalid UTF-8 was turned into) becomes `\ufffd`, so both stay visible.
+///
+/// The text is read 16 bytes at a time ([`special_mask`]); in a block that holds
+/// special bytes each is handled in turn from the block's mask. Quote-dense text (an
+/// event's JSON as a PutLogEvents message) has one every dozen bytes, so what each
+/// costs matters: the run before it is copied, a short escape is pushed as two
+/// characters.
 pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while let Some(k) = next_special(&bytes[i..]) {
-        i += k;
-        let b = bytes[i];
-        let (escape, width): (Option<&str>, usize) = match b {
-            b'"' => (Some("\\\""), 1),
-            b'\\' => (Some("\\\\"), 1),
-            b'\n' => (Some("\\n"), 1),
-            b'\r' => (Some("\\r"), 1),
-            b'\t' => (Some("\\t"), 1),
-            0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => (Some("\\ufffd"), 3),
-            0xEF => {
-                i += 1;
-                continue;
-            }
-            _ => (None, 1),
-        };
-        // `start` and `i` are char boundaries: each is 0, the end, or the position of
-        // a special byte (ASCII, or 0xEF, a lead byte) or just past its whole char.
-        out.push_str(&s[start..i]);
-        match escape {
-            Some(e) => out.push_str(e),
-            None => {
-                out.push_str("\\u00");
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 0xf) as usize] as char);
-            }
+    let mut copied = 0;
+    let mut base = 0;
+    while let Some(block) = block_at(bytes, base) {
+        let mut mask = special_mask(block);
+        while mask != 0 {
+            let i = base + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            escape_at(out, s, &mut copied, i);
         }
-        i += width;
-        start = i;
+        base += BLOCK;
     }
-    out.push_str(&s[start..]);
+    for i in base..bytes.len() {
+        if SPECIAL[bytes[i] as usize] {
+            escape_at(out, s, &mut copied, i);
+        }
+    }
+    out.push_str(&s[copied..]);
     out.push('"');
+}
+
+/// Escapes the special byte at `i` of `s` (a [`SPECIAL`] byte), after copying what
+/// lies between `copied` and it; `copied` moves past what was written. A byte already
+/// written (the tail of a U+FFFD) and a 0xEF that does not start U+FFFD are left for
+/// the next copy.
+///
+/// `copied` and `i` are char boundaries: each is 0, the end, the position of a special
+/// byte (ASCII, or 0xEF, a lead byte) or just past its whole char.
+#[inline(always)]
+fn escape_at(out: &mut String, s: &str, copied: &mut usize, i: usize) {
+    let bytes = s.as_bytes();
+    if i < *copied {
+        return;
+    }
+    let b = bytes[i];
+    let short = match b {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'\n' => 'n',
+        b'\r' => 'r',
+        b'\t' => 't',
+        0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => {
+            out.push_str(&s[*copied..i]);
+            out.push_str("\\ufffd");
+            *copied = i + 3;
+            return;
+        }
+        0xEF => return,
+        _ => {
+            out.push_str(&s[*copied..i]);
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+            *copied = i + 1;
+            return;
+        }
+    };
+    out.push_str(&s[*copied..i]);
+    out.push('\\');
+    out.push(short);
+    *copied = i + 1;
 }
 
 /// Bytes that need a look when writing a JSON string: quote, backslash, controls, DEL,
@@ -82,12 +114,22 @@ static SPECIAL: [bool; 256] = {
     t
 };
 
-/// Offset of the first byte of `buf` in [`SPECIAL`]. Most text has none: on x86-64
-/// 16 bytes at a time are tested with SSE2 compares, elsewhere whole chunks are passed
-/// over with a branch-free test (which the compiler vectorizes); then the byte is looked
-/// for one at a time.
+/// The bytes [`special_mask`] tests at once.
+const BLOCK: usize = 16;
+
+/// Offset of the first byte of `buf` in [`SPECIAL`]. Most text has none: whole
+/// 16-byte blocks are tested at once ([`special_mask`]), then the tail one byte at a
+/// time.
 fn next_special(buf: &[u8]) -> Option<usize> {
-    special_from(buf, special_free(buf))
+    let mut at = 0;
+    while let Some(block) = block_at(buf, at) {
+        let mask = special_mask(block);
+        if mask != 0 {
+            return Some(at + mask.trailing_zeros() as usize);
+        }
+        at += BLOCK;
+    }
+    special_from(buf, at)
 }
 
 /// The first [`SPECIAL`] byte of `buf` at or after `at`, looked for one at a time.
@@ -98,10 +140,15 @@ fn special_from(buf: &[u8], at: usize) -> Option<usize> {
         .map(|k| at + k)
 }
 
-/// How many whole 16-byte chunks at the start of `buf` hold no [`SPECIAL`] byte, in
-/// bytes; or the offset of the first one, when SSE2 finds it.
+/// The [`BLOCK`] bytes of `buf` from `at`, if it has that many.
+fn block_at(buf: &[u8], at: usize) -> Option<&[u8; BLOCK]> {
+    buf.get(at..at.checked_add(BLOCK)?)?.try_into().ok()
+}
+
+/// Bit `k` set: byte `k` of `block` is in [`SPECIAL`]. On x86-64 by SSE2
+/// compares and `movemask`; elsewhere [`special_mask_portable`].
 #[cfg(target_arch = "x86_64")]
-fn special_free(buf: &[u8]) -> usize {
+fn special_mask(block: &[u8; BLOCK]) -> u32 {
     use safe_arch::{
         add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i,
         load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
@@ -111,53 +158,38 @@ fn special_free(buf: &[u8]) -> usize {
     let control = set_splat_i8_m128i(0xA0u8 as i8);
     let [quote, backslash, del, ef] =
         [b'"', b'\\', 0x7f, 0xEF].map(|b: u8| set_splat_i8_m128i(b as i8));
-    let mut at = 0;
-    for chunk in buf.chunks_exact(16) {
-        let mut lane = [0u8; 16];
-        lane.copy_from_slice(chunk);
-        let v = load_unaligned_m128i(&lane);
-        let hit = bitor_m128i(
+    let v = load_unaligned_m128i(block);
+    let hit = bitor_m128i(
+        bitor_m128i(
+            cmp_lt_mask_i8_m128i(add_i8_m128i(v, shift), control),
+            cmp_eq_mask_i8_m128i(v, quote),
+        ),
+        bitor_m128i(
             bitor_m128i(
-                cmp_lt_mask_i8_m128i(add_i8_m128i(v, shift), control),
-                cmp_eq_mask_i8_m128i(v, quote),
+                cmp_eq_mask_i8_m128i(v, backslash),
+                cmp_eq_mask_i8_m128i(v, del),
             ),
-            bitor_m128i(
-                bitor_m128i(
-                    cmp_eq_mask_i8_m128i(v, backslash),
-                    cmp_eq_mask_i8_m128i(v, del),
-                ),
-                cmp_eq_mask_i8_m128i(v, ef),
-            ),
-        );
-        let mask = move_mask_i8_m128i(hit);
-        if mask != 0 {
-            return at + mask.trailing_zeros() as usize;
-        }
-        at += 16;
-    }
-    at
+            cmp_eq_mask_i8_m128i(v, ef),
+        ),
+    );
+    move_mask_i8_m128i(hit) as u32
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn special_free(buf: &[u8]) -> usize {
-    special_free_portable(buf)
+fn special_mask(block: &[u8; BLOCK]) -> u32 {
+    special_mask_portable(block)
 }
 
-/// [`special_free`] in plain Rust, chunk by chunk (tested against the SSE2 one).
+/// [`special_mask`] in plain Rust (tested against the SSE2 one).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn special_free_portable(buf: &[u8]) -> usize {
-    const CHUNK: usize = 16;
-    let mut at = 0;
-    for chunk in buf.chunks_exact(CHUNK) {
-        if chunk.iter().fold(false, |any, &b| any | is_special(b)) {
-            break;
-        }
-        at += CHUNK;
-    }
-    at
+fn special_mask_portable(block: &[u8; BLOCK]) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |mask, (k, &b)| mask | (u32::from(is_special(b)) << k))
 }
 
-/// [`SPECIAL`] as comparisons, for the vectorized test of [`next_special`].
+/// [`SPECIAL`] as comparisons, for [`special_mask_portable`].
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn is_special(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f) | (b == 0xEF)
@@ -490,8 +522,24 @@ mod tests {
                 buf[n] = b;
                 let want = SPECIAL[b as usize].then_some(n);
                 assert_eq!(next_special(&buf), want, "{b:#x} at {n}");
-                let portable = special_from(&buf, special_free_portable(&buf));
-                assert_eq!(portable, want, "{b:#x} at {n}, portable");
+            }
+        }
+        // Every byte value at every place of a block, beside every other.
+        for b in 0..=255u8 {
+            for c in [b'a', b'"', 0xEF, 0x1f, 0x20, 0x7e, 0x80] {
+                for n in 0..BLOCK {
+                    let mut block = [c; BLOCK];
+                    block[n] = b;
+                    let want = (0..BLOCK)
+                        .filter(|&k| SPECIAL[block[k] as usize])
+                        .fold(0u32, |m, k| m | 1 << k);
+                    assert_eq!(special_mask(&block), want, "{b:#x} at {n} among {c:#x}");
+                    assert_eq!(
+                        special_mask_portable(&block),
+                        want,
+                        "{b:#x} at {n} among {c:#x}, portable"
+                    );
+                }
             }
         }
     }
@@ -529,6 +577,52 @@ mod tests {
         assert_eq!(quick_object(&deep), Quick::Unsure);
         let long = format!("{{\"n\":{}}}", "9".repeat(QUICK_NUMBER + 1));
         assert_eq!(quick_object(&long), Quick::Unsure);
+    }
+
+    /// What [`push_json_string`] writes, a character at a time.
+    fn escaped_by_chars(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{0}'..='\u{1f}' | '\u{7f}' | '\u{fffd}' => {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any text, dense with the bytes that need a look (quotes and backslashes as
+        /// in an event's JSON, controls, U+FFFD and other U+Fxxx, multi-byte
+        /// characters across the 16-byte blocks): written as a character-at-a-time
+        /// escaper writes it, read back by serde_json as itself, as long as
+        /// `json_string_len` says.
+        #[test]
+        fn push_json_string_is_the_escape_of_each_character(
+            s in "([\"\\\\a-z\u{0}-\u{1f}\u{7f}\u{fffd}\u{f000}\u{ffff}é✓{}:,]|\\PC){0,80}",
+        ) {
+            let mut out = String::from("x");
+            push_json_string(&mut out, &s);
+            proptest::prop_assert_eq!(&out[1..], escaped_by_chars(&s));
+            let back: String = serde_json::from_str(&out[1..])
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}: {out}")))?;
+            proptest::prop_assert_eq!(&back, &s);
+            proptest::prop_assert_eq!(json_string_len(&s) + 2, out.len() - 1);
+        }
     }
 
     #[test]
