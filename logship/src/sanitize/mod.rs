@@ -847,7 +847,7 @@ fn walk(dfa: &DFA, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, Stat
     let Ok(start) = dfa.start_state(Anchored::No) else {
         return;
     };
-    let mut later = Vec::new();
+    let mut later = Later::default();
     let mut sid = start;
     let mut at = 0;
     while at < bytes.len() {
@@ -873,21 +873,62 @@ fn walk(dfa: &DFA, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, Stat
                     hit(at + k, sid);
                 }
                 if dfa.is_match(two) && warm + k >= mid {
-                    later.push((warm + k, two));
+                    later.push(warm + k, two);
                 }
             }
         }
         for (k, &b) in second.iter().enumerate().skip(first.len()) {
             two = dfa.next_state(Anchored::No, two, b);
             if dfa.is_special(two) && dfa.is_match(two) && warm + k >= mid {
-                later.push((warm + k, two));
+                later.push(warm + k, two);
             }
         }
-        for (i, state) in later.drain(..) {
-            hit(i, state);
-        }
+        later.drain(&mut hit);
         sid = two;
         at = end;
+    }
+}
+
+/// The second stream's matches, held until the first stream's are reported: the first
+/// few in place (most texts have none or a few), the rest in a `Vec`.
+struct Later {
+    near: [(usize, StateID); LATER_NEAR],
+    held: usize,
+    more: Vec<(usize, StateID)>,
+}
+
+const LATER_NEAR: usize = 8;
+
+impl Default for Later {
+    fn default() -> Later {
+        Later {
+            near: [(0, StateID::ZERO); LATER_NEAR],
+            held: 0,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl Later {
+    fn push(&mut self, i: usize, state: StateID) {
+        match self.near.get_mut(self.held) {
+            Some(slot) => {
+                *slot = (i, state);
+                self.held += 1;
+            }
+            None => self.more.push((i, state)),
+        }
+    }
+
+    /// Reports what is held, in the order it came, and forgets it.
+    fn drain(&mut self, hit: &mut impl FnMut(usize, StateID)) {
+        for &(i, state) in self.near.iter().take(self.held) {
+            hit(i, state);
+        }
+        for (i, state) in self.more.drain(..) {
+            hit(i, state);
+        }
+        self.held = 0;
     }
 }
 
