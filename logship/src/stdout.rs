@@ -138,6 +138,7 @@ fn write_loop<W: Write>(
             Counters::add(&counters.dropped_stdout, events.len() as u64);
         }
         in_flight.store(0, Ordering::Release);
+        buffer.spend(events);
         if stop.load(Ordering::Acquire) {
             // Counted as not written when the stop came: end without writing more.
             return;
