@@ -5,14 +5,16 @@
 //!
 //! Input: the first byte's low two bits say how many secrets there are (0 to 3), its
 //! third bit sets `redact_name`; the rest, split at NUL bytes, is the secrets, then
-//! the line. The line is sanitized wrapped as a text event (`{"message": "…"}`), and
-//! also as it is when it is a JSON object.
+//! the line. The line is sanitized as the structure stage makes it into events (a text
+//! event is searched for trigger words after the agent's own fields, `Event::head`),
+//! and also as it is when it is a JSON object.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use deckhand_fuzz::{json_bare_tokens, json_strings, unredacted_pieces};
 use logship::sanitize::{Config, KnownSecret, Sanitizer, MIN_SECRET_LEN};
+use logship::structure::{Options, Stream, Structurer};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
@@ -48,19 +50,22 @@ fn main() {
             .map(|(_, v)| v.as_str())
             .collect();
 
-        let text_event = format!(
-            "{{\"message\":{}}}",
-            serde_json::to_string(&line).expect("a string serializes")
-        );
-        // The wrapper's own text is no secret of the app's.
-        let wrapped: Vec<&str> = checked
-            .iter()
-            .copied()
-            .filter(|s| !"{\"message\":".contains(*s))
-            .collect();
-        check(&sanitizer, &text_event, &wrapped);
+        let mut structurer = Structurer::new(Stream::Stdout, &Options::default());
+        let mut events = Vec::new();
+        structurer.push(line.as_bytes(), 1_795_000_000_000, &mut events);
+        structurer.flush(&mut events);
+        for event in &events {
+            // The agent's own fields are no secret of the app's.
+            let own = event.json.get(..event.head).unwrap_or_default();
+            let wrapped: Vec<&str> = checked
+                .iter()
+                .copied()
+                .filter(|s| !own.contains(*s) && !"\"}".contains(*s))
+                .collect();
+            check(&sanitizer, &event.json, event.head, &wrapped);
+        }
         if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line).is_ok() {
-            check(&sanitizer, &line, &checked);
+            check(&sanitizer, &line, 0, &checked);
         }
     });
 }
@@ -95,9 +100,10 @@ fn built(config: Config, secrets: &[String]) -> (Arc<Sanitizer>, Vec<String>) {
     })
 }
 
-/// Sanitizes one event (a JSON object) and checks the output.
-fn check(sanitizer: &Sanitizer, event: &str, secrets: &[&str]) {
-    let out = sanitizer.sanitize(event);
+/// Sanitizes one event (a JSON object) whose first `head` bytes are the agent's own,
+/// and checks the output.
+fn check(sanitizer: &Sanitizer, event: &str, head: usize, secrets: &[&str]) {
+    let out = sanitizer.sanitize_after(event, head);
     let parsed: serde_json::Value = match serde_json::from_str(&out) {
         Ok(v @ serde_json::Value::Object(_)) => v,
         other => panic!("valid JSON in, not a JSON object out ({other:?}): {event:?} -> {out:?}"),
