@@ -1053,6 +1053,15 @@ mod props {
         }
     }
 
+    /// Any one of the built-in trigger words.
+    fn trigger_word() -> impl Strategy<Value = String> {
+        any::<prop::sample::Index>().prop_map(|i| {
+            builtin_triggers()
+                .map(|t| i.get(&t.words).clone())
+                .unwrap_or_default()
+        })
+    }
+
     /// The built-in trigger words and their automaton, built once for every case.
     fn builtin_triggers() -> Option<&'static Triggers> {
         static TRIGGERS: std::sync::OnceLock<Option<Triggers>> = std::sync::OnceLock::new();
@@ -1112,9 +1121,7 @@ mod props {
         fn the_two_stream_walk_is_the_one_stream_walk(
             parts in prop::collection::vec(
                 prop_oneof![
-                    any::<prop::sample::Index>().prop_map(|i| {
-                        builtin_triggers().map(|t| i.get(&t.words).clone()).unwrap_or_default()
-                    }),
+                    trigger_word(),
                     "[a-zA-Z_ .:/=-]{0,6}",
                     "\\PC{0,3}",
                 ],
@@ -1140,9 +1147,7 @@ mod props {
         fn skipping_the_agents_own_fields_changes_nothing(
             parts in prop::collection::vec(
                 prop_oneof![
-                    any::<prop::sample::Index>().prop_map(|i| {
-                        builtin_triggers().map(|t| i.get(&t.words).clone()).unwrap_or_default()
-                    }),
+                    trigger_word(),
                     "[a-zA-Z_ .:/=\"-]{0,6}",
                     "(INFO|WARN|ERROR|stdout|stderr|message|timestamp|level)",
                     "([0-9]{4}[ -]?){3,4}[0-9]{1,4}",
