@@ -13,7 +13,7 @@
 //!
 //! Sequence tokens are not used: the service ignores them since January 2023.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -225,11 +225,14 @@ pub fn put_body(dest: &Destination, batch: &Batch) -> String {
     out.push_str(",\"logStreamName\":");
     push_json_string(&mut out, &dest.stream);
     out.push_str(",\"logEvents\":[");
+    let mut digits = itoa::Buffer::new();
     for (i, e) in batch.events.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{{\"timestamp\":{},\"message\":", e.timestamp_ms);
+        out.push_str("{\"timestamp\":");
+        out.push_str(digits.format(e.timestamp_ms));
+        out.push_str(",\"message\":");
         push_json_string(&mut out, &e.json);
         out.push('}');
     }
