@@ -56,8 +56,8 @@ struct State {
     queue: VecDeque<Event>,
     bytes: usize,
     drops: Option<Drops>,
-    /// Events a consumer on another thread is done with, freed by the next push, on
-    /// the producer's thread ([`Buffer::spend`]).
+    /// Events a consumer on another thread is done with, for the producer to reuse or
+    /// free on its own thread ([`Buffer::spend`]).
     spent: Vec<Event>,
 }
 
@@ -125,30 +125,33 @@ impl Buffer {
     /// capture path's common case).
     pub async fn push_all(&self, events: Vec<Event>) {
         if self.policy == FullPolicy::Block {
-            let spent = std::mem::take(&mut self.lock().spent);
-            drop(spent);
             for event in events {
                 self.push(event).await;
             }
             return;
         }
-        let spent = {
+        {
             let mut s = self.lock();
             for event in events {
                 self.admit(&mut s, event);
             }
-            std::mem::take(&mut s.spent)
-        };
+        }
         self.wake_consumers();
-        drop(spent);
     }
 
-    /// Hands back events a consumer thread has written, for the producer's next push to
-    /// free on its own thread. glibc's malloc keeps a cache of free blocks per thread:
-    /// blocks freed on the consumer's thread never come back to the producer's cache,
-    /// and then each allocation of the producer (an event's text) takes the slow path
-    /// (about 6 % of the agent's CPU while it writes JSON to stdout). One batch of at
-    /// most [`SPENT_MAX`] bytes waits; anything more is freed here.
+    /// The events a consumer handed back ([`Buffer::spend`]), for the producer to reuse
+    /// or free on its own thread.
+    pub fn take_spent(&self) -> Vec<Event> {
+        std::mem::take(&mut self.lock().spent)
+    }
+
+    /// Hands back events a consumer thread has written, for the producer to reuse or
+    /// free on its own thread ([`Buffer::take_spent`]). glibc's malloc keeps a cache of
+    /// free blocks per thread: blocks freed on the consumer's thread never come back to
+    /// the producer's cache, and then each allocation of the producer (an event's text)
+    /// takes the slow path (about 6 % of the agent's CPU while it writes JSON to
+    /// stdout). One batch of at most [`SPENT_MAX`] bytes waits; anything more is freed
+    /// here.
     pub fn spend(&self, events: Vec<Event>) {
         let bytes: usize = events.iter().map(|e| e.json.capacity()).sum();
         let freed_here = {
@@ -243,8 +246,8 @@ mod tests {
         Event::new(ts, "{\"m\":\"0123456789\"}".into())
     }
 
-    /// A written batch waits for the producer's next push and is freed there; one batch
-    /// at a time, and none larger than [`SPENT_MAX`].
+    /// A written batch waits for the producer to take it back; one batch at a time, and
+    /// none larger than [`SPENT_MAX`].
     #[tokio::test]
     async fn spent_events_wait_for_the_next_push() {
         let counters = Arc::new(Counters::default());
@@ -259,8 +262,9 @@ mod tests {
             b.spend(vec![ev(3)]);
             assert_eq!(b.lock().spent.len(), 2);
             b.push_all(vec![ev(4)]).await;
-            assert!(b.lock().spent.is_empty(), "{policy:?}");
             assert_eq!(b.len(), 1);
+            assert_eq!(b.take_spent().len(), 2, "{policy:?}");
+            assert!(b.lock().spent.is_empty());
             let big = Event::new(5, "x".repeat(SPENT_MAX + 1));
             b.spend(vec![big]);
             assert!(b.lock().spent.is_empty());

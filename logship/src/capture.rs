@@ -112,6 +112,14 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Gives `structurer` the events the stdout copy's writer has written, to reuse
+    /// their buffers for new events (or free them on this thread).
+    fn reuse(&self, structurer: &mut Structurer) {
+        for copy in [&self.stdout, &self.stderr].into_iter().flatten() {
+            structurer.recycle(copy.take_spent());
+        }
+    }
+
     /// The copy's queue for events of `stream`, if the copy is on.
     fn copy_to(&self, stream: Stream) -> Option<&Arc<Buffer>> {
         match stream {
@@ -167,6 +175,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
             Ok(n) => n,
         };
         let now = now_ms();
+        pipeline.reuse(&mut structurer);
         let mut data = &chunk[..n];
         while let Some(i) = memchr::memchr(b'\n', data) {
             let line_end = &data[..i];

@@ -194,7 +194,16 @@ pub struct Structurer {
     /// The message buffer of the last text event, cleared and kept for the next line
     /// (one allocation less per line); dropped when it grew past [`SPARE_MAX`].
     spare: String,
+    /// The emptied texts of events already written ([`Structurer::recycle`]), the
+    /// buffers of new events; at most [`POOL_BYTES`] of capacity in all.
+    pool: Vec<String>,
+    pool_bytes: usize,
 }
+
+/// The most capacity the pool of recycled event buffers keeps, in all.
+const POOL_BYTES: usize = 256 * 1024;
+/// The largest buffer the pool keeps.
+const POOL_ONE: usize = 4 * 1024;
 
 /// The largest message buffer kept for the next line: a long line's buffer is not held
 /// while the app is idle.
@@ -279,6 +288,35 @@ impl Structurer {
             pending: None,
             stamps: Rfc3339Writer::default(),
             spare: String::new(),
+            pool: Vec::new(),
+            pool_bytes: 0,
+        }
+    }
+
+    /// Keeps the texts of `events`, already written, emptied, as the buffers of the next
+    /// events: an event's text is then allocated once and reused, and freed (when the
+    /// pool is full) on the thread that allocated it.
+    pub fn recycle(&mut self, events: Vec<Event>) {
+        for event in events {
+            let capacity = event.json.capacity();
+            if capacity <= POOL_ONE && self.pool_bytes + capacity <= POOL_BYTES {
+                let mut json = event.json;
+                json.clear();
+                self.pool_bytes += capacity;
+                self.pool.push(json);
+            }
+        }
+    }
+
+    /// An empty buffer for an event's text of about `capacity` bytes.
+    fn buffer(&mut self, capacity: usize) -> String {
+        match self.pool.pop() {
+            Some(mut json) => {
+                self.pool_bytes -= json.capacity();
+                json.reserve(capacity);
+                json
+            }
+            None => String::with_capacity(capacity),
         }
     }
 
@@ -371,7 +409,7 @@ impl Structurer {
         self.pending.is_some()
     }
 
-    fn json_event(&self, text: &str, now_ms: i64) -> Option<Event> {
+    fn json_event(&mut self, text: &str, now_ms: i64) -> Option<Event> {
         let trimmed = text.trim();
         if !(trimmed.starts_with('{') && trimmed.ends_with('}')) {
             return None;
@@ -383,7 +421,7 @@ impl Structurer {
         }
         .or_else(|| serde_json::from_str(trimmed).ok())?;
         let app_ms = probe.stamps.into_iter().flatten().find_map(stamp_ms);
-        let mut json = String::with_capacity(trimmed.len() + self.context_field.len());
+        let mut json = self.buffer(trimmed.len() + self.context_field.len());
         match trimmed.strip_suffix('}') {
             Some(open) if !self.context_field.is_empty() => {
                 // `open` starts with `{` (checked above): is the object empty?
@@ -404,7 +442,7 @@ impl Structurer {
 
     fn text_event(&mut self, p: Pending) -> Event {
         let level = text_level(&p.message).or(self.unstated_level);
-        let mut json = String::with_capacity(p.message.len() + 96 + self.context_field.len());
+        let mut json = self.buffer(p.message.len() + 96 + self.context_field.len());
         json.push_str("{\"timestamp\":\"");
         self.stamps.push(&mut json, p.received_ms);
         if let Some(level) = level {
@@ -849,6 +887,43 @@ mod tests {
         assert_eq!(
             messages,
             ["first line, longer", "b", long.as_str(), "c", "red"]
+        );
+    }
+
+    /// Written events' texts become the buffers of new events: the new events hold
+    /// only their own text, and the pool keeps no more than its bounds.
+    #[test]
+    fn recycled_buffers_hold_only_the_new_event() {
+        let mut s = Structurer::new(Stream::Stdout, &Options::default());
+        let mut out = Vec::new();
+        for line in [
+            &b"a first line, long enough to leave bytes behind"[..],
+            br#"{"msg":"json"}"#,
+        ] {
+            s.push(line, NOW, &mut out);
+        }
+        s.flush(&mut out);
+        let written = std::mem::take(&mut out);
+        s.recycle(written);
+        assert_eq!(s.pool.len(), 2);
+        for line in [&b"b"[..], br#"{"m":1}"#] {
+            s.push(line, NOW, &mut out);
+        }
+        s.flush(&mut out);
+        assert_eq!(parsed(&out[0])["message"], "b");
+        assert_eq!(out[1].json, r#"{"m":1}"#);
+        assert!(s.pool.is_empty());
+        // Too large for the pool, and more than it holds.
+        s.recycle(vec![Event::new(0, "x".repeat(POOL_ONE + 1))]);
+        assert!(s.pool.is_empty());
+        let many = (0..2 * POOL_BYTES / POOL_ONE)
+            .map(|_| Event::new(0, String::with_capacity(POOL_ONE)))
+            .collect();
+        s.recycle(many);
+        assert!(s.pool_bytes <= POOL_BYTES);
+        assert_eq!(
+            s.pool_bytes,
+            s.pool.iter().map(String::capacity).sum::<usize>()
         );
     }
 
