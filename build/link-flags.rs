@@ -7,7 +7,16 @@
 //! a glibc of 2.36 or later where the binary runs (the linker records that as the
 //! version `GLIBC_ABI_DT_RELR`, so an older glibc refuses it with that name): always
 //! true of a static build (the image's), which carries its own; for a dynamic build it
-//! is turned on when the build machine's own glibc reads it. See docs/performance.md.
+//! is turned on when the build machine's own glibc reads it.
+//!
+//! `-T build/hot-code.ld` (optimized x86-64 builds) places the functions the agent runs
+//! at start, idle and shipping in one output section ahead of the rest of `.text`.
+//! The kernel maps a binary's code 64 KiB at a time around each fault, so an idle agent
+//! whose few MiB of running code were spread over the 10 MiB of `.text` had nearly all
+//! of it resident. The script names functions by path (without the legacy symbol hash,
+//! which differs from one build's metadata to another), so the image's static
+//! multi-call build gets the same order; a function missing from it is only placed
+//! with the rest. `scripts/hot-code` regenerates it. See docs/performance.md.
 
 use std::process::Command;
 
@@ -21,6 +30,17 @@ fn main() {
     let runs_here = var("HOST") == var("TARGET") && glibc_reads_relr();
     if linux_gnu && (static_glibc || runs_here) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+
+    // Debug builds keep their default layout: nothing measures them, and the script's
+    // patterns cost link time. DECKHAND_HOT_CODE=off leaves it out (to measure without).
+    let hot_code = format!("{}/../build/hot-code.ld", var("CARGO_MANIFEST_DIR"));
+    println!("cargo:rerun-if-changed={hot_code}");
+    println!("cargo:rerun-if-env-changed=DECKHAND_HOT_CODE");
+    let optimized = var("PROFILE") == "release";
+    let wanted = var("DECKHAND_HOT_CODE") != "off";
+    if linux_gnu && var("CARGO_CFG_TARGET_ARCH") == "x86_64" && optimized && wanted {
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{hot_code}");
     }
 }
 
