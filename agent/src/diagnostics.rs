@@ -25,7 +25,7 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -43,8 +43,10 @@ const PROGRAM: &str = "agent";
 /// Agent messages waiting for the pipeline; beyond this they reach stderr only.
 const QUEUE: usize = 1024;
 
-/// Lines waiting for the `stderr` thread; beyond this they are dropped.
-const STDERR_QUEUE: usize = 4096;
+/// Lines waiting for the `stderr` thread; beyond this they are dropped. The queue
+/// grows as lines wait (a bounded `sync_channel` would allocate and touch all of its
+/// slots at start: 128 KiB resident for the agent's whole life).
+const STDERR_QUEUE: u64 = 4096;
 
 /// Targets whose messages are never shipped (see the module doc).
 const STDERR_ONLY: &[&str] = &["logship::ship", "aws_", "hyper", "h2"];
@@ -223,7 +225,7 @@ fn panic_line(info: &std::panic::PanicHookInfo<'_>) -> String {
 /// The bounded queue to the `stderr` thread.
 struct StderrQueue {
     /// `None` if the thread could not start: then lines are written directly.
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<Sender<Vec<u8>>>,
     /// Lines queued and not written yet.
     pending: Arc<AtomicU64>,
     /// Lines dropped because the queue was full.
@@ -234,7 +236,7 @@ impl StderrQueue {
     /// Starts the thread that writes the queued lines to `out`; it ends when the queue
     /// is dropped.
     fn start(mut out: impl Write + Send + 'static) -> StderrQueue {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(STDERR_QUEUE);
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let pending = Arc::new(AtomicU64::new(0));
         let written = pending.clone();
         let tx = std::thread::Builder::new()
@@ -263,8 +265,8 @@ impl StderrQueue {
             let _ = io::stderr().write_all(&bytes);
             return;
         };
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        if tx.try_send(bytes).is_err() {
+        let waiting = self.pending.fetch_add(1, Ordering::AcqRel);
+        if waiting >= STDERR_QUEUE || tx.send(bytes).is_err() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -458,6 +460,37 @@ mod tests {
         });
         assert_eq!(out.lines().len(), QUEUE + 10);
         assert_eq!(shipped(&mut rx.unwrap()).len(), QUEUE);
+    }
+
+    #[test]
+    fn a_stderr_that_is_not_read_drops_lines_past_the_queue_and_counts_them() {
+        /// Holds its first write until the gate opens.
+        struct Stuck(Arc<Mutex<()>>, Out);
+        impl Write for Stuck {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                drop(self.0.lock().unwrap());
+                self.1.write(b)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.lock().unwrap();
+        let out = Out::default();
+        let queue = StderrQueue::start(Stuck(gate.clone(), out.clone()));
+        let lines = STDERR_QUEUE + 25;
+        for i in 0..lines {
+            queue.write(format!("line {i}"));
+        }
+        // The thread holds one line in its write, still counted as waiting.
+        assert_eq!(queue.pending.load(Ordering::Acquire), STDERR_QUEUE);
+        drop(held);
+        assert_eq!(queue.flush(Duration::from_secs(30)), 25);
+        let written = out.lines();
+        assert_eq!(written.len() as u64, STDERR_QUEUE);
+        assert_eq!(written[0], "line 0");
+        assert_eq!(written.last().unwrap(), &format!("line {}", STDERR_QUEUE - 1));
     }
 
     #[test]

@@ -153,13 +153,19 @@ impl Pipeline {
 pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeline: Arc<Pipeline>) {
     let mut structurer = Structurer::new(stream, &pipeline.options);
     let mut pending: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; READ_CHUNK];
+    // Read into the vector's spare capacity: its pages are touched only as far as reads
+    // fill them, so an app that prints little keeps little of it resident (and nothing
+    // is zeroed before the app starts).
+    let mut chunk: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut events = Vec::new();
     // The line being streamed in parts, once it grew past MAX_LINE_BYTES.
     let mut long: Option<LongLine> = None;
     loop {
+        chunk.clear();
         let read = if structurer.has_pending() {
-            match tokio::time::timeout(pipeline.multiline_window, reader.read(&mut chunk)).await {
+            match tokio::time::timeout(pipeline.multiline_window, reader.read_buf(&mut chunk))
+                .await
+            {
                 Ok(r) => r,
                 Err(_) => {
                     structurer.flush(&mut events);
@@ -168,15 +174,14 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
                 }
             }
         } else {
-            reader.read(&mut chunk).await
+            reader.read_buf(&mut chunk).await
         };
-        let n = match read {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
+        if matches!(read, Ok(0) | Err(_)) {
+            break;
+        }
         let now = now_ms();
         pipeline.reuse(&mut structurer);
-        let mut data = &chunk[..n];
+        let mut data = chunk.as_slice();
         while let Some(i) = memchr::memchr(b'\n', data) {
             let line_end = &data[..i];
             if let Some(streaming) = long.take() {
