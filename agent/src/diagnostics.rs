@@ -490,7 +490,10 @@ mod tests {
         let written = out.lines();
         assert_eq!(written.len() as u64, STDERR_QUEUE);
         assert_eq!(written[0], "line 0");
-        assert_eq!(written.last().unwrap(), &format!("line {}", STDERR_QUEUE - 1));
+        assert_eq!(
+            written.last().unwrap(),
+            &format!("line {}", STDERR_QUEUE - 1)
+        );
     }
 
     #[test]

@@ -163,8 +163,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
     loop {
         chunk.clear();
         let read = if structurer.has_pending() {
-            match tokio::time::timeout(pipeline.multiline_window, reader.read_buf(&mut chunk))
-                .await
+            match tokio::time::timeout(pipeline.multiline_window, reader.read_buf(&mut chunk)).await
             {
                 Ok(r) => r,
                 Err(_) => {
