@@ -40,7 +40,10 @@ fn main() {
     let optimized = var("PROFILE") == "release";
     let wanted = var("DECKHAND_HOT_CODE") != "off";
     if linux_gnu && var("CARGO_CFG_TARGET_ARCH") == "x86_64" && optimized && wanted {
-        println!("cargo:rustc-link-arg-bins=-Wl,-T,{hot_code}");
+        // Two arguments, not `-Wl,-T,PATH`: `-Wl` splits at commas, and a checkout's path
+        // may hold one.
+        println!("cargo:rustc-link-arg-bins=-Xlinker");
+        println!("cargo:rustc-link-arg-bins=--script={hot_code}");
     }
 }
 
