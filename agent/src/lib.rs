@@ -21,6 +21,7 @@ pub mod diagnostics;
 pub mod entry;
 pub mod exit;
 pub mod import;
+pub mod memory;
 pub mod process;
 pub mod secrets;
 pub mod startup;
@@ -168,11 +169,17 @@ async fn run_app(
         stderr: Output::Pipe,
     };
     let mut captures = Vec::new();
+    let mut handing_back = false;
     let redactions = logs.shared_sanitizer();
     let hooks = supervise::Hooks {
         on_spawn: Box::new(|child: &mut process::Spawned| {
             captures.extend(capture(logs, child));
             logs.prepare();
+            // Once the start has settled, its memory goes back (on the logs thread).
+            if !handing_back {
+                handing_back = true;
+                logs.spawn(memory::after_start(logs.activity()));
+            }
             phase.set(healthcheck::Stage::Ready);
         }),
         stopping: Some(draining),

@@ -121,6 +121,32 @@ struct Sample {
     dropped_at: Option<Instant>,
 }
 
+/// Where the pipeline stands, for telling when it has gone quiet (the agent hands
+/// memory back then): `moved` grows with every line read, event made, answered or
+/// dropped, and every call retried or failed; `settled` says that when events are
+/// shipped, the first have been answered (or a call has failed) and none waits for an
+/// answer now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    pub moved: u64,
+    pub settled: bool,
+}
+
+impl Counters {
+    /// The pipeline's [`Activity`] now; `ships` says whether events go to CloudWatch
+    /// Logs (without, nothing waits for an answer).
+    pub fn activity(&self, ships: bool) -> Activity {
+        let t = Totals::of(self);
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let failed = get(&self.retries) + get(&self.ship_errors);
+        let answered = t.delivered + t.dropped;
+        Activity {
+            moved: get(&self.lines) + t.arrived + answered + failed,
+            settled: !ships || ((answered > 0 || failed > 0) && answered >= t.arrived),
+        }
+    }
+}
+
 /// The counters' totals that [`Progress`] follows.
 struct Totals {
     arrived: u64,
@@ -265,6 +291,44 @@ pub fn emf_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activity_moves_with_the_pipeline_and_settles_once_every_event_is_answered() {
+        let c = Counters::default();
+        // Not shipping: nothing waits for an answer.
+        assert_eq!(
+            c.activity(false),
+            Activity {
+                moved: 0,
+                settled: true
+            }
+        );
+        // Shipping, nothing answered yet: the first round is still to come.
+        assert!(!c.activity(true).settled);
+        Counters::add(&c.lines, 3);
+        Counters::add(&c.events, 2);
+        let read = c.activity(true);
+        assert_eq!(read.moved, 5);
+        assert!(!read.settled);
+        Counters::add(&c.shipped, 1);
+        assert!(
+            !c.activity(true).settled,
+            "one of two events is still waiting"
+        );
+        Counters::add(&c.rejected_too_old, 1);
+        let answered = c.activity(true);
+        assert!(answered.settled);
+        assert_eq!(answered.moved, 7);
+        // A call that failed also ends the first round, but not the wait of what it
+        // carried.
+        let failing = Counters::default();
+        Counters::add(&failing.ship_errors, 1);
+        assert!(failing.activity(true).settled);
+        Counters::add(&failing.events, 1);
+        assert!(!failing.activity(true).settled);
+        Counters::add(&failing.dropped_buffer_full, 1);
+        assert!(failing.activity(true).settled);
+    }
 
     #[test]
     fn emf_declares_every_value_it_carries() {

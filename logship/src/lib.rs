@@ -287,6 +287,14 @@ impl Logs {
         self.pipeline.sanitizer.clone()
     }
 
+    /// Reads the pipeline's [`account::Activity`], from any thread, for as long as it
+    /// is kept.
+    pub fn activity(&self) -> impl Fn() -> account::Activity + Send + Sync + 'static {
+        let counters = self.counters.clone();
+        let ships = self.ships();
+        move || counters.activity(ships)
+    }
+
     /// Whether events are shipped to CloudWatch Logs.
     pub fn ships(&self) -> bool {
         self.delivery.is_some()

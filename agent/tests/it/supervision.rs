@@ -216,3 +216,51 @@ fn other_signals_are_forwarded_to_the_app_or_its_group() {
     agent.signal("TERM");
     assert_code(&agent.wait(), 0);
 }
+
+/// The resident KiB of the agent's own read-only pages that hold no copy of its own:
+/// what the hand-back after the start drops.
+fn droppable_kib(pid: i32) -> u64 {
+    let exe = std::fs::canonicalize(AGENT).unwrap();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    agent::memory::parse_smaps(&smaps)
+        .iter()
+        .filter(|m| {
+            std::path::Path::new(&m.path) == exe && !m.writable && m.anonymous_kib == Some(0)
+        })
+        .filter_map(|m| m.rss_kib)
+        .sum()
+}
+
+#[test]
+fn once_the_start_has_settled_the_pages_only_it_used_leave_the_agents_memory() {
+    let scratch = scratch();
+    let mut cmd = bare_agent();
+    cmd.env("DECKHAND_AGENT_LOG_LEVEL", "debug");
+    let agent = start_until_ready(
+        cmd,
+        &scratch,
+        r#"trap 'exit 0' TERM; touch "$DIR/ready"; sleep 600 & wait"#,
+        Running::start,
+    );
+    // The hand-back waits for a quiet second after the app starts: the start's pages
+    // are all resident now.
+    let mut most = droppable_kib(agent.pid());
+    let mut now = most;
+    let dropped = testkit::wait_until(Duration::from_secs(20), || {
+        now = droppable_kib(agent.pid());
+        most = most.max(now);
+        now * 2 < most
+    });
+    assert!(
+        dropped,
+        "the agent's code pages stayed: {now} KiB resident, {most} KiB at most"
+    );
+    agent.signal("TERM");
+    let out = agent.wait();
+    assert_code(&out, 0);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("the start is over: handed back"),
+        "{stderr}"
+    );
+}
