@@ -40,6 +40,7 @@
 mod cards;
 mod keys;
 mod secrets;
+mod table;
 mod tokens;
 
 #[cfg(test)]
@@ -51,10 +52,10 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use aho_corasick::automaton::{Automaton, StateID};
-use aho_corasick::{dfa::DFA, Anchored, MatchKind};
+use aho_corasick::{dfa::DFA, MatchKind};
 use conventions::Invalid;
 use regex::Regex;
+use table::{Id, Rows, Table};
 
 /// Secrets shorter than this are not redacted: a 3-character value would redact half
 /// the log. The agent reports their names at start.
@@ -256,7 +257,7 @@ struct Triggers {
     /// The longest word's length in bytes: the automaton's state at any point depends
     /// on no more than this many bytes before it.
     longest: usize,
-    dfa: OnceLock<Option<DFA>>,
+    dfa: OnceLock<Option<Table>>,
 }
 
 impl Triggers {
@@ -313,18 +314,22 @@ impl Triggers {
         Ok(triggers)
     }
 
-    fn build(&self) -> Result<DFA, aho_corasick::BuildError> {
+    /// aho-corasick's DFA of the words, copied into the walk's compact [`Table`] (the
+    /// DFA itself is dropped).
+    fn build(&self) -> Result<Table, String> {
         // No prefilter: the walk is by hand ([`walk`]), and with one the start states
         // would be special too.
-        DFA::builder()
+        let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
             .prefilter(false)
             .build(&self.words)
+            .map_err(|e| e.to_string())?;
+        Table::from_dfa(&dfa).ok_or_else(|| "the automaton has too many states".to_owned())
     }
 
     /// The automaton, built on first use. `None` only if the built-in words failed to
     /// build, which a unit test rules out (extra key names are built in [`Triggers::new`]).
-    fn dfa(&self) -> Option<&DFA> {
+    fn dfa(&self) -> Option<&Table> {
         self.dfa.get_or_init(|| self.build().ok()).as_ref()
     }
 }
@@ -667,6 +672,29 @@ impl Sanitizer {
         self.secrets.longest()
     }
 
+    /// Walks the trigger automaton over the scan's text from its head, and looks at what
+    /// each trigger word may start.
+    fn find_triggers<I: Id>(&self, rows: &Rows<I>, scan: &mut Scan) {
+        let bytes = scan.bytes();
+        let head = scan.head;
+        let from = bytes.get(head..).unwrap_or_default();
+        walk(rows, from, self.triggers.longest, |i, sid| {
+            let e = head + i + 1;
+            for &word in rows.words(sid) {
+                let word = word as usize;
+                let (Some(len), Some(&trigger)) = (
+                    self.triggers.words.get(word).map(String::len),
+                    self.triggers.kinds.get(word),
+                ) else {
+                    continue;
+                };
+                if let Some(s) = e.checked_sub(len) {
+                    self.at_trigger(scan, trigger, s, e);
+                }
+            }
+        });
+    }
+
     /// Runs every detector over the scan's text; the cuts land in `scan.cuts`.
     fn detect(&self, scan: &mut Scan) {
         let bytes = scan.bytes();
@@ -677,21 +705,10 @@ impl Sanitizer {
         // times the cost of a byte, here nothing more than the detector's own look.
         // Standard semantics: every trigger word is seen, reported where it ends, in
         // the order of the text.
-        if let Some(dfa) = self.triggers.dfa() {
-            let head = scan.head;
-            let from = bytes.get(head..).unwrap_or_default();
-            walk(dfa, from, self.triggers.longest, |i, sid| {
-                let e = head + i + 1;
-                for k in 0..dfa.match_len(sid) {
-                    let pattern = dfa.match_pattern(sid, k);
-                    let Some(s) = e.checked_sub(dfa.pattern_len(pattern)) else {
-                        continue;
-                    };
-                    if let Some(&trigger) = self.triggers.kinds.get(pattern.as_usize()) {
-                        self.at_trigger(scan, trigger, s, e);
-                    }
-                }
-            });
+        match self.triggers.dfa() {
+            Some(Table::Small(rows)) => self.find_triggers(rows, scan),
+            Some(Table::Large(rows)) => self.find_triggers(rows, scan),
+            None => {}
         }
         cards::find(scan);
         for re in &self.custom {
@@ -843,11 +860,9 @@ const PIECE: usize = 16 * 1024;
 /// A function of its own, not inlined: in the detector's body the automaton's tables
 /// are reloaded from the stack for every byte.
 #[inline(never)]
-fn walk(dfa: &DFA, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, StateID)) {
-    let Ok(start) = dfa.start_state(Anchored::No) else {
-        return;
-    };
-    let mut later = Later::default();
+fn walk<I: Id>(dfa: &Rows<I>, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, I)) {
+    let start = dfa.start();
+    let mut later = Later::new(start);
     let mut sid = start;
     let mut at = 0;
     while at < bytes.len() {
@@ -855,8 +870,8 @@ fn walk(dfa: &DFA, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, Stat
         let mid = at + (end - at) / 2;
         let Some(warm) = mid.checked_sub(longest).filter(|_| end - at >= SPLIT_MIN) else {
             for (i, &b) in bytes.iter().enumerate().take(end).skip(at) {
-                sid = dfa.next_state(Anchored::No, sid, b);
-                if dfa.is_special(sid) && dfa.is_match(sid) {
+                sid = dfa.next(sid, b);
+                if dfa.is_match(sid) {
                     hit(i, sid);
                 }
             }
@@ -866,9 +881,9 @@ fn walk(dfa: &DFA, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, Stat
         let (first, second) = (&bytes[at..mid], &bytes[warm..end]);
         let mut two = start;
         for (k, (&a, &b)) in first.iter().zip(second).enumerate() {
-            sid = dfa.next_state(Anchored::No, sid, a);
-            two = dfa.next_state(Anchored::No, two, b);
-            if dfa.is_special(sid) | dfa.is_special(two) {
+            sid = dfa.next(sid, a);
+            two = dfa.next(two, b);
+            if dfa.is_match(sid) | dfa.is_match(two) {
                 if dfa.is_match(sid) {
                     hit(at + k, sid);
                 }
@@ -878,8 +893,8 @@ fn walk(dfa: &DFA, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, Stat
             }
         }
         for (k, &b) in second.iter().enumerate().skip(first.len()) {
-            two = dfa.next_state(Anchored::No, two, b);
-            if dfa.is_special(two) && dfa.is_match(two) && warm + k >= mid {
+            two = dfa.next(two, b);
+            if dfa.is_match(two) && warm + k >= mid {
                 later.push(warm + k, two);
             }
         }
@@ -891,26 +906,25 @@ fn walk(dfa: &DFA, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, Stat
 
 /// The second stream's matches, held until the first stream's are reported: the first
 /// few in place (most texts have none or a few), the rest in a `Vec`.
-struct Later {
-    near: [(usize, StateID); LATER_NEAR],
+struct Later<I> {
+    near: [(usize, I); LATER_NEAR],
     held: usize,
-    more: Vec<(usize, StateID)>,
+    more: Vec<(usize, I)>,
 }
 
 const LATER_NEAR: usize = 8;
 
-impl Default for Later {
-    fn default() -> Later {
+impl<I: Id> Later<I> {
+    /// Holds nothing; `fill` is what the empty slots hold.
+    fn new(fill: I) -> Later<I> {
         Later {
-            near: [(0, StateID::ZERO); LATER_NEAR],
+            near: [(0, fill); LATER_NEAR],
             held: 0,
             more: Vec::new(),
         }
     }
-}
 
-impl Later {
-    fn push(&mut self, i: usize, state: StateID) {
+    fn push(&mut self, i: usize, state: I) {
         match self.near.get_mut(self.held) {
             Some(slot) => {
                 *slot = (i, state);
@@ -921,7 +935,7 @@ impl Later {
     }
 
     /// Reports what is held, in the order it came, and forgets it.
-    fn drain(&mut self, hit: &mut impl FnMut(usize, StateID)) {
+    fn drain(&mut self, hit: &mut impl FnMut(usize, I)) {
         for &(i, state) in self.near.iter().take(self.held) {
             hit(i, state);
         }

@@ -1014,13 +1014,11 @@ mod props {
     }
 
     /// The trigger automaton's match states over `bytes`, walked a byte at a time.
-    fn one_stream(dfa: &DFA, bytes: &[u8]) -> Vec<(usize, StateID)> {
+    fn one_stream<I: Id>(dfa: &Rows<I>, bytes: &[u8]) -> Vec<(usize, I)> {
         let mut hits = Vec::new();
-        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-            return hits;
-        };
+        let mut sid = dfa.start();
         for (i, &b) in bytes.iter().enumerate() {
-            sid = dfa.next_state(Anchored::No, sid, b);
+            sid = dfa.next(sid, b);
             if dfa.is_match(sid) {
                 hits.push((i, sid));
             }
@@ -1028,12 +1026,77 @@ mod props {
         hits
     }
 
+    /// The built-in words' table, which has `u16` ids.
+    fn small(table: &Table) -> Result<&Rows<u16>, TestCaseError> {
+        match table {
+            Table::Small(rows) => Ok(rows),
+            Table::Large(_) => Err(TestCaseError::fail("the built-in table has u32 ids")),
+        }
+    }
+
+    /// Every trigger word that ends in `bytes`, as (end, word id), by the table's walk.
+    fn walked<I: Id>(rows: &Rows<I>, bytes: &[u8], longest: usize) -> Vec<(usize, u32)> {
+        let mut found = Vec::new();
+        walk(rows, bytes, longest, |i, sid| {
+            found.extend(rows.words(sid).iter().map(|&w| (i + 1, w)));
+        });
+        found.sort_unstable();
+        found
+    }
+
+    /// The same by aho-corasick's own overlapping search over the same words.
+    fn searched(words: &[String], bytes: &[u8]) -> Vec<(usize, u32)> {
+        let ac = aho_corasick::AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(words)
+            .expect("the words build");
+        let mut found: Vec<(usize, u32)> = ac
+            .find_overlapping_iter(bytes)
+            .map(|m| (m.end(), m.pattern().as_u32()))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    #[test]
+    fn the_built_in_table_is_small() {
+        let triggers = builtin_triggers().expect("the built-in words build");
+        let table = triggers.dfa().expect("the automaton builds");
+        let rows = small(table).expect("u16 ids");
+        assert!(
+            table.memory() < 64 * 1024,
+            "{} bytes (aho-corasick's DFA: about 245 KB)",
+            table.memory()
+        );
+        assert!(!rows.is_match(rows.start()));
+    }
+
+    /// Key names enough for ids past `u16`: the table takes `u32` ids and finds the
+    /// same words.
+    #[test]
+    fn many_extra_key_names_take_the_large_table() {
+        let keys: Vec<String> = (0..150)
+            .map(|i| format!("custom_field_number_{i}"))
+            .collect();
+        let triggers = Triggers::new(&keys).expect("the key names build");
+        let Some(Table::Large(rows)) = triggers.dfa() else {
+            panic!("expected u32 ids");
+        };
+        let text = format!(
+            "a custom_field_number_149=x and {} then custom_field_number_7: y",
+            "z".repeat(300)
+        );
+        let found = walked(rows, text.as_bytes(), triggers.longest);
+        assert_eq!(found, searched(&triggers.words, text.as_bytes()));
+        assert!(found.len() >= 2, "{found:?}");
+    }
+
     /// A text of several pieces, with trigger words across the pieces' borders and
     /// their middles: the walk carries its state from piece to piece.
     #[test]
     fn a_long_text_is_walked_piece_by_piece_as_one() {
         let triggers = builtin_triggers().expect("the built-in words build");
-        let dfa = triggers.dfa().expect("the automaton builds");
+        let dfa = small(triggers.dfa().expect("the automaton builds")).expect("u16 ids");
         let mut text = String::new();
         let mut k = 0;
         while text.len() < 3 * PIECE + 1000 {
@@ -1130,7 +1193,7 @@ mod props {
             cut in 0usize..30,
         ) {
             let triggers = builtin_triggers().ok_or_else(|| TestCaseError::fail("no trigger words"))?;
-            let dfa = triggers.dfa().ok_or_else(|| TestCaseError::fail("no automaton"))?;
+            let dfa = small(triggers.dfa().ok_or_else(|| TestCaseError::fail("no automaton"))?)?;
             let text = parts.concat();
             // A word cut at its start or end by the slice, too.
             let bytes = &text.as_bytes()[cut.min(text.len())..];
@@ -1138,6 +1201,12 @@ mod props {
             let mut two = Vec::new();
             walk(dfa, bytes, triggers.longest, |i, sid| two.push((i, sid)));
             prop_assert_eq!(two, one);
+            // And the words it finds are every word aho-corasick finds, where it finds
+            // them: the table is a faithful copy of its DFA.
+            prop_assert_eq!(
+                walked(dfa, bytes, triggers.longest),
+                searched(&triggers.words, bytes)
+            );
         }
 
         /// The agent's own fields at the start of a text event hold no trigger word
