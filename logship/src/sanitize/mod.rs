@@ -324,7 +324,8 @@ impl Triggers {
             .prefilter(false)
             .build(&self.words)
             .map_err(|e| e.to_string())?;
-        Table::from_dfa(&dfa).ok_or_else(|| "the automaton has too many states".to_owned())
+        Table::from_dfa(&dfa, &self.words)
+            .ok_or_else(|| "the automaton has too many states".to_owned())
     }
 
     /// The automaton, built on first use. `None` only if the built-in words failed to

@@ -10,6 +10,7 @@
 //! match" is one comparison.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
@@ -105,74 +106,71 @@ pub(super) enum Table {
 }
 
 impl Table {
-    /// The states of `dfa` reachable from its unanchored start, with its matches. `None`
-    /// only when the table's ids would not fit in `u32`, which no list of words the
-    /// DFA itself can hold reaches.
-    pub(super) fn from_dfa(dfa: &DFA) -> Option<Table> {
+    /// The states of `dfa`, the automaton of `words`, reachable from its unanchored
+    /// start, with its matches. `None` only when the table's ids would not fit in `u32`,
+    /// which no list of words the DFA itself can hold reaches.
+    ///
+    /// Built when the app starts, beside it, so it does little: a byte that is in no
+    /// word takes every state back to the start (there is no word it can continue or
+    /// begin), so all such bytes are one class, and every byte of a word is a class of
+    /// its own; the states are found walking one byte per class, and numbered in a map
+    /// with a multiplicative hash (SipHash costs more than the rest of the build).
+    pub(super) fn from_dfa(dfa: &DFA, words: &[String]) -> Option<Table> {
+        let mut in_a_word = [false; 256];
+        for b in words.iter().flat_map(|w| w.bytes()) {
+            in_a_word[usize::from(b)] = true;
+        }
+        let mut class_bytes = [0u8; 256];
+        let mut first_byte: Vec<u8> = Vec::new();
+        if let Some(other) = (0..=255u8).find(|&b| !in_a_word[usize::from(b)]) {
+            first_byte.push(other);
+        }
+        for b in 0..=255u8 {
+            if in_a_word[usize::from(b)] {
+                class_bytes[usize::from(b)] = u8::try_from(first_byte.len()).ok()?;
+                first_byte.push(b);
+            }
+        }
         let start = dfa.start_state(Anchored::No).ok()?;
-        // Every state reachable from the start, in the order first seen.
+        // Every state reachable from the start, in the order first seen, and its number.
         let mut order = vec![start];
-        let mut seen: HashMap<StateID, usize> = HashMap::from([(start, 0)]);
+        let mut number: Ids = Ids::default();
+        number.insert(start, 0);
         let mut i = 0;
         while let Some(&s) = order.get(i) {
-            for b in 0..=255u8 {
+            for &b in &first_byte {
                 let n = dfa.next_state(Anchored::No, s, b);
-                if let std::collections::hash_map::Entry::Vacant(e) = seen.entry(n) {
-                    e.insert(order.len());
+                if let std::collections::hash_map::Entry::Vacant(e) = number.entry(n) {
+                    e.insert(u32::try_from(order.len()).ok()?);
                     order.push(n);
                 }
             }
             i += 1;
         }
-        // Byte classes: two bytes share a class when every state goes to the same
-        // state on both. Refined one state at a time.
-        let mut classes = [0usize; 256];
-        for &s in &order {
-            let mut split: HashMap<(usize, StateID), usize> = HashMap::new();
-            for (b, class) in classes.iter_mut().enumerate() {
-                let key = (*class, dfa.next_state(Anchored::No, s, b as u8));
-                let len = split.len();
-                *class = *split.entry(key).or_insert(len);
-            }
-        }
-        let row = classes.iter().max().map_or(1, |&m| m + 1);
-        let mut class_bytes = [0u8; 256];
-        for (b, &c) in classes.iter().enumerate() {
-            class_bytes[b] = u8::try_from(c).ok()?;
-        }
-        let mut first_byte = vec![0u8; row];
-        for b in (0..=255u8).rev() {
-            first_byte[classes[usize::from(b)]] = b;
-        }
+        let row = first_byte.len();
         // Match states first.
-        let (mut matching, rest): (Vec<StateID>, Vec<StateID>) =
+        let (mut states, rest): (Vec<StateID>, Vec<StateID>) =
             order.iter().partition(|&&s| dfa.is_match(s));
-        let match_len = matching.len();
-        matching.extend(rest);
-        let states = matching;
-        let new_index: HashMap<StateID, usize> =
-            states.iter().enumerate().map(|(i, &s)| (s, i)).collect();
+        let match_len = states.len();
+        states.extend(rest);
+        let mut index = Ids::default();
+        for (i, &s) in states.iter().enumerate() {
+            index.insert(s, u32::try_from(i).ok()?);
+        }
         let largest = states.len().checked_mul(row)?;
+        let shape = Shape {
+            dfa,
+            states: &states,
+            index: &index,
+            match_len,
+            row,
+            classes: class_bytes,
+            first_byte: &first_byte,
+        };
         if largest <= usize::from(u16::MAX) {
-            Some(Table::Small(fill(
-                dfa,
-                &states,
-                &new_index,
-                match_len,
-                row,
-                class_bytes,
-                &first_byte,
-            )?))
+            Some(Table::Small(shape.fill()?))
         } else {
-            Some(Table::Large(fill(
-                dfa,
-                &states,
-                &new_index,
-                match_len,
-                row,
-                class_bytes,
-                &first_byte,
-            )?))
+            Some(Table::Large(shape.fill()?))
         }
     }
 
@@ -186,38 +184,80 @@ impl Table {
     }
 }
 
-fn fill<I: Id>(
-    dfa: &DFA,
-    states: &[StateID],
-    new_index: &HashMap<StateID, usize>,
+/// What [`Table::from_dfa`] found, to fill [`Rows`] of either id type from.
+struct Shape<'a> {
+    dfa: &'a DFA,
+    /// The reachable states, match states first.
+    states: &'a [StateID],
+    /// By aho-corasick's id: the state's place in `states`.
+    index: &'a Ids,
     match_len: usize,
     row: usize,
     classes: [u8; 256],
-    first_byte: &[u8],
-) -> Option<Rows<I>> {
-    let id = |s: StateID| new_index.get(&s).and_then(|&i| I::from_index(i * row));
-    let mut next = Vec::with_capacity(states.len() * row);
-    for &s in states {
-        for &b in first_byte {
-            next.push(id(dfa.next_state(Anchored::No, s, b))?);
+    /// A byte of each class.
+    first_byte: &'a [u8],
+}
+
+impl Shape<'_> {
+    fn fill<I: Id>(&self) -> Option<Rows<I>> {
+        let id = |s: StateID| {
+            let i = *self.index.get(&s)?;
+            I::from_index((i as usize).checked_mul(self.row)?)
+        };
+        let mut next = Vec::with_capacity(self.states.len() * self.row);
+        for &s in self.states {
+            for &b in self.first_byte {
+                next.push(id(self.dfa.next_state(Anchored::No, s, b))?);
+            }
+        }
+        let mut ends = vec![0u32];
+        let mut words = Vec::new();
+        for &s in self.states.iter().take(self.match_len) {
+            for k in 0..self.dfa.match_len(s) {
+                words.push(self.dfa.match_pattern(s, k).as_u32());
+            }
+            ends.push(u32::try_from(words.len()).ok()?);
+        }
+        Some(Rows {
+            classes: self.classes,
+            next,
+            start: id(self.dfa.start_state(Anchored::No).ok()?)?,
+            match_end: self.match_len * self.row,
+            ends,
+            words,
+            row: self.row,
+        })
+    }
+}
+
+/// aho-corasick's state ids to numbers of ours.
+type Ids = HashMap<StateID, u32, BuildHasherDefault<IdHasher>>;
+
+/// A multiplicative hash for state ids: they are not outside input, and the map is
+/// built once.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
         }
     }
-    let mut ends = vec![0u32];
-    let mut words = Vec::new();
-    for &s in states.iter().take(match_len) {
-        for k in 0..dfa.match_len(s) {
-            words.push(dfa.match_pattern(s, k).as_u32());
-        }
-        ends.push(u32::try_from(words.len()).ok()?);
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
     }
-    let start = id(dfa.start_state(Anchored::No).ok()?)?;
-    Some(Rows {
-        classes,
-        next,
-        start,
-        match_end: match_len * row,
-        ends,
-        words,
-        row,
-    })
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }

@@ -1071,6 +1071,44 @@ mod props {
         assert!(!rows.is_match(rows.start()));
     }
 
+    /// Every state the DFA reaches, on every byte, goes where the DFA goes, and is a
+    /// match with the same words.
+    #[test]
+    fn is_a_faithful_copy() {
+        use aho_corasick::automaton::Automaton;
+        let triggers = builtin_triggers().expect("the built-in words build");
+        let rows = small(triggers.dfa().expect("the automaton builds")).expect("u16 ids");
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(&triggers.words)
+            .expect("the words build");
+        let no = aho_corasick::Anchored::No;
+        let mut pairs = vec![(dfa.start_state(no).expect("a start"), rows.start())];
+        let mut seen = std::collections::HashMap::from([(pairs[0].0, pairs[0].1)]);
+        while let Some((s, t)) = pairs.pop() {
+            assert_eq!(dfa.is_match(s), rows.is_match(t));
+            let theirs: Vec<u32> = match dfa.is_match(s) {
+                true => (0..dfa.match_len(s))
+                    .map(|k| dfa.match_pattern(s, k).as_u32())
+                    .collect(),
+                false => Vec::new(),
+            };
+            assert_eq!(theirs, rows.words(t));
+            for b in 0..=255u8 {
+                let (s2, t2) = (dfa.next_state(no, s, b), rows.next(t, b));
+                match seen.get(&s2) {
+                    Some(&known) => assert_eq!(known, t2, "byte {b}"),
+                    None => {
+                        seen.insert(s2, t2);
+                        pairs.push((s2, t2));
+                    }
+                }
+            }
+        }
+        assert!(seen.len() > 400, "{} states", seen.len());
+    }
+
     /// Key names enough for ids past `u16`: the table takes `u32` ids and finds the
     /// same words.
     #[test]
