@@ -174,7 +174,6 @@ async fn run_app(
     let hooks = supervise::Hooks {
         on_spawn: Box::new(|child: &mut process::Spawned| {
             captures.extend(capture(logs, child));
-            logs.prepare();
             // Once the start has settled, its memory goes back (on the logs thread).
             if !handing_back {
                 handing_back = true;

@@ -274,15 +274,6 @@ impl Logs {
 
     /// The sanitizer, for the agent's own stderr, and to add the secrets a rotation
     /// loads ([`sanitize::Current::add_secrets`]).
-    /// Builds on the logs thread what the sanitizer would otherwise build at the first
-    /// line it sees (the trigger words' automaton). Called once the app runs: the app's
-    /// start does not wait for it, and with two cores it is ready before the app's first
-    /// line or the agent's next message.
-    pub fn prepare(&self) {
-        let sanitizer = self.pipeline.sanitizer.clone();
-        self.runtime.spawn(async move { sanitizer.get().prepare() });
-    }
-
     pub fn shared_sanitizer(&self) -> Arc<sanitize::Current> {
         self.pipeline.sanitizer.clone()
     }

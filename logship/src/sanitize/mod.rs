@@ -50,12 +50,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use aho_corasick::{dfa::DFA, MatchKind};
 use conventions::Invalid;
 use regex::Regex;
-use table::{Id, Rows, Table};
+use table::{Id, Rows, Table, View};
 
 /// Secrets shorter than this are not redacted: a 3-character value would redact half
 /// the log. The agent reports their names at start.
@@ -244,12 +244,10 @@ impl Trigger {
 
 /// Every detector's trigger words and their automaton.
 ///
-/// Building the automaton (about 150 words and their case variants) takes longer than
-/// the rest of the agent's start before the app runs, so with the built-in words only
-/// it is built the first time a line is scanned: on the logs thread, after the app has
-/// started (or never, for an app that prints nothing). Key names from
-/// `DECKHAND_REDACT_KEYS` are configuration, outside input: with them it is built at
-/// once, so that a list that cannot be searched for is refused at start.
+/// The built-in words' automaton is generated ahead of time ([`Table::Builtin`]);
+/// key names from `DECKHAND_REDACT_KEYS` are configuration, outside input, and with
+/// them it is built at once, so that a list that cannot be searched for is refused at
+/// start.
 struct Triggers {
     words: Vec<String>,
     /// What each word starts, by pattern id.
@@ -257,11 +255,34 @@ struct Triggers {
     /// The longest word's length in bytes: the automaton's state at any point depends
     /// on no more than this many bytes before it.
     longest: usize,
-    dfa: OnceLock<Option<Table>>,
+    table: Table,
 }
 
 impl Triggers {
     fn new(extra_keys: &[String]) -> Result<Triggers, Invalid> {
+        let words = Triggers::words(extra_keys);
+        let table = match Table::builtin(words.iter().map(|(w, _)| w.as_str())) {
+            Some(table) => table,
+            None => Triggers::build(&words).map_err(|e| {
+                Invalid::new(
+                    "DECKHAND_REDACT_KEYS",
+                    extra_keys.join(","),
+                    format!("the key names cannot be searched for: {e}"),
+                )
+                .config()
+            })?,
+        };
+        let (words, kinds): (Vec<String>, _) = words.into_iter().unzip();
+        Ok(Triggers {
+            longest: words.iter().map(String::len).max().unwrap_or(0),
+            words,
+            kinds,
+            table,
+        })
+    }
+
+    /// Every detector's trigger words, the built-in ones first, each once.
+    fn words(extra_keys: &[String]) -> Vec<(String, Trigger)> {
         let mut words: Vec<(String, Trigger)> = Vec::new();
         let mut add = |word: String, t: Trigger| {
             if !words.iter().any(|(x, _)| *x == word) {
@@ -293,45 +314,21 @@ impl Triggers {
         for (prefix, kind) in tokens::PREFIXES {
             add((*prefix).to_owned(), Trigger::Token(*kind));
         }
-        let (words, kinds): (Vec<String>, _) = words.into_iter().unzip();
-        let triggers = Triggers {
-            longest: words.iter().map(String::len).max().unwrap_or(0),
-            words,
-            kinds,
-            dfa: OnceLock::new(),
-        };
-        if !extra_keys.is_empty() {
-            let dfa = triggers.build().map_err(|e| {
-                Invalid::new(
-                    "DECKHAND_REDACT_KEYS",
-                    extra_keys.join(","),
-                    format!("the key names cannot be searched for: {e}"),
-                )
-                .config()
-            })?;
-            let _ = triggers.dfa.set(Some(dfa));
-        }
-        Ok(triggers)
+        words
     }
 
-    /// aho-corasick's DFA of the words, copied into the walk's compact [`Table`] (the
+    /// aho-corasick's DFA of `words`, copied into the walk's compact [`Table`] (the
     /// DFA itself is dropped).
-    fn build(&self) -> Result<Table, String> {
+    fn build(words: &[(String, Trigger)]) -> Result<Table, String> {
+        let words: Vec<String> = words.iter().map(|(w, _)| w.clone()).collect();
         // No prefilter: the walk is by hand ([`walk`]), and with one the start states
         // would be special too.
         let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
             .prefilter(false)
-            .build(&self.words)
+            .build(&words)
             .map_err(|e| e.to_string())?;
-        Table::from_dfa(&dfa, &self.words)
-            .ok_or_else(|| "the automaton has too many states".to_owned())
-    }
-
-    /// The automaton, built on first use. `None` only if the built-in words failed to
-    /// build, which a unit test rules out (extra key names are built in [`Triggers::new`]).
-    fn dfa(&self) -> Option<&Table> {
-        self.dfa.get_or_init(|| self.build().ok()).as_ref()
+        Table::from_dfa(&dfa, &words).ok_or_else(|| "the automaton has too many states".to_owned())
     }
 }
 
@@ -662,11 +659,6 @@ impl Sanitizer {
         Cow::Owned(self.apply(text, &cuts))
     }
 
-    /// Builds now what is otherwise built at the first scan.
-    pub fn prepare(&self) {
-        let _ = self.triggers.dfa();
-    }
-
     /// The longest form of a loaded secret, in bytes (0 with none loaded). An escaped
     /// appearance in the text can be longer (up to 6 bytes per byte per level).
     pub fn longest_secret_form(&self) -> usize {
@@ -675,7 +667,7 @@ impl Sanitizer {
 
     /// Walks the trigger automaton over the scan's text from its head, and looks at what
     /// each trigger word may start.
-    fn find_triggers<I: Id>(&self, rows: &Rows<I>, scan: &mut Scan) {
+    fn find_triggers<I: Id>(&self, rows: &Rows<'_, I>, scan: &mut Scan) {
         let bytes = scan.bytes();
         let head = scan.head;
         let from = bytes.get(head..).unwrap_or_default();
@@ -706,10 +698,9 @@ impl Sanitizer {
         // times the cost of a byte, here nothing more than the detector's own look.
         // Standard semantics: every trigger word is seen, reported where it ends, in
         // the order of the text.
-        match self.triggers.dfa() {
-            Some(Table::Small(rows)) => self.find_triggers(rows, scan),
-            Some(Table::Large(rows)) => self.find_triggers(rows, scan),
-            None => {}
+        match self.triggers.table.view() {
+            View::Small(rows) => self.find_triggers(&rows, scan),
+            View::Large(rows) => self.find_triggers(&rows, scan),
         }
         cards::find(scan);
         for re in &self.custom {
@@ -861,7 +852,7 @@ const PIECE: usize = 16 * 1024;
 /// A function of its own, not inlined: in the detector's body the automaton's tables
 /// are reloaded from the stack for every byte.
 #[inline(never)]
-fn walk<I: Id>(dfa: &Rows<I>, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, I)) {
+fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, I)) {
     let start = dfa.start();
     let mut later = Later::new(start);
     let mut sid = start;

@@ -75,21 +75,34 @@ fn every_built_in_pattern_compiles() {
     })
     .unwrap();
     assert!(s.triggers.kinds.len() > 50);
-    assert!(s.triggers.dfa.get().is_some_and(Option::is_some));
+    assert!(matches!(s.triggers.table, Table::Small(_)));
     assert_eq!(text(&s, "ssn=078-05-1120"), "ssn=[REDACTED]");
 }
 
 #[test]
-fn the_built_in_trigger_words_are_built_at_the_first_scan_and_always_build() {
-    // Off the start's critical path: nothing is built before a line is scanned.
+fn the_built_in_trigger_words_take_the_generated_table() {
+    // Nothing is built at start: the built-in words' table is in the binary.
     let s = sanitizer(&[("A", "first-value-1")]);
-    assert!(s.triggers.dfa.get().is_none());
+    assert!(matches!(s.triggers.table, Table::Builtin));
     assert_eq!(text(&s, "token=abc123"), "token=[REDACTED]");
-    assert!(s.triggers.dfa.get().is_some_and(Option::is_some));
-    // Or when the agent asks for it, once the app runs.
-    let s = sanitizer(&[]);
-    s.prepare();
-    assert!(s.triggers.dfa.get().is_some_and(Option::is_some));
+    // Key names that are built in already add no word, and keep it.
+    let (s, _) = Sanitizer::new(Config {
+        extra_keys: vec!["Password".into(), " token ".into()],
+        ..Config::default()
+    })
+    .unwrap();
+    assert!(matches!(s.triggers.table, Table::Builtin));
+    // A new one does not.
+    let (s, _) = Sanitizer::new(Config {
+        extra_keys: vec!["pin_code".into()],
+        ..Config::default()
+    })
+    .unwrap();
+    assert!(matches!(s.triggers.table, Table::Small(_)));
+    assert_eq!(
+        text(&s, "pin_code=1234 token=abc"),
+        "pin_code=[REDACTED] token=[REDACTED]"
+    );
 }
 
 #[test]
@@ -1027,15 +1040,15 @@ mod props {
     }
 
     /// The built-in words' table, which has `u16` ids.
-    fn small(table: &Table) -> Result<&Rows<u16>, TestCaseError> {
-        match table {
-            Table::Small(rows) => Ok(rows),
-            Table::Large(_) => Err(TestCaseError::fail("the built-in table has u32 ids")),
+    fn small(view: View<'_>) -> Result<Rows<'_, u16>, TestCaseError> {
+        match view {
+            View::Small(rows) => Ok(rows),
+            View::Large(_) => Err(TestCaseError::fail("the built-in table has u32 ids")),
         }
     }
 
     /// Every trigger word that ends in `bytes`, as (end, word id), by the table's walk.
-    fn walked<I: Id>(rows: &Rows<I>, bytes: &[u8], longest: usize) -> Vec<(usize, u32)> {
+    fn walked<I: Id>(rows: &Rows<'_, I>, bytes: &[u8], longest: usize) -> Vec<(usize, u32)> {
         let mut found = Vec::new();
         walk(rows, bytes, longest, |i, sid| {
             found.extend(rows.words(sid).iter().map(|&w| (i + 1, w)));
@@ -1061,14 +1074,38 @@ mod props {
     #[test]
     fn the_built_in_table_is_small() {
         let triggers = builtin_triggers().expect("the built-in words build");
-        let table = triggers.dfa().expect("the automaton builds");
-        let rows = small(table).expect("u16 ids");
+        let rows = small(triggers.table.view()).expect("u16 ids");
         assert!(
-            table.memory() < 64 * 1024,
+            rows.memory() < 64 * 1024,
             "{} bytes (aho-corasick's DFA: about 245 KB)",
-            table.memory()
+            rows.memory()
         );
         assert!(!rows.is_match(rows.start()));
+    }
+
+    /// The generated table (`table/builtin.rs`) is what the built-in words build now,
+    /// and is the one in use. With `DECKHAND_REGENERATE=1` the test writes it instead.
+    #[test]
+    fn the_built_in_table_is_current() {
+        let words = Triggers::words(&[]);
+        let Ok(Table::Small(built)) = Triggers::build(&words) else {
+            panic!("the built-in words build a table of u16 ids");
+        };
+        let words: Vec<String> = words.into_iter().map(|(w, _)| w).collect();
+        let fresh = built.rows().source(&words);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/sanitize/table/builtin.rs");
+        if std::env::var_os("DECKHAND_REGENERATE").is_some() {
+            std::fs::write(path, &fresh).expect("writes the generated table");
+            return;
+        }
+        let current = include_str!("table/builtin.rs");
+        assert!(
+            fresh == current,
+            "{path} is stale: the built-in trigger words changed. Regenerate it with \
+             `DECKHAND_REGENERATE=1 cargo test -p logship --lib the_built_in_table_is_current`"
+        );
+        let in_use = Triggers::new(&[]).expect("the built-in words");
+        assert!(matches!(in_use.table, Table::Builtin));
     }
 
     /// Every state the DFA reaches, on every byte, goes where the DFA goes, and is a
@@ -1077,7 +1114,7 @@ mod props {
     fn is_a_faithful_copy() {
         use aho_corasick::automaton::Automaton;
         let triggers = builtin_triggers().expect("the built-in words build");
-        let rows = small(triggers.dfa().expect("the automaton builds")).expect("u16 ids");
+        let rows = small(triggers.table.view()).expect("u16 ids");
         let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
             .prefilter(false)
@@ -1117,14 +1154,14 @@ mod props {
             .map(|i| format!("custom_field_number_{i}"))
             .collect();
         let triggers = Triggers::new(&keys).expect("the key names build");
-        let Some(Table::Large(rows)) = triggers.dfa() else {
+        let View::Large(rows) = triggers.table.view() else {
             panic!("expected u32 ids");
         };
         let text = format!(
             "a custom_field_number_149=x and {} then custom_field_number_7: y",
             "z".repeat(300)
         );
-        let found = walked(rows, text.as_bytes(), triggers.longest);
+        let found = walked(&rows, text.as_bytes(), triggers.longest);
         assert_eq!(found, searched(&triggers.words, text.as_bytes()));
         assert!(found.len() >= 2, "{found:?}");
     }
@@ -1134,7 +1171,7 @@ mod props {
     #[test]
     fn a_long_text_is_walked_piece_by_piece_as_one() {
         let triggers = builtin_triggers().expect("the built-in words build");
-        let dfa = small(triggers.dfa().expect("the automaton builds")).expect("u16 ids");
+        let dfa = &small(triggers.table.view()).expect("u16 ids");
         let mut text = String::new();
         let mut k = 0;
         while text.len() < 3 * PIECE + 1000 {
@@ -1231,7 +1268,7 @@ mod props {
             cut in 0usize..30,
         ) {
             let triggers = builtin_triggers().ok_or_else(|| TestCaseError::fail("no trigger words"))?;
-            let dfa = small(triggers.dfa().ok_or_else(|| TestCaseError::fail("no automaton"))?)?;
+            let dfa = &small(triggers.table.view())?;
             let text = parts.concat();
             // A word cut at its start or end by the slice, too.
             let bytes = &text.as_bytes()[cut.min(text.len())..];
