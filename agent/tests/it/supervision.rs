@@ -34,6 +34,112 @@ fn the_app_starts_with_no_signal_blocked() {
     );
 }
 
+/// A file in `dir` named `name`, with `text` and the mode `mode`.
+fn file_in(dir: &std::path::Path, name: &str, text: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// The agent with `dir` first on the app's `PATH`.
+fn agent_with_path(dir: &std::path::Path) -> Command {
+    let mut cmd = agent();
+    cmd.env(
+        "PATH",
+        format!("{}:/usr/local/bin:/usr/bin:/bin", dir.display()),
+    );
+    cmd
+}
+
+/// The app is found on its `PATH` as `execvp` finds it (the first executable file, not
+/// a directory or a file that cannot run), and keeps the name it was given as argv[0].
+#[test]
+fn the_app_is_found_on_its_path_and_keeps_its_name() {
+    let (first, second) = (scratch(), scratch());
+    // Earlier entries that cannot run are passed over.
+    std::fs::create_dir(first.join("dh-found")).unwrap();
+    file_in(
+        second.path(),
+        "dh-found",
+        "#!/bin/sh\necho \"second $1\"\n",
+        0o755,
+    );
+    let mut cmd = agent();
+    cmd.env(
+        "PATH",
+        format!(
+            "{}::{}:/usr/bin:/bin",
+            first.path().display(),
+            second.path().display()
+        ),
+    )
+    .args(["--", "dh-found", "arg"]);
+    let out = run(cmd);
+    assert_code(&out, 0);
+    assert_eq!(text(&out).0, "second arg\n");
+
+    // `sh -c` without a command name sets `$0` to its argv[0].
+    let mut cmd = agent();
+    cmd.args(["--", "sh", "-c", "echo \"$0\""]);
+    let out = run(cmd);
+    assert_code(&out, 0);
+    assert_eq!(text(&out).0, "sh\n");
+}
+
+/// As a shell reports them: 127 when nothing of that name is on the `PATH`, 126 when
+/// only a file that cannot run is; the app never ran, and the agent says why.
+#[test]
+fn a_program_not_found_exits_127_and_one_that_cannot_run_126() {
+    let dir = scratch();
+    let mut cmd = agent_with_path(dir.path());
+    cmd.args(["--", "dh-nowhere-to-be-found"]);
+    let out = run(cmd);
+    assert_code(&out, 127);
+    assert!(
+        text(&out).1.contains("cannot run dh-nowhere-to-be-found"),
+        "{}",
+        text(&out).1
+    );
+
+    file_in(dir.path(), "dh-not-executable", "echo ran\n", 0o644);
+    let mut cmd = agent_with_path(dir.path());
+    cmd.args(["--", "dh-not-executable"]);
+    let out = run(cmd);
+    assert_code(&out, 126);
+    assert!(!text(&out).0.contains("ran"), "{}", text(&out).0);
+
+    let path = dir.join("dh-not-executable");
+    let mut cmd = agent();
+    cmd.arg("--").arg(&path);
+    assert_code(&run(cmd), 126);
+}
+
+/// A script without `#!` is not a program to `exec` (`ENOEXEC`); `execvp`, and so the
+/// agent, runs it through `/bin/sh`, by path or by name.
+#[test]
+fn a_script_without_an_interpreter_line_runs_through_sh() {
+    let dir = scratch();
+    let path = file_in(
+        dir.path(),
+        "dh-plain-script",
+        "echo \"plain $1\"\nexit 3\n",
+        0o755,
+    );
+    let mut cmd = agent_with_path(dir.path());
+    cmd.args(["--", "dh-plain-script", "by-name"]);
+    let out = run(cmd);
+    assert_code(&out, 3);
+    assert_eq!(text(&out).0, "plain by-name\n");
+
+    let mut cmd = agent();
+    cmd.arg("--").arg(&path).arg("by-path");
+    let out = run(cmd);
+    assert_code(&out, 3);
+    assert_eq!(text(&out).0, "plain by-path\n");
+}
+
 #[test]
 fn as_pid1_sigterm_is_forwarded_and_the_app_exit_code_returned() {
     let scratch = scratch();

@@ -1084,7 +1084,7 @@ mod props {
     }
 
     /// The generated table (`table/builtin.rs`) is what the built-in words build now,
-    /// and is the one in use. With `DECKHAND_REGENERATE=1` the test writes it instead.
+    /// and is the one in use. With `DECKHAND_TEST_REGENERATE=1` the test writes it instead.
     #[test]
     fn the_built_in_table_is_current() {
         let words = Triggers::words(&[]);
@@ -1094,7 +1094,7 @@ mod props {
         let words: Vec<String> = words.into_iter().map(|(w, _)| w).collect();
         let fresh = built.rows().source(&words);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/sanitize/table/builtin.rs");
-        if std::env::var_os("DECKHAND_REGENERATE").is_some() {
+        if std::env::var_os("DECKHAND_TEST_REGENERATE").is_some() {
             std::fs::write(path, &fresh).expect("writes the generated table");
             return;
         }
@@ -1102,7 +1102,7 @@ mod props {
         assert!(
             fresh == current,
             "{path} is stale: the built-in trigger words changed. Regenerate it with \
-             `DECKHAND_REGENERATE=1 cargo test -p logship --lib the_built_in_table_is_current`"
+             `DECKHAND_TEST_REGENERATE=1 cargo test -p logship --lib the_built_in_table_is_current`"
         );
         let in_use = Triggers::new(&[]).expect("the built-in words");
         assert!(matches!(in_use.table, Table::Builtin));
