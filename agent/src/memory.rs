@@ -33,8 +33,13 @@ use std::time::{Duration, Instant};
 
 use logship::account::Activity;
 
-/// How often [`after_start`] samples the log pipeline.
+/// How often [`after_start`] samples the log pipeline once the start is over.
 const SAMPLE: Duration = Duration::from_secs(1);
+/// How often it samples it during the start, and how long the pipeline must then stay
+/// settled and still: the start's pages go back about a second after the first events
+/// are answered, not up to two (the idle RSS is reached sooner).
+const START_SAMPLE: Duration = Duration::from_millis(250);
+const START_QUIET: Duration = Duration::from_secs(1);
 /// The longest the first hand-back waits for the pipeline to settle: an app that logs
 /// without pause, or a CloudWatch Logs that never answers, still gets it.
 const FIRST_WAIT: Duration = Duration::from_secs(60);
@@ -320,26 +325,35 @@ fn trim_heap() -> bool {
 /// pipeline.
 ///
 /// - The start is over when the pipeline has settled (with shipping, the first events
-///   are answered and none waits) and did not move for one sample, or after
+///   are answered and none waits) and did not move for [`START_QUIET`], or after
 ///   [`FIRST_WAIT`]: then the code pages and the heap go back.
 /// - After that, each time the pipeline has moved and then been quiet for [`QUIET`],
 ///   the heap goes back again.
 pub async fn after_start(activity: impl Fn() -> Activity) {
     let began = Instant::now();
-    let mut every = tokio::time::interval(SAMPLE);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sampler = |period| {
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every
+    };
+    let mut every = sampler(START_SAMPLE);
     every.tick().await;
     let mut last = activity();
+    let mut still_since = Instant::now();
     loop {
         every.tick().await;
         let now = activity();
-        let quiet = now.settled && now.moved == last.moved;
+        if !(now.settled && now.moved == last.moved) {
+            still_since = Instant::now();
+        }
         last = now;
-        if quiet || began.elapsed() >= FIRST_WAIT {
+        if still_since.elapsed() >= START_QUIET || began.elapsed() >= FIRST_WAIT {
             break;
         }
     }
     report(hand_back(Scope::CodeAndHeap), "the start is over");
+    let mut every = sampler(SAMPLE);
+    every.tick().await;
     let mut handed = last.moved;
     let mut quiet_since: Option<Instant> = None;
     loop {
