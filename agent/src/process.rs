@@ -587,6 +587,28 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any `PATH` and any program name (NULs, empty entries, `..`, non-UTF-8 bytes)
+        /// give a C string or an error, never a panic; a name with a `/` is used as it
+        /// is, and a found file is in one of `PATH`'s directories.
+        #[test]
+        fn any_path_and_name_give_an_answer(
+            path in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            name in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
+        ) {
+            let env = vec![("PATH".into(), OsString::from_vec(path))];
+            let program = OsStr::from_bytes(&name);
+            if let Ok(found) = find_program(program, &env) {
+                let found = found.into_bytes();
+                if name.contains(&b'/') {
+                    proptest::prop_assert_eq!(found, name);
+                } else {
+                    proptest::prop_assert!(found.ends_with(&name));
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_nul_in_an_argument_is_refused() {
         let e = c_string(b"a\0b".to_vec()).unwrap_err();
