@@ -455,6 +455,18 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    match app_only(&argv, env) {
+        Some(app) => Settings::read(env, app, stdout_is_terminal).map_err(ParseError::Invalid),
+        None => read_with_clap(argv, env, stdout_is_terminal),
+    }
+}
+
+fn read_with_clap(
+    argv: Vec<OsString>,
+    env: &impl Env,
+    stdout_is_terminal: bool,
+) -> Result<Settings, ParseError> {
     let mut command = Args::command();
     // Parsed through a borrow: `CommandLine` needs the command again, and a clone of
     // it (every flag, its help text) was a measurable part of the start.
@@ -464,6 +476,29 @@ where
     let args = Args::from_arg_matches(&matches).map_err(ParseError::Clap)?;
     let env = CommandLine::new(&command, &matches, env);
     Settings::read(&env, &args.command, stdout_is_terminal).map_err(ParseError::Invalid)
+}
+
+/// The prefixes of the variables behind the flags ([`Args`]).
+const FLAG_VARIABLE_PREFIXES: [&str; 2] = ["DECKHAND_", "CLOUDWATCH_"];
+
+/// The app and its arguments when the command line is the ENTRYPOINT's own form,
+/// `agent -- COMMAND…` (the image's, and every example's): with no flag to parse, what
+/// clap would give is the environment itself, so building clap's command (every flag,
+/// its help text, its variable: a measurable part of the start) is skipped. The one
+/// thing clap would refuse there is a flag's variable that is not UTF-8: then clap
+/// parses, for its error.
+fn app_only<'a>(argv: &'a [OsString], env: &impl Env) -> Option<&'a [OsString]> {
+    let app = match argv {
+        [_, dashes, app @ ..] if dashes == "--" && !app.is_empty() => app,
+        _ => return None,
+    };
+    let not_utf8 = env.vars().into_iter().any(|(name, value)| {
+        value.to_str().is_none()
+            && name
+                .to_str()
+                .is_some_and(|n| FLAG_VARIABLE_PREFIXES.iter().any(|p| n.starts_with(p)))
+    });
+    (!not_utf8).then_some(app)
 }
 
 /// A comma-separated list of ids, each parsed by `parse`.
@@ -758,6 +793,8 @@ fn on_rotate(s: &str) -> Result<OnRotate, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// The command line over an empty environment: the machine's own variables do not
@@ -785,6 +822,95 @@ mod tests {
         assert!(!s.supervision.signal_group);
         assert_eq!(s.rotation, None);
         assert!(s.secrets.database.is_none());
+    }
+
+    #[test]
+    fn only_the_entrypoint_form_skips_clap() {
+        let argv = |args: &[&str]| args.iter().map(OsString::from).collect::<Vec<_>>();
+        let none = BTreeMap::<String, String>::new();
+        let form = argv(&["agent", "--", "node", "--port", "3000"]);
+        assert_eq!(app_only(&form, &none), Some(&form[2..]));
+        for other in [
+            &["agent", "--"][..],
+            &["agent"],
+            &["agent", "node", "--port"],
+            &["agent", "--stop-timeout", "5s", "--", "node"],
+            &["agent", "--help"],
+            &["agent", "--version", "--", "node"],
+        ] {
+            assert_eq!(app_only(&argv(other), &none), None, "{other:?}");
+        }
+        // A flag's variable that is not UTF-8 goes to clap, for clap's error; any other
+        // variable is not clap's business.
+        use std::os::unix::ffi::OsStringExt;
+        let not_utf8 = || OsString::from_vec(vec![b'5', 0xff, b's']);
+        for (name, skips) in [
+            ("DECKHAND_STOP_TIMEOUT", false),
+            ("CLOUDWATCH_LOG_GROUP", false),
+            ("APP_BLOB", true),
+        ] {
+            let env: Vec<(OsString, OsString)> = vec![(name.into(), not_utf8())];
+            assert_eq!(app_only(&form, &env).is_some(), skips, "{name}");
+        }
+    }
+
+    /// What makes skipping clap safe: every flag's variable has one of the prefixes
+    /// [`app_only`] checks, and clap takes any UTF-8 value of it (a `String`); nothing
+    /// but the command is positional.
+    #[test]
+    fn clap_refuses_no_utf8_value_of_a_flag() {
+        let command = Args::command();
+        let string = clap::builder::ValueParser::string().type_id();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "command" {
+                assert!(arg.is_positional());
+                continue;
+            }
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            assert!(!arg.is_positional(), "{id}");
+            assert!(!arg.is_required_set(), "{id}");
+            let var = arg.get_env().and_then(|v| v.to_str()).unwrap_or_default();
+            assert!(
+                FLAG_VARIABLE_PREFIXES.iter().any(|p| var.starts_with(p)),
+                "--{id}'s variable {var:?} has no prefix that app_only checks"
+            );
+            assert_eq!(arg.get_value_parser().type_id(), string, "--{id}");
+        }
+    }
+
+    #[test]
+    fn the_entrypoint_form_reads_what_clap_reads() {
+        let argv: Vec<OsString> = ["agent", "--", "sh", "-c", "exit 0"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let envs: [&[(&str, &str)]; 4] = [
+            &[],
+            &[
+                ("DECKHAND_STOP_TIMEOUT", "3s"),
+                ("DECKHAND_LOG_STDOUT", "json"),
+            ],
+            &[
+                ("DECKHAND_STOP_TIMEOUT", "soon"),
+                ("DECKHAND_ON_ROTATE", "x"),
+            ],
+            &[
+                ("DECKHAND_STOP_TIMOUT", "3s"),
+                ("CLOUDWATCH_LOG_GROUP", "/ecs/app"),
+            ],
+        ];
+        for pairs in envs {
+            let env: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let skipped = read_command_line(argv.clone(), &env, false);
+            let clapped = read_with_clap(argv.clone(), &env, false);
+            assert_eq!(format!("{skipped:?}"), format!("{clapped:?}"), "{pairs:?}");
+        }
     }
 
     #[test]

@@ -242,3 +242,29 @@ async fn instance_metadata(role: bool) -> std::net::SocketAddr {
     })
     .await
 }
+
+/// `agent -- COMMAND` (the image's ENTRYPOINT) is read without clap, but a setting that
+/// is not UTF-8 is refused as clap refuses it on any other command line: a usage error
+/// (64) naming the fault, the app not started.
+#[test]
+fn a_setting_that_is_not_utf8_is_refused_in_the_entrypoint_form() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch();
+    let marker = dir.path().join("started");
+    for flag_form in [false, true] {
+        let mut cmd = bare_agent();
+        cmd.env(
+            "DECKHAND_STOP_TIMEOUT",
+            std::ffi::OsStr::from_bytes(b"5\xffs"),
+        );
+        if flag_form {
+            cmd.args(["--signal-group", "false"]);
+        }
+        cmd.args(["--", "touch"]).arg(&marker);
+        let out = cmd.output().expect("the agent runs");
+        assert_code(&out, 64);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("invalid UTF-8"), "{stderr}");
+        assert!(!marker.exists(), "the app was started");
+    }
+}
