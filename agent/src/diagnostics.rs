@@ -3,9 +3,9 @@
 //! and, once the log pipeline runs, sanitized
 //! and shipped into the app's stream with `"source": "agent"`.
 //!
-//! [`Diagnostics`] is the tracing layer and the handle to it: [`init`] installs one and
-//! returns it, and whoever starts the log pipeline [`attach`](Diagnostics::attach)es
-//! it. Each event is read once into a [`Record`] and rendered from it: for stderr in
+//! [`Diagnostics`] is where the agent's tracing subscriber sends each event, and the
+//! handle to it: [`init`] installs the subscriber and returns it, and whoever starts
+//! the log pipeline [`attach`](Diagnostics::attach)es it. Each event is read once into a [`Record`] and rendered from it: for stderr in
 //! the chosen format (see `conventions::logging` for both shapes), and for the stream
 //! always as JSON, the `"source":"agent"` marker first.
 //!
@@ -32,10 +32,10 @@ use std::time::{Duration, Instant};
 use conventions::logging::{LogFormat, Record};
 use logship::sanitize::Current;
 use tokio::sync::mpsc;
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::{Interest, Subscriber};
+use tracing::{span, Event, Level, Metadata};
+use tracing_subscriber::filter::Targets;
 
 /// How text lines start.
 const PROGRAM: &str = "agent";
@@ -51,21 +51,79 @@ const STDERR_QUEUE: u64 = 4096;
 /// Targets whose messages are never shipped (see the module doc).
 const STDERR_ONLY: &[&str] = &["logship::ship", "aws_", "hyper", "h2"];
 
+/// The crates whose messages are logged at the agent's level (targets start with them).
+const OWN_CRATES: [&str; 4] = ["agent", "migrate", "healthcheck", "logship"];
+
 /// Starts the agent's diagnostics at `level` in `format`, and returns their handle.
 /// Only the agent's crates log at `level` (migrate's, when it runs on start, and the
 /// healthcheck's); libraries, the AWS SDK among them, at warn, so no request or
 /// response body is ever logged.
-pub fn init(level: tracing::Level, format: LogFormat) -> Diagnostics {
-    let filter = tracing_subscriber::EnvFilter::new(format!(
-        "warn,agent={level},migrate={level},healthcheck={level},logship={level}"
-    ));
+pub fn init(level: Level, format: LogFormat) -> Diagnostics {
     let diagnostics = Diagnostics::new(format, io::stderr());
+    let subscriber = Lines::new(diagnostics.clone(), level, Level::WARN);
     // A second set-up in one process (tests) keeps the first.
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(diagnostics.clone())
-        .try_init();
+    let _ = tracing::subscriber::set_global_default(subscriber);
     diagnostics
+}
+
+/// The agent's subscriber: a filter by target, and each event that passes it to
+/// [`Diagnostics`]. Spans are not recorded: none of the agent's crates opens one, and
+/// a line carries no span context. (tracing-subscriber's `Registry`, which records
+/// them, writes a 32 KiB table on its first use, at every start.)
+struct Lines {
+    /// By target: a fixed list, no directive to parse (an `EnvFilter` compiles its
+    /// directive grammar, a regular expression, at the start).
+    filter: Targets,
+    max: LevelFilter,
+    diagnostics: Diagnostics,
+}
+
+impl Lines {
+    /// The agent's crates at `own`, every other target at `others`.
+    fn new(diagnostics: Diagnostics, own: Level, others: Level) -> Lines {
+        Lines {
+            filter: Targets::new()
+                .with_default(others)
+                .with_targets(OWN_CRATES.map(|target| (target, own))),
+            max: LevelFilter::from_level(own).max(LevelFilter::from_level(others)),
+            diagnostics,
+        }
+    }
+}
+
+impl Subscriber for Lines {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if self.enabled(metadata) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.filter
+            .would_enable(metadata.target(), metadata.level())
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max)
+    }
+
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        self.diagnostics.emit(&Record::from_event(event));
+    }
+
+    fn enter(&self, _: &span::Id) {}
+
+    fn exit(&self, _: &span::Id) {}
 }
 
 /// The agent's diagnostics: the tracing layer, and the handle that attaches it to the
@@ -180,12 +238,6 @@ impl Diagnostics {
                 }
             }
         }
-    }
-}
-
-impl<S: Subscriber> Layer<S> for Diagnostics {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        self.emit(&Record::from_event(event));
     }
 }
 
@@ -354,7 +406,7 @@ mod tests {
     }
 
     fn log(d: &Diagnostics, f: impl FnOnce()) {
-        let subscriber = tracing_subscriber::registry().with(d.clone());
+        let subscriber = Lines::new(d.clone(), Level::TRACE, Level::TRACE);
         tracing::subscriber::with_default(subscriber, f);
         assert_eq!(d.flush_stderr(Duration::from_secs(5)), 0);
     }
@@ -367,6 +419,38 @@ mod tests {
             events.push((serde_json::from_str(&json).expect(&json), json));
         }
         events
+    }
+
+    #[test]
+    fn the_agents_crates_log_at_its_level_and_every_other_target_at_warn() {
+        let (d, out, _) = diagnostics(LogFormat::Json, false);
+        let subscriber = Lines::new(d.clone(), Level::DEBUG, Level::WARN);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "agent::supervise", "own debug");
+            tracing::trace!(target: "agent::supervise", "own trace");
+            tracing::debug!(target: "logship::ship", "pipeline debug");
+            tracing::info!(target: "aws_smithy_runtime::client", "library info");
+            tracing::warn!(target: "hyper_util::client", "library warn");
+            // A library's span is entered and left without being recorded.
+            let span = tracing::warn_span!(target: "h2", "a library span");
+            let _in = span.enter();
+            tracing::error!(target: "migrate::run", "inside a span");
+        });
+        assert_eq!(d.flush_stderr(Duration::from_secs(5)), 0);
+        let messages: Vec<String> = out
+            .lines()
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["message"].to_string())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "\"own debug\"",
+                "\"pipeline debug\"",
+                "\"library warn\"",
+                "\"inside a span\""
+            ]
+        );
     }
 
     #[test]
