@@ -60,7 +60,11 @@ fn start() -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let code = runtime.block_on(crate::run(settings, control, &ProcessEnv, &diagnostics));
+    // The future on the heap: on the stack its tens of KiB (every state of the start,
+    // the AWS SDK's calls among them) were a frame the stack probe touched page by page
+    // at every start, wherever the start went.
+    let run = Box::pin(crate::run(settings, control, &ProcessEnv, &diagnostics));
+    let code = runtime.block_on(run);
     // The last messages out, briefly: a stderr nobody reads must not hold the exit.
     diagnostics.flush_stderr(STDERR_FLUSH);
     // Not dropping the runtime: a refresh still in flight must not delay the exit.
