@@ -228,6 +228,15 @@ enum Trigger {
 const TRIGGER_SLOTS: usize = 7 + tokens::KINDS;
 
 impl Trigger {
+    /// The Rust expression of this value, for the generated table.
+    #[cfg(test)]
+    fn source(self) -> String {
+        match self {
+            Trigger::Token(kind) => format!("Trigger::Token(tokens::Kind::{kind:?})"),
+            other => format!("Trigger::{other:?}"),
+        }
+    }
+
     fn slot(self) -> usize {
         match self {
             Trigger::Key => 0,
@@ -260,6 +269,17 @@ struct Triggers {
 
 impl Triggers {
     fn new(extra_keys: &[String]) -> Result<Triggers, Invalid> {
+        if extra_keys.is_empty() {
+            // The agent's usual start: the built-in words as generated, nothing to
+            // compute (their case variants were a third of the start's own work).
+            let (words, kinds) = Table::builtin_words();
+            return Ok(Triggers {
+                longest: words.iter().map(|w| w.len()).max().unwrap_or(0),
+                words: words.iter().map(|&w| w.to_owned()).collect(),
+                kinds: kinds.to_vec(),
+                table: Table::Builtin,
+            });
+        }
         let words = Triggers::words(extra_keys);
         let table = match Table::builtin(words.iter().map(|(w, _)| w.as_str())) {
             Some(table) => table,

@@ -113,7 +113,11 @@ impl<I: Id> Rows<'_, I> {
 impl Rows<'_, u16> {
     /// The Rust source of `builtin.rs`: these tables, for `words`.
     #[cfg(test)]
-    pub(super) fn source(&self, words: &[String]) -> String {
+    /// The generated file's text: `words`, with `kinds` (each one's [`Trigger`] as a Rust
+    /// expression), and these tables.
+    ///
+    /// [`Trigger`]: super::Trigger
+    pub(super) fn source(&self, words: &[String], kinds: &[String]) -> String {
         use std::fmt::Write as _;
         fn list(out: &mut String, indent: &str, items: impl Iterator<Item = String>) {
             let mut line = String::new();
@@ -135,11 +139,19 @@ impl Rows<'_, u16> {
              //! ([`Table::from_dfa`](super::Table::from_dfa)). Do not edit. When the words change,\n\
              //! that test fails; `DECKHAND_TEST_REGENERATE=1 cargo test -p logship --lib\n\
              //! the_built_in_table_is_current` writes this file again.\n\n\
+             use super::super::{tokens, Trigger};\n\
              use super::{expand, Rows};\n\n\
              /// The words, in the order of their ids.\n",
         );
         let _ = writeln!(out, "pub(super) static WORDS: [&str; {}] = [", words.len());
         list(&mut out, "    ", words.iter().map(|w| format!("{w:?}")));
+        out.push_str("];\n\n/// What each word starts.\n");
+        let _ = writeln!(
+            out,
+            "pub(super) static KINDS: [Trigger; {}] = [",
+            kinds.len()
+        );
+        list(&mut out, "    ", kinds.iter().map(String::clone));
         out.push_str(
             "];\n\npub(super) static ROWS: Rows<'static, u16> = Rows {\n    classes: &[\n",
         );
@@ -246,11 +258,17 @@ pub(super) enum View<'a> {
 
 impl Table {
     /// The generated table, when `words` are the words, in the order, it was generated
-    /// from ([`builtin::WORDS`]): always for the built-in words, unless the generated
-    /// file is stale (which `the_built_in_table_is_current` catches).
+    /// from ([`builtin::WORDS`]).
     pub(super) fn builtin<'w>(words: impl IntoIterator<Item = &'w str>) -> Option<Table> {
         let same = words.into_iter().eq(builtin::WORDS.iter().copied());
         same.then_some(Table::Builtin)
+    }
+
+    /// The built-in words the generated table was made from, and what each starts:
+    /// what `Triggers::words` gives without extra key names, unless the generated file
+    /// is stale (which `the_built_in_table_is_current` catches).
+    pub(super) fn builtin_words() -> (&'static [&'static str], &'static [super::Trigger]) {
+        (&builtin::WORDS, &builtin::KINDS)
     }
 
     pub(super) fn view(&self) -> View<'_> {

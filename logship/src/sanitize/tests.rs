@@ -1091,8 +1091,10 @@ mod props {
         let Ok(Table::Small(built)) = Triggers::build(&words) else {
             panic!("the built-in words build a table of u16 ids");
         };
+        let kinds: Vec<Trigger> = words.iter().map(|&(_, k)| k).collect();
+        let sources: Vec<String> = kinds.iter().map(|k| k.source()).collect();
         let words: Vec<String> = words.into_iter().map(|(w, _)| w).collect();
-        let fresh = built.rows().source(&words);
+        let fresh = built.rows().source(&words, &sources);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/sanitize/table/builtin.rs");
         if std::env::var_os("DECKHAND_TEST_REGENERATE").is_some() {
             std::fs::write(path, &fresh).expect("writes the generated table");
@@ -1106,6 +1108,9 @@ mod props {
         );
         let in_use = Triggers::new(&[]).expect("the built-in words");
         assert!(matches!(in_use.table, Table::Builtin));
+        assert_eq!(in_use.words, words);
+        assert_eq!(in_use.kinds, kinds);
+        assert_eq!(in_use.longest, words.iter().map(String::len).max().unwrap());
     }
 
     /// Every state the DFA reaches, on every byte, goes where the DFA goes, and is a

@@ -4,6 +4,7 @@
 //! that test fails; `DECKHAND_TEST_REGENERATE=1 cargo test -p logship --lib
 //! the_built_in_table_is_current` writes this file again.
 
+use super::super::{tokens, Trigger};
 use super::{expand, Rows};
 
 /// The words, in the order of their ids.
@@ -20,6 +21,35 @@ pub(super) static WORDS: [&str; 96] = [
     "ASIA", "PRIVATE KEY", "://", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "ghp_", "gho_",
     "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-",
     "hooks.slack.com/services/", "SK", "SG.", "AIza", "AccountKey=", "npm_", "sk-",
+];
+
+/// What each word starts.
+pub(super) static KINDS: [Trigger; 96] = [
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key,
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key,
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key,
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key,
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key,
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key,
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key,
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key,
+    Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Key, Trigger::Bearer,
+    Trigger::Bearer, Trigger::Bearer, Trigger::Bearer, Trigger::Bearer, Trigger::Bearer,
+    Trigger::AwsSecret, Trigger::AwsSecret, Trigger::AwsSecret, Trigger::AwsSecret,
+    Trigger::AwsSecret, Trigger::AwsSecret, Trigger::AwsSecret, Trigger::AwsSecret,
+    Trigger::AwsSecret, Trigger::Jwt, Trigger::AwsKeyId, Trigger::AwsKeyId, Trigger::Pem,
+    Trigger::Url, Trigger::Token(tokens::Kind::Stripe), Trigger::Token(tokens::Kind::Stripe),
+    Trigger::Token(tokens::Kind::Stripe), Trigger::Token(tokens::Kind::Stripe),
+    Trigger::Token(tokens::Kind::GitHub), Trigger::Token(tokens::Kind::GitHub),
+    Trigger::Token(tokens::Kind::GitHub), Trigger::Token(tokens::Kind::GitHub),
+    Trigger::Token(tokens::Kind::GitHub), Trigger::Token(tokens::Kind::GitHubFineGrained),
+    Trigger::Token(tokens::Kind::GitLab), Trigger::Token(tokens::Kind::Slack),
+    Trigger::Token(tokens::Kind::Slack), Trigger::Token(tokens::Kind::Slack),
+    Trigger::Token(tokens::Kind::Slack), Trigger::Token(tokens::Kind::Slack),
+    Trigger::Token(tokens::Kind::SlackWebhook), Trigger::Token(tokens::Kind::Twilio),
+    Trigger::Token(tokens::Kind::SendGrid), Trigger::Token(tokens::Kind::Google),
+    Trigger::Token(tokens::Kind::AzureStorage), Trigger::Token(tokens::Kind::Npm),
+    Trigger::Token(tokens::Kind::SkDash),
 ];
 
 pub(super) static ROWS: Rows<'static, u16> = Rows {
