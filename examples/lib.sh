@@ -139,7 +139,7 @@ ex_begin() {
   if [ -z "${DATABASE_URL:-}" ] || [ -z "${AWS_ENDPOINT_URL:-}" ]; then
     say "starting PostgreSQL and the moto server (scripts/services)"
     # Not under EX_WORK (private to us): PostgreSQL runs as its own OS user.
-    export DECKHAND_SERVICES_DIR=/tmp/deckhand-services-$EX_NAME-$$
+    export DECKHAND_TEST_SERVICES_DIR=/tmp/deckhand-services-$EX_NAME-$$
     EX_OWN_SERVICES=1
     "$ex_root/scripts/services" start
     eval "$("$ex_root/scripts/services" env)"
