@@ -881,6 +881,50 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any command line and any variables (non-UTF-8 bytes, NULs, `--` anywhere)
+        /// give an answer, never a panic: the app is everything after a leading `--`
+        /// when there is something after it and no flag's variable is not UTF-8.
+        #[test]
+        fn any_command_line_and_variables_give_an_answer(
+            args in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b"--".to_vec()),
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+                ],
+                0..5,
+            ),
+            vars in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::prelude::Just(b"DECKHAND_STOP_TIMEOUT".to_vec()),
+                        proptest::prelude::Just(b"CLOUDWATCH_LOG_GROUP".to_vec()),
+                        proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+                    ],
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+                ),
+                0..4,
+            ),
+        ) {
+            use std::os::unix::ffi::OsStringExt;
+            let mut argv = vec![OsString::from("agent")];
+            argv.extend(args.into_iter().map(OsString::from_vec));
+            let env: Vec<(OsString, OsString)> = vars
+                .into_iter()
+                .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
+                .collect();
+            let flag_not_utf8 = env.iter().any(|(k, v)| {
+                v.to_str().is_none()
+                    && k.to_str().is_some_and(|k| {
+                        k.starts_with("DECKHAND_") || k.starts_with("CLOUDWATCH_")
+                    })
+            });
+            let expected = (argv.len() > 2 && argv[1] == "--" && !flag_not_utf8)
+                .then(|| &argv[2..]);
+            proptest::prop_assert_eq!(app_only(&argv, &env), expected);
+        }
+    }
+
     #[test]
     fn the_entrypoint_form_reads_what_clap_reads() {
         let argv: Vec<OsString> = ["agent", "--", "sh", "-c", "exit 0"]
