@@ -5,9 +5,10 @@
 //!
 //! [`Diagnostics`] is where the agent's tracing subscriber sends each event, and the
 //! handle to it: [`init`] installs the subscriber and returns it, and whoever starts
-//! the log pipeline [`attach`](Diagnostics::attach)es it. Each event is read once into a [`Record`] and rendered from it: for stderr in
-//! the chosen format (see `conventions::logging` for both shapes), and for the stream
-//! always as JSON, the `"source":"agent"` marker first.
+//! the log pipeline [`attach`](Diagnostics::attach)es it. Each event is read once into
+//! a [`Record`] and rendered from it: for stderr in the chosen format (see
+//! `conventions::logging` for both shapes), and for the stream always as JSON, the
+//! `"source":"agent"` marker first.
 //!
 //! Before the secrets are loaded there is nothing to redact, and lines go to stderr as
 //! they are. Once attached, every line goes through the log pipeline's sanitizer (a
@@ -126,8 +127,9 @@ impl Subscriber for Lines {
     fn exit(&self, _: &span::Id) {}
 }
 
-/// The agent's diagnostics: the tracing layer, and the handle that attaches it to the
-/// log pipeline and flushes it at the exit. Clones share everything.
+/// The agent's diagnostics: where the subscriber sends each event, and the handle that
+/// attaches them to the log pipeline and flushes them at the exit. Clones share
+/// everything.
 #[derive(Clone)]
 pub struct Diagnostics(Arc<Shared>);
 
