@@ -31,6 +31,14 @@ pub const NOT_OURS: &[(&str, &str)] = &[
         "exported by scripts/services for the tests",
     ),
     (
+        "DECKHAND_CACHE",
+        "the cache of scripts/bench and scripts/services (peers, virtualenvs), not a program's",
+    ),
+    (
+        "DECKHAND_PG_DURABLE",
+        "read by scripts/services (PostgreSQL with fsync on, for the benchmarks)",
+    ),
+    (
         "DECKHAND_HOT_CODE",
         "read by the build script (build/link-flags.rs) when the binaries are built, not by a program",
     ),
