@@ -111,12 +111,11 @@ impl<I: Id> Rows<'_, I> {
 }
 
 impl Rows<'_, u16> {
-    /// The Rust source of `builtin.rs`: these tables, for `words`.
-    #[cfg(test)]
-    /// The generated file's text: `words`, with `kinds` (each one's [`Trigger`] as a Rust
-    /// expression), and these tables.
+    /// The Rust source of `builtin.rs`: `words`, with `kinds` (each one's [`Trigger`] as
+    /// a Rust expression), and these tables.
     ///
     /// [`Trigger`]: super::Trigger
+    #[cfg(test)]
     pub(super) fn source(&self, words: &[String], kinds: &[String]) -> String {
         use std::fmt::Write as _;
         fn list(out: &mut String, indent: &str, items: impl Iterator<Item = String>) {
