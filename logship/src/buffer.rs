@@ -59,6 +59,10 @@ struct State {
     /// Events a consumer on another thread is done with, for the producer to reuse or
     /// free on its own thread ([`Buffer::spend`]).
     spent: Vec<Event>,
+    /// Consumer threads asleep in [`Buffer::take_blocking`]. std's `Condvar::notify_one`
+    /// is a `futex` system call whether or not anyone waits; with this count a push
+    /// makes it only for a sleeper.
+    sleepers: usize,
 }
 
 /// The most bytes of spent events that wait for the producer to free them; past it a
@@ -96,47 +100,50 @@ impl Buffer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wake_consumers(&self) {
+    /// Wakes the consumers after a push; `sleeper` is whether a thread sleeps in
+    /// [`Buffer::take_blocking`], read under the lock the push held.
+    fn wake_consumers(&self, sleeper: bool) {
         self.arrived.notify_one();
-        self.arrived_sync.notify_one();
+        if sleeper {
+            self.arrived_sync.notify_one();
+        }
     }
 
     /// Queues an event. With `drop-oldest` it never waits; with `block` it waits for
     /// room (an event larger than the whole buffer is admitted into an empty one).
     pub async fn push(&self, event: Event) {
-        let size = event_bytes(&event);
-        loop {
+        self.push_all(vec![event]).await;
+    }
+
+    /// Queues several events, in order, under one lock and with one wake-up as far as
+    /// they fit (the capture path's common case: with `drop-oldest` always). With
+    /// `block`, an event that does not fit waits for room, and the ones after it with
+    /// it.
+    pub async fn push_all(&self, events: Vec<Event>) {
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
             let waiter = self.space.notified();
-            {
+            let sleeper = {
                 let mut s = self.lock();
-                let fits = s.bytes + size <= self.capacity || s.queue.is_empty();
-                if fits || self.policy == FullPolicy::DropOldest {
+                while let Some(event) = events.next_if(|e| self.admits(&s, e)) {
                     self.admit(&mut s, event);
-                    drop(s);
-                    self.wake_consumers();
-                    return;
                 }
+                s.sleepers > 0
+            };
+            self.wake_consumers(sleeper);
+            if events.peek().is_some() {
+                waiter.await;
             }
-            waiter.await;
         }
     }
 
-    /// Queues several events; with `drop-oldest` under one lock and one wake-up (the
-    /// capture path's common case).
-    pub async fn push_all(&self, events: Vec<Event>) {
-        if self.policy == FullPolicy::Block {
-            for event in events {
-                self.push(event).await;
-            }
-            return;
-        }
-        {
-            let mut s = self.lock();
-            for event in events {
-                self.admit(&mut s, event);
-            }
-        }
-        self.wake_consumers();
+    /// Whether `event` may be queued now: always with `drop-oldest` (the oldest make
+    /// room); with `block` when it fits, or when the buffer is empty (an event larger
+    /// than the whole buffer is admitted alone).
+    fn admits(&self, s: &State, event: &Event) -> bool {
+        self.policy == FullPolicy::DropOldest
+            || s.queue.is_empty()
+            || s.bytes + event_bytes(event) <= self.capacity
     }
 
     /// The events a consumer handed back ([`Buffer::spend`]), for the producer to reuse
@@ -209,11 +216,16 @@ impl Buffer {
     /// number under the lock, so nobody sees an empty buffer and no events in flight
     /// while they are on their way.
     pub fn take_blocking(&self, max: usize, wait: Duration, taken: &AtomicU64) -> Vec<Event> {
-        let s = self.lock();
-        let (mut s, _) = self
-            .arrived_sync
-            .wait_timeout_while(s, wait, |s| s.queue.is_empty())
-            .unwrap_or_else(|e| e.into_inner());
+        let mut s = self.lock();
+        if s.queue.is_empty() {
+            s.sleepers += 1;
+            s = self
+                .arrived_sync
+                .wait_timeout_while(s, wait, |s| s.queue.is_empty())
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            s.sleepers -= 1;
+        }
         let events = self.take_locked(&mut s, max);
         taken.store(events.len() as u64, std::sync::atomic::Ordering::Release);
         events
@@ -318,5 +330,78 @@ mod tests {
         let rest: Vec<i64> = b.take(10).iter().map(|e| e.timestamp_ms).collect();
         assert_eq!(rest, [2, 3]);
         assert_eq!(b.take_drops(), None);
+    }
+
+    /// With `block`, `push_all` queues what fits at once and waits, in order, for room
+    /// for the rest.
+    #[tokio::test]
+    async fn block_push_all_queues_what_fits_and_waits_for_the_rest() {
+        let counters = Arc::new(Counters::default());
+        let size = event_bytes(&ev(0));
+        let b = Arc::new(Buffer::new(size * 2, FullPolicy::Block, counters));
+        let producer = {
+            let b = b.clone();
+            tokio::spawn(async move { b.push_all((1..=4).map(ev).collect()).await })
+        };
+        let mut taken = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while taken.len() < 4 {
+            assert!(std::time::Instant::now() < deadline, "took {taken:?}");
+            assert!(b.bytes() <= size * 2, "never more than the capacity");
+            match b.take(1).pop() {
+                Some(e) => taken.push(e.timestamp_ms),
+                None => tokio::task::yield_now().await,
+            }
+        }
+        producer.await.unwrap();
+        assert_eq!(taken, [1, 2, 3, 4]);
+        assert_eq!(b.take_drops(), None);
+    }
+
+    /// A consumer thread asleep in `take_blocking` is woken by a push (the condition
+    /// variable is signalled only for a sleeper: a missed signal would leave it asleep
+    /// for its whole wait).
+    #[test]
+    fn a_sleeping_consumer_thread_is_woken_by_a_push() {
+        let counters = Arc::new(Counters::default());
+        for policy in [FullPolicy::DropOldest, FullPolicy::Block] {
+            let b = Arc::new(Buffer::new(1 << 20, policy, counters.clone()));
+            let consumer = {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    let taken = AtomicU64::new(0);
+                    // Far longer than the deadline below: only a wake-up ends it in time.
+                    b.take_blocking(10, Duration::from_secs(3600), &taken)
+                })
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while b.lock().sleepers == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the consumer never slept"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(b.push_all(vec![ev(7)]));
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !consumer.is_finished() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the push did not wake the consumer"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let got: Vec<i64> = consumer
+                .join()
+                .unwrap()
+                .iter()
+                .map(|e| e.timestamp_ms)
+                .collect();
+            assert_eq!(got, [7], "{policy:?}");
+            assert_eq!(b.lock().sleepers, 0);
+        }
     }
 }
