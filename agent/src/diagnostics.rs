@@ -25,14 +25,14 @@
 //! target. Shipping them would feed every failed call another event to ship.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use conventions::logging::{LogFormat, Record};
 use logship::sanitize::Current;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::{Interest, Subscriber};
 use tracing::{span, Event, Level, Metadata};
@@ -140,6 +140,9 @@ struct Shared {
     route: OnceLock<Route>,
     /// Every line, sanitized or not, goes out through here.
     stderr: StderrQueue,
+    /// Signalled by [`Diagnostics::forward`] after each line it pushed, for
+    /// [`Diagnostics::drain`].
+    forwarded: Arc<Notify>,
 }
 
 /// Where lines go once the pipeline runs.
@@ -157,11 +160,12 @@ impl Diagnostics {
             format,
             route: OnceLock::new(),
             stderr: StderrQueue::start(out),
+            forwarded: Arc::default(),
         }))
     }
 
     /// From now on lines are sanitized; with `ship`, also queued for the stream.
-    /// Returns the receiving end the caller drains into the pipeline ([`forward`]).
+    /// Returns the receiving end the caller drains into the pipeline ([`Diagnostics::forward`]).
     /// Only the first call attaches.
     pub fn attach(
         &self,
@@ -184,13 +188,19 @@ impl Diagnostics {
         rx
     }
 
-    /// Waits until [`forward`] has taken every queued message, or `deadline`.
+    /// Waits until [`Diagnostics::forward`] has taken every queued message, or `deadline`.
     pub async fn drain(&self, deadline: tokio::time::Instant) {
         let Some(tx) = self.0.route.get().and_then(|r| r.ship.as_ref()) else {
             return;
         };
-        while tx.capacity() < tx.max_capacity() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        while tx.capacity() < tx.max_capacity() {
+            // A line pushed since the look above left its permit: nothing is missed.
+            if tokio::time::timeout_at(deadline, self.0.forwarded.notified())
+                .await
+                .is_err()
+            {
+                break;
+            }
         }
         // `forward` pushes what it took before it next yields.
         tokio::task::yield_now().await;
@@ -243,10 +253,24 @@ impl Diagnostics {
     }
 }
 
-/// Feeds queued agent messages into the pipeline (until the diagnostics are dropped).
-pub async fn forward(events: logship::AgentEvents, mut rx: mpsc::Receiver<(i64, String)>) {
-    while let Some((ts, json)) = rx.recv().await {
-        events.send(ts, json).await;
+impl Diagnostics {
+    /// Feeds the queued agent messages of `rx` ([`Diagnostics::attach`]'s) into the
+    /// pipeline until the diagnostics are dropped, waking [`Diagnostics::drain`] after
+    /// each.
+    pub fn forward(
+        &self,
+        events: logship::AgentEvents,
+        mut rx: mpsc::Receiver<(i64, String)>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        // Only the signal: holding the diagnostics would hold the queue's sender, and
+        // the queue would never end.
+        let forwarded = self.0.forwarded.clone();
+        async move {
+            while let Some((ts, json)) = rx.recv().await {
+                events.send(ts, json).await;
+                forwarded.notify_one();
+            }
+        }
     }
 }
 
@@ -280,10 +304,44 @@ fn panic_line(info: &std::panic::PanicHookInfo<'_>) -> String {
 struct StderrQueue {
     /// `None` if the thread could not start: then lines are written directly.
     tx: Option<Sender<Vec<u8>>>,
-    /// Lines queued and not written yet.
-    pending: Arc<AtomicU64>,
+    /// Lines queued and not written yet, and the exit's wait for them.
+    pending: Arc<Pending>,
     /// Lines dropped because the queue was full.
     dropped: AtomicU64,
+}
+
+/// The lines queued and not written yet. [`StderrQueue::flush`] waits on `written` for
+/// the count to reach zero; the thread signals it only when a flush waits, so a line
+/// costs no more than an atomic decrement.
+#[derive(Default)]
+struct Pending {
+    count: AtomicU64,
+    flushing: AtomicBool,
+    lock: Mutex<()>,
+    written: Condvar,
+}
+
+impl Pending {
+    /// A line was written (or given up on).
+    fn done(&self) {
+        // SeqCst on both sides (here and in `wait`): either this sees `flushing`, or
+        // the flush sees the count this left.
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 && self.flushing.load(Ordering::SeqCst) {
+            // Taken after the flush sleeps (it holds the lock until then), so the
+            // signal cannot come between its look at the count and its sleep.
+            drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
+            self.written.notify_all();
+        }
+    }
+
+    /// Waits up to `wait` for the count to reach zero.
+    fn wait(&self, wait: Duration) {
+        self.flushing.store(true, Ordering::SeqCst);
+        let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .written
+            .wait_timeout_while(guard, wait, |_| self.count.load(Ordering::SeqCst) > 0);
+    }
 }
 
 impl StderrQueue {
@@ -291,7 +349,7 @@ impl StderrQueue {
     /// is dropped.
     fn start(mut out: impl Write + Send + 'static) -> StderrQueue {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let pending = Arc::new(AtomicU64::new(0));
+        let pending = Arc::new(Pending::default());
         let written = pending.clone();
         let tx = std::thread::Builder::new()
             .name("stderr".into())
@@ -299,7 +357,7 @@ impl StderrQueue {
             .spawn(move || {
                 for line in rx {
                     let _ = out.write_all(&line);
-                    written.fetch_sub(1, Ordering::AcqRel);
+                    written.done();
                 }
             })
             .ok()
@@ -319,18 +377,18 @@ impl StderrQueue {
             let _ = io::stderr().write_all(&bytes);
             return;
         };
-        let waiting = self.pending.fetch_add(1, Ordering::AcqRel);
+        let waiting = self.pending.count.fetch_add(1, Ordering::SeqCst);
         if waiting >= STDERR_QUEUE || tx.send(bytes).is_err() {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.pending.done();
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    /// Waits (up to `wait`) until the queued lines are written; returns how many were
+    /// dropped. Woken by the last line written, not by polling: the exit follows it at
+    /// once.
     fn flush(&self, wait: Duration) -> u64 {
-        let until = Instant::now() + wait;
-        while self.pending.load(Ordering::Acquire) > 0 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        self.pending.wait(wait);
         self.dropped.load(Ordering::Relaxed)
     }
 }
@@ -354,7 +412,6 @@ fn with_source(json: &str) -> String {
 mod tests {
     use super::*;
     use logship::sanitize::{Config, KnownSecret, Sanitizer};
-    use std::sync::Mutex;
 
     const SECRET: &str = "s3cr3t-value-42";
 
@@ -381,6 +438,51 @@ mod tests {
                 .map(str::to_owned)
                 .collect()
         }
+    }
+
+    /// The exit's flush returns once the last queued line is written: the line wakes
+    /// it (a missed wake-up would hold it for its whole wait, an hour here).
+    #[test]
+    fn the_flush_returns_when_the_last_line_is_written() {
+        /// Writes only once the gate's sender is dropped.
+        struct Gated(std::sync::mpsc::Receiver<()>, Out);
+        impl Write for Gated {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                let _ = self.0.recv();
+                self.1.write(b)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (gate, gated) = std::sync::mpsc::channel();
+        let out = Out::default();
+        let queue = Arc::new(StderrQueue::start(Gated(gated, out.clone())));
+        queue.write("one".into());
+        queue.write("two".into());
+        let flush = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.flush(Duration::from_secs(3600)))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !queue.pending.flushing.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the flush never started"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!flush.is_finished(), "two lines wait for the gate");
+        drop(gate);
+        while !flush.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the last line written did not wake the flush"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(flush.join().unwrap(), 0);
+        assert_eq!(out.lines(), ["one", "two"]);
     }
 
     fn sanitizer() -> Arc<Current> {
@@ -570,7 +672,7 @@ mod tests {
             queue.write(format!("line {i}"));
         }
         // The thread holds one line in its write, still counted as waiting.
-        assert_eq!(queue.pending.load(Ordering::Acquire), STDERR_QUEUE);
+        assert_eq!(queue.pending.count.load(Ordering::SeqCst), STDERR_QUEUE);
         drop(held);
         assert_eq!(queue.flush(Duration::from_secs(30)), 25);
         let written = out.lines();

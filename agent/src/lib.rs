@@ -316,7 +316,7 @@ async fn start_logs(
             }
         };
     if let Some(events) = diagnostics.attach(logs.shared_sanitizer(), logs.ships()) {
-        logs.spawn(diagnostics::forward(logs.agent_events(), events));
+        logs.spawn(diagnostics.forward(logs.agent_events(), events));
     }
     if let Some(dest) = logs.destination() {
         tracing::info!(group = %dest.group, stream = %dest.stream, "shipping the app's output to CloudWatch Logs");

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::account::Counters;
@@ -33,8 +34,6 @@ use crate::buffer::{Buffer, FullPolicy};
 const TAKE: usize = 1_024;
 /// How often the writer looks whether it should stop while idle.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
-/// How often [`Stdout::drain`] looks whether everything is written.
-const DRAIN_POLL: Duration = Duration::from_millis(5);
 
 /// How events are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,12 +50,18 @@ pub enum Format {
 
 /// The queue and its writer thread.
 #[derive(Debug)]
-pub struct Stdout {
+pub struct Stdout(Arc<Shared>);
+
+/// What the writer thread and [`Stdout`] share.
+#[derive(Debug)]
+struct Shared {
     buffer: Arc<Buffer>,
     /// Events the writer took and has not written yet.
-    in_flight: Arc<AtomicU64>,
+    in_flight: AtomicU64,
     /// Tells the writer to end once it is idle.
-    stop: Arc<AtomicBool>,
+    stop: AtomicBool,
+    /// Signalled by the writer after each batch, for [`Stdout::drain`].
+    written: Notify,
     counters: Arc<Counters>,
 }
 
@@ -73,53 +78,54 @@ impl Stdout {
         let buffer = Arc::new(Buffer::counting(capacity, policy, counters.clone(), |c| {
             &c.dropped_stdout
         }));
-        let in_flight = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (b, w, s, c) = (
-            buffer.clone(),
-            in_flight.clone(),
-            stop.clone(),
-            counters.clone(),
-        );
+        let shared = Arc::new(Shared {
+            buffer,
+            in_flight: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            written: Notify::new(),
+            counters,
+        });
+        let writer = shared.clone();
         std::thread::Builder::new()
             .name("stdout".into())
-            .spawn(move || write_loop(out, format, &b, &w, &s, &c))?;
-        Ok(Stdout {
-            buffer,
-            in_flight,
-            stop,
-            counters,
-        })
+            .spawn(move || write_loop(out, format, &writer))?;
+        Ok(Stdout(shared))
     }
 
     pub fn buffer(&self) -> &Arc<Buffer> {
-        &self.buffer
+        &self.0.buffer
     }
 
     /// Waits until every queued event is written, or `deadline`; what is not written
     /// then (queued, or held by a writer stuck in `write(2)`) is counted in
-    /// `dropped_stdout`, and the writer ends.
+    /// `dropped_stdout`, and the writer ends. Woken by each batch the writer finishes,
+    /// not by polling: the exit follows the last write at once.
     pub async fn drain(&self, deadline: Instant) {
-        while (!self.buffer.is_empty() || self.in_flight.load(Ordering::Acquire) > 0)
-            && Instant::now() < deadline
-        {
-            tokio::time::sleep(DRAIN_POLL).await;
+        let s = &*self.0;
+        while !s.buffer.is_empty() || s.in_flight.load(Ordering::Acquire) > 0 {
+            // A batch finished since the look above left its permit: nothing is missed.
+            if tokio::time::timeout_at(deadline, s.written.notified())
+                .await
+                .is_err()
+            {
+                break;
+            }
         }
-        self.stop.store(true, Ordering::Release);
-        let left = self.buffer.take(usize::MAX).len() as u64;
-        let stuck = self.in_flight.load(Ordering::Acquire);
-        Counters::add(&self.counters.dropped_stdout, left + stuck);
+        s.stop.store(true, Ordering::Release);
+        let left = s.buffer.take(usize::MAX).len() as u64;
+        let stuck = s.in_flight.load(Ordering::Acquire);
+        Counters::add(&s.counters.dropped_stdout, left + stuck);
     }
 }
 
-fn write_loop<W: Write>(
-    mut out: W,
-    format: Format,
-    buffer: &Buffer,
-    in_flight: &AtomicU64,
-    stop: &AtomicBool,
-    counters: &Counters,
-) {
+fn write_loop<W: Write>(mut out: W, format: Format, shared: &Shared) {
+    let Shared {
+        buffer,
+        in_flight,
+        stop,
+        written,
+        counters,
+    } = shared;
     let mut bytes = Vec::with_capacity(64 * 1024);
     loop {
         let events = buffer.take_blocking(TAKE, IDLE_WAIT, in_flight);
@@ -139,6 +145,7 @@ fn write_loop<W: Write>(
         }
         in_flight.store(0, Ordering::Release);
         buffer.spend(events);
+        written.notify_one();
         if stop.load(Ordering::Acquire) {
             // Counted as not written when the stop came: end without writing more.
             return;
@@ -440,6 +447,48 @@ mod tests {
             lines + counters.dropped_stdout.load(Ordering::Relaxed),
             10_000
         );
+    }
+
+    /// The drain ends once the last batch is written: the writer wakes it (a missed
+    /// wake-up would hold it until its deadline, an hour here).
+    #[tokio::test]
+    async fn the_drain_ends_when_the_last_batch_is_written() {
+        let counters = Arc::new(Counters::default());
+        let gate = Gate::default();
+        let out = Arc::new(
+            Stdout::start(
+                gate.clone(),
+                Format::Json,
+                1 << 20,
+                FullPolicy::DropOldest,
+                counters.clone(),
+            )
+            .unwrap(),
+        );
+        out.buffer().push_all((0..50).map(event).collect()).await;
+        let drain = {
+            let out = out.clone();
+            tokio::spawn(async move { out.drain(Instant::now() + Duration::from_secs(3600)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!drain.is_finished(), "the writer is held at the gate");
+        {
+            let (lock, cv) = &*gate.open;
+            *lock.lock().unwrap() = true;
+            cv.notify_all();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !drain.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the last batch written did not wake the drain"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drain.await.unwrap();
+        let written = String::from_utf8(gate.got.lock().unwrap().clone()).unwrap();
+        assert_eq!(written.lines().count(), 50);
+        assert_eq!(counters.dropped_stdout.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

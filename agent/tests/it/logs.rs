@@ -160,6 +160,10 @@ exit 3
     );
     let mut cmd = shipping_agent(&group);
     cmd.env("DB_PASSWORD", format!("secretsmanager:{secret}"))
+        // The exit's waits (the agent's messages into the pipeline, the stdout copy,
+        // stderr) end when the last line is through, not at this deadline: a missed
+        // wake-up would outlast the run's limit.
+        .env("DECKHAND_STOP_TIMEOUT", "100s")
         .args(["--", "sh", "-c", &script]);
     let out = run_shipping(cmd);
     assert_code(&out, 3);
