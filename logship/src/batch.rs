@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::json::{json_char_len, push_json_string};
+use crate::json::{json_prefix_within, push_json_string};
 use crate::structure::Event;
 
 /// PutLogEvents: at most 10,000 events per call.
@@ -152,22 +152,23 @@ impl PartWriter {
     }
 
     /// Appends `json_fragment` (the next piece of the event's JSON text) and emits into
-    /// `out` every part that it fills, except the most recent one (see above).
+    /// `out` every part that it fills, except the most recent one (see above). A part
+    /// is filled character by character: it ends before the first character whose
+    /// escaped form does not fit. That is measured a block at a time
+    /// ([`json_prefix_within`]), one pass over the text whatever it holds.
     pub fn push(&mut self, json_fragment: &str, out: &mut Vec<Event>) {
-        let mut start = 0;
-        for (i, c) in json_fragment.char_indices() {
-            let cost = json_char_len(c);
-            if self.filling_bytes + cost > self.budget {
-                // `i` is a char boundary (from char_indices), so the cut is too.
-                self.filling
-                    .push_str(json_fragment.get(start..i).unwrap_or_default());
-                start = i;
-                self.rotate(out);
-            }
+        let mut rest = json_fragment;
+        loop {
+            let (take, cost) = json_prefix_within(rest, self.budget - self.filling_bytes);
+            self.filling.push_str(&rest[..take]);
             self.filling_bytes += cost;
+            rest = &rest[take..];
+            if rest.is_empty() {
+                return;
+            }
+            // A part just begun always takes some (the budget's assertion below).
+            self.rotate(out);
         }
-        self.filling
-            .push_str(json_fragment.get(start..).unwrap_or_default());
     }
 
     /// Emits what is left, the final part with `"last":true`. Emits nothing if nothing
@@ -204,6 +205,19 @@ impl PartWriter {
     }
 }
 
+/// The largest char boundary of `s` at or below `at`.
+pub(crate) fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+// The smallest budget holds any one character (6 bytes escaped at most), so
+// `PartWriter::push` makes progress after every part it fills.
+const _: () = assert!(MIN_EVENT_BYTES - WIDEST_WRAPPER.len() >= 6);
+
 /// A part's JSON around empty data, at its widest: any id is 16 hex digits, an index
 /// at most 20 digits (u64), and `false` is longer than `true`.
 const WIDEST_WRAPPER: &str = r#"{"deckhand_part":{"id":"0123456789abcdef","index":18446744073709551615,"last":false},"data":""}"#;
@@ -223,6 +237,7 @@ fn part_json(id: u64, index: u64, last: bool, data: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::{json_char_len, json_string_len};
 
     fn event(ts: i64, size: usize) -> Event {
         let json = format!("{{\"m\":\"{}\"}}", "x".repeat(size.saturating_sub(8)));
@@ -461,6 +476,41 @@ mod tests {
                 proptest::prop_assert_eq!(lasts, 1);
                 proptest::prop_assert_eq!(reassemble(&out, max_bytes, id, ts), pushed);
             }
+        }
+
+        /// Parts are filled character by character, however the text is pushed: each
+        /// part but the last holds as much as fits, and ends where the next character
+        /// would not (the escape-dense text makes the stretches fall back to halves and
+        /// to single characters).
+        #[test]
+        fn every_part_but_the_last_is_full_to_the_character(
+            fragments in proptest::collection::vec(
+                proptest::prop_oneof!["(?s).{0,700}", "[\"\\\\\u{0}-\u{1f}\u{7f}a\u{fffd}\u{e9}\u{1F600}]{0,700}"],
+                0..30,
+            ),
+            max_bytes in MIN_EVENT_BYTES..2_048usize,
+        ) {
+            let mut out = Vec::new();
+            let mut w = PartWriter::new(1, max_bytes, 0);
+            let budget = w.budget;
+            for f in &fragments {
+                w.push(f, &mut out);
+            }
+            w.finish(&mut out);
+            let data: Vec<String> = out
+                .iter()
+                .map(|p| {
+                    let v: serde_json::Value = serde_json::from_str(&p.json).unwrap();
+                    v["data"].as_str().unwrap().to_owned()
+                })
+                .collect();
+            for pair in data.windows(2) {
+                let len = json_string_len(&pair[0]);
+                let next = pair[1].chars().next().map_or(0, json_char_len);
+                proptest::prop_assert!(len <= budget);
+                proptest::prop_assert!(len + next > budget, "{} + {} fits {}", len, next, budget);
+            }
+            proptest::prop_assert_eq!(data.concat(), fragments.concat());
         }
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::account::Counters;
-use crate::batch::{split, PartWriter};
+use crate::batch::{floor_char_boundary, split, PartWriter};
 use crate::buffer::Buffer;
 use crate::json::push_json_string;
 use crate::sanitize;
@@ -356,7 +356,9 @@ fn redaction_spans(
     })
 }
 
-/// Writes `text[range]` JSON-escaped into `writer`, each span replaced by the label.
+/// Writes `text[range]` JSON-escaped into `writer`, each span replaced by the label:
+/// the redacted text is put together first and escaped once (the label needs no
+/// escape, so that is the same text), however many spans there are.
 fn write_redacted(
     writer: &mut PartWriter,
     text: &str,
@@ -364,38 +366,27 @@ fn write_redacted(
     spans: &[std::ops::Range<usize>],
     out: &mut Vec<Event>,
 ) {
+    let mut redacted = String::with_capacity(range.len());
     let mut at = range.start;
-    let mut escaped = String::new();
-    let mut send = |piece: &str, writer: &mut PartWriter, out: &mut Vec<Event>| {
-        escaped.clear();
-        push_json_string(&mut escaped, piece);
-        // Without the quotes push_json_string puts around it (ASCII: boundaries).
-        let inner = escaped
-            .get(1..escaped.len().saturating_sub(1))
-            .unwrap_or_default();
-        writer.push(inner, out);
-    };
     for span in spans
         .iter()
         .filter(|s| s.start >= range.start && s.end <= range.end)
     {
-        send(text.get(at..span.start).unwrap_or_default(), writer, out);
-        writer.push(REDACTED, out);
+        redacted.push_str(text.get(at..span.start).unwrap_or_default());
+        redacted.push_str(REDACTED);
         at = span.end;
     }
-    send(text.get(at..range.end).unwrap_or_default(), writer, out);
+    redacted.push_str(text.get(at..range.end).unwrap_or_default());
+    let mut escaped = String::with_capacity(redacted.len() + 2);
+    push_json_string(&mut escaped, &redacted);
+    // Without the quotes push_json_string puts around it (ASCII: boundaries).
+    let inner = escaped
+        .get(1..escaped.len().saturating_sub(1))
+        .unwrap_or_default();
+    writer.push(inner, out);
 }
 
 const REDACTED: &str = "[REDACTED]";
-
-/// The largest char boundary of `s` at or below `at`.
-fn floor_char_boundary(s: &str, at: usize) -> usize {
-    let mut at = at.min(s.len());
-    while !s.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
 
 /// How many bytes at the end of `b` begin a UTF-8 character that is not complete yet.
 fn incomplete_utf8_tail(b: &[u8]) -> usize {

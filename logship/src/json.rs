@@ -205,17 +205,58 @@ pub fn json_string_len(s: &str) -> usize {
     let mut i = 0;
     while let Some(k) = bytes.get(i..).and_then(next_special) {
         i += k;
-        len += match bytes[i] {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 1,
-            // U+FFFD (3 bytes) becomes `\ufffd` (6); other U+Fxxx stay as they are.
-            0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => 3,
-            0xEF => 0,
-            // Other controls and DEL: `\u00XX`.
-            _ => 5,
-        };
+        len += special_extra(bytes, i);
         i += 1;
     }
     len
+}
+
+/// The longest prefix of `s` whose escaped length ([`json_string_len`]) is at most
+/// `room`, taken character by character: its length in bytes (a char boundary) and
+/// escaped. One pass: 16 bytes at a time ([`special_mask`]) where they surely fit, a
+/// character at a time only in the stretch where the room runs out.
+pub fn json_prefix_within(s: &str, room: usize) -> (usize, usize) {
+    let bytes = s.as_bytes();
+    let (mut at, mut cost) = (0, 0);
+    while let Some(block) = block_at(bytes, at) {
+        let mask = special_mask(block);
+        // The block up to its last char boundary (13 to 16 bytes): a U+FFFD begun in it
+        // ends in it too.
+        let end = crate::batch::floor_char_boundary(s, at + BLOCK);
+        let mut stretch = end - at;
+        let mut specials = mask & ((1u32 << stretch) - 1);
+        while specials != 0 {
+            stretch += special_extra(bytes, at + specials.trailing_zeros() as usize);
+            specials &= specials - 1;
+        }
+        if cost + stretch > room {
+            break;
+        }
+        cost += stretch;
+        at = end;
+    }
+    for c in s.get(at..).unwrap_or_default().chars() {
+        let len = json_char_len(c);
+        if cost + len > room {
+            break;
+        }
+        cost += len;
+        at += c.len_utf8();
+    }
+    (at, cost)
+}
+
+/// What the [`SPECIAL`] byte at `i` of `bytes` adds to the escaped length beyond its
+/// own byte.
+fn special_extra(bytes: &[u8], i: usize) -> usize {
+    match bytes[i] {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 1,
+        // U+FFFD (3 bytes) becomes `\ufffd` (6); other U+Fxxx stay as they are.
+        0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => 3,
+        0xEF => 0,
+        // Other controls and DEL: `\u00XX`.
+        _ => 5,
+    }
 }
 
 /// The length of `c` as [`push_json_string`] writes it.
@@ -622,6 +663,26 @@ mod tests {
                 .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}: {out}")))?;
             proptest::prop_assert_eq!(&back, &s);
             proptest::prop_assert_eq!(json_string_len(&s) + 2, out.len() - 1);
+        }
+
+        /// The longest prefix that fits a room is the one taken character by
+        /// character, for any text and room (plain runs across many blocks, escape-dense
+        /// stretches, multi-byte characters and U+FFFD across block ends).
+        #[test]
+        fn the_prefix_within_a_room_is_taken_character_by_character(
+            s in "([\"\\\\a-z\u{0}-\u{1f}\u{7f}\u{fffd}\u{f000}é✓]|\\PC|[a-z]{16,40}){0,60}",
+            room_per_mille in 0usize..1_200,
+        ) {
+            let room = json_string_len(&s) * room_per_mille / 1_000;
+            let (mut at, mut cost) = (0, 0);
+            for c in s.chars() {
+                if cost + json_char_len(c) > room {
+                    break;
+                }
+                cost += json_char_len(c);
+                at += c.len_utf8();
+            }
+            proptest::prop_assert_eq!(json_prefix_within(&s, room), (at, cost));
         }
     }
 
