@@ -171,6 +171,11 @@ impl PartWriter {
         }
     }
 
+    /// Room for the data of one part, escaped: the limit less the widest header.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// Emits what is left, the final part with `"last":true`. Emits nothing if nothing
     /// was ever pushed.
     pub fn finish(mut self, out: &mut Vec<Event>) {
