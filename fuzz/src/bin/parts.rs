@@ -37,7 +37,10 @@ fn main() {
         }
         for pair in data.windows(2) {
             let next = pair[1].chars().next().map_or(0, json_char_len);
-            assert!(json_string_len(&pair[0]) + next > budget, "a part is not full");
+            assert!(
+                json_string_len(&pair[0]) + next > budget,
+                "a part is not full"
+            );
         }
         assert_eq!(data.concat(), pieces.concat());
     });
