@@ -210,15 +210,6 @@ impl PartWriter {
     }
 }
 
-/// The largest char boundary of `s` at or below `at`.
-pub(crate) fn floor_char_boundary(s: &str, at: usize) -> usize {
-    let mut at = at.min(s.len());
-    while !s.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
-
 // The smallest budget holds any one character (6 bytes escaped at most), so
 // `PartWriter::push` makes progress after every part it fills.
 const _: () = assert!(MIN_EVENT_BYTES - WIDEST_WRAPPER.len() >= 6);

@@ -17,9 +17,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::account::Counters;
-use crate::batch::{floor_char_boundary, split, PartWriter};
+use crate::batch::{split, PartWriter};
 use crate::buffer::Buffer;
-use crate::json::push_json_string;
+use crate::json::{floor_char_boundary, push_json_string, push_json_text};
 use crate::sanitize;
 use crate::structure::{Event, Options, Stream, Structurer};
 use crate::time::{now_ms, push_rfc3339};
@@ -357,8 +357,7 @@ fn redaction_spans(
 }
 
 /// Writes `text[range]` JSON-escaped into `writer`, each span replaced by the label:
-/// the redacted text is put together first and escaped once (the label needs no
-/// escape, so that is the same text), however many spans there are.
+/// the pieces are escaped into one text and pushed once, however many spans there are.
 fn write_redacted(
     writer: &mut PartWriter,
     text: &str,
@@ -366,24 +365,19 @@ fn write_redacted(
     spans: &[std::ops::Range<usize>],
     out: &mut Vec<Event>,
 ) {
-    let mut redacted = String::with_capacity(range.len());
+    let mut escaped = String::with_capacity(range.len());
     let mut at = range.start;
     for span in spans
         .iter()
         .filter(|s| s.start >= range.start && s.end <= range.end)
     {
-        redacted.push_str(text.get(at..span.start).unwrap_or_default());
-        redacted.push_str(REDACTED);
+        push_json_text(&mut escaped, text.get(at..span.start).unwrap_or_default());
+        // The label needs no escape.
+        escaped.push_str(REDACTED);
         at = span.end;
     }
-    redacted.push_str(text.get(at..range.end).unwrap_or_default());
-    let mut escaped = String::with_capacity(redacted.len() + 2);
-    push_json_string(&mut escaped, &redacted);
-    // Without the quotes push_json_string puts around it (ASCII: boundaries).
-    let inner = escaped
-        .get(1..escaped.len().saturating_sub(1))
-        .unwrap_or_default();
-    writer.push(inner, out);
+    push_json_text(&mut escaped, text.get(at..range.end).unwrap_or_default());
+    writer.push(&escaped, out);
 }
 
 const REDACTED: &str = "[REDACTED]";

@@ -35,6 +35,13 @@ pub fn json_string(s: &str) -> String {
 /// characters.
 pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
+    push_json_text(out, s);
+    out.push('"');
+}
+
+/// Appends `s` escaped as [`push_json_string`] does, without the quotes: the inside of
+/// a JSON string that is written in pieces.
+pub fn push_json_text(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut copied = 0;
     let mut base = 0;
@@ -53,7 +60,6 @@ pub fn push_json_string(out: &mut String, s: &str) {
         }
     }
     out.push_str(&s[copied..]);
-    out.push('"');
 }
 
 /// Escapes the special byte at `i` of `s` (a [`SPECIAL`] byte), after copying what
@@ -222,7 +228,7 @@ pub fn json_prefix_within(s: &str, room: usize) -> (usize, usize) {
         let mask = special_mask(block);
         // The block up to its last char boundary (13 to 16 bytes): a U+FFFD begun in it
         // ends in it too.
-        let end = crate::batch::floor_char_boundary(s, at + BLOCK);
+        let end = floor_char_boundary(s, at + BLOCK);
         let mut stretch = end - at;
         let mut specials = mask & ((1u32 << stretch) - 1);
         while specials != 0 {
@@ -244,6 +250,15 @@ pub fn json_prefix_within(s: &str, room: usize) -> (usize, usize) {
         at += c.len_utf8();
     }
     (at, cost)
+}
+
+/// The largest char boundary of `s` at or below `at`.
+pub(crate) fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// What the [`SPECIAL`] byte at `i` of `bytes` adds to the escaped length beyond its
