@@ -8,6 +8,7 @@
 //! For profiling and for comparing two builds' output:
 //!   BENCH_PIPELINE_ROUNDS=1            runs per input (default 3: the best is reported)
 //!   BENCH_PIPELINE_ADVERSARIAL_MB=0    the corpus only, no adversarial inputs
+//!   BENCH_PIPELINE_ONLY=escapes        only the adversarial inputs whose name has this
 //!   BENCH_PIPELINE_OUT=/path           writes every shipped event of the corpus's last
 //!                                      run, one per line, in the order the sink took them
 
@@ -209,7 +210,11 @@ fn main() {
     println!();
     println!("adversarial input, same pipeline and secrets (best of 3); cost per byte against the corpus:");
     println!("  {:<44} {:>8} {:>10}", "input", "MB/s", "x corpus");
+    let only = std::env::var("BENCH_PIPELINE_ONLY").unwrap_or_default();
     for (name, input) in adversarial(size) {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let (best, _, _, _) = measure(&runtime, &input, &new_sanitizer, None);
         let mb_s = input.len() as f64 / 1e6 / best.as_secs_f64();
         println!("  {name:<44} {mb_s:>8.0} {:>10.2}", corpus_mb_s / mb_s);

@@ -155,7 +155,35 @@ impl Needles {
     /// Decodes `from..to` of the scan's text level by level and searches each level.
     /// JSON unescaping nests (a document inside a string inside a string); a
     /// percent-decoded buffer is searched but not decoded further.
+    ///
+    /// The levels are first decoded without their maps back to the source, only to
+    /// learn whether any holds a needle: a map is four bytes per decoded byte, four
+    /// fifths of the memory a level takes (tens of MiB, faulted in afresh, for a line of
+    /// a few MiB dense with escapes). Text rarely holds a loaded secret in escaped form;
+    /// when it does, the levels are decoded again with their maps to place the cuts.
     fn search_tree(&self, scan: &mut Scan, from: usize, to: usize) {
+        let Some(first) = &self.first else {
+            return;
+        };
+        if self.decode_levels(scan, from, to, false, |d, _| first.is_match(&d.buf)) {
+            self.decode_levels(scan, from, to, true, |d, scan| {
+                self.search(&d.buf, |a, b| d.source(a, b), false, scan);
+                false
+            });
+        }
+    }
+
+    /// Decodes `from..to` of the scan's text level by level (with each level's map
+    /// back to the source when `mapped`) and calls `visit` on every level that differs
+    /// from its source, until it returns true. Returns whether it did.
+    fn decode_levels<'t>(
+        &self,
+        scan: &mut Scan<'t>,
+        from: usize,
+        to: usize,
+        mapped: bool,
+        mut visit: impl FnMut(&Decoded, &mut Scan<'t>) -> bool,
+    ) -> bool {
         let src = &scan.bytes()[from..to];
         let at = |j: usize| (from + j) as u32;
         let mut stack: Vec<(Decoded, usize, bool)> = Vec::new();
@@ -163,22 +191,27 @@ impl Needles {
         // each fault in fresh pages.
         let mut spare: Vec<Decoded> = Vec::new();
         if has_escape(src) {
-            stack.push((unescape(src, at, Decoded::reuse(&mut spare)), 1, false));
+            let d = Decoded::reuse(&mut spare, mapped);
+            stack.push((unescape(src, at, d), 1, false));
         }
         if self.has_percent(src) {
-            let d = Decoded::reuse(&mut spare);
+            let d = Decoded::reuse(&mut spare, mapped);
             stack.push((percent_decode(src, at, self.plus_space, d), 1, true));
         }
         scan.work += src.len() * stack.len();
         while let Some((d, depth, percent)) = stack.pop() {
             // Nothing decoded: the parent's search saw it all.
             if d.changed {
-                self.search(&d.buf, |a, b| d.source(a, b), false, scan);
+                if visit(&d, scan) {
+                    return true;
+                }
                 if !percent && depth < MAX_DECODE_DEPTH {
-                    let map = |j: usize| d.map[j];
+                    // Never called on an unmapped level: the decoders ask for source
+                    // offsets only when they keep a map.
+                    let map = |j: usize| d.map.get(j).copied().unwrap_or(0);
                     if has_escape(&d.buf) {
                         scan.work += d.buf.len();
-                        let next = unescape(&d.buf, map, Decoded::reuse(&mut spare));
+                        let next = unescape(&d.buf, map, Decoded::reuse(&mut spare, mapped));
                         stack.push((next, depth + 1, false));
                     }
                     if self.has_percent(&d.buf) {
@@ -187,7 +220,7 @@ impl Needles {
                             &d.buf,
                             map,
                             self.plus_space,
-                            Decoded::reuse(&mut spare),
+                            Decoded::reuse(&mut spare, mapped),
                         );
                         stack.push((next, depth + 1, true));
                     }
@@ -195,6 +228,7 @@ impl Needles {
             }
             spare.push(d);
         }
+        false
     }
 
     fn cut(&self, needle: usize, start: usize, end: usize) -> Cut {
@@ -210,29 +244,69 @@ pub(super) struct Decoded {
     pub(super) buf: Vec<u8>,
     /// `map[i]`: the source offset where the escape sequence that produced byte `i`
     /// starts; `map[buf.len()]` is the source's end. Units are contiguous in the source,
-    /// so one ends where the next begins.
+    /// so one ends where the next begins. Empty when the level is decoded unmapped.
     pub(super) map: Vec<u32>,
+    /// The map is kept.
+    mapped: bool,
     /// Something was decoded: the buffer differs from its source.
     pub(super) changed: bool,
 }
 
 impl Decoded {
-    /// An empty buffer, from `spare` when there is one.
-    fn reuse(spare: &mut Vec<Decoded>) -> Decoded {
+    /// An empty buffer, from `spare` when there is one, keeping its map if `mapped`.
+    fn reuse(spare: &mut Vec<Decoded>, mapped: bool) -> Decoded {
         let mut d = spare.pop().unwrap_or(Decoded {
             buf: Vec::new(),
             map: Vec::new(),
+            mapped,
             changed: false,
         });
         d.buf.clear();
         d.map.clear();
+        d.mapped = mapped;
         d.changed = false;
         d
     }
 
+    /// `at(i)` when the map is kept (the decoders' source offsets cost nothing
+    /// otherwise).
+    fn at(&self, at: &impl Fn(usize) -> u32, i: usize) -> u32 {
+        if self.mapped {
+            at(i)
+        } else {
+            0
+        }
+    }
+
+    /// Appends `b`, decoded from the unit at source offset `from`.
     fn push(&mut self, b: u8, from: u32) {
         self.buf.push(b);
-        self.map.push(from);
+        if self.mapped {
+            self.map.push(from);
+        }
+    }
+
+    /// Appends `run`, bytes copied as they stand from source offsets `at(i..)`.
+    fn copy(&mut self, run: &[u8], i: usize, at: impl Fn(usize) -> u32) {
+        self.buf.extend_from_slice(run);
+        if self.mapped {
+            self.map.extend((i..i + run.len()).map(at));
+        }
+    }
+
+    /// Room for decoding `n` source bytes (a unit never decodes longer than itself).
+    fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+        if self.mapped {
+            self.map.reserve(n + 1);
+        }
+    }
+
+    /// Closes the map with the source's end, `at(n)`.
+    fn end(&mut self, at: &impl Fn(usize) -> u32, n: usize) {
+        if self.mapped {
+            self.map.push(at(n));
+        }
     }
 
     /// The source range of decoded bytes `a..b`: from the start of the first one's
@@ -254,19 +328,17 @@ impl Decoded {
 /// byte, a truncated `\u12` — is kept as it stands. `at(j)` is the source offset of
 /// byte `j` of `src` (`at(src.len())` its end).
 pub(super) fn unescape(src: &[u8], at: impl Fn(usize) -> u32, mut d: Decoded) -> Decoded {
-    d.buf.reserve(src.len());
-    d.map.reserve(src.len() + 1);
+    d.reserve(src.len());
     let mut i = 0;
     while i < src.len() {
         // Plain runs are copied whole; only escapes are looked at one by one.
         let run = next_backslash(&src[i..]);
         if run > 0 {
-            d.buf.extend_from_slice(&src[i..i + run]);
-            d.map.extend((i..i + run).map(&at));
+            d.copy(&src[i..i + run], i, &at);
             i += run;
             continue;
         }
-        let from = at(i);
+        let from = d.at(&at, i);
         let simple = match src.get(i + 1) {
             Some(b'"') => Some(b'"'),
             Some(b'\\') => Some(b'\\'),
@@ -311,7 +383,7 @@ pub(super) fn unescape(src: &[u8], at: impl Fn(usize) -> u32, mut d: Decoded) ->
             d.push(b, from);
         }
     }
-    d.map.push(at(src.len()));
+    d.end(&at, src.len());
     d
 }
 
@@ -357,8 +429,7 @@ pub(super) fn percent_decode(
     plus: bool,
     mut d: Decoded,
 ) -> Decoded {
-    d.buf.reserve(src.len());
-    d.map.reserve(src.len() + 1);
+    d.reserve(src.len());
     let mut i = 0;
     while i < src.len() {
         let b = src[i];
@@ -371,21 +442,21 @@ pub(super) fn percent_decode(
         match (b, hex) {
             (b'%', Some(x)) => {
                 d.changed = true;
-                d.push(x, at(i));
+                d.push(x, d.at(&at, i));
                 i += 3;
             }
             (b'+', _) if plus => {
                 d.changed = true;
-                d.push(b' ', at(i));
+                d.push(b' ', d.at(&at, i));
                 i += 1;
             }
             _ => {
-                d.push(b, at(i));
+                d.push(b, d.at(&at, i));
                 i += 1;
             }
         }
     }
-    d.map.push(at(src.len()));
+    d.end(&at, src.len());
     d
 }
 
@@ -613,7 +684,11 @@ mod tests {
     use super::*;
 
     fn decode(s: &str) -> (String, Vec<u32>) {
-        let d = unescape(s.as_bytes(), |j| j as u32, Decoded::reuse(&mut Vec::new()));
+        let d = unescape(
+            s.as_bytes(),
+            |j| j as u32,
+            Decoded::reuse(&mut Vec::new(), true),
+        );
         (String::from_utf8_lossy(&d.buf).into_owned(), d.map)
     }
 
@@ -626,7 +701,7 @@ mod tests {
         let d = unescape(
             br"ab\u0026cd",
             |j| j as u32,
-            Decoded::reuse(&mut Vec::new()),
+            Decoded::reuse(&mut Vec::new(), true),
         );
         assert_eq!(d.source(1, 4), (1, 9));
         assert_eq!(d.source(2, 3), (2, 8));
@@ -644,7 +719,11 @@ mod tests {
             "\\é",
             r"\u12é4",
         ] {
-            let d = unescape(s.as_bytes(), |j| j as u32, Decoded::reuse(&mut Vec::new()));
+            let d = unescape(
+                s.as_bytes(),
+                |j| j as u32,
+                Decoded::reuse(&mut Vec::new(), true),
+            );
             assert_eq!(d.map.len(), d.buf.len() + 1, "{s}");
             for a in 0..d.buf.len() {
                 for b in a + 1..=d.buf.len() {
@@ -657,16 +736,48 @@ mod tests {
         assert_eq!(decode(r"\u12").0, r"\u12");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512, failure_persistence: None, ..Default::default()
+        })]
+
+        /// The first, unmapped pass decodes exactly what the mapped one does.
+        #[test]
+        fn an_unmapped_level_decodes_as_a_mapped_one(
+            s in r#"([a-z%+ ]|\\[u"\\/bfnrtx]|\\u[0-9a-fA-FdD]{0,4}|%[0-9a-fA-F]{0,2}){0,40}"#
+        ) {
+            for percent in [false, true] {
+                let [mapped, unmapped] = [true, false].map(|keep| {
+                    let d = Decoded::reuse(&mut Vec::new(), keep);
+                    if percent {
+                        percent_decode(s.as_bytes(), |j| j as u32, true, d)
+                    } else {
+                        unescape(s.as_bytes(), |j| j as u32, d)
+                    }
+                });
+                proptest::prop_assert_eq!(&mapped.buf, &unmapped.buf);
+                proptest::prop_assert_eq!(mapped.changed, unmapped.changed);
+                proptest::prop_assert_eq!(mapped.map.len(), mapped.buf.len() + 1);
+                proptest::prop_assert!(unmapped.map.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn percent_decoding_both_cases_and_plus() {
         let d = percent_decode(
             b"a%2fb%2Fc+d%zz%4",
             |j| j as u32,
             true,
-            Decoded::reuse(&mut Vec::new()),
+            Decoded::reuse(&mut Vec::new(), true),
         );
         assert_eq!(d.buf, b"a/b/c d%zz%4");
-        let d = percent_decode(b"c+d", |j| j as u32, false, Decoded::reuse(&mut Vec::new()));
+        let d = percent_decode(
+            b"c+d",
+            |j| j as u32,
+            false,
+            Decoded::reuse(&mut Vec::new(), true),
+        );
         assert_eq!(d.buf, b"c+d");
     }
 
