@@ -74,6 +74,10 @@ fn adversarial(size: usize) -> Vec<(String, Vec<u8>)> {
         let mut one = unit.repeat(8 * 1024 * 1024 / unit.len()).into_bytes();
         one.push(b'\n');
         inputs.push((format!("{name}, one 8 MiB line"), one));
+        // Past the capture's cut: streamed in windows, never held whole.
+        let mut streamed = unit.repeat(16 * 1024 * 1024 / unit.len()).into_bytes();
+        streamed.push(b'\n');
+        inputs.push((format!("{name}, one 16 MiB line"), streamed));
     }
     inputs
 }
