@@ -19,9 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::account::Counters;
 use crate::batch::{split, PartWriter};
 use crate::buffer::Buffer;
-use crate::json::{floor_char_boundary, push_json_string, push_json_text};
+use crate::json::{floor_char_boundary, push_json_text};
 use crate::sanitize;
-use crate::structure::{Event, Options, Stream, Structurer};
+use crate::structure::{failed_event, Event, Options, Stream, Structurer};
 use crate::time::{now_ms, push_rfc3339};
 
 /// Bytes read from a pipe at a time.
@@ -52,6 +52,18 @@ impl Pipeline {
     /// Sanitizes, copies to stdout, splits and queues finished events of `stream`.
     pub async fn emit(&self, events: &mut Vec<Event>, stream: Stream) {
         self.emit_to(events, Some(stream)).await;
+    }
+
+    /// [`Pipeline::emit`] of events from `structurer`, counting the lines its
+    /// redaction failed on.
+    async fn emit_from(
+        &self,
+        structurer: &mut Structurer,
+        events: &mut Vec<Event>,
+        stream: Stream,
+    ) {
+        Counters::add(&self.counters.failed_lines, structurer.take_failed());
+        self.emit(events, stream).await;
     }
 
     /// [`Pipeline::emit`], with the stdout copy only when `echo` names the stream the
@@ -151,7 +163,7 @@ impl Pipeline {
 
 /// Reads `reader` to EOF as lines of `stream`. Returns when the pipe closes.
 pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeline: Arc<Pipeline>) {
-    let mut structurer = Structurer::new(stream, &pipeline.options);
+    let mut structurer = structurer(stream, &pipeline);
     let mut pending: Vec<u8> = Vec::new();
     // Read into the vector's spare capacity: its pages are touched only as far as reads
     // fill them, so an app that prints little keeps little of it resident (and nothing
@@ -168,7 +180,9 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
                 Ok(r) => r,
                 Err(_) => {
                     structurer.flush(&mut events);
-                    pipeline.emit(&mut events, stream).await;
+                    pipeline
+                        .emit_from(&mut structurer, &mut events, stream)
+                        .await;
                     continue;
                 }
             }
@@ -180,6 +194,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
         }
         let now = now_ms();
         pipeline.reuse(&mut structurer);
+        structurer.redact_with(pipeline.sanitizer.get());
         let mut data = chunk.as_slice();
         while let Some(i) = memchr::memchr(b'\n', data) {
             let line_end = &data[..i];
@@ -212,7 +227,9 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
             if long.is_none() {
                 // What came before goes out first: the long line follows it.
                 structurer.flush(&mut events);
-                pipeline.emit(&mut events, stream).await;
+                pipeline
+                    .emit_from(&mut structurer, &mut events, stream)
+                    .await;
                 long = Some(LongLine::start(stream, now, &pipeline));
             }
             if let Some(streaming) = long.as_mut() {
@@ -220,7 +237,9 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
             }
         }
         structurer.flush_if_older(now, pipeline.multiline_window, &mut events);
-        pipeline.emit(&mut events, stream).await;
+        pipeline
+            .emit_from(&mut structurer, &mut events, stream)
+            .await;
         // The shipper, the timers and the other pipe share this thread. An app that
         // writes faster than the pipeline reads keeps the pipe (1 MiB) from ever being
         // empty, so the read would never wait and nothing else would run until the app
@@ -245,7 +264,16 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
         );
     }
     structurer.flush(&mut events);
-    pipeline.emit(&mut events, stream).await;
+    pipeline
+        .emit_from(&mut structurer, &mut events, stream)
+        .await;
+}
+
+/// A structurer for `stream` that redacts text events with the pipeline's sanitizer.
+fn structurer(stream: Stream, pipeline: &Pipeline) -> Structurer {
+    let mut structurer = Structurer::new(stream, &pipeline.options);
+    structurer.redact_with(pipeline.sanitizer.get());
+    structurer
 }
 
 /// Text a streamed line holds back so that a secret cannot straddle what is already
@@ -413,38 +441,12 @@ fn line(
     if pushed.is_err() {
         // Its state may be half-updated: start afresh (a pending multi-line event it
         // held is lost with the line, and counted with it).
-        *structurer = Structurer::new(stream, &pipeline.options);
+        Counters::add(&pipeline.counters.failed_lines, structurer.take_failed());
+        *structurer = self::structurer(stream, pipeline);
         Counters::add(&pipeline.counters.failed_lines, 1);
         events.push(failed_event(Some(stream), bytes.len(), now, "structure"));
     }
     1
-}
-
-/// Stands in for a line a stage failed on: says what was lost, carries none of it.
-pub fn failed_event(
-    stream: Option<Stream>,
-    lost_bytes: usize,
-    timestamp_ms: i64,
-    stage: &str,
-) -> Event {
-    let mut json = String::with_capacity(256);
-    json.push_str("{\"timestamp\":\"");
-    push_rfc3339(&mut json, timestamp_ms);
-    json.push_str("\",\"level\":\"error\",\"source\":\"agent\",");
-    if let Some(stream) = stream {
-        json.push_str("\"stream\":\"");
-        json.push_str(stream.as_str());
-        json.push_str("\",");
-    }
-    json.push_str("\"message\":");
-    push_json_string(
-        &mut json,
-        &format!("deckhand's {stage} stage failed on a line of {lost_bytes} bytes (an internal error, please report it); the line was dropped and counted in failed_lines"),
-    );
-    json.push_str(",\"deckhand_lost_bytes\":");
-    json.push_str(&lost_bytes.to_string());
-    json.push('}');
-    Event::new(timestamp_ms, json)
 }
 
 #[cfg(test)]

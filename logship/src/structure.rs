@@ -17,10 +17,17 @@
 //! any arithmetic, and the work per line is linear in its length (a continuation line
 //! is looked at on its own, never together with the event it joins).
 //!
-//! Not here: redaction (`sanitize`), size limits and splitting (`batch`), JSON string
-//! escaping (`json`), RFC 3339 and calendar maths (`time`).
+//! A text event's message is redacted as plain text before it is written into the
+//! event, when the capture gives the structurer a sanitizer ([`Structurer::redact_with`]):
+//! the detectors see the line as the app wrote it, not escaped once more by us, as they
+//! do for a line streamed past the capture's cut.
+//!
+//! Not here: how redaction works (`sanitize`), size limits and splitting (`batch`), JSON
+//! string escaping (`json`), RFC 3339 and calendar maths (`time`).
 use std::borrow::Cow;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -30,7 +37,8 @@ use crate::batch::MAX_EVENT_BYTES;
 use crate::json::{
     json_string, json_string_len, push_json_string, quick_object, Checked, Quick, Scalar,
 };
-use crate::time::{epoch_number_ms, parse_rfc3339_ms, Rfc3339Writer};
+use crate::sanitize::Sanitizer;
+use crate::time::{epoch_number_ms, parse_rfc3339_ms, push_rfc3339, Rfc3339Writer};
 
 /// Kept here for the callers outside this crate's `src` that still name it so (the
 /// agent's diagnostics, the shipping integration tests); its home is [`crate::time`].
@@ -123,11 +131,12 @@ pub struct Event {
     pub timestamp_ms: i64,
     /// A JSON object.
     pub json: String,
-    /// How many bytes at the start of `json` the agent wrote from its own fixed
-    /// vocabulary: a text event's `{"timestamp":"…","level":"…","stream":"…","message":`
-    /// (receive time, a level name, the stream). The sanitizer looks only for loaded
-    /// secrets there ([`Sanitizer::sanitize_after`](crate::sanitize::Sanitizer::sanitize_after)).
-    /// 0 for an app's JSON line and for anything else.
+    /// How many bytes at the start of `json` the sanitizer searches for loaded secrets
+    /// only ([`Sanitizer::sanitize_after`]): those the agent wrote from its own fixed
+    /// vocabulary, a text event's `{"timestamp":"…","level":"…","stream":"…","message":`
+    /// (receive time, a level name, the stream); all of a text event whose message was
+    /// already redacted as text ([`Structurer::redact_with`]). 0 for an app's JSON line
+    /// and for anything else.
     pub head: usize,
 }
 
@@ -189,6 +198,10 @@ pub struct Structurer {
     /// `,"ecs":{…}` ready to splice in, computed once.
     context_field: String,
     pending: Option<Pending>,
+    /// Redacts a text event's message before it is written ([`Structurer::redact_with`]).
+    sanitizer: Option<Arc<Sanitizer>>,
+    /// Messages the sanitizer failed on (a bug), not yet counted by the caller.
+    failed: u64,
     /// Writes the events' timestamps (the date worked out once per second).
     stamps: Rfc3339Writer,
     /// The message buffer of the last text event, cleared and kept for the next line
@@ -208,6 +221,16 @@ const POOL_ONE: usize = 4 * 1024;
 /// The largest message buffer kept for the next line: a long line's buffer is not held
 /// while the app is idle.
 const SPARE_MAX: usize = 16 * 1024;
+
+/// What the sanitizer made of a text event's message.
+enum Redacted {
+    /// No sanitizer looked at it: the event's sanitizing is left to the caller.
+    NotLooked,
+    /// Looked at, nothing to redact.
+    Nothing,
+    /// The message with its redactions.
+    To(String),
+}
 
 /// A text event that continuation lines may still join.
 #[derive(Debug)]
@@ -286,11 +309,29 @@ impl Structurer {
             },
             context_field,
             pending: None,
+            sanitizer: None,
+            failed: 0,
             stamps: Rfc3339Writer::default(),
             spare: String::new(),
             pool: Vec::new(),
             pool_bytes: 0,
         }
+    }
+
+    /// Text events from now on have their message redacted by `sanitizer` as plain
+    /// text, before it is escaped into the event; such an event's [`Event::head`] is
+    /// then its whole JSON (the sanitizer looks only for loaded secrets in it: the
+    /// agent's own fields and the message already redacted). The capture gives the
+    /// sanitizer in use with each chunk it reads, so a rotation takes effect as it does
+    /// for the rest of the pipeline.
+    pub fn redact_with(&mut self, sanitizer: Arc<Sanitizer>) {
+        self.sanitizer = Some(sanitizer);
+    }
+
+    /// How many messages the sanitizer failed on since the last call (each became an
+    /// event that says so and carries none of it).
+    pub fn take_failed(&mut self) -> u64 {
+        std::mem::take(&mut self.failed)
     }
 
     /// Keeps the texts of `events`, already written, emptied, as the buffers of the next
@@ -441,6 +482,27 @@ impl Structurer {
     }
 
     fn text_event(&mut self, p: Pending) -> Event {
+        let Some(sanitizer) = self.sanitizer.clone() else {
+            return self.write_text_event(p, Redacted::NotLooked);
+        };
+        // Never ship what could not be sanitized.
+        match catch_unwind(AssertUnwindSafe(|| sanitizer.redact_text(&p.message))) {
+            Ok(Cow::Borrowed(_)) => self.write_text_event(p, Redacted::Nothing),
+            Ok(Cow::Owned(text)) => self.write_text_event(p, Redacted::To(text)),
+            Err(_) => {
+                self.failed += 1;
+                failed_event(
+                    Some(self.stream),
+                    p.message.len(),
+                    p.received_ms,
+                    "sanitize",
+                )
+            }
+        }
+    }
+
+    /// Writes `p` as a text event, with its message as `redacted` says.
+    fn write_text_event(&mut self, p: Pending, redacted: Redacted) -> Event {
         let level = text_level(&p.message).or(self.unstated_level);
         let mut json = self.buffer(p.message.len() + 96 + self.context_field.len());
         json.push_str("{\"timestamp\":\"");
@@ -452,10 +514,16 @@ impl Structurer {
         json.push_str("\",\"stream\":\"");
         json.push_str(self.stream.as_str());
         json.push_str("\",\"message\":");
-        let head = json.len();
-        push_json_string(&mut json, &p.message);
+        let mut head = json.len();
+        match &redacted {
+            Redacted::To(text) => push_json_string(&mut json, text),
+            Redacted::NotLooked | Redacted::Nothing => push_json_string(&mut json, &p.message),
+        }
         json.push_str(&self.context_field);
         json.push('}');
+        if !matches!(redacted, Redacted::NotLooked) {
+            head = json.len();
+        }
         if p.message.capacity() <= SPARE_MAX {
             self.spare = p.message;
         }
@@ -465,6 +533,33 @@ impl Structurer {
             head,
         }
     }
+}
+
+/// Stands in for a line a stage failed on: says what was lost, carries none of it.
+pub fn failed_event(
+    stream: Option<Stream>,
+    lost_bytes: usize,
+    timestamp_ms: i64,
+    stage: &str,
+) -> Event {
+    let mut json = String::with_capacity(256);
+    json.push_str("{\"timestamp\":\"");
+    push_rfc3339(&mut json, timestamp_ms);
+    json.push_str("\",\"level\":\"error\",\"source\":\"agent\",");
+    if let Some(stream) = stream {
+        json.push_str("\"stream\":\"");
+        json.push_str(stream.as_str());
+        json.push_str("\",");
+    }
+    json.push_str("\"message\":");
+    push_json_string(
+        &mut json,
+        &format!("deckhand's {stage} stage failed on a line of {lost_bytes} bytes (an internal error, please report it); the line was dropped and counted in failed_lines"),
+    );
+    json.push_str(",\"deckhand_lost_bytes\":");
+    json.push_str(&lost_bytes.to_string());
+    json.push('}');
+    Event::new(timestamp_ms, json)
 }
 
 /// The fields of an app's JSON line we look at: `timestamp`, `time`, `@timestamp` and

@@ -7,14 +7,16 @@
 //! third bit sets `redact_name`; the rest, split at NUL bytes, is the secrets, then
 //! the line. The line is sanitized as the structure stage makes it into events (a text
 //! event is searched for trigger words after the agent's own fields, `Event::head`),
-//! and also as it is when it is a JSON object.
+//! once as the event is and once with its message redacted as text first
+//! (`Structurer::redact_with`, as the capture does), and also as it is when it is a
+//! JSON object.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use deckhand_fuzz::{json_bare_tokens, json_strings, unredacted_pieces};
 use logship::sanitize::{Config, KnownSecret, Sanitizer, MIN_SECRET_LEN};
-use logship::structure::{Options, Stream, Structurer};
+use logship::structure::{Event, Options, Stream, Structurer};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
@@ -50,11 +52,10 @@ fn main() {
             .map(|(_, v)| v.as_str())
             .collect();
 
-        let mut structurer = Structurer::new(Stream::Stdout, &Options::default());
-        let mut events = Vec::new();
-        structurer.push(line.as_bytes(), 1_795_000_000_000, &mut events);
-        structurer.flush(&mut events);
-        for event in &events {
+        let events = structured(&line, None);
+        let redacted = structured(&line, Some(sanitizer.clone()));
+        assert_eq!(events.len(), redacted.len(), "{line:?}");
+        for (event, twin) in events.iter().zip(&redacted) {
             // The agent's own fields are no secret of the app's.
             let own = event.json.get(..event.head).unwrap_or_default();
             let wrapped: Vec<&str> = checked
@@ -63,11 +64,28 @@ fn main() {
                 .filter(|s| !own.contains(*s) && !"\"}".contains(*s))
                 .collect();
             check(&sanitizer, &event.json, event.head, &wrapped);
+            // The same event with its message redacted as text first, as the capture
+            // makes it.
+            check(&sanitizer, &twin.json, twin.head, &wrapped);
         }
         if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line).is_ok() {
             check(&sanitizer, &line, 0, &checked);
         }
     });
+}
+
+/// `line` through the structure stage, its text events' messages redacted by
+/// `sanitizer` when one is given.
+fn structured(line: &str, sanitizer: Option<Arc<Sanitizer>>) -> Vec<Event> {
+    let mut structurer = Structurer::new(Stream::Stdout, &Options::default());
+    if let Some(sanitizer) = sanitizer {
+        structurer.redact_with(sanitizer);
+    }
+    let mut events = Vec::new();
+    structurer.push(line.as_bytes(), 1_795_000_000_000, &mut events);
+    structurer.flush(&mut events);
+    assert_eq!(structurer.take_failed(), 0, "{line:?}");
+    events
 }
 
 /// The last sanitizer built, with the secrets and `redact_name` it was built from.

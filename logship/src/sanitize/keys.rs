@@ -12,7 +12,7 @@
 //! what earlier hits looked at, forwards over the key and its value once; a later hit
 //! inside them is skipped. Not here: secrets known by value, token shapes.
 
-use super::{escaped_before, string_end, Cut, Detector, Scan, Trigger, REDACTED};
+use super::{escaped_before, string_end, Cut, Detector, Mode, Scan, Trigger, REDACTED};
 
 /// Sensitive key stems (matched anywhere in a key).
 pub(super) const KEY_STEMS: &[&str] = &[
@@ -146,8 +146,12 @@ pub(super) fn at_key(scan: &mut Scan, s: usize, e: usize) {
         return;
     }
     k = skip_blanks(bytes, k + 1);
+    // A quoted value: `password=\"…\"` inside an event's JSON string, `password="…"` in
+    // plain text (there a bare `"` is not the end of a JSON string).
     if bytes.get(k) == Some(&b'\\') && bytes.get(k + 1) == Some(&b'"') {
         k += 2;
+    } else if scan.mode == Mode::Text && bytes.get(k) == Some(&b'"') {
+        k += 1;
     }
     let mut end = k;
     while end < bytes.len() && !is_value_end(bytes[end]) {

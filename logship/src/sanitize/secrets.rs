@@ -116,7 +116,8 @@ impl Needles {
         if u32::try_from(bytes.len()).is_err() {
             return;
         }
-        if !self.needs_decoding(bytes) {
+        // Before the scan's head, the agent's own text: searched as it is, not decoded.
+        if !self.needs_decoding(bytes.get(scan.head..).unwrap_or_default()) {
             return;
         }
         match scan.mode {
@@ -125,7 +126,7 @@ impl Needles {
                 let layout = scan.layout();
                 for lit in &layout.lits {
                     let (from, to) = (lit.open + 1, lit.close.min(bytes.len()));
-                    if from >= to {
+                    if from >= to || to < scan.head {
                         continue;
                     }
                     if lit.has_escape || self.has_percent(&bytes[from..to]) {

@@ -344,6 +344,63 @@ fn text_events(stream: crate::structure::Stream, line: &str) -> Vec<crate::struc
     out
 }
 
+/// Text events as the capture makes them: the message redacted by `s` as text, then
+/// the event as the pipeline sanitizes it (its whole text searched for loaded secrets).
+fn redacted_text_events(
+    s: &std::sync::Arc<Sanitizer>,
+    stream: crate::structure::Stream,
+    line: &str,
+) -> Vec<String> {
+    use crate::structure::{Options, Structurer};
+    let mut structurer = Structurer::new(stream, &Options::default());
+    structurer.redact_with(s.clone());
+    let mut out = Vec::new();
+    structurer.push(line.as_bytes(), 1_795_000_000_000, &mut out);
+    structurer.flush(&mut out);
+    assert_eq!(structurer.take_failed(), 0);
+    out.into_iter()
+        .map(|e| {
+            if !line.trim_start().starts_with('{') {
+                assert_eq!(e.head, e.json.len(), "{}", e.json);
+            }
+            s.sanitize_after(&e.json, e.head).into_owned()
+        })
+        .collect()
+}
+
+/// A text event's message is redacted as the app wrote it, before it is escaped into
+/// the event: what the event's redaction found, this finds, and the agent's own fields
+/// are still searched for loaded secrets.
+#[test]
+fn a_text_events_message_is_redacted_before_it_is_escaped() {
+    use crate::structure::Stream;
+    let s = std::sync::Arc::new(sanitizer(&[("ODD", "stdout"), ("DB", "s3cr3t-Db-pw")]));
+    let line = "ERROR password=\"hunter22\" card 4111 1111 1111 1111 db=s3cr\\u0033t-Db-pw \
+                url=postgres://u:s3cr3t%2DDb%2Dpw@h/d {\"token\":\"s3cr3t-Db-pw\"}";
+    let [event] = &redacted_text_events(&s, Stream::Stdout, line)[..] else {
+        panic!("one event");
+    };
+    let v: serde_json::Value = serde_json::from_str(event).unwrap();
+    assert_eq!(v["stream"], "[REDACTED]", "{event}");
+    assert_eq!(v["level"], "error");
+    let message = v["message"].as_str().unwrap();
+    for leak in ["hunter22", "4111", "s3cr", "Db-pw", "Db%2Dpw"] {
+        assert!(!message.contains(leak), "{leak} in {message}");
+    }
+    // A quoted value after `=` in plain text (a line streamed past the capture's cut).
+    assert_eq!(
+        s.redact_text("password=\"hunter22\" ok"),
+        "password=\"[REDACTED]\" ok"
+    );
+    // What the event's own redaction makes of the same line, for comparison.
+    let [old] = &text_events(Stream::Stdout, line)[..] else {
+        panic!("one event");
+    };
+    let old: serde_json::Value =
+        serde_json::from_str(&s.sanitize_after(&old.json, old.head)).unwrap();
+    assert_eq!(v["message"], old["message"]);
+}
+
 /// A text event's own fields (time, level, stream) are searched for loaded secrets
 /// only: a secret spelled `stdout` is still redacted there, a key name configured as
 /// sensitive is not looked for in them.
@@ -1319,6 +1376,32 @@ mod props {
                     prop_assert!(e.head > 0, "{}", e.json);
                 }
                 prop_assert_eq!(s.sanitize_after(&e.json, e.head), s.sanitize(&e.json));
+            }
+        }
+
+        /// Through the structure stage that redacts a text event's message as text,
+        /// no loaded secret survives in any encoding either, and the event is JSON.
+        #[test]
+        fn a_message_redacted_as_text_keeps_no_loaded_secret(
+            line in "\\PC{0,80}",
+            secrets in prop::collection::vec(secret(), 1..=3),
+            which in any::<prop::sample::Index>(),
+            how in 0usize..7,
+            lower in any::<bool>(),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let s = std::sync::Arc::new(build(&secrets));
+            let secret = which.get(&secrets);
+            let form = encode(secret, how, lower);
+            let cut = line.char_indices().map(|(i, _)| i).chain([line.len()]).collect::<Vec<_>>();
+            let p = *at.get(&cut);
+            let line = format!("{} {form} {}", &line[..p], &line[p..]);
+            for out in redacted_text_events(&s, crate::structure::Stream::Stdout, &line) {
+                let v: serde_json::Value = serde_json::from_str(&out)
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {out}")))?;
+                let message = v["message"].as_str().unwrap_or_default();
+                prop_assert!(!message.contains(&form), "{form:?} survived in {message:?}");
+                prop_assert!(!out.contains(&form), "{form:?} survived in {out:?}");
             }
         }
 
