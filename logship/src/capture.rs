@@ -76,16 +76,13 @@ impl Pipeline {
         let mut ready = Vec::with_capacity(events.len());
         let sanitizer = self.sanitizer.get();
         for mut event in events.drain(..) {
-            let clean = catch_unwind(AssertUnwindSafe(|| {
-                match sanitizer.sanitize_after(&event.json, event.head) {
-                    std::borrow::Cow::Owned(clean) => Some(clean),
-                    std::borrow::Cow::Borrowed(_) => None,
-                }
+            let clean = catch_unwind(AssertUnwindSafe(|| match event.sanitized(&sanitizer) {
+                std::borrow::Cow::Owned(clean) => Some(clean),
+                std::borrow::Cow::Borrowed(_) => None,
             }));
             match clean {
                 Ok(Some(clean)) => {
-                    event.json = clean;
-                    event.head = 0;
+                    event = Event::new(event.timestamp_ms, clean);
                 }
                 Ok(None) => {}
                 // Never ship what could not be sanitized.

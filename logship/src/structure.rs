@@ -131,13 +131,17 @@ pub struct Event {
     pub timestamp_ms: i64,
     /// A JSON object.
     pub json: String,
-    /// How many bytes at the start of `json` the sanitizer searches for loaded secrets
-    /// only ([`Sanitizer::sanitize_after`]): those the agent wrote from its own fixed
-    /// vocabulary, a text event's `{"timestamp":"…","level":"…","stream":"…","message":`
-    /// (receive time, a level name, the stream); all of a text event whose message was
-    /// already redacted as text ([`Structurer::redact_with`]). 0 for an app's JSON line
-    /// and for anything else.
+    /// How many bytes at the start of `json` the agent wrote from its own fixed
+    /// vocabulary: a text event's `{"timestamp":"…","level":"…","stream":"…","message":`
+    /// (receive time, a level name, the stream). The sanitizer looks only for loaded
+    /// secrets there ([`Sanitizer::sanitize_after`]). 0 for an app's JSON line and for
+    /// anything else.
     pub head: usize,
+    /// Where the message ends, as a JSON string, in a text event whose message was
+    /// already redacted as text ([`Structurer::redact_with`]): `head..redacted_to` is
+    /// looked at by no detector, the rest for loaded secrets only
+    /// ([`Sanitizer::sanitize_outside`]). 0 for any other event.
+    pub redacted_to: usize,
 }
 
 impl Event {
@@ -147,6 +151,18 @@ impl Event {
             timestamp_ms,
             json,
             head: 0,
+            redacted_to: 0,
+        }
+    }
+
+    /// The event's JSON as `sanitizer` leaves it, borrowed when nothing is redacted:
+    /// everything but the agent's own fields and a message already redacted as text
+    /// goes through every detector.
+    pub fn sanitized<'a>(&'a self, sanitizer: &Sanitizer) -> Cow<'a, str> {
+        if self.redacted_to > self.head {
+            sanitizer.sanitize_outside(&self.json, self.head..self.redacted_to)
+        } else {
+            sanitizer.sanitize_after(&self.json, self.head)
         }
     }
 }
@@ -319,9 +335,9 @@ impl Structurer {
     }
 
     /// Text events from now on have their message redacted by `sanitizer` as plain
-    /// text, before it is escaped into the event; such an event's [`Event::head`] is
-    /// then its whole JSON (the sanitizer looks only for loaded secrets in it: the
-    /// agent's own fields and the message already redacted). The capture gives the
+    /// text, before it is escaped into the event ([`Event::redacted_to`]: the
+    /// sanitizer then looks only for loaded secrets in the agent's own fields around
+    /// it). The capture gives the
     /// sanitizer in use with each chunk it reads, so a rotation takes effect as it does
     /// for the rest of the pipeline.
     pub fn redact_with(&mut self, sanitizer: Arc<Sanitizer>) {
@@ -482,23 +498,26 @@ impl Structurer {
     }
 
     fn text_event(&mut self, p: Pending) -> Event {
-        let Some(sanitizer) = self.sanitizer.clone() else {
-            return self.write_text_event(p, Redacted::NotLooked);
-        };
-        // Never ship what could not be sanitized.
-        match catch_unwind(AssertUnwindSafe(|| sanitizer.redact_text(&p.message))) {
-            Ok(Cow::Borrowed(_)) => self.write_text_event(p, Redacted::Nothing),
-            Ok(Cow::Owned(text)) => self.write_text_event(p, Redacted::To(text)),
-            Err(_) => {
-                self.failed += 1;
-                failed_event(
-                    Some(self.stream),
-                    p.message.len(),
-                    p.received_ms,
-                    "sanitize",
-                )
+        let redacted = match &self.sanitizer {
+            None => Redacted::NotLooked,
+            Some(sanitizer) => {
+                match catch_unwind(AssertUnwindSafe(|| sanitizer.redact_text(&p.message))) {
+                    Ok(Cow::Borrowed(_)) => Redacted::Nothing,
+                    Ok(Cow::Owned(text)) => Redacted::To(text),
+                    // Never ship what could not be sanitized.
+                    Err(_) => {
+                        self.failed += 1;
+                        return failed_event(
+                            Some(self.stream),
+                            p.message.len(),
+                            p.received_ms,
+                            "sanitize",
+                        );
+                    }
+                }
             }
-        }
+        };
+        self.write_text_event(p, redacted)
     }
 
     /// Writes `p` as a text event, with its message as `redacted` says.
@@ -514,16 +533,17 @@ impl Structurer {
         json.push_str("\",\"stream\":\"");
         json.push_str(self.stream.as_str());
         json.push_str("\",\"message\":");
-        let mut head = json.len();
+        let head = json.len();
         match &redacted {
             Redacted::To(text) => push_json_string(&mut json, text),
             Redacted::NotLooked | Redacted::Nothing => push_json_string(&mut json, &p.message),
         }
+        let redacted_to = match redacted {
+            Redacted::NotLooked => 0,
+            Redacted::Nothing | Redacted::To(_) => json.len(),
+        };
         json.push_str(&self.context_field);
         json.push('}');
-        if !matches!(redacted, Redacted::NotLooked) {
-            head = json.len();
-        }
         if p.message.capacity() <= SPARE_MAX {
             self.spare = p.message;
         }
@@ -531,6 +551,7 @@ impl Structurer {
             timestamp_ms: p.received_ms,
             json,
             head,
+            redacted_to,
         }
     }
 }

@@ -63,13 +63,13 @@ fn main() {
                 .copied()
                 .filter(|s| !own.contains(*s) && !"\"}".contains(*s))
                 .collect();
-            check(&sanitizer, &event.json, event.head, &wrapped);
+            check(&event.json, &event.sanitized(&sanitizer), &wrapped);
             // The same event with its message redacted as text first, as the capture
             // makes it.
-            check(&sanitizer, &twin.json, twin.head, &wrapped);
+            check(&twin.json, &twin.sanitized(&sanitizer), &wrapped);
         }
         if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line).is_ok() {
-            check(&sanitizer, &line, 0, &checked);
+            check(&line, &sanitizer.sanitize(&line), &checked);
         }
     });
 }
@@ -118,11 +118,9 @@ fn built(config: Config, secrets: &[String]) -> (Arc<Sanitizer>, Vec<String>) {
     })
 }
 
-/// Sanitizes one event (a JSON object) whose first `head` bytes are the agent's own,
-/// and checks the output.
-fn check(sanitizer: &Sanitizer, event: &str, head: usize, secrets: &[&str]) {
-    let out = sanitizer.sanitize_after(event, head);
-    let parsed: serde_json::Value = match serde_json::from_str(&out) {
+/// Checks one event (a JSON object) as the sanitizer left it, `out`.
+fn check(event: &str, out: &str, secrets: &[&str]) {
+    let parsed: serde_json::Value = match serde_json::from_str(out) {
         Ok(v @ serde_json::Value::Object(_)) => v,
         other => panic!("valid JSON in, not a JSON object out ({other:?}): {event:?} -> {out:?}"),
     };
@@ -131,7 +129,7 @@ fn check(sanitizer: &Sanitizer, event: &str, head: usize, secrets: &[&str]) {
     let texts = strings
         .iter()
         .map(String::as_str)
-        .chain(json_bare_tokens(&out));
+        .chain(json_bare_tokens(out));
     for text in texts {
         for piece in unredacted_pieces(text) {
             if let Some(secret) = secrets.iter().find(|s| piece.contains(**s)) {

@@ -64,6 +64,8 @@ pub const MIN_SECRET_LEN: usize = 6;
 /// logged as a string inside a text line inside the event is three.
 pub const MAX_DECODE_DEPTH: usize = 4;
 const REDACTED: &str = "[REDACTED]";
+/// The shortest message [`Sanitizer::sanitize_outside`] leaves out of its search.
+const SKIP_MIN: usize = 1024;
 
 /// The sanitizer in use, replaced as a whole when the agent loads more secrets (a
 /// rotation): events take the current one per batch.
@@ -408,6 +410,9 @@ struct Scan<'t> {
     /// Where the trigger walk and the card check start: the bytes before it are the
     /// agent's own ([`Sanitizer::sanitize_after`]).
     head: usize,
+    /// Bytes no detector looks at: a text event's message already redacted as text
+    /// ([`Sanitizer::sanitize_outside`]); empty for any other scan.
+    skip: Range<usize>,
 }
 
 impl<'t> Scan<'t> {
@@ -421,7 +426,18 @@ impl<'t> Scan<'t> {
             work: 0,
             layout: None,
             head: 0,
+            skip: 0..0,
         }
+    }
+
+    /// The text before and after [`Scan::skip`], each with its offset.
+    fn outside_skip(&self) -> [(usize, &'t str); 2] {
+        let text = self.text;
+        let (start, end) = (self.skip.start, self.skip.end);
+        [
+            (0, text.get(..start).unwrap_or(text)),
+            (end, text.get(end..).unwrap_or_default()),
+        ]
     }
 
     /// The text's layout, built once.
@@ -656,6 +672,33 @@ impl Sanitizer {
         Cow::Owned(self.apply(event, &cuts))
     }
 
+    /// [`Sanitizer::sanitize_after`] for a text event whose message, the JSON string at
+    /// `message`, was already redacted as text: no detector looks in it, and only
+    /// loaded secrets (and the configured patterns) are looked for around it, in the
+    /// agent's own fields. A message shorter than [`SKIP_MIN`] is searched with them
+    /// (one search of a short event costs less than two of its parts; what it can add
+    /// is only a secret spelled like the escaped form of the app's text). A range not
+    /// on char boundaries or past the end counts as none, too.
+    pub fn sanitize_outside<'a>(&self, event: &'a str, message: Range<usize>) -> Cow<'a, str> {
+        let mut scan = Scan::new(event, Mode::Json);
+        scan.head = event.len();
+        if message.len() >= SKIP_MIN
+            && message.start <= message.end
+            && event.is_char_boundary(message.start)
+            && event.is_char_boundary(message.end)
+        {
+            scan.skip = message;
+        }
+        // What `detect` runs on text its trigger walk, card check and decoding skip.
+        self.secrets.find_raw(&mut scan);
+        self.find_custom(&mut scan);
+        if scan.cuts.is_empty() {
+            return Cow::Borrowed(event);
+        }
+        let cuts = self.settle(&mut scan);
+        Cow::Owned(self.apply(event, &cuts))
+    }
+
     /// The byte ranges of a raw log line (plain text, not an event's JSON) that
     /// [`Sanitizer::redact_text`] replaces: on char boundaries, sorted, merged. The
     /// capture stage uses them to cut a long line where no secret is.
@@ -724,13 +767,24 @@ impl Sanitizer {
             View::Large(rows) => self.find_triggers(&rows, scan),
         }
         cards::find(scan);
-        for re in &self.custom {
-            for m in re.find_iter(scan.text) {
-                scan.push(Cut::new(m.start(), m.end(), Detector::CustomPattern));
-            }
-            scan.work += bytes.len();
-        }
+        self.find_custom(scan);
         self.secrets.find_decoded(scan);
+    }
+
+    /// Every match of the configured patterns, around the scan's `skip`.
+    fn find_custom(&self, scan: &mut Scan) {
+        for re in &self.custom {
+            for (from, part) in scan.outside_skip() {
+                for m in re.find_iter(part) {
+                    scan.push(Cut::new(
+                        from + m.start(),
+                        from + m.end(),
+                        Detector::CustomPattern,
+                    ));
+                }
+            }
+            scan.work += scan.text.len();
+        }
     }
 
     /// A trigger word at `s..e`: its detector looks at the bytes around it, unless an

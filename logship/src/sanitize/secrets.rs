@@ -52,10 +52,19 @@ impl Needles {
     }
 
     /// The needles as they stand in the text, undecoded.
+    /// Around the scan's `skip`, when it has one.
     pub(super) fn find_raw(&self, scan: &mut Scan) {
-        let bytes = scan.bytes();
         let skip_quoted = scan.mode == Mode::Json;
-        self.search(bytes, |a, b| (a, b), skip_quoted, scan);
+        for (from, part) in scan.outside_skip() {
+            if !part.is_empty() {
+                self.search(
+                    part.as_bytes(),
+                    |a, b| (from + a, from + b),
+                    skip_quoted,
+                    scan,
+                );
+            }
+        }
     }
 
     /// Every needle in `buf` (overlapping ones too), each match `a..b` mapped to its

@@ -361,9 +361,9 @@ fn redacted_text_events(
     out.into_iter()
         .map(|e| {
             if !line.trim_start().starts_with('{') {
-                assert_eq!(e.head, e.json.len(), "{}", e.json);
+                assert!(e.head > 0 && e.redacted_to > e.head, "{}", e.json);
             }
-            s.sanitize_after(&e.json, e.head).into_owned()
+            e.sanitized(s).into_owned()
         })
         .collect()
 }
@@ -399,6 +399,41 @@ fn a_text_events_message_is_redacted_before_it_is_escaped() {
     let old: serde_json::Value =
         serde_json::from_str(&s.sanitize_after(&old.json, old.head)).unwrap();
     assert_eq!(v["message"], old["message"]);
+}
+
+/// Around a message redacted as text, the agent's own fields after it (the task's
+/// `ecs` context) are searched for loaded secrets too.
+#[test]
+fn the_fields_after_a_redacted_message_are_searched_for_loaded_secrets() {
+    use crate::structure::{Context, Options, Stream, Structurer};
+    let s = std::sync::Arc::new(sanitizer(&[("DB", "s3cr3t-Db-pw")]));
+    let options = Options {
+        context: Some(Context {
+            task_id: "task-s3cr3t-Db-pw".into(),
+            container_name: "web".into(),
+            task_definition: "app:3".into(),
+        }),
+        ..Options::default()
+    };
+    // A short message is searched again with the fields; a long one is left out.
+    for pad in [0, 3000] {
+        let mut structurer = Structurer::new(Stream::Stdout, &options);
+        structurer.redact_with(s.clone());
+        let mut out = Vec::new();
+        let line = format!("login s3cr3t-Db-pw ok{}", " .".repeat(pad));
+        structurer.push(line.as_bytes(), 1_795_000_000_000, &mut out);
+        structurer.flush(&mut out);
+        let [event] = &out[..] else {
+            panic!("one event")
+        };
+        assert!(event.redacted_to > event.head);
+        let v: serde_json::Value = serde_json::from_str(&event.sanitized(&s)).unwrap();
+        let message = v["message"].as_str().unwrap();
+        assert!(message.starts_with("login [REDACTED] ok"), "{message}");
+        assert_eq!(v["ecs"]["task_id"], "task-[REDACTED]");
+        assert_eq!(v["ecs"]["container_name"], "web");
+        assert_eq!(v["stream"], "stdout");
+    }
 }
 
 /// A text event's own fields (time, level, stream) are searched for loaded secrets
