@@ -337,9 +337,8 @@ impl Structurer {
     /// Text events from now on have their message redacted by `sanitizer` as plain
     /// text, before it is escaped into the event ([`Event::redacted_to`]: the
     /// sanitizer then looks only for loaded secrets in the agent's own fields around
-    /// it). The capture gives the
-    /// sanitizer in use with each chunk it reads, so a rotation takes effect as it does
-    /// for the rest of the pipeline.
+    /// it). The capture gives the sanitizer in use with each chunk it reads, so a
+    /// rotation takes effect as it does for the rest of the pipeline.
     pub fn redact_with(&mut self, sanitizer: Arc<Sanitizer>) {
         self.sanitizer = Some(sanitizer);
     }

@@ -653,12 +653,11 @@ impl Sanitizer {
         self.sanitize_after(event, 0)
     }
 
-    /// [`Sanitizer::sanitize`] for an event whose first `head` bytes need no detector
-    /// but the loaded secrets, as they stand ([`Event::head`](crate::structure::Event::head)):
-    /// the agent's own fields, or a message already redacted as text. A secret may
-    /// equal `stdout` and is found there; the trigger words, the card check and the
-    /// decoding of escaped strings start at `head`. A `head` past the end or not on a
-    /// char boundary counts as 0.
+    /// [`Sanitizer::sanitize`] for an event whose first `head` bytes the agent wrote
+    /// from its own fixed vocabulary ([`Event::head`](crate::structure::Event::head)):
+    /// there only loaded secrets are looked for, as they stand (a secret may equal
+    /// `stdout`); the trigger words, the card check and the decoding of escaped strings
+    /// start at `head`. A `head` past the end or not on a char boundary counts as 0.
     pub fn sanitize_after<'a>(&self, event: &'a str, head: usize) -> Cow<'a, str> {
         let mut scan = Scan::new(event, Mode::Json);
         if event.is_char_boundary(head) {

@@ -51,8 +51,7 @@ impl Needles {
         self.longest
     }
 
-    /// The needles as they stand in the text, undecoded.
-    /// Around the scan's `skip`, when it has one.
+    /// The needles as they stand in the text, undecoded, around the scan's `skip`.
     pub(super) fn find_raw(&self, scan: &mut Scan) {
         let skip_quoted = scan.mode == Mode::Json;
         for (from, part) in scan.outside_skip() {
