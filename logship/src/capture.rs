@@ -49,13 +49,10 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Sanitizes, copies to stdout, splits and queues finished events of `stream`.
-    pub async fn emit(&self, events: &mut Vec<Event>, stream: Stream) {
-        self.emit_to(events, Some(stream)).await;
-    }
-
-    /// [`Pipeline::emit`] of events from `structurer`, counting the lines its
-    /// redaction failed on.
+    /// Sanitizes, copies to stdout, splits and queues finished events of `stream` from
+    /// `structurer`, counting the lines its redaction failed on. The sanitizer is the
+    /// one the structurer redacted their messages with (a rotation takes effect with
+    /// the next chunk the capture reads).
     async fn emit_from(
         &self,
         structurer: &mut Structurer,
@@ -63,20 +60,33 @@ impl Pipeline {
         stream: Stream,
     ) {
         Counters::add(&self.counters.failed_lines, structurer.take_failed());
-        self.emit(events, stream).await;
+        let sanitizer = structurer
+            .sanitizer()
+            .unwrap_or_else(|| self.sanitizer.get());
+        self.emit_with(events, Some(stream), &sanitizer).await;
     }
 
-    /// [`Pipeline::emit`], with the stdout copy only when `echo` names the stream the
-    /// events come from (and the copy is on); `None`: no copy (the agent's own).
+    /// Sanitizes and queues finished events with the sanitizer in use, copied to stdout
+    /// when `echo` names the stream they come from (and the copy is on); `None`: no
+    /// copy (the agent's own).
     pub async fn emit_to(&self, events: &mut Vec<Event>, echo: Option<Stream>) {
+        self.emit_with(events, echo, &self.sanitizer.get()).await;
+    }
+
+    /// [`Pipeline::emit_to`] with `sanitizer`.
+    async fn emit_with(
+        &self,
+        events: &mut Vec<Event>,
+        echo: Option<Stream>,
+        sanitizer: &sanitize::Sanitizer,
+    ) {
         if events.is_empty() {
             return;
         }
         Counters::add(&self.counters.events, events.len() as u64);
         let mut ready = Vec::with_capacity(events.len());
-        let sanitizer = self.sanitizer.get();
         for mut event in events.drain(..) {
-            let clean = catch_unwind(AssertUnwindSafe(|| match event.sanitized(&sanitizer) {
+            let clean = catch_unwind(AssertUnwindSafe(|| match event.sanitized(sanitizer) {
                 std::borrow::Cow::Owned(clean) => Some(clean),
                 std::borrow::Cow::Borrowed(_) => None,
             }));

@@ -140,7 +140,10 @@ pub struct Event {
     /// Where the message ends, as a JSON string, in a text event whose message was
     /// already redacted as text ([`Structurer::redact_with`]): `head..redacted_to` is
     /// looked at by no detector, the rest for loaded secrets only
-    /// ([`Sanitizer::sanitize_outside`]). 0 for any other event.
+    /// ([`Sanitizer::sanitize_outside`]). The event's length when the same sanitizer
+    /// also found the fields around the message clean, once for every event with
+    /// them ([`Sanitizer::may_find_around`]): nothing is left to look at. 0 for any
+    /// other event.
     pub redacted_to: usize,
 }
 
@@ -157,8 +160,12 @@ impl Event {
 
     /// The event's JSON as `sanitizer` leaves it, borrowed when nothing is redacted:
     /// everything but the agent's own fields and a message already redacted as text
-    /// goes through every detector.
+    /// goes through every detector. A text event's `sanitizer` is the one its
+    /// structurer redacted it with ([`Structurer::sanitizer`]).
     pub fn sanitized<'a>(&'a self, sanitizer: &Sanitizer) -> Cow<'a, str> {
+        if self.redacted_to == self.json.len() && self.redacted_to > self.head {
+            return Cow::Borrowed(&self.json);
+        }
         if self.redacted_to > self.head {
             sanitizer.sanitize_outside(&self.json, self.head..self.redacted_to)
         } else {
@@ -216,6 +223,10 @@ pub struct Structurer {
     pending: Option<Pending>,
     /// Redacts a text event's message before it is written ([`Structurer::redact_with`]).
     sanitizer: Option<Arc<Sanitizer>>,
+    /// Per level a text event can have (none first, then [`Level::ALL`]): whether the
+    /// sanitizer finds nothing in the agent's own fields around the message, whatever
+    /// the time; worked out on first need, once per sanitizer ([`Event::redacted_to`]).
+    clean_around: [Option<bool>; Level::ALL.len() + 1],
     /// Messages the sanitizer failed on (a bug), not yet counted by the caller.
     failed: u64,
     /// Writes the events' timestamps (the date worked out once per second).
@@ -326,6 +337,7 @@ impl Structurer {
             context_field,
             pending: None,
             sanitizer: None,
+            clean_around: [None; Level::ALL.len() + 1],
             failed: 0,
             stamps: Rfc3339Writer::default(),
             spare: String::new(),
@@ -340,7 +352,46 @@ impl Structurer {
     /// it). The capture gives the sanitizer in use with each chunk it reads, so a
     /// rotation takes effect as it does for the rest of the pipeline.
     pub fn redact_with(&mut self, sanitizer: Arc<Sanitizer>) {
-        self.sanitizer = Some(sanitizer);
+        if !self
+            .sanitizer
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &sanitizer))
+        {
+            self.clean_around = Default::default();
+            self.sanitizer = Some(sanitizer);
+        }
+    }
+
+    /// The sanitizer text events' messages are redacted with: their events are to be
+    /// sanitized with it too ([`Event::sanitized`]).
+    pub fn sanitizer(&self) -> Option<Arc<Sanitizer>> {
+        self.sanitizer.clone()
+    }
+
+    /// Whether the sanitizer finds nothing in the fields a text event of `level` has
+    /// around its message, whatever its time ([`Sanitizer::may_find_around`]): looked
+    /// at once per sanitizer and level, not per event.
+    fn clean_around(&mut self, level: Option<Level>) -> bool {
+        let Some(sanitizer) = &self.sanitizer else {
+            return false;
+        };
+        let slot = level.map_or(0, |l| {
+            1 + Level::ALL
+                .iter()
+                .position(|x| *x == l)
+                .unwrap_or(Level::ALL.len())
+        });
+        if let Some(Some(clean)) = self.clean_around.get(slot) {
+            return *clean;
+        }
+        let mut before = String::new();
+        push_text_head(&mut before, |t| push_rfc3339(t, 0), level, self.stream);
+        let after = format!("{}}}", self.context_field);
+        let clean = !sanitizer.may_find_around(&before, &after);
+        if let Some(verdict) = self.clean_around.get_mut(slot) {
+            *verdict = Some(clean);
+        }
+        clean
     }
 
     /// How many messages the sanitizer failed on since the last call (each became an
@@ -523,15 +574,13 @@ impl Structurer {
     fn write_text_event(&mut self, p: Pending, redacted: Redacted) -> Event {
         let level = text_level(&p.message).or(self.unstated_level);
         let mut json = self.buffer(p.message.len() + 96 + self.context_field.len());
-        json.push_str("{\"timestamp\":\"");
-        self.stamps.push(&mut json, p.received_ms);
-        if let Some(level) = level {
-            json.push_str("\",\"level\":\"");
-            json.push_str(level.as_str());
-        }
-        json.push_str("\",\"stream\":\"");
-        json.push_str(self.stream.as_str());
-        json.push_str("\",\"message\":");
+        let stamps = &mut self.stamps;
+        push_text_head(
+            &mut json,
+            |t| stamps.push(t, p.received_ms),
+            level,
+            self.stream,
+        );
         let head = json.len();
         match &redacted {
             Redacted::To(text) => push_json_string(&mut json, text),
@@ -543,6 +592,13 @@ impl Structurer {
         };
         json.push_str(&self.context_field);
         json.push('}');
+        // The fields around the message found clean once for all events with them:
+        // the whole event is done.
+        let redacted_to = if redacted_to > 0 && self.clean_around(level) {
+            json.len()
+        } else {
+            redacted_to
+        };
         if p.message.capacity() <= SPARE_MAX {
             self.spare = p.message;
         }
@@ -553,6 +609,25 @@ impl Structurer {
             redacted_to,
         }
     }
+}
+
+/// Writes a text event's fields before its message, `{"timestamp":"…","level":"…",
+/// "stream":"…","message":`, the time by `time` (no `level` key without a level).
+fn push_text_head(
+    json: &mut String,
+    time: impl FnOnce(&mut String),
+    level: Option<Level>,
+    stream: Stream,
+) {
+    json.push_str("{\"timestamp\":\"");
+    time(json);
+    if let Some(level) = level {
+        json.push_str("\",\"level\":\"");
+        json.push_str(level.as_str());
+    }
+    json.push_str("\",\"stream\":\"");
+    json.push_str(stream.as_str());
+    json.push_str("\",\"message\":");
 }
 
 /// Stands in for a line a stage failed on: says what was lost, carries none of it.

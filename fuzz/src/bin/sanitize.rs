@@ -8,8 +8,9 @@
 //! the line. The line is sanitized as the structure stage makes it into events (a text
 //! event is searched for trigger words after the agent's own fields, `Event::head`),
 //! once as the event is and once with its message redacted as text first
-//! (`Structurer::redact_with`, as the capture does), and also as it is when it is a
-//! JSON object.
+//! (`Structurer::redact_with`, as the capture does: its own fields searched, or found
+//! clean once for every event with them), and also as it is when it is a JSON
+//! object.
 
 use std::cell::RefCell;
 use std::sync::Arc;

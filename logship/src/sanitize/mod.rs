@@ -675,13 +675,15 @@ impl Sanitizer {
     /// `message`, was already redacted as text: no detector looks in it, and only
     /// loaded secrets (and the configured patterns) are looked for around it, in the
     /// agent's own fields. A message shorter than [`SKIP_MIN`] is searched with them
-    /// (one search of a short event costs less than two of its parts; what it can add
-    /// is only a secret spelled like the escaped form of the app's text). A range not
-    /// on char boundaries or past the end counts as none, too.
+    /// (one search of a short event costs less than two of its parts), and so is any
+    /// message when a loaded secret holds a `\`, which the escaping of the app's text
+    /// could spell where the text did not. A range not on char boundaries or past the
+    /// end counts as none, too.
     pub fn sanitize_outside<'a>(&self, event: &'a str, message: Range<usize>) -> Cow<'a, str> {
         let mut scan = Scan::new(event, Mode::Json);
         scan.head = event.len();
         if message.len() >= SKIP_MIN
+            && !self.secrets.has_backslash()
             && message.start <= message.end
             && event.is_char_boundary(message.start)
             && event.is_char_boundary(message.end)
@@ -696,6 +698,23 @@ impl Sanitizer {
         }
         let cuts = self.settle(&mut scan);
         Cow::Owned(self.apply(event, &cuts))
+    }
+
+    /// Whether [`Sanitizer::sanitize_outside`] could find anything in a text event's
+    /// own fields around its message, whatever the event's time: `before` is what
+    /// precedes the message, with a time in which each ASCII digit stands for any
+    /// digit, `after` what follows it, exactly. `false` lets the structure stage vouch
+    /// for every event with these fields at once ([`Event::redacted_to`]) instead of
+    /// searching each one. `true` whenever patterns are configured (regular expressions
+    /// are not checked against a template), or a loaded secret holds a `\` (see
+    /// [`Sanitizer::sanitize_outside`]).
+    ///
+    /// [`Event::redacted_to`]: crate::structure::Event::redacted_to
+    pub fn may_find_around(&self, before: &str, after: &str) -> bool {
+        !self.custom.is_empty()
+            || self.secrets.has_backslash()
+            || self.secrets.may_stand_in(before.as_bytes(), true)
+            || self.secrets.may_stand_in(after.as_bytes(), false)
     }
 
     /// The byte ranges of a raw log line (plain text, not an event's JSON) that

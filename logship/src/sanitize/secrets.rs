@@ -37,6 +37,10 @@ pub(super) struct Needles {
     /// Per needle: it holds a `"`, so it cannot stand raw inside a JSON string (and
     /// would cut across structure): in JSON text it is only searched decoded.
     quoted: Vec<bool>,
+    /// The needles searched raw in JSON text (those without a `"`), for
+    /// [`Needles::may_stand_in`]: a check made once per set of the agent's own fields,
+    /// never per event.
+    raw_in_json: Vec<Box<str>>,
     longest: usize,
     /// Some needle holds a space: `+` in percent-encoded text may stand for it.
     plus_space: bool,
@@ -49,6 +53,30 @@ impl Needles {
 
     pub(super) fn longest(&self) -> usize {
         self.longest
+    }
+
+    /// Whether a needle that JSON text is searched for raw could stand in `text`, or,
+    /// with `any_digit`, in any text made from it by changing its ASCII digits to other
+    /// digits (a template of the agent's own fields with a time in it). Linear in the
+    /// text's length times the needles' total.
+    pub(super) fn may_stand_in(&self, text: &[u8], any_digit: bool) -> bool {
+        let fits = |t: &u8, c: &u8| match any_digit && t.is_ascii_digit() {
+            true => c.is_ascii_digit(),
+            false => t == c,
+        };
+        self.raw_in_json.iter().any(|needle| {
+            let needle = needle.as_bytes();
+            !needle.is_empty()
+                && text
+                    .windows(needle.len())
+                    .any(|w| w.iter().zip(needle).all(|(t, c)| fits(t, c)))
+        })
+    }
+
+    /// Some needle searched raw in JSON text holds a `\`: the agent's escaping of an
+    /// app's text could spell it where the text did not.
+    pub(super) fn has_backslash(&self) -> bool {
+        self.raw_in_json.iter().any(|n| n.contains('\\'))
     }
 
     /// The needles as they stand in the text, undecoded, around the scan's `skip`.
@@ -539,6 +567,11 @@ pub(super) fn build(
         every,
         labels: needle_labels,
         quoted: needles.iter().map(|n| n.contains('"')).collect(),
+        raw_in_json: needles
+            .iter()
+            .filter(|n| !n.contains('"'))
+            .map(|n| n.as_str().into())
+            .collect(),
         longest: needles.iter().map(String::len).max().unwrap_or(0),
         plus_space: needles.iter().any(|n| n.contains(' ')),
     };

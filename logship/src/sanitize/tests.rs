@@ -436,6 +436,155 @@ fn the_fields_after_a_redacted_message_are_searched_for_loaded_secrets() {
     }
 }
 
+/// `lines` of `stream`, each at its time, through one structurer that redacts with
+/// `s` (as the capture runs it): the events as made, before the sanitize step.
+fn vouched_events(
+    s: &std::sync::Arc<Sanitizer>,
+    options: &crate::structure::Options,
+    stream: crate::structure::Stream,
+    lines: &[(i64, &str)],
+) -> Vec<crate::structure::Event> {
+    let mut structurer = crate::structure::Structurer::new(stream, options);
+    structurer.redact_with(s.clone());
+    let mut out = Vec::new();
+    for (at, line) in lines {
+        structurer.push(line.as_bytes(), *at, &mut out);
+    }
+    structurer.flush(&mut out);
+    out
+}
+
+fn ecs_options() -> crate::structure::Options {
+    crate::structure::Options {
+        context: Some(crate::structure::Context {
+            task_id: "task-1".into(),
+            container_name: "web".into(),
+            task_definition: "app:3".into(),
+        }),
+        ..crate::structure::Options::default()
+    }
+}
+
+/// The agent's own fields around a message are looked at once per sanitizer and
+/// level, not per event: an event whose fields no loaded secret can stand in is done
+/// when it is written, its message redacted.
+#[test]
+fn fields_found_clean_once_need_no_search_per_event() {
+    use crate::structure::Stream;
+    let lines = [
+        (1_795_000_000_000, "ERROR login s3cr3t-Db-pw ok"),
+        (1_795_000_000_001, "plain"),
+    ];
+    let s = std::sync::Arc::new(sanitizer(&[("DB", "s3cr3t-Db-pw")]));
+    let events = vouched_events(&s, &ecs_options(), Stream::Stdout, &lines);
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        assert_eq!(e.redacted_to, e.json.len(), "{}", e.json);
+        assert!(matches!(e.sanitized(&s), Cow::Borrowed(_)));
+    }
+    assert!(
+        events[0].json.contains("login [REDACTED] ok"),
+        "{}",
+        events[0].json
+    );
+    // A secret spelled `stdout` cannot stand in a stderr event's fields.
+    let odd = std::sync::Arc::new(sanitizer(&[("ODD", "stdout")]));
+    for e in vouched_events(&odd, &ecs_options(), Stream::Stderr, &lines) {
+        assert_eq!(e.redacted_to, e.json.len(), "{}", e.json);
+    }
+    // Nor can one with a `"`: it is not searched raw in JSON text at all.
+    let quoted = std::sync::Arc::new(sanitizer(&[("APP", "task-1\",\"co")]));
+    for e in vouched_events(&quoted, &ecs_options(), Stream::Stdout, &lines) {
+        assert_eq!(e.redacted_to, e.json.len(), "{}", e.json);
+    }
+}
+
+/// What keeps the search of a text event's own fields: a secret that may stand in
+/// them (`stdout`, a piece of the task's context, a piece of a time the first events
+/// did not have), a pattern, a secret with a `\`, a rotation to such a secret. Each
+/// such event is sanitized as before.
+#[test]
+fn fields_that_may_hold_a_secret_are_searched_in_every_event() {
+    use crate::structure::{Stream, Structurer};
+    let options = ecs_options();
+    let lines = [
+        (1_795_000_000_000, "ERROR login ok"),
+        (1_795_000_000_001, "plain"),
+    ];
+    let searched = |s: &std::sync::Arc<Sanitizer>, lines: &[(i64, &str)]| {
+        let events = vouched_events(s, &options, Stream::Stdout, lines);
+        for e in &events {
+            assert!(
+                e.redacted_to > e.head && e.redacted_to < e.json.len(),
+                "{}",
+                e.json
+            );
+        }
+        events
+    };
+    let odd = std::sync::Arc::new(sanitizer(&[("ODD", "stdout")]));
+    searched(&odd, &lines);
+    let task = std::sync::Arc::new(sanitizer(&[("TASK", "task-1")]));
+    for e in searched(&task, &lines) {
+        let v: serde_json::Value = serde_json::from_str(&e.sanitized(&task)).unwrap();
+        assert_eq!(v["ecs"]["task_id"], "[REDACTED]");
+    }
+    // A piece of a time that only the second event's time holds.
+    let later = 1_795_000_000_000 + 3_600_000;
+    let mut time = String::new();
+    crate::time::push_rfc3339(&mut time, later);
+    let piece = &time[5..19];
+    let timed = std::sync::Arc::new(sanitizer(&[("T", piece)]));
+    let events = searched(&timed, &[(1_795_000_000_000, "first"), (later, "second")]);
+    let [first, second] = &events[..] else {
+        panic!("two events")
+    };
+    assert!(
+        !first.json.contains(piece) && second.json.contains(piece),
+        "{piece}"
+    );
+    let out = second.sanitized(&timed);
+    assert!(!out.contains(piece), "{out}");
+    // A pattern.
+    let patterned = std::sync::Arc::new(
+        Sanitizer::new(Config {
+            extra_patterns: vec![regex::Regex::new("web").unwrap()],
+            ..Config::default()
+        })
+        .unwrap()
+        .0,
+    );
+    searched(&patterned, &lines);
+    // A secret with a `\`, which the escaping of a tab spells: searched for in the
+    // message too, short or long.
+    let slashed = std::sync::Arc::new(sanitizer(&[("PW", "ab\\tcd-pw12")]));
+    searched(&slashed, &lines);
+    for pad in [0, 3000] {
+        let line = format!("note ab\tcd-pw12{}", " .".repeat(pad));
+        for e in searched(&slashed, &[(1, &line)]) {
+            assert!(e.json.contains("ab\\tcd-pw12"));
+            let out = e.sanitized(&slashed);
+            assert!(!out.contains("ab\\tcd-pw12"), "{}", &out[..80]);
+        }
+    }
+    // A rotation to a secret that stands in the fields: the next event is searched.
+    let mut structurer = Structurer::new(Stream::Stdout, &options);
+    let mut out = Vec::new();
+    structurer.redact_with(std::sync::Arc::new(sanitizer(&[("DB", "s3cr3t-Db-pw")])));
+    structurer.push(b"one", 1, &mut out);
+    structurer.flush(&mut out);
+    structurer.redact_with(odd.clone());
+    structurer.push(b"two", 2, &mut out);
+    structurer.flush(&mut out);
+    let [one, two] = &out[..] else {
+        panic!("two events")
+    };
+    assert_eq!(one.redacted_to, one.json.len());
+    assert!(two.redacted_to < two.json.len());
+    let v: serde_json::Value = serde_json::from_str(&two.sanitized(&odd)).unwrap();
+    assert_eq!(v["stream"], "[REDACTED]");
+}
+
 /// A text event's own fields (time, level, stream) are searched for loaded secrets
 /// only: a secret spelled `stdout` is still redacted there, a key name configured as
 /// sensitive is not looked for in them.
@@ -1288,6 +1437,32 @@ mod props {
         }
     }
 
+    /// A piece of the agent's own fields around a text event's message (`len` bytes
+    /// from `from`, wrapping): the event of `stream` of a line starting with `word` at
+    /// `at`, with the task's context.
+    fn frame_piece(
+        at: i64,
+        stream: crate::structure::Stream,
+        word: &str,
+        from: usize,
+        len: usize,
+    ) -> String {
+        use crate::structure::Structurer;
+        let mut structurer = Structurer::new(stream, &ecs_options());
+        let mut out = Vec::new();
+        structurer.push(word.as_bytes(), at, &mut out);
+        structurer.flush(&mut out);
+        let json = out.first().map(|e| e.json.clone()).unwrap_or_default();
+        let head = out.first().map_or(0, |e| e.head);
+        let ecs = json.rfind(",\"ecs\"").unwrap_or(json.len());
+        let fields = format!("{}{}", &json[..head], &json[ecs..]);
+        let from = from % fields.len().max(1);
+        fields
+            .get(from..(from + len).min(fields.len()))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Any one of the built-in trigger words.
     fn trigger_word() -> impl Strategy<Value = String> {
         any::<prop::sample::Index>().prop_map(|i| {
@@ -1420,6 +1595,48 @@ mod props {
                     prop_assert!(e.head > 0, "{}", e.json);
                 }
                 prop_assert_eq!(s.sanitize_after(&e.json, e.head), s.sanitize(&e.json));
+            }
+        }
+
+        /// Vouching once for a text event's own fields changes nothing: each event is
+        /// what searching all of it makes of it, with secrets spelled like pieces of
+        /// those fields (at any time, of any level and stream, the task's context) or
+        /// like anything else, and lines at any times through one structurer.
+        #[test]
+        fn fields_found_clean_once_are_clean_in_every_event(
+            lines in prop::collection::vec(
+                (
+                    0i64..4_102_444_800_000,
+                    prop::collection::vec(
+                        prop_oneof![
+                            "[a-z0-9 =:.,_\"{}-]{1,8}",
+                            "(ERROR|WARN|info|stdout|stderr|message|level|task-1|web|app:3)",
+                        ],
+                        1..8,
+                    ),
+                ),
+                1..6,
+            ),
+            pieces in prop::collection::vec(
+                (any::<prop::sample::Index>(), "(ERROR|WARN|x)", 0usize..200, 6usize..24),
+                0..=2,
+            ),
+            others in prop::collection::vec(prop_oneof!["[a-z0-9 =:._-]{6,12}", secret()], 0..=1),
+            stderr in any::<bool>(),
+        ) {
+            use crate::structure::Stream;
+            let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+            let lines: Vec<(i64, String)> = lines.into_iter().map(|(at, parts)| (at, parts.concat())).collect();
+            let lines: Vec<(i64, &str)> = lines.iter().map(|(at, l)| (*at, l.as_str())).collect();
+            // Pieces of the fields of events at the lines' times (or a second off).
+            let mut secrets = others;
+            for (k, (line, word, from, len)) in pieces.iter().enumerate() {
+                let at = line.get(&lines).0 + 1000 * (k as i64 % 2);
+                secrets.push(frame_piece(at, stream, word, *from, *len));
+            }
+            let s = std::sync::Arc::new(build(&secrets));
+            for e in vouched_events(&s, &ecs_options(), stream, &lines) {
+                prop_assert_eq!(e.sanitized(&s), s.sanitize_outside(&e.json, e.head..e.head));
             }
         }
 
