@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::account::Counters;
 use crate::batch::{split, PartWriter};
 use crate::buffer::Buffer;
-use crate::json::{floor_char_boundary, push_json_text};
+use crate::json::{floor_char_boundary, push_json_text, utf8_lossy};
 use crate::sanitize;
 use crate::structure::{failed_event, Event, Options, Stream, Structurer};
 use crate::time::{now_ms, push_rfc3339};
@@ -331,8 +331,7 @@ impl LongLine {
     /// for the next read) and sends what can be sent.
     async fn push(&mut self, bytes: &mut Vec<u8>, pipeline: &Pipeline) {
         let complete = bytes.len() - incomplete_utf8_tail(bytes);
-        self.carry
-            .push_str(&String::from_utf8_lossy(&bytes[..complete]));
+        self.carry.push_str(&utf8_lossy(&bytes[..complete]));
         bytes.drain(..complete);
         let window = std::mem::take(&mut self.carry);
         let sanitizer = pipeline.sanitizer.get();
@@ -352,7 +351,7 @@ impl LongLine {
 
     /// The line ended with `rest`: sends everything and marks the last part.
     async fn finish(mut self, rest: &[u8], pipeline: &Pipeline) {
-        self.carry.push_str(&String::from_utf8_lossy(rest));
+        self.carry.push_str(&utf8_lossy(rest));
         let window = std::mem::take(&mut self.carry);
         let sanitizer = pipeline.sanitizer.get();
         let spans = redaction_spans(&sanitizer, &window, pipeline);

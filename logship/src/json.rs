@@ -252,6 +252,25 @@ pub fn json_prefix_within(s: &str, room: usize) -> (usize, usize) {
     (at, cost)
 }
 
+/// Bytes as text, invalid UTF-8 as U+FFFD: borrowed when the bytes are valid. The check
+/// is `simdutf8`'s, 32 bytes at a time where the CPU has AVX2 (std's goes a word at a
+/// time); only invalid bytes take std's slower lossy decoding.
+pub fn utf8_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// The smallest char boundary of `s` at or above `at` (its length past the end).
+pub(crate) fn ceil_char_boundary(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
 /// The largest char boundary of `s` at or below `at`.
 pub(crate) fn floor_char_boundary(s: &str, at: usize) -> usize {
     let mut at = at.min(s.len());

@@ -35,7 +35,8 @@ use serde::Deserialize;
 
 use crate::batch::MAX_EVENT_BYTES;
 use crate::json::{
-    json_string, json_string_len, push_json_string, quick_object, Checked, Quick, Scalar,
+    json_string, json_string_len, push_json_string, quick_object, utf8_lossy, Checked, Quick,
+    Scalar,
 };
 use crate::sanitize::Sanitizer;
 use crate::time::{epoch_number_ms, parse_rfc3339_ms, push_rfc3339, Rfc3339Writer};
@@ -904,14 +905,10 @@ fn level_word(head: &[u8]) -> Option<Level> {
     None
 }
 
-/// Bytes to text: invalid UTF-8 becomes U+FFFD, ANSI escape sequences go (optionally).
-/// The check is `simdutf8`'s, 32 bytes at a time where the CPU has AVX2 (std's goes a
-/// word at a time): 2–4 % of the pipeline's time on the corpus.
+/// Bytes to text: invalid UTF-8 becomes U+FFFD ([`utf8_lossy`]), ANSI escape sequences
+/// go (optionally).
 fn decode(line: &[u8], strip_ansi: bool) -> std::borrow::Cow<'_, str> {
-    let text = match simdutf8::basic::from_utf8(line) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(line),
-    };
+    let text = utf8_lossy(line);
     // memchr's vectorized search: `str::contains` looks for a char a word at a time.
     if strip_ansi && memchr::memchr(0x1b, text.as_bytes()).is_some() {
         std::borrow::Cow::Owned(strip_ansi_codes(&text))

@@ -52,6 +52,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::json::{ceil_char_boundary, floor_char_boundary};
 use aho_corasick::{dfa::DFA, MatchKind};
 use conventions::Invalid;
 use regex::Regex;
@@ -871,35 +872,35 @@ impl Sanitizer {
     /// Replaces the settled cuts and counts them, one per merged cut (by the detector
     /// of its first part).
     fn apply(&self, text: &str, cuts: &[Cut]) -> String {
-        let bytes = text.as_bytes();
-        let mut out: Vec<u8> = Vec::with_capacity(text.len());
+        let mut out = String::with_capacity(text.len());
         let mut at = 0;
         for c in cuts {
-            if c.start < at || c.end > bytes.len() {
+            // Every cut is put on char boundaries; widening one that is not (a mistake)
+            // keeps it from becoming a panic, and still redacts all of it.
+            let start = floor_char_boundary(text, c.start);
+            let end = ceil_char_boundary(text, c.end);
+            let Some(before) = text.get(at..start) else {
                 continue;
-            }
+            };
             if let Some(n) = self.counts.get(c.detector as usize) {
                 n.fetch_add(1, Ordering::Relaxed);
             }
-            out.extend_from_slice(&bytes[at..c.start]);
+            out.push_str(before);
             let label = self
                 .labels
                 .get(c.label as usize)
                 .map_or(REDACTED, String::as_str);
             if c.quoted {
-                out.push(b'"');
-                out.extend_from_slice(label.as_bytes());
-                out.push(b'"');
+                out.push('"');
+                out.push_str(label);
+                out.push('"');
             } else {
-                out.extend_from_slice(label.as_bytes());
+                out.push_str(label);
             }
-            at = c.end;
+            at = end;
         }
-        out.extend_from_slice(&bytes[at..]);
-        // Every cut was put on char boundaries; the fallback only keeps a mistake from
-        // becoming a panic.
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        out.push_str(text.get(at..).unwrap_or_default());
+        out
     }
 
     /// Adds `earlier`'s redaction counts to this one's (it replaces `earlier`).
