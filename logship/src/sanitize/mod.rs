@@ -52,10 +52,11 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::json::{ceil_char_boundary, floor_char_boundary};
 use aho_corasick::{dfa::DFA, MatchKind};
 use conventions::Invalid;
 use regex::Regex;
+
+use crate::json::{ceil_char_boundary, floor_char_boundary};
 use table::{Id, Rows, Table, View};
 
 /// Secrets shorter than this are not redacted: a 3-character value would redact half
