@@ -454,6 +454,7 @@ fn vouched_events(
     out
 }
 
+/// Options with a task's context (`ecs`: task `task-1`, container `web`, `app:3`).
 fn ecs_options() -> crate::structure::Options {
     crate::structure::Options {
         context: Some(crate::structure::Context {
