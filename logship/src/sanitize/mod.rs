@@ -835,9 +835,7 @@ impl Sanitizer {
             c.end = c.end.min(bytes.len());
         }
         cuts.retain(|c| c.start < c.end);
-        // Stable sort: the cuts arrive as a few sorted runs, which it merges in
-        // linear time.
-        cuts.sort_by_key(|c| (c.start, std::cmp::Reverse(c.end)));
+        sort_cuts(&mut cuts);
         if scan.mode == Mode::Json && !cuts.is_empty() {
             let layout = scan.layout();
             let mut legal = Vec::with_capacity(cuts.len());
@@ -847,27 +845,32 @@ impl Sanitizer {
                 legalize(&layout, bytes, c, &mut reach, &mut legal, &mut scan.work);
             }
             cuts = legal;
-            // Stable sort: the cuts arrive as a few sorted runs, which it merges in
-            // linear time.
-            cuts.sort_by_key(|c| (c.start, std::cmp::Reverse(c.end)));
+            sort_cuts(&mut cuts);
         }
-        let mut merged: Vec<Cut> = Vec::with_capacity(cuts.len());
-        for mut c in cuts {
-            while c.start > 0 && !text.is_char_boundary(c.start) {
-                c.start -= 1;
-            }
-            while c.end < bytes.len() && !text.is_char_boundary(c.end) {
-                c.end += 1;
-            }
-            match merged.last_mut() {
+        // Merged in place: `kept` cuts at the front are settled, the rest still to
+        // look at (a line of a few MiB can have a few hundred thousand cuts).
+        let mut kept: usize = 0;
+        for i in 0..cuts.len() {
+            let Some(mut c) = cuts.get(i).cloned() else {
+                break;
+            };
+            c.start = floor_char_boundary(text, c.start);
+            c.end = ceil_char_boundary(text, c.end);
+            match kept.checked_sub(1).and_then(|k| cuts.get_mut(k)) {
                 Some(last) if c.start < last.end => {
                     last.end = last.end.max(c.end);
                     last.quoted |= c.quoted;
                 }
-                _ => merged.push(c),
+                _ => {
+                    if let Some(slot) = cuts.get_mut(kept) {
+                        *slot = c;
+                    }
+                    kept += 1;
+                }
             }
         }
-        merged
+        cuts.truncate(kept);
+        cuts
     }
 
     /// Replaces the settled cuts and counts them, one per merged cut (by the detector
@@ -924,6 +927,16 @@ impl Sanitizer {
 /// Pieces shorter than this are walked in one stream: splitting costs `longest` bytes
 /// walked twice.
 const SPLIT_MIN: usize = 96;
+/// Sorts cuts by start, the longer first at the same start. Stable: the cuts arrive as a
+/// few sorted runs, which it merges in linear time; most often one, already in order,
+/// which is only checked (the sort would take a buffer of their size).
+fn sort_cuts(cuts: &mut [Cut]) {
+    let key = |c: &Cut| (c.start, std::cmp::Reverse(c.end));
+    if !cuts.is_sorted_by_key(key) {
+        cuts.sort_by_key(key);
+    }
+}
+
 /// A text is walked a piece of this many bytes at a time, so that the matches the
 /// second stream finds before they can be reported stay few (a line of nothing but
 /// two-byte trigger words has one every two bytes).
