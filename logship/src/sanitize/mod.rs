@@ -927,6 +927,7 @@ impl Sanitizer {
 /// Pieces shorter than this are walked in one stream: splitting costs `longest` bytes
 /// walked twice.
 const SPLIT_MIN: usize = 96;
+
 /// Sorts cuts by start, the longer first at the same start. Stable: the cuts arrive as a
 /// few sorted runs, which it merges in linear time; most often one, already in order,
 /// which is only checked (the sort would take a buffer of their size).
