@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::json::{json_prefix_within, push_json_string};
+use crate::json::{json_prefix_within, push_json_text};
 use crate::structure::Event;
 
 /// PutLogEvents: at most 10,000 events per call.
@@ -117,22 +117,33 @@ pub fn split(event: Event, max_bytes: usize, id: u64) -> Vec<Event> {
 /// the final part alone has `"last":true`. Concatenating the `data` strings in index
 /// order gives exactly the text pushed. Parts are cut only between characters.
 ///
-/// To mark the final part even when the text ends exactly where a part fills up, the
-/// most recent full part is held back until more text (or [`PartWriter::finish`])
-/// arrives: at most two parts' worth of text is held.
+/// Text is escaped once, straight into the part it fills: a part begins as its
+/// wrapper with `"last":false`, which the final part turns to `true` when it is known.
+/// To know it even when the text ends exactly where a part fills up, the most recent
+/// full part is held back until more text (or [`PartWriter::finish`]) arrives: at most
+/// two parts' worth of text is held.
 #[derive(Debug)]
 pub struct PartWriter {
     id: u64,
     timestamp_ms: i64,
     /// Room for `data` in one part, escaped: `max_bytes` minus the widest wrapper.
     budget: usize,
-    /// Parts emitted so far.
-    emitted: u64,
+    /// Parts begun so far.
+    begun: u64,
     /// A full part, not emitted until we know whether it is the last.
-    held: Option<String>,
-    /// The part being filled (raw text), and its size once escaped.
-    filling: String,
-    filling_bytes: usize,
+    held: Option<Part>,
+    /// The part being filled, if one is begun.
+    filling: Option<Part>,
+}
+
+/// A part's JSON as it is written: its wrapper and the data escaped so far.
+#[derive(Debug)]
+struct Part {
+    json: String,
+    /// Where the wrapper's `false` (of `"last":false`) begins.
+    last_at: usize,
+    /// Bytes of escaped data in `json`.
+    data_bytes: usize,
 }
 
 impl PartWriter {
@@ -144,10 +155,9 @@ impl PartWriter {
             id,
             timestamp_ms,
             budget: max_bytes - WIDEST_WRAPPER.len(),
-            emitted: 0,
+            begun: 0,
             held: None,
-            filling: String::new(),
-            filling_bytes: 0,
+            filling: None,
         }
     }
 
@@ -155,19 +165,30 @@ impl PartWriter {
     /// `out` every part that it fills, except the most recent one (see above). A part
     /// is filled character by character: it ends before the first character whose
     /// escaped form does not fit. That is measured a block at a time
-    /// ([`json_prefix_within`]), one pass over the text whatever it holds.
+    /// ([`json_prefix_within`]), one pass over the text whatever it holds, and the
+    /// measured prefix is escaped into the part.
     pub fn push(&mut self, json_fragment: &str, out: &mut Vec<Event>) {
         let mut rest = json_fragment;
-        loop {
-            let (take, cost) = json_prefix_within(rest, self.budget - self.filling_bytes);
-            self.filling.push_str(&rest[..take]);
-            self.filling_bytes += cost;
+        while !rest.is_empty() {
+            let part = match &mut self.filling {
+                Some(part) => part,
+                None => {
+                    self.begun += 1;
+                    self.filling.insert(Part::begin(self.id, self.begun))
+                }
+            };
+            let (take, cost) = json_prefix_within(rest, self.budget - part.data_bytes);
+            // Its closing `"}` too, so that a full part needs no second allocation.
+            part.json.reserve(cost + 2);
+            let before = part.json.len();
+            push_json_text(&mut part.json, &rest[..take]);
+            debug_assert_eq!(part.json.len() - before, cost);
+            part.data_bytes += cost;
             rest = &rest[take..];
-            if rest.is_empty() {
-                return;
+            if !rest.is_empty() {
+                // A part just begun always takes some (the budget's assertion below).
+                self.rotate(out);
             }
-            // A part just begun always takes some (the budget's assertion below).
-            self.rotate(out);
         }
     }
 
@@ -179,34 +200,56 @@ impl PartWriter {
     /// Emits what is left, the final part with `"last":true`. Emits nothing if nothing
     /// was ever pushed.
     pub fn finish(mut self, out: &mut Vec<Event>) {
-        if self.filling.is_empty() {
-            if let Some(held) = self.held.take() {
-                self.emit(held, true, out);
+        let last = match self.filling.take() {
+            Some(filling) => {
+                if let Some(held) = self.held.take() {
+                    self.emit(held, false, out);
+                }
+                filling
             }
-            return;
-        }
-        if let Some(held) = self.held.take() {
-            self.emit(held, false, out);
-        }
-        let last = std::mem::take(&mut self.filling);
+            None => match self.held.take() {
+                Some(held) => held,
+                None => return,
+            },
+        };
         self.emit(last, true, out);
     }
 
     /// The part being filled is full: it becomes the held one, the one held before
     /// it is emitted (it was not the last).
     fn rotate(&mut self, out: &mut Vec<Event>) {
-        let full = std::mem::take(&mut self.filling);
-        self.filling_bytes = 0;
-        if let Some(previous) = self.held.replace(full) {
+        if let Some(previous) = std::mem::replace(&mut self.held, self.filling.take()) {
             self.emit(previous, false, out);
         }
     }
 
-    fn emit(&mut self, data: String, last: bool, out: &mut Vec<Event>) {
-        self.emitted += 1;
-        let json = part_json(self.id, self.emitted, last, &data);
-        debug_assert!(json.len() <= self.budget + WIDEST_WRAPPER.len());
-        out.push(Event::new(self.timestamp_ms, json));
+    fn emit(&self, mut part: Part, last: bool, out: &mut Vec<Event>) {
+        if last {
+            part.json
+                .replace_range(part.last_at..part.last_at + "false".len(), "true");
+        }
+        part.json.push_str("\"}");
+        debug_assert!(part.json.len() <= self.budget + WIDEST_WRAPPER.len());
+        out.push(Event::new(self.timestamp_ms, part.json));
+    }
+}
+
+impl Part {
+    /// Part `index` of group `id`: its wrapper up to the data's opening quote.
+    fn begin(id: u64, index: u64) -> Part {
+        use std::fmt::Write;
+        let mut json = String::with_capacity(WIDEST_WRAPPER.len());
+        let _ = write!(
+            json,
+            "{{\"deckhand_part\":{{\"id\":\"{id:016x}\",\"index\":{index},\"last\":"
+        );
+        let last_at = json.len();
+        json.push_str("false},\"data\":\"");
+        Part {
+            json,
+            last_at,
+            data_bytes: 0,
+        }
     }
 }
 
@@ -217,18 +260,6 @@ const _: () = assert!(MIN_EVENT_BYTES - WIDEST_WRAPPER.len() >= 6);
 /// A part's JSON around empty data, at its widest: any id is 16 hex digits, an index
 /// at most 20 digits (u64), and `false` is longer than `true`.
 const WIDEST_WRAPPER: &str = r#"{"deckhand_part":{"id":"0123456789abcdef","index":18446744073709551615,"last":false},"data":""}"#;
-
-fn part_json(id: u64, index: u64, last: bool, data: &str) -> String {
-    use std::fmt::Write;
-    let mut json = String::with_capacity(data.len() + WIDEST_WRAPPER.len());
-    let _ = write!(
-        json,
-        "{{\"deckhand_part\":{{\"id\":\"{id:016x}\",\"index\":{index},\"last\":{last}}},\"data\":"
-    );
-    push_json_string(&mut json, data);
-    json.push('}');
-    json
-}
 
 #[cfg(test)]
 mod tests {

@@ -301,8 +301,11 @@ struct LongLine {
     writer: PartWriter,
     /// The pipe the line comes from, for the stdout copy.
     stream: Stream,
-    /// Decoded text not yet sent: the held-back stretch.
+    /// Decoded text not yet sent: the held-back stretch. Kept with its capacity, as is
+    /// `escaped`: each window reuses the memory of the one before.
     carry: String,
+    /// The window's text escaped as a JSON string, for the writer.
+    escaped: String,
     /// Parts made so far.
     parts: u64,
 }
@@ -323,6 +326,7 @@ impl LongLine {
             writer,
             stream,
             carry: String::new(),
+            escaped: String::new(),
             parts: 0,
         }
     }
@@ -333,30 +337,44 @@ impl LongLine {
         let complete = bytes.len() - incomplete_utf8_tail(bytes);
         self.carry.push_str(&utf8_lossy(&bytes[..complete]));
         bytes.drain(..complete);
-        let window = std::mem::take(&mut self.carry);
         let sanitizer = pipeline.sanitizer.get();
         let hold = (sanitizer.longest_secret_form().saturating_mul(6) + 64)
             .clamp(MIN_HOLD_BACK, MAX_HOLD_BACK);
-        let spans = redaction_spans(&sanitizer, &window, pipeline);
-        let mut cut = floor_char_boundary(&window, window.len().saturating_sub(hold));
+        let window = &self.carry;
+        let spans = redaction_spans(&sanitizer, window, pipeline);
+        let mut cut = floor_char_boundary(window, window.len().saturating_sub(hold));
         // Never send half of a redacted span: send all of it now.
         if let Some(span) = spans.iter().find(|s| s.start < cut && cut < s.end) {
             cut = span.end;
         }
         let mut out = Vec::new();
-        write_redacted(&mut self.writer, &window, 0..cut, &spans, &mut out);
-        self.carry = window.get(cut..).unwrap_or_default().to_owned();
+        write_redacted(
+            &mut self.writer,
+            window,
+            0..cut,
+            &spans,
+            &mut self.escaped,
+            &mut out,
+        );
+        self.carry.drain(..cut);
         self.queue(out, pipeline).await;
     }
 
     /// The line ended with `rest`: sends everything and marks the last part.
     async fn finish(mut self, rest: &[u8], pipeline: &Pipeline) {
         self.carry.push_str(&utf8_lossy(rest));
-        let window = std::mem::take(&mut self.carry);
+        let window = &self.carry;
         let sanitizer = pipeline.sanitizer.get();
-        let spans = redaction_spans(&sanitizer, &window, pipeline);
+        let spans = redaction_spans(&sanitizer, window, pipeline);
         let mut out = Vec::new();
-        write_redacted(&mut self.writer, &window, 0..window.len(), &spans, &mut out);
+        write_redacted(
+            &mut self.writer,
+            window,
+            0..window.len(),
+            &spans,
+            &mut self.escaped,
+            &mut out,
+        );
         self.writer.push("\"}", &mut out);
         let LongLine {
             writer,
@@ -391,27 +409,30 @@ fn redaction_spans(
 }
 
 /// Writes `text[range]` JSON-escaped into `writer`, each span replaced by the label:
-/// the pieces are escaped into one text and pushed once, however many spans there are.
+/// the pieces are escaped into one text (in `escaped`, cleared first) and pushed once,
+/// however many spans there are.
 fn write_redacted(
     writer: &mut PartWriter,
     text: &str,
     range: std::ops::Range<usize>,
     spans: &[std::ops::Range<usize>],
+    escaped: &mut String,
     out: &mut Vec<Event>,
 ) {
-    let mut escaped = String::with_capacity(range.len());
+    escaped.clear();
+    escaped.reserve(range.len());
     let mut at = range.start;
     for span in spans
         .iter()
         .filter(|s| s.start >= range.start && s.end <= range.end)
     {
-        push_json_text(&mut escaped, text.get(at..span.start).unwrap_or_default());
+        push_json_text(escaped, text.get(at..span.start).unwrap_or_default());
         // The label needs no escape.
         escaped.push_str(REDACTED);
         at = span.end;
     }
-    push_json_text(&mut escaped, text.get(at..range.end).unwrap_or_default());
-    writer.push(&escaped, out);
+    push_json_text(escaped, text.get(at..range.end).unwrap_or_default());
+    writer.push(escaped, out);
 }
 
 const REDACTED: &str = "[REDACTED]";
