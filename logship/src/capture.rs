@@ -10,6 +10,7 @@
 //! lost, it is counted in `failed_lines`, and the capture goes on, so the app's pipe
 //! stays open.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,7 +215,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
                 let lines = if pending.is_empty() {
                     line(
                         &mut structurer,
-                        line_end,
+                        Cow::Borrowed(line_end),
                         now,
                         &mut events,
                         stream,
@@ -223,7 +224,14 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
                 } else {
                     pending.extend_from_slice(line_end);
                     let whole = std::mem::take(&mut pending);
-                    line(&mut structurer, &whole, now, &mut events, stream, &pipeline)
+                    line(
+                        &mut structurer,
+                        Cow::Owned(whole),
+                        now,
+                        &mut events,
+                        stream,
+                        &pipeline,
+                    )
                 };
                 Counters::add(&pipeline.counters.lines, lines);
             }
@@ -262,7 +270,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
             &pipeline.counters.lines,
             line(
                 &mut structurer,
-                &pending,
+                Cow::Borrowed(&pending),
                 now_ms(),
                 &mut events,
                 stream,
@@ -455,23 +463,29 @@ fn incomplete_utf8_tail(b: &[u8]) -> usize {
     0
 }
 
-/// Structures one line; a failure loses that line only (see the module docs).
+/// Structures one line; a failure loses that line only (see the module docs). A line
+/// gathered across reads is handed over when it is longer than one read: its memory
+/// becomes its event's message.
 fn line(
     structurer: &mut Structurer,
-    bytes: &[u8],
+    bytes: Cow<'_, [u8]>,
     now: i64,
     events: &mut Vec<Event>,
     stream: Stream,
     pipeline: &Pipeline,
 ) -> u64 {
-    let pushed = catch_unwind(AssertUnwindSafe(|| structurer.push(bytes, now, events)));
+    let len = bytes.len();
+    let pushed = catch_unwind(AssertUnwindSafe(|| match bytes {
+        Cow::Owned(bytes) if bytes.len() > READ_CHUNK => structurer.push_owned(bytes, now, events),
+        bytes => structurer.push(&bytes, now, events),
+    }));
     if pushed.is_err() {
         // Its state may be half-updated: start afresh (a pending multi-line event it
         // held is lost with the line, and counted with it).
         Counters::add(&pipeline.counters.failed_lines, structurer.take_failed());
         *structurer = self::structurer(stream, pipeline);
         Counters::add(&pipeline.counters.failed_lines, 1);
-        events.push(failed_event(Some(stream), bytes.len(), now, "structure"));
+        events.push(failed_event(Some(stream), len, now, "structure"));
     }
     1
 }

@@ -446,7 +446,27 @@ impl Structurer {
     /// continued). Empty lines produce nothing: the service rejects empty messages.
     pub fn push(&mut self, line: &[u8], now_ms: i64, out: &mut Vec<Event>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let text = decode(line, self.strip_ansi);
+        self.push_text(decode(line, self.strip_ansi), now_ms, out);
+    }
+
+    /// [`Structurer::push`] of a line the caller hands over: its memory becomes the
+    /// event's message (when the line is valid UTF-8 and nothing is stripped) instead
+    /// of being copied, which matters for a line of megabytes.
+    pub fn push_owned(&mut self, mut line: Vec<u8>, now_ms: i64, out: &mut Vec<Event>) {
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let text = match decode(&line, self.strip_ansi) {
+            Cow::Owned(text) => text,
+            // Valid as it is: this check cannot fail, and costs less than a copy.
+            Cow::Borrowed(_) => String::from_utf8(line)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        };
+        self.push_text(Cow::Owned(text), now_ms, out);
+    }
+
+    /// [`Structurer::push`] of a line already decoded.
+    fn push_text(&mut self, text: Cow<'_, str>, now_ms: i64, out: &mut Vec<Event>) {
         if text.trim().is_empty() {
             // A blank line may sit inside a traceback or PEM block; elsewhere it ends one.
             if let Some(p) = &mut self.pending {
@@ -1780,6 +1800,34 @@ mod tests {
                         );
                     }
                 }
+            }
+
+            /// A line handed over gives exactly the events the same line lent does,
+            /// a trailing `\r`, invalid UTF-8 and ANSI codes included.
+            #[test]
+            fn a_line_handed_over_is_structured_as_one_lent(
+                lines in proptest::collection::vec((line(), any::<bool>()), 1..12),
+                multiline: bool,
+                strip_ansi: bool,
+            ) {
+                let options = Options { multiline, strip_ansi, ..Options::default() };
+                let (mut lent, mut owned) = (
+                    Structurer::new(Stream::Stdout, &options),
+                    Structurer::new(Stream::Stdout, &options),
+                );
+                let (mut from_lent, mut from_owned) = (Vec::new(), Vec::new());
+                for (i, (mut line, cr)) in lines.into_iter().enumerate() {
+                    if cr {
+                        line.push(b'\r');
+                    }
+                    let now = 1_700_000_000_000 + i as i64;
+                    lent.push(&line, now, &mut from_lent);
+                    owned.push_owned(line, now, &mut from_owned);
+                }
+                lent.flush(&mut from_lent);
+                owned.flush(&mut from_owned);
+                let json = |events: &[Event]| events.iter().map(|e| e.json.clone()).collect::<Vec<_>>();
+                prop_assert_eq!(json(&from_lent), json(&from_owned));
             }
 
             /// Any single line on stderr: never a panic, a level only from the
