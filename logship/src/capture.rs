@@ -15,7 +15,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::net::unix::pipe;
 
 use crate::account::Counters;
 use crate::batch::{split, PartWriter};
@@ -27,6 +33,13 @@ use crate::time::{now_ms, push_rfc3339};
 
 /// Bytes read from a pipe at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// How long a capture of the app's pipe lets its output gather after a read that
+/// emptied it ([`AppPipe`]). An app that writes a line per `write` would otherwise wake
+/// the logs thread every few lines (4,000 times a second at 20 MB/s), each wake a
+/// context switch and a pass through the per-read work. In a millisecond or two (the
+/// timer's tick) an app writing 20 MB/s fills 20 to 40 KB of a pipe of 1 MiB (64 KiB
+/// where the system refuses to widen it), so it never waits for room.
+const GATHER: Duration = Duration::from_millis(1);
 /// A line longer than this is streamed in parts as it is read ([`LongLine`]), so one
 /// endless line cannot take all memory; it is still one event, one group of parts.
 pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
@@ -169,8 +182,90 @@ impl Pipeline {
     }
 }
 
+/// What a capture reads: a reader, and what to do when a read has emptied it.
+pub trait Source: AsyncRead + Unpin {
+    /// Called after a read that took less than it could (the source is empty for now);
+    /// the next read follows. By default it gives the other tasks their turn.
+    fn rest(&mut self) -> impl Future<Output = ()> + Send {
+        tokio::task::yield_now()
+    }
+}
+
+impl Source for &[u8] {}
+impl<T: AsRef<[u8]> + Unpin> Source for std::io::Cursor<T> {}
+
+/// The read end of one of the app's pipes, registered with the pipeline's runtime.
+///
+/// After a read that emptied it, it steps out of the runtime's poll set for
+/// [`GATHER`]: a pipe in an edge-triggered poll set wakes the thread for every write
+/// the app makes, even while the capture waits on a timer, so a plain sleep would not
+/// spare a single wake. Two system calls take it out and put it back.
+pub struct AppPipe {
+    /// `None` only while it rests.
+    reader: Option<pipe::Receiver>,
+    /// A second descriptor of the same pipe, never polled: if taking the pipe out of
+    /// the poll set or putting it back failed and closed the registered descriptor, the
+    /// pipe stays open through this one (the app never gets `EPIPE`) and is registered
+    /// again from a copy of it.
+    spare: OwnedFd,
+}
+
+impl AppPipe {
+    /// Registers `fd`, the read end of a pipe, with the current runtime.
+    pub fn new(fd: OwnedFd) -> std::io::Result<AppPipe> {
+        let spare = fd.try_clone()?;
+        let reader = pipe::Receiver::from_owned_fd(fd)?;
+        Ok(AppPipe {
+            reader: Some(reader),
+            spare,
+        })
+    }
+
+    /// The pipe in the poll set again: `fd`, or a copy of the spare when it was lost.
+    fn register(&self, fd: Option<OwnedFd>) -> std::io::Result<pipe::Receiver> {
+        let fd = match fd {
+            Some(fd) => fd,
+            None => self.spare.try_clone()?,
+        };
+        // Unchecked: `new` checked that it is a pipe's read end, non-blocking.
+        pipe::Receiver::from_owned_fd_unchecked(fd)
+    }
+}
+
+impl AsyncRead for AppPipe {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.reader.as_mut() {
+            Some(reader) => Pin::new(reader).poll_read(cx, buf),
+            // Only a rest dropped half-way leaves it out: that capture is over.
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl Source for AppPipe {
+    async fn rest(&mut self) {
+        let mut fd = self.reader.take().and_then(|r| r.into_nonblocking_fd().ok());
+        loop {
+            tokio::time::sleep(GATHER).await;
+            match self.register(fd.take()) {
+                Ok(reader) => {
+                    self.reader = Some(reader);
+                    return;
+                }
+                // The runtime refused it (out of memory): try again after the next
+                // rest; meanwhile the pipe holds what the app writes.
+                Err(e) => tracing::debug!("cannot poll the app's pipe again: {e}"),
+            }
+        }
+    }
+}
+
 /// Reads `reader` to EOF as lines of `stream`. Returns when the pipe closes.
-pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeline: Arc<Pipeline>) {
+pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pipeline>) {
     let mut structurer = structurer(stream, &pipeline);
     let mut pending: Vec<u8> = Vec::new();
     // Read into the vector's spare capacity: its pages are touched only as far as reads
@@ -255,11 +350,16 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, pipeli
         pipeline
             .emit_from(&mut structurer, &mut events, stream)
             .await;
-        // The shipper, the timers and the other pipe share this thread. An app that
-        // writes faster than the pipeline reads keeps the pipe (1 MiB) from ever being
-        // empty, so the read would never wait and nothing else would run until the app
-        // stopped: every chunk gives them their turn.
-        tokio::task::yield_now().await;
+        if chunk.len() < chunk.capacity() {
+            // The read emptied it: let the app's output gather ([`Source::rest`]).
+            reader.rest().await;
+        } else {
+            // The shipper, the timers and the other pipe share this thread. An app that
+            // writes faster than the pipeline reads keeps the pipe (1 MiB) from ever
+            // being empty, so the read would never wait and nothing else would run
+            // until the app stopped: every chunk gives them their turn.
+            tokio::task::yield_now().await;
+        }
     }
     // A last line without a newline is still a line.
     if let Some(streaming) = long.take() {
@@ -516,6 +616,72 @@ mod tests {
             multiline_window: Duration::from_millis(50),
         });
         (pipeline, buffer)
+    }
+
+    /// A pipe's read end for [`AppPipe`] and its write end as a blocking file.
+    fn app_pipe() -> (AppPipe, std::fs::File) {
+        let (tx, rx) = pipe::pipe().unwrap();
+        let reader = AppPipe::new(rx.into_nonblocking_fd().unwrap()).unwrap();
+        (reader, std::fs::File::from(tx.into_blocking_fd().unwrap()))
+    }
+
+    #[tokio::test]
+    async fn a_pipe_read_between_rests_gives_every_line_in_order() {
+        let (pipeline, shipped) = pipeline(&[]);
+        let (reader, mut writer) = app_pipe();
+        let lines: Vec<String> = (0..5_000).map(|i| format!("line {i:05}")).collect();
+        let expected = lines.clone();
+        // One write per line, as most apps log: the capture empties the pipe and rests
+        // again and again while they come.
+        let app = std::thread::spawn(move || {
+            use std::io::Write;
+            for line in lines {
+                writer.write_all(format!("{line}\n").as_bytes()).unwrap();
+            }
+        });
+        capture(reader, Stream::Stdout, pipeline.clone()).await;
+        app.join().unwrap();
+        let messages: Vec<String> = shipped
+            .take(usize::MAX)
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(&e.json).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned())
+            .collect();
+        assert_eq!(messages, expected);
+    }
+
+    #[tokio::test]
+    async fn a_rest_puts_the_pipe_back_and_the_end_is_still_seen() {
+        let (mut reader, mut writer) = app_pipe();
+        for i in 0..3 {
+            use std::io::Write;
+            reader.rest().await;
+            assert!(reader.reader.is_some(), "rest {i} left the pipe out");
+            writer.write_all(format!("{i}\n").as_bytes()).unwrap();
+            let mut line = [0u8; 2];
+            reader.read_exact(&mut line).await.unwrap();
+            assert_eq!(line, [b'0' + i, b'\n']);
+        }
+        drop(writer);
+        reader.rest().await;
+        assert_eq!(reader.read(&mut [0u8; 8]).await.unwrap(), 0, "the app closed it");
+    }
+
+    #[tokio::test]
+    async fn a_pipe_whose_polled_descriptor_was_lost_stays_open_and_is_polled_again() {
+        use std::io::Write;
+        let (mut reader, mut writer) = app_pipe();
+        // As if taking it out of the poll set had closed it.
+        drop(reader.reader.take());
+        // The spare keeps the pipe open: the app's write does not fail with EPIPE.
+        writer.write_all(b"still open\n").unwrap();
+        reader.reader = Some(reader.register(None).unwrap());
+        drop(writer);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "still open\n");
     }
 
     #[tokio::test]

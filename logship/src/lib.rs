@@ -45,7 +45,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncRead;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -232,7 +231,7 @@ impl Logs {
     /// thread).
     pub fn capture<R>(&self, reader: R, stream: Stream) -> JoinHandle<()>
     where
-        R: AsyncRead + Unpin + Send + 'static,
+        R: capture::Source + Send + 'static,
     {
         self.runtime
             .spawn(capture::capture(reader, stream, self.pipeline.clone()))
@@ -242,8 +241,7 @@ impl Logs {
     /// registered with the pipeline's own runtime.
     pub fn capture_pipe(&self, pipe: OwnedFd, stream: Stream) -> std::io::Result<JoinHandle<()>> {
         let _context = self.runtime.handle().enter();
-        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe)?;
-        Ok(self.capture(reader, stream))
+        Ok(self.capture(capture::AppPipe::new(pipe)?, stream))
     }
 
     /// Runs `future` on the pipeline's thread (work that feeds the pipeline, like the
