@@ -37,8 +37,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// emptied it ([`AppPipe`]). An app that writes a line per `write` would otherwise wake
 /// the logs thread every few lines (4,000 times a second at 20 MB/s), each wake a
 /// context switch and a pass through the per-read work. In a millisecond or two (the
-/// timer's tick) an app writing 20 MB/s fills 20 to 40 KB of a pipe of 1 MiB (64 KiB
-/// where the system refuses to widen it), so it never waits for room.
+/// timer's tick) an app writing 20 MB/s fills 20 to 40 KB of a pipe of 1 MiB, so it
+/// never waits for room (a smaller pipe is never rested on: [`RESTING_PIPE`]).
 const GATHER: Duration = Duration::from_millis(1);
 /// A line longer than this is streamed in parts as it is read ([`LongLine`]), so one
 /// endless line cannot take all memory; it is still one event, one group of parts.
@@ -208,16 +208,26 @@ pub struct AppPipe {
     /// pipe stays open through this one (the app never gets `EPIPE`) and is registered
     /// again from a copy of it.
     spare: OwnedFd,
+    /// Whether the pipe is large enough to rest ([`RESTING_PIPE`]).
+    rests: bool,
 }
+
+/// The smallest pipe a capture rests on: an app would have to write 128 MB/s to fill
+/// it during a rest (2 ms at most). The agent widens the app's pipes to 1 MiB; where the
+/// system refuses (64 KiB stays), the capture reads as soon as anything comes.
+const RESTING_PIPE: usize = 256 * 1024;
 
 impl AppPipe {
     /// Registers `fd`, the read end of a pipe, with the current runtime.
     pub fn new(fd: OwnedFd) -> std::io::Result<AppPipe> {
+        use nix::fcntl::{fcntl, FcntlArg};
+        let capacity = fcntl(&fd, FcntlArg::F_GETPIPE_SZ).map_or(0, |c| c as usize);
         let spare = fd.try_clone()?;
         let reader = pipe::Receiver::from_owned_fd(fd)?;
         Ok(AppPipe {
             reader: Some(reader),
             spare,
+            rests: capacity >= RESTING_PIPE,
         })
     }
 
@@ -248,6 +258,9 @@ impl AsyncRead for AppPipe {
 
 impl Source for AppPipe {
     async fn rest(&mut self) {
+        if !self.rests {
+            return tokio::task::yield_now().await;
+        }
         let mut fd = self.reader.take().and_then(|r| r.into_nonblocking_fd().ok());
         loop {
             tokio::time::sleep(GATHER).await;
@@ -618,11 +631,35 @@ mod tests {
         (pipeline, buffer)
     }
 
-    /// A pipe's read end for [`AppPipe`] and its write end as a blocking file.
-    fn app_pipe() -> (AppPipe, std::fs::File) {
+    /// A pipe of `capacity` bytes: its read end for [`AppPipe`], its write end as a
+    /// blocking file.
+    fn pipe_of(capacity: i32) -> (AppPipe, std::fs::File) {
+        use nix::fcntl::{fcntl, FcntlArg};
         let (tx, rx) = pipe::pipe().unwrap();
-        let reader = AppPipe::new(rx.into_nonblocking_fd().unwrap()).unwrap();
+        let rx = rx.into_nonblocking_fd().unwrap();
+        fcntl(&rx, FcntlArg::F_SETPIPE_SZ(capacity)).unwrap();
+        let reader = AppPipe::new(rx).unwrap();
         (reader, std::fs::File::from(tx.into_blocking_fd().unwrap()))
+    }
+
+    /// A pipe as the agent makes them (1 MiB): one the capture rests on.
+    fn app_pipe() -> (AppPipe, std::fs::File) {
+        let (reader, writer) = pipe_of(1 << 20);
+        assert!(reader.rests);
+        (reader, writer)
+    }
+
+    #[tokio::test]
+    async fn a_pipe_the_system_would_not_widen_is_never_out_of_the_poll_set() {
+        let (mut reader, mut writer) = pipe_of(64 * 1024);
+        assert!(!reader.rests);
+        reader.rest().await;
+        assert!(reader.reader.is_some());
+        std::io::Write::write_all(&mut writer, b"x").unwrap();
+        drop(writer);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "x");
     }
 
     #[tokio::test]
