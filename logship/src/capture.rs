@@ -656,10 +656,15 @@ mod tests {
         reader.rest().await;
         assert!(reader.reader.is_some());
         std::io::Write::write_all(&mut writer, b"x").unwrap();
+        assert_eq!(to_the_end(reader, writer).await, "x");
+    }
+
+    /// What is left in the pipe once the app closed it.
+    async fn to_the_end(mut reader: AppPipe, writer: std::fs::File) -> String {
         drop(writer);
         let mut got = String::new();
         reader.read_to_string(&mut got).await.unwrap();
-        assert_eq!(got, "x");
+        got
     }
 
     #[tokio::test]
@@ -715,10 +720,7 @@ mod tests {
         // The spare keeps the pipe open: the app's write does not fail with EPIPE.
         writer.write_all(b"still open\n").unwrap();
         reader.reader = Some(reader.register(None).unwrap());
-        drop(writer);
-        let mut got = String::new();
-        reader.read_to_string(&mut got).await.unwrap();
-        assert_eq!(got, "still open\n");
+        assert_eq!(to_the_end(reader, writer).await, "still open\n");
     }
 
     #[tokio::test]
