@@ -261,7 +261,10 @@ impl Source for AppPipe {
         if !self.rests {
             return tokio::task::yield_now().await;
         }
-        let mut fd = self.reader.take().and_then(|r| r.into_nonblocking_fd().ok());
+        let mut fd = self
+            .reader
+            .take()
+            .and_then(|r| r.into_nonblocking_fd().ok());
         loop {
             tokio::time::sleep(GATHER).await;
             match self.register(fd.take()) {
@@ -686,10 +689,12 @@ mod tests {
         let messages: Vec<String> = shipped
             .take(usize::MAX)
             .iter()
-            .map(|e| serde_json::from_str::<serde_json::Value>(&e.json).unwrap()["message"]
-                .as_str()
-                .unwrap()
-                .to_owned())
+            .map(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.json).unwrap()["message"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(messages, expected);
     }
@@ -708,7 +713,11 @@ mod tests {
         }
         drop(writer);
         reader.rest().await;
-        assert_eq!(reader.read(&mut [0u8; 8]).await.unwrap(), 0, "the app closed it");
+        assert_eq!(
+            reader.read(&mut [0u8; 8]).await.unwrap(),
+            0,
+            "the app closed it"
+        );
     }
 
     #[tokio::test]
