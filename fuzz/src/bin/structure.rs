@@ -20,7 +20,10 @@ fn main() {
         structurer.flush(&mut events);
         owner.flush(&mut owned);
         assert!(
-            events.iter().map(|e| &e.json).eq(owned.iter().map(|e| &e.json)),
+            events
+                .iter()
+                .map(|e| &e.json)
+                .eq(owned.iter().map(|e| &e.json)),
             "a line handed over gave other events than the line lent"
         );
         for event in &events {
