@@ -23,6 +23,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::net::unix::pipe;
 
+use conventions::Backoff;
+
 use crate::account::Counters;
 use crate::batch::{split, PartWriter};
 use crate::buffer::Buffer;
@@ -265,16 +267,44 @@ impl Source for AppPipe {
             .reader
             .take()
             .and_then(|r| r.into_nonblocking_fd().ok());
-        loop {
-            tokio::time::sleep(GATHER).await;
-            match self.register(fd.take()) {
-                Ok(reader) => {
-                    self.reader = Some(reader);
-                    return;
+        tokio::time::sleep(GATHER).await;
+        let (reader, _) = until_registered(|| self.register(fd.take())).await;
+        self.reader = Some(reader);
+    }
+}
+
+/// How often a rest tries again to put the pipe back when the runtime refused it: from
+/// one more gather, doubling up to 10 ms. Out of the poll set, the pipe still fills: an
+/// app would have to write 25 MB/s to fill a [`RESTING_PIPE`] between two tries (100
+/// MB/s the 1 MiB the agent asks for), and a try is one system call.
+const REGISTER_AGAIN: Backoff = Backoff::new(GATHER, Duration::from_millis(10));
+
+/// Calls `register` until it succeeds, waiting [`REGISTER_AGAIN`]'s delays between the
+/// tries; returns what it gave and how many tries failed. The runtime refuses only when
+/// it is out of memory: the first refusal is a warning, the tries after it are silent
+/// (one line, not one per millisecond), and the recovery is logged.
+async fn until_registered<T>(mut register: impl FnMut() -> std::io::Result<T>) -> (T, u32) {
+    let mut failed = 0u32;
+    loop {
+        match register() {
+            Ok(registered) => {
+                if failed > 0 {
+                    tracing::info!("the app's pipe is polled again, after {failed} refused tries");
                 }
-                // The runtime refused it (out of memory): try again after the next
-                // rest; meanwhile the pipe holds what the app writes.
-                Err(e) => tracing::debug!("cannot poll the app's pipe again: {e}"),
+                return (registered, failed);
+            }
+            Err(e) => {
+                failed = failed.saturating_add(1);
+                if failed == 1 {
+                    tracing::warn!(
+                        "cannot put the app's pipe back in the poll set: {e}; trying again, \
+                         at most every {} ms, until it succeeds. Meanwhile the pipe holds \
+                         what the app writes, and the app waits once it is full: give the \
+                         task more memory",
+                        REGISTER_AGAIN.max.as_millis()
+                    );
+                }
+                tokio::time::sleep(REGISTER_AGAIN.delay(failed)).await;
             }
         }
     }
@@ -718,6 +748,46 @@ mod tests {
             0,
             "the app closed it"
         );
+    }
+
+    /// A runtime that refuses the pipe `refusals` times: the tries it takes, and how long
+    /// they took on tokio's paused clock.
+    async fn registered_after(refusals: u32) -> (u32, u32, Duration) {
+        let start = tokio::time::Instant::now();
+        let mut tries = 0;
+        let (value, failed) = until_registered(|| {
+            tries += 1;
+            if tries <= refusals {
+                Err(std::io::Error::from(std::io::ErrorKind::OutOfMemory))
+            } else {
+                Ok(tries)
+            }
+        })
+        .await;
+        assert_eq!(value, tries, "the value of the try that succeeded");
+        (tries, failed, start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pipe_the_runtime_takes_at_once_is_registered_without_a_wait() {
+        assert_eq!(registered_after(0).await, (1, 0, Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_pipe_is_tried_again_with_a_growing_delay_up_to_its_cap() {
+        let refusals = 20;
+        let (tries, failed, waited) = registered_after(refusals).await;
+        assert_eq!((tries, failed), (refusals + 1, refusals));
+        // Each wait is between half and all of the backoff's delay: not a try every
+        // millisecond, and never longer than the cap allows.
+        let least: Duration = (1..=refusals).map(|n| REGISTER_AGAIN.full(n) / 2).sum();
+        let most: Duration = (1..=refusals).map(|n| REGISTER_AGAIN.full(n)).sum();
+        assert!(least > GATHER * refusals * 2, "{least:?}");
+        assert!(
+            waited >= least && waited <= most + Duration::from_millis(refusals as u64),
+            "{waited:?}"
+        );
+        assert_eq!(REGISTER_AGAIN.full(refusals), REGISTER_AGAIN.max);
     }
 
     #[tokio::test]
