@@ -268,8 +268,7 @@ impl Source for AppPipe {
             .take()
             .and_then(|r| r.into_nonblocking_fd().ok());
         tokio::time::sleep(GATHER).await;
-        let (reader, _) = until_registered(|| self.register(fd.take())).await;
-        self.reader = Some(reader);
+        self.reader = Some(until_registered(|| self.register(fd.take())).await);
     }
 }
 
@@ -280,10 +279,10 @@ impl Source for AppPipe {
 const REGISTER_AGAIN: Backoff = Backoff::new(GATHER, Duration::from_millis(10));
 
 /// Calls `register` until it succeeds, waiting [`REGISTER_AGAIN`]'s delays between the
-/// tries; returns what it gave and how many tries failed. The runtime refuses only when
-/// it is out of memory: the first refusal is a warning, the tries after it are silent
-/// (one line, not one per millisecond), and the recovery is logged.
-async fn until_registered<T>(mut register: impl FnMut() -> std::io::Result<T>) -> (T, u32) {
+/// tries; returns what it gave. The runtime refuses only when it is out of memory: the
+/// first refusal is a warning, the tries after it are silent (one line, not one per
+/// millisecond), and the recovery is logged.
+async fn until_registered<T>(mut register: impl FnMut() -> std::io::Result<T>) -> T {
     let mut failed = 0u32;
     loop {
         match register() {
@@ -291,7 +290,7 @@ async fn until_registered<T>(mut register: impl FnMut() -> std::io::Result<T>) -
                 if failed > 0 {
                     tracing::info!("the app's pipe is polled again, after {failed} refused tries");
                 }
-                return (registered, failed);
+                return registered;
             }
             Err(e) => {
                 failed = failed.saturating_add(1);
@@ -752,10 +751,10 @@ mod tests {
 
     /// A runtime that refuses the pipe `refusals` times: the tries it takes, and how long
     /// they took on tokio's paused clock.
-    async fn registered_after(refusals: u32) -> (u32, u32, Duration) {
+    async fn registered_after(refusals: u32) -> (u32, Duration) {
         let start = tokio::time::Instant::now();
         let mut tries = 0;
-        let (value, failed) = until_registered(|| {
+        let value = until_registered(|| {
             tries += 1;
             if tries <= refusals {
                 Err(std::io::Error::from(std::io::ErrorKind::OutOfMemory))
@@ -765,19 +764,19 @@ mod tests {
         })
         .await;
         assert_eq!(value, tries, "the value of the try that succeeded");
-        (tries, failed, start.elapsed())
+        (tries, start.elapsed())
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_pipe_the_runtime_takes_at_once_is_registered_without_a_wait() {
-        assert_eq!(registered_after(0).await, (1, 0, Duration::ZERO));
+        assert_eq!(registered_after(0).await, (1, Duration::ZERO));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_refused_pipe_is_tried_again_with_a_growing_delay_up_to_its_cap() {
         let refusals = 20;
-        let (tries, failed, waited) = registered_after(refusals).await;
-        assert_eq!((tries, failed), (refusals + 1, refusals));
+        let (tries, waited) = registered_after(refusals).await;
+        assert_eq!(tries, refusals + 1);
         // Each wait is between half and all of the backoff's delay: not a try every
         // millisecond, and never longer than the cap allows.
         let least: Duration = (1..=refusals).map(|n| REGISTER_AGAIN.full(n) / 2).sum();
