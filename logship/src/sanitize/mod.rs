@@ -924,8 +924,8 @@ impl Sanitizer {
     }
 }
 
-/// Pieces shorter than this are walked in one stream: splitting costs `longest` bytes
-/// walked twice.
+/// Pieces shorter than this are walked in one lane: each lane after the first walks
+/// `longest` bytes the one before it walks too.
 const SPLIT_MIN: usize = 96;
 
 /// Sorts cuts by start, the longer first at the same start. Stable: the cuts arrive as a
@@ -939,7 +939,7 @@ fn sort_cuts(cuts: &mut [Cut]) {
 }
 
 /// A text is walked a piece of this many bytes at a time, so that the matches the
-/// second stream finds before they can be reported stay few (a line of nothing but
+/// later lanes find before they can be reported stay few (a line of nothing but
 /// two-byte trigger words has one every two bytes).
 const PIECE: usize = 16 * 1024;
 
@@ -949,27 +949,31 @@ const PIECE: usize = 16 * 1024;
 ///
 /// The automaton's next state depends on the one before, a table load after a table
 /// load, so a text walked byte by byte waits on each. A piece of [`SPLIT_MIN`] bytes or
-/// more is walked as two streams in one loop, whose loads do not wait on each other:
-/// the first half on from the state the text so far left, the second from `longest`
-/// bytes before the middle, from the start state. That is exact: the state after any
-/// byte depends only on the `longest` bytes up to it (it stands for the longest of
-/// them that begins a word), so from the middle on the second stream's state is the
-/// one a single walk would have, and a word that ends there began inside what it read.
-/// Its matches before the middle belong to the first; the ones after are held until
-/// the first stream's are reported.
-///
-/// A function of its own, not inlined: in the detector's body the automaton's tables
-/// are reloaded from the stack for every byte.
-#[inline(never)]
+/// more is walked as [`LANES`] lanes in one loop ([`lockstep`]), whose loads do not
+/// wait on each other. Lane `k` reads `part + longest` bytes from `k × part`: the first
+/// on from the state the text so far left, each other from the start state, and it
+/// owns what it reads after its first `longest` bytes. That is exact: the state after
+/// any byte depends only on the `longest` bytes up to it (it stands for the longest of
+/// them that begins a word), so from there on a lane's state is the one a single walk
+/// would have, and a word that ends there began inside what it read. The lanes read
+/// the same number of bytes, so none walks alone while the others wait; the last lane
+/// reads the few bytes a division by [`LANES`] leaves over. The first lane's matches
+/// are reported as they come; the others' are held until the lanes before them are
+/// reported.
 fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, I)) {
     let start = dfa.start();
-    let mut later = Later::new(start);
+    let mut later: [Later<I>; LANES] = std::array::from_fn(|_| Later::new(start));
+    let mut found = [(0, 0, 0); FOUND];
     let mut sid = start;
     let mut at = 0;
     while at < bytes.len() {
         let end = bytes.len().min(at + PIECE);
-        let mid = at + (end - at) / 2;
-        let Some(warm) = mid.checked_sub(longest).filter(|_| end - at >= SPLIT_MIN) else {
+        let part = (end - at).saturating_sub(longest) / LANES;
+        let len = part + longest;
+        let lanes: Option<[&[u8]; LANES]> = (end - at >= SPLIT_MIN && part > 0)
+            .then(|| std::array::from_fn(|k| bytes.get(at + k * part..).unwrap_or_default()))
+            .filter(|lanes| lanes.iter().all(|lane| lane.len() >= len));
+        let Some(lanes) = lanes else {
             for (i, &b) in bytes.iter().enumerate().take(end).skip(at) {
                 sid = dfa.next(sid, b);
                 if dfa.is_match(sid) {
@@ -979,33 +983,104 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
             at = end;
             continue;
         };
-        let (first, second) = (&bytes[at..mid], &bytes[warm..end]);
-        let mut two = start;
-        for (k, (&a, &b)) in first.iter().zip(second).enumerate() {
-            sid = dfa.next(sid, a);
-            two = dfa.next(two, b);
-            if dfa.is_match(sid) | dfa.is_match(two) {
-                if dfa.is_match(sid) {
-                    hit(at + k, sid);
-                }
-                if dfa.is_match(two) && warm + k >= mid {
-                    later.push(warm + k, two);
+        let mut states = [start.index(); LANES];
+        states[0] = sid.index();
+        let mut j = 0;
+        while j < len {
+            let n;
+            (j, n) = lockstep(dfa, &lanes, len, j, &mut states, &mut found);
+            for &(i, k, state) in found.iter().take(n) {
+                let Some(state) = I::from_index(state) else {
+                    continue;
+                };
+                if k == 0 {
+                    hit(at + i, state);
+                } else if i >= longest {
+                    if let Some(held) = later.get_mut(k) {
+                        held.push(at + k * part + i, state);
+                    }
                 }
             }
         }
-        for (k, &b) in second.iter().enumerate().skip(first.len()) {
-            two = dfa.next(two, b);
-            if dfa.is_match(two) && warm + k >= mid {
-                later.push(warm + k, two);
+        sid = I::from_index(states[LANES - 1]).unwrap_or(start);
+        for (i, &b) in bytes
+            .iter()
+            .enumerate()
+            .take(end)
+            .skip(at + (LANES - 1) * part + len)
+        {
+            sid = dfa.next(sid, b);
+            if dfa.is_match(sid) {
+                later[LANES - 1].push(i, sid);
             }
         }
-        later.drain(&mut hit);
-        sid = two;
+        for held in &mut later[1..] {
+            held.drain(&mut hit);
+        }
         at = end;
     }
 }
 
-/// The second stream's matches, held until the first stream's are reported: the first
+/// How many lanes [`walk`] walks in step. Four measured faster than three and than
+/// two (`docs/performance.md`, the eighteenth round); a lane more is one more chain of
+/// loads in flight, and about four uops a byte.
+const LANES: usize = 4;
+
+/// The matches [`lockstep`] collects before it returns: (byte, lane, state index).
+const FOUND: usize = 64;
+
+/// Walks the first `len` bytes of each lane from `states` (state indices), all in
+/// step, from byte `j` on, and writes each match (the byte after which a lane is in a
+/// match state, the lane, the state) to `found`. Returns where it stopped (`len`, or
+/// earlier when `found` has no room for another byte's matches) and how many matches
+/// it wrote.
+///
+/// A function of its own, not inlined, and with nothing of the caller's: its loop
+/// keeps every lane's state, pointer and the automaton's tables in registers (in the
+/// caller's body they were reloaded from the stack for every byte).
+#[inline(never)]
+fn lockstep<I: Id>(
+    dfa: &Rows<'_, I>,
+    lanes: &[&[u8]; LANES],
+    len: usize,
+    mut j: usize,
+    states: &mut [usize; LANES],
+    found: &mut [(usize, usize, usize); FOUND],
+) -> (usize, usize) {
+    // Each lane cut to `len` here, so that the loop's bound is every lane's.
+    let mut cut = [&[][..]; LANES];
+    for (c, lane) in cut.iter_mut().zip(lanes) {
+        let Some(lane) = lane.get(..len) else {
+            return (len, 0);
+        };
+        *c = lane;
+    }
+    let mut st = *states;
+    let mut n = 0;
+    while j < len {
+        let mut any = false;
+        for k in 0..LANES {
+            st[k] = dfa.step(st[k], cut[k][j]);
+            any |= dfa.is_match_index(st[k]);
+        }
+        j += 1;
+        if any {
+            for (k, &state) in st.iter().enumerate() {
+                if let (true, Some(slot)) = (dfa.is_match_index(state), found.get_mut(n)) {
+                    *slot = (j - 1, k, state);
+                    n += 1;
+                }
+            }
+            if n + LANES > FOUND {
+                break;
+            }
+        }
+    }
+    *states = st;
+    (j, n)
+}
+
+/// A later lane's matches, held until the lanes before it are reported: the first
 /// few in place (most texts have none or a few), the rest in a `Vec`.
 struct Later<I> {
     near: [(usize, I); LATER_NEAR],

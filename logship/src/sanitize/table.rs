@@ -83,9 +83,22 @@ impl<I: Id> Rows<'_, I> {
         self.next[state.index() + usize::from(self.classes[usize::from(byte)])]
     }
 
+    /// [`Rows::next`] on the states' indices: the walk's lanes keep them so, with no
+    /// conversion per byte.
+    #[inline(always)]
+    pub(super) fn step(&self, index: usize, byte: u8) -> usize {
+        self.next[index + usize::from(self.classes[usize::from(byte)])].index()
+    }
+
+    /// Whether the state at `index` is a match state.
+    #[inline(always)]
+    pub(super) fn is_match_index(&self, index: usize) -> bool {
+        index < self.match_end
+    }
+
     #[inline(always)]
     pub(super) fn is_match(&self, state: I) -> bool {
-        state.index() < self.match_end
+        self.is_match_index(state.index())
     }
 
     /// The ids of the words that end where the walk reached `state` (none unless it is a

@@ -1269,7 +1269,7 @@ mod props {
     }
 
     /// The trigger automaton's match states over `bytes`, walked a byte at a time.
-    fn one_stream<I: Id>(dfa: &Rows<I>, bytes: &[u8]) -> Vec<(usize, I)> {
+    fn one_lane<I: Id>(dfa: &Rows<I>, bytes: &[u8]) -> Vec<(usize, I)> {
         let mut hits = Vec::new();
         let mut sid = dfa.start();
         for (i, &b) in bytes.iter().enumerate() {
@@ -1430,11 +1430,11 @@ mod props {
         }
         for skip in [0, 1, 7, 24, 25] {
             let bytes = &text.as_bytes()[skip..];
-            let mut two = Vec::new();
-            walk(dfa, bytes, triggers.longest, |i, sid| two.push((i, sid)));
-            let one = one_stream(dfa, bytes);
+            let mut lanes = Vec::new();
+            walk(dfa, bytes, triggers.longest, |i, sid| lanes.push((i, sid)));
+            let one = one_lane(dfa, bytes);
             assert!(one.len() > 1000, "{} hits", one.len());
-            assert_eq!(two, one, "skip {skip}");
+            assert_eq!(lanes, one, "skip {skip}");
         }
     }
 
@@ -1534,11 +1534,11 @@ mod props {
             }
         }
 
-        /// The walk in two streams finds every trigger word a walk of one stream
+        /// The walk in lanes finds every trigger word a walk of one lane
         /// finds, at the same places, in the same order: texts of trigger words (the
-        /// longest included), their parts and other bytes, on both sides of the middle.
+        /// longest included), their parts and other bytes, across the lanes' borders.
         #[test]
-        fn the_two_stream_walk_is_the_one_stream_walk(
+        fn the_walk_in_lanes_is_the_walk_in_one(
             parts in prop::collection::vec(
                 prop_oneof![
                     trigger_word(),
@@ -1554,10 +1554,10 @@ mod props {
             let text = parts.concat();
             // A word cut at its start or end by the slice, too.
             let bytes = &text.as_bytes()[cut.min(text.len())..];
-            let one = one_stream(dfa, bytes);
-            let mut two = Vec::new();
-            walk(dfa, bytes, triggers.longest, |i, sid| two.push((i, sid)));
-            prop_assert_eq!(two, one);
+            let one = one_lane(dfa, bytes);
+            let mut lanes = Vec::new();
+            walk(dfa, bytes, triggers.longest, |i, sid| lanes.push((i, sid)));
+            prop_assert_eq!(lanes, one);
             // And the words it finds are every word aho-corasick finds, where it finds
             // them: the table is a faithful copy of its DFA.
             prop_assert_eq!(
