@@ -962,7 +962,8 @@ const PIECE: usize = 16 * 1024;
 /// reported.
 fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, I)) {
     let start = dfa.start();
-    let mut later: [Later<I>; LANES] = std::array::from_fn(|_| Later::new(start));
+    // The matches of lanes 1.. (`later[k - 1]` lane `k`'s).
+    let mut later: [Later<I>; LANES - 1] = std::array::from_fn(|_| Later::new(start));
     let mut found = [(0, 0, 0); FOUND];
     let mut sid = start;
     let mut at = 0;
@@ -996,7 +997,7 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
                 if k == 0 {
                     hit(at + i, state);
                 } else if i >= longest {
-                    if let Some(held) = later.get_mut(k) {
+                    if let Some(held) = later.get_mut(k - 1) {
                         held.push(at + k * part + i, state);
                     }
                 }
@@ -1011,10 +1012,10 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
         {
             sid = dfa.next(sid, b);
             if dfa.is_match(sid) {
-                later[LANES - 1].push(i, sid);
+                later[LANES - 2].push(i, sid);
             }
         }
-        for held in &mut later[1..] {
+        for held in &mut later {
             held.drain(&mut hit);
         }
         at = end;

@@ -72,22 +72,28 @@ impl<I: Id> Rows<'_, I> {
         self.start
     }
 
-    /// The state after `byte` from `state`. Indexed, not `get`: every id in the table
-    /// is the offset of a whole row ([`Shape::fill`] builds them so, `is_a_faithful_copy`
-    /// in the tests walks every state, and `the_built_in_table_is_current` holds the
-    /// generated table to a fresh build), so the index is in bounds, and the bounds
-    /// check is a branch that is never taken rather than a select on the walk's chain
-    /// of loads.
+    /// The state after `byte` from `state`.
     #[inline(always)]
     pub(super) fn next(&self, state: I, byte: u8) -> I {
-        self.next[state.index() + usize::from(self.classes[usize::from(byte)])]
+        self.after(state.index(), byte)
     }
 
     /// [`Rows::next`] on the states' indices: the walk's lanes keep them so, with no
     /// conversion per byte.
     #[inline(always)]
     pub(super) fn step(&self, index: usize, byte: u8) -> usize {
-        self.next[index + usize::from(self.classes[usize::from(byte)])].index()
+        self.after(index, byte).index()
+    }
+
+    /// The state after `byte` from the state at `index`. Indexed, not `get`: every id in
+    /// the table is the offset of a whole row ([`Shape::fill`] builds them so,
+    /// `is_a_faithful_copy` in the tests walks every state, and
+    /// `the_built_in_table_is_current` holds the generated table to a fresh build), so
+    /// the index is in bounds, and the bounds check is a branch that is never taken
+    /// rather than a select on the walk's chain of loads.
+    #[inline(always)]
+    fn after(&self, index: usize, byte: u8) -> I {
+        self.next[index + usize::from(self.classes[usize::from(byte)])]
     }
 
     /// Whether the state at `index` is a match state.
