@@ -975,12 +975,7 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
             .then(|| std::array::from_fn(|k| bytes.get(at + k * part..).unwrap_or_default()))
             .filter(|lanes| lanes.iter().all(|lane| lane.len() >= len));
         let Some(lanes) = lanes else {
-            for (i, &b) in bytes.iter().enumerate().take(end).skip(at) {
-                sid = dfa.next(sid, b);
-                if dfa.is_match(sid) {
-                    hit(i, sid);
-                }
-            }
+            sid = walk_one(dfa, bytes, at..end, sid, &mut hit);
             at = end;
             continue;
         };
@@ -1003,23 +998,40 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
                 }
             }
         }
+        let last = &mut later[LANES - 2];
         sid = I::from_index(states[LANES - 1]).unwrap_or(start);
-        for (i, &b) in bytes
-            .iter()
-            .enumerate()
-            .take(end)
-            .skip(at + (LANES - 1) * part + len)
-        {
-            sid = dfa.next(sid, b);
-            if dfa.is_match(sid) {
-                later[LANES - 2].push(i, sid);
-            }
-        }
+        sid = walk_one(
+            dfa,
+            bytes,
+            at + (LANES - 1) * part + len..end,
+            sid,
+            |i, state| last.push(i, state),
+        );
         for held in &mut later {
             held.drain(&mut hit);
         }
         at = end;
     }
+}
+
+/// Walks the bytes of `bytes` in `range` one at a time from `sid`, calling `hit` with
+/// each byte after which the automaton is in a match state; returns the state after
+/// the last.
+#[inline(always)]
+fn walk_one<I: Id>(
+    dfa: &Rows<'_, I>,
+    bytes: &[u8],
+    range: Range<usize>,
+    mut sid: I,
+    mut hit: impl FnMut(usize, I),
+) -> I {
+    for (i, &b) in bytes.iter().enumerate().take(range.end).skip(range.start) {
+        sid = dfa.next(sid, b);
+        if dfa.is_match(sid) {
+            hit(i, sid);
+        }
+    }
+    sid
 }
 
 /// How many lanes [`walk`] walks in step. Four measured faster than three and than
