@@ -236,7 +236,8 @@ impl Window {
         if long == 0 {
             return false;
         }
-        let mut starts = run & !(run << 1);
+        // Only the runs of 13 bits or more: where one starts, its bit of `long` is set.
+        let mut starts = run & !(run << 1) & long;
         while starts != 0 {
             let at = starts.trailing_zeros();
             let len = (run >> at).trailing_ones();

@@ -55,6 +55,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use aho_corasick::{dfa::DFA, MatchKind};
 use conventions::Invalid;
 use regex::Regex;
+use smallvec::SmallVec;
 
 use crate::json::{ceil_char_boundary, floor_char_boundary};
 use table::{Id, Rows, Table, View};
@@ -962,8 +963,8 @@ const PIECE: usize = 16 * 1024;
 /// reported.
 fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl FnMut(usize, I)) {
     let start = dfa.start();
-    // The matches of lanes 1.. (`later[k - 1]` lane `k`'s).
-    let mut later: [Later<I>; LANES - 1] = std::array::from_fn(|_| Later::new(start));
+    // The matches of lanes 1.. (`later[k - 1]` lane `k`'s), not initialized when made.
+    let mut later: [Later<I>; LANES - 1] = Default::default();
     let mut found = [(0, 0, 0); FOUND];
     let mut sid = start;
     let mut at = 0;
@@ -993,7 +994,7 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
                     hit(at + i, state);
                 } else if i >= longest {
                     if let Some(held) = later.get_mut(k - 1) {
-                        held.push(at + k * part + i, state);
+                        held.push((at + k * part + i, state));
                     }
                 }
             }
@@ -1005,10 +1006,12 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
             bytes,
             at + (LANES - 1) * part + len..end,
             sid,
-            |i, state| last.push(i, state),
+            |i, state| last.push((i, state)),
         );
         for held in &mut later {
-            held.drain(&mut hit);
+            for (i, state) in held.drain(..) {
+                hit(i, state);
+            }
         }
         at = end;
     }
@@ -1095,46 +1098,10 @@ fn lockstep<I: Id>(
 }
 
 /// A later lane's matches, held until the lanes before it are reported: the first
-/// few in place (most texts have none or a few), the rest in a `Vec`.
-struct Later<I> {
-    near: [(usize, I); LATER_NEAR],
-    held: usize,
-    more: Vec<(usize, I)>,
-}
+/// few in place (most texts have none or a few), the rest on the heap.
+type Later<I> = SmallVec<[(usize, I); LATER_NEAR]>;
 
 const LATER_NEAR: usize = 8;
-
-impl<I: Id> Later<I> {
-    /// Holds nothing; `fill` is what the empty slots hold.
-    fn new(fill: I) -> Later<I> {
-        Later {
-            near: [(0, fill); LATER_NEAR],
-            held: 0,
-            more: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, i: usize, state: I) {
-        match self.near.get_mut(self.held) {
-            Some(slot) => {
-                *slot = (i, state);
-                self.held += 1;
-            }
-            None => self.more.push((i, state)),
-        }
-    }
-
-    /// Reports what is held, in the order it came, and forgets it.
-    fn drain(&mut self, hit: &mut impl FnMut(usize, I)) {
-        for &(i, state) in self.near.iter().take(self.held) {
-            hit(i, state);
-        }
-        for (i, state) in self.more.drain(..) {
-            hit(i, state);
-        }
-        self.held = 0;
-    }
-}
 
 /// Makes one cut valid in JSON text and adds the result to `out`:
 ///
