@@ -13,6 +13,7 @@
 //! finding secrets inside JSON text (`sanitize` walks the text itself), cutting an
 //! event into parts (`batch`).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
@@ -317,15 +318,16 @@ impl<'de> Deserialize<'de> for Checked {
 }
 
 /// A value read like [`Checked`], kept when it is a number or a string: what a caller
-/// that reads one field (a timestamp) takes out of it. Any other value is `Other`.
+/// that reads one field (a timestamp) takes out of it. Any other value is `Other`. A
+/// string without escapes is borrowed from the text read.
 #[cfg_attr(test, derive(Debug, PartialEq))]
-pub(crate) enum Scalar {
+pub(crate) enum Scalar<'a> {
     Number(f64),
-    Text(String),
+    Text(Cow<'a, str>),
     Other,
 }
 
-impl<'de> Deserialize<'de> for Scalar {
+impl<'de> Deserialize<'de> for Scalar<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ValueVisitor { keep_text: true })
     }
@@ -338,37 +340,44 @@ struct ValueVisitor {
 }
 
 impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Scalar;
+    type Value = Scalar<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Scalar, E> {
+    fn visit_bool<E>(self, _: bool) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Other)
     }
-    fn visit_i64<E>(self, n: i64) -> Result<Scalar, E> {
+    fn visit_i64<E>(self, n: i64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Number(n as f64))
     }
-    fn visit_u64<E>(self, n: u64) -> Result<Scalar, E> {
+    fn visit_u64<E>(self, n: u64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Number(n as f64))
     }
-    fn visit_f64<E>(self, n: f64) -> Result<Scalar, E> {
+    fn visit_f64<E>(self, n: f64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Number(n))
     }
-    fn visit_str<E>(self, s: &str) -> Result<Scalar, E> {
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Scalar<'de>, E> {
         Ok(if self.keep_text {
-            Scalar::Text(s.to_owned())
+            Scalar::Text(Cow::Borrowed(s))
         } else {
             Scalar::Other
         })
     }
-    fn visit_unit<E>(self) -> Result<Scalar, E> {
+    fn visit_str<E>(self, s: &str) -> Result<Scalar<'de>, E> {
+        Ok(if self.keep_text {
+            Scalar::Text(Cow::Owned(s.to_owned()))
+        } else {
+            Scalar::Other
+        })
+    }
+    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Other)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
         while seq.next_element::<Checked>()?.is_some() {}
         Ok(Scalar::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
         // Keys too are decoded (a key is a string like any other).
         while map.next_entry::<Checked, Checked>()?.is_some() {}
         Ok(Scalar::Other)
@@ -577,6 +586,20 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A timestamp string is read without a copy unless it has escapes to decode.
+    #[test]
+    fn a_scalar_string_is_borrowed_unless_it_has_escapes() {
+        let plain: Scalar = serde_json::from_str(r#""2026-11-22T10:30:15.107Z""#).unwrap();
+        assert!(matches!(
+            plain,
+            Scalar::Text(Cow::Borrowed("2026-11-22T10:30:15.107Z"))
+        ));
+        let escaped: Scalar = serde_json::from_str(r#""2026-11-22T10:30:15\u002e107Z""#).unwrap();
+        assert!(matches!(&escaped, Scalar::Text(Cow::Owned(s)) if s == "2026-11-22T10:30:15.107Z"));
+        let number: Scalar = serde_json::from_str("1795417380506").unwrap();
+        assert_eq!(number, Scalar::Number(1_795_417_380_506.0));
+    }
 
     #[test]
     fn the_vectorized_special_test_is_the_table() {

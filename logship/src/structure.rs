@@ -683,14 +683,14 @@ pub fn failed_event(
 /// is a JSON object that `serde_json` reads back (see [`Checked`]); a timestamp key
 /// given twice makes the line text.
 #[cfg_attr(test, derive(Debug))]
-struct Probe {
-    stamps: [Option<Scalar>; 4],
+struct Probe<'a> {
+    stamps: [Option<Scalar<'a>>; 4],
 }
 
-impl Probe {
+impl<'a> Probe<'a> {
     /// The probe of a line [`quick_object`] read: each timestamp value read as
     /// `serde_json` reads it in the whole line.
-    fn of(values: [Option<&str>; 4]) -> Option<Probe> {
+    fn of(values: [Option<&'a str>; 4]) -> Option<Probe<'a>> {
         let mut stamps: [Option<Scalar>; 4] = [None, None, None, None];
         for (stamp, value) in stamps.iter_mut().zip(values) {
             if let Some(value) = value {
@@ -701,15 +701,15 @@ impl Probe {
     }
 }
 
-impl<'de> Deserialize<'de> for Probe {
+impl<'de> Deserialize<'de> for Probe<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct ProbeVisitor;
         impl<'de> Visitor<'de> for ProbeVisitor {
-            type Value = Probe;
+            type Value = Probe<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe<'de>, A::Error> {
                 let mut stamps: [Option<Scalar>; 4] = [None, None, None, None];
                 while let Some(key) = map.next_key::<Key>()? {
                     let slot = match key {
