@@ -29,19 +29,43 @@ fn corpus() -> (PathBuf, Vec<String>) {
     let path = std::env::var_os("BENCH_PIPELINE_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/bench-corpus-200.log"));
-    // The secrets are printed by the generator; regenerate to read them (deterministic).
-    let out = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(&path)
-        .arg(std::env::var("BENCH_PIPELINE_CORPUS_MB").unwrap_or_else(|_| "200".into()))
-        .output()
-        .expect("run corpus.py");
-    assert!(
-        out.status.success(),
-        "corpus.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stderr).expect("corpus.py metadata");
+    let mb: u64 = std::env::var("BENCH_PIPELINE_CORPUS_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    // The generator's metadata (the secrets among them), kept beside the corpus as
+    // `scripts/bench` keeps it: a corpus of the size asked for is not generated again.
+    let mut meta_path = path.clone().into_os_string();
+    meta_path.push(".json");
+    let meta_path = PathBuf::from(meta_path);
+    let kept = std::fs::read(&meta_path)
+        .ok()
+        .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+        .filter(|meta| {
+            let bytes = meta["bytes"].as_u64();
+            let on_disk = std::fs::metadata(&path).ok().map(|m| m.len());
+            bytes.is_some()
+                && bytes == on_disk
+                && bytes.map(|b| (b + 500_000) / 1_000_000) == Some(mb)
+        });
+    let meta = match kept {
+        Some(meta) => meta,
+        None => {
+            let out = std::process::Command::new("python3")
+                .arg(&script)
+                .arg(&path)
+                .arg(mb.to_string())
+                .output()
+                .expect("run corpus.py");
+            assert!(
+                out.status.success(),
+                "corpus.py failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(&meta_path, &out.stderr).expect("write the corpus's metadata");
+            serde_json::from_slice(&out.stderr).expect("corpus.py metadata")
+        }
+    };
     let secrets = meta["secrets"]
         .as_array()
         .unwrap()
