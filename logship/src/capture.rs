@@ -344,6 +344,8 @@ pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pip
         pipeline.reuse(&mut structurer);
         structurer.redact_with(pipeline.sanitizer.get());
         let mut data = chunk.as_slice();
+        // Counted once a chunk: an atomic add per line waits for the line's stores.
+        let mut lines_here = 0;
         while let Some(i) = memchr::memchr(b'\n', data) {
             let line_end = &data[..i];
             if let Some(streaming) = long.take() {
@@ -373,10 +375,11 @@ pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pip
                         &pipeline,
                     )
                 };
-                Counters::add(&pipeline.counters.lines, lines);
+                lines_here += lines;
             }
             data = &data[i + 1..];
         }
+        Counters::add(&pipeline.counters.lines, lines_here);
         pending.extend_from_slice(data);
         if pending.len() >= MAX_LINE_BYTES {
             if long.is_none() {
