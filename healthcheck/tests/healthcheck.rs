@@ -486,7 +486,7 @@ async fn a_slow_database_is_degraded_with_200() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_concurrent_requests_cost_at_most_a_couple_of_queries() {
+async fn a_thousand_concurrent_requests_cost_one_query() {
     let db = TestDb::create("hc_flight").await;
     let client = db.client().await;
     client
@@ -495,6 +495,11 @@ async fn a_thousand_concurrent_requests_cost_at_most_a_couple_of_queries() {
         .unwrap();
     let mut config = config();
     config.database = database(db.config.clone());
+    // One interval for all of them: with the default second, a loaded machine that takes
+    // longer than that to send 1,000 requests rightly runs a query more per second.
+    if let Some(database) = &mut config.database {
+        database.cache = Duration::from_secs(600);
+    }
     let server = serve(config).await;
 
     let requests: Vec<_> = (0..1000)
@@ -518,9 +523,9 @@ async fn a_thousand_concurrent_requests_cost_at_most_a_couple_of_queries() {
         .await
         .unwrap();
     let queries: i64 = row.get(0);
-    assert!(
-        (1..=2).contains(&queries),
-        "1,000 requests ran {queries} health check queries"
+    assert_eq!(
+        queries, 1,
+        "1,000 requests at once ran {queries} health check queries, not one"
     );
 }
 
