@@ -1116,12 +1116,14 @@ fn slow_migrations(seconds: &str) -> TempDir {
 #[tokio::test]
 async fn restart_during_up_exits_5_and_the_rerun_applies_once() {
     let db = TestDb::create("restartup").await;
-    let dir = slow_migrations("2");
+    // Five seconds of the migration for the poll below to see it running and the cut
+    // to land in, however loaded the machine.
+    let dir = slow_migrations("5");
     let proxy = cluster_proxy(&db, ProxyMode::Forward);
     let url = through(&proxy, &db);
     let up = Background::start(&url, &dir, &["up"], &[]);
     assert!(
-        wait_for_active(&db, "pg_sleep(2)", Duration::from_secs(20)).await,
+        wait_for_active(&db, "pg_sleep(5)", Duration::from_secs(20)).await,
         "V2__slow never ran: {}",
         up.stderr.lock().unwrap()
     );

@@ -20,8 +20,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// A request sent this soon after `kill` returned may reach `/health` before the agent
 /// has read the signal (its reaper thread, then its supervisor, must be scheduled: a
 /// millisecond when idle, more under the load of the whole suite). Measured: 200 at
-/// 1.3 ms, 503 from the next request on.
-const SIGNAL_READ: Duration = Duration::from_millis(500);
+/// 1.3 ms, 503 from the next request on; the bound leaves room for a loaded machine.
+const SIGNAL_READ: Duration = Duration::from_millis(1500);
 
 /// The app's exit code when it gets SIGTERM: the agent must exit with it.
 const APP_CODE: i32 = 7;
@@ -113,8 +113,8 @@ struct Look {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_health_while_the_app_serves_then_stops_it_after_the_delay() {
     let _timing = TIMING.read().await;
-    let served = start("2s", "5s").await;
-    let delay = Duration::from_secs(2);
+    let served = start("4s", "5s").await;
+    let delay = Duration::from_secs(4);
 
     let sent_at = SystemTime::now();
     let sent = Instant::now();
@@ -150,7 +150,7 @@ async fn sigterm_drains_health_while_the_app_serves_then_stops_it_after_the_dela
     // A look that starts near the delay's end can race it: /health closes as the app is
     // signalled, before the app has written down its SIGTERM. Looks that start well
     // inside the delay are judged.
-    let inside = delay - Duration::from_millis(250);
+    let inside = delay - Duration::from_secs(1);
     let before: Vec<&Look> = looks
         .iter()
         .filter(|l| !l.app_signalled && l.at < inside)
@@ -183,7 +183,7 @@ async fn sigterm_drains_health_while_the_app_serves_then_stops_it_after_the_dela
     let waited = got.duration_since(sent_at).unwrap_or_default();
     assert!(
         waited >= delay - Duration::from_millis(100),
-        "the app got SIGTERM {waited:?} after the agent, before the 2 s delay was over"
+        "the app got SIGTERM {waited:?} after the agent, before the 4 s delay was over"
     );
     assert!(
         waited < delay + Duration::from_secs(8),

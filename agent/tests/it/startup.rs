@@ -316,7 +316,9 @@ async fn health_is_served_in_process_and_drains_on_sigterm() {
     shell_app(
         &mut cmd,
         &scratch,
-        r#"trap 'sleep 1; exit 0' TERM; touch "$DIR/ready"; while :; do sleep 0.05; done"#,
+        // The app takes 5 s to stop: /health answers 503 that long, and a loaded
+        // machine's polls do not miss it.
+        r#"trap 'sleep 5; exit 0' TERM; touch "$DIR/ready"; while :; do sleep 0.05; done"#,
     );
     let running = Running::start(cmd);
     let url = format!("http://{addr}/health");

@@ -342,23 +342,23 @@ fn once_the_start_has_settled_the_pages_only_it_used_leave_the_agents_memory() {
     let scratch = scratch();
     let mut cmd = bare_agent();
     cmd.env("DECKHAND_AGENT_LOG_LEVEL", "debug");
-    let agent = start_until_ready(
-        cmd,
+    shell_app(
+        &mut cmd,
         &scratch,
         r#"trap 'exit 0' TERM; touch "$DIR/ready"; sleep 600 & wait"#,
-        Running::start,
     );
-    // The hand-back waits for a quiet second after the app starts: the start's pages
-    // are all resident now. Nothing else takes an idle process's code pages away (the
-    // kernel only under memory pressure). What the idle agent maps back depends on the
-    // build and the machine's load (a debug build's idle code is spread over 6-7 MiB):
-    // at least a quarter, and 1 MiB, must go.
-    let mut most = droppable_kib(agent.pid());
-    let mut now = most;
+    let agent = Running::start(cmd);
+    // The hand-back waits for a quiet second after the app starts. Watched from the
+    // spawn on, so that the most resident is seen before it however slow the machine:
+    // nothing else takes an idle process's code pages away (the kernel only under
+    // memory pressure). What the idle agent maps back depends on the build and the
+    // machine's load (a debug build's idle code is spread over 6-7 MiB): at least a
+    // quarter, and 1 MiB, must go.
+    let (mut most, mut now) = (0, 0);
     let dropped = testkit::wait_until(Duration::from_secs(20), || {
         now = droppable_kib(agent.pid());
         most = most.max(now);
-        now * 4 < most * 3 && most - now >= 1024
+        scratch.join("ready").exists() && now * 4 < most * 3 && most - now >= 1024
     });
     assert!(
         dropped,

@@ -615,7 +615,8 @@ mod tests {
         ]);
         let started = std::time::Instant::now();
         let problems = check_configuration(&vars, true).await.unwrap_err();
-        assert!(started.elapsed() < Duration::from_millis(100));
+        // No probe ran: half the probe's timeout, room for a loaded machine.
+        assert!(started.elapsed() < IMDS_PROBE_TIMEOUT / 2);
         assert_eq!(problems.len(), 2, "{problems:?}");
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(
