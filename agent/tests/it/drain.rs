@@ -281,6 +281,8 @@ fn over_fargates_limit(scratch: &Scratch, metadata_uri: Option<&str>) -> Command
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_delay_that_no_fargate_stop_timeout_fits_is_refused_at_start_on_fargate() {
+    // The launch type is read within half a second: not while fifty agents start.
+    let _timing = TIMING.read().await;
     let (metadata, uri) = task_metadata("FARGATE").await;
     let scratch = scratch();
     let out = run_async(over_fargates_limit(&scratch, Some(&uri))).await;
@@ -304,6 +306,7 @@ async fn a_stop_delay_that_no_fargate_stop_timeout_fits_is_refused_at_start_on_f
 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_ec2_the_same_stop_delay_starts_and_warns_which_limit_applies() {
+    let _timing = TIMING.read().await;
     let (metadata, uri) = task_metadata("EC2").await;
     let scratch = scratch();
     let out = run_async(over_fargates_limit(&scratch, Some(&uri))).await;

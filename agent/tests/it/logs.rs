@@ -681,6 +681,8 @@ async fn well_known_token_formats_in_prose_are_redacted() {
 /// pipeline is doing.
 #[tokio::test(flavor = "multi_thread")]
 async fn pathological_lines_never_delay_the_stop_signal() {
+    // The signal is timed: not while fifty agents start.
+    let _timing = TIMING.read().await;
     let sdk = aws().await;
     let group = group_name();
     let scratch = scratch();
@@ -721,6 +723,7 @@ sys.stdout.flush()'"#;
 /// stop timeout still holds, and the copies that could not be written are counted.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_stdout_stalls_neither_the_app_nor_the_stop() {
+    let _timing = TIMING.read().await;
     let scratch = scratch();
     let produce =
         r#"i=0; while [ $i -lt 2000 ]; do printf 'line %05d %01000d\n' $i 0; i=$((i+1)); done"#;

@@ -121,6 +121,8 @@ async fn no_credentials_and_instance_metadata_out_of_reach_stop_within_the_probe
 
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_from_instance_metadata_still_work() {
+    // The stand-in must answer within the probe's second: not while fifty agents start.
+    let _timing = TIMING.read().await;
     let client = sm("us-east-1").await;
     let (name, _) = create_secret(&client, "mistakes", "from-imds-value-1").await;
     let imds = instance_metadata(true).await;
@@ -133,6 +135,7 @@ async fn credentials_from_instance_metadata_still_work() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_without_an_instance_profile_stops_at_once() {
+    let _timing = TIMING.read().await;
     let imds = instance_metadata(false).await;
     let home = scratch();
     let mut cmd = agent_with_instance_metadata(&home, format!("http://{imds}"));
