@@ -1173,25 +1173,26 @@ async fn restart_during_up_exits_5_and_the_rerun_applies_once() {
     );
 }
 
-/// Fault matrix, PostgreSQL hung during `up`: the proxy freezes while a migration
-/// runs. The watchdog stops migrate (exit 5) within 2 × 2 s + grace for the
+/// Fault matrix, PostgreSQL hung during `up`: the proxy freezes as a migration reaches
+/// the server. The watchdog stops migrate (exit 5) within 2 × 2 s + grace for the
 /// two-statement file, the abandoned session is the one the message says how to find,
 /// and after the thaw the server rolls it back and the rerun applies it once.
 #[tokio::test]
 async fn hung_database_during_up_is_stopped_by_the_watchdog() {
     let db = TestDb::create("hungup").await;
     let dir = slow_migrations("1.5");
-    let proxy = cluster_proxy(&db, ProxyMode::Forward);
+    // The proxy freezes once V2's text has gone through to the server: while the server
+    // runs it, however slow the machine.
+    let proxy = cluster_proxy(&db, ProxyMode::HangAfter("pg_sleep(1.5)"));
     let url = through(&proxy, &db);
     let env = [("MIGRATE_STATEMENT_TIMEOUT", "2s")];
     let up = Background::start(&url, &dir, &["up"], &env);
     assert!(
-        wait_for_active(&db, "pg_sleep(1.5)", Duration::from_secs(20)).await,
-        "V2__slow never ran: {}",
+        testkit::wait_until(Duration::from_secs(20), || proxy.mode() == ProxyMode::Hung),
+        "V2__slow never reached the server: {}",
         up.stderr.lock().unwrap()
     );
     let frozen = Instant::now();
-    proxy.set(ProxyMode::Hung);
     let out = up.finish(Duration::from_secs(40));
     let detected = frozen.elapsed();
     assert_eq!(out.code, 5, "{}", out.stderr);

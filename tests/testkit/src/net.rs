@@ -34,6 +34,11 @@ pub fn moto_addr() -> SocketAddr {
 pub enum ProxyMode {
     /// Bytes flow both ways.
     Forward,
+    /// Bytes flow both ways until the client sends a read that holds this text (a
+    /// query's, say: a query message is small and comes in one read); that read still
+    /// reaches the server, then the proxy is [`ProxyMode::Hung`]. A freeze at a
+    /// statement the server is running, without a race against it.
+    HangAfter(&'static str),
     /// A server that is down: new connections are closed at once, open ones are cut.
     Down,
     /// A frozen server: connections stay open, but no byte moves either way (bytes
@@ -56,6 +61,11 @@ impl ProxyState {
     fn cut(&self, cuts: u64) -> bool {
         self.mode == ProxyMode::Down || self.cuts != cuts || self.shutdown
     }
+
+    /// Whether bytes move.
+    fn flows(&self) -> bool {
+        matches!(self.mode, ProxyMode::Forward | ProxyMode::HangAfter(_))
+    }
 }
 
 /// A TCP proxy on 127.0.0.1 (port 0) in front of a service, switched between the
@@ -65,7 +75,7 @@ pub struct TcpProxy {
     addr: SocketAddr,
     /// The service's address, as given.
     upstream: String,
-    state: watch::Sender<ProxyState>,
+    state: Arc<watch::Sender<ProxyState>>,
     /// Connections accepted so far, whatever the mode: the connection attempts.
     accepted: Arc<AtomicU32>,
     thread: Option<JoinHandle<()>>,
@@ -78,19 +88,20 @@ impl TcpProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let (state, rx) = watch::channel(ProxyState {
+        let (state, _) = watch::channel(ProxyState {
             mode,
             cuts: 0,
             shutdown: false,
         });
+        let state = Arc::new(state);
         let accepted = Arc::new(AtomicU32::new(0));
-        let (to, count) = (upstream.clone(), accepted.clone());
+        let (to, count, shared) = (upstream.clone(), accepted.clone(), state.clone());
         let thread = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(accept_loop(listener, to, rx, count));
+                .block_on(accept_loop(listener, to, shared, count));
         });
         TcpProxy {
             addr,
@@ -113,6 +124,11 @@ impl TcpProxy {
 
     pub fn set(&self, mode: ProxyMode) {
         self.state.send_modify(|s| s.mode = mode);
+    }
+
+    /// The mode now ([`ProxyMode::HangAfter`] turns into [`ProxyMode::Hung`] by itself).
+    pub fn mode(&self) -> ProxyMode {
+        self.state.borrow().mode
     }
 
     /// Cuts every open connection once; new ones are forwarded (a server restart).
@@ -138,10 +154,11 @@ impl Drop for TcpProxy {
 async fn accept_loop(
     listener: std::net::TcpListener,
     upstream: String,
-    mut rx: watch::Receiver<ProxyState>,
+    state: Arc<watch::Sender<ProxyState>>,
     accepted: Arc<AtomicU32>,
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let mut rx = state.subscribe();
     loop {
         let socket = tokio::select! {
             r = listener.accept() => match r {
@@ -156,41 +173,46 @@ async fn accept_loop(
             }
         };
         accepted.fetch_add(1, Ordering::SeqCst);
-        let state = *rx.borrow();
-        if state.mode == ProxyMode::Down {
+        let now = *rx.borrow();
+        if now.mode == ProxyMode::Down {
             continue; // dropped: closed at once
         }
-        tokio::spawn(forward(socket, upstream.clone(), rx.clone(), state.cuts));
+        tokio::spawn(forward(socket, upstream.clone(), state.clone(), now.cuts));
     }
 }
 
 /// Forwards one connection until either side ends it or the proxy cuts it; dropping
 /// the four halves closes both connections.
-async fn forward(client: TcpStream, upstream: String, rx: watch::Receiver<ProxyState>, cuts: u64) {
+async fn forward(
+    client: TcpStream,
+    upstream: String,
+    state: Arc<watch::Sender<ProxyState>>,
+    cuts: u64,
+) {
     let Ok(server) = TcpStream::connect(&upstream).await else {
         return;
     };
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::select! {
-        () = pump(client_read, server_write, rx.clone(), cuts) => {}
-        () = pump(server_read, client_write, rx, cuts) => {}
+        () = pump(client_read, server_write, state.subscribe(), cuts, Some(&state)) => {}
+        () = pump(server_read, client_write, state.subscribe(), cuts, None) => {}
     }
 }
 
+/// Moves bytes from `from` to `to` while the proxy lets them flow. `hang` is the
+/// proxy's state on the client's side, where [`ProxyMode::HangAfter`] looks.
 async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     mut rx: watch::Receiver<ProxyState>,
     cuts: u64,
+    hang: Option<&watch::Sender<ProxyState>>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // A frozen server takes nothing in: wait until bytes may flow again.
-        match rx
-            .wait_for(|s| s.cut(cuts) || s.mode == ProxyMode::Forward)
-            .await
-        {
+        match rx.wait_for(|s| s.cut(cuts) || s.flows()).await {
             Ok(s) if !s.cut(cuts) => {}
             _ => return,
         }
@@ -199,18 +221,95 @@ async fn pump(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
-            _ = rx.wait_for(|s| s.cut(cuts) || s.mode != ProxyMode::Forward) => continue,
+            _ = rx.wait_for(|s| s.cut(cuts) || !s.flows()) => continue,
         };
-        // Bytes read just as the proxy froze are held until it thaws.
-        match rx
-            .wait_for(|s| s.cut(cuts) || s.mode == ProxyMode::Forward)
-            .await
-        {
-            Ok(s) if !s.cut(cuts) => {}
-            _ => return,
+        let read = &buf[..n];
+        let last = hang.is_some_and(|state| {
+            state.send_if_modified(|s| match s.mode {
+                ProxyMode::HangAfter(text)
+                    if read
+                        .windows(text.len().max(1))
+                        .any(|w| w == text.as_bytes()) =>
+                {
+                    s.mode = ProxyMode::Hung;
+                    true
+                }
+                _ => false,
+            })
+        });
+        // Bytes read just as the proxy froze are held until it thaws; the read that
+        // froze it goes on.
+        if !last {
+            match rx.wait_for(|s| s.cut(cuts) || s.flows()).await {
+                Ok(s) if !s.cut(cuts) => {}
+                _ => return,
+            }
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+        if to.write_all(read).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    /// An upstream that echoes each read back and reports it on `seen`.
+    async fn echo() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            loop {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        let _ = tx.send(buf[..n].to_vec());
+                        if socket.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        (addr, seen)
+    }
+
+    async fn read_some(client: &mut TcpStream) -> Vec<u8> {
+        let mut buf = [0u8; 1024];
+        let n = client.read(&mut buf).await.unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[tokio::test]
+    async fn hang_after_passes_the_read_that_holds_the_text_then_holds_everything() {
+        let (upstream, mut seen) = echo().await;
+        let proxy = TcpProxy::start(upstream.to_string(), ProxyMode::HangAfter("stop"));
+        let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+
+        client.write_all(b"hello").await.unwrap();
+        assert_eq!(seen.recv().await.unwrap(), b"hello");
+        assert_eq!(read_some(&mut client).await, b"hello");
+        assert_eq!(proxy.mode(), ProxyMode::HangAfter("stop"));
+
+        client.write_all(b"please stop now").await.unwrap();
+        // The read that holds the text reaches the server...
+        assert_eq!(seen.recv().await.unwrap(), b"please stop now");
+        assert_eq!(proxy.mode(), ProxyMode::Hung);
+        // ...and its answer is held while the proxy is hung (a slower machine only
+        // waits longer here), then passed on once it thaws.
+        let mut buf = [0u8; 1024];
+        let held = tokio::time::timeout(Duration::from_millis(300), client.read(&mut buf)).await;
+        assert!(
+            held.is_err(),
+            "an answer went through a hung proxy: {held:?}"
+        );
+        proxy.set(ProxyMode::Forward);
+        assert_eq!(read_some(&mut client).await, b"please stop now");
     }
 }
