@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -31,6 +31,11 @@ pub enum TlsError {
     },
     #[error("PGSSLROOTCERT={path:?} is not valid: it holds no usable PEM certificate")]
     NoCertificates { path: PathBuf },
+    #[error(
+        "sslmode={mode} checks the server certificate against a CA bundle, and none is set: \
+         set PGSSLROOTCERT (or sslrootcert= in the URL) to the bundle file, or to 'system'"
+    )]
+    NoRootCertificate { mode: SslMode },
     #[error("TLS setup failed: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -46,14 +51,16 @@ pub(crate) fn connector(
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, root) {
         (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => {
-            Arc::new(AcceptAnyCertificate(provider.clone()))
+            Arc::new(Lenient::new(None, &provider))
         }
-        (SslMode::Require | SslMode::VerifyCa, Some(root)) => {
-            Arc::new(ChainOnly(webpki(root, provider.clone())?))
-        }
+        (SslMode::Require | SslMode::VerifyCa, Some(root)) => Arc::new(Lenient::new(
+            Some(webpki(root, provider.clone())?),
+            &provider,
+        )),
         (SslMode::VerifyFull, Some(root)) => webpki(root, provider.clone())?,
+        // `PgConfig`'s validation refuses these; a config built in code may not be.
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
-            unreachable!("PgConfig validation requires a root certificate for verify-*")
+            return Err(TlsError::NoRootCertificate { mode })
         }
     };
     let config = ClientConfig::builder_with_provider(provider)
@@ -97,11 +104,28 @@ fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .collect())
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the name may differ.
+/// The modes that do not check the server's name: `prefer` and `require` without a root
+/// certificate accept any certificate, as libpq does (encryption without authentication
+/// of the server), and `verify-ca` (or `require` with one) needs its chain to lead to a
+/// trusted root, whatever name it holds (RDS proxies and custom DNS names). Handshake
+/// signatures are always checked, so the session key is the certificate holder's.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct Lenient {
+    /// The chain's check, if any.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl Lenient {
+    fn new(chain: Option<Arc<WebPkiServerVerifier>>, provider: &CryptoProvider) -> Self {
+        Lenient {
+            chain,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -110,10 +134,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -127,7 +151,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -136,60 +160,10 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` / `require`: encryption without authentication of the server, as in libpq.
-/// Handshake signatures are still checked, so the session key is the server's.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }

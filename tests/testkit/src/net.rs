@@ -2,7 +2,7 @@
 //! and a proxy that takes a service down, freezes it or restarts it under a test. For
 //! HTTP doubles see [`crate::http`].
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -68,7 +68,7 @@ impl ProxyState {
     }
 }
 
-/// A TCP proxy on 127.0.0.1 (port 0) in front of a service, switched between the
+/// A TCP proxy on 127.0.0.1 (or another loopback address; port 0) in front of a service, switched between the
 /// faults of [`ProxyMode`] by the test. It runs on a thread and runtime of its own, so a
 /// test's blocking waits (for a process, say) never stall it. Dropping it stops it.
 pub struct TcpProxy {
@@ -84,8 +84,14 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Starts forwarding to `upstream` (`host:port`) in `mode`.
     pub fn start(upstream: impl Into<String>, mode: ProxyMode) -> TcpProxy {
+        TcpProxy::start_at(Ipv4Addr::LOCALHOST, upstream, mode)
+    }
+
+    /// [`TcpProxy::start`] listening on another loopback address (`127.0.0.2`, say: a
+    /// name the server's certificate does not hold).
+    pub fn start_at(ip: Ipv4Addr, upstream: impl Into<String>, mode: ProxyMode) -> TcpProxy {
         let upstream = upstream.into();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (state, _) = watch::channel(ProxyState {
