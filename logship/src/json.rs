@@ -204,9 +204,18 @@ fn is_special(b: u8) -> bool {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes [`json_string_len`] has read on this thread: what the structurer's tests
+    /// count to prove a joined message is never measured again line after line.
+    pub(crate) static MEASURED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The length of `s` as [`push_json_string`] writes it, quotes excluded: one pass,
 /// no allocation.
 pub fn json_string_len(s: &str) -> usize {
+    #[cfg(test)]
+    MEASURED.with(|m| m.set(m.get() + s.len()));
     let bytes = s.as_bytes();
     let mut len = bytes.len();
     let mut i = 0;

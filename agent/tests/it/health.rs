@@ -24,8 +24,24 @@ struct Look {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_migration_on_start_is_live_and_starting_then_ready() {
     let db = testkit::TestDb::create("agent_health_migrating").await;
+    // V1 waits at a gate the test opens once it has seen `/health` say "migrating" (a
+    // row in `gate`; each statement of the loop reads it afresh), so the look lands
+    // inside the migration however slowly the machine runs; it gives up after 60 s.
+    let gate = db.client().await;
+    gate.batch_execute("CREATE TABLE gate (opened boolean)")
+        .await
+        .expect("create the gate");
     let scratch = scratch();
-    scratch.write("migrations/V1__slow.sql", "SELECT pg_sleep(3);\n");
+    scratch.write(
+        "migrations/V1__slow.sql",
+        "DO $$\n\
+         DECLARE give_up timestamptz := clock_timestamp() + interval '60 seconds';\n\
+         BEGIN\n\
+           WHILE NOT EXISTS (SELECT 1 FROM gate) AND clock_timestamp() < give_up LOOP\n\
+             PERFORM pg_sleep(0.02);\n\
+           END LOOP;\n\
+         END $$;\n",
+    );
     scratch.write("migrations/V2__table.sql", "CREATE TABLE t (id int);\n");
     let addr = testkit::net::closed_port();
     let mut cmd = bare_agent();
@@ -46,7 +62,7 @@ async fn a_slow_migration_on_start_is_live_and_starting_then_ready() {
     let ready = testkit::wait_until_async(DEADLINE, || {
         let (live_url, ready_url) = (live_url.clone(), ready_url.clone());
         let started = scratch.join("started");
-        let looks = &looks;
+        let (looks, gate) = (&looks, &gate);
         async move {
             // The app's marker first: an answer after it is from an app that runs.
             let app_started = started.exists();
@@ -55,6 +71,11 @@ async fn a_slow_migration_on_start_is_live_and_starting_then_ready() {
             let ready = get_json(ready_url).await;
             let live = get_json(live_url).await.map(|(status, _)| status);
             let done = app_started && matches!(ready, Some((200, _)));
+            if matches!(&ready, Some((_, body)) if body["phase"] == "migrating") {
+                gate.batch_execute("INSERT INTO gate VALUES (true)")
+                    .await
+                    .expect("open the gate");
+            }
             looks.lock().unwrap().push(Look {
                 live,
                 ready,
