@@ -38,68 +38,52 @@ async fn encrypted(url: &str) -> Result<bool, String> {
     Ok(row.get(0))
 }
 
-fn refused_for_the_certificate(got: Result<bool, String>, what: &str) {
-    match got {
-        Ok(ssl) => panic!("{what}: connected (ssl {ssl}), should be refused"),
-        Err(e) => assert!(e.contains("certificate"), "{what}: {e}"),
-    }
+/// What a connection should come to.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Encrypted,
+    Plain,
+    /// Refused, with an error that names the certificate.
+    Refused,
 }
 
 #[tokio::test]
 async fn each_sslmode_encrypts_and_checks_as_libpq_does() {
+    use Outcome::*;
     let db = testkit::TestDb::create("pgconn_tls").await;
     let ca = testkit::service_var("DECKHAND_TEST_PG_CA");
     let wrong = testkit::service_var("DECKHAND_TEST_PG_WRONG_CA");
     let server = format!("{}:{}", db.config.hosts[0], db.config.port);
     let named = TcpProxy::start(server.clone(), ProxyMode::Forward);
     let other_name = TcpProxy::start_at(Ipv4Addr::new(127, 0, 0, 2), server, ProxyMode::Forward);
-    let (named, other_name) = (named.addr().to_string(), other_name.addr().to_string());
-
-    assert_eq!(
-        encrypted(&url(&db, &named, "disable", None)).await,
-        Ok(false)
-    );
-    // The server offers TLS: `prefer` takes it, and trusts any certificate.
-    assert_eq!(
-        encrypted(&url(&db, &other_name, "prefer", None)).await,
-        Ok(true)
-    );
-    // `require` without a root certificate: encrypted, any certificate.
-    assert_eq!(
-        encrypted(&url(&db, &other_name, "require", None)).await,
-        Ok(true)
-    );
-    // `require` with one behaves as `verify-ca`.
-    assert_eq!(
-        encrypted(&url(&db, &other_name, "require", Some(&ca))).await,
-        Ok(true)
-    );
-    refused_for_the_certificate(
-        encrypted(&url(&db, &named, "require", Some(&wrong))).await,
-        "require with the wrong CA",
-    );
-    // `verify-ca`: the chain, not the name.
-    assert_eq!(
-        encrypted(&url(&db, &other_name, "verify-ca", Some(&ca))).await,
-        Ok(true)
-    );
-    refused_for_the_certificate(
-        encrypted(&url(&db, &named, "verify-ca", Some(&wrong))).await,
-        "verify-ca with the wrong CA",
-    );
-    // `verify-full`: the chain and the name.
-    assert_eq!(
-        encrypted(&url(&db, &named, "verify-full", Some(&ca))).await,
-        Ok(true)
-    );
-    refused_for_the_certificate(
-        encrypted(&url(&db, &other_name, "verify-full", Some(&ca))).await,
-        "verify-full under a name the certificate does not hold",
-    );
-    refused_for_the_certificate(
-        encrypted(&url(&db, &named, "verify-full", Some(&wrong))).await,
-        "verify-full with the wrong CA",
-    );
+    let (named, other) = (named.addr().to_string(), other_name.addr().to_string());
+    let (ca, wrong) = (Some(ca.as_str()), Some(wrong.as_str()));
+    let cases = [
+        (&named, "disable", None, Plain),
+        // The server offers TLS: `prefer` takes it, and trusts any certificate.
+        (&other, "prefer", None, Encrypted),
+        // `require` without a root certificate: encrypted, any certificate.
+        (&other, "require", None, Encrypted),
+        // `require` with one behaves as `verify-ca`.
+        (&other, "require", ca, Encrypted),
+        (&named, "require", wrong, Refused),
+        // `verify-ca`: the chain, not the name.
+        (&other, "verify-ca", ca, Encrypted),
+        (&named, "verify-ca", wrong, Refused),
+        // `verify-full`: the chain and the name.
+        (&named, "verify-full", ca, Encrypted),
+        (&other, "verify-full", ca, Refused),
+        (&named, "verify-full", wrong, Refused),
+    ];
+    for (at, mode, root, expected) in cases {
+        let got = match encrypted(&url(&db, at, mode, root)).await {
+            Ok(true) => Encrypted,
+            Ok(false) => Plain,
+            Err(e) if e.contains("certificate") => Refused,
+            Err(e) => panic!("{mode} at {at} with {root:?}: {e}"),
+        };
+        assert_eq!(got, expected, "{mode} at {at} with {root:?}");
+    }
 }
 
 /// A configuration built in code, past `PgConfig`'s validation, that asks for a check
