@@ -1025,7 +1025,7 @@ type Found = [(usize, usize, usize); FOUND];
 
 thread_local! {
     /// [`walk`]'s match buffer, kept between texts: one made for each would be zeroed
-    /// for each (1.5 KB, about 2 % of the `logs` thread's samples on the corpus).
+    /// for each (1.5 KB, about 2 % of the agent's samples on the corpus).
     static FOUND_BUFFER: std::cell::Cell<Option<Box<Found>>> = const { std::cell::Cell::new(None) };
 }
 
