@@ -397,11 +397,7 @@ impl Raw {
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
             c.push(Invalid::missing(
                 "PGSSLROOTCERT",
-                format!(
-                    "sslmode={sslmode} checks the server certificate against a CA bundle: set \
-                     PGSSLROOTCERT (or sslrootcert= in the URL) to the bundle file, e.g. RDS's \
-                     global-bundle.pem, or to 'system' for the system CA store"
-                ),
+                tls::no_root_advice(sslmode),
             ));
         }
         let connect_timeout = match &self.connect_timeout {

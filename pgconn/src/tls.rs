@@ -31,13 +31,20 @@ pub enum TlsError {
     },
     #[error("PGSSLROOTCERT={path:?} is not valid: it holds no usable PEM certificate")]
     NoCertificates { path: PathBuf },
-    #[error(
-        "sslmode={mode} checks the server certificate against a CA bundle, and none is set: \
-         set PGSSLROOTCERT (or sslrootcert= in the URL) to the bundle file, or to 'system'"
-    )]
+    #[error("PGSSLROOTCERT is not set: {}", no_root_advice(*mode))]
     NoRootCertificate { mode: SslMode },
     #[error("TLS setup failed: {0}")]
     Rustls(#[from] rustls::Error),
+}
+
+/// What to set when `mode` checks the certificate and no CA bundle is given: the same
+/// advice from the settings' validation and from a configuration built in code.
+pub(crate) fn no_root_advice(mode: SslMode) -> String {
+    format!(
+        "sslmode={mode} checks the server certificate against a CA bundle: set PGSSLROOTCERT \
+         (or sslrootcert= in the URL) to the bundle file, e.g. RDS's global-bundle.pem, or to \
+         'system' for the system CA store"
+    )
 }
 
 fn provider() -> Arc<CryptoProvider> {
