@@ -965,8 +965,12 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
     let start = dfa.start();
     // The matches of lanes 1.. (`later[k - 1]` lane `k`'s), not initialized when made.
     let mut later: [Later<I>; LANES - 1] = Default::default();
+    // `try_with`: a walk while the thread's locals are being destroyed (a message
+    // logged from a destructor) makes a buffer of its own instead of panicking there.
     let mut found = FOUND_BUFFER
-        .take()
+        .try_with(std::cell::Cell::take)
+        .ok()
+        .flatten()
         .unwrap_or_else(|| Box::new([(0, 0, 0); FOUND]));
     let mut sid = start;
     let mut at = 0;
@@ -1017,7 +1021,8 @@ fn walk<I: Id>(dfa: &Rows<'_, I>, bytes: &[u8], longest: usize, mut hit: impl Fn
         }
         at = end;
     }
-    FOUND_BUFFER.set(Some(found));
+    // Dropped instead when the thread's locals are gone.
+    let _ = FOUND_BUFFER.try_with(|kept| kept.set(Some(found)));
 }
 
 /// [`lockstep`]'s matches: (byte, lane, state index).

@@ -1659,3 +1659,34 @@ mod props {
         }
     }
 }
+
+/// A message sanitized from a thread-local's destructor, after the walk's own buffer
+/// (a thread-local too) is gone, is redacted as any other; it used to be a panic in a
+/// destructor, which aborts the process. glibc runs a thread's destructors in the
+/// reverse order of their registration: the guard's registers first, so it runs last.
+#[test]
+fn a_text_sanitized_while_the_threads_locals_are_destroyed_is_redacted() {
+    use std::sync::mpsc;
+    struct Guard(Option<(Sanitizer, mpsc::Sender<String>)>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some((s, sent)) = self.0.take() {
+                let _ = sent.send(text(&s, "late password=hunter22 here"));
+            }
+        }
+    }
+    thread_local! {
+        static GUARD: std::cell::RefCell<Guard> = const { std::cell::RefCell::new(Guard(None)) };
+    }
+    let (sent, got) = mpsc::channel();
+    std::thread::spawn(move || {
+        let s = sanitizer(&[]);
+        GUARD.with(|g| g.borrow_mut().0 = Some((s, sent)));
+        // The walk's buffer is made now, after the guard: destroyed before it.
+        let g = GUARD.with(|g| text(&g.borrow().0.as_ref().unwrap().0, "password=x1y2z3w4"));
+        assert_eq!(g, "password=[REDACTED]");
+    })
+    .join()
+    .unwrap();
+    assert_eq!(got.recv().unwrap(), "late password=[REDACTED] here");
+}

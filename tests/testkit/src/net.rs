@@ -68,9 +68,10 @@ impl ProxyState {
     }
 }
 
-/// A TCP proxy on 127.0.0.1 (or another loopback address; port 0) in front of a service, switched between the
-/// faults of [`ProxyMode`] by the test. It runs on a thread and runtime of its own, so a
-/// test's blocking waits (for a process, say) never stall it. Dropping it stops it.
+/// A TCP proxy on 127.0.0.1 (or another loopback address; port 0) in front of a
+/// service, switched between the faults of [`ProxyMode`] by the test. It runs on a
+/// thread and runtime of its own, so a test's blocking waits (for a process, say) never
+/// stall it. Dropping it stops it.
 pub struct TcpProxy {
     addr: SocketAddr,
     /// The service's address, as given.
