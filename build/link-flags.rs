@@ -16,7 +16,8 @@
 //! of it resident. The script names functions by path (without the legacy symbol hash,
 //! which differs from one build's metadata to another), so the image's static
 //! multi-call build gets the same order; a function missing from it is only placed
-//! with the rest. `scripts/hot-code` regenerates it. See docs/performance.md.
+//! with the rest. `scripts/hot-code` regenerates it. See docs/performance-history.md,
+//! the sixth round.
 
 use std::process::Command;
 

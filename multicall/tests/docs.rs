@@ -50,3 +50,8 @@ fn the_help_texts_cover_every_program_and_subcommand() {
         );
     }
 }
+
+#[test]
+fn every_relative_link_in_the_docs_leads_somewhere() {
+    testkit::docs::assert_links_resolve();
+}

@@ -1055,9 +1055,9 @@ fn walk_one<I: Id>(
 }
 
 /// How many lanes [`walk`] walks in step. Four measured faster than three and than
-/// two (`docs/performance.md`, the eighteenth round). A lane more is one more chain of
-/// loads in flight, and seven or eight more instructions a step: with four, the loop
-/// waits on its instructions more than on its loads.
+/// two (`docs/performance-history.md`, the eighteenth round). A lane more is one more
+/// chain of loads in flight, and seven or eight more instructions a step: with four,
+/// the loop waits on its instructions more than on its loads.
 const LANES: usize = 4;
 
 /// The matches [`lockstep`] collects before it returns: (byte, lane, state index).
