@@ -92,7 +92,8 @@ pub struct LogArgs {
     /// Extra regular expressions to redact, comma-separated.
     #[arg(long = "redact-patterns", env = "DECKHAND_REDACT_PATTERNS")]
     pub redact_patterns: Option<String>,
-    /// Extra sensitive key names, comma-separated.
+    /// Extra sensitive key names, comma-separated: a key whose name holds one, in any
+    /// casing, has its value redacted.
     #[arg(long = "redact-keys", env = "DECKHAND_REDACT_KEYS")]
     pub redact_keys: Option<String>,
 }
@@ -273,8 +274,9 @@ impl LogSettings {
     }
 }
 
-/// At most this many names in `DECKHAND_REDACT_KEYS`. Each becomes up to seven trigger
-/// words (its case variants) in the automaton every line is walked through, built
+/// At most this many names in `DECKHAND_REDACT_KEYS`. Each becomes one to a few trigger
+/// words (its joined spellings, `apiKey` for `api_key`; the automaton matches each in
+/// any ASCII casing) in the automaton every line is walked through, built
 /// before the app starts: a list without bounds would make that build, and its memory,
 /// as large as the list. A key is redacted when its name holds any of them anywhere, so
 /// a common part (`ssn`, `card`) covers a family of keys.

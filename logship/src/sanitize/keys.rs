@@ -3,10 +3,11 @@
 //! `key=value` / `key: value` text (HTTP header lines like `X-Api-Key: abc` included);
 //! and the AWS secret key after a `secret_access_key`-like key.
 //!
-//! Each stem is a trigger word of the parent's automaton, spelled in the case variants
-//! apps use (lower, UPPER, Capitalized, `Title-Case`, camelCase, PascalCase) rather
-//! than searched case-insensitively, which is slower: this scan reads every byte of
-//! every event. Odd casings (`PassWord`) are not triggers.
+//! Each stem is a trigger word of the parent's automaton, which matches it in any ASCII
+//! casing (`password`, `PASSWORD`, `PassWord`); a stem of several parts is also
+//! spelled joined the ways apps join it (`api_key` as `apiKey`, `ApiKey`, `Api-Key`:
+//! [`case_variants`]). The automaton is as fast in any casing (a letter's two cases are
+//! one byte class of its table).
 //!
 //! Every look from a hit is bounded by the scan's cursors: backwards no further than
 //! what earlier hits looked at, forwards over the key and its value once; a later hit
@@ -318,6 +319,8 @@ mod tests {
         ] {
             assert!(words.contains(&w.to_owned()), "{w}");
         }
+        // Other casings are not spelled out: the automaton matches every word in any
+        // ASCII casing (`sensitive_keys_in_any_casing` in the sanitizer's tests).
         assert!(!words.contains(&"PassWord".to_owned()));
     }
 }

@@ -242,6 +242,14 @@ impl Trigger {
         }
     }
 
+    /// Whether the word counts in any ASCII casing (`PassWord`, `BEARER`, `Access_KEY`):
+    /// a key's name or a scheme's, which apps spell as they like. A token's prefix
+    /// (`AKIA`, `ghp_`, `eyJ`) counts only as written: the automaton matches every word
+    /// in any casing, and [`Sanitizer::find_triggers`] checks these.
+    fn any_case(self) -> bool {
+        matches!(self, Trigger::Key | Trigger::Bearer | Trigger::AwsSecret)
+    }
+
     fn slot(self) -> usize {
         match self {
             Trigger::Key => 0,
@@ -306,11 +314,18 @@ impl Triggers {
         })
     }
 
-    /// Every detector's trigger words, the built-in ones first, each once.
+    /// Every detector's trigger words, the built-in ones first, each once for its
+    /// detector: a word that counts in any casing ([`Trigger::any_case`]) once in all its
+    /// ASCII casings (its first spelling stands for them; a non-ASCII letter's cases stay
+    /// words of their own). A word of two detectors is there for each (a key name
+    /// `ghp_` leaves GitHub's tokens found).
     fn words(extra_keys: &[String]) -> Vec<(String, Trigger)> {
         let mut words: Vec<(String, Trigger)> = Vec::new();
         let mut add = |word: String, t: Trigger| {
-            if !words.iter().any(|(x, _)| *x == word) {
+            let same = |(x, k): &(String, Trigger)| {
+                *k == t && (*x == word || (t.any_case() && x.eq_ignore_ascii_case(&word)))
+            };
+            if !words.iter().any(same) {
                 words.push((word, t));
             }
         };
@@ -342,14 +357,15 @@ impl Triggers {
         words
     }
 
-    /// aho-corasick's DFA of `words`, copied into the walk's compact [`Table`] (the
-    /// DFA itself is dropped).
+    /// aho-corasick's DFA of `words` in any ASCII casing, copied into the walk's compact
+    /// [`Table`] (the DFA itself is dropped).
     fn build(words: &[(String, Trigger)]) -> Result<Table, String> {
         let words: Vec<String> = words.iter().map(|(w, _)| w.clone()).collect();
         // No prefilter: the walk is by hand ([`walk`]), and with one the start states
         // would be special too.
         let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
             .prefilter(false)
             .build(&words)
             .map_err(|e| e.to_string())?;
@@ -760,14 +776,13 @@ impl Sanitizer {
             let e = head + i + 1;
             for &word in rows.words(sid) {
                 let word = word as usize;
-                let (Some(len), Some(&trigger)) = (
-                    self.triggers.words.get(word).map(String::len),
-                    self.triggers.kinds.get(word),
-                ) else {
+                let (Some(text), Some(&trigger)) =
+                    (self.triggers.words.get(word), self.triggers.kinds.get(word))
+                else {
                     continue;
                 };
-                if let Some(s) = e.checked_sub(len) {
-                    self.at_trigger(scan, trigger, s, e);
+                if let Some(s) = e.checked_sub(text.len()) {
+                    self.at_trigger(scan, trigger, text, s, e);
                 }
             }
         });
@@ -808,16 +823,19 @@ impl Sanitizer {
         }
     }
 
-    /// A trigger word at `s..e`: its detector looks at the bytes around it, unless an
-    /// earlier look already went past `s`.
-    fn at_trigger(&self, scan: &mut Scan, trigger: Trigger, s: usize, e: usize) {
+    /// The trigger word `word` at `s..e`, found in any ASCII casing: its detector looks
+    /// at the bytes around it, unless an earlier look already went past `s`, or the
+    /// word must be as written ([`Trigger::any_case`]) and is not.
+    fn at_trigger(&self, scan: &mut Scan, trigger: Trigger, word: &str, s: usize, e: usize) {
         if s < scan.floor(trigger) {
             return;
         }
         match trigger {
+            // The words in any casing first: the check below is then not made for them.
             Trigger::Key => keys::at_key(scan, s, e),
             Trigger::AwsSecret => keys::at_aws_secret(scan, s, e),
             Trigger::Bearer => tokens::at_bearer(scan, s, e),
+            t if !t.any_case() && scan.bytes().get(s..e) != Some(word.as_bytes()) => {}
             Trigger::Jwt => tokens::at_jwt(scan, s, e),
             Trigger::AwsKeyId => tokens::at_aws_key_id(scan, s, e),
             Trigger::Pem => tokens::at_pem(scan, s, e),

@@ -1,12 +1,14 @@
 //! The trigger automaton as the walk reads it: a compact copy of aho-corasick's DFA.
 //!
 //! aho-corasick's DFA gives every state a row of a power of two of byte classes, with
-//! `u32` state ids: for the built-in trigger words, 478 states × 128 × 4 bytes, 245 KB
-//! held for the agent's life. The walk needs three things from it: the next state, whether
+//! `u32` state ids: for the built-in trigger words in their case variants (before they
+//! were matched in any casing), 478 states × 128 × 4 bytes, 245 KB held for the agent's
+//! life. The walk needs three things from it: the next state, whether
 //! a state is a match, and which words a match state ends. [`Table`] keeps only the
 //! states reachable from the start, a row of the real number of byte classes each, and
 //! ids that are the row's offset (no multiplication per byte), in `u16` when they fit
-//! (50 KB for the built-in words), `u32` otherwise; match states come first, so "is a
+//! (15 KB for the built-in words: 232 states of 32 classes, a letter's two cases one
+//! class), `u32` otherwise; match states come first, so "is a
 //! match" is one comparison.
 //!
 //! The built-in words' table is generated ahead of time ([`builtin`], checked against a
@@ -301,27 +303,35 @@ impl Table {
     /// start, with its matches. `None` only when the table's ids would not fit in `u32`,
     /// which no list of words the DFA itself can hold reaches.
     ///
+    /// `dfa` matches ASCII letters in either case (aho-corasick's
+    /// `ascii_case_insensitive`): an upper-case letter goes wherever its lower case goes.
+    ///
     /// Built at the agent's start with extra key names, and when the built-in table is
-    /// generated, so it does little: a byte that is in no word takes every state back
-    /// to the start (there is no word it can continue or begin), so all such bytes are
-    /// one class, and every byte of a word is a class of its own; the states are found
-    /// walking one byte per class, and numbered in a map with a multiplicative hash
-    /// (SipHash costs more than the rest of the build).
+    /// generated, so it does little: a byte that is in no word (in either case) takes
+    /// every state back to the start (there is no word it can continue or begin), so all
+    /// such bytes are one class, and every byte of a word is a class of its own, shared
+    /// by a letter's two cases; the states are found walking one byte per class, and
+    /// numbered in a map with a multiplicative hash (SipHash costs more than the rest of
+    /// the build).
     pub(super) fn from_dfa(dfa: &DFA, words: &[String]) -> Option<Table> {
         let mut in_a_word = [false; 256];
         for b in words.iter().flat_map(|w| w.bytes()) {
-            in_a_word[usize::from(b)] = true;
+            in_a_word[usize::from(b.to_ascii_lowercase())] = true;
         }
+        let in_a_word = |b: u8| in_a_word[usize::from(b.to_ascii_lowercase())];
         let mut class_bytes = [0u8; 256];
         let mut first_byte: Vec<u8> = Vec::new();
-        if let Some(other) = (0..=255u8).find(|&b| !in_a_word[usize::from(b)]) {
+        if let Some(other) = (0..=255u8).find(|&b| !in_a_word(b)) {
             first_byte.push(other);
         }
-        for b in 0..=255u8 {
-            if in_a_word[usize::from(b)] {
+        for b in (0..=255u8).filter(|b| !b.is_ascii_uppercase()) {
+            if in_a_word(b) {
                 class_bytes[usize::from(b)] = u8::try_from(first_byte.len()).ok()?;
                 first_byte.push(b);
             }
+        }
+        for b in b'A'..=b'Z' {
+            class_bytes[usize::from(b)] = class_bytes[usize::from(b.to_ascii_lowercase())];
         }
         let start = dfa.start_state(Anchored::No).ok()?;
         // Every state reachable from the start, in the order first seen, and its number.
