@@ -245,7 +245,7 @@ impl Trigger {
     /// Whether the word counts in any ASCII casing (`PassWord`, `BEARER`, `Access_KEY`):
     /// a key's name or a scheme's, which apps spell as they like. A token's prefix
     /// (`AKIA`, `ghp_`, `eyJ`) counts only as written: the automaton matches every word
-    /// in any casing, and [`Sanitizer::find_triggers`] checks these.
+    /// in any casing, and [`Sanitizer::at_trigger`] checks these.
     fn any_case(self) -> bool {
         matches!(self, Trigger::Key | Trigger::Bearer | Trigger::AwsSecret)
     }

@@ -3,13 +3,12 @@
 //! aho-corasick's DFA gives every state a row of a power of two of byte classes, with
 //! `u32` state ids: for the built-in trigger words in their case variants (before they
 //! were matched in any casing), 478 states × 128 × 4 bytes, 245 KB held for the agent's
-//! life. The walk needs three things from it: the next state, whether
-//! a state is a match, and which words a match state ends. [`Table`] keeps only the
-//! states reachable from the start, a row of the real number of byte classes each, and
-//! ids that are the row's offset (no multiplication per byte), in `u16` when they fit
-//! (15 KB for the built-in words: 232 states of 32 classes, a letter's two cases one
-//! class), `u32` otherwise; match states come first, so "is a
-//! match" is one comparison.
+//! life. The walk needs three things from it: the next state, whether a state is a
+//! match, and which words a match state ends. [`Table`] keeps only the states reachable
+//! from the start, a row of the real number of byte classes each, and ids that are the
+//! row's offset (no multiplication per byte), in `u16` when they fit (15 KB for the
+//! built-in words: 232 states of 32 classes, a letter's two cases one class), `u32`
+//! otherwise; match states come first, so "is a match" is one comparison.
 //!
 //! The built-in words' table is generated ahead of time ([`builtin`], checked against a
 //! fresh build by a test) and is read-only data of the binary: no build at the agent's
