@@ -177,7 +177,7 @@ def chart(rows, out_dir, png):
     width, unit_px = 1500, 26
     heights = [len(p["rows"]) * unit_px + 120 for p in panels]
     total = sum(heights)
-    gp = [f"set terminal pngcairo size {width},{total} font 'DejaVu Sans,11' background '#ffffff'",
+    gp = [f"set terminal pngcairo noenhanced size {width},{total} font 'DejaVu Sans,11' background '#ffffff'",
           f"set output '{png}'", "set datafile separator '\\t'", "set multiplot",
           "set style fill solid 0.85 border -1", "set grid xtics lc rgb '#dddddd'",
           "unset key", "set lmargin at screen 0.40", "set rmargin at screen 0.93",
