@@ -986,14 +986,12 @@ impl Needs {
         {
             self.guessed = true;
         }
-        if !secrets.is_empty() {
-            statements.push(json!({
-                "Sid": "ReadSecrets",
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": secrets,
-            }));
-        }
+        allow(
+            &mut statements,
+            "ReadSecrets",
+            &["secretsmanager:GetSecretValue"],
+            secrets,
+        );
         let parameter_arn = |name: &str| {
             if name.starts_with("arn:") {
                 name.to_owned()
@@ -1029,35 +1027,28 @@ impl Needs {
         {
             self.guessed = true;
         }
-        if !parameters.is_empty() {
-            statements.push(json!({
-                "Sid": "ReadParameters",
-                "Effect": "Allow",
-                "Action": ["ssm:GetParameters"],
-                "Resource": parameters,
-            }));
-        }
-        if !paths.is_empty() {
-            statements.push(json!({
-                "Sid": "ReadParameterPaths",
-                "Effect": "Allow",
-                "Action": ["ssm:GetParametersByPath"],
-                "Resource": paths,
-            }));
-        }
-        if !self.log_groups.is_empty() {
-            let groups: Vec<String> = self
-                .log_groups
-                .iter()
-                .map(|g| account.arn("logs", &format!("log-group:{g}:*")))
-                .collect();
-            statements.push(json!({
-                "Sid": "ShipLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": groups,
-            }));
-        }
+        allow(
+            &mut statements,
+            "ReadParameters",
+            &["ssm:GetParameters"],
+            parameters,
+        );
+        allow(
+            &mut statements,
+            "ReadParameterPaths",
+            &["ssm:GetParametersByPath"],
+            paths,
+        );
+        let groups = self
+            .log_groups
+            .iter()
+            .map(|g| account.arn("logs", &format!("log-group:{g}:*")));
+        allow(
+            &mut statements,
+            "ShipLogs",
+            &["logs:CreateLogStream", "logs:PutLogEvents"],
+            groups,
+        );
         json!({"Version": "2012-10-17", "Statement": statements})
     }
 
@@ -1078,6 +1069,25 @@ impl Needs {
             notes.push(note("CLOUDWATCH_LOG_GROUP: the agent ships the logs with the task role; add logs:CreateLogGroup (and logs:PutRetentionPolicy) if it is to create the group"));
         }
         notes
+    }
+}
+
+/// Adds the statement `sid` that allows `actions` on `resources`, unless there are none
+/// (a statement without a resource is not a valid policy).
+fn allow(
+    statements: &mut Vec<Value>,
+    sid: &str,
+    actions: &[&str],
+    resources: impl IntoIterator<Item = String>,
+) {
+    let resources: Vec<String> = resources.into_iter().collect();
+    if !resources.is_empty() {
+        statements.push(json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": resources,
+        }));
     }
 }
 
@@ -1405,6 +1415,26 @@ mod tests {
                 "interval": 30, "timeout": 10, "retries": 3, "startPeriod": 10
             })
         );
+    }
+
+    #[test]
+    fn the_policy_has_a_statement_only_for_what_the_agent_reads() {
+        let sids = |td: Value| -> Vec<String> {
+            let out = run(td);
+            let statements = out.policy["Statement"].as_array().unwrap().clone();
+            statements
+                .iter()
+                .map(|s| s["Sid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let mut td = one(json!([]));
+        td["containerDefinitions"][0]["environment"] = json!([
+            {"name": "CLOUDWATCH_LOG_GROUP", "value": "/ecs/web"},
+        ]);
+        assert_eq!(sids(td), ["ShipLogs"]);
+        let td = one(json!([{"name": "E", "valueFrom": "/app/E"}]));
+        assert_eq!(sids(td), ["ReadParameters"]);
+        assert_eq!(sids(one(json!([]))), Vec::<String>::new());
     }
 
     #[test]
