@@ -1421,7 +1421,7 @@ mod tests {
     fn the_policy_has_a_statement_only_for_what_the_agent_reads() {
         let sids = |td: Value| -> Vec<String> {
             let out = run(td);
-            let statements = out.policy["Statement"].as_array().unwrap().clone();
+            let statements = out.policy["Statement"].as_array().unwrap();
             statements
                 .iter()
                 .map(|s| s["Sid"].as_str().unwrap().to_owned())
