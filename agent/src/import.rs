@@ -766,52 +766,21 @@ pub fn probe_url(command: &[String]) -> Option<ProbeRewrite> {
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
-        let next_is_value = match program {
-            "curl" => match a {
-                "-f" | "--fail" | "--fail-with-body" => {
-                    fail = true;
-                    false
-                }
-                "-s" | "--silent" | "-S" | "--show-error" | "-q" => false,
-                "-o" | "--output" | "-m" | "--max-time" | "--connect-timeout" => true,
-                _ if a.starts_with("--max-time=") || a.starts_with("--connect-timeout=") => false,
-                _ if a.starts_with('-')
-                    && !a.starts_with("--")
-                    && a.len() > 1
-                    && a[1..].chars().all(|c| "fsSq".contains(c)) =>
-                {
-                    fail |= a.contains('f');
-                    false
-                }
-                _ if a.starts_with('-') => return None,
-                _ => {
-                    if url.replace(a).is_some() {
-                        return None;
-                    }
-                    false
-                }
-            },
-            "wget" => match a {
-                "-q" | "--quiet" | "--spider" | "-nv" | "--no-verbose" => false,
-                "-O" | "-T" | "-t" | "--tries" | "--timeout" => true,
-                "-qO-" | "-qO" | "-O-" => a == "-qO",
-                _ if a.starts_with("--tries=")
-                    || a.starts_with("--timeout=")
-                    || a.starts_with("-T")
-                    || a.starts_with("-t")
-                    || a.starts_with("--output-document=") =>
-                {
-                    false
-                }
-                _ if a.starts_with('-') => return None,
-                _ => {
-                    if url.replace(a).is_some() {
-                        return None;
-                    }
-                    false
-                }
-            },
+        let flag = match program {
+            "curl" => curl_flag(a, &mut fail),
+            "wget" => wget_flag(a),
             _ => return None,
+        };
+        let next_is_value = match flag {
+            Some(takes_value) => takes_value,
+            // An option not known here may change what the command checks.
+            None if a.starts_with('-') => return None,
+            None => {
+                if url.replace(a).is_some() {
+                    return None;
+                }
+                false
+            }
         };
         i += if next_is_value { 2 } else { 1 };
     }
@@ -822,6 +791,48 @@ pub fn probe_url(command: &[String]) -> Option<ProbeRewrite> {
         _ => " (wget followed redirects)",
     };
     Some(ProbeRewrite { url, difference })
+}
+
+/// A curl option the probe can stand in for: whether the next word is its value;
+/// `None` for anything else. `-f` (alone or among `-fsS`) sets `fail`.
+fn curl_flag(a: &str, fail: &mut bool) -> Option<bool> {
+    match a {
+        "-f" | "--fail" | "--fail-with-body" => {
+            *fail = true;
+            Some(false)
+        }
+        "-s" | "--silent" | "-S" | "--show-error" | "-q" => Some(false),
+        "-o" | "--output" | "-m" | "--max-time" | "--connect-timeout" => Some(true),
+        _ if a.starts_with("--max-time=") || a.starts_with("--connect-timeout=") => Some(false),
+        _ => {
+            let shorts = a
+                .strip_prefix('-')
+                .filter(|s| !s.is_empty() && !s.starts_with('-'))?;
+            shorts.chars().all(|c| "fsSq".contains(c)).then(|| {
+                *fail |= shorts.contains('f');
+                false
+            })
+        }
+    }
+}
+
+/// A wget option the probe can stand in for: whether the next word is its value;
+/// `None` for anything else.
+fn wget_flag(a: &str) -> Option<bool> {
+    match a {
+        "-q" | "--quiet" | "--spider" | "-nv" | "--no-verbose" => Some(false),
+        "-O" | "-T" | "-t" | "--tries" | "--timeout" => Some(true),
+        "-qO-" | "-qO" | "-O-" => Some(a == "-qO"),
+        _ if a.starts_with("--tries=")
+            || a.starts_with("--timeout=")
+            || a.starts_with("-T")
+            || a.starts_with("-t")
+            || a.starts_with("--output-document=") =>
+        {
+            Some(false)
+        }
+        _ => None,
+    }
 }
 
 /// `http://localhost:3000/x` → `http://127.0.0.1:3000/x`; `None` for any other host or
@@ -1352,7 +1363,7 @@ mod tests {
 
     #[test]
     fn health_checks_with_curl_or_wget_become_the_probe() {
-        let cases: [(&[&str], Option<&str>); 10] = [
+        let cases: [(&[&str], Option<&str>); 14] = [
             (
                 &["CMD-SHELL", "curl -f http://localhost:3000 || exit 1"],
                 Some("http://127.0.0.1:3000/"),
@@ -1393,6 +1404,23 @@ mod tests {
             ),
             (&["CMD", "curl", "-H", "Host: x", "http://localhost/"], None),
             (&["CMD", "/usr/local/bin/healthcheck", "probe"], None),
+            (&["CMD", "curl", "-fk", "http://localhost/"], None),
+            (&["CMD", "curl", "-", "http://localhost/"], None),
+            (
+                &["CMD", "curl", "http://localhost/", "http://localhost/b"],
+                None,
+            ),
+            (
+                &[
+                    "CMD",
+                    "wget",
+                    "-T5",
+                    "-O",
+                    "/dev/null",
+                    "http://localhost:81/",
+                ],
+                Some("http://127.0.0.1:81/"),
+            ),
         ];
         for (command, expected) in cases {
             let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
@@ -1400,6 +1428,16 @@ mod tests {
                 probe_url(&command).map(|p| p.url).as_deref(),
                 expected,
                 "{command:?}"
+            );
+        }
+        // `-f` counts alone and among other short options.
+        for (flags, fail) in [("-sSf", true), ("--fail", true), ("-sS", false)] {
+            let command = ["CMD", "curl", flags, "http://localhost/"].map(String::from);
+            let difference = probe_url(&command).unwrap().difference;
+            assert_eq!(
+                difference.contains("curl -f"),
+                fail,
+                "{flags}: {difference}"
             );
         }
         let mut td = one(json!([]));
@@ -1615,6 +1653,29 @@ mod tests {
                 let _ = import(&v, &options);
                 let _ = import(&json!({"taskDefinition": v.clone()}), &options);
                 let _ = import(&json!({"containerDefinitions": [v]}), &options);
+            }
+
+            #[test]
+            fn any_health_check_command_becomes_a_local_probe_or_none(
+                kind in prop_oneof![3 => "CMD|CMD-SHELL", 1 => "[A-Z-]{0,4}"],
+                program in prop_oneof![3 => "curl|wget|/usr/bin/curl", 1 => "[a-z]{1,5}"],
+                mut args in prop::collection::vec(
+                    prop_oneof![
+                        4 => "-f|-s|-S|-q|-fsS|-sSf|--fail|-o|-O|-T5|-t|--spider|-qO-|/dev/null|2",
+                        1 => any::<String>(),
+                        1 => "-[fsSqkOTt-]{0,4}|--?[a-z-]{1,12}(=[0-9]{1,3})?",
+                    ],
+                    0..4,
+                ),
+                url in "http://(localhost|127\\.0\\.0\\.1|0\\.0\\.0\\.0|example\\.com|\\[::1\\])(:[0-9]{0,6})?([/?][a-zé?=]{0,8})?",
+                at in any::<prop::sample::Index>(),
+            ) {
+                args.insert(at.index(args.len() + 1), url);
+                let mut command = vec![kind, program];
+                command.extend(args);
+                if let Some(probe) = probe_url(&command) {
+                    prop_assert!(probe.url.starts_with("http://127.0.0.1:"), "{}", probe.url);
+                }
             }
 
             #[test]
