@@ -18,6 +18,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use tokio_postgres::types::Type;
+
 use crate::session::{DbError, Session};
 use crate::Error;
 
@@ -113,7 +115,7 @@ pub(crate) async fn read(
     let rows = client
         .query(
             &format!("SELECT version, sql FROM {TABLE} WHERE version = ANY($1)"),
-            &[&wanted],
+            &[(&wanted, Type::INT8_ARRAY)],
         )
         .await
         .map_err(|e| Error::db(&doing, &e))?;

@@ -17,6 +17,7 @@ use tokio_postgres::error::{ErrorPosition, SqlState};
 
 use crate::applied_text::Keeping;
 use crate::error::{lost_reason, Failure, Lost};
+use crate::lock::{self, Held};
 use crate::session::{DbError, Session};
 use crate::{history, sql, Error};
 
@@ -60,18 +61,22 @@ pub struct Step<'a> {
     pub keeping: Keeping,
 }
 
-/// Runs a step; on failure, a [`Failure`] or a [`Lost`] with everything but the list of
-/// migrations applied before it.
+/// Runs a step once `lock` is confirmed on the backend that runs it; on failure, a
+/// [`Failure`], a [`Lost`] or the lock's refusal ([`Error::Pooled`], `when`: "before
+/// applying V2__b"), with everything but the list of migrations applied before it.
 pub async fn run(
     client: &Session,
     step: &Step<'_>,
     envelope: &Envelope,
+    lock: &Held,
+    when: &str,
 ) -> Result<Duration, Error> {
     let started = Instant::now();
     if step.no_transaction {
+        lock.check(client, when).await?;
         run_without_transaction(client, step, envelope).await?;
     } else {
-        run_in_transaction(client, step, envelope).await?;
+        run_in_transaction(client, step, envelope, lock, when).await?;
     }
     Ok(started.elapsed())
 }
@@ -129,26 +134,40 @@ impl Record<'_> {
     }
 }
 
-/// BEGIN with the settings, the migration, then the history row with COMMIT: three
-/// round trips per migration.
+/// BEGIN with the settings and the lock's check, the migration, then the history row
+/// with COMMIT: three round trips per migration. The check runs inside the transaction,
+/// so it asks the very backend that then runs the migration (a transaction keeps its
+/// server connection even in a transaction pool).
 async fn run_in_transaction(
     client: &Session,
     step: &Step<'_>,
     envelope: &Envelope,
+    lock: &Held,
+    when: &str,
 ) -> Result<(), Error> {
-    let begin = format!("BEGIN; {}", settings(envelope, "LOCAL"));
+    let begin = format!("BEGIN; {}; {}", settings(envelope, "LOCAL"), lock::whoami());
     let finish = format!("{}; COMMIT", step.record_sql());
     let mut attempt = 0;
     loop {
         attempt += 1;
         let result = async {
-            client.batch_execute(&begin).await.map_err(Phase::Setup)?;
+            let answer = client.simple_query(&begin).await.map_err(Phase::Setup)?;
+            if let Some(seen) = lock.judge(&answer) {
+                return Ok(Some(seen));
+            }
             client.batch_execute(step.sql).await.map_err(Phase::Sql)?;
-            client.batch_execute(&finish).await.map_err(Phase::Record)
+            client.batch_execute(&finish).await.map_err(Phase::Record)?;
+            Ok::<_, Phase>(None)
         }
         .await;
         let error = match result {
-            Ok(()) => return Ok(()),
+            Ok(None) => return Ok(()),
+            Ok(Some(seen)) => {
+                // Nothing of the migration ran: close the transaction, then give the
+                // lock back where it is held.
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(lock.refuse(client, when, seen).await);
+            }
             Err(e) => e,
         };
         if error.inner().connection_lost() {

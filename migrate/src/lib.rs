@@ -41,6 +41,7 @@ use session::Session;
 pub use connect::Retry;
 pub use error::{Error, Failure, Lost, Pooled};
 use history::Applied;
+pub use lock::judge_answer;
 pub use repair::{repair, Edit, RepairReport, Repaired, Which};
 pub use session::GRACE;
 use source::MigrationFile;
@@ -269,9 +270,6 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
         for file in pending {
             let label = file.label();
             let applied_before = || done.iter().map(|d| d.label.clone()).collect();
-            lock.check(&client, &format!("before applying {label}"))
-                .await
-                .map_err(|e| e.after(applied_before()))?;
             let step = apply::Step {
                 label: &label,
                 path: &file.path,
@@ -284,7 +282,8 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
                 },
                 keeping,
             };
-            let took = apply::run(&client, &step, &settings.envelope())
+            let when = format!("before applying {label}");
+            let took = apply::run(&client, &step, &settings.envelope(), &lock, &when)
                 .await
                 .map_err(|e| e.after(applied_before()))?;
             let millis = took.as_millis() as u64;
@@ -347,9 +346,6 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
                 Error::Config(format!("cannot read {}: {e}", down_path.display()))
             })?;
             let label = source::label(applied.version, &applied.name);
-            lock.check(&client, &format!("before reverting {label}"))
-                .await
-                .map_err(|e| e.after(done.iter().map(|d| d.label.clone()).collect()))?;
             let step = apply::Step {
                 label: &label,
                 path: &down_path,
@@ -360,7 +356,8 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
                 },
                 keeping,
             };
-            let took = apply::run(&client, &step, &settings.envelope())
+            let when = format!("before reverting {label}");
+            let took = apply::run(&client, &step, &settings.envelope(), &lock, &when)
                 .await
                 .map_err(|e| {
                     let mut e = e.after(done.iter().map(|d| d.label.clone()).collect());

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use pgconn::PgConfig;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Row, SimpleQueryMessage};
 
 use crate::error::Pooled;
 use crate::session::{within, DbError, Session, GRACE};
@@ -63,11 +65,74 @@ fn lock_row(pid: &str) -> String {
 
 /// `pg_backend_pid()` of the backend that ran the statement, and whether that backend
 /// holds the migration lock: one statement, so one backend answers both.
-fn whoami() -> String {
+pub(crate) fn whoami() -> String {
     format!(
         "SELECT pg_backend_pid(), EXISTS ({})",
         lock_row("pg_backend_pid()")
     )
+}
+
+/// What is wrong, if anything, with the lock check's answer ([`whoami`]) as the simple
+/// query protocol gives it, as text: `pid`, the backend that ran it, and `holds`, `t`
+/// or `f`, whether that backend holds the migration lock that backend `taken_by` took.
+/// `None` when it is that backend and it holds the lock; a refusal's reason otherwise,
+/// values that are not a pid and a boolean included (they are named, shortened).
+pub fn judge_answer(taken_by: i32, pid: Option<&str>, holds: Option<&str>) -> Option<String> {
+    match (pid.and_then(|p| p.parse().ok()), holds) {
+        (Some(pid), Some(h @ ("t" | "f"))) => verdict(taken_by, pid, h == "t"),
+        _ => Some(format!(
+            "the lock check's statement returned {} and {} where a backend pid and a boolean \
+             were expected",
+            quoted(pid),
+            quoted(holds)
+        )),
+    }
+}
+
+/// The refusal's reason when the statement that answered ran on backend `pid`, which
+/// does (`holds`) or does not hold the lock that backend `taken_by` took; `None` when
+/// all is well.
+fn verdict(taken_by: i32, pid: i32, holds: bool) -> Option<String> {
+    if pid != taken_by {
+        Some(format!(
+            "the lock was taken by server backend pid {taken_by}, but this statement ran on \
+             pid {pid}"
+        ))
+    } else if !holds {
+        Some(format!(
+            "server backend pid {pid} took the lock but no longer holds it: a statement on \
+             that backend released it (a migration that calls pg_advisory_unlock_all() or \
+             pg_advisory_unlock() with the migration lock's key, or another client's \
+             statements that a pool sent there)"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The first two columns of a row, as the types the statement asked for: an error, not
+/// a panic, when the server sent others.
+fn pair<'a, A, B>(row: &'a Row) -> Result<(A, B), tokio_postgres::Error>
+where
+    A: FromSql<'a>,
+    B: FromSql<'a>,
+{
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// A value of the server's answer for a message: in quotes, at most 40 characters (on
+/// a character boundary), or NULL.
+fn quoted(value: Option<&str>) -> String {
+    match value {
+        None => "NULL".to_owned(),
+        Some(v) => {
+            let mut short: String = v.chars().take(40).collect();
+            if short.len() < v.len() {
+                short.push('…');
+            }
+            format!("{short:?}")
+        }
+    }
 }
 
 /// The migration lock, as taken by one server backend.
@@ -105,7 +170,7 @@ async fn acquire(client: &Session, timeout: Duration) -> Result<Held, Error> {
         let row = match client
             .query_one(
                 "SELECT pg_try_advisory_lock($1, $2), pg_backend_pid()",
-                &[&KEY.0, &KEY.1],
+                &[(&KEY.0, Type::INT4), (&KEY.1, Type::INT4)],
             )
             .await
         {
@@ -117,7 +182,8 @@ async fn acquire(client: &Session, timeout: Duration) -> Result<Held, Error> {
                 ))
             }
         };
-        let (got, pid): (bool, i32) = (row.get(0), row.get(1));
+        let (got, pid): (bool, i32) =
+            pair(&row).map_err(|e| Error::db("taking the migration lock", &DbError::from(e)))?;
         if got {
             if last_report.is_some() {
                 tracing::info!(
@@ -154,26 +220,17 @@ async fn acquire(client: &Session, timeout: Duration) -> Result<Held, Error> {
 
 impl Held {
     /// Checks that the statement runs on the backend that took the lock and that it
-    /// still holds it; `up` and `down` call it before each migration. On failure, gives
-    /// the lock back as well as it can and returns [`Error::Pooled`] (`when`: "before
-    /// applying V2__b").
+    /// still holds it; `up` and `down` call it before each migration that runs without
+    /// a transaction (one in a transaction asks in the round trip of its `BEGIN`,
+    /// [`Held::judge`]). On failure, gives the lock back as well as it can and returns
+    /// [`Error::Pooled`] (`when`: "before applying V2__b").
     pub async fn check(&self, client: &Session, when: &str) -> Result<(), Error> {
         let seen = match client.query_one(&whoami(), &[]).await {
             Ok(row) => {
-                let (pid, holds): (i32, bool) = (row.get(0), row.get(1));
-                if pid != self.pid {
-                    format!(
-                        "the lock was taken by server backend pid {}, but this statement ran \
-                         on pid {pid}",
-                        self.pid
-                    )
-                } else if !holds {
-                    format!(
-                        "server backend pid {pid} took the lock but no longer holds it: \
-                         another client's statements ran on that backend and released it"
-                    )
-                } else {
-                    return Ok(());
+                let (pid, holds) = pair(&row).map_err(|e| Error::db(when, &DbError::from(e)))?;
+                match verdict(self.pid, pid, holds) {
+                    Some(seen) => seen,
+                    None => return Ok(()),
                 }
             }
             Err(e) => match statement_moved(&e) {
@@ -182,6 +239,23 @@ impl Held {
             },
         };
         Err(self.refuse(client, when, seen).await)
+    }
+
+    /// What is wrong, if anything, with the answer to [`whoami`] asked as the last
+    /// statement of a simple query (a migration's `BEGIN` and settings): its one row
+    /// ([`judge_answer`]), or none, which is refused as well.
+    pub(crate) fn judge(&self, answer: &[SimpleQueryMessage]) -> Option<String> {
+        let row = answer.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        });
+        match row.map(|row| (row.try_get(0), row.try_get(1), row.len())) {
+            Some((Ok(pid), Ok(holds), _)) => judge_answer(self.pid, pid, holds),
+            Some((_, _, columns)) => Some(format!(
+                "the lock check's statement returned {columns} column(s) where 2 were expected"
+            )),
+            None => Some("the lock check's statement returned no row".to_owned()),
+        }
     }
 
     /// Gives the lock back: unlocks only on the backend that took it, so a statement
@@ -218,7 +292,7 @@ impl Held {
                 },
                 e => e,
             })?;
-        let row = match within(Some(GRACE), probe.query_one(&whoami(), &[])).await {
+        let row = match within(Some(GRACE), probe.query_typed_one(&whoami(), &[])).await {
             Ok(Ok(row)) => row,
             Ok(Err(e)) => {
                 let e = DbError::Postgres(e);
@@ -235,7 +309,8 @@ impl Held {
                 })
             }
         };
-        let (pid, holds): (i32, bool) = (row.get(0), row.get(1));
+        let (pid, holds): (i32, bool) =
+            pair(&row).map_err(|e| Error::db(DOING, &DbError::from(e)))?;
         Ok((pid == self.pid || holds).then(|| {
             format!(
                 "a second connection of migrate ran its statement on server backend pid \
@@ -246,7 +321,7 @@ impl Held {
 
     /// Stops the command: gives the lock back on its backend if a statement still gets
     /// there, and says whether it did.
-    async fn refuse(&self, client: &Session, when: &str, seen: String) -> Error {
+    pub(crate) async fn refuse(&self, client: &Session, when: &str, seen: String) -> Error {
         let mut released = false;
         if !self.done.swap(true, Ordering::Relaxed) {
             for _ in 0..UNLOCK_TRIES {
@@ -357,4 +432,78 @@ async fn holder(client: &Session) -> Result<String, Error> {
         }
         Err(e) => format!("another session (could not read pg_stat_activity: {e})"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_lock_checks_answer_as_text_is_judged() {
+        let cases: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
+            (Some("812"), Some("t"), None),
+            (
+                Some("813"),
+                Some("t"),
+                Some("taken by server backend pid 812, but this statement ran on pid 813"),
+            ),
+            (
+                Some("812"),
+                Some("f"),
+                Some("server backend pid 812 took the lock but no longer holds it"),
+            ),
+            (
+                Some("812"),
+                Some("true"),
+                Some("returned \"812\" and \"true\" where"),
+            ),
+            (Some(" 812"), Some("t"), Some("returned \" 812\" and \"t\"")),
+            (
+                Some("99999999999"),
+                Some("t"),
+                Some("returned \"99999999999\""),
+            ),
+            (None, Some("t"), Some("returned NULL and \"t\"")),
+            (Some("812"), None, Some("returned \"812\" and NULL")),
+        ];
+        for &(pid, holds, want) in cases {
+            let got = judge_answer(812, pid, holds);
+            match want {
+                None => assert_eq!(got, None, "{pid:?} {holds:?}"),
+                Some(part) => {
+                    let got = got.unwrap_or_default();
+                    assert!(got.contains(part), "{pid:?} {holds:?}: {got}");
+                }
+            }
+        }
+        // A long value is shortened on a character boundary.
+        let long = "é".repeat(100);
+        let said = judge_answer(812, Some(&long), Some("t")).unwrap_or_default();
+        assert!(said.contains(&format!("\"{}…\"", "é".repeat(40))), "{said}");
+        assert!(!said.contains(&"é".repeat(41)), "{said}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_answer_is_accepted_only_from_the_lock_holder_holding_it(
+            taken_by in any::<i32>(),
+            pid in proptest::option::of(prop_oneof![
+                any::<i32>().prop_map(|p| p.to_string()),
+                ".{0,80}",
+            ]),
+            holds in proptest::option::of(prop_oneof![Just("t".to_owned()), Just("f".to_owned()), ".{0,80}"]),
+            same in any::<bool>(),
+        ) {
+            let pid = if same { Some(taken_by.to_string()) } else { pid };
+            let got = judge_answer(taken_by, pid.as_deref(), holds.as_deref());
+            let fine = pid.as_deref().and_then(|p| p.parse::<i32>().ok()) == Some(taken_by)
+                && holds.as_deref() == Some("t");
+            prop_assert_eq!(got.is_none(), fine, "{:?}", got);
+            if let Some(said) = got {
+                // Each value is named by at most 40 of its characters, escaped.
+                prop_assert!(said.len() < 1_200, "{}", said);
+            }
+        }
+    }
 }

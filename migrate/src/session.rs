@@ -17,8 +17,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row, SimpleQueryMessage};
 
 use crate::sql;
 
@@ -211,30 +211,34 @@ impl Session {
             .await
     }
 
-    pub async fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, DbError> {
-        self.round_trip(1, |c| c.query(sql, params)).await
+    /// Runs SQL text with the simple query protocol and returns what the server sent:
+    /// the rows of its statements that return rows, among the other messages.
+    pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, DbError> {
+        self.round_trip(sql::split(sql).len(), |c| c.simple_query(sql))
+            .await
     }
 
-    pub async fn query_one(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, DbError> {
-        self.round_trip(1, |c| c.query_one(sql, params)).await
+    /// One statement, with each parameter's type given, in one round trip: parse,
+    /// bind, describe and execute go out together under one `Sync`, as an unnamed
+    /// statement. No named statement is left on the server (nothing for a pool to lose
+    /// between two messages), and a query costs one round trip rather than the two of
+    /// tokio-postgres's `query` with SQL text (prepare, then execute; the statement's
+    /// close goes out with the next request).
+    pub async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError> {
+        self.round_trip(1, |c| c.query_typed(sql, params)).await
     }
 
-    pub async fn query_opt(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, DbError> {
-        self.round_trip(1, |c| c.query_opt(sql, params)).await
+    pub async fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, DbError> {
+        self.round_trip(1, |c| c.query_typed_one(sql, params)).await
+    }
+
+    pub async fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, DbError> {
+        self.round_trip(1, |c| c.query_typed_opt(sql, params)).await
     }
 }
+
+/// A query parameter and its PostgreSQL type ([`Session::query`]).
+pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
 #[cfg(test)]
 mod tests {

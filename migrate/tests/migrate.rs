@@ -87,6 +87,13 @@ async fn history(db: &TestDb) -> Vec<(i32, String)> {
         .collect()
 }
 
+/// Checks that stderr holds each of `parts`, and shows all of it when one is missing.
+fn assert_says(out: &Out, parts: &[&str]) {
+    for part in parts {
+        assert!(out.stderr.contains(part), "{part:?} in {}", out.stderr);
+    }
+}
+
 async fn table_exists(db: &TestDb, table: &str) -> bool {
     db.client()
         .await
@@ -790,12 +797,13 @@ async fn history_version_of_another_type_is_refused_with_the_fix() {
     let out = run(&db.url, &dir, &["up"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    for expected in [
-        "refinery_schema_history.version is of type text",
-        "ALTER TABLE refinery_schema_history ALTER COLUMN version TYPE int8 USING version::int8",
-    ] {
-        assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
-    }
+    assert_says(
+        &out,
+        &[
+            "refinery_schema_history.version is of type text",
+            "ALTER TABLE refinery_schema_history ALTER COLUMN version TYPE int8 USING version::int8",
+        ],
+    );
     assert!(!table_exists(&db, "a").await);
 }
 
@@ -1171,6 +1179,75 @@ async fn restart_during_up_exits_5_and_the_rerun_applies_once() {
         rolled_back.as_millis(),
         proxy.accepted() - attempts_before
     );
+}
+
+/// Round trips counted by the proxy: a run that applies 21 migrations against one that
+/// applies 1, so that what every run costs once (the connection, the lock and its
+/// second connection, the history's reads) cancels out. Each migration costs three:
+/// `BEGIN` with its settings and the lock's check, its SQL, its history row with
+/// `COMMIT`.
+#[tokio::test]
+async fn each_migration_costs_three_round_trips_its_lock_check_among_them() {
+    let mut sends = Vec::new();
+    for count in [1, 21] {
+        let db = TestDb::create("roundtrips").await;
+        let files: Vec<(String, String)> = (1..=count)
+            .map(|i| {
+                (
+                    format!("V{i}__t{i}.sql"),
+                    format!("CREATE TABLE t{i}(id int);"),
+                )
+            })
+            .collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, s)| (&n[..], &s[..])).collect();
+        let dir = migrations(&files);
+        let proxy = cluster_proxy(&db, ProxyMode::Forward);
+        let out = run(&through(&proxy, &db), &dir, &["up"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(db.applied_versions().await.len(), count);
+        sends.push(proxy.sends());
+    }
+    assert_eq!(
+        sends[1] - sends[0],
+        3 * 20,
+        "client sends for 1 and for 21 migrations: {sends:?}"
+    );
+}
+
+/// A migration that gives the migration lock back (here by its key; a migration that
+/// uses advisory locks of its own and ends with `pg_advisory_unlock_all()` does the
+/// same): the check before the next one finds the lock gone and stops the run, in a
+/// transaction's first round trip and before a migration without one alike.
+#[tokio::test]
+async fn a_lock_given_back_by_a_migration_stops_the_run_before_the_next_one() {
+    let unlock = format!(
+        "CREATE TABLE a(id int); SELECT pg_advisory_unlock({}, {});",
+        LOCK_KEY.0, LOCK_KEY.1
+    );
+    for second in [
+        "CREATE TABLE b(id int);",
+        "-- deckhand:no-transaction\nCREATE TABLE b(id int);",
+    ] {
+        let db = TestDb::create("lockgone").await;
+        let dir = migrations(&[("V1__a.sql", &unlock), ("V2__b.sql", second)]);
+        let out = run(&db.url, &dir, &["up"]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_says(
+            &out,
+            &[
+                "refusing to migrate",
+                "before applying V2__b",
+                "took the lock but no longer holds it",
+                "a migration that calls pg_advisory_unlock_all()",
+                "applied earlier in this run and kept: V1__a",
+            ],
+        );
+        assert!(!out.stderr.contains("applying V2__b ..."), "{}", out.stderr);
+        assert_eq!(db.applied_versions().await, [1]);
+        assert!(table_exists(&db, "a").await);
+        assert!(!table_exists(&db, "b").await);
+        assert_eq!(lock_holders(&db).await, Vec::<i32>::new());
+    }
 }
 
 /// Fault matrix, PostgreSQL hung during `up`: the proxy freezes as a migration reaches
@@ -1856,15 +1933,16 @@ async fn lock_holders(db: &TestDb) -> Vec<i32> {
 /// and nothing applied, not even the history table.
 async fn assert_refused_as_pooled(db: &TestDb, out: &Out) {
     assert_eq!(out.code, 2, "{}", out.stderr);
-    for part in [
-        "refusing to migrate: this connection has no database session of its own",
-        "transaction-pooling connection (e.g. PgBouncer pool_mode=transaction)",
-        "a proxy that moves statements between server connections",
-        "point DATABASE_URL for migrate at the database or a session-mode pool",
-        "no migration was applied in this run",
-    ] {
-        assert!(out.stderr.contains(part), "{part:?} in {}", out.stderr);
-    }
+    assert_says(
+        out,
+        &[
+            "refusing to migrate: this connection has no database session of its own",
+            "transaction-pooling connection (e.g. PgBouncer pool_mode=transaction)",
+            "a proxy that moves statements between server connections",
+            "point DATABASE_URL for migrate at the database or a session-mode pool",
+            "no migration was applied in this run",
+        ],
+    );
     assert!(!out.stderr.contains("applying V1"), "{}", out.stderr);
     assert!(!table_exists(db, "refinery_schema_history").await);
     assert!(!table_exists(db, "a").await);

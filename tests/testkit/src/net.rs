@@ -79,6 +79,8 @@ pub struct TcpProxy {
     state: Arc<watch::Sender<ProxyState>>,
     /// Connections accepted so far, whatever the mode: the connection attempts.
     accepted: Arc<AtomicU32>,
+    /// Reads of the clients' bytes passed on to the service ([`TcpProxy::sends`]).
+    sends: Arc<AtomicU32>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -102,19 +104,22 @@ impl TcpProxy {
         });
         let state = Arc::new(state);
         let accepted = Arc::new(AtomicU32::new(0));
-        let (to, count, shared) = (upstream.clone(), accepted.clone(), state.clone());
+        let sends = Arc::new(AtomicU32::new(0));
+        let (to, shared) = (upstream.clone(), state.clone());
+        let counts = (accepted.clone(), sends.clone());
         let thread = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(accept_loop(listener, to, shared, count));
+                .block_on(accept_loop(listener, to, shared, counts));
         });
         TcpProxy {
             addr,
             upstream,
             state,
             accepted,
+            sends,
             thread: Some(thread),
         }
     }
@@ -147,6 +152,15 @@ impl TcpProxy {
     pub fn accepted(&self) -> u32 {
         self.accepted.load(Ordering::SeqCst)
     }
+
+    /// Reads of the clients' bytes passed on to the service so far, over all
+    /// connections. A client that sends a request and waits for its answer before the
+    /// next one (a PostgreSQL client's round trip) makes one read per round trip: a
+    /// small write arrives in one read, and the next cannot join it, as it is sent only
+    /// once the answer came back through the proxy.
+    pub fn sends(&self) -> u32 {
+        self.sends.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for TcpProxy {
@@ -162,7 +176,7 @@ async fn accept_loop(
     listener: std::net::TcpListener,
     upstream: String,
     state: Arc<watch::Sender<ProxyState>>,
-    accepted: Arc<AtomicU32>,
+    (accepted, sends): (Arc<AtomicU32>, Arc<AtomicU32>),
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let mut rx = state.subscribe();
@@ -184,7 +198,13 @@ async fn accept_loop(
         if now.mode == ProxyMode::Down {
             continue; // dropped: closed at once
         }
-        tokio::spawn(forward(socket, upstream.clone(), state.clone(), now.cuts));
+        tokio::spawn(forward(
+            socket,
+            upstream.clone(),
+            state.clone(),
+            now.cuts,
+            sends.clone(),
+        ));
     }
 }
 
@@ -195,6 +215,7 @@ async fn forward(
     upstream: String,
     state: Arc<watch::Sender<ProxyState>>,
     cuts: u64,
+    sends: Arc<AtomicU32>,
 ) {
     let Ok(server) = TcpStream::connect(&upstream).await else {
         return;
@@ -202,19 +223,20 @@ async fn forward(
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::select! {
-        () = pump(client_read, server_write, state.subscribe(), cuts, Some(&state)) => {}
+        () = pump(client_read, server_write, state.subscribe(), cuts, Some((&state, &sends))) => {}
         () = pump(server_read, client_write, state.subscribe(), cuts, None) => {}
     }
 }
 
-/// Moves bytes from `from` to `to` while the proxy lets them flow. `hang` is the
-/// proxy's state on the client's side, where [`ProxyMode::HangAfter`] looks.
+/// Moves bytes from `from` to `to` while the proxy lets them flow. `client` is given on
+/// the client's side: the proxy's state, where [`ProxyMode::HangAfter`] looks, and the
+/// count of reads passed on.
 async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     mut rx: watch::Receiver<ProxyState>,
     cuts: u64,
-    hang: Option<&watch::Sender<ProxyState>>,
+    client: Option<(&watch::Sender<ProxyState>, &AtomicU32)>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -231,7 +253,7 @@ async fn pump(
             _ = rx.wait_for(|s| s.cut(cuts) || !s.flows()) => continue,
         };
         let read = &buf[..n];
-        let last = hang.is_some_and(|state| {
+        let last = client.is_some_and(|(state, _)| {
             state.send_if_modified(|s| match s.mode {
                 ProxyMode::HangAfter(text)
                     if read
@@ -254,6 +276,9 @@ async fn pump(
         }
         if to.write_all(read).await.is_err() {
             return;
+        }
+        if let Some((_, sends)) = client {
+            sends.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
@@ -318,5 +343,20 @@ mod tests {
         );
         proxy.set(ProxyMode::Forward);
         assert_eq!(read_some(&mut client).await, b"please stop now");
+    }
+
+    #[tokio::test]
+    async fn sends_counts_each_request_a_client_waits_on() {
+        let (upstream, mut seen) = echo().await;
+        let proxy = TcpProxy::start(upstream.to_string(), ProxyMode::Forward);
+        let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(proxy.sends(), 0);
+        for (n, request) in [&b"one"[..], b"two", b"three"].into_iter().enumerate() {
+            client.write_all(request).await.unwrap();
+            assert_eq!(seen.recv().await.unwrap(), request);
+            assert_eq!(read_some(&mut client).await, request);
+            // Counted once the bytes were passed on, which the echo's answer follows.
+            assert_eq!(proxy.sends(), n as u32 + 1);
+        }
     }
 }
