@@ -29,7 +29,7 @@ mod session;
 pub mod source;
 pub mod sql;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -249,11 +249,20 @@ pub struct StatusRow {
 }
 
 /// Applies pending migrations under the lock. Refuses on drift before touching
-/// anything.
+/// anything. A database that already has every migration is answered from one read of
+/// the history, without the lock ([`up_to_date`]); so is a runner that waits for the
+/// lock while another applies what it would have applied.
 pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
     let files = source::load(&settings.dir)?;
     let client = settings.session(db).await?;
-    let lock = lock::take(&client, db, settings.lock_timeout).await?;
+    if let Some(report) = up_to_date(&client, &files, settings).await? {
+        return Ok(report);
+    }
+    let needless = || up_to_date(&client, &files, settings);
+    let lock = match lock::take_unless(&client, db, settings.lock_timeout, needless).await? {
+        lock::Turn::Held(lock) => lock,
+        lock::Turn::Needless(report) => return Ok(report),
+    };
     let result = async {
         history::ensure(&client).await?;
         let keeping = applied_text::prepare(&client, settings.keep_text).await?;
@@ -296,7 +305,11 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
             );
             done.push(Done { label, millis });
         }
-        let current = history::read(&client).await?.last().map(|a| a.version);
+        let current = if done.is_empty() {
+            applied.last().map(|a| a.version)
+        } else {
+            history::read(&client).await?.last().map(|a| a.version)
+        };
         Ok(UpReport {
             applied: done,
             current,
@@ -307,11 +320,50 @@ pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
     result
 }
 
+/// `up`'s report when the history already holds every migration `up` would apply,
+/// read without the lock as `plan` reads it (one snapshot: a migration another runner
+/// is applying is not in it yet, so it reads as pending). `None` when there is anything
+/// to apply, to refuse or to warn about (a file missing, with `--allow-missing`), no
+/// history yet, or no table for the kept texts that `--keep-text` would create: the run
+/// then takes the lock and does it all there, as before.
+///
+/// Tasks that start together with nothing to apply so do not queue for the lock, and
+/// none opens the lock check's second connection. Behind a transaction pool such a run
+/// succeeds: the pool is refused by the first run that has something to apply, before
+/// it applies anything.
+async fn up_to_date(
+    client: &Session,
+    files: &[MigrationFile],
+    settings: &Settings,
+) -> Result<Option<UpReport>, Error> {
+    let applied = history::read(client).await?;
+    let on_disk = by_version(files);
+    let every_file_there = applied
+        .iter()
+        .all(|a| on_disk.get(&a.version).is_some_and(|f| !modified(f, a)));
+    if applied.is_empty()
+        || !every_file_there
+        || !pending(files, &applied, settings).is_ok_and(|p| p.is_empty())
+        || (settings.keep_text && !applied_text::exists(client).await?)
+    {
+        return Ok(None);
+    }
+    tracing::info!(
+        current = applied.last().map(|a| a.version),
+        "nothing to apply: {}",
+        at_version(&applied)
+    );
+    Ok(Some(UpReport {
+        applied: Vec::new(),
+        current: applied.last().map(|a| a.version),
+    }))
+}
+
 /// Reverts the newest `steps` applied migrations with their `.down.sql` files, newest
 /// first. Refuses before touching anything if a down file is missing.
 pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<Done>, Error> {
     let files = source::load(&settings.dir)?;
-    let by_version: BTreeMap<i32, &MigrationFile> = files.iter().map(|f| (f.version, f)).collect();
+    let on_disk = by_version(&files);
     let client = settings.session(db).await?;
     let lock = lock::take(&client, db, settings.lock_timeout).await?;
     let result = async {
@@ -324,7 +376,7 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
         let mut plan = Vec::new();
         let mut lacking = Vec::new();
         for a in &targets {
-            match by_version.get(&a.version).and_then(|f| f.down.as_ref().map(|d| (f, d))) {
+            match on_disk.get(&a.version).and_then(|f| f.down.as_ref().map(|d| (f, d))) {
                 Some((file, down)) => plan.push((*a, *file, down.clone())),
                 None => lacking.push(format!("{}.down.sql", source::label(a.version, &a.name))),
             }
@@ -410,8 +462,9 @@ pub fn reconcile(files: &[MigrationFile], applied: &[Applied]) -> Vec<StatusRow>
             },
         );
     }
+    let on_disk = by_version(files);
     for a in applied {
-        let state = match files.iter().find(|f| f.version == a.version) {
+        let state = match on_disk.get(&a.version) {
             None => State::Missing,
             Some(f) if modified(f, a) => State::Modified,
             Some(_) => State::Applied,
@@ -436,9 +489,10 @@ pub fn pending<'f>(
     settings: &Settings,
 ) -> Result<Vec<&'f MigrationFile>, Error> {
     let dir = settings.dir.display();
+    let on_disk = by_version(files);
     let mut problems = Vec::new();
     for a in applied {
-        match files.iter().find(|f| f.version == a.version) {
+        match on_disk.get(&a.version).copied() {
             None if !settings.allow_missing => problems.push(format!(
                 "{} is applied but its file is missing from {dir} (restore it, or pass --allow-missing)",
                 source::label(a.version, &a.name)
@@ -464,9 +518,10 @@ pub fn pending<'f>(
         }
     }
     let newest = applied.last().map(|a| a.version);
+    let done: BTreeSet<i32> = applied.iter().map(|a| a.version).collect();
     let mut todo = Vec::new();
     for f in files {
-        if applied.iter().any(|a| a.version == f.version) {
+        if done.contains(&f.version) {
             continue;
         }
         if settings.target.is_some_and(|t| f.version > t) {
@@ -493,6 +548,12 @@ pub fn pending<'f>(
             problems.join("; ")
         )))
     }
+}
+
+/// The files by version (versions are unique: [`source::load`] refuses two files with
+/// one), so that lining them up with the history is linear in their number.
+fn by_version(files: &[MigrationFile]) -> BTreeMap<i32, &MigrationFile> {
+    files.iter().map(|f| (f.version, f)).collect()
 }
 
 /// True when an applied migration's file is not what was applied: another name, or

@@ -19,6 +19,8 @@
 //! more. This module is not a detector of poolers in general: a session-mode pool gives
 //! each client a backend of its own, which is all the lock needs.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -148,9 +150,41 @@ pub struct Held {
 /// client of a pool can reach the backend that holds it: how every command that takes
 /// the lock takes it. Costs one more connection, for one statement.
 pub async fn take(client: &Session, db: &PgConfig, timeout: Duration) -> Result<Held, Error> {
-    let held = acquire(client, timeout).await?;
+    match take_unless(client, db, timeout, || async { Ok(None::<Infallible>) }).await? {
+        Turn::Held(held) => Ok(held),
+        Turn::Needless(never) => match never {},
+    }
+}
+
+/// How a wait for the lock ended.
+pub enum Turn<T> {
+    /// The lock is ours, checked as [`take`] checks it.
+    Held(Held),
+    /// `needless` answered while we waited: the work was done by the runner that held
+    /// the lock.
+    Needless(T),
+}
+
+/// As [`take`], but while another runner holds the lock, asks `needless` after each
+/// pause whether there is still anything to do, and stops waiting when it answers:
+/// `up` behind a runner that applies what it would have applied is done when that
+/// runner commits, not after a turn of its own with the lock.
+pub async fn take_unless<T, F, Fut>(
+    client: &Session,
+    db: &PgConfig,
+    timeout: Duration,
+    needless: F,
+) -> Result<Turn<T>, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
+    let held = match acquire(client, timeout, needless).await? {
+        Turn::Held(held) => held,
+        Turn::Needless(answer) => return Ok(Turn::Needless(answer)),
+    };
     match held.alone(db).await {
-        Ok(None) => Ok(held),
+        Ok(None) => Ok(Turn::Held(held)),
         Ok(Some(seen)) => Err(held
             .refuse(client, "after taking the migration lock", seen)
             .await),
@@ -161,12 +195,26 @@ pub async fn take(client: &Session, db: &PgConfig, timeout: Duration) -> Result<
     }
 }
 
-/// Takes the lock, or fails with [`Error::LockTimeout`] naming the holder; then checks
-/// that the backend which answers holds it (else [`Error::Pooled`]).
-async fn acquire(client: &Session, timeout: Duration) -> Result<Held, Error> {
+/// Takes the lock, or fails with [`Error::LockTimeout`] naming the holder, or stops
+/// when `needless` answers after a pause; then checks that the backend which answers
+/// holds it (else [`Error::Pooled`]).
+async fn acquire<T, F, Fut>(
+    client: &Session,
+    timeout: Duration,
+    mut needless: F,
+) -> Result<Turn<T>, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
     let started = Instant::now();
     let mut last_report: Option<Instant> = None;
     loop {
+        if last_report.is_some() {
+            if let Some(answer) = needless().await? {
+                return Ok(Turn::Needless(answer));
+            }
+        }
         let row = match client
             .query_one(
                 "SELECT pg_try_advisory_lock($1, $2), pg_backend_pid()",
@@ -198,7 +246,7 @@ async fn acquire(client: &Session, timeout: Duration) -> Result<Held, Error> {
             };
             held.check(client, "after taking the migration lock")
                 .await?;
-            return Ok(held);
+            return Ok(Turn::Held(held));
         }
         let holder = holder(client).await?;
         if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {

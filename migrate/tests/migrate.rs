@@ -314,6 +314,18 @@ async fn twenty_runners_apply_each_migration_once(db: &TestDb, url: &str) {
 /// The lock key `migrate` uses: "deck" and "migr" in ASCII.
 const LOCK_KEY: (i32, i32) = (0x6465_636b, 0x6d69_6772);
 
+/// Takes (`pg_advisory_lock`) or gives back (`pg_advisory_unlock`) the migration lock in
+/// `client`'s session, as another runner would.
+async fn as_another_runner(client: &tokio_postgres::Client, function: &str) {
+    client
+        .query_one(
+            &format!("SELECT {function}($1, $2)"),
+            &[&LOCK_KEY.0, &LOCK_KEY.1],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn lock_holder_is_reported_and_lock_timeout_exits_3() {
     let db = TestDb::create("lockheld").await;
@@ -325,13 +337,7 @@ async fn lock_holder_is_reported_and_lock_timeout_exits_3() {
         .connect()
         .await
         .unwrap();
-    holder
-        .query_one(
-            "SELECT pg_advisory_lock($1, $2)",
-            &[&LOCK_KEY.0, &LOCK_KEY.1],
-        )
-        .await
-        .unwrap();
+    as_another_runner(&holder, "pg_advisory_lock").await;
     let pid: i32 = holder
         .query_one("SELECT pg_backend_pid()", &[])
         .await
@@ -356,14 +362,117 @@ async fn lock_holder_is_reported_and_lock_timeout_exits_3() {
     assert!(out.stderr.contains("connected since"), "{}", out.stderr);
     assert!(!table_exists(&db, "a").await);
 
-    holder
-        .query_one(
-            "SELECT pg_advisory_unlock($1, $2)",
-            &[&LOCK_KEY.0, &LOCK_KEY.1],
-        )
-        .await
-        .unwrap();
+    as_another_runner(&holder, "pg_advisory_unlock").await;
     assert_eq!(run(&db.url, &dir, &["up"]).code, 0);
+}
+
+/// `up` on a database that has every migration reads the history and stops: it does not
+/// wait for the lock (another session holds it here) or open the lock check's second
+/// connection. Anything else still goes through the lock: a pending file, an applied
+/// file gone with `--allow-missing`, a missing table for the kept texts.
+#[tokio::test]
+async fn an_up_to_date_database_is_answered_without_the_lock() {
+    let db = TestDb::create("uptodate").await;
+    let dir = migrations(&[
+        ("V1__a.sql", "CREATE TABLE a(id int);"),
+        ("V2__b.sql", "CREATE TABLE b(id int);"),
+    ]);
+    let out = run(&db.url, &dir, &["up", "--keep-text", "false"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let holder = db.config.connect().await.unwrap();
+    as_another_runner(&holder, "pg_advisory_lock").await;
+
+    let proxy = cluster_proxy(&db, ProxyMode::Forward);
+    let url = through(&proxy, &db);
+    let waits = ["up", "--lock-timeout", "300ms", "--keep-text", "false"];
+    let out = run(&url, &dir, &waits);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_says(&out, &["nothing to apply: the database is at V2__b"]);
+    assert!(!out.stderr.contains("waiting"), "{}", out.stderr);
+    assert_eq!(proxy.accepted(), 1, "one connection, no lock check");
+
+    // The kept texts' table is missing: `up` takes the lock to create it.
+    let out = run(&url, &dir, &["up", "--lock-timeout", "300ms"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(!table_exists(&db, "deckhand_migration_text").await);
+
+    dir.write("V3__c.sql", "CREATE TABLE c(id int);");
+    let out = run(&url, &dir, &waits);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_says(&out, &["waiting for the migration lock, held by"]);
+    assert!(!table_exists(&db, "c").await);
+
+    std::fs::remove_file(dir.path().join("V3__c.sql")).unwrap();
+    std::fs::remove_file(dir.path().join("V1__a.sql")).unwrap();
+    let missing = [
+        "up",
+        "--lock-timeout",
+        "300ms",
+        "--keep-text",
+        "false",
+        "--allow-missing",
+    ];
+    let out = run(&url, &dir, &missing);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+
+    as_another_runner(&holder, "pg_advisory_unlock").await;
+    let out = run(&url, &dir, &missing);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .matches("V1__a is applied but its file is missing")
+            .count(),
+        1,
+        "warned once: {}",
+        out.stderr
+    );
+    assert_says(&out, &["nothing to apply: the database is at V2__b"]);
+}
+
+/// A runner that waits for the lock while another applies what it would have applied
+/// is done when that one commits: it reads the history after each pause and stops
+/// waiting, without a turn of its own with the lock.
+#[tokio::test]
+async fn a_runner_waiting_for_the_lock_stops_when_the_holder_has_applied_everything() {
+    let db = TestDb::create("waitdone").await;
+    let dir = migrations(&[(
+        "V1__slow.sql",
+        "SELECT pg_sleep(1.5); CREATE TABLE a(id int);",
+    )]);
+    let mut first = migrate(&db.url, &dir, &["up"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_first_stderr, _reader) = capture_stderr(&mut first);
+    assert!(
+        wait_until_async(Duration::from_secs(10), || async {
+            !lock_holders(&db).await.is_empty()
+        })
+        .await,
+        "the first runner takes the lock"
+    );
+    let proxy = cluster_proxy(&db, ProxyMode::Forward);
+    let second = run(
+        &through(&proxy, &db),
+        &dir,
+        &["up", "--lock-timeout", "30s"],
+    );
+    assert!(first.wait().unwrap().success());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_says(
+        &second,
+        &[
+            "waiting for the migration lock, held by",
+            "nothing to apply: the database is at V1__slow",
+        ],
+    );
+    assert!(
+        !second.stderr.contains("acquired the migration lock"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(proxy.accepted(), 1, "no lock check's second connection");
+    assert_eq!(db.applied_versions().await, [1]);
 }
 
 #[tokio::test]
@@ -1850,13 +1959,7 @@ async fn repair_waits_for_the_migration_lock_and_times_out_with_3() {
     dir.write("V1__a.sql", edited);
     let before = recorded(&db).await;
     let holder = db.client().await;
-    holder
-        .query_one(
-            "SELECT pg_advisory_lock($1, $2)",
-            &[&LOCK_KEY.0, &LOCK_KEY.1],
-        )
-        .await
-        .unwrap();
+    as_another_runner(&holder, "pg_advisory_lock").await;
 
     let args = ["repair", "--version", "1"];
     let out = Background::start(&db.url, &dir, &args, &[("MIGRATE_LOCK_TIMEOUT", "1s")])
@@ -1881,13 +1984,7 @@ async fn repair_waits_for_the_migration_lock_and_times_out_with_3() {
         before,
         "nothing changes while it waits"
     );
-    holder
-        .query_one(
-            "SELECT pg_advisory_unlock($1, $2)",
-            &[&LOCK_KEY.0, &LOCK_KEY.1],
-        )
-        .await
-        .unwrap();
+    as_another_runner(&holder, "pg_advisory_unlock").await;
     let out = waiting.finish(Duration::from_secs(30));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(

@@ -122,9 +122,9 @@ impl Drop for Fleet {
 }
 
 /// 50 agents with `DECKHAND_MIGRATE_ON_START` against one empty database, all started
-/// at once: they take turns on migrate's advisory lock (polled every 200–400 ms, for up
-/// to `MIGRATE_LOCK_TIMEOUT`), one applies the five migrations (one of them takes a
-/// second), the rest find nothing to do, and every app starts.
+/// at once: one takes migrate's advisory lock and applies the five migrations (one of
+/// them takes a second); the rest wait for it (polled every 200–400 ms, for up to
+/// `MIGRATE_LOCK_TIMEOUT`) and find nothing to do, and every app starts.
 ///
 /// Spawning 50 processes one after the other takes seconds on a loaded machine, so
 /// each agent is spawned behind a gate: a shell that waits for its stdin to close and
