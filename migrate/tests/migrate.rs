@@ -431,41 +431,51 @@ async fn an_up_to_date_database_is_answered_without_the_lock() {
 
 /// A runner that waits for the lock while another applies what it would have applied
 /// is done when that one commits: it reads the history after each pause and stops
-/// waiting, without a turn of its own with the lock.
+/// waiting, without a turn of its own with the lock. The first runner's migration waits
+/// on a table the test keeps locked until the second says it is waiting, so the order
+/// holds however slow the machine.
 #[tokio::test]
 async fn a_runner_waiting_for_the_lock_stops_when_the_holder_has_applied_everything() {
     let db = TestDb::create("waitdone").await;
-    let dir = migrations(&[(
-        "V1__slow.sql",
-        "SELECT pg_sleep(1.5); CREATE TABLE a(id int);",
-    )]);
-    let mut first = migrate(&db.url, &dir, &["up"])
-        .stderr(Stdio::piped())
-        .spawn()
+    let gatekeeper = db.client().await;
+    gatekeeper
+        .batch_execute("CREATE TABLE gate(id int)")
+        .await
         .unwrap();
-    let (_first_stderr, _reader) = capture_stderr(&mut first);
+    gatekeeper
+        .batch_execute("BEGIN; LOCK TABLE gate")
+        .await
+        .unwrap();
+    let dir = migrations(&[(
+        "V1__gated.sql",
+        "LOCK TABLE gate IN ACCESS SHARE MODE; CREATE TABLE a(id int);",
+    )]);
+    let first = Background::start(&db.url, &dir, &["up", "--ddl-lock-timeout", "60s"], &[]);
     assert!(
-        wait_until_async(Duration::from_secs(10), || async {
+        wait_until_async(Duration::from_secs(30), || async {
             !lock_holders(&db).await.is_empty()
         })
         .await,
-        "the first runner takes the lock"
+        "the first runner takes the lock: {}",
+        first.stderr.lock().unwrap()
     );
     let proxy = cluster_proxy(&db, ProxyMode::Forward);
-    let second = run(
-        &through(&proxy, &db),
-        &dir,
-        &["up", "--lock-timeout", "30s"],
-    );
-    assert!(first.wait().unwrap().success());
-    assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_says(
-        &second,
-        &[
+    let args = ["up", "--lock-timeout", "60s"];
+    let second = Background::start(&through(&proxy, &db), &dir, &args, &[]);
+    assert!(
+        second.wait_for_stderr(
             "waiting for the migration lock, held by",
-            "nothing to apply: the database is at V1__slow",
-        ],
+            Duration::from_secs(30)
+        ),
+        "{}",
+        second.stderr.lock().unwrap()
     );
+    gatekeeper.batch_execute("COMMIT").await.unwrap();
+    let first = first.finish(Duration::from_secs(60));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = second.finish(Duration::from_secs(60));
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_says(&second, &["nothing to apply: the database is at V1__gated"]);
     assert!(
         !second.stderr.contains("acquired the migration lock"),
         "{}",
