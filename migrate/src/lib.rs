@@ -191,6 +191,32 @@ impl Settings {
         ))
     }
 
+    /// The migration files and a session, the files read while the connection is made
+    /// ([`source::load_aside`]). What is wrong with the files is said first, as soon as
+    /// it is known, as when they were read before connecting: the connection attempt
+    /// is then dropped, whatever it was waiting on.
+    async fn files_and_session(
+        &self,
+        db: &PgConfig,
+    ) -> Result<(Vec<MigrationFile>, Session), Error> {
+        let loading = source::load_aside(&self.dir);
+        let connecting = self.session(db);
+        tokio::pin!(loading, connecting);
+        let mut connected = None;
+        let files = loop {
+            tokio::select! {
+                biased;
+                files = &mut loading => break files?,
+                session = &mut connecting, if connected.is_none() => connected = Some(session),
+            }
+        };
+        let session = match connected {
+            Some(session) => session?,
+            None => connecting.await?,
+        };
+        Ok((files, session))
+    }
+
     fn envelope(&self) -> apply::Envelope {
         apply::Envelope {
             ddl_lock_timeout: self.ddl_lock_timeout,
@@ -253,8 +279,7 @@ pub struct StatusRow {
 /// the history, without the lock ([`up_to_date`]); so is a runner that waits for the
 /// lock while another applies what it would have applied.
 pub async fn up(db: &PgConfig, settings: &Settings) -> Result<UpReport, Error> {
-    let files = source::load(&settings.dir)?;
-    let client = settings.session(db).await?;
+    let (files, client) = settings.files_and_session(db).await?;
     if let Some(report) = up_to_date(&client, &files, settings).await? {
         return Ok(report);
     }
@@ -336,7 +361,15 @@ async fn up_to_date(
     files: &[MigrationFile],
     settings: &Settings,
 ) -> Result<Option<UpReport>, Error> {
-    let applied = history::read(client).await?;
+    // The texts' table is looked for in the same round trip as the history table
+    // (tokio-postgres pipelines queries made together on one connection).
+    let texts_table = async {
+        match settings.keep_text {
+            true => applied_text::exists(client).await,
+            false => Ok(true),
+        }
+    };
+    let (applied, texts_table) = tokio::try_join!(history::read(client), texts_table)?;
     let on_disk = by_version(files);
     let every_file_there = applied
         .iter()
@@ -344,7 +377,7 @@ async fn up_to_date(
     if applied.is_empty()
         || !every_file_there
         || !pending(files, &applied, settings).is_ok_and(|p| p.is_empty())
-        || (settings.keep_text && !applied_text::exists(client).await?)
+        || !texts_table
     {
         return Ok(None);
     }
@@ -362,9 +395,8 @@ async fn up_to_date(
 /// Reverts the newest `steps` applied migrations with their `.down.sql` files, newest
 /// first. Refuses before touching anything if a down file is missing.
 pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<Done>, Error> {
-    let files = source::load(&settings.dir)?;
+    let (files, client) = settings.files_and_session(db).await?;
     let on_disk = by_version(&files);
-    let client = settings.session(db).await?;
     let lock = lock::take(&client, db, settings.lock_timeout).await?;
     let result = async {
         let applied = history::read(&client).await?;
@@ -431,16 +463,14 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
 
 /// Every migration on disk or in the history table, by version.
 pub async fn status(db: &PgConfig, settings: &Settings) -> Result<Vec<StatusRow>, Error> {
-    let files = source::load(&settings.dir)?;
-    let client = settings.session(db).await?;
+    let (files, client) = settings.files_and_session(db).await?;
     let applied = history::read(&client).await?;
     Ok(reconcile(&files, &applied))
 }
 
 /// What `up` would apply, without applying anything (drift is refused as in `up`).
 pub async fn plan(db: &PgConfig, settings: &Settings) -> Result<Vec<MigrationFile>, Error> {
-    let files = source::load(&settings.dir)?;
-    let client = settings.session(db).await?;
+    let (files, client) = settings.files_and_session(db).await?;
     let applied = history::read(&client).await?;
     Ok(pending(&files, &applied, settings)?
         .into_iter()

@@ -180,8 +180,7 @@ pub async fn repair(
     settings: &Settings,
     which: Which,
 ) -> Result<RepairReport, Error> {
-    let files = source::load(&settings.dir)?;
-    let client = settings.session(db).await?;
+    let (files, client) = settings.files_and_session(db).await?;
     let lock = lock::take(&client, db, settings.lock_timeout).await?;
     let result = async {
         let applied = history::read(&client).await?;

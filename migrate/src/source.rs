@@ -5,7 +5,11 @@
 //! history table written by refinery and one written by us agree. What refinery lacks,
 //! the down companions and the `-- deckhand:no-transaction` marker, is read here too.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The first line that makes a file run outside a transaction.
@@ -161,9 +165,10 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
     walk(dir, &mut paths)?;
     paths.sort();
 
+    let mut scratch = Vec::with_capacity(FIRST_READ);
     let mut ups: BTreeMap<i32, MigrationFile> = BTreeMap::new();
     let mut downs: Vec<(i32, String, PathBuf)> = Vec::new();
-    for path in paths {
+    for (path, odd) in paths {
         let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
@@ -175,10 +180,18 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
                 continue;
             }
         };
+        if let Some(what) = odd {
+            return Err(SourceError::Read {
+                path,
+                reason: format!(
+                    "it is {what}; a migration must be a regular file, or a link to one"
+                ),
+            });
+        }
         match kind {
             Kind::Down => downs.push((version, name, path)),
             Kind::Up => {
-                let sql = std::fs::read_to_string(&path).map_err(|e| SourceError::Read {
+                let sql = read_text(&path, &mut scratch).map_err(|e| SourceError::Read {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
@@ -223,21 +236,113 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
     Ok(ups.into_values().collect())
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| SourceError::Dir {
-        dir: dir.to_owned(),
-        reason: e.to_string(),
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|e| SourceError::Dir {
-            dir: dir.to_owned(),
+/// Reads [`load`]'s files on a thread of its own and answers when they are read, so
+/// that the caller can connect to the database meanwhile: the server's start of a
+/// session (a backend process, the login) and the files' reads no longer wait on each
+/// other. Where no thread can be started, the files are read when this is awaited.
+pub fn load_aside(dir: &Path) -> impl Future<Output = Result<Vec<MigrationFile>, SourceError>> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let owned = dir.to_owned();
+    let started = std::thread::Builder::new()
+        .name("migrate-files".into())
+        .spawn(move || {
+            let _ = answer.send(load(&owned));
+        })
+        .is_ok();
+    let dir = dir.to_owned();
+    async move {
+        if !started {
+            return load(&dir);
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(SourceError::Dir {
+                dir,
+                reason: "reading it stopped before it was done".into(),
+            })
+        })
+    }
+}
+
+/// A migration's text: `fs::read_to_string` without its `statx` for the size, one
+/// system call less per file. The bytes are read into `scratch`, kept from one file to
+/// the next, and copied out at their own size.
+fn read_text(path: &Path, scratch: &mut Vec<u8>) -> std::io::Result<String> {
+    let file = std::fs::File::open(path)?;
+    scratch.clear();
+    // Through `Take`: `File`'s own `read_to_end` asks for the file's size first.
+    (&file).take(u64::MAX).read_to_end(scratch)?;
+    std::str::from_utf8(scratch)
+        .map(str::to_owned)
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })
+}
+
+/// What a file is when it is not a regular file, for the error that refuses it by name:
+/// reading a named pipe waits for a writer that may never come, and a device (a link
+/// to `/dev/zero`) never ends.
+fn not_a_file(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() {
+        None
+    } else if kind.is_fifo() {
+        Some("a named pipe (FIFO)")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// The room [`load`]'s read buffer starts with: most migrations fit one read.
+const FIRST_READ: usize = 16 * 1024;
+
+/// Every file below `dir`, through links, each folder once: a link back to a folder
+/// already read (a link to `.` or to a parent, which made the walk endless, or two
+/// links to one folder) is skipped with a warning. A folder's entries are told apart
+/// by their directory entry's type, without a `stat` each; a link is followed. Each file
+/// comes with what it is when it is not a regular file ([`not_a_file`]).
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Option<&'static str>)>) -> Result<(), SourceError> {
+    let mut read: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        let unreadable = |e: std::io::Error| SourceError::Dir {
+            dir: folder.clone(),
             reason: e.to_string(),
-        })?;
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else {
-            out.push(path);
+        };
+        let meta = std::fs::metadata(&folder).map_err(unreadable)?;
+        match read.entry((meta.dev(), meta.ino())) {
+            Entry::Occupied(first) => {
+                tracing::warn!(
+                    folder = %folder.display(),
+                    "skipping {}: it is {}, read already (a link leads back to it)",
+                    folder.display(),
+                    first.get().display()
+                );
+                continue;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(folder.clone());
+            }
+        }
+        for entry in std::fs::read_dir(&folder).map_err(unreadable)? {
+            let entry = entry.map_err(unreadable)?;
+            let path = entry.path();
+            let kind = match entry.file_type() {
+                Ok(kind) if !kind.is_symlink() => Some(kind),
+                _ => std::fs::metadata(&path).ok().map(|meta| meta.file_type()),
+            };
+            match kind {
+                Some(kind) if kind.is_dir() => folders.push(path),
+                // A link to nothing: opening it says why.
+                None => out.push((path, None)),
+                Some(kind) => out.push((path, not_a_file(kind))),
+            }
         }
     }
     Ok(())
@@ -308,6 +413,109 @@ mod tests {
             load(dir.path()),
             Err(SourceError::OrphanDown { .. })
         ));
+    }
+
+    /// `load` on another thread, answered within a deadline: a walk that never ends
+    /// fails the test instead of hanging it.
+    fn load_within_a_minute(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
+        let (answer, answered) = std::sync::mpsc::channel();
+        let dir = dir.to_owned();
+        std::thread::spawn(move || answer.send(load(&dir)));
+        answered
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the folder's walk ends")
+    }
+
+    #[test]
+    fn links_back_to_a_folder_are_read_once() {
+        // Two links to the folder itself made the walk branch twice at every level:
+        // it never ended. One made every file appear twice ("version 1 is used twice").
+        let dir = dir_with(&[("V1__a.sql", "select 1;"), ("sub/V2__b.sql", "select 2;")]);
+        let root = dir.path();
+        std::os::unix::fs::symlink(".", root.join("again")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("and_again")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("sub/up")).unwrap();
+        // A second way into one folder: its files are read once, through the first.
+        std::os::unix::fs::symlink("sub", root.join("sub_too")).unwrap();
+        let found = load_within_a_minute(root).unwrap();
+        let labels: Vec<_> = found.iter().map(MigrationFile::label).collect();
+        assert_eq!(labels, ["V1__a", "V2__b"]);
+    }
+
+    #[test]
+    fn a_linked_folder_and_linked_files_are_read() {
+        let outside = dir_with(&[("V3__c.sql", "select 3;"), ("V4__d.sql", "select 4;")]);
+        let dir = dir_with(&[("V1__a.sql", "select 1;")]);
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("shared")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("V4__d.sql"),
+            dir.path().join("V5__e.sql"),
+        )
+        .unwrap();
+        // A link to nothing is a file that cannot be read, named in the error.
+        let found = load_within_a_minute(dir.path()).unwrap();
+        let labels: Vec<_> = found.iter().map(MigrationFile::label).collect();
+        assert_eq!(labels, ["V1__a", "V3__c", "V4__d", "V5__e"]);
+        assert_eq!(found[3].sql, "select 4;");
+        std::os::unix::fs::symlink("nowhere.sql", dir.path().join("V6__f.sql")).unwrap();
+        let e = load_within_a_minute(dir.path()).unwrap_err();
+        assert!(
+            matches!(&e, SourceError::Read { path, .. } if path.ends_with("V6__f.sql")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_migration_that_is_a_pipe_or_a_device_is_refused_by_name() {
+        // A named pipe would be waited on for a writer for ever; a link to a device read
+        // without end.
+        for (name, make) in [
+            ("V2__pipe.sql", "fifo"),
+            ("V2__zero.sql", "/dev/zero"),
+            ("V1__a.down.sql", "fifo"),
+        ] {
+            let dir = dir_with(&[("V1__a.sql", "select 1;")]);
+            let path = dir.path().join(name);
+            if make == "fifo" {
+                let made = std::process::Command::new("mkfifo").arg(&path).status();
+                assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+            } else {
+                std::os::unix::fs::symlink(make, &path).unwrap();
+            }
+            let e = load_within_a_minute(dir.path()).unwrap_err();
+            let said = e.to_string();
+            assert!(
+                said.contains(name) && said.contains("a migration must be a regular file"),
+                "{said}"
+            );
+            assert!(said.contains(if make == "fifo" {
+                "a named pipe"
+            } else {
+                "a device"
+            }));
+        }
+        // Named otherwise, such files are passed over unread, as any other file.
+        let dir = dir_with(&[("V1__a.sql", "select 1;")]);
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        assert_eq!(load_within_a_minute(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused_by_file() {
+        let dir = dir_with(&[("V1__a.sql", "select 1;")]);
+        std::fs::write(dir.path().join("V2__b.sql"), b"select '\xff\xfe';").unwrap();
+        let e = load(dir.path()).unwrap_err();
+        assert!(
+            e.to_string().contains("V2__b.sql") && e.to_string().contains("valid UTF-8"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_migration_longer_than_the_first_read_is_read_whole() {
+        let sql = format!("select '{}';", "x".repeat(3 * FIRST_READ));
+        let dir = dir_with(&[("V1__a.sql", sql.as_str())]);
+        assert_eq!(load(dir.path()).unwrap()[0].sql, sql);
     }
 
     #[test]

@@ -845,6 +845,32 @@ fn configuration_errors_exit_2() {
         .contains("MIGRATIONS_DIR=\"/nonexistent/deckhand-migrations\" is not valid"));
 }
 
+/// The files are read while the connection is made; what is wrong with them is still
+/// said first, and at once: a server that takes the connection and never answers (a
+/// 10-minute connect_timeout) does not hold the answer back.
+#[test]
+fn a_folder_error_is_said_without_waiting_on_the_database() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://u:p@{}/d?sslmode=disable&connect_timeout=600",
+        silent.local_addr().unwrap()
+    );
+    let dir = migrations(&[("V1__a.sql", "select 1;"), ("V01__b.sql", "select 2;")]);
+    for command in [
+        &["up"][..],
+        &["plan"],
+        &["status"],
+        &["down"],
+        &["repair", "--all-modified"],
+    ] {
+        let out = Background::start(&url, &dir, command, &[]).finish(Duration::from_secs(60));
+        assert_eq!(out.code, 2, "{command:?}: {}", out.stderr);
+        assert_says(&out, &["version 1 is used twice"]);
+        let said = &out.stderr;
+        assert!(!said.contains("connect"), "{command:?}: {said}");
+    }
+}
+
 #[test]
 fn readme_documents_every_flag_with_its_env_var_and_default() {
     use clap::CommandFactory;
