@@ -426,7 +426,7 @@ pub async fn down(db: &PgConfig, settings: &Settings, steps: u32) -> Result<Vec<
         let keeping = applied_text::prepare(&client, false).await?;
         let mut done: Vec<Done> = Vec::new();
         for (applied, file, down_path) in plan {
-            let sql = std::fs::read_to_string(&down_path).map_err(|e| {
+            let sql = source::read_text(&down_path, &mut Vec::new()).map_err(|e| {
                 Error::Config(format!("cannot read {}: {e}", down_path.display()))
             })?;
             let label = source::label(applied.version, &applied.name);

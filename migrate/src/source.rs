@@ -183,9 +183,7 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
         if let Some(what) = odd {
             return Err(SourceError::Read {
                 path,
-                reason: format!(
-                    "it is {what}; a migration must be a regular file, or a link to one"
-                ),
+                reason: not_a_file_refused(what),
             });
         }
         match kind {
@@ -263,13 +261,28 @@ pub fn load_aside(dir: &Path) -> impl Future<Output = Result<Vec<MigrationFile>,
     }
 }
 
-/// A migration's text: `fs::read_to_string` without its `statx` for the size, one
-/// system call less per file. The bytes are read into `scratch`, kept from one file to
-/// the next, and copied out at their own size.
-fn read_text(path: &Path, scratch: &mut Vec<u8>) -> std::io::Result<String> {
-    let file = std::fs::File::open(path)?;
+/// A migration's text (an up or a down file): `fs::read_to_string` without its `statx`
+/// for the size, read into `scratch`, kept from one file to the next, and copied out
+/// at its own size.
+///
+/// The file is opened without waiting (`O_NONBLOCK`) and refused unless the opened
+/// file is a regular one: the walk tells a pipe or a device by its folder entry, but a
+/// file swapped for one between the walk and the open would otherwise be waited on for
+/// ever, or read without end.
+pub(crate) fn read_text(path: &Path, scratch: &mut Vec<u8>) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if let Some(what) = not_a_file(file.metadata()?.file_type()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            not_a_file_refused(what),
+        ));
+    }
     scratch.clear();
-    // Through `Take`: `File`'s own `read_to_end` asks for the file's size first.
+    // Through `Take`: `File`'s own `read_to_end` asks for the file's size again.
     (&file).take(u64::MAX).read_to_end(scratch)?;
     std::str::from_utf8(scratch)
         .map(str::to_owned)
@@ -279,6 +292,11 @@ fn read_text(path: &Path, scratch: &mut Vec<u8>) -> std::io::Result<String> {
                 "stream did not contain valid UTF-8",
             )
         })
+}
+
+/// The reason given for a migration that is not a regular file.
+fn not_a_file_refused(what: &str) -> String {
+    format!("it is {what}; a migration must be a regular file, or a link to one")
 }
 
 /// What a file is when it is not a regular file, for the error that refuses it by name:
@@ -498,6 +516,33 @@ mod tests {
         let dir = dir_with(&[("V1__a.sql", "select 1;")]);
         std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
         assert_eq!(load_within_a_minute(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_pipe_or_a_device_after_the_walk_is_refused_when_opened() {
+        // What the walk saw may have changed by the time the file is read: the open
+        // must not wait on a pipe, and the read must not follow a device without end.
+        let dir = dir_with(&[]);
+        let pipe = dir.path().join("V1__a.sql");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", pipe.display());
+        let zero = dir.path().join("V2__b.sql");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for (path, what) in [(pipe, "a named pipe"), (zero, "a device")] {
+            let (answer, answered) = std::sync::mpsc::channel();
+            let reading = path.clone();
+            std::thread::spawn(move || answer.send(read_text(&reading, &mut Vec::new())));
+            let said = answered
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the read ends")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                said.contains(what) && said.contains("a migration must be a regular file"),
+                "{}: {said}",
+                path.display()
+            );
+        }
     }
 
     #[test]
