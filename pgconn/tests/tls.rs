@@ -101,3 +101,30 @@ fn a_verify_mode_without_a_root_certificate_is_an_error() {
         assert!(text.contains("PGSSLROOTCERT"), "{text}");
     }
 }
+
+/// aws-lc seeds its random numbers from CPU jitter besides the kernel unless it is
+/// built without (`.cargo/config.toml`): 25-50 ms of CPU at each process's first
+/// handshake, before `migrate`'s first query, `/health`'s first check, the agent's first
+/// call to AWS. The jitter code, when built, is linked with the random numbers this
+/// test draws; its functions' names are then in this (unstripped) test binary.
+#[test]
+fn the_tls_library_seeds_its_random_numbers_without_cpu_jitter() {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let mut drawn = [0u8; 32];
+    provider
+        .secure_random
+        .fill(&mut drawn)
+        .expect("random bytes");
+    assert_ne!(drawn, [0u8; 32]);
+    let exe = std::env::current_exe().expect("this test's path");
+    let binary = std::fs::read(&exe).expect("this test's binary");
+    // The name looked for, spelled backwards here: as written, this very string would be
+    // in the binary.
+    let jitter: Vec<u8> = b"tini_yportne_tnej".iter().rev().copied().collect();
+    assert!(
+        memchr::memmem::find(&binary, &jitter).is_none(),
+        "{} holds aws-lc's CPU jitter entropy: build with AWS_LC_SYS_NO_JITTER_ENTROPY=1 \
+         (.cargo/config.toml)",
+        exe.display()
+    );
+}
