@@ -6,6 +6,7 @@
 //!   [`Invalid`] — `NAME="value" is not valid: reason`, named the way the user set it;
 //! - [`parse`]: the value grammars (durations, one boolean grammar, sizes, addresses);
 //! - [`exit`]: the toolkit's exit codes, one table;
+//! - [`file`]: files named by a setting, read only when they are regular files;
 //! - [`logging`]: the `LOG_FORMAT` switch and the tracing set-up on stderr;
 //! - [`backoff`]: the jittered exponential backoff every retry loop uses;
 //! - [`secret`]: a string that never prints, for every secret value;
@@ -20,6 +21,7 @@
 pub mod backoff;
 pub mod env;
 pub mod exit;
+pub mod file;
 pub mod logging;
 pub mod parse;
 pub mod secret;

@@ -183,7 +183,9 @@ pub fn load(dir: &Path) -> Result<Vec<MigrationFile>, SourceError> {
         if let Some(what) = odd {
             return Err(SourceError::Read {
                 path,
-                reason: not_a_file_refused(what),
+                reason: format!(
+                    "it is {what}; a migration must be a regular file, or a link to one"
+                ),
             });
         }
         match kind {
@@ -263,24 +265,11 @@ pub fn load_aside(dir: &Path) -> impl Future<Output = Result<Vec<MigrationFile>,
 
 /// A migration's text (an up or a down file): `fs::read_to_string` without its `statx`
 /// for the size, read into `scratch`, kept from one file to the next, and copied out
-/// at its own size.
-///
-/// The file is opened without waiting (`O_NONBLOCK`) and refused unless the opened
-/// file is a regular one: the walk tells a pipe or a device by its folder entry, but a
-/// file swapped for one between the walk and the open would otherwise be waited on for
-/// ever, or read without end.
+/// at its own size. Opened by [`conventions::file::open_regular`]: the walk tells a pipe
+/// or a device by its folder entry, but a file swapped for one between the walk and the
+/// open would otherwise be waited on for ever, or read without end.
 pub(crate) fn read_text(path: &Path, scratch: &mut Vec<u8>) -> std::io::Result<String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if let Some(what) = not_a_file(file.metadata()?.file_type()) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            not_a_file_refused(what),
-        ));
-    }
+    let file = conventions::file::open_regular(path)?;
     scratch.clear();
     // Through `Take`: `File`'s own `read_to_end` asks for the file's size again.
     (&file).take(u64::MAX).read_to_end(scratch)?;
@@ -294,29 +283,6 @@ pub(crate) fn read_text(path: &Path, scratch: &mut Vec<u8>) -> std::io::Result<S
         })
 }
 
-/// The reason given for a migration that is not a regular file.
-fn not_a_file_refused(what: &str) -> String {
-    format!("it is {what}; a migration must be a regular file, or a link to one")
-}
-
-/// What a file is when it is not a regular file, for the error that refuses it by name:
-/// reading a named pipe waits for a writer that may never come, and a device (a link
-/// to `/dev/zero`) never ends.
-fn not_a_file(kind: std::fs::FileType) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_file() {
-        None
-    } else if kind.is_fifo() {
-        Some("a named pipe (FIFO)")
-    } else if kind.is_socket() {
-        Some("a socket")
-    } else if kind.is_char_device() || kind.is_block_device() {
-        Some("a device")
-    } else {
-        Some("not a regular file")
-    }
-}
-
 /// The room [`load`]'s read buffer starts with: most migrations fit one read.
 const FIRST_READ: usize = 16 * 1024;
 
@@ -324,7 +290,8 @@ const FIRST_READ: usize = 16 * 1024;
 /// already read (a link to `.` or to a parent, which made the walk endless, or two
 /// links to one folder) is skipped with a warning. A folder's entries are told apart
 /// by their directory entry's type, without a `stat` each; a link is followed. Each file
-/// comes with what it is when it is not a regular file ([`not_a_file`]).
+/// comes with what it is when it is not a regular file
+/// ([`conventions::file::not_regular`]).
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, Option<&'static str>)>) -> Result<(), SourceError> {
     let mut read: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut folders = vec![dir.to_owned()];
@@ -359,7 +326,7 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, Option<&'static str>)>) -> Result<()
                 Some(kind) if kind.is_dir() => folders.push(path),
                 // A link to nothing: opening it says why.
                 None => out.push((path, None)),
-                Some(kind) => out.push((path, not_a_file(kind))),
+                Some(kind) => out.push((path, conventions::file::not_regular(kind))),
             }
         }
     }
@@ -538,7 +505,7 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(
-                said.contains(what) && said.contains("a migration must be a regular file"),
+                said.contains(what) && said.contains("not a regular file"),
                 "{}: {said}",
                 path.display()
             );

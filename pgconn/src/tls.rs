@@ -101,11 +101,21 @@ fn webpki(
         .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))
 }
 
+/// The most a CA bundle file may hold: RDS's global bundle and a system's are a few
+/// hundred KB; more is a setting pointed at the wrong file.
+const MAX_BUNDLE_BYTES: u64 = 16 << 20;
+
 fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    // Only a regular file: a named pipe would be waited on for ever before the first
+    // connection (before the app, under the agent's DECKHAND_MIGRATE_ON_START), and
+    // `/dev/zero` read until memory ran out.
+    let bytes =
+        conventions::file::read_regular(path, MAX_BUNDLE_BYTES, "16 MiB").map_err(|source| {
+            TlsError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
     Ok(rustls_pemfile::certs(&mut bytes.as_slice())
         .filter_map(Result::ok)
         .collect())

@@ -128,3 +128,44 @@ fn the_tls_library_seeds_its_random_numbers_without_cpu_jitter() {
         exe.display()
     );
 }
+
+/// `PGSSLROOTCERT` (or `sslrootcert=`) at a named pipe waited for a writer for ever
+/// before the first connection, and at `/dev/zero` read until memory ran out: each is
+/// refused by what it is, at once, as is a file too large to be a CA bundle.
+#[test]
+fn a_ca_bundle_that_is_a_pipe_a_device_or_too_large_is_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("deckhand-pgconn-bundle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pipe = dir.join("pipe.pem");
+    let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", pipe.display());
+    let huge = dir.join("huge.pem");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(17 << 20))
+        .unwrap();
+    for (path, said) in [
+        (
+            pipe.to_str().unwrap(),
+            "it is a named pipe (FIFO), not a regular file",
+        ),
+        ("/dev/zero", "it is a device, not a regular file"),
+        (huge.to_str().unwrap(), "it is larger than 16 MiB"),
+    ] {
+        let url = format!("postgres://u@localhost/d?sslmode=verify-full&sslrootcert={path}");
+        let (answer, answered) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let config = PgConfig::from_url(&url).expect("a valid URL");
+            answer.send(config.tls().err().map(|e| e.to_string()))
+        });
+        let text = answered
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the bundle's read ends")
+            .expect("refused");
+        assert!(
+            text.contains(&format!("PGSSLROOTCERT={path:?}")) && text.contains(said),
+            "{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
