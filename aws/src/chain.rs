@@ -50,7 +50,16 @@ pub fn find<'a, T: Error + 'static>(err: &'a (dyn Error + 'static)) -> Option<&'
         if let Some(found) = e.downcast_ref::<T>() {
             return Some(found);
         }
-        next = e.source();
+        // An `io::Error` that carries another error answers `source()` with that
+        // error's cause, not the error itself (a TLS library's, inside a connector's
+        // `io::Error`): look at the one it carries.
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(carried) => Some(carried as &(dyn Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -133,5 +142,14 @@ mod tests {
         let outer = Outer(chain(&["inner", "root"]));
         assert_eq!(find::<Layer>(&outer).map(|l| l.0), Some("inner"));
         assert_eq!(Chain(&outer).to_string(), "outer: inner: root");
+    }
+
+    #[test]
+    fn find_looks_inside_an_io_error_at_the_error_it_carries() {
+        // `io::Error::source` gives the carried error's cause, skipping the error.
+        let io = std::io::Error::other(chain(&["carried", "cause"]));
+        assert_eq!(find::<Layer>(&io).map(|l| l.0), Some("carried"));
+        // Before, the walk went from the `io::Error` to "cause" and missed it.
+        assert_eq!(io.source().map(|e| e.to_string()).as_deref(), Some("cause"));
     }
 }

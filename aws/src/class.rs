@@ -30,6 +30,10 @@ pub enum Class {
     /// The service refused the request as such (a bad parameter, a value it cannot
     /// take) or the SDK could not build it: sent again, it fails again.
     Invalid,
+    /// The endpoint's TLS certificate was not accepted: the container's CA bundle lacks
+    /// its issuer (an image without one, a proxy that inspects TLS), or the certificate
+    /// is expired or for another name. No retry changes the bundle.
+    Untrusted,
 }
 
 /// Error codes, by class. Sources: the AWS SDK's own retry classifier (throttling and
@@ -145,6 +149,7 @@ mod sdk {
     pub use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
     use aws_credential_types::provider::error::CredentialsError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
 
     use super::Class;
     use crate::chain::{self, Chain};
@@ -204,6 +209,13 @@ mod sdk {
                 Class::Retryable,
                 format!("the request timed out: {}", sources(err)),
             ),
+            SdkError::DispatchFailure(ctx) if untrusted(ctx.as_connector_error()) => (
+                Class::Untrusted,
+                format!(
+                    "the request could not be sent: {}{UNTRUSTED_FIX}",
+                    sources(err)
+                ),
+            ),
             SdkError::DispatchFailure(ctx) => {
                 let detail = format!("the request could not be sent: {}", sources(err));
                 // No credentials provider in the chain found anything: waiting will not
@@ -235,6 +247,23 @@ mod sdk {
             detail,
         }
     }
+
+    /// Whether a connection failed because the TLS library did not accept the
+    /// endpoint's certificate.
+    fn untrusted(connector: Option<&ConnectorError>) -> bool {
+        connector.is_some_and(|c| {
+            matches!(
+                chain::find::<rustls::Error>(c),
+                Some(rustls::Error::InvalidCertificate(_))
+            )
+        })
+    }
+
+    /// What to do about [`Class::Untrusted`], after the TLS library's words.
+    const UNTRUSTED_FIX: &str = " (the endpoint's TLS certificate is not trusted by this \
+        container's CA bundle: the image needs one, /etc/ssl/certs/ca-certificates.crt, \
+        copied from deckhand's image or installed with the ca-certificates package, or \
+        SSL_CERT_FILE set to one; behind a proxy that inspects TLS, its CA must be in it)";
 
     /// The chain below the SDK error itself (whose own text is only its variant's name).
     fn sources<E, R>(err: &SdkError<E, R>) -> String
@@ -314,6 +343,36 @@ mod sdk {
                 None,
             )));
             assert_eq!(f.class, Class::Retryable);
+        }
+
+        #[test]
+        fn a_certificate_not_trusted_is_not_retried_and_says_what_the_image_needs() {
+            // As the SDK's connector reports it: the TLS library's error inside an
+            // `io::Error`, inside the connector's.
+            for problem in [
+                rustls::CertificateError::UnknownIssuer,
+                rustls::CertificateError::Expired,
+                rustls::CertificateError::NotValidForName,
+            ] {
+                let tls = rustls::Error::InvalidCertificate(problem);
+                let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+                let f = classify(&Error::dispatch_failure(ConnectorError::io(io.into())));
+                assert_eq!(f.class, Class::Untrusted, "{}", f.detail);
+                assert!(!f.class.is_retryable());
+                assert!(
+                    f.detail.contains("invalid peer certificate"),
+                    "{}",
+                    f.detail
+                );
+                assert!(f.detail.contains("CA bundle"), "{}", f.detail);
+            }
+            // Another TLS failure (the server speaks no TLS, say) may be the network's.
+            let io = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+            );
+            let f = classify(&Error::dispatch_failure(ConnectorError::io(io.into())));
+            assert_eq!(f.class, Class::Retryable, "{}", f.detail);
         }
 
         #[test]

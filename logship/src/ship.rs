@@ -361,7 +361,11 @@ where
 pub fn failure_kind(class: Class, put: bool) -> FailureKind {
     match class {
         Class::Retryable | Class::Throttled => FailureKind::Retryable,
-        Class::AccessDenied | Class::Decryption | Class::NotFound => FailureKind::Destination,
+        // Not trusting the endpoint's certificate is about where the events go, never
+        // about the batch: the events wait, the detail says what to give the image.
+        Class::AccessDenied | Class::Decryption | Class::NotFound | Class::Untrusted => {
+            FailureKind::Destination
+        }
         Class::Invalid if put => FailureKind::Batch,
         Class::Invalid => FailureKind::Destination,
     }
@@ -846,6 +850,9 @@ mod tests {
         assert_eq!(put("ResourceNotFoundException", 400), Destination);
         assert_eq!(put("SomethingNew", 403), Destination);
         assert_eq!(failure_kind(Class::Decryption, true), Destination);
+        // A certificate not trusted: the events wait for the bundle, never dropped.
+        assert_eq!(failure_kind(Class::Untrusted, true), Destination);
+        assert_eq!(failure_kind(Class::Untrusted, false), Destination);
         // The batch: dropped and counted.
         assert_eq!(put("InvalidParameterException", 400), Batch);
         assert_eq!(put("DataAlreadyAcceptedException", 400), Batch);

@@ -45,7 +45,9 @@ fn kind(class: Class, message: Option<&str>) -> FetchErrorKind {
         Class::AccessDenied => FetchErrorKind::AccessDenied,
         Class::Decryption => FetchErrorKind::Decryption,
         Class::NotFound => FetchErrorKind::NotFound,
-        Class::Invalid => FetchErrorKind::Invalid,
+        // A certificate not trusted: no retry changes the CA bundle; the detail says
+        // what to give the image.
+        Class::Invalid | Class::Untrusted => FetchErrorKind::Invalid,
     }
 }
 

@@ -261,6 +261,41 @@ async fn an_rds_secret_becomes_a_database_url_that_connects() {
     assert_no_leak(&run.out, [password]);
 }
 
+/// Outside the emulator AWS is HTTPS: the secret is read through TLS that the agent
+/// checks against the CA bundle it is given (`SSL_CERT_FILE`, here the test CA; in the
+/// image, the image's bundle). A bundle that did not sign the endpoint's certificate
+/// fails the start closed at once (no retry changes the bundle: exit 78, not the
+/// deadline's 69), the app never run, and says what the image needs.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_read_over_https_checked_against_the_ca_bundle() {
+    let client = sm("us-east-1").await;
+    let (name, _) = create_secret(&client, "https", "over-tls-value-1").await;
+    let front = testkit::net::TlsFront::start(testkit::net::moto_addr());
+    let endpoint = format!("https://localhost:{}", front.addr().port());
+    let with_ca = |ca: &str| {
+        let mut cmd = agent();
+        cmd.env("AWS_ENDPOINT_URL", &endpoint)
+            .env("SSL_CERT_FILE", testkit::service_var(ca))
+            .env("SECRET", format!("secretsmanager:{name}"))
+            .env("DECKHAND_SECRETS_TIMEOUT", "3s");
+        cmd
+    };
+    let env = run_app(with_ca("DECKHAND_TEST_PG_CA"))
+        .await
+        .assert_started();
+    assert_eq!(var(&env, "SECRET"), Some("over-tls-value-1"));
+    let shaken = front.handshakes();
+    assert!(shaken >= 1, "{shaken} TLS handshakes");
+
+    let run = run_app(with_ca("DECKHAND_TEST_PG_WRONG_CA")).await;
+    run.assert_refused(
+        78,
+        &["SECRET", &name, "invalid peer certificate", "CA bundle"],
+        &["over-tls-value-1"],
+    );
+    assert_eq!(front.handshakes(), shaken, "no handshake completes");
+}
+
 // ---------------------------------------------------------------------------------
 // Failing closed
 // ---------------------------------------------------------------------------------

@@ -283,6 +283,109 @@ async fn pump(
     }
 }
 
+/// A TLS front on 127.0.0.1 (port 0) for a plain-TCP service: it takes TLS with the
+/// services' server certificate (for `localhost` and `127.0.0.1`, signed by the test
+/// CA) and passes the bytes on to `upstream` in the clear. The AWS emulator speaks
+/// HTTP; AWS speaks HTTPS: a client sent through this front makes the real client's
+/// handshake and certificate check. Dropping it stops it.
+pub struct TlsFront {
+    addr: SocketAddr,
+    /// Handshakes completed so far.
+    handshakes: Arc<AtomicU32>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TlsFront {
+    /// Starts a front for `upstream` with the services' certificate and key
+    /// (`$DECKHAND_TEST_SERVICES_DIR/tls/server.crt` and `server.key`).
+    pub fn start(upstream: SocketAddr) -> TlsFront {
+        let tls =
+            std::path::PathBuf::from(crate::service_var("DECKHAND_TEST_SERVICES_DIR")).join("tls");
+        let pem = |name: &str| std::fs::read(tls.join(name)).expect("the services' TLS files");
+        let chain: Vec<_> = rustls_pemfile::certs(&mut pem("server.crt").as_slice())
+            .collect::<Result<_, _>>()
+            .expect("the server certificate");
+        let key = rustls_pemfile::private_key(&mut pem("server.key").as_slice())
+            .expect("the server key")
+            .expect("a key in server.key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("the certificate and its key");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let addr = listener.local_addr().expect("the bound address");
+        let handshakes = Arc::new(AtomicU32::new(0));
+        let counted = handshakes.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the front's runtime")
+                .block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("the listener");
+                    let accepting = async {
+                        while let Ok((client, _)) = listener.accept().await {
+                            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+                            tokio::spawn(async move {
+                                let Ok(mut client) = acceptor.accept(client).await else {
+                                    return;
+                                };
+                                counted.fetch_add(1, Ordering::SeqCst);
+                                if let Ok(mut service) = TcpStream::connect(upstream).await {
+                                    let _ =
+                                        tokio::io::copy_bidirectional(&mut client, &mut service)
+                                            .await;
+                                }
+                            });
+                        }
+                    };
+                    tokio::select! {
+                        _ = accepting => {}
+                        _ = stopped => {}
+                    }
+                });
+        });
+        TlsFront {
+            addr,
+            handshakes,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Where clients connect: use `https://localhost:PORT` (the certificate's name).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Handshakes completed so far.
+    pub fn handshakes(&self) -> u32 {
+        self.handshakes.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
