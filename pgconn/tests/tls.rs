@@ -134,9 +134,7 @@ fn the_tls_library_seeds_its_random_numbers_without_cpu_jitter() {
 /// refused by what it is, at once, as is a file too large to be a CA bundle.
 #[test]
 fn a_ca_bundle_that_is_a_pipe_a_device_or_too_large_is_refused_by_name() {
-    let dir = std::env::temp_dir().join(format!("deckhand-pgconn-bundle-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::temp::TempDir::new("pgconn-bundle");
     let pipe = dir.join("pipe.pem");
     let made = std::process::Command::new("mkfifo").arg(&pipe).status();
     assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", pipe.display());
@@ -167,5 +165,4 @@ fn a_ca_bundle_that_is_a_pipe_a_device_or_too_large_is_refused_by_name() {
             "{text}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
