@@ -62,6 +62,16 @@ pub async fn run(
     if let Err(code) = check_stop_budget(&settings, &cloud).await {
         return code;
     }
+    // Shipping loads the AWS SDK before the app starts (and so does a start that fails
+    // and reports to CloudWatch): a file the SDK would read for ever is refused first.
+    if settings.logs.group.is_some() {
+        let problems = aws::sdk::unreadable_files(env);
+        if !problems.is_empty() {
+            return fail(&config_failure(problems.iter().map(|p| {
+                format!("shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP) loads the AWS SDK: {p}")
+            })));
+        }
+    }
     let resolver = tokio::select! {
         r = prepare(&settings, env, &cloud) => r,
         code = startup_stop(&mut control) => return code,
@@ -503,15 +513,19 @@ pub(crate) async fn check_aws(
         }
         _ => p.to_string(),
     };
-    Err(secrets::Failure {
-        errors: problems
-            .iter()
-            .map(|p| secrets::SecretError {
+    Err(config_failure(problems.iter().map(message)))
+}
+
+/// Configuration mistakes as a failed start: each message an error, exit 78.
+fn config_failure(messages: impl Iterator<Item = String>) -> secrets::Failure {
+    secrets::Failure {
+        errors: messages
+            .map(|message| secrets::SecretError {
                 exit_code: exit::CONFIG,
-                message: message(p),
+                message,
             })
             .collect(),
-    })
+    }
 }
 
 fn fail(failure: &secrets::Failure) -> u8 {

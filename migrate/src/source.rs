@@ -462,8 +462,7 @@ mod tests {
             let dir = dir_with(&[("V1__a.sql", "select 1;")]);
             let path = dir.path().join(name);
             if make == "fifo" {
-                let made = std::process::Command::new("mkfifo").arg(&path).status();
-                assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+                testkit::temp::fifo(&path);
             } else {
                 std::os::unix::fs::symlink(make, &path).unwrap();
             }
@@ -491,8 +490,7 @@ mod tests {
         // must not wait on a pipe, and the read must not follow a device without end.
         let dir = dir_with(&[]);
         let pipe = dir.path().join("V1__a.sql");
-        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
-        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", pipe.display());
+        testkit::temp::fifo(&pipe);
         let zero = dir.path().join("V2__b.sql");
         std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
         for (path, what) in [(pipe, "a named pipe"), (zero, "a device")] {

@@ -136,8 +136,7 @@ fn the_tls_library_seeds_its_random_numbers_without_cpu_jitter() {
 fn a_ca_bundle_that_is_a_pipe_a_device_or_too_large_is_refused_by_name() {
     let dir = testkit::temp::TempDir::new("pgconn-bundle");
     let pipe = dir.join("pipe.pem");
-    let made = std::process::Command::new("mkfifo").arg(&pipe).status();
-    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", pipe.display());
+    testkit::temp::fifo(&pipe);
     let huge = dir.join("huge.pem");
     std::fs::File::create(&huge)
         .and_then(|f| f.set_len(17 << 20))

@@ -247,6 +247,59 @@ async fn instance_metadata(role: bool) -> std::net::SocketAddr {
     .await
 }
 
+/// A file the AWS SDK reads by itself (a profile, a token, its CA bundle), at a named pipe
+/// or a device: the SDK's read of it
+/// blocks the agent's one runtime thread for ever, so the app never started and even
+/// SIGTERM went unanswered (ECS's SIGKILL ended it), with secrets to fetch or only logs
+/// to ship. Now refused at once by name (78); `/dev/null`, read at once and empty, is
+/// not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_the_sdk_would_read_for_ever_stops_the_start_at_once_by_name() {
+    let _timing = TIMING.read().await;
+    let home = scratch();
+    let pipe = home.join("pipe");
+    testkit::temp::fifo(&pipe);
+    let group = testkit::unique_name("/deckhand/mistakes/files");
+    for (variable, path, what) in [
+        (
+            "AWS_CONFIG_FILE",
+            pipe.to_str().unwrap(),
+            "a named pipe (FIFO)",
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            pipe.to_str().unwrap(),
+            "a named pipe (FIFO)",
+        ),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", "/dev/zero", "a device"),
+        ("SSL_CERT_FILE", pipe.to_str().unwrap(), "a named pipe (FIFO)"),
+    ] {
+        for ships in [false, true] {
+            let mut cmd = agent();
+            cmd.env("HOME", home.path()).env(variable, path);
+            if ships {
+                cmd.env("CLOUDWATCH_LOG_GROUP", &group);
+            } else {
+                cmd.env("DB_PASSWORD", "secretsmanager:mistakes/files");
+            }
+            let (run, took) = timed(cmd).await;
+            let named = format!("{variable}={path:?}");
+            let mut names = vec![named.as_str(), what, "point", "or unset it"];
+            if ships {
+                names.push("CLOUDWATCH_LOG_GROUP");
+            }
+            run.assert_refused(78, &names, &[]);
+            assert!(took < AT_ONCE, "{variable}, ships: {ships}: took {took:?}");
+        }
+    }
+    // `/dev/null` holds no profile: the app starts.
+    let mut cmd = agent();
+    cmd.env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("CLOUDWATCH_LOG_GROUP", &group);
+    run_app(cmd).await.assert_started();
+}
+
 /// `agent -- COMMAND` (the image's ENTRYPOINT) is read without clap, but a setting that
 /// is not UTF-8 is refused as clap refuses it on any other command line: a usage error
 /// (64) naming the fault, the app not started.

@@ -17,7 +17,7 @@
 //! provider: the SDK's own chain still loads them.
 
 use std::fmt;
-use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,8 +30,20 @@ use crate::chain::Chain;
 /// reachable caller in milliseconds; the SDK's own client gives each connection 1 s.
 pub const IMDS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Profile files are a few hundred bytes; more than this is not read.
-const MAX_PROFILE_FILE_BYTES: u64 = 1024 * 1024;
+/// Profile and token files are a few hundred bytes; a larger one is refused, by this
+/// check and before the SDK reads it.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+const MAX_FILE_WORDS: &str = "1 MiB";
+
+/// A CA bundle is a few hundred KB (the system's, RDS's global bundle); the limit
+/// PostgreSQL's `PGSSLROOTCERT` has too.
+const MAX_BUNDLE_BYTES: u64 = 16 << 20;
+const MAX_BUNDLE_WORDS: &str = "16 MiB";
+
+/// `/dev/null`'s device number (major 1, minor 3) as `st_rdev` holds it: a file the SDK
+/// may read, at once and empty (`AWS_CONFIG_FILE=/dev/null` is how some images say "no
+/// profile").
+const DEV_NULL: u64 = (1 << 8) | 3;
 
 /// What IMDS is asked: the instance profile's role (404 when the instance has none),
 /// and the instance's region.
@@ -51,6 +63,18 @@ pub enum Problem {
     },
     /// No region, and something is named without one.
     NoRegion { imds: Imds },
+    /// A file the SDK reads by itself, whole and without a time limit, is one that read
+    /// would never finish: a named pipe (waited on for a writer for ever), a device
+    /// such as `/dev/zero`, or a file larger than any profile or token file.
+    File {
+        /// The setting that names it (`AWS_CONFIG_FILE="/x"`), or where it was found
+        /// (`the profile file "/root/.aws/config" (~/.aws/config)`).
+        named: String,
+        /// What it is: `a named pipe (FIFO)`, `a device`, `larger than 1 MiB`.
+        what: String,
+        /// What to do instead.
+        fix: String,
+    },
 }
 
 /// Why IMDS gave nothing.
@@ -105,6 +129,12 @@ impl fmt::Display for Problem {
                  profile's region; {imds}). Set AWS_REGION (e.g. AWS_REGION=us-east-1; ECS \
                  on Fargate sets it), or name each resource by its full ARN, whose region \
                  is used"
+            ),
+            Problem::File { named, what, fix } => write!(
+                f,
+                "{named} cannot be used: it is {what}, and the AWS SDK reads such a file \
+                 whole, with no time limit: it would wait on it for ever or fill memory; \
+                 {fix}"
             ),
         }
     }
@@ -250,6 +280,11 @@ pub async fn check_configuration(
     env: &impl Env,
     needs_default_region: bool,
 ) -> Result<(), Vec<Problem>> {
+    // The rest reads those files; the SDK would read them for ever.
+    let files = unreadable_files(env);
+    if !files.is_empty() {
+        return Err(files);
+    }
     let found = configured(env);
     let needs_credentials_from_imds = found.credentials.is_none();
     let needs_region_from_imds = needs_default_region && found.region.is_none();
@@ -366,14 +401,88 @@ fn profile_file(home: &Option<String>, set: Option<String>, default: &str) -> Op
     }
 }
 
-/// A profile file's text, when it can be read (a missing one is the usual case).
+/// A profile file's text, when it can be read (a missing one is the usual case): opened
+/// without waiting, and only a regular file of at most [`MAX_FILE_BYTES`]
+/// ([`unreadable_files`] says why another is refused).
 fn read_small(path: &Path) -> Option<String> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PROFILE_FILE_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
+    let bytes = conventions::file::read_regular(path, MAX_FILE_BYTES, MAX_FILE_WORDS).ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The files the AWS SDK reads by itself that it could never finish reading: each a
+/// [`Problem::File`] that names its setting and what to do. The SDK reads them whole,
+/// with a plain blocking read inside its async loading, at its first call and at each
+/// credentials refresh: the profile files (`AWS_CONFIG_FILE`,
+/// `AWS_SHARED_CREDENTIALS_FILE`, or their default places under HOME), the token files
+/// of web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`) and of the container credentials
+/// endpoint (`AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`), and the CA bundle of its HTTPS
+/// client (`SSL_CERT_FILE`).
+///
+/// Only what is looked at, never opened (`stat`): a named pipe or a device other than
+/// `/dev/null`, and a regular file over [`MAX_FILE_BYTES`] (a CA bundle: over
+/// [`MAX_BUNDLE_BYTES`]). A missing file, a folder or a socket is left to the SDK, whose
+/// read of it fails at once and which says so itself.
+pub fn unreadable_files(env: &impl Env) -> Vec<Problem> {
+    let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
+    let home = var("HOME");
+    let small = (MAX_FILE_BYTES, MAX_FILE_WORDS);
+    let mut files = Vec::new();
+    for (variable, place) in [
+        ("AWS_CONFIG_FILE", ".aws/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+    ] {
+        let set = var(variable);
+        // Named by where it was found when no variable names it.
+        let default = set.is_none().then_some(place);
+        if let Some(path) = profile_file(&home, set, place) {
+            files.push((variable, default, path, small));
+        }
+    }
+    for (variable, limit) in [
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", small),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", small),
+        ("SSL_CERT_FILE", (MAX_BUNDLE_BYTES, MAX_BUNDLE_WORDS)),
+    ] {
+        if let Some(path) = var(variable) {
+            files.push((variable, None, PathBuf::from(path), limit));
+        }
+    }
+    files
+        .into_iter()
+        .filter_map(|(variable, default, path, limit)| {
+            let what = unreadable(&path, limit)?;
+            let (named, fix) = match default {
+                Some(default) => (
+                    format!("the profile file {path:?} (~/{default})"),
+                    format!(
+                        "replace it with a regular file, or set {variable} to one \
+                         ({variable}=/dev/null for none)"
+                    ),
+                ),
+                None => (
+                    format!("{variable}={path:?}"),
+                    format!("point {variable} at a regular file, or unset it"),
+                ),
+            };
+            Some(Problem::File { named, what, fix })
+        })
+        .collect()
+}
+
+/// Why the SDK's read of `path` would never finish, or `None` (see [`unreadable_files`]):
+/// `limit` is the largest regular file it may read, and its size in words.
+fn unreadable(path: &Path, (limit, words): (u64, &str)) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        (meta.len() > limit).then(|| format!("larger than {words}"))
+    } else if kind.is_fifo()
+        || ((kind.is_char_device() || kind.is_block_device()) && meta.rdev() != DEV_NULL)
+    {
+        conventions::file::not_regular(kind).map(str::to_owned)
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,6 +569,139 @@ mod tests {
             _ => None,
         };
         configured_from(&env(vars), &read)
+    }
+
+    /// What [`unreadable_files`] says of each file, as `(named, what)`.
+    fn unreadable_in(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        unreadable_files(&env(vars))
+            .into_iter()
+            .map(|p| match p {
+                Problem::File { named, what, .. } => (named, what),
+                other => panic!("not a file problem: {other}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_the_sdk_would_read_for_ever_is_named_with_its_setting() {
+        let dir = testkit::temp::TempDir::new("aws-check-files");
+        let pipe = dir.join("pipe");
+        testkit::temp::fifo(&pipe);
+        let pipe = pipe.to_str().unwrap();
+        let huge = dir.join("huge");
+        std::fs::File::create(&huge)
+            .and_then(|f| f.set_len(MAX_FILE_BYTES + 1))
+            .unwrap();
+        let huge = huge.to_str().unwrap();
+        let fine = dir.write("fine", "[default]\nregion = eu-west-1\n");
+        let fine = fine.to_str().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let pipe_said = "a named pipe (FIFO)".to_owned();
+        for variable in [
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            "SSL_CERT_FILE",
+        ] {
+            let named = |path: &str| format!("{variable}={path:?}");
+            assert_eq!(
+                unreadable_in(&[("HOME", home), (variable, pipe)]),
+                [(named(pipe), pipe_said.clone())]
+            );
+            assert_eq!(
+                unreadable_in(&[(variable, "/dev/zero")]),
+                [(named("/dev/zero"), "a device".to_owned())]
+            );
+            if variable == "SSL_CERT_FILE" {
+                // A CA bundle may be larger: up to PGSSLROOTCERT's 16 MiB.
+                assert_eq!(unreadable_in(&[(variable, huge)]), []);
+                let larger = dir.join("larger");
+                std::fs::File::create(&larger)
+                    .and_then(|f| f.set_len(MAX_BUNDLE_BYTES + 1))
+                    .unwrap();
+                let larger = larger.to_str().unwrap();
+                assert_eq!(
+                    unreadable_in(&[(variable, larger)]),
+                    [(named(larger), "larger than 16 MiB".to_owned())]
+                );
+            } else {
+                assert_eq!(
+                    unreadable_in(&[(variable, huge)]),
+                    [(named(huge), "larger than 1 MiB".to_owned())]
+                );
+            }
+            // What the SDK reads at once, or fails to open at once, is its own business.
+            for path in [fine, "/dev/null", home, "/nonexistent/file", " "] {
+                assert_eq!(unreadable_in(&[(variable, path)]), [], "{variable}={path}");
+            }
+        }
+        // The default places under HOME, named as such, and each problem at once.
+        std::fs::create_dir(dir.join(".aws")).unwrap();
+        testkit::temp::fifo(&dir.join(".aws/config"));
+        std::os::unix::fs::symlink("/dev/zero", dir.join(".aws/credentials")).unwrap();
+        let config = dir.join(".aws/config");
+        let credentials = dir.join(".aws/credentials");
+        assert_eq!(
+            unreadable_in(&[("HOME", home)]),
+            [
+                (
+                    format!("the profile file {config:?} (~/.aws/config)"),
+                    pipe_said.clone()
+                ),
+                (
+                    format!("the profile file {credentials:?} (~/.aws/credentials)"),
+                    "a device".to_owned()
+                ),
+            ]
+        );
+        // A variable that moves the file moves the look with it.
+        assert_eq!(
+            unreadable_in(&[
+                ("HOME", home),
+                ("AWS_CONFIG_FILE", fine),
+                ("AWS_SHARED_CREDENTIALS_FILE", "~/fine"),
+            ]),
+            []
+        );
+        let message = unreadable_files(&env(&[("AWS_CONFIG_FILE", pipe)]))[0].to_string();
+        assert!(
+            message.contains("point AWS_CONFIG_FILE at a regular file, or unset it"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_check_refuses_such_a_file_without_opening_it() {
+        let dir = testkit::temp::TempDir::new("aws-check-refuses");
+        let pipe = dir.join("config");
+        testkit::temp::fifo(&pipe);
+        let vars = env(&[
+            ("AWS_CONFIG_FILE", pipe.to_str().unwrap()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]);
+        // Before, `configured` opened the pipe and waited for a writer for ever, in the
+        // runtime's thread: the answer is awaited from outside it.
+        let (answer, answered) = std::sync::mpsc::channel();
+        let reading = pipe.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let checked = runtime.block_on(check_configuration(&vars, true));
+            answer.send((checked, read_small(&reading)))
+        });
+        let (checked, read) = answered
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the check ends");
+        let problems = checked.unwrap_err();
+        assert!(
+            matches!(&problems[..], [Problem::File { what, .. }] if what == "a named pipe (FIFO)"),
+            "{problems:?}"
+        );
+        // The profile reader alone does not wait on it either.
+        assert_eq!(read, None);
     }
 
     #[test]

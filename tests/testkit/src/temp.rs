@@ -50,6 +50,13 @@ impl TempDir {
     }
 }
 
+/// Makes a named pipe (FIFO) at `path`: a file whose open waits for a writer, for the
+/// tests of a read that must not wait.
+pub fn fifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+}
+
 impl AsRef<Path> for TempDir {
     fn as_ref(&self) -> &Path {
         &self.0
@@ -65,6 +72,15 @@ impl Drop for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_is_a_named_pipe() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = TempDir::new("testkit_fifo");
+        let pipe = dir.join("pipe");
+        fifo(&pipe);
+        assert!(std::fs::metadata(&pipe).unwrap().file_type().is_fifo());
+    }
 
     #[test]
     fn files_are_written_below_it_and_it_is_removed_when_dropped() {
