@@ -446,7 +446,7 @@ impl Plan {
         }
         let mut secrets = Secrets::default();
         for (name, placed) in references {
-            placed.place(&name, &mut env, &mut secrets, &mut out.rows);
+            placed.place(&name, &mut env, &mut secrets, &mut out);
         }
         for (name, placed) in from_secrets {
             if env.contains_key(OsStr::new(&name)) {
@@ -461,7 +461,7 @@ impl Plan {
                 );
                 continue;
             }
-            placed.place(&name, &mut env, &mut secrets, &mut out.rows);
+            placed.place(&name, &mut env, &mut secrets, &mut out);
         }
         for (name, FromPath { placed, path }) in from_paths {
             if env.contains_key(OsStr::new(&name)) {
@@ -477,7 +477,7 @@ impl Plan {
                 out.shadowed(&name, placed.origin, format!("{name} set {by}"));
                 continue;
             }
-            placed.place(&name, &mut env, &mut secrets, &mut out.rows);
+            placed.place(&name, &mut env, &mut secrets, &mut out);
         }
         let mut required = Outcome::default();
         self.check_required(&env, &mut required);
@@ -786,16 +786,32 @@ impl Placed {
     }
 
     /// Sets `name` in the app's environment, and among the loaded secrets when it is
-    /// one (or among the configuration named at start when it is not), with its row.
+    /// one (or among the configuration named at start when it is not), with its row; a
+    /// value no environment variable can hold is a problem of its own.
     fn place(
         self,
         name: &str,
         env: &mut BTreeMap<OsString, OsString>,
         secrets: &mut Secrets,
-        rows: &mut Vec<Row>,
+        out: &mut Outcome,
     ) {
+        if self.value.expose().contains('\0') {
+            // A variable's value ends at its first NUL: the app's start would refuse
+            // the whole environment, naming no variable ("cannot run sh: nul byte").
+            out.error(
+                name,
+                &self.origin,
+                Status::Invalid,
+                format!(
+                    "{name}: the value from \"{}\" holds a NUL byte, which an environment \
+                     variable cannot hold; remove it from the value",
+                    self.source
+                ),
+            );
+            return;
+        }
         env.insert(OsString::from(name), OsString::from(self.value.expose()));
-        rows.push(Row {
+        out.rows.push(Row {
             secret: self.secret,
             configuration: self.configuration,
             ..Row::new(name, self.origin, Status::Ok)
@@ -1070,6 +1086,51 @@ mod tests {
         );
         assert!(
             !text.contains("value-one") && !text.contains("not-json-value"),
+            "{text}"
+        );
+    }
+
+    /// A NUL byte ends a variable's value: the app's start refused the whole environment
+    /// ("cannot run sh: nul byte found", exit 126), naming no variable. Now each value
+    /// that holds one is named, wherever it came from, and nothing of it is shown.
+    #[tokio::test]
+    async fn a_value_holding_a_nul_byte_is_named_and_refused() {
+        let fake = Fake::with(&[
+            ("whole", "before\0after-nul-s3cret"),
+            (
+                "json",
+                r#"{"password":"pa\u0000ss-nul-s3cret","user":"app"}"#,
+            ),
+            ("env", r#"{"FROM_ENV":"x\u0000y-nul-s3cret"}"#),
+        ]);
+        let settings = SecretSettings {
+            env_secrets: vec![parse_secret_id("env").unwrap()],
+            ..SecretSettings::default()
+        };
+        let err = resolve(
+            fake,
+            &[
+                ("WHOLE", "secretsmanager:whole"),
+                ("KEYED", "secretsmanager:json:password"),
+                ("FINE", "secretsmanager:json:user"),
+            ],
+            settings,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.exit_code(), exit::CONFIG);
+        let text = err.to_string();
+        for (variable, source) in [("WHOLE", "whole"), ("KEYED", "json"), ("FROM_ENV", "env")] {
+            assert!(
+                text.contains(&format!(
+                    "{variable}: the value from \"{source}\" holds a NUL byte, which an \
+                     environment variable cannot hold"
+                )),
+                "{text}"
+            );
+        }
+        assert!(
+            !text.contains("FINE") && !text.contains("nul-s3cret"),
             "{text}"
         );
     }

@@ -272,7 +272,11 @@ async fn a_file_the_sdk_would_read_for_ever_stops_the_start_at_once_by_name() {
             "a named pipe (FIFO)",
         ),
         ("AWS_WEB_IDENTITY_TOKEN_FILE", "/dev/zero", "a device"),
-        ("SSL_CERT_FILE", pipe.to_str().unwrap(), "a named pipe (FIFO)"),
+        (
+            "SSL_CERT_FILE",
+            pipe.to_str().unwrap(),
+            "a named pipe (FIFO)",
+        ),
     ] {
         for ships in [false, true] {
             let mut cmd = agent();

@@ -335,6 +335,17 @@ async fn a_missing_secret_key_or_malformed_json_stops_the_start() {
             .await
             .assert_refused(78, &[variable, &secret, why], &[value]);
     }
+    // A value with a NUL byte, which no environment variable can hold (the app's start
+    // refused the whole environment, exit 126, naming no variable).
+    let (nul, _) = create_secret(&client, "fail", &format!("{value}\0after-nul-77")).await;
+    let mut cmd = agent();
+    cmd.env("WITH_NUL", format!("secretsmanager:{nul}"));
+    run_app(cmd).await.assert_refused(
+        78,
+        &["WITH_NUL", &nul, "holds a NUL byte"],
+        &[value, "after-nul-77"],
+    );
+
     // A whole-secret expansion of a non-object, a malformed reference, a required
     // variable that nothing set.
     let mut cmd = agent();
