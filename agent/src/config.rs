@@ -923,6 +923,46 @@ mod tests {
                 .then(|| &argv[2..]);
             proptest::prop_assert_eq!(app_only(&argv, &env), expected);
         }
+
+        /// Any stop delay and stop timeout, up to a number of any size in any unit, is
+        /// refused as a setting or added up and judged against every launch type: never
+        /// a panic (`18446744073709551615s` overflowed the sum).
+        #[test]
+        fn any_stop_lengths_are_refused_or_add_up(
+            lengths in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::prelude::any::<u64>(),
+                        (0..1u64 << 40),
+                        // Where a sum of two overflows.
+                        proptest::strategy::Strategy::prop_map(0..64u64, |k| u64::MAX - k),
+                        proptest::strategy::Strategy::prop_map(0..64u64, |k| (u64::MAX >> 1) + k),
+                    ],
+                    0..8usize,
+                ),
+                2,
+            ),
+        ) {
+            let units = ["ns", "ms", "s", "m", "h", "d", "w", "y"];
+            let text = |(n, unit): (u64, usize)| format!("{n}{}", units[unit]);
+            let env: std::collections::BTreeMap<String, String> = [
+                ("DECKHAND_STOP_DELAY".to_owned(), text(lengths[0])),
+                ("DECKHAND_STOP_TIMEOUT".to_owned(), text(lengths[1])),
+            ]
+            .into();
+            if let Ok(s) = parse_with(["agent", "true"], &env) {
+                let needed = s.supervision.needed_stop_timeout();
+                proptest::prop_assert!(needed >= s.supervision.stop_timeout);
+                let _ = s.supervision.depends_on_launch_type();
+                for launch in [
+                    LaunchType::Fargate,
+                    LaunchType::from_metadata(Some("EC2")),
+                    LaunchType::Unknown("not read".to_owned()),
+                ] {
+                    let _ = s.stop_budget(&launch);
+                }
+            }
+        }
     }
 
     #[test]
@@ -1285,6 +1325,40 @@ mod tests {
         assert_eq!(s.stop_budget(&LaunchType::Fargate), Ok(vec![]));
         let e = parse_err(&["agent", "--stop-delay", "soon", "true"]);
         assert_eq!(e.exit_code(), exit::USAGE);
+    }
+
+    /// `18446744073709551615s` (or any stop of more than about 584 billion years) made
+    /// the start panic adding the stop delay, the stop timeout and the flush margin: a
+    /// duration past the limit every setting has is a usage error.
+    #[test]
+    fn a_stop_too_long_to_add_up_is_refused_not_a_panic() {
+        for name in ["DECKHAND_STOP_TIMEOUT", "DECKHAND_STOP_DELAY"] {
+            let env: std::collections::BTreeMap<String, String> =
+                [(name.to_owned(), "18446744073709551615s".to_owned())].into();
+            let e = parse_with(["agent", "true"], &env).unwrap_err();
+            assert_eq!(e.exit_code(), exit::USAGE);
+            let ParseError::Invalid(errors) = e else {
+                panic!("not a setting's error")
+            };
+            assert!(
+                errors[0].to_string().starts_with(&format!(
+                    "{name}=\"18446744073709551615s\" is not valid: must be at most 365 days"
+                )),
+                "{}",
+                errors[0]
+            );
+        }
+        // The longest of both still adds up, and says what it needs.
+        let s = parse_ok(&[
+            "agent",
+            "--stop-delay",
+            "365d",
+            "--stop-timeout",
+            "365d",
+            "true",
+        ]);
+        assert!(s.supervision.needed_stop_timeout() > Duration::from_secs(2 * 365 * 86_400));
+        assert!(s.stop_budget(&LaunchType::Fargate).is_err());
     }
 
     #[test]

@@ -5,10 +5,19 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// `500ms`, `10s`, `5m`, `1h 30m`.
+/// The longest duration any setting takes. Longer means nothing to a container (and the
+/// programs add a few durations, or one to the clock: `18446744073709551615s` overflowed
+/// them).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `500ms`, `10s`, `5m`, `1h 30m`; at most [`MAX_DURATION`].
 pub fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}; write a duration like 500ms, 10s or 5m"))
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}; write a duration like 500ms, 10s or 5m"))?;
+    if d > MAX_DURATION {
+        return Err("must be at most 365 days (e.g. 10s, 5m or 2h)".into());
+    }
+    Ok(d)
 }
 
 /// A duration longer than zero.
@@ -129,6 +138,15 @@ mod tests {
     fn the_grammars() {
         assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(duration("5 parsecs").unwrap_err().contains("like 500ms"));
+        assert_eq!(duration("365d"), Ok(MAX_DURATION));
+        for past in ["365d 1ns", "18446744073709551615s", "584542046090y"] {
+            assert_eq!(
+                duration(past),
+                Err("must be at most 365 days (e.g. 10s, 5m or 2h)".into()),
+                "{past}"
+            );
+            assert!(positive_duration(past).is_err() && optional_duration(past).is_err());
+        }
         assert!(positive_duration("0s").is_err());
         assert_eq!(optional_duration("off"), Ok(None));
         assert_eq!(optional_duration("0"), Ok(None));

@@ -554,6 +554,34 @@ mod tests {
         assert_eq!(db.slow, Duration::from_millis(500));
     }
 
+    /// `HEALTH_DB_TIMEOUT=18446744073709551615s` was taken, and each check then panicked
+    /// adding it to the clock: `/health` never answered again. Every duration setting
+    /// now has the one limit.
+    #[test]
+    fn a_duration_past_any_use_is_refused_by_name() {
+        for name in [
+            "HEALTH_DB_TIMEOUT",
+            "HEALTH_DB_CACHE",
+            "HEALTH_DB_SLOW",
+            "HEALTH_DRAIN",
+            "HEALTH_APP_TIMEOUT",
+            "HEALTH_LOGS_MAX_LAG",
+        ] {
+            let said = error(&[
+                ("DATABASE_URL", "postgres://u@db/app"),
+                ("HEALTH_APP_PORT", "3000"),
+                (name, "18446744073709551615s"),
+            ]);
+            assert_eq!(
+                said,
+                format!(
+                    "{name}=\"18446744073709551615s\" is not valid: must be at most 365 \
+                     days (e.g. 10s, 5m or 2h)"
+                )
+            );
+        }
+    }
+
     #[test]
     fn database_settings_come_from_the_env_and_get_an_application_name() {
         let config = Config::from_env(&[

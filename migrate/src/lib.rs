@@ -628,15 +628,32 @@ impl Limits {
             ddl_lock_timeout: c.get(
                 "MIGRATE_DDL_LOCK_TIMEOUT",
                 default::DDL_LOCK_TIMEOUT,
-                parse::duration,
+                pg_timeout,
             ),
             statement_timeout: c.get(
                 "MIGRATE_STATEMENT_TIMEOUT",
                 default::STATEMENT_TIMEOUT,
-                parse::duration,
+                pg_timeout,
             ),
             lock_retries: c.get("MIGRATE_LOCK_RETRIES", default::LOCK_RETRIES, parse::count),
         }
+    }
+}
+
+/// The longest `lock_timeout` or `statement_timeout` PostgreSQL takes: a whole number of
+/// milliseconds that fits a 32-bit integer.
+const PG_MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// A duration PostgreSQL takes as a timeout (`SET lock_timeout`, `statement_timeout`):
+/// a longer one failed at the first migration, blamed on its SQL.
+fn pg_timeout(s: &str) -> Result<Duration, String> {
+    match parse::duration(s)? {
+        d if d > PG_MAX_TIMEOUT => Err(format!(
+            "PostgreSQL's timeouts are at most {} ({}ms); write 0 for none",
+            humantime::format_duration(PG_MAX_TIMEOUT),
+            PG_MAX_TIMEOUT.as_millis()
+        )),
+        d => Ok(d),
     }
 }
 
@@ -728,6 +745,47 @@ pub(crate) mod tests {
         .unwrap_err();
         let names: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["MIGRATE_LOCK_TIMEOUT", "MIGRATE_OUT_OF_ORDER"]);
+    }
+
+    /// PostgreSQL takes `lock_timeout` and `statement_timeout` in 32-bit milliseconds: a
+    /// longer one failed at the first migration, named as that migration's failure.
+    #[test]
+    fn timeouts_postgres_cannot_take_are_refused_as_settings() {
+        let at_most = Settings::from_env(&[
+            ("MIGRATE_STATEMENT_TIMEOUT", "2147483647ms"),
+            ("MIGRATE_DDL_LOCK_TIMEOUT", "0"),
+        ])
+        .unwrap();
+        assert_eq!(at_most.statement_timeout, PG_MAX_TIMEOUT);
+        assert_eq!(at_most.ddl_lock_timeout, Duration::ZERO);
+        let errors = Settings::from_env(&[
+            ("MIGRATE_STATEMENT_TIMEOUT", "2147483648ms"),
+            ("MIGRATE_DDL_LOCK_TIMEOUT", "30d"),
+            // Not PostgreSQL's: only the limit every duration has.
+            ("MIGRATE_LOCK_TIMEOUT", "30d"),
+            ("MIGRATE_WAIT", "18446744073709551615s"),
+        ])
+        .unwrap_err();
+        let said: Vec<(&str, String)> = errors
+            .iter()
+            .map(|e| (e.name.as_str(), e.to_string()))
+            .collect();
+        let names: Vec<&str> = said.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "MIGRATE_WAIT",
+                "MIGRATE_DDL_LOCK_TIMEOUT",
+                "MIGRATE_STATEMENT_TIMEOUT"
+            ]
+        );
+        assert!(said[0].1.contains("at most 365 days"), "{}", said[0].1);
+        for (name, text) in &said[1..] {
+            assert!(
+                text.contains("PostgreSQL's timeouts are at most 24days 20h 31m 23s 647ms"),
+                "{name}: {text}"
+            );
+        }
     }
 
     #[test]
