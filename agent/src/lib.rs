@@ -63,9 +63,10 @@ pub async fn run(
         return code;
     }
     // Shipping loads the AWS SDK before the app starts (and so does a start that fails
-    // and reports to CloudWatch): a file the SDK would read for ever is refused first.
+    // and reports to CloudWatch): a file the SDK would read for ever, or an endpoint it
+    // cannot call, is refused first.
     if settings.logs.group.is_some() {
-        let problems = aws::sdk::unreadable_files(env);
+        let problems = aws::sdk::before_load(env);
         if !problems.is_empty() {
             return fail(&config_failure(problems.iter().map(|p| {
                 format!("shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP) loads the AWS SDK: {p}")

@@ -204,6 +204,12 @@ pub async fn fetch_all<F: Fetch>(
             Ok(outcomes) => fetched.extend(outcomes),
             // A panicking fetch is a bug; its keys then have no outcome and the plan
             // reports them as not fetched, so the app still never starts without them.
+            // Its message is not shown, as the panic hook shows none: it may quote a
+            // value.
+            Err(e) if e.is_panic() => tracing::error!(
+                "a secret fetch task failed: an internal error (its details are withheld: \
+                 they may quote a secret); please report it"
+            ),
             Err(e) => tracing::error!(error = %e, "a secret fetch task failed: {e}"),
         }
     }

@@ -304,6 +304,55 @@ async fn a_file_the_sdk_would_read_for_ever_stops_the_start_at_once_by_name() {
     run_app(cmd).await.assert_started();
 }
 
+/// An endpoint the SDK cannot call: an empty `AWS_ENDPOINT_URL` panicked the SDK at the
+/// first call (the secret "not fetched", exit 69; the log shipper's thread gone, nothing
+/// shipped), a malformed one failed every attempt until the deadline with a dump of the
+/// request as the reason. Now refused at once by name (78), and a URL that may hold a
+/// password is not shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_the_sdk_cannot_call_stops_the_start_at_once_by_name() {
+    let _timing = TIMING.read().await;
+    let group = testkit::unique_name("/deckhand/mistakes/endpoints");
+    for (variable, value, shown, why) in [
+        ("AWS_ENDPOINT_URL", "", "\"\"", "it is empty"),
+        (
+            "AWS_ENDPOINT_URL",
+            "not a url",
+            "\"not a url\"",
+            "it is not a URL",
+        ),
+        (
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            "ftp://user:hunter2-endpoint@host",
+            "(hidden: it may hold a password)",
+            "its scheme is neither http nor https",
+        ),
+        (
+            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+            "http://127.0.0.1:99999",
+            "\"http://127.0.0.1:99999\"",
+            "its port is not a number from 1 to 65535",
+        ),
+    ] {
+        for ships in [false, true] {
+            let mut cmd = agent();
+            cmd.env(variable, value);
+            if ships {
+                cmd.env("CLOUDWATCH_LOG_GROUP", &group);
+            } else {
+                cmd.env("DB_PASSWORD", "secretsmanager:mistakes/endpoints");
+            }
+            let (run, took) = timed(cmd).await;
+            let named = format!("{variable}={shown}");
+            run.assert_refused(78, &[named.as_str(), why], &["hunter2-endpoint"]);
+            assert!(
+                took < AT_ONCE,
+                "{variable}={value:?}, ships: {ships}: took {took:?}"
+            );
+        }
+    }
+}
+
 /// `agent -- COMMAND` (the image's ENTRYPOINT) is read without clap, but a setting that
 /// is not UTF-8 is refused as clap refuses it on any other command line: a usage error
 /// (64) naming the fault, the app not started.

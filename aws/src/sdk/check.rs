@@ -63,6 +63,15 @@ pub enum Problem {
     },
     /// No region, and something is named without one.
     NoRegion { imds: Imds },
+    /// An endpoint variable holds what the SDK cannot call (see [`unusable_endpoints`]).
+    Endpoint {
+        /// `AWS_ENDPOINT_URL="not a url"` (the value hidden when it may hold a password).
+        named: String,
+        /// What is wrong with it: `it is not a URL`, `it names no host`.
+        why: &'static str,
+        /// The variable.
+        variable: &'static str,
+    },
     /// A file the SDK reads by itself, whole and without a time limit, is one that read
     /// would never finish: a named pipe (waited on for a writer for ever), a device
     /// such as `/dev/zero`, or a file larger than any profile or token file.
@@ -129,6 +138,16 @@ impl fmt::Display for Problem {
                  profile's region; {imds}). Set AWS_REGION (e.g. AWS_REGION=us-east-1; ECS \
                  on Fargate sets it), or name each resource by its full ARN, whose region \
                  is used"
+            ),
+            Problem::Endpoint {
+                named,
+                why,
+                variable,
+            } => write!(
+                f,
+                "{named} is not an endpoint the AWS SDK can call: {why}; write it as \
+                 http(s)://HOST[:PORT] (e.g. http://127.0.0.1:5000 for a local emulator), or \
+                 unset {variable} to call AWS's own endpoints"
             ),
             Problem::File { named, what, fix } => write!(
                 f,
@@ -281,9 +300,9 @@ pub async fn check_configuration(
     needs_default_region: bool,
 ) -> Result<(), Vec<Problem>> {
     // The rest reads those files; the SDK would read them for ever.
-    let files = unreadable_files(env);
-    if !files.is_empty() {
-        return Err(files);
+    let before = before_load(env);
+    if !before.is_empty() {
+        return Err(before);
     }
     let found = configured(env);
     let needs_credentials_from_imds = found.credentials.is_none();
@@ -409,6 +428,15 @@ fn read_small(path: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// What must be refused before the SDK's configuration is loaded at all: the files it
+/// could never finish reading ([`unreadable_files`]) and the endpoints it cannot call
+/// ([`unusable_endpoints`]). Looks, never opens or connects.
+pub fn before_load(env: &impl Env) -> Vec<Problem> {
+    let mut problems = unreadable_files(env);
+    problems.extend(unusable_endpoints(env));
+    problems
+}
+
 /// The files the AWS SDK reads by itself that it could never finish reading: each a
 /// [`Problem::File`] that names its setting and what to do. The SDK reads them whole,
 /// with a plain blocking read inside its async loading, at its first call and at each
@@ -467,6 +495,84 @@ pub fn unreadable_files(env: &impl Env) -> Vec<Problem> {
             Some(Problem::File { named, what, fix })
         })
         .collect()
+}
+
+/// The endpoint variables the SDK reads for the services deckhand calls: the global one
+/// and each service's own (the STS one for web identity credentials).
+const ENDPOINT_VARIABLES: [&str; 5] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_SSM",
+    "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+    "AWS_ENDPOINT_URL_STS",
+];
+
+/// The endpoint variables whose value the SDK cannot call: each a [`Problem::Endpoint`].
+/// The SDK takes such a value at load and fails every call with it (a debug dump of the
+/// request as the reason), or, when it is empty, panics at the first call. With
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` the SDK reads none of them, and neither
+/// does this.
+pub fn unusable_endpoints(env: &impl Env) -> Vec<Problem> {
+    let ignored = env
+        .var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if ignored {
+        return Vec::new();
+    }
+    // `var` reads an empty value as unset; the SDK does not (it panics on it).
+    let vars = env.vars();
+    let value_of = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.to_str())
+            .map(str::to_owned)
+    };
+    ENDPOINT_VARIABLES
+        .into_iter()
+        .filter_map(|variable| {
+            let value = value_of(variable)?;
+            let why = endpoint_fault(&value)?;
+            // A URL with a user part may carry a password: not shown.
+            let shown = if value.contains('@') {
+                "(hidden: it may hold a password)".to_owned()
+            } else {
+                format!("{value:?}")
+            };
+            Some(Problem::Endpoint {
+                named: format!("{variable}={shown}"),
+                why,
+                variable,
+            })
+        })
+        .collect()
+}
+
+/// What keeps `value` from being an endpoint the SDK can call, or `None`.
+fn endpoint_fault(value: &str) -> Option<&'static str> {
+    if value.trim().is_empty() {
+        return Some("it is empty");
+    }
+    let Ok(uri) = value.parse::<hyper::Uri>() else {
+        return Some("it is not a URL");
+    };
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(_) => return Some("its scheme is neither http nor https"),
+        None => return Some("it has no scheme (http:// or https://)"),
+    }
+    let Some(authority) = uri.authority().filter(|a| !a.host().is_empty()) else {
+        return Some("it names no host");
+    };
+    // A port, when there is one (after the user part, after an IPv6 host's brackets),
+    // must be a number from 1 to 65535.
+    let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    let has_port = host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.ends_with(']'));
+    if has_port && !matches!(authority.port_u16(), Some(1..)) {
+        return Some("its port is not a number from 1 to 65535");
+    }
+    None
 }
 
 /// Why the SDK's read of `path` would never finish, or `None` (see [`unreadable_files`]):
@@ -668,6 +774,80 @@ mod tests {
         assert!(
             message.contains("point AWS_CONFIG_FILE at a regular file, or unset it"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_the_sdk_cannot_call_is_named_with_what_is_wrong() {
+        for (value, why) in [
+            ("", Some("it is empty")),
+            ("  ", Some("it is empty")),
+            ("not a url", Some("it is not a URL")),
+            ("http://[::1", Some("it is not a URL")),
+            ("http://ex%ample.com", Some("it is not a URL")),
+            ("ftp://x", Some("its scheme is neither http nor https")),
+            (
+                "127.0.0.1:5000",
+                Some("it has no scheme (http:// or https://)"),
+            ),
+            ("localhost", Some("it has no scheme (http:// or https://)")),
+            ("/path", Some("it has no scheme (http:// or https://)")),
+            ("https://", Some("it is not a URL")),
+            (
+                "http://127.0.0.1:99999",
+                Some("its port is not a number from 1 to 65535"),
+            ),
+            (
+                "http://127.0.0.1:0",
+                Some("its port is not a number from 1 to 65535"),
+            ),
+            ("http://127.0.0.1:5000", None),
+            ("https://secretsmanager.us-east-1.amazonaws.com", None),
+            ("http://[::1]:4566/prefix", None),
+            ("http://[::1]", None),
+            ("http://user:pw@127.0.0.1:1", None),
+            ("http://user:pw@host", None),
+            (
+                "http://user:pw@host:",
+                Some("its port is not a number from 1 to 65535"),
+            ),
+        ] {
+            assert_eq!(endpoint_fault(value), why, "{value:?}");
+        }
+        let said: Vec<String> = unusable_endpoints(&env(&[
+            ("AWS_ENDPOINT_URL", "not a url"),
+            ("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "ftp://u:pw@x"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", ""),
+        ]))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(said.len(), 3, "{said:?}");
+        assert!(
+            said[0].starts_with(
+                "AWS_ENDPOINT_URL=\"not a url\" is not an endpoint the AWS SDK can call: it is \
+                 not a URL; write it as http(s)://HOST[:PORT]"
+            ),
+            "{}",
+            said[0]
+        );
+        assert!(said[0].ends_with("or unset AWS_ENDPOINT_URL to call AWS's own endpoints"));
+        assert!(said[1].starts_with("AWS_ENDPOINT_URL_SECRETS_MANAGER=\"\" is not"));
+        assert!(
+            said[2].starts_with(
+                "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=(hidden: it may hold a password) is not"
+            ) && !said[2].contains("pw"),
+            "{}",
+            said[2]
+        );
+        // The SDK reads none of them then, nor does the check.
+        assert_eq!(
+            unusable_endpoints(&env(&[
+                ("AWS_ENDPOINT_URL", "not a url"),
+                ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE"),
+            ])),
+            []
         );
     }
 
@@ -893,6 +1073,26 @@ mod tests {
     }
 
     proptest! {
+        /// Any value of an endpoint variable: no panic; what passes is an http(s) URL
+        /// with a host; a value with an `@` is never shown.
+        #[test]
+        fn any_endpoint_value_is_judged_without_panicking(
+            value in "(http|https|ftp|:|/|@|\\[|\\]|%| |[0-9]|[a-z.]){0,40}",
+        ) {
+            let problems = unusable_endpoints(&env(&[("AWS_ENDPOINT_URL", &value)]));
+            match problems.first() {
+                None => {
+                    let uri: hyper::Uri = value.parse().unwrap();
+                    prop_assert!(matches!(uri.scheme_str(), Some("http" | "https")));
+                    prop_assert!(uri.host().is_some_and(|h| !h.is_empty()));
+                }
+                Some(problem) => {
+                    let said = problem.to_string();
+                    prop_assert!(!value.contains('@') || !said.contains(&value));
+                }
+            }
+        }
+
         #[test]
         fn any_profile_text_is_read_without_panicking(text in "(\\[|\\]|=| |\n|#|profile|default|region|[a-z]){0,200}") {
             for kind in [FileKind::Config, FileKind::Credentials] {
