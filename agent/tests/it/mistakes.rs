@@ -278,23 +278,16 @@ async fn a_file_the_sdk_would_read_for_ever_stops_the_start_at_once_by_name() {
             "a named pipe (FIFO)",
         ),
     ] {
-        for ships in [false, true] {
-            let mut cmd = agent();
-            cmd.env("HOME", home.path()).env(variable, path);
-            if ships {
-                cmd.env("CLOUDWATCH_LOG_GROUP", &group);
-            } else {
-                cmd.env("DB_PASSWORD", "secretsmanager:mistakes/files");
-            }
-            let (run, took) = timed(cmd).await;
-            let named = format!("{variable}={path:?}");
-            let mut names = vec![named.as_str(), what, "point", "or unset it"];
-            if ships {
-                names.push("CLOUDWATCH_LOG_GROUP");
-            }
-            run.assert_refused(78, &names, &[]);
-            assert!(took < AT_ONCE, "{variable}, ships: {ships}: took {took:?}");
-        }
+        let named = format!("{variable}={path:?}");
+        refused_at_once_either_way(
+            |cmd| {
+                cmd.env("HOME", home.path()).env(variable, path);
+            },
+            &group,
+            &[named.as_str(), what, "point", "or unset it"],
+            &[],
+        )
+        .await;
     }
     // `/dev/null` holds no profile: the app starts.
     let mut cmd = agent();
@@ -334,22 +327,41 @@ async fn an_endpoint_the_sdk_cannot_call_stops_the_start_at_once_by_name() {
             "its port is not a number from 1 to 65535",
         ),
     ] {
-        for ships in [false, true] {
-            let mut cmd = agent();
-            cmd.env(variable, value);
-            if ships {
-                cmd.env("CLOUDWATCH_LOG_GROUP", &group);
-            } else {
-                cmd.env("DB_PASSWORD", "secretsmanager:mistakes/endpoints");
-            }
-            let (run, took) = timed(cmd).await;
-            let named = format!("{variable}={shown}");
-            run.assert_refused(78, &[named.as_str(), why], &["hunter2-endpoint"]);
-            assert!(
-                took < AT_ONCE,
-                "{variable}={value:?}, ships: {ships}: took {took:?}"
-            );
+        let named = format!("{variable}={shown}");
+        refused_at_once_either_way(
+            |cmd| {
+                cmd.env(variable, value);
+            },
+            &group,
+            &[named.as_str(), why],
+            &["hunter2-endpoint"],
+        )
+        .await;
+    }
+}
+
+/// The agent as `set` leaves it, run twice: with a secret to fetch, then with only a log
+/// group to ship to. Each start stops at once, 78, the app not run, stderr naming each
+/// of `names` (and, when shipping, CLOUDWATCH_LOG_GROUP) and none of `hidden`.
+async fn refused_at_once_either_way(
+    set: impl Fn(&mut Command),
+    group: &str,
+    names: &[&str],
+    hidden: &[&str],
+) {
+    for ships in [false, true] {
+        let mut cmd = agent();
+        set(&mut cmd);
+        let mut names = names.to_vec();
+        if ships {
+            cmd.env("CLOUDWATCH_LOG_GROUP", group);
+            names.push("CLOUDWATCH_LOG_GROUP");
+        } else {
+            cmd.env("DB_PASSWORD", "secretsmanager:mistakes/before-load");
         }
+        let (run, took) = timed(cmd).await;
+        run.assert_refused(78, &names, hidden);
+        assert!(took < AT_ONCE, "{names:?}, ships: {ships}: took {took:?}");
     }
 }
 
