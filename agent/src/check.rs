@@ -79,7 +79,8 @@ pub enum Verdict {
     UnknownSetting,
     /// A setting with a value that is not valid.
     InvalidSetting,
-    /// No credentials, or no region for what is named without one.
+    /// No credentials, no region for what is named without one, or a file or an
+    /// endpoint the AWS SDK could not use.
     AwsConfiguration,
 }
 
@@ -223,23 +224,16 @@ pub async fn check(settings: &Settings, env: &impl Env, aws: &impl Env) -> Repor
     }
     let none = Redaction::default();
     rows.extend(malformed.into_iter().map(|(row, _)| convert(row, &none)));
+    // The start refuses these before anything else it would do with AWS.
+    if let Err(failure) = crate::check_shipping(settings, aws) {
+        return aws_failure(rows, failure);
+    }
     let keys = plan.keys();
     let fetched = if keys.is_empty() {
         Default::default()
     } else {
         if let Err(failure) = crate::check_aws(aws, &keys).await {
-            rows.extend(failure.errors.into_iter().map(|e| Row {
-                name: "AWS".into(),
-                kind: "aws",
-                source: "AWS configuration".into(),
-                verdict: Verdict::AwsConfiguration,
-                status: "AWS not configured".into(),
-                message: Some(e.message),
-            }));
-            return Report {
-                rows,
-                exit_code: exit::CONFIG,
-            };
+            return aws_failure(rows, failure);
         }
         let sdk = aws::sdk::Shared::default();
         let sources = Arc::new(Sources::new(&sdk.get().await));
@@ -266,6 +260,23 @@ pub async fn check(settings: &Settings, env: &impl Env, aws: &impl Env) -> Repor
     };
     rows.extend(explained.rows.into_iter().map(|r| convert(r, &redaction)));
     Report { rows, exit_code }
+}
+
+/// The report of a start refused for its AWS configuration: `rows` so far and a row
+/// for each problem, exit 78.
+fn aws_failure(mut rows: Vec<Row>, failure: crate::secrets::Failure) -> Report {
+    rows.extend(failure.errors.into_iter().map(|e| Row {
+        name: "AWS".into(),
+        kind: "aws",
+        source: "AWS configuration".into(),
+        verdict: Verdict::AwsConfiguration,
+        status: "AWS not configured".into(),
+        message: Some(e.message),
+    }));
+    Report {
+        rows,
+        exit_code: exit::CONFIG,
+    }
 }
 
 /// Reads `file` (a task definition) and returns `container`'s environment as ECS would

@@ -62,16 +62,8 @@ pub async fn run(
     if let Err(code) = check_stop_budget(&settings, &cloud).await {
         return code;
     }
-    // Shipping loads the AWS SDK before the app starts (and so does a start that fails
-    // and reports to CloudWatch): a file the SDK would read for ever, or an endpoint it
-    // cannot call, is refused first.
-    if settings.logs.group.is_some() {
-        let problems = aws::sdk::before_load(env);
-        if !problems.is_empty() {
-            return fail(&config_failure(problems.iter().map(|p| {
-                format!("shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP) loads the AWS SDK: {p}")
-            })));
-        }
+    if let Err(failure) = check_shipping(&settings, env) {
+        return fail(&failure);
     }
     let resolver = tokio::select! {
         r = prepare(&settings, env, &cloud) => r,
@@ -487,6 +479,22 @@ async fn prepare(
         Some(Arc::new(Sources::new(&cloud.sdk.get().await)))
     };
     Ok(Resolver::new(plan, source, settings.secrets_timeout))
+}
+
+/// Shipping loads the AWS SDK before the app starts (and so does a start that fails and
+/// reports to CloudWatch): a file the SDK would read for ever, or an endpoint it cannot
+/// call ([`aws::sdk::before_load`]), is refused first, every problem named, exit 78.
+pub(crate) fn check_shipping(settings: &Settings, env: &impl Env) -> Result<(), secrets::Failure> {
+    if settings.logs.group.is_none() {
+        return Ok(());
+    }
+    let problems = aws::sdk::before_load(env);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(config_failure(problems.iter().map(|p| {
+        format!("shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP) loads the AWS SDK: {p}")
+    })))
 }
 
 /// [`aws::sdk::check_configuration`] for these keys: every problem, exit 78.

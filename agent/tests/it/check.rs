@@ -236,6 +236,38 @@ async fn a_misspelt_setting_alone_fails_the_check() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_log_group_alone_is_checked_as_the_start_checks_it() {
+    // No reference: shipping alone loads the AWS SDK, and the start refuses an endpoint
+    // it could not call before anything else.
+    let group = testkit::unique_name("/deckhand/check/group");
+    let mut vars = vec![("CLOUDWATCH_LOG_GROUP", group), ("KEEP", "x".to_owned())];
+    let out = run_async(check(&vars, &["--json"])).await;
+    assert_code(&out, 0);
+    row(&report(&out).0, "KEEP", "ok");
+
+    vars.push((
+        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+        "ftp://user:hunter2-check@host".to_owned(),
+    ));
+    let out = run_async(check(&vars, &["--json"])).await;
+    assert_code(&out, 78);
+    assert_no_leak(&out, ["hunter2-check"]);
+    let (rows, summary) = report(&out);
+    assert_eq!(summary["would_start"], false, "{summary}");
+    let message = row(&rows, "AWS", "aws_configuration")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for needle in [
+        "CLOUDWATCH_LOG_GROUP",
+        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=(hidden: it may hold a password)",
+        "its scheme is neither http nor https",
+    ] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_task_definitions_container_is_checked_as_ecs_would_start_it() {
     let sm = sm("us-east-1").await;
     let values = [
