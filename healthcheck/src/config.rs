@@ -28,6 +28,10 @@ use crate::report::Status;
 /// `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "deckhand-healthcheck";
 
+/// The most `HEALTH_MAX_CONNECTIONS` may be: the limit of open files Fargate gives a
+/// container (`nofile`, soft and hard, 65535 by default).
+pub const MAX_CONNECTIONS: u32 = 65535;
+
 /// The documented defaults, as `--help` shows them: the flags' `default_value`s, and
 /// what an unset variable means to `from_env` (which parses them like a value).
 pub mod default {
@@ -44,6 +48,7 @@ pub mod default {
     pub const MIGRATIONS_PENDING: &str = "degraded";
     pub const LOGS_MAX_LAG: &str = "60s";
     pub const SHOW_DETAILS: &str = "always";
+    pub const MAX_CONNECTIONS: &str = "256";
     /// healthcheck's own version.
     pub const VERSION: &str = env!("CARGO_PKG_VERSION");
     /// Where `healthcheck probe` looks unless told otherwise: the liveness path of a
@@ -139,6 +144,11 @@ pub struct ServeArgs {
     /// figures, but no error texts).
     #[arg(long, env = "HEALTH_SHOW_DETAILS", default_value = default::SHOW_DETAILS)]
     pub show_details: String,
+
+    /// Most connections served at once; one more is closed at once, unanswered, so that
+    /// no caller can hold every file descriptor of the process.
+    #[arg(long, env = "HEALTH_MAX_CONNECTIONS", default_value = default::MAX_CONNECTIONS)]
+    pub max_connections: String,
 }
 
 /// The flags of `healthcheck probe`; [`ProbeConfig::from_env`] reads the values.
@@ -180,6 +190,10 @@ pub struct Config {
     /// Whether error texts go into the body: they can name the database's user, its
     /// name and the client's address, which an anonymous caller need not learn.
     pub details: Details,
+    /// Connections served at once: each holds a file descriptor (under the agent, of the
+    /// process that also reads the app's output and ships it), and a caller that opens
+    /// connections and never finishes a request holds each until hyper's header timeout.
+    pub max_connections: usize,
 }
 
 /// How the schema version is checked: the migration files against the history table.
@@ -382,6 +396,13 @@ impl Config {
                 "status" => Details::Status,
                 _ => Details::Always,
             },
+            max_connections: c.get("HEALTH_MAX_CONNECTIONS", default::MAX_CONNECTIONS, |s| {
+                parse::count(s)
+                    .ok()
+                    .filter(|n| (1..=MAX_CONNECTIONS).contains(n))
+                    .map(|n| n as usize)
+                    .ok_or_else(|| format!("must be a whole number from 1 to {MAX_CONNECTIONS}"))
+            }),
         }
     }
 }
@@ -515,6 +536,23 @@ mod tests {
     }
 
     #[test]
+    fn the_connection_limit_is_a_count_a_process_can_hold() {
+        let read = |v: &str| Config::from_env(&[("HEALTH_MAX_CONNECTIONS", v)]);
+        assert_eq!(read("1").unwrap().max_connections, 1);
+        assert_eq!(read(" 65535 ").unwrap().max_connections, 65535);
+        for bad in ["0", "-1", "65536", "4294967296", "lots"] {
+            let message = error(&[("HEALTH_MAX_CONNECTIONS", bad)]);
+            assert_eq!(
+                message,
+                format!(
+                    "HEALTH_MAX_CONNECTIONS={bad:?} is not valid: must be a whole number from 1 to 65535"
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_match_the_documented_ones() {
         let config = Config::from_env(&no_variables()).unwrap();
         let default = Config::default();
@@ -523,6 +561,7 @@ mod tests {
         assert_eq!(config.path, "/health");
         assert_eq!(config.version, env!("CARGO_PKG_VERSION"));
         assert_eq!(config.drain, Duration::from_secs(5));
+        assert_eq!(config.max_connections, 256);
         assert_eq!(config.memory.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
         assert_eq!(config.memory.degraded_percent, 90);
         assert!(

@@ -47,6 +47,9 @@ const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (e.g. out of file descriptors) before the next one, so
 /// the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one warning this often about connections closed unanswered for
+/// `HEALTH_MAX_CONNECTIONS`, with their count since the last one.
+const REFUSED_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,48 @@ struct Health {
     details: Details,
     /// Cancelled once draining starts: readiness answers 503 from then on.
     draining: CancellationToken,
+}
+
+/// The connections served at once, at most `HEALTH_MAX_CONNECTIONS`: one more is closed
+/// at once, unanswered, and counted for a warning.
+struct Slots {
+    free: Arc<tokio::sync::Semaphore>,
+    max: usize,
+    /// Closed unanswered since the last warning, and when that was.
+    refused: std::sync::Mutex<(u64, Option<Instant>)>,
+}
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Slots {
+            free: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+            refused: std::sync::Mutex::new((0, None)),
+        }
+    }
+
+    /// A slot for a new connection, or `None` (counted, and warned about at most every
+    /// [`REFUSED_WARNING_EVERY`]) when every slot is taken.
+    fn take(&self, peer: SocketAddr) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(slot) = self.free.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, warned) = &mut *refused;
+        *count += 1;
+        if !matches!(warned, Some(at) if at.elapsed() < REFUSED_WARNING_EVERY) {
+            let (refused, max) = (*count, self.max);
+            tracing::warn!(
+                refused,
+                max_connections = max,
+                %peer,
+                "{refused} health check connection(s) closed unanswered (the last from {peer}): {max} are open, HEALTH_MAX_CONNECTIONS; raise it if these are real callers."
+            );
+            *count = 0;
+            *warned = Some(Instant::now());
+        }
+        None
+    }
 }
 
 /// How connections are told to close when the server stops.
@@ -122,7 +167,8 @@ pub async fn run(
     );
     let closing = Closing::default();
     let tracker = TaskTracker::new();
-    let accept = |until| accept_until(&listener, until, &health, &tracker, &closing);
+    let slots = Slots::new(config.max_connections);
+    let accept = |until| accept_until(&listener, until, &health, &tracker, &closing, &slots);
     accept(Box::pin(drain.cancelled())).await;
     let drain_for = humantime::format_duration(config.drain);
     tracing::info!(
@@ -157,6 +203,7 @@ async fn accept_until(
     health: &Arc<Health>,
     tracker: &TaskTracker,
     closing: &Closing,
+    slots: &Slots,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -166,12 +213,15 @@ async fn accept_until(
         };
         match accepted {
             Ok((stream, peer)) => {
-                tracker.spawn(serve_connection(
-                    stream,
-                    peer,
-                    health.clone(),
-                    closing.clone(),
-                ));
+                // Over the limit the stream is dropped here: closed, unanswered.
+                let Some(slot) = slots.take(peer) else {
+                    continue;
+                };
+                let (health, closing) = (health.clone(), closing.clone());
+                tracker.spawn(async move {
+                    serve_connection(stream, peer, health, closing).await;
+                    drop(slot);
+                });
             }
             Err(error) => {
                 tracing::warn!(%error, "Could not accept a connection ({error}); trying again shortly.");

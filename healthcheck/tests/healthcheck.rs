@@ -24,7 +24,7 @@ use testkit::http::Routes;
 use testkit::net::closed_port;
 use testkit::temp::TempDir;
 use testkit::{wait_until_async, TestDb};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -501,6 +501,9 @@ async fn a_thousand_concurrent_requests_cost_one_query() {
         .unwrap();
     let mut config = config();
     config.database = database(db.config.clone());
+    // All of them at once: over the default HEALTH_MAX_CONNECTIONS (256) the rest would
+    // be closed unanswered.
+    config.max_connections = 1000;
     // One interval for all of them: with the default second, a loaded machine that takes
     // longer than that to send 1,000 requests rightly runs a query more per second.
     if let Some(database) = &mut config.database {
@@ -532,6 +535,117 @@ async fn a_thousand_concurrent_requests_cost_one_query() {
     assert_eq!(
         queries, 1,
         "1,000 requests at once ran {queries} health check queries, not one"
+    );
+}
+
+/// A connection on which one `GET path` was answered, kept open (HTTP/1.1 keep-alive).
+async fn answered_and_kept(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("no answer in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_unanswered_and_the_held_ones_served() {
+    let mut config = config();
+    config.max_connections = 3;
+    let server = serve(config).await;
+    // Three callers that keep their connections (as a caller that never sends a request
+    // would, until hyper's header timeout) hold every slot.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(answered_and_kept(server.addr, "/health/live").await);
+    }
+    // The fourth is accepted and closed at once, never answered: the process holds at most
+    // HEALTH_MAX_CONNECTIONS descriptors for them.
+    let mut fourth = TcpStream::connect(server.addr).await.unwrap();
+    let _ = fourth
+        .write_all(format!("GET /health/live HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
+        .await;
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(DEADLINE, fourth.read(&mut buf))
+        .await
+        .expect("the connection over the limit was neither answered nor closed");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the connection over the limit was answered: {}",
+        String::from_utf8_lossy(&buf[..read.unwrap_or(0)])
+    );
+    // The held connections are still served.
+    for stream in &mut held {
+        let request = format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("a held connection was not answered")
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    // A slot freed is a slot for the next caller.
+    drop(held.pop());
+    let served = wait_until_async(DEADLINE, || async {
+        let request = Request::builder()
+            .uri("/health/live")
+            .header("host", server.addr.to_string())
+            .body(Full::default())
+            .unwrap();
+        matches!(testkit::http::send(server.addr, request).await, Ok(r) if r.status() == StatusCode::OK)
+    })
+    .await;
+    assert!(served, "a freed slot was not given to a new connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_over_the_limit_are_counted_in_a_warning() {
+    let (_child, addr, mut events) = serve_binary(&[("HEALTH_MAX_CONNECTIONS", "1")]).await;
+    let _held = answered_and_kept(addr, "/health/live").await;
+    let mut over = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(DEADLINE, over.read(&mut buf))
+        .await
+        .expect("the connection over the limit was neither answered nor closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "answered over the limit");
+    let warning = tokio::time::timeout(DEADLINE, async {
+        while let Some(event) = events.recv().await {
+            if event["refused"].is_u64() {
+                return event;
+            }
+        }
+        panic!("healthcheck serve exited without the warning");
+    })
+    .await
+    .expect("no warning about the connection closed unanswered");
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!(warning["refused"], 1, "{warning}");
+    assert_eq!(warning["max_connections"], 1, "{warning}");
+    let message = warning["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("closed unanswered") && message.contains("HEALTH_MAX_CONNECTIONS"),
+        "{message}"
     );
 }
 
@@ -786,7 +900,15 @@ async fn log_delivery_behind_or_dropping_is_degraded_never_unhealthy() {
 
 /// `healthcheck serve` (the built binary) on a free port with `vars`: the child and the
 /// address it listens on.
-async fn serve_binary(vars: &[(&str, &str)]) -> (tokio::process::Child, SocketAddr) {
+/// `healthcheck serve` with `vars`, listening: the child, its address, and its JSON log
+/// events after the one that gave the address.
+async fn serve_binary(
+    vars: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Value>,
+) {
     let mut child = healthcheck()
         .arg("serve")
         .envs([("HEALTH_ADDR", "127.0.0.1:0"), ("LOG_FORMAT", "json")])
@@ -807,9 +929,14 @@ async fn serve_binary(vars: &[(&str, &str)]) -> (tokio::process::Child, SocketAd
     })
     .await
     .expect("healthcheck serve did not start listening");
-    // The rest of its messages are not needed, but the pipe must not fill up.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    // The rest of its messages, for a test that wants them; the pipe never fills up.
+    let (events, rest) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = events.send(serde_json::from_str(&line).unwrap_or(Value::String(line)));
+        }
+    });
+    (child, addr, rest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -834,7 +961,7 @@ async fn show_details_status_keeps_the_shape_without_error_texts() {
     };
     let run = |vars: Vec<(&'static str, String)>| async move {
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (_child, addr) = serve_binary(&vars).await;
+        let (_child, addr, _) = serve_binary(&vars).await;
         get(addr, "/health").await
     };
 
