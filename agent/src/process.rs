@@ -448,6 +448,21 @@ pub fn send(pid: Pid, sig: Signal, group: bool) {
     }
 }
 
+/// Linux's limit on one string of a program's arguments or environment
+/// (`MAX_ARG_STRLEN`: 32 pages of 4 KiB).
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// The room Linux gives a program's arguments and environment together, as `execve`
+/// counts them (each string with its NUL, and a pointer to it): a quarter of the stack's
+/// soft limit, at most three quarters of 8 MiB, at least 128 KiB.
+pub fn argument_space() -> usize {
+    const MOST: u64 = 6 << 20;
+    const LEAST: u64 = 128 << 10;
+    let stack = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
+        .map_or(8 << 20, |(soft, _)| soft);
+    (stack / 4).clamp(LEAST, MOST) as usize
+}
+
 /// Whether the agent has any child at all (running, or exited and not reaped yet).
 ///
 /// `waitid` with `WNOWAIT` only looks: it reaps nothing, so the reaper still gets every

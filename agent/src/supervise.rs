@@ -252,10 +252,68 @@ fn start(control: &ProcessControl, spec: &ChildSpec, hooks: &mut Hooks) -> Resul
             } else {
                 exit::CANNOT_EXECUTE
             };
-            tracing::error!(program = %program, error = %e, "cannot run {program}: {e}");
+            if e.raw_os_error() == Some(nix::libc::E2BIG) {
+                let why = too_large(spec, process::argument_space());
+                tracing::error!(program = %program, error = %e, "cannot run {program}: {why}");
+            } else {
+                tracing::error!(program = %program, error = %e, "cannot run {program}: {e}");
+            }
             Err(code)
         }
     }
+}
+
+/// What `E2BIG` from starting the app means, from what the app was to get: the size
+/// of its arguments and environment as the kernel counts them (each string with its
+/// NUL, and a pointer) against `space` ([`process::argument_space`]), a variable over
+/// the limit of one string, and the variables that weigh most. Names only: the values
+/// may be secrets.
+fn too_large(spec: &ChildSpec, space: usize) -> String {
+    const POINTER: usize = std::mem::size_of::<usize>();
+    let kib = |n: usize| format!("{} KiB", n.div_ceil(1024));
+    let arguments: usize = std::iter::once(&spec.program)
+        .chain(&spec.args)
+        .map(|a| a.len() + 1 + POINTER)
+        .sum();
+    let mut variables: Vec<(String, usize)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), k.len() + v.len() + 2))
+        .collect();
+    let total = arguments + variables.iter().map(|(_, n)| n + POINTER).sum::<usize>();
+    variables.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut why = format!(
+        "its arguments and environment are more than Linux lets a program start with \
+         (E2BIG, Argument list too long): {} variable{} and {} argument{}, {} in all, \
+         where Linux allows {} (a quarter of the stack's limit, `ulimit -s`)",
+        variables.len(),
+        if variables.len() == 1 { "" } else { "s" },
+        spec.args.len() + 1,
+        if spec.args.is_empty() { "" } else { "s" },
+        kib(total),
+        kib(space),
+    );
+    if let Some((name, n)) = variables.iter().find(|(_, n)| *n > process::MAX_ARG_STRLEN) {
+        why.push_str(&format!(
+            "; {name} alone is {}, over the {} one variable may hold",
+            kib(*n),
+            kib(process::MAX_ARG_STRLEN)
+        ));
+    }
+    let largest: Vec<String> = variables
+        .iter()
+        .take(3)
+        .map(|(name, n)| format!("{name} ({})", kib(*n)))
+        .collect();
+    if !largest.is_empty() {
+        why.push_str(&format!("; the largest: {}", largest.join(", ")));
+    }
+    why.push_str(
+        ". Give the app fewer or smaller values (each key of a DECKHAND_ENV_SECRETS secret \
+         and each parameter of a Parameter Store path is a variable of its own), or raise \
+         the stack limit (`ulimits` in the task definition)",
+    );
+    why
 }
 
 /// Ends whatever the app left behind: SIGTERM to its process group and to every child
@@ -318,5 +376,53 @@ async fn wait_a_little(control: &mut ProcessControl) -> bool {
             Some(Event::Signal(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT))
         ),
         () = tokio::time::sleep(LEFTOVER_POLL) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(env: &[(&str, String)]) -> ChildSpec {
+        ChildSpec {
+            program: "app".into(),
+            args: vec!["--serve".into()],
+            env: env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            stdout: process::Output::Inherit,
+            stderr: process::Output::Pipe,
+        }
+    }
+
+    #[test]
+    fn too_large_an_environment_is_named_by_its_sizes_and_names_only() {
+        let huge = "s3cr3t".repeat(30_000);
+        let said = too_large(
+            &spec(&[
+                ("PATH", "/bin".to_owned()),
+                ("DB", "p".repeat(40_000)),
+                ("HUGE", huge.clone()),
+                ("KEY", "k".repeat(50_000)),
+            ]),
+            150 << 10,
+        );
+        assert!(
+            said.starts_with(
+                "its arguments and environment are more than Linux lets a program start \
+                 with (E2BIG, Argument list too long): 4 variables and 2 arguments, 264 KiB \
+                 in all, where Linux allows 150 KiB"
+            ),
+            "{said}"
+        );
+        assert!(
+            said.contains("; HUGE alone is 176 KiB, over the 128 KiB one variable may hold"),
+            "{said}"
+        );
+        assert!(
+            said.contains("; the largest: HUGE (176 KiB), KEY (49 KiB), DB (40 KiB). "),
+            "{said}"
+        );
+        assert!(!said.contains("s3cr3t") && !said.contains("ppp"), "{said}");
+        let one = too_large(&spec(&[("A", String::new())]), 1);
+        assert!(one.contains(": 1 variable and 2 arguments"), "{one}");
     }
 }

@@ -217,20 +217,22 @@ mod sdk {
                 ),
             ),
             SdkError::DispatchFailure(ctx) => {
-                let detail = format!("the request could not be sent: {}", sources(err));
-                // No credentials provider in the chain found anything: waiting will not
-                // help. (One that is configured and failing, like a container endpoint
-                // not up yet, is retried.)
-                let nothing_configured = ctx.as_connector_error().is_some_and(|c| {
-                    matches!(
-                        chain::find::<CredentialsError>(c),
-                        Some(CredentialsError::CredentialsNotLoaded(_))
-                    )
-                });
-                let class = if nothing_configured {
-                    Class::AccessDenied
-                } else {
-                    Class::Retryable
+                let mut detail = format!("the request could not be sent: {}", sources(err));
+                // No credentials provider in the chain found anything, or the one that
+                // would has a setting it cannot use (a container credentials URI that
+                // is not a URI, or not on loopback): waiting will not help. (One that is
+                // configured and failing, like a container endpoint not up yet, is
+                // retried.)
+                let credentials = ctx
+                    .as_connector_error()
+                    .and_then(|c| chain::find::<CredentialsError>(c));
+                let class = match credentials {
+                    Some(CredentialsError::CredentialsNotLoaded(_)) => Class::AccessDenied,
+                    Some(CredentialsError::InvalidConfiguration(_)) => {
+                        detail.push_str(CREDENTIALS_FIX);
+                        Class::Invalid
+                    }
+                    _ => Class::Retryable,
                 };
                 (class, detail)
             }
@@ -247,6 +249,11 @@ mod sdk {
             detail,
         }
     }
+
+    /// What to do about credentials settings the SDK's provider cannot use.
+    const CREDENTIALS_FIX: &str = " — fix the credentials setting it names (in ECS, \
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is set by ECS itself: leave it unset in the \
+        task definition)";
 
     /// Whether a connection failed because the TLS library did not accept the
     /// endpoint's certificate.
@@ -316,7 +323,7 @@ mod sdk {
         }
 
         #[test]
-        fn transport_failures_are_retried_unless_no_credentials_are_configured() {
+        fn transport_failures_are_retried_unless_the_credentials_settings_cannot_work() {
             let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
             let f = classify(&Error::dispatch_failure(ConnectorError::io(refused.into())));
             assert_eq!(f.class, Class::Retryable);
@@ -343,6 +350,18 @@ mod sdk {
                 None,
             )));
             assert_eq!(f.class, Class::Retryable);
+
+            // A provider that cannot use its own setting never will.
+            let invalid = CredentialsError::invalid_configuration(
+                "invalid relative URI for ECS provider (invalid uri character): not a path",
+            );
+            let f = classify(&Error::dispatch_failure(ConnectorError::other(
+                invalid.into(),
+                None,
+            )));
+            assert_eq!(f.class, Class::Invalid, "{}", f.detail);
+            assert!(f.detail.contains("invalid relative URI"), "{}", f.detail);
+            assert!(f.detail.ends_with(CREDENTIALS_FIX), "{}", f.detail);
         }
 
         #[test]

@@ -90,40 +90,72 @@ struct Health {
 struct Slots {
     free: Arc<tokio::sync::Semaphore>,
     max: usize,
-    /// Closed unanswered since the last warning, and when that was.
-    refused: std::sync::Mutex<(u64, Option<Instant>)>,
+    refused: std::sync::Mutex<Refused>,
+}
+
+/// The connections closed unanswered that no warning has counted yet.
+#[derive(Default)]
+struct Refused {
+    count: u64,
+    /// Where the last one came from.
+    last: Option<SocketAddr>,
+    /// When the last warning was.
+    warned: Option<Instant>,
+    /// A warning is due at the end of the current window (see [`Slots::take`]).
+    due: bool,
 }
 
 impl Slots {
-    fn new(max: usize) -> Self {
-        Slots {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(Slots {
             free: Arc::new(tokio::sync::Semaphore::new(max)),
             max,
-            refused: std::sync::Mutex::new((0, None)),
-        }
+            refused: std::sync::Mutex::new(Refused::default()),
+        })
     }
 
-    /// A slot for a new connection, or `None` (counted, and warned about at most every
-    /// [`REFUSED_WARNING_EVERY`]) when every slot is taken.
-    fn take(&self, peer: SocketAddr) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    /// A slot for a new connection, or `None` when every slot is taken: counted, and
+    /// warned about at most every [`REFUSED_WARNING_EVERY`]. One within that time of
+    /// the last warning is in the next one, at the end of the window, whether more
+    /// come or not.
+    fn take(self: &Arc<Self>, peer: SocketAddr) -> Option<tokio::sync::OwnedSemaphorePermit> {
         if let Ok(slot) = self.free.clone().try_acquire_owned() {
             return Some(slot);
         }
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, warned) = &mut *refused;
-        *count += 1;
-        if !matches!(warned, Some(at) if at.elapsed() < REFUSED_WARNING_EVERY) {
-            let (refused, max) = (*count, self.max);
-            tracing::warn!(
-                refused,
-                max_connections = max,
-                %peer,
-                "{refused} health check connection(s) closed unanswered (the last from {peer}): {max} are open, HEALTH_MAX_CONNECTIONS; raise it if these are real callers."
-            );
-            *count = 0;
-            *warned = Some(Instant::now());
+        refused.count += 1;
+        refused.last = Some(peer);
+        match refused.warned.map(|at| at + REFUSED_WARNING_EVERY) {
+            Some(end) if end > Instant::now() => {
+                if !refused.due {
+                    refused.due = true;
+                    let slots = Arc::clone(self);
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(end).await;
+                        slots.warn(&mut slots.refused.lock().unwrap_or_else(|e| e.into_inner()));
+                    });
+                }
+            }
+            _ => self.warn(&mut refused),
         }
         None
+    }
+
+    /// The warning of the connections `refused` counts, if any; starts a new window.
+    fn warn(&self, refused: &mut Refused) {
+        let (count, max) = (refused.count, self.max);
+        if let (1.., Some(peer)) = (count, refused.last) {
+            tracing::warn!(
+                refused = count,
+                max_connections = max,
+                %peer,
+                "{count} health check connection(s) closed unanswered (the last from {peer}): {max} are open, HEALTH_MAX_CONNECTIONS; raise it if these are real callers."
+            );
+        }
+        *refused = Refused {
+            warned: Some(Instant::now()),
+            ..Refused::default()
+        };
     }
 }
 
@@ -203,7 +235,7 @@ async fn accept_until(
     health: &Arc<Health>,
     tracker: &TaskTracker,
     closing: &Closing,
-    slots: &Slots,
+    slots: &Arc<Slots>,
 ) {
     loop {
         let accepted = tokio::select! {

@@ -629,16 +629,9 @@ async fn connections_closed_over_the_limit_are_counted_in_a_warning() {
         .await
         .expect("the connection over the limit was neither answered nor closed");
     assert!(matches!(read, Ok(0) | Err(_)), "answered over the limit");
-    let warning = tokio::time::timeout(DEADLINE, async {
-        while let Some(event) = events.recv().await {
-            if event["refused"].is_u64() {
-                return event;
-            }
-        }
-        panic!("healthcheck serve exited without the warning");
-    })
-    .await
-    .expect("no warning about the connection closed unanswered");
+    let warning = refusal_warning(&mut events)
+        .await
+        .expect("no warning about the connection closed unanswered");
     assert_eq!(warning["level"], "WARN", "{warning}");
     assert_eq!(warning["refused"], 1, "{warning}");
     assert_eq!(warning["max_connections"], 1, "{warning}");
@@ -647,6 +640,36 @@ async fn connections_closed_over_the_limit_are_counted_in_a_warning() {
         message.contains("closed unanswered") && message.contains("HEALTH_MAX_CONNECTIONS"),
         "{message}"
     );
+    // Two more within 10 s of it: counted in the next warning, at the end of the 10 s,
+    // though no connection comes after them.
+    for _ in 0..2 {
+        let mut over = TcpStream::connect(addr).await.unwrap();
+        let read = tokio::time::timeout(DEADLINE, over.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "answered over the limit"
+        );
+    }
+    let next = refusal_warning(&mut events)
+        .await
+        .expect("the connections closed after the warning were never counted");
+    assert_eq!(next["refused"], 2, "{next}");
+}
+
+/// The next warning of connections closed unanswered among `events`, within
+/// [`DEADLINE`] (10 s of its window and some).
+async fn refusal_warning(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) -> Option<serde_json::Value> {
+    let next = async {
+        while let Some(event) = events.recv().await {
+            if event["refused"].is_u64() {
+                return Some(event);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(DEADLINE, next).await.ok().flatten()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -68,6 +68,46 @@ async fn no_credentials_anywhere_stops_at_once_with_the_fix() {
     assert!(took < AT_ONCE, "took {took:?}");
 }
 
+/// Container credentials settings the SDK's provider cannot use (a relative URI that
+/// is not a path, a full URI that is not a URI) were retried as if the endpoint were not
+/// up yet, until `DECKHAND_SECRETS_TIMEOUT` (exit 69). The SDK calls them invalid
+/// configuration: the start stops at once (78) with its words and what to fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn container_credentials_settings_the_sdk_cannot_use_stop_the_start_at_once() {
+    let _timing = TIMING.read().await;
+    let home = scratch();
+    for (variable, value, said) in [
+        (
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "not a path",
+            "invalid relative URI",
+        ),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://[::1",
+            "invalid full URI",
+        ),
+    ] {
+        let mut cmd = agent_without_credentials(&home);
+        cmd.env(variable, value).env(
+            "DB_PASSWORD",
+            "secretsmanager:mistakes/container-credentials",
+        );
+        let (run, took) = timed(cmd).await;
+        run.assert_refused(
+            78,
+            &[
+                "could not be used",
+                "the credentials provider was not properly configured",
+                said,
+                "fix the credentials setting it names",
+            ],
+            &[],
+        );
+        assert!(took < AT_ONCE, "{variable}={value:?}: took {took:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_half_set_key_pair_is_named() {
     let home = scratch();
@@ -338,6 +378,58 @@ async fn an_endpoint_the_sdk_cannot_call_stops_the_start_at_once_by_name() {
         )
         .await;
     }
+}
+
+/// The same mistake in a profile file (`endpoint_url` of the profile, or of a service in
+/// its `[services NAME]` section), which the SDK reads where no endpoint variable is
+/// set: an empty one panicked the SDK at its first call (exit 69, "not fetched"; the
+/// shipper gone), a malformed one failed every attempt until the deadline. Refused at
+/// once by name now; a good one is the SDK's to use, as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profiles_endpoint_the_sdk_cannot_call_stops_the_start_at_once_by_name() {
+    let _timing = TIMING.read().await;
+    let group = testkit::unique_name("/deckhand/mistakes/profile-endpoints");
+    let home = scratch();
+    let config = home.path().join("config");
+    for (text, names) in [
+        (
+            "[default]\nendpoint_url =\n",
+            &[
+                "endpoint_url=\"\" of the profile \"default\"",
+                "it is empty",
+            ][..],
+        ),
+        (
+            "[default]\nservices = local\n[services local]\nsecrets-manager =\n  \
+             endpoint_url = http://user:hunter2-endpoint@\ncloudwatch-logs =\n  \
+             endpoint_url = http://user:hunter2-endpoint@\n",
+            &[
+                "endpoint_url=(hidden: it may hold a password) for secrets-manager in \
+                 [services local]",
+                "remove it from [services local]",
+            ],
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        refused_at_once_either_way(
+            |cmd| {
+                cmd.env_remove("AWS_ENDPOINT_URL")
+                    .env("AWS_CONFIG_FILE", &config);
+            },
+            &group,
+            names,
+            &["hunter2-endpoint"],
+        )
+        .await;
+    }
+    // The profile's endpoint is what the SDK calls: moto's here, and the app starts.
+    let moto = testkit::service_var("AWS_ENDPOINT_URL");
+    std::fs::write(&config, format!("[default]\nendpoint_url = {moto}\n")).unwrap();
+    let mut cmd = agent();
+    cmd.env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("CLOUDWATCH_LOG_GROUP", &group);
+    run_app(cmd).await.assert_started();
 }
 
 /// The agent as `set` leaves it, run twice: with a secret to fetch, then with only a log

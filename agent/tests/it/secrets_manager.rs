@@ -296,6 +296,51 @@ async fn secrets_are_read_over_https_checked_against_the_ca_bundle() {
     assert_eq!(front.handshakes(), shaken, "no handshake completes");
 }
 
+/// A secret of 60 KB that repeats itself (one character over and over): building its
+/// redaction took two minutes of CPU, before the app started (aho-corasick's DFA is
+/// quadratic in such a needle). Now the app starts with it, and what it prints of it
+/// is redacted. Three of them are more than a program may be started with under a
+/// stack limit of 600 KiB (150 KiB of arguments and environment): the kernel's E2BIG
+/// was `cannot run true: Argument list too long`; it is named now with the sizes and
+/// the variables that weigh most, never their values.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_secret_that_repeats_itself_and_too_large_an_environment() {
+    let client = sm("us-east-1").await;
+    let value = "x".repeat(60_000);
+    let (name, _) = create_secret(&client, "long", &value).await;
+    let reference = format!("secretsmanager:{name}");
+
+    let scratch = scratch();
+    let mut cmd = agent();
+    cmd.env("BIG", &reference);
+    shell_app(&mut cmd, &scratch, r#"echo "length ${#BIG}: $BIG""#);
+    let out = run(cmd);
+    assert_code(&out, 0);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("length 60000: [REDACTED"), "{stdout:.300}");
+    assert!(!stdout.contains("xxxxxxxx"), "{stdout:.300}");
+
+    let mut cmd = testkit::clean_command("sh");
+    cmd.envs(testkit::aws_env())
+        .args(["-c", "ulimit -s 600 && exec \"$0\" -- true", AGENT])
+        .env("BIG_A", &reference)
+        .env("BIG_B", &reference)
+        .env("BIG_C", &reference);
+    let out = run(cmd);
+    assert_code(&out, 126);
+    let (_, stderr) = text(&out);
+    for said in [
+        "cannot run true: its arguments and environment are more than Linux lets a program \
+         start with (E2BIG, Argument list too long)",
+        "where Linux allows 150 KiB (a quarter of the stack's limit, `ulimit -s`)",
+        "the largest: BIG_A (59 KiB), BIG_B (59 KiB), BIG_C (59 KiB)",
+        "Give the app fewer or smaller values",
+    ] {
+        assert!(stderr.contains(said), "{said:?} not in {stderr:.2000}");
+    }
+    assert!(!stderr.contains("xxxxxxxx"), "{stderr:.2000}");
+}
+
 // ---------------------------------------------------------------------------------
 // Failing closed
 // ---------------------------------------------------------------------------------

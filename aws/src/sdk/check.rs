@@ -63,14 +63,16 @@ pub enum Problem {
     },
     /// No region, and something is named without one.
     NoRegion { imds: Imds },
-    /// An endpoint variable holds what the SDK cannot call (see [`unusable_endpoints`]).
+    /// An endpoint variable or profile setting holds what the SDK cannot call (see
+    /// [`unusable_endpoints`]).
     Endpoint {
-        /// `AWS_ENDPOINT_URL="not a url"` (the value hidden when it may hold a password).
+        /// `AWS_ENDPOINT_URL="not a url"`, `endpoint_url="" of the profile "default"`
+        /// (the value hidden when it may hold a password).
         named: String,
         /// What is wrong with it: `it is not a URL`, `it names no host`.
         why: &'static str,
-        /// The variable.
-        variable: &'static str,
+        /// How to call AWS's own endpoints instead: `unset AWS_ENDPOINT_URL`.
+        undo: String,
     },
     /// A file the SDK reads by itself, whole and without a time limit, is one that read
     /// would never finish: a named pipe (waited on for a writer for ever), a device
@@ -139,15 +141,11 @@ impl fmt::Display for Problem {
                  on Fargate sets it), or name each resource by its full ARN, whose region \
                  is used"
             ),
-            Problem::Endpoint {
-                named,
-                why,
-                variable,
-            } => write!(
+            Problem::Endpoint { named, why, undo } => write!(
                 f,
                 "{named} is not an endpoint the AWS SDK can call: {why}; write it as \
                  http(s)://HOST[:PORT] (e.g. http://127.0.0.1:5000 for a local emulator), or \
-                 unset {variable} to call AWS's own endpoints"
+                 {undo} to call AWS's own endpoints"
             ),
             Problem::File { named, what, fix } => write!(
                 f,
@@ -430,7 +428,9 @@ fn read_small(path: &Path) -> Option<String> {
 
 /// What must be refused before the SDK's configuration is loaded at all: the files it
 /// could never finish reading ([`unreadable_files`]) and the endpoints it cannot call
-/// ([`unusable_endpoints`]). Looks, never opens or connects.
+/// ([`unusable_endpoints`]). Never connects, and reads nothing but the profile files,
+/// as [`configured`] reads them: opened without waiting, only a regular file of at most
+/// 1 MiB.
 pub fn before_load(env: &impl Env) -> Vec<Problem> {
     let mut problems = unreadable_files(env);
     problems.extend(unusable_endpoints(env));
@@ -497,28 +497,42 @@ pub fn unreadable_files(env: &impl Env) -> Vec<Problem> {
         .collect()
 }
 
-/// The endpoint variables the SDK reads for the services deckhand calls: the global one
-/// and each service's own (the STS one for web identity credentials).
-const ENDPOINT_VARIABLES: [&str; 5] = [
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-    "AWS_ENDPOINT_URL_SSM",
-    "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
-    "AWS_ENDPOINT_URL_STS",
+/// The services deckhand calls as the SDK names them (the STS one for web identity
+/// credentials): its service id, which a profile's `[services NAME]` section writes in
+/// lower case with hyphens (`secrets-manager`), and its endpoint variable.
+const SERVICES: [(&str, &str); 4] = [
+    ("Secrets Manager", "AWS_ENDPOINT_URL_SECRETS_MANAGER"),
+    ("SSM", "AWS_ENDPOINT_URL_SSM"),
+    ("CloudWatch Logs", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"),
+    ("STS", "AWS_ENDPOINT_URL_STS"),
 ];
 
-/// The endpoint variables whose value the SDK cannot call: each a [`Problem::Endpoint`].
-/// The SDK takes such a value at load and fails every call with it (a debug dump of the
-/// request as the reason), or, when it is empty, panics at the first call. With
-/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` the SDK reads none of them, and neither
-/// does this.
+/// The global endpoint variable, and the profile key the SDK reads where it is unset.
+const ENDPOINT_VARIABLE: &str = "AWS_ENDPOINT_URL";
+const ENDPOINT_KEY: &str = "endpoint_url";
+
+/// The endpoints configured for the services deckhand calls that the SDK cannot call:
+/// each a [`Problem::Endpoint`]. The SDK takes such a value at load and fails every
+/// call with it (a debug dump of the request as the reason), or, when it is empty,
+/// panics at the first call.
+///
+/// Where the SDK looks, in its order: each service's variable (`AWS_ENDPOINT_URL_SSM`),
+/// `AWS_ENDPOINT_URL`, the selected profile's `[services NAME]` section (`ssm =` then
+/// `  endpoint_url = …`), the profile's own `endpoint_url`. Every variable that is set
+/// is checked, whichever wins; a profile's value only where no variable stands before
+/// it, as only then does the SDK use it. With `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` (or
+/// the profile's `ignore_configured_endpoint_urls`) true the SDK reads none of them,
+/// and neither does this.
 pub fn unusable_endpoints(env: &impl Env) -> Vec<Problem> {
-    let ignored = env
-        .var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if ignored {
-        return Vec::new();
-    }
+    unusable_endpoints_from(env, &read_small)
+}
+
+/// [`unusable_endpoints`], with the profile files read by `read_file` (tests and the
+/// fuzz target hand it the files' text).
+pub fn unusable_endpoints_from(
+    env: &impl Env,
+    read_file: &dyn Fn(&Path) -> Option<String>,
+) -> Vec<Problem> {
     // `var` reads an empty value as unset; the SDK does not (it panics on it).
     let vars = env.vars();
     let value_of = |name: &str| {
@@ -527,24 +541,179 @@ pub fn unusable_endpoints(env: &impl Env) -> Vec<Problem> {
             .and_then(|(_, v)| v.to_str())
             .map(str::to_owned)
     };
-    ENDPOINT_VARIABLES
-        .into_iter()
-        .filter_map(|variable| {
-            let value = value_of(variable)?;
-            let why = endpoint_fault(&value)?;
-            // A URL with a user part may carry a password: not shown.
-            let shown = if value.contains('@') {
-                "(hidden: it may hold a password)".to_owned()
-            } else {
-                format!("{value:?}")
-            };
-            Some(Problem::Endpoint {
-                named: format!("{variable}={shown}"),
-                why,
-                variable,
-            })
+    let profile = Profile::read(env, &value_of, read_file);
+    let ignored = match value_of("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") {
+        Some(set) => set.eq_ignore_ascii_case("true"),
+        None => profile
+            .as_ref()
+            .and_then(|p| p.sections.get("ignore_configured_endpoint_urls"))
+            .is_some_and(|set| set.eq_ignore_ascii_case("true")),
+    };
+    if ignored {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    let mut judge = |(before, after): (String, String), value: &str, undo: String| {
+        let Some(why) = endpoint_fault(value) else {
+            return;
+        };
+        // A URL with a user part may carry a password: not shown.
+        let shown = if value.contains('@') {
+            "(hidden: it may hold a password)".to_owned()
+        } else {
+            format!("{value:?}")
+        };
+        let named = format!("{before}{shown}{after}");
+        if !problems
+            .iter()
+            .any(|p| matches!(p, Problem::Endpoint { named: n, .. } if *n == named))
+        {
+            problems.push(Problem::Endpoint { named, why, undo });
+        }
+    };
+    let variables = std::iter::once(ENDPOINT_VARIABLE).chain(SERVICES.map(|(_, v)| v));
+    for variable in variables {
+        if let Some(value) = value_of(variable) {
+            let named = (format!("{variable}="), String::new());
+            judge(named, &value, format!("unset {variable}"));
+        }
+    }
+    let Some(profile) = profile else {
+        return problems;
+    };
+    for (service, variable) in SERVICES {
+        if value_of(variable).is_some() || value_of(ENDPOINT_VARIABLE).is_some() {
+            continue;
+        }
+        if let Some((named, value, undo)) = profile.endpoint(service) {
+            judge(named, &value, undo);
+        }
+    }
+    problems
+}
+
+/// The selected profile as the SDK reads it, by the SDK's own parser (the files' text
+/// handed to it in memory), and the files it was read from, for messages.
+struct Profile {
+    sections: aws_config::profile::ProfileSet,
+    files: String,
+}
+
+impl Profile {
+    /// The profile files of `env` that exist and can be read, parsed; `None` when there
+    /// are none, or when the SDK's parser refuses them (its own load says why).
+    fn read(
+        env: &impl Env,
+        value_of: &dyn Fn(&str) -> Option<String>,
+        read_file: &dyn Fn(&Path) -> Option<String>,
+    ) -> Option<Profile> {
+        let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
+        let home = var("HOME");
+        let places = [
+            ("AWS_CONFIG_FILE", ".aws/config", "/config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                ".aws/credentials",
+                "/credentials",
+            ),
+        ];
+        let mut files = std::collections::HashMap::new();
+        let mut sdk_env = std::collections::HashMap::new();
+        let mut read = Vec::new();
+        for (variable, place, in_memory) in places {
+            let text = profile_file(&home, var(variable), place)
+                .and_then(|path| read_file(&path).map(|text| (path, text)));
+            if let Some((path, _)) = &text {
+                read.push(format!("{path:?}"));
+            }
+            files.insert(
+                in_memory.to_owned(),
+                text.map(|(_, t)| t).unwrap_or_default(),
+            );
+            sdk_env.insert(variable.to_owned(), in_memory.to_owned());
+        }
+        if read.is_empty() {
+            return None;
+        }
+        if let Some(name) = value_of("AWS_PROFILE") {
+            sdk_env.insert("AWS_PROFILE".to_owned(), name);
+        }
+        let fs = aws_types::os_shim_internal::Fs::from_map(files);
+        let sdk_env = aws_types::os_shim_internal::Env::from(sdk_env);
+        let profile_files = aws_runtime::env_config::file::EnvConfigFiles::default();
+        // What the parser warns of, the SDK's own load says again.
+        let loaded = tracing::subscriber::with_default(
+            tracing::subscriber::NoSubscriber::default(),
+            || {
+                ready(aws_config::profile::load(
+                    &fs,
+                    &sdk_env,
+                    &profile_files,
+                    None,
+                ))
+            },
+        )?;
+        Some(Profile {
+            sections: loaded.ok()?,
+            files: read.join(" and "),
         })
-        .collect()
+    }
+
+    /// The endpoint the profile gives `service` (its `[services NAME]` entry, else the
+    /// profile's own `endpoint_url`): how a message names it (the words before the
+    /// value and after it), the value, and how to undo it.
+    fn endpoint(&self, service: &str) -> Option<((String, String), String, String)> {
+        let profile = self.sections.selected_profile();
+        let files = &self.files;
+        let id = service.to_lowercase().replace(' ', "-");
+        let own = self.sections.get("services").and_then(|section| {
+            let key = aws_runtime::env_config::property::PropertiesKey::builder()
+                .section_key("services")
+                .section_name(section)
+                .property_name(&id)
+                .sub_property_name(ENDPOINT_KEY)
+                .build()
+                .ok()?;
+            let value = self.sections.other_sections().get(&key)?;
+            Some((
+                (
+                    format!("{ENDPOINT_KEY}="),
+                    format!(
+                        " for {id} in [services {section}] (the services of the profile \
+                         {profile:?}, in {files})"
+                    ),
+                ),
+                value.to_owned(),
+                format!("remove it from [services {section}]"),
+            ))
+        });
+        own.or_else(|| {
+            let value = self.sections.get(ENDPOINT_KEY)?;
+            Some((
+                (
+                    format!("{ENDPOINT_KEY}="),
+                    format!(" of the profile {profile:?} (in {files})"),
+                ),
+                value.to_owned(),
+                format!("remove {ENDPOINT_KEY} from the profile"),
+            ))
+        })
+    }
+}
+
+/// The output of a future that finishes without waiting (the SDK's profile loader over
+/// files in memory), polled once; `None` if it would wait.
+fn ready<F: std::future::Future>(future: F) -> Option<F::Output> {
+    struct Nobody;
+    impl std::task::Wake for Nobody {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Nobody));
+    let mut context = std::task::Context::from_waker(&waker);
+    match std::pin::pin!(future).poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
 }
 
 /// What keeps `value` from being an endpoint the SDK can call, or `None`.
@@ -851,6 +1020,137 @@ mod tests {
         );
     }
 
+    /// What [`unusable_endpoints_from`] says with the profile files under HOME
+    /// `/home/u`.
+    fn endpoints_with_files(
+        vars: &[(&str, &str)],
+        config: Option<&str>,
+        credentials: Option<&str>,
+    ) -> Vec<String> {
+        let mut vars = vars.to_vec();
+        vars.push(("HOME", "/home/u"));
+        let read = |path: &Path| match path.to_str() {
+            Some("/home/u/.aws/config") => config.map(str::to_owned),
+            Some("/home/u/.aws/credentials") => credentials.map(str::to_owned),
+            _ => None,
+        };
+        unusable_endpoints_from(&env(&vars), &read)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_profiles_endpoint_the_sdk_cannot_call_is_named_where_it_is_set() {
+        // An empty one panicked the SDK at its first call, as the variable did.
+        let said = endpoints_with_files(&[], Some("[default]\nendpoint_url =\n"), None);
+        assert_eq!(
+            said,
+            [
+                "endpoint_url=\"\" of the profile \"default\" (in \"/home/u/.aws/config\") \
+              is not an endpoint the AWS SDK can call: it is empty; write it as \
+              http(s)://HOST[:PORT] (e.g. http://127.0.0.1:5000 for a local emulator), or \
+              remove endpoint_url from the profile to call AWS's own endpoints"
+            ]
+        );
+        // Read by the SDK's rules: keys in any case, a comment after a space, the
+        // credentials file's value over the config file's, `[profile NAME]` for
+        // AWS_PROFILE in the config file.
+        for (vars, config, credentials, value) in [
+            (
+                &[][..],
+                "[default]\nEndpoint_URL = ftp://x ; old\n",
+                "",
+                "\"ftp://x\"",
+            ),
+            (
+                &[],
+                "[default]\nendpoint_url = http://127.0.0.1:1\n",
+                "[default]\nendpoint_url = nope\n",
+                "\"nope\"",
+            ),
+            (
+                &[("AWS_PROFILE", "dev")],
+                "[default]\nendpoint_url = http://127.0.0.1:1\n[profile dev]\nendpoint_url = x\n",
+                "",
+                "\"x\"",
+            ),
+            // A user part may hold a password: not shown.
+            (
+                &[],
+                "[default]\nendpoint_url = http://u:hunter2@h:0\n",
+                "",
+                "(hidden: it may hold a password)",
+            ),
+        ] {
+            let said = endpoints_with_files(vars, Some(config), Some(credentials));
+            assert_eq!(said.len(), 1, "{config:?} {credentials:?}: {said:?}");
+            assert!(
+                said[0].starts_with(&format!("endpoint_url={value} of the profile")),
+                "{said:?}"
+            );
+            assert!(!said[0].contains("hunter2"), "{said:?}");
+        }
+        // A service's own, in the profile's [services NAME] section (its id in lower
+        // case with hyphens), stands before the profile's: one problem per value.
+        let services = "[default]\nendpoint_url = also bad\nservices = local\n\
+                        [services local]\nsecrets-manager =\n  endpoint_url = http://[::1\n\
+                        ssm =\n  endpoint_url = http://127.0.0.1:4566\n";
+        let said = endpoints_with_files(&[], Some(services), None);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].starts_with(
+                "endpoint_url=\"http://[::1\" for secrets-manager in [services local] (the \
+                 services of the profile \"default\", in \"/home/u/.aws/config\") is not an \
+                 endpoint the AWS SDK can call: it is not a URL"
+            ) && said[0]
+                .ends_with("or remove it from [services local] to call AWS's own endpoints"),
+            "{said:?}"
+        );
+        assert!(
+            said[1].starts_with("endpoint_url=\"also bad\" of the profile"),
+            "{said:?}"
+        );
+        // A variable stands before every profile value: the SDK never reads them then.
+        let with = |vars: &[(&str, &str)]| endpoints_with_files(vars, Some(services), None);
+        assert_eq!(
+            with(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")]),
+            Vec::<String>::new()
+        );
+        let said = with(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:4566")]);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("endpoint_url=\"also bad\""), "{said:?}");
+        // Ignored as the SDK ignores them: by the variable, else by the profile.
+        assert_eq!(
+            with(&[("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")]),
+            Vec::<String>::new()
+        );
+        let ignoring = "[default]\nendpoint_url =\nignore_configured_endpoint_urls = TRUE\n";
+        assert_eq!(
+            endpoints_with_files(&[], Some(ignoring), None),
+            Vec::<String>::new()
+        );
+        let said = endpoints_with_files(
+            &[("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false")],
+            Some(ignoring),
+            None,
+        );
+        assert_eq!(said.len(), 1, "{said:?}");
+        // Nothing to say: a good value, another profile's, no file, a file the SDK's
+        // parser refuses (its own load says why).
+        for config in [
+            "[default]\nendpoint_url = https://secretsmanager.us-east-1.amazonaws.com\n",
+            "[profile other]\nendpoint_url =\n",
+            "[default]\nendpoint_url\n",
+        ] {
+            assert_eq!(
+                endpoints_with_files(&[], Some(config), None),
+                Vec::<String>::new()
+            );
+        }
+        assert_eq!(endpoints_with_files(&[], None, None), Vec::<String>::new());
+    }
+
     #[test]
     fn the_check_refuses_such_a_file_without_opening_it() {
         let dir = testkit::temp::TempDir::new("aws-check-refuses");
@@ -1091,6 +1391,20 @@ mod tests {
                     prop_assert!(!value.contains('@') || !said.contains(&value));
                 }
             }
+        }
+
+        /// Any profile text: no panic; a problem is only ever a profile's endpoint when
+        /// a file sets one, and a value with an `@` is never shown.
+        #[test]
+        fn any_profile_endpoint_is_judged_without_panicking(
+            config in "(\\[|\\]|=| |\n|#|;|profile|default|services|s|ssm|endpoint_url|ignore_configured_endpoint_urls|true|http://|u:pw@|:0|[a-z.]){0,200}",
+        ) {
+            let said = endpoints_with_files(&[], Some(&config), None);
+            for said in &said {
+                prop_assert!(said.starts_with("endpoint_url="), "{said}");
+                prop_assert!(!said.contains("u:pw@"), "{said}");
+            }
+            prop_assert!(said.is_empty() || config.contains("endpoint_url"));
         }
 
         #[test]

@@ -1,7 +1,8 @@
 //! The AWS profile files as the start-up check reads them (`aws::sdk::check`): any text
 //! in `~/.aws/config` and `~/.aws/credentials`, any profile name. No panic; a profile
 //! that sets a region is found, and a region is only ever said to come from a file that
-//! exists.
+//! exists; an endpoint is only ever refused when a file sets `endpoint_url`, and one
+//! with an `@` (a password, perhaps) is never shown.
 //!
 //! Input: the profile name, NUL, the config file, NUL, the credentials file.
 
@@ -24,7 +25,7 @@ fn main() {
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ];
         if !profile.is_empty() {
-            env.push(("AWS_PROFILE".into(), profile.into()));
+            env.push(("AWS_PROFILE".into(), profile.clone().into()));
         }
         let read = |path: &Path| match path.to_str() {
             Some("/fuzz/config") => config.clone(),
@@ -36,6 +37,20 @@ fn main() {
         if config.is_none() && credentials.is_none() {
             assert_eq!(seen.credentials, None);
             assert_eq!(seen.region, None);
+        }
+        let set = |text: &Option<String>| {
+            text.as_deref()
+                .is_some_and(|t| t.to_ascii_lowercase().contains("endpoint_url"))
+        };
+        for problem in aws::sdk::check::unusable_endpoints_from(&env, &read) {
+            let said = problem.to_string();
+            assert!(said.starts_with("endpoint_url="), "{said}");
+            assert!(set(&config) || set(&credentials), "{said}");
+            // An `@` said can only be the profile's name or its services section's.
+            assert!(
+                !said.contains('@') || profile.contains('@') || said.contains("[services "),
+                "{said}"
+            );
         }
     });
 }

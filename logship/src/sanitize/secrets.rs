@@ -18,7 +18,7 @@
 //! Not here: where replacements go or how they keep the JSON valid (the parent
 //! module), the key and token detectors.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine;
 
 use super::{Cut, Detector, KnownSecret, Mode, Scan, MAX_DECODE_DEPTH, MIN_SECRET_LEN, REDACTED};
@@ -548,11 +548,13 @@ pub(super) fn build(
             }
         }
     }
-    let automaton = |kind| {
+    let kind = automaton_kind(needles.iter().map(String::len).sum());
+    let automaton = |match_kind| {
         (!needles.is_empty())
             .then(|| {
                 AhoCorasickBuilder::new()
-                    .match_kind(kind)
+                    .match_kind(match_kind)
+                    .kind(kind)
                     .build(&needles)
                     .ok()
             })
@@ -576,6 +578,26 @@ pub(super) fn build(
         plus_space: needles.iter().any(|n| n.contains(' ')),
     };
     (built, labels, skipped)
+}
+
+/// Needles of at most this many bytes in all may be searched with a DFA (aho-corasick's
+/// own choice for a few patterns); longer ones always with a contiguous NFA.
+///
+/// aho-corasick builds its DFA by following failure links for every state and byte
+/// class, so a long needle that repeats itself (a run of one character, the base64 of
+/// zeros) makes the build quadratic: a 60 KB secret of one repeated character took two
+/// minutes of CPU, in release, before the app started, 16 KB eight seconds. And the
+/// DFA's memory is the needles' length times the alphabet times 4 bytes: 150 MB for
+/// 300 KB of needles, 10 MB for 20 KB. The NFA builds in linear time and memory (60 KB
+/// of one character: 5 ms, 1.7 MB), and both are searched behind the same prefilter;
+/// 2 KiB keeps every usual secret (a password, a key, an RDS JSON secret's forms) on
+/// the DFA and bounds the worst build at about 60 ms.
+pub(super) const DFA_MAX_BYTES: usize = 2048;
+
+/// The automaton for needles of `total` bytes (see [`DFA_MAX_BYTES`]): `None` lets
+/// aho-corasick choose.
+pub(super) fn automaton_kind(total: usize) -> Option<AhoCorasickKind> {
+    (total > DFA_MAX_BYTES).then_some(AhoCorasickKind::ContiguousNFA)
 }
 
 /// `[REDACTED:NAME]`, with every byte of the name outside `[A-Za-z0-9_.-]` replaced by
@@ -853,5 +875,31 @@ mod tests {
     fn labels_are_safe_in_json() {
         assert_eq!(label_for("DB_URL.v-2"), "[REDACTED:DB_URL.v-2]");
         assert_eq!(label_for("a\"b\\c d✓"), "[REDACTED:a_b_c_d_]");
+    }
+
+    /// A secret of 60 KB of one character made aho-corasick's DFA build quadratic (two
+    /// minutes of CPU before the app started): long needles get the NFA, short ones
+    /// keep the DFA.
+    #[test]
+    fn long_needles_are_searched_by_an_nfa() {
+        let kinds = |secrets: &[KnownSecret]| {
+            let (needles, _, _) = build(secrets, false);
+            [needles.first, needles.every].map(|a| a.as_ref().map(AhoCorasick::kind))
+        };
+        let small = KnownSecret::new("DB", "correct-horse-battery-staple");
+        assert_eq!(
+            kinds(std::slice::from_ref(&small)),
+            [Some(AhoCorasickKind::DFA); 2]
+        );
+        let long = KnownSecret::new("BIG", "x".repeat(60_000));
+        assert_eq!(
+            kinds(&[small, long]),
+            [Some(AhoCorasickKind::ContiguousNFA); 2]
+        );
+        assert_eq!(automaton_kind(DFA_MAX_BYTES), None);
+        assert_eq!(
+            automaton_kind(DFA_MAX_BYTES + 1),
+            Some(AhoCorasickKind::ContiguousNFA)
+        );
     }
 }

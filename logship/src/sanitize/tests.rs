@@ -693,6 +693,32 @@ fn every_escape_style_of_a_loaded_secret() {
     }
 }
 
+/// A secret that repeats itself at length (60 KB of one character, or of two) is found
+/// whole, raw, in JSON and as base64, and the line around it kept.
+#[test]
+fn a_long_secret_that_repeats_itself_is_redacted_in_every_form() {
+    for value in ["x".repeat(60_000), "ab".repeat(30_000)] {
+        let s = sanitizer(&[("BIG", &value)]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&value);
+        for line in [format!("key {value} end"), format!("b64 {b64} end")] {
+            let out = s.redact_text(&line);
+            assert!(out.len() < 100, "{}", &out[..out.len().min(200)]);
+            assert!(
+                out.starts_with(&line[..4]) && out.ends_with(" end"),
+                "{out}"
+            );
+            assert!(out.contains("[REDACTED"), "{out}");
+        }
+        let event = format!("{{\"msg\":\"{value}\",\"n\":1}}");
+        let out = s.sanitize(&event);
+        assert!(
+            out.len() < 100 && out.contains("[REDACTED"),
+            "{}",
+            &out[..out.len().min(200)]
+        );
+    }
+}
+
 #[test]
 fn a_secret_escaped_three_levels_deep() {
     let pw = "db\"pa\\ss-word";
