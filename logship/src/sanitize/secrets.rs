@@ -548,7 +548,7 @@ pub(super) fn build(
             }
         }
     }
-    let kind = automaton_kind(needles.iter().map(String::len).sum());
+    let kind = automaton_kind(&needles);
     let automaton = |match_kind| {
         (!needles.is_empty())
             .then(|| {
@@ -580,24 +580,29 @@ pub(super) fn build(
     (built, labels, skipped)
 }
 
-/// Needles of at most this many bytes in all may be searched with a DFA (aho-corasick's
-/// own choice for a few patterns); longer ones always with a contiguous NFA.
+/// Needles of at most this many bytes in all, none longer than [`DFA_MAX_NEEDLE`], may
+/// be searched with a DFA (aho-corasick's own choice for up to 100 patterns); others
+/// always with a contiguous NFA.
 ///
 /// aho-corasick builds its DFA by following failure links for every state and byte
-/// class, so a long needle that repeats itself (a run of one character, the base64 of
-/// zeros) makes the build quadratic: a 60 KB secret of one repeated character took two
-/// minutes of CPU, in release, before the app started, 16 KB eight seconds. And the
-/// DFA's memory is the needles' length times the alphabet times 4 bytes: 150 MB for
-/// 300 KB of needles, 10 MB for 20 KB. The NFA builds in linear time and memory (60 KB
-/// of one character: 5 ms, 1.7 MB), and both are searched behind the same prefilter;
-/// 2 KiB keeps every usual secret (a password, a key, an RDS JSON secret's forms) on
-/// the DFA and bounds the worst build at about 60 ms.
-pub(super) const DFA_MAX_BYTES: usize = 2048;
+/// class, and a failure chain can be as long as a needle: a long needle that repeats
+/// itself (a run of one character, the base64 of zeros) makes the build quadratic. A 60
+/// KB secret of one repeated character took two minutes of CPU, in release, before the
+/// app started; 16 KB, eight seconds. And the DFA's memory is the needles' length times
+/// the alphabet times 4 bytes: 150 MB for 300 KB of needles. The NFA builds in linear
+/// time and memory (60 KB of one character: 5 ms, 1.7 MB). Behind the prefilter (up to
+/// 64 needles) both search alike; past it the DFA searches about twice as fast, which
+/// is why the usual secrets, even a few dozen of them, keep it. Within these bounds the
+/// worst build (needles of one repeated character, 8 KiB of them) takes about 0.08 s for
+/// each of the two automatons.
+pub(super) const DFA_MAX_BYTES: usize = 8 << 10;
+pub(super) const DFA_MAX_NEEDLE: usize = 256;
 
-/// The automaton for needles of `total` bytes (see [`DFA_MAX_BYTES`]): `None` lets
-/// aho-corasick choose.
-pub(super) fn automaton_kind(total: usize) -> Option<AhoCorasickKind> {
-    (total > DFA_MAX_BYTES).then_some(AhoCorasickKind::ContiguousNFA)
+/// The automaton for `needles` (see [`DFA_MAX_BYTES`]): `None` lets aho-corasick choose.
+pub(super) fn automaton_kind(needles: &[String]) -> Option<AhoCorasickKind> {
+    let total: usize = needles.iter().map(String::len).sum();
+    let longest = needles.iter().map(String::len).max().unwrap_or(0);
+    (total > DFA_MAX_BYTES || longest > DFA_MAX_NEEDLE).then_some(AhoCorasickKind::ContiguousNFA)
 }
 
 /// `[REDACTED:NAME]`, with every byte of the name outside `[A-Za-z0-9_.-]` replaced by
@@ -878,8 +883,8 @@ mod tests {
     }
 
     /// A secret of 60 KB of one character made aho-corasick's DFA build quadratic (two
-    /// minutes of CPU before the app started): long needles get the NFA, short ones
-    /// keep the DFA.
+    /// minutes of CPU before the app started): long needles get the NFA, the usual
+    /// ones keep the DFA.
     #[test]
     fn long_needles_are_searched_by_an_nfa() {
         let kinds = |secrets: &[KnownSecret]| {
@@ -896,9 +901,14 @@ mod tests {
             kinds(&[small, long]),
             [Some(AhoCorasickKind::ContiguousNFA); 2]
         );
-        assert_eq!(automaton_kind(DFA_MAX_BYTES), None);
+        let needles = |count: usize, len: usize| vec!["n".repeat(len); count];
+        assert_eq!(automaton_kind(&needles(32, DFA_MAX_NEEDLE)), None);
         assert_eq!(
-            automaton_kind(DFA_MAX_BYTES + 1),
+            automaton_kind(&needles(1, DFA_MAX_NEEDLE + 1)),
+            Some(AhoCorasickKind::ContiguousNFA)
+        );
+        assert_eq!(
+            automaton_kind(&needles(33, DFA_MAX_NEEDLE)),
             Some(AhoCorasickKind::ContiguousNFA)
         );
     }
