@@ -20,6 +20,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod entry;
 pub mod exit;
+pub mod headroom;
 pub mod import;
 pub mod memory;
 pub mod process;
@@ -91,6 +92,9 @@ pub async fn run(
     };
     for notice in &resolved.notices {
         tracing::warn!("{notice}");
+    }
+    if let Some(buffers) = headroom::buffers(&settings.logs) {
+        logs.spawn(headroom::check(buffers, cloud.metadata_uri.clone()));
     }
     if !resolved.secrets.is_empty() {
         tracing::info!(variables = ?resolved.secrets, "loaded secrets into the app's environment");

@@ -53,6 +53,7 @@ pub use config::{
     ProbeArgs, ProbeConfig, ServeArgs,
 };
 pub use host::{Host, LogDelivery, LogsProvider, Phase, Stage};
+pub use memory::cgroup_limit;
 pub use probe::{probe, ProbeOutcome};
 pub use report::Status;
 pub use server::{run, Error};

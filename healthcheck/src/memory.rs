@@ -228,6 +228,17 @@ impl Cgroup {
     }
 }
 
+/// This process's memory limit as its cgroup sets it (`memory.max`, or
+/// `memory.limit_in_bytes` in v1), when it sets one: a few file reads, no network.
+/// On Fargate with only a task-level limit the container's cgroup shows none; the task
+/// metadata's `Limits.Memory` has it.
+pub fn cgroup_limit(cgroup_root: &Path) -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map(|text| parse_own_cgroup(&text))
+        .unwrap_or_default();
+    Cgroup::find(cgroup_root, &own)?.limit()
+}
+
 /// `base/own` when that directory exists, else `base`.
 fn nested(base: &Path, own: Option<&str>) -> PathBuf {
     match own.map(|p| p.trim_start_matches('/')) {

@@ -241,13 +241,18 @@ async fn a_second_sigterm_or_a_sigint_during_the_delay_stops_the_app_at_once() {
 /// (shaped like a real v4 one, trimmed) and the container's. Returns it and its
 /// `ECS_CONTAINER_METADATA_URI_V4`.
 async fn task_metadata(launch_type: &str) -> (testkit::http::Routes, String) {
+    task_metadata_of(launch_type, 1024).await
+}
+
+/// [`task_metadata`] for a task of `memory_mib`.
+async fn task_metadata_of(launch_type: &str, memory_mib: u32) -> (testkit::http::Routes, String) {
     let task = format!(
         r#"{{
   "Cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/streamline",
   "TaskARN": "arn:aws:ecs:us-east-1:123456789012:task/streamline/6a1f0c2f6e8e4b8c9d7a0b1c2d3e4f50",
   "Family": "streamline-web",
   "Revision": "14",
-  "Limits": {{ "CPU": 0.5, "Memory": 1024 }},
+  "Limits": {{ "CPU": 0.5, "Memory": {memory_mib} }},
   "AvailabilityZone": "us-east-1b",
   "LaunchType": "{launch_type}",
   "Containers": []
@@ -344,5 +349,52 @@ fn off_ecs_the_same_stop_delay_starts_and_warns_that_the_launch_type_is_unknown(
         r#"set the container's "stopTimeout": 130 in the task definition (on Fargate, where 120 is its maximum"#,
     ] {
         assert!(stderr.contains(needle), "no {needle:?} in: {stderr}");
+    }
+}
+
+/// The log buffers against the task's memory: 64 MiB shipped and 64 MiB copied to stdout
+/// may take 128 MiB of a 256 MiB task, and a task over its limit is stopped whole, the
+/// app with it. Named a second after the start (the app waits for it, polling the
+/// agent's stderr), with what fits; 512 MiB, the default's own task size, says nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_buffers_too_large_for_the_tasks_memory_are_named() {
+    let group = testkit::unique_name("/deckhand/drain/headroom");
+    for (memory_mib, warned) in [(256, true), (512, false)] {
+        let (_metadata, uri) = task_metadata_of("FARGATE", memory_mib).await;
+        let scratch = scratch();
+        let stderr = scratch.join("agent-stderr");
+        // The app ends once the warning is there; without it, after 3 s (the check
+        // runs after 1 s).
+        let app = format!(
+            "i=0; until grep -q 'DECKHAND_LOG_BUFFER=' '{0}' || [ $i -ge 60 ]; do \
+             sleep 0.05; i=$((i+1)); done",
+            stderr.display()
+        );
+        let mut cmd = testkit::clean_command("sh");
+        cmd.envs(testkit::aws_env())
+            .env("ECS_CONTAINER_METADATA_URI_V4", &uri)
+            .env("CLOUDWATCH_LOG_GROUP", &group)
+            .env("DECKHAND_LOG_BUFFER", "64MiB")
+            .env("DECKHAND_LOG_STDOUT", "json")
+            .args(["-c", "exec \"$0\" -- sh -c \"$1\" 2>\"$2\"", AGENT, &app])
+            .arg(&stderr);
+        let out = run_async(cmd).await;
+        assert_code(&out, 0);
+        let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+        let warning = "DECKHAND_LOG_BUFFER=64 MiB may take more than a quarter of the memory";
+        assert_eq!(
+            said.contains(warning),
+            warned,
+            "{memory_mib} MiB: {said:.3000}"
+        );
+        if warned {
+            assert!(
+                said.contains(
+                    "holds up to 128 MiB: as much of events waiting to be shipped as for \
+                     the stdout copy, in 256 MiB (the task's memory limit)"
+                ) && said.contains("Set DECKHAND_LOG_BUFFER to at most 32MiB"),
+                "{said:.3000}"
+            );
+        }
     }
 }
