@@ -2,8 +2,8 @@
 //! the container's (or the task's) memory limit: when CloudWatch Logs or stdout stall
 //! for long, the agent holds up to `DECKHAND_LOG_BUFFER` of events waiting to be
 //! shipped and as much for the stdout copy, and a container over its limit is killed
-//! whole, the app with it. A buffer that could take more than a quarter of the limit
-//! is named at start, with the value that would fit.
+//! whole, the app with it. Buffers that could take more than a quarter of the limit
+//! are named in a warning, with the value that would fit.
 //!
 //! Read a second after the start, on the log pipeline's runtime (a start is never
 //! slowed by it, and an app that ends sooner needs no warning): the limit is the
