@@ -6,7 +6,8 @@
 //!
 //! The answer comes from the configuration itself, read the way the SDK's default
 //! chains read it ([`configured`]): the variables (through [`Env`]), the profile
-//! files, the container credentials and web identity variables. Only the EC2 instance
+//! files (by the SDK's own parser, over the text read here without waiting), the
+//! container credentials and web identity variables. Only the EC2 instance
 //! metadata service (IMDS) cannot be known without asking it: when it is the only
 //! possible source of what is needed, [`check_configuration`] asks it once, bounded by
 //! [`IMDS_PROBE_TIMEOUT`]. `AWS_EC2_METADATA_DISABLED=true` (or any other source)
@@ -203,35 +204,32 @@ pub fn configured_from(env: &impl Env, read_file: &dyn Fn(&Path) -> Option<Strin
 
     let profile_name = var("AWS_PROFILE");
     let selected = profile_name.clone().unwrap_or_else(|| "default".to_owned());
-    let home = var("HOME");
-    let files = [
-        (
+    let (found, profile_region) = match Profile::read(env, read_file) {
+        Some(Ok(profile)) => (profile.found(), profile.sections.get("region").is_some()),
+        Some(Err(refused)) => {
+            hints.push(format!(
+                "the AWS SDK cannot read the profile files: {refused}"
+            ));
+            (false, false)
+        }
+        None => (false, false),
+    };
+    if credentials.is_none() && found {
+        credentials = Some(format!("profile {selected:?}"));
+    }
+    if let (Some(name), false) = (&profile_name, found) {
+        let home = var("HOME");
+        let shown: Vec<String> = [
             profile_file(&home, var("AWS_CONFIG_FILE"), ".aws/config"),
-            FileKind::Config,
-        ),
-        (
             profile_file(
                 &home,
                 var("AWS_SHARED_CREDENTIALS_FILE"),
                 ".aws/credentials",
             ),
-            FileKind::Credentials,
-        ),
-    ];
-    let mut profile = ProfileSeen::default();
-    for (path, kind) in &files {
-        if let Some(text) = path.as_deref().and_then(read_file) {
-            profile.merge(find_profile(&text, &selected, *kind));
-        }
-    }
-    if credentials.is_none() && profile.found {
-        credentials = Some(format!("profile {selected:?}"));
-    }
-    if let (Some(name), false) = (&profile_name, profile.found) {
-        let shown: Vec<String> = files
-            .iter()
-            .filter_map(|(p, _)| p.as_ref().map(|p| p.display().to_string()))
-            .collect();
+        ]
+        .iter()
+        .filter_map(|p| p.as_ref().map(|p| p.display().to_string()))
+        .collect();
         hints.push(format!(
             "AWS_PROFILE={name:?} names no profile in {}",
             if shown.is_empty() {
@@ -268,11 +266,7 @@ pub fn configured_from(env: &impl Env, read_file: &dyn Fn(&Path) -> Option<Strin
         .into_iter()
         .find(|name| var(name).is_some())
         .map(str::to_owned)
-        .or_else(|| {
-            profile
-                .region
-                .then(|| format!("the region of profile {selected:?}"))
-        });
+        .or_else(|| profile_region.then(|| format!("the region of profile {selected:?}")));
 
     // As the SDK reads it: exactly `true`, in any case; anything else leaves IMDS on.
     let imds = !env
@@ -541,7 +535,7 @@ pub fn unusable_endpoints_from(
             .and_then(|(_, v)| v.to_str())
             .map(str::to_owned)
     };
-    let profile = Profile::read(env, &value_of, read_file);
+    let profile = Profile::read(env, read_file).and_then(Result::ok);
     let ignored = match value_of("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") {
         Some(set) => set.eq_ignore_ascii_case("true"),
         None => profile
@@ -593,49 +587,55 @@ pub fn unusable_endpoints_from(
 }
 
 /// The selected profile as the SDK reads it, by the SDK's own parser (the files' text
-/// handed to it in memory), and the files it was read from, for messages.
+/// handed to it in memory, under their own paths), and the files it was read from, for
+/// messages.
 struct Profile {
     sections: aws_config::profile::ProfileSet,
     files: String,
 }
 
 impl Profile {
-    /// The profile files of `env` that exist and can be read, parsed; `None` when there
-    /// are none, or when the SDK's parser refuses them (its own load says why).
+    /// The profile files of `env` that exist and can be read (by `read_file`), parsed
+    /// as the SDK parses them: `None` when there are none; the parser's own message
+    /// (its file and line, none of the text) when it refuses them, as the SDK's load
+    /// would at the first call.
     fn read(
         env: &impl Env,
-        value_of: &dyn Fn(&str) -> Option<String>,
         read_file: &dyn Fn(&Path) -> Option<String>,
-    ) -> Option<Profile> {
+    ) -> Option<Result<Profile, String>> {
         let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
         let home = var("HOME");
         let places = [
-            ("AWS_CONFIG_FILE", ".aws/config", "/config"),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                ".aws/credentials",
-                "/credentials",
-            ),
+            ("AWS_CONFIG_FILE", ".aws/config"),
+            ("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
         ];
         let mut files = std::collections::HashMap::new();
         let mut sdk_env = std::collections::HashMap::new();
         let mut read = Vec::new();
-        for (variable, place, in_memory) in places {
-            let text = profile_file(&home, var(variable), place)
-                .and_then(|path| read_file(&path).map(|text| (path, text)));
-            if let Some((path, _)) = &text {
+        for (variable, place) in places {
+            let path = profile_file(&home, var(variable), place);
+            let text = path.as_deref().and_then(read_file);
+            // A file that is not read is an empty one, for the parser.
+            let path = match (path, &text) {
+                (Some(path), Some(_)) => path.display().to_string(),
+                _ => format!("/{variable} (not read)"),
+            };
+            if text.is_some() {
                 read.push(format!("{path:?}"));
             }
-            files.insert(
-                in_memory.to_owned(),
-                text.map(|(_, t)| t).unwrap_or_default(),
-            );
-            sdk_env.insert(variable.to_owned(), in_memory.to_owned());
+            files.insert(path.clone(), text.unwrap_or_default());
+            sdk_env.insert(variable.to_owned(), path);
         }
         if read.is_empty() {
             return None;
         }
-        if let Some(name) = value_of("AWS_PROFILE") {
+        // As the SDK reads it: set is set, even empty.
+        let selected = env
+            .vars()
+            .into_iter()
+            .find(|(k, _)| k == "AWS_PROFILE")
+            .and_then(|(_, v)| v.into_string().ok());
+        if let Some(name) = selected {
             sdk_env.insert("AWS_PROFILE".to_owned(), name);
         }
         let fs = aws_types::os_shim_internal::Fs::from_map(files);
@@ -653,10 +653,19 @@ impl Profile {
                 ))
             },
         )?;
-        Some(Profile {
-            sections: loaded.ok()?,
-            files: read.join(" and "),
+        Some(match loaded {
+            Ok(sections) => Ok(Profile {
+                sections,
+                files: read.join(" and "),
+            }),
+            Err(refused) => Err(Chain(&refused).to_string()),
         })
+    }
+
+    /// Whether the selected profile exists in either file.
+    fn found(&self) -> bool {
+        let selected = self.sections.selected_profile();
+        self.sections.get_profile(selected).is_some()
     }
 
     /// The endpoint the profile gives `service` (its `[services NAME]` entry, else the
@@ -757,69 +766,6 @@ fn unreadable(path: &Path, (limit, words): (u64, &str)) -> Option<String> {
         conventions::file::not_regular(kind).map(str::to_owned)
     } else {
         None
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileKind {
-    /// `~/.aws/config`: `[default]` or `[profile NAME]`.
-    Config,
-    /// `~/.aws/credentials`: `[NAME]`.
-    Credentials,
-}
-
-/// What one profile holds, as far as this check cares.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct ProfileSeen {
-    /// A section of that name exists (the SDK then owns the outcome: its error names
-    /// what is missing in it).
-    found: bool,
-    /// It sets `region`.
-    region: bool,
-}
-
-impl ProfileSeen {
-    fn merge(&mut self, other: ProfileSeen) {
-        self.found |= other.found;
-        self.region |= other.region;
-    }
-}
-
-/// The sections named `profile` in a profile file's text, merged: one pass, line by
-/// line, nothing sliced by byte index.
-fn find_profile(text: &str, profile: &str, kind: FileKind) -> ProfileSeen {
-    let mut seen = ProfileSeen::default();
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.trim_end();
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
-            continue;
-        }
-        if let Some(header) = trimmed.strip_prefix('[') {
-            let name = header.split(']').next().unwrap_or("").trim();
-            inside = section_is(name, profile, kind);
-            seen.found |= inside;
-            continue;
-        }
-        // An indented line continues the property above it.
-        if inside && trimmed.len() == line.len() {
-            if let Some((key, _)) = trimmed.split_once('=') {
-                seen.region |= key.trim().eq_ignore_ascii_case("region");
-            }
-        }
-    }
-    seen
-}
-
-/// Whether a section header (between the brackets) names `profile` in a file of `kind`.
-fn section_is(header: &str, profile: &str, kind: FileKind) -> bool {
-    match kind {
-        FileKind::Credentials => header == profile,
-        FileKind::Config => match header.strip_prefix("profile") {
-            Some(rest) if rest.starts_with(char::is_whitespace) => rest.trim() == profile,
-            _ => header == "default" && profile == "default",
-        },
     }
 }
 
@@ -1317,16 +1263,39 @@ mod tests {
 
     #[test]
     fn config_sections_need_their_prefix_and_credentials_sections_do_not() {
-        let seen = |text, name, kind| find_profile(text, name, kind).found;
-        assert!(seen("[profile prod]", "prod", FileKind::Config));
-        assert!(seen("[ profile  prod ]", "prod", FileKind::Config));
-        assert!(!seen("[prod]", "prod", FileKind::Config));
-        assert!(seen("[default]", "default", FileKind::Config));
-        assert!(seen("[profile default]", "default", FileKind::Config));
-        assert!(!seen("[profileprod]", "prod", FileKind::Config));
-        assert!(seen("[prod]", "prod", FileKind::Credentials));
-        assert!(!seen("[profile prod]", "prod", FileKind::Credentials));
-        assert!(!seen("[sso-session prod]", "prod", FileKind::Config));
+        let found = |config: Option<&str>, credentials: Option<&str>, name: &str| {
+            let vars = [("HOME", "/home/u"), ("AWS_PROFILE", name)];
+            with_files(&vars, config, credentials).credentials.is_some()
+        };
+        assert!(found(Some("[profile prod]"), None, "prod"));
+        assert!(found(Some("[ profile  prod ]"), None, "prod"));
+        assert!(!found(Some("[prod]"), None, "prod"));
+        assert!(found(Some("[default]"), None, "default"));
+        assert!(found(Some("[profile default]"), None, "default"));
+        assert!(!found(Some("[profileprod]"), None, "prod"));
+        assert!(found(None, Some("[prod]"), "prod"));
+        assert!(!found(None, Some("[profile prod]"), "prod"));
+        assert!(!found(Some("[sso-session prod]"), None, "prod"));
+    }
+
+    #[test]
+    fn a_profile_file_the_sdk_cannot_parse_is_named_with_its_line() {
+        let seen = with_files(
+            &[("HOME", "/home/u")],
+            Some("region = eu-west-1\n[default]\n"),
+            None,
+        );
+        assert_eq!(seen.credentials, None);
+        assert_eq!(seen.region, None);
+        assert_eq!(seen.hints.len(), 1, "{:?}", seen.hints);
+        let hint = &seen.hints[0];
+        assert!(
+            hint.starts_with("the AWS SDK cannot read the profile files: ")
+                && hint.contains("/home/u/.aws/config")
+                && hint.contains("line 1"),
+            "{hint}"
+        );
+        assert!(!hint.contains("eu-west-1"), "{hint}");
     }
 
     #[tokio::test]
@@ -1409,9 +1378,10 @@ mod tests {
 
         #[test]
         fn any_profile_text_is_read_without_panicking(text in "(\\[|\\]|=| |\n|#|profile|default|region|[a-z]){0,200}") {
-            for kind in [FileKind::Config, FileKind::Credentials] {
-                let seen = find_profile(&text, "default", kind);
-                prop_assert!(seen.found || !seen.region);
+            for (config, credentials) in [(Some(text.as_str()), None), (None, Some(text.as_str()))] {
+                let seen = with_files(&[("HOME", "/home/u")], config, credentials);
+                // A region of the profile only where the profile is found.
+                prop_assert!(seen.credentials.is_some() || seen.region.is_none(), "{seen:?}");
             }
         }
     }
