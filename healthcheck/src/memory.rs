@@ -87,9 +87,7 @@ impl MemoryCheck {
             .metadata_uri
             .as_ref()
             .and_then(|uri| Endpoint::from_uri(uri).ok());
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map(|text| parse_own_cgroup(&text))
-            .unwrap_or_default();
+        let own = own_cgroup();
         MemoryCheck {
             endpoint,
             cgroup_root: config.cgroup_root.clone(),
@@ -233,10 +231,14 @@ impl Cgroup {
 /// On Fargate with only a task-level limit the container's cgroup shows none; the task
 /// metadata's `Limits.Memory` has it.
 pub fn cgroup_limit(cgroup_root: &Path) -> Option<u64> {
-    let own = std::fs::read_to_string("/proc/self/cgroup")
+    Cgroup::find(cgroup_root, &own_cgroup())?.limit()
+}
+
+/// This process's cgroup paths, from `/proc/self/cgroup` (none when it cannot be read).
+fn own_cgroup() -> OwnCgroup {
+    std::fs::read_to_string("/proc/self/cgroup")
         .map(|text| parse_own_cgroup(&text))
-        .unwrap_or_default();
-    Cgroup::find(cgroup_root, &own)?.limit()
+        .unwrap_or_default()
 }
 
 /// `base/own` when that directory exists, else `base`.

@@ -527,14 +527,8 @@ pub fn unusable_endpoints_from(
     env: &impl Env,
     read_file: &dyn Fn(&Path) -> Option<String>,
 ) -> Vec<Problem> {
-    // `var` reads an empty value as unset; the SDK does not (it panics on it).
     let vars = env.vars();
-    let value_of = |name: &str| {
-        vars.iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.to_str())
-            .map(str::to_owned)
-    };
+    let value_of = |name: &str| set_value(&vars, name);
     let profile = Profile::read(env, read_file).and_then(Result::ok);
     let ignored = match value_of("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") {
         Some(set) => set.eq_ignore_ascii_case("true"),
@@ -586,6 +580,16 @@ pub fn unusable_endpoints_from(
     problems
 }
 
+/// The value of `name` in `vars` as the SDK reads a variable: set is set, even empty
+/// (`Env::var` reads an empty value as unset; the SDK does not, and panics on an empty
+/// endpoint); not UTF-8 is unset.
+fn set_value(vars: &[(std::ffi::OsString, std::ffi::OsString)], name: &str) -> Option<String> {
+    vars.iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.to_str())
+        .map(str::to_owned)
+}
+
 /// The selected profile as the SDK reads it, by the SDK's own parser (the files' text
 /// handed to it in memory, under their own paths), and the files it was read from, for
 /// messages.
@@ -629,13 +633,7 @@ impl Profile {
         if read.is_empty() {
             return None;
         }
-        // As the SDK reads it: set is set, even empty.
-        let selected = env
-            .vars()
-            .into_iter()
-            .find(|(k, _)| k == "AWS_PROFILE")
-            .and_then(|(_, v)| v.into_string().ok());
-        if let Some(name) = selected {
+        if let Some(name) = set_value(&env.vars(), "AWS_PROFILE") {
             sdk_env.insert("AWS_PROFILE".to_owned(), name);
         }
         let fs = aws_types::os_shim_internal::Fs::from_map(files);
