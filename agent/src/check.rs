@@ -225,16 +225,13 @@ pub async fn check(settings: &Settings, env: &impl Env, aws: &impl Env) -> Repor
     let none = Redaction::default();
     rows.extend(malformed.into_iter().map(|(row, _)| convert(row, &none)));
     // The start refuses these before anything else it would do with AWS.
-    if let Err(failure) = crate::check_shipping(settings, aws) {
+    let keys = plan.keys();
+    if let Err(failure) = crate::check_aws(settings, aws, &keys).await {
         return aws_failure(rows, failure);
     }
-    let keys = plan.keys();
     let fetched = if keys.is_empty() {
         Default::default()
     } else {
-        if let Err(failure) = crate::check_aws(aws, &keys).await {
-            return aws_failure(rows, failure);
-        }
         let sdk = aws::sdk::Shared::default();
         let sources = Arc::new(Sources::new(&sdk.get().await));
         source::fetch_all(&sources, keys, settings.secrets_timeout).await

@@ -63,16 +63,16 @@ pub async fn run(
     if let Err(code) = check_stop_budget(&settings, &cloud).await {
         return code;
     }
-    if let Err(failure) = check_shipping(&settings, env) {
-        return fail(&failure);
-    }
     let resolver = tokio::select! {
         r = prepare(&settings, env, &cloud) => r,
         code = startup_stop(&mut control) => return code,
     };
     let resolver = match resolver {
         Ok(r) => Arc::new(r),
-        Err(failure) => return fail_before_app(&settings, &failure, diagnostics, &cloud).await,
+        Err(Unprepared::Plan(failure)) => {
+            return fail_before_app(&settings, &failure, diagnostics, &cloud).await
+        }
+        Err(Unprepared::Aws(failure)) => return fail(&failure),
     };
     let resolved = tokio::select! {
         r = resolver.resolve() => r,
@@ -413,9 +413,13 @@ async fn finish_logs(
             .map_or(0, |(_, v)| *v)
     };
     if report.unshipped > 0 {
+        let why = match &report.failing {
+            Some(e) => format!(" (the calls were failing: {e})"),
+            None => String::new(),
+        };
         tracing::error!(
             unshipped = report.unshipped,
-            "{} events could not be shipped to CloudWatch Logs before the stop deadline",
+            "{} events could not be shipped to CloudWatch Logs before the stop deadline{why}",
             report.unshipped
         );
     }
@@ -466,63 +470,92 @@ async fn fail_before_app(
     code
 }
 
+/// Why the start stopped before anything was fetched.
+enum Unprepared {
+    /// A reference or setting that cannot be read: said on stderr, and shipped to
+    /// CloudWatch when a log group is set.
+    Plan(secrets::Failure),
+    /// An AWS configuration that cannot work ([`check_aws`]): said on stderr only, as
+    /// shipping could not work either (and it is among what is checked).
+    Aws(secrets::Failure),
+}
+
 /// The plan, and the AWS SDK only when there is something to fetch — and something
-/// configured that could fetch it (credentials, and a region for what is named without
-/// one): a configuration mistake stops the start at once, not at the deadline.
+/// configured that could fetch it, and ship (credentials, and a region for what is
+/// named without one): a configuration mistake stops the start at once, not at the
+/// deadline.
 async fn prepare(
     settings: &Settings,
     env: &impl Env,
     cloud: &Aws,
-) -> Result<Resolver<Sources>, secrets::Failure> {
-    let plan = Plan::new(env.vars(), settings.secrets.clone())?;
-    let keys = plan.keys();
+) -> Result<Resolver<Sources>, Unprepared> {
+    let plan = Plan::new(env.vars(), settings.secrets.clone());
+    let keys = plan.as_ref().map(Plan::keys).unwrap_or_default();
+    if let Err(mut failure) = check_aws(settings, env, &keys).await {
+        if let Err(unread) = plan {
+            failure.errors.splice(0..0, unread.errors);
+        }
+        return Err(Unprepared::Aws(failure));
+    }
+    let plan = plan.map_err(Unprepared::Plan)?;
     let source = if keys.is_empty() {
         None
     } else {
-        check_aws(env, &keys).await?;
         Some(Arc::new(Sources::new(&cloud.sdk.get().await)))
     };
     Ok(Resolver::new(plan, source, settings.secrets_timeout))
 }
 
-/// Shipping loads the AWS SDK before the app starts (and so does a start that fails and
-/// reports to CloudWatch): a file the SDK would read for ever, or an endpoint it cannot
-/// call ([`aws::sdk::before_load`]), is refused first, every problem named, exit 78.
-pub(crate) fn check_shipping(settings: &Settings, env: &impl Env) -> Result<(), secrets::Failure> {
-    if settings.logs.group.is_none() {
-        return Ok(());
-    }
-    let problems = aws::sdk::before_load(env);
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(config_failure(problems.iter().map(|p| {
-        format!("shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP) loads the AWS SDK: {p}")
-    })))
-}
-
-/// [`aws::sdk::check_configuration`] for these keys: every problem, exit 78.
+/// Before the AWS SDK is loaded: whether its configuration could work for what loads
+/// it, the references to fetch (`keys`) and shipping to CloudWatch Logs
+/// ([`aws::sdk::check_configuration`]): a file the SDK would read for ever, an endpoint
+/// it cannot call, no credentials, no region (or one that is not a region's name) where
+/// one is needed — every problem named, with what needs it, exit 78. Shipping always
+/// needs a region (a log group is named without one); without this, shipping that
+/// could never work retried in silence until the stop, every event lost.
 pub(crate) async fn check_aws(
+    settings: &Settings,
     env: &impl Env,
     keys: &std::collections::BTreeSet<secrets::Key>,
 ) -> Result<(), secrets::Failure> {
+    let ships = settings.logs.group.is_some();
+    if keys.is_empty() && !ships {
+        return Ok(());
+    }
+    const SHIPPING: &str = "shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP)";
     let regionless: Vec<String> = keys
         .iter()
         .filter(|k| k.region().is_none())
         .map(|k| format!("{} \"{k}\"", k.noun()))
         .collect();
-    let problems = match aws::sdk::check_configuration(env, !regionless.is_empty()).await {
+    let needs_region = ships || !regionless.is_empty();
+    let problems = match aws::sdk::check_configuration(env, needs_region).await {
         Ok(()) => return Ok(()),
         Err(problems) => problems,
     };
     let message = |p: &aws::sdk::Problem| match p {
-        aws::sdk::Problem::NoRegion { .. } => {
+        aws::sdk::Problem::NoRegion { .. } | aws::sdk::Problem::Region { .. } => {
             const SHOWN: usize = 3;
-            let mut named = regionless[..regionless.len().min(SHOWN)].join(", ");
+            let mut named: Vec<&str> = regionless.iter().take(SHOWN).map(String::as_str).collect();
+            if ships {
+                named.insert(0, SHIPPING);
+            }
+            let mut named = named.join(", ");
             if regionless.len() > SHOWN {
                 named.push_str(&format!(" and {} more", regionless.len() - SHOWN));
             }
-            format!("{named}: {p} (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)")
+            let by_arn = if regionless.is_empty() {
+                ""
+            } else {
+                ", or name each secret and parameter by its full ARN, whose region is used \
+                 (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, \
+                 arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)"
+            };
+            format!("{named}: {p}{by_arn}")
+        }
+        aws::sdk::Problem::NoCredentials { .. } if keys.is_empty() => format!("{SHIPPING}: {p}"),
+        aws::sdk::Problem::Endpoint { .. } | aws::sdk::Problem::File { .. } if ships => {
+            format!("{SHIPPING} loads the AWS SDK: {p}")
         }
         _ => p.to_string(),
     };

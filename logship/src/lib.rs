@@ -94,6 +94,8 @@ pub struct Report {
     pub redactions: Vec<(&'static str, u64)>,
     /// Events not shipped by the deadline (0 when shipping is off).
     pub unshipped: u64,
+    /// Why the last CloudWatch Logs call failed, when calls were failing at the stop.
+    pub failing: Option<String>,
 }
 
 impl Logs {
@@ -311,20 +313,21 @@ impl Logs {
         for copy in [&self.stdout, &self.stderr].into_iter().flatten() {
             copy.drain(deadline).await;
         }
-        let unshipped = match self.delivery {
+        let (unshipped, failing) = match self.delivery {
             Some((stop, task)) => {
                 stop.stop_by(deadline);
                 task.await.map_or_else(
-                    |_| self.counters.events.load(Ordering::Relaxed),
-                    |s| s.unshipped,
+                    |_| (self.counters.events.load(Ordering::Relaxed), None),
+                    |s| (s.unshipped, s.failing),
                 )
             }
-            None => 0,
+            None => (0, None),
         };
         Report {
             counters: self.counters.snapshot(),
             redactions: self.pipeline.sanitizer.get().counts(),
             unshipped,
+            failing,
         }
     }
 }

@@ -44,6 +44,11 @@ const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_s
 /// After a failure about the destination (access denied, bad group name), try again
 /// this often: a person has to fix something, hammering the service will not.
 const DESTINATION_RETRY: Duration = Duration::from_secs(60);
+/// Retried failures in a row (throttling, a 5xx, an endpoint that does not answer)
+/// before they are warned of: a few seconds of them, past a blip.
+const RETRIES_BEFORE_WARNING: u32 = 6;
+/// While they go on, the warning is given again this often, with the count.
+const RETRY_WARNING_EVERY: Duration = Duration::from_secs(300);
 /// Events moved from the buffer per step, so batches close promptly under load.
 const TAKE: usize = 2_048;
 
@@ -395,11 +400,14 @@ impl StopHandle {
 }
 
 /// What the loop achieved by the time it stopped.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub shipped: u64,
     /// Events not shipped by the deadline.
     pub unshipped: u64,
+    /// Why the last call failed, when calls were failing at the stop: what kept the
+    /// unshipped events.
+    pub failing: Option<String>,
 }
 
 pub fn stop_handle() -> (StopHandle, watch::Receiver<Option<Instant>>) {
@@ -488,6 +496,7 @@ pub async fn deliver(
     Summary {
         shipped: counters.shipped.load(Ordering::Relaxed),
         unshipped,
+        failing: sender.last_error,
     }
 }
 
@@ -495,7 +504,14 @@ pub async fn deliver(
 struct Sender {
     shipper: Shipper,
     counters: Arc<Counters>,
+    /// A failure was reported (an error, or a warning of retries) and no call has
+    /// succeeded since: the next success says that shipping works again.
     failing: bool,
+    /// Retried failures since the last success, and when they were last warned of.
+    retried: u32,
+    warned: Option<Instant>,
+    /// The last failure's message, until a call succeeds.
+    last_error: Option<String>,
     stop: watch::Receiver<Option<Instant>>,
 }
 
@@ -509,8 +525,22 @@ impl Sender {
             shipper,
             counters,
             failing: false,
+            retried: 0,
+            warned: None,
+            last_error: None,
             stop,
         }
+    }
+
+    /// A call succeeded: the failures, if any, are over.
+    fn succeeded(&mut self) {
+        if self.failing {
+            tracing::info!(group = %self.shipper.dest.group, "shipping to CloudWatch Logs works again");
+            self.failing = false;
+        }
+        self.retried = 0;
+        self.warned = None;
+        self.last_error = None;
     }
 
     /// The stop deadline, once the delivery loop has been asked to finish.
@@ -529,7 +559,10 @@ impl Sender {
                 None => self.shipper.prepare().await,
             };
             match attempt_result {
-                Ok(()) => return true,
+                Ok(()) => {
+                    self.succeeded();
+                    return true;
+                }
                 Err(e) => {
                     attempt += 1;
                     if !self.pause(&e, attempt).await {
@@ -553,10 +586,7 @@ impl Sender {
             };
             match attempt_result {
                 Ok(r) => {
-                    if self.failing {
-                        tracing::info!(group = %self.shipper.dest.group, "shipping to CloudWatch Logs works again");
-                        self.failing = false;
-                    }
+                    self.succeeded();
                     let c = &self.counters;
                     Counters::add(&c.shipped, r.accepted);
                     Counters::add(
@@ -625,9 +655,30 @@ impl Sender {
     /// Waits before the next attempt; false when that would pass the deadline.
     async fn pause(&mut self, e: &ShipError, attempt: u32) -> bool {
         let msg = &e.message;
+        if msg == DEADLINE_PASSED {
+            return false;
+        }
+        self.last_error = Some(msg.clone());
         let delay = match e.kind {
             FailureKind::Retryable => {
                 tracing::debug!(attempt, error = %msg, "retrying a CloudWatch Logs call");
+                self.retried = self.retried.saturating_add(1);
+                let due = self
+                    .warned
+                    .map_or(self.retried >= RETRIES_BEFORE_WARNING, |at| {
+                        at.elapsed() >= RETRY_WARNING_EVERY
+                    });
+                if due {
+                    tracing::warn!(
+                        group = %self.shipper.dest.group,
+                        retries = self.retried,
+                        error = %msg,
+                        "CloudWatch Logs calls keep failing ({} retries in a row; the last: {msg}); events wait in the buffer and are retried",
+                        self.retried
+                    );
+                    self.warned = Some(Instant::now());
+                    self.failing = true;
+                }
                 RETRY.delay(attempt)
             }
             // A batch failure never comes here (the batch is dropped); counted with
@@ -674,8 +725,10 @@ impl Sender {
 
 /// The error of an attempt cut short by the stop deadline.
 fn deadline_passed() -> ShipError {
-    ShipError::new(FailureKind::Retryable, None, "the stop deadline passed")
+    ShipError::new(FailureKind::Retryable, None, DEADLINE_PASSED)
 }
+
+const DEADLINE_PASSED: &str = "the stop deadline passed";
 
 fn metrics_event(counters: &Counters, options: &Delivery) -> Event {
     let dims: Vec<(&str, &str)> = options

@@ -211,6 +211,12 @@ fn split_arn<'a>(
     if parts[3].is_empty() {
         return Err(format!("the ARN has no region; expected {syntax}"));
     }
+    if let Some(why) = aws::sdk::check::region_fault(parts[3]) {
+        return Err(format!(
+            "the ARN's region is not an AWS region: {why} (a region's name is lowercase \
+             letters, digits and '-', like us-east-1); expected {syntax}"
+        ));
+    }
     if parts[4].is_empty() {
         return Err(format!("the ARN has no account; expected {syntax}"));
     }
@@ -367,6 +373,8 @@ mod tests {
         assert!(err("ssm:/a//b").contains("empty level"));
         assert!(err("arn:aws:ssm:us-east-1:1").contains("incomplete"));
         assert!(err("arn:aws:ssm::1:parameter/x").contains("no region"));
+        assert!(err("arn:aws:ssm:eu-west-1 :1:parameter/x")
+            .contains("the ARN's region is not an AWS region: it has spaces"));
         assert!(err("arn:aws:ssm:r::parameter/x").contains("no account"));
         assert!(err("arn:aws:ssm:r:1:document/x").contains("not parameter/NAME"));
         assert!(err("arn:aws:ssm:r:1:parameter/").contains("not parameter/NAME"));

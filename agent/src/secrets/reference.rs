@@ -98,6 +98,12 @@ pub fn parse(value: &str) -> Result<Reference, String> {
     if parts[3].is_empty() {
         return Err(format!("the ARN has no region; expected {ARN_SYNTAX}"));
     }
+    if let Some(why) = aws::sdk::check::region_fault(parts[3]) {
+        return Err(format!(
+            "the ARN's region is not an AWS region: {why} (a region's name is lowercase \
+             letters, digits and '-', like us-east-1); expected {ARN_SYNTAX}"
+        ));
+    }
     if parts[4].is_empty() {
         return Err(format!("the ARN has no account; expected {ARN_SYNTAX}"));
     }
@@ -232,6 +238,11 @@ mod tests {
         assert!(parse("arn:aws:secretsmanager::1:secret:x")
             .unwrap_err()
             .contains("no region"));
+        let capitals = parse("arn:aws:secretsmanager:US-EAST-1:1:secret:x").unwrap_err();
+        assert!(
+            capitals.contains("the ARN's region is not an AWS region: it has capital letters"),
+            "{capitals}"
+        );
         assert!(parse("arn:aws:secretsmanager:us-east-1:1:parameter:x")
             .unwrap_err()
             .contains("resource type"));

@@ -265,6 +265,20 @@ async fn a_log_group_alone_is_checked_as_the_start_checks_it() {
     ] {
         assert!(message.contains(needle), "{needle}: {message}");
     }
+
+    // Shipping needs a region, as the start says.
+    vars.pop();
+    vars.push(("AWS_REGION", "US-EAST-1".to_owned()));
+    let out = run_async(check(&vars, &["--json"])).await;
+    assert_code(&out, 78);
+    let message = row(&report(&out).0, "AWS", "aws_configuration")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.starts_with("shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP): AWS_REGION=\"US-EAST-1\" is not an AWS region"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

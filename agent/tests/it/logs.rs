@@ -343,6 +343,23 @@ async fn cloudwatch_unreachable_for_ten_seconds_loses_nothing() {
         last as usize > during + 100,
         "the app wrote during the outage"
     );
+    // The outage is said once it has lasted (six retries in a row: 3 to 6 s), and
+    // its end, each once; the retries themselves are not.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches("CloudWatch Logs calls keep failing (6 retries in a row; the last: ")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("shipping to CloudWatch Logs works again")
+            .count(),
+        1,
+        "{stderr}"
+    );
     let got = numbers(&read_stream(&client, &group, "app").await);
     assert_eq!(
         got,
@@ -389,7 +406,15 @@ async fn access_denied_keeps_the_app_running_with_its_lines_on_stdout() {
         "reported once: {stderr}"
     );
     assert!(stderr.contains("AccessDenied"), "{stderr}");
-    assert!(stderr.contains("could not be shipped"), "{stderr}");
+    // The count of what was not shipped says why.
+    let unshipped = stderr
+        .lines()
+        .find(|l| l.contains("could not be shipped"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        unshipped.contains("(the calls were failing: ") && unshipped.contains("AccessDenied"),
+        "{unshipped}"
+    );
     assert!(!denying.calls().is_empty());
     // Nothing can be shipped: the agent does not sit out the stop timeout.
     assert!(

@@ -220,6 +220,89 @@ async fn no_region_stops_at_once_naming_aws_region_and_the_full_arn() {
     );
 }
 
+/// Shipping needs credentials and a region as much as a reference does: without
+/// either, it retried in silence until the stop, and every event was lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn shipping_without_a_region_or_credentials_stops_at_once_naming_what_is_missing() {
+    let _timing = TIMING.read().await;
+    let home = scratch();
+    let group = testkit::unique_name("/deckhand/mistakes/no-region");
+    let mut cmd = agent();
+    cmd.env_remove("AWS_REGION")
+        .env("HOME", home.path())
+        .env("CLOUDWATCH_LOG_GROUP", &group);
+    let (run, took) = timed(cmd).await;
+    run.assert_refused(
+        78,
+        &[
+            "shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP): no AWS region is configured",
+            "Set AWS_REGION",
+        ],
+        &[],
+    );
+    assert!(took < AT_ONCE, "took {took:?}");
+    let (_, stderr) = text(&run.out);
+    assert!(
+        !stderr.contains("full ARN"),
+        "a log group has no ARN form: {stderr}"
+    );
+
+    let mut cmd = agent_without_credentials(&home);
+    cmd.env("CLOUDWATCH_LOG_GROUP", &group);
+    let (run, took) = timed(cmd).await;
+    run.assert_refused(
+        78,
+        &[
+            "shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP): no AWS credentials are configured",
+            "task role",
+        ],
+        &[],
+    );
+    assert!(took < AT_ONCE, "took {took:?}");
+}
+
+/// A region that is not a region's name: the SDK refused most in its own words
+/// ("must be a valid host label", no variable named; shipping retried them until the
+/// stop), and sent one in capitals, which the emulator answers with HTTP 500, retried
+/// to the secrets deadline (exit 69 after 10 s). Now refused at once by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_that_is_not_a_regions_name_stops_the_start_at_once_by_name() {
+    let _timing = TIMING.read().await;
+    let group = testkit::unique_name("/deckhand/mistakes/region");
+    for (region, shown, why) in [
+        (
+            "US-EAST-1",
+            "AWS_REGION=\"US-EAST-1\"",
+            "it has capital letters",
+        ),
+        ("us-east-1 ", "AWS_REGION=\"us-east-1 \"", "it has spaces"),
+        ("", "AWS_REGION=\"\"", "it is empty"),
+    ] {
+        let set = |cmd: &mut Command| {
+            // An empty AWS_REGION is the SDK's region: AWS_DEFAULT_REGION is not read.
+            cmd.env("AWS_REGION", region)
+                .env("AWS_DEFAULT_REGION", "us-east-1");
+        };
+        refused_at_once_either_way(set, &group, &[shown, why, "is not an AWS region"], &[]).await;
+    }
+    // In a reference's ARN, the same.
+    let mut cmd = agent();
+    cmd.env(
+        "DB_PASSWORD",
+        "arn:aws:secretsmanager:Us-East-1:123456789012:secret:mistakes/db",
+    );
+    let (run, took) = timed(cmd).await;
+    run.assert_refused(
+        78,
+        &[
+            "DB_PASSWORD",
+            "the ARN's region is not an AWS region: it has capital letters",
+        ],
+        &[],
+    );
+    assert!(took < AT_ONCE, "took {took:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_arn_carries_its_region_without_aws_region() {
     let west = sm("us-west-2").await;

@@ -64,6 +64,14 @@ pub enum Problem {
     },
     /// No region, and something is named without one.
     NoRegion { imds: Imds },
+    /// The region the SDK would use is not a region's name (see [`region_fault`]).
+    Region {
+        /// Where it comes from, with its value: `AWS_REGION="US-EAST-1"`, `the region
+        /// "eu west 1" of profile "prod" (in "/root/.aws/config")`.
+        named: String,
+        /// What is wrong with it: `it is empty`, `it has capital letters`.
+        why: &'static str,
+    },
     /// An endpoint variable or profile setting holds what the SDK cannot call (see
     /// [`unusable_endpoints`]).
     Endpoint {
@@ -139,8 +147,13 @@ impl fmt::Display for Problem {
                 f,
                 "no AWS region is configured (looked at: AWS_REGION, AWS_DEFAULT_REGION, the \
                  profile's region; {imds}). Set AWS_REGION (e.g. AWS_REGION=us-east-1; ECS \
-                 on Fargate sets it), or name each resource by its full ARN, whose region \
-                 is used"
+                 on Fargate sets it)"
+            ),
+            Problem::Region { named, why } => write!(
+                f,
+                "{named} is not an AWS region: {why}; a region's name is lowercase letters, \
+                 digits and '-' (e.g. AWS_REGION=us-east-1; ECS on Fargate sets AWS_REGION \
+                 to the task's own)"
             ),
             Problem::Endpoint { named, why, undo } => write!(
                 f,
@@ -166,12 +179,65 @@ pub struct Configured {
     /// The first credentials source the SDK's chain would use, besides IMDS
     /// (`"AWS_ACCESS_KEY_ID"`, `profile "default"`, …); `None` when there is none.
     pub credentials: Option<String>,
-    /// Where the default region comes from, besides IMDS.
-    pub region: Option<String>,
+    /// The default region, as the SDK's region chain finds it before IMDS.
+    pub region: Option<FoundRegion>,
     /// Whether the SDK may ask IMDS (it does unless `AWS_EC2_METADATA_DISABLED=true`).
     pub imds: bool,
     /// Half-made credential settings, for the message when nothing is configured.
     pub hints: Vec<String>,
+}
+
+/// The default region and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRegion {
+    /// `AWS_REGION`, `AWS_DEFAULT_REGION`, `the region of profile "prod" (in FILES)`.
+    pub from: String,
+    /// The value, as the SDK would use it.
+    pub value: String,
+}
+
+impl FoundRegion {
+    /// Where it was found, with its value (escaped, and cut short if long): for a
+    /// message about it. A region is configuration, never a secret.
+    fn named(&self) -> String {
+        const SHOWN: usize = 64;
+        let mut shown: String = self.value.chars().take(SHOWN).collect();
+        if shown.len() < self.value.len() {
+            shown.push('…');
+        }
+        match self.from.strip_prefix("the region of ") {
+            Some(profile) => format!("the region {shown:?} of {profile}"),
+            None => format!("{}={shown:?}", self.from),
+        }
+    }
+}
+
+/// Why `value` cannot be an AWS region's name (`us-east-1`, `us-gov-west-1`,
+/// `cn-north-1`, `eu-isoe-west-1`): those are lowercase letters, digits and '-', a DNS
+/// label (1 to 63 characters, no '-' at either end). The SDK refuses a value that is
+/// not a DNS label at its first call, in its own words ("must be a valid host label"),
+/// without saying which setting holds it; one in capitals it sends, signed for a
+/// region that does not exist (an emulator answers HTTP 500, retried to the deadline).
+pub fn region_fault(value: &str) -> Option<&'static str> {
+    let fault = if value.is_empty() {
+        "it is empty"
+    } else if value.chars().any(char::is_whitespace) {
+        "it has spaces or other blank characters"
+    } else if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        "it has capital letters"
+    } else if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        "it has characters other than lowercase letters, digits and '-'"
+    } else if value.len() > 63 {
+        "it is longer than 63 characters"
+    } else if value.starts_with('-') || value.ends_with('-') {
+        "it begins or ends with '-'"
+    } else {
+        return None;
+    };
+    Some(fault)
 }
 
 /// Reads what the SDK's default credentials chain (environment, profile, web identity,
@@ -205,14 +271,14 @@ pub fn configured_from(env: &impl Env, read_file: &dyn Fn(&Path) -> Option<Strin
     let profile_name = var("AWS_PROFILE");
     let selected = profile_name.clone().unwrap_or_else(|| "default".to_owned());
     let (found, profile_region) = match Profile::read(env, read_file) {
-        Some(Ok(profile)) => (profile.found(), profile.sections.get("region").is_some()),
+        Some(Ok(profile)) => (profile.found(), profile.region()),
         Some(Err(refused)) => {
             hints.push(format!(
                 "the AWS SDK cannot read the profile files: {refused}"
             ));
-            (false, false)
+            (false, None)
         }
-        None => (false, false),
+        None => (false, None),
     };
     if credentials.is_none() && found {
         credentials = Some(format!("profile {selected:?}"));
@@ -262,11 +328,18 @@ pub fn configured_from(env: &impl Env, read_file: &dyn Fn(&Path) -> Option<Strin
         }
     }
 
+    // As the SDK's chain: AWS_REGION when set (even empty), then AWS_DEFAULT_REGION,
+    // then the profile's (or its source profile's).
+    let vars = env.vars();
     let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .into_iter()
-        .find(|name| var(name).is_some())
-        .map(str::to_owned)
-        .or_else(|| profile_region.then(|| format!("the region of profile {selected:?}")));
+        .find_map(|name| {
+            set_value(&vars, name).map(|value| FoundRegion {
+                from: name.to_owned(),
+                value,
+            })
+        })
+        .or(profile_region);
 
     // As the SDK reads it: exactly `true`, in any case; anything else leaves IMDS on.
     let imds = !env
@@ -306,10 +379,9 @@ pub async fn check_configuration(
     if needs_region_from_imds {
         paths.push(IMDS_REGION_PATH);
     }
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let answers = if found.imds {
+    let answers = if paths.is_empty() {
+        Vec::new()
+    } else if found.imds {
         probe_imds(&paths).await
     } else {
         vec![Err(Imds::Disabled); paths.len()]
@@ -328,6 +400,14 @@ pub async fn check_configuration(
         if let Some(Err(imds)) = answers.next() {
             // A missing instance profile says nothing about the region.
             problems.push(Problem::NoRegion { imds });
+        }
+    }
+    if let (true, Some(region)) = (needs_default_region, &found.region) {
+        if let Some(why) = region_fault(&region.value) {
+            problems.push(Problem::Region {
+                named: region.named(),
+                why,
+            });
         }
     }
     if problems.is_empty() {
@@ -658,6 +738,28 @@ impl Profile {
             }),
             Err(refused) => Err(Chain(&refused).to_string()),
         })
+    }
+
+    /// The region of the selected profile, or of the profile its `source_profile`
+    /// names (and so on), as the SDK's profile region provider follows them: a loop,
+    /// or a profile without either, ends with none.
+    fn region(&self) -> Option<FoundRegion> {
+        let mut name = self.sections.selected_profile();
+        let mut visited = Vec::new();
+        loop {
+            let profile = self.sections.get_profile(name)?;
+            if visited.contains(&name) {
+                return None;
+            }
+            visited.push(name);
+            if let Some(value) = profile.get("region") {
+                return Some(FoundRegion {
+                    from: format!("the region of profile {name:?} (in {})", self.files),
+                    value: value.to_owned(),
+                });
+            }
+            name = profile.get("source_profile")?;
+        }
     }
 
     /// Whether the selected profile exists in either file.
@@ -1218,8 +1320,11 @@ mod tests {
         let default = read(&[("HOME", "/home/u")]);
         assert_eq!(default.credentials.as_deref(), Some("profile \"default\""));
         assert_eq!(
-            default.region.as_deref(),
-            Some("the region of profile \"default\"")
+            default.region,
+            Some(FoundRegion {
+                from: "the region of profile \"default\" (in \"/home/u/.aws/config\" and \"/home/u/.aws/credentials\")".to_owned(),
+                value: "eu-west-1".to_owned()
+            })
         );
         let prod = read(&[("HOME", "/home/u"), ("AWS_PROFILE", "prod")]);
         assert_eq!(prod.credentials.as_deref(), Some("profile \"prod\""));
@@ -1256,7 +1361,10 @@ mod tests {
             Some(credentials),
         );
         assert_eq!(tilde.credentials.as_deref(), Some("profile \"ci\""));
-        assert_eq!(moved.region.as_deref(), Some("AWS_REGION"));
+        assert_eq!(
+            moved.region.map(|r| (r.from, r.value)),
+            Some(("AWS_REGION".to_owned(), "us-east-2".to_owned()))
+        );
     }
 
     #[test]
@@ -1329,6 +1437,119 @@ mod tests {
         );
     }
 
+    #[test]
+    fn region_names_are_lowercase_dns_labels() {
+        for fine in [
+            "us-east-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eu-isoe-west-1",
+            "local",
+        ] {
+            assert_eq!(region_fault(fine), None, "{fine}");
+        }
+        let long = "a".repeat(64);
+        for (bad, why) in [
+            ("", "it is empty"),
+            ("us-east-1 ", "it has spaces or other blank characters"),
+            ("us-east-1\n", "it has spaces or other blank characters"),
+            ("US-EAST-1", "it has capital letters"),
+            (
+                "us_east_1",
+                "it has characters other than lowercase letters, digits and '-'",
+            ),
+            (
+                "us-east-1.x",
+                "it has characters other than lowercase letters, digits and '-'",
+            ),
+            (
+                "ü",
+                "it has characters other than lowercase letters, digits and '-'",
+            ),
+            (&long, "it is longer than 63 characters"),
+            ("-us", "it begins or ends with '-'"),
+            ("us-", "it begins or ends with '-'"),
+        ] {
+            assert_eq!(region_fault(bad), Some(why), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_region_is_found_where_the_sdk_finds_it() {
+        let region = |vars: &[(&str, &str)], config: Option<&str>| {
+            let mut vars = vars.to_vec();
+            vars.push(("HOME", "/home/u"));
+            with_files(&vars, config, None)
+                .region
+                .map(|r| (r.from, r.value))
+        };
+        let pair = |from: &str, value: &str| Some((from.to_owned(), value.to_owned()));
+        // Set is set: an empty AWS_REGION is the SDK's region, AWS_DEFAULT_REGION unread.
+        assert_eq!(
+            region(
+                &[("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "eu-west-1")],
+                None
+            ),
+            pair("AWS_REGION", "")
+        );
+        assert_eq!(
+            region(&[("AWS_DEFAULT_REGION", "eu-west-1")], None),
+            pair("AWS_DEFAULT_REGION", "eu-west-1")
+        );
+        // A profile without a region takes its source profile's, as the SDK does; a
+        // loop ends with none.
+        let chained = "[profile prod]\nsource_profile = base\n[profile base]\nregion = eu-west-2\n";
+        let (from, value) = region(&[("AWS_PROFILE", "prod")], Some(chained)).unwrap();
+        assert_eq!(value, "eu-west-2");
+        assert!(
+            from.starts_with("the region of profile \"base\" (in "),
+            "{from}"
+        );
+        let looped = "[profile a]\nsource_profile = b\n[profile b]\nsource_profile = a\n";
+        assert_eq!(region(&[("AWS_PROFILE", "a")], Some(looped)), None);
+        let own = "[profile a]\nsource_profile = a\n";
+        assert_eq!(region(&[("AWS_PROFILE", "a")], Some(own)), None);
+    }
+
+    #[tokio::test]
+    async fn a_region_that_is_not_a_regions_name_is_named_where_it_is_needed() {
+        let with_region = |value: &str| {
+            env(&[
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+                ("AWS_REGION", value),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ])
+        };
+        let problems = check_configuration(&with_region("US-EAST-1 "), true)
+            .await
+            .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert!(
+            text[0].starts_with(
+                "AWS_REGION=\"US-EAST-1 \" is not an AWS region: it has spaces or other blank characters; "
+            ),
+            "{text:?}"
+        );
+        // Not needed (everything named by ARN): not the SDK's to use, not refused.
+        assert_eq!(
+            check_configuration(&with_region("US-EAST-1"), false).await,
+            Ok(())
+        );
+        // A long one is cut short.
+        let long = "x".repeat(500);
+        let said = check_configuration(&with_region(&long), true)
+            .await
+            .unwrap_err()[0]
+            .to_string();
+        assert!(
+            said.contains(&format!("AWS_REGION=\"{}…\"", "x".repeat(64))),
+            "{said}"
+        );
+        assert!(!said.contains(&"x".repeat(65)), "{said}");
+    }
+
     #[tokio::test]
     async fn a_configured_source_needs_no_probe() {
         let vars = env(&[
@@ -1372,6 +1593,19 @@ mod tests {
                 prop_assert!(!said.contains("u:pw@"), "{said}");
             }
             prop_assert!(said.is_empty() || config.contains("endpoint_url"));
+        }
+
+        /// Any text as a region: no panic; what passes is a DNS label of lowercase
+        /// letters, digits and '-'.
+        #[test]
+        fn any_region_is_judged_without_panicking(value in "\\PC{0,80}|[a-zA-Z0-9 _.-]{0,70}") {
+            if region_fault(&value).is_none() {
+                prop_assert!((1..=63).contains(&value.len()), "{value:?}");
+                prop_assert!(value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{value:?}");
+                prop_assert!(!value.starts_with('-') && !value.ends_with('-'), "{value:?}");
+            }
+            let found = FoundRegion { from: "AWS_REGION".to_owned(), value: value.clone() };
+            prop_assert!(found.named().starts_with("AWS_REGION=\""));
         }
 
         #[test]

@@ -1,7 +1,8 @@
 //! The AWS profile files as the start-up check reads them (`aws::sdk::check`): any text
 //! in `~/.aws/config` and `~/.aws/credentials`, any profile name. No panic; a profile
 //! that sets a region is found, and a region is only ever said to come from a file that
-//! exists; an endpoint is only ever refused when a file sets `endpoint_url`, and one
+//! sets one (the selected profile's, or a source profile's, loops included), and is
+//! judged as a region's name without a panic; an endpoint is only ever refused when a file sets `endpoint_url`, and one
 //! with an `@` (a password, perhaps) is never shown.
 //!
 //! Input: the profile name, NUL, the config file, NUL, the credentials file.
@@ -38,10 +39,22 @@ fn main() {
             assert_eq!(seen.credentials, None);
             assert_eq!(seen.region, None);
         }
-        let set = |text: &Option<String>| {
+        let set_word = |text: &Option<String>, word: &str| {
             text.as_deref()
-                .is_some_and(|t| t.to_ascii_lowercase().contains("endpoint_url"))
+                .is_some_and(|t| t.to_ascii_lowercase().contains(word))
         };
+        if let Some(region) = &seen.region {
+            assert!(
+                set_word(&config, "region") || set_word(&credentials, "region"),
+                "{region:?}"
+            );
+            assert!(
+                region.from.starts_with("the region of profile "),
+                "{region:?}"
+            );
+            let _ = aws::sdk::check::region_fault(&region.value);
+        }
+        let set = |text: &Option<String>| set_word(text, "endpoint_url");
         for problem in aws::sdk::check::unusable_endpoints_from(&env, &read) {
             let said = problem.to_string();
             assert!(said.starts_with("endpoint_url="), "{said}");
