@@ -27,7 +27,7 @@ use tokio::sync::OnceCell;
 
 pub mod check;
 
-pub use check::{before_load, check_configuration, Imds, Problem, IMDS_PROBE_TIMEOUT};
+pub use check::{check_configuration, Imds, Problem, IMDS_PROBE_TIMEOUT};
 
 /// Loads the SDK's default configuration, with the SDK's retries off.
 pub async fn load() -> SdkConfig {

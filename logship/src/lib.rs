@@ -356,20 +356,66 @@ async fn follow_delivery(health: DeliveryHealth, buffer: Arc<Buffer>) {
 }
 
 /// `CLOUDWATCH_LOG_STREAM`, else `PREFIX/CONTAINER/TASK_ID` (as the awslogs driver
-/// names streams), else `HOSTNAME/START_TIME`.
+/// names streams), else `HOSTNAME/START_TIME`. A default name is made one CloudWatch
+/// accepts ([`stream_safe`]): its parts come from the task metadata and `HOSTNAME`,
+/// which can hold anything, and a name it refuses would be refused at every try, the
+/// message blaming settings nobody set.
 fn stream_name(settings: &LogSettings, context: Option<&Context>) -> String {
     if let Some(s) = &settings.stream {
         return s.clone();
     }
     if let Some(c) = context {
-        return format!(
+        return stream_safe(format!(
             "{}/{}/{}",
             settings.stream_prefix, c.container_name, c.task_id
-        );
+        ));
     }
     let host = settings.host.as_deref().unwrap_or("localhost");
     let mut started = String::new();
     time::push_rfc3339(&mut started, time::now_ms());
-    // ':' is not allowed in stream names.
-    format!("{host}/{}", started.replace(':', "-"))
+    stream_safe(format!("{host}/{started}"))
+}
+
+/// `name` as a log stream name CloudWatch accepts: ':' and '*' (which it refuses)
+/// become '-', and a name over 512 bytes is cut at a character boundary.
+fn stream_safe(name: String) -> String {
+    const MAX: usize = 512;
+    let mut name = name.replace([':', '*'], "-");
+    name.truncate(json::floor_char_boundary(&name, MAX));
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_default_stream_name_is_one_cloudwatch_accepts() {
+        assert_eq!(
+            stream_safe("web/2026-12-05T17:00:00.000Z".into()),
+            "web/2026-12-05T17-00-00.000Z"
+        );
+        assert_eq!(stream_safe("app/we*b/1".into()), "app/we-b/1");
+        let long = format!("h{}", "é".repeat(300));
+        let cut = stream_safe(long);
+        assert_eq!(
+            cut.len(),
+            511,
+            "cut before the character that would pass 512 bytes"
+        );
+        assert!(cut.ends_with('é'));
+    }
+
+    proptest! {
+        /// Whatever HOSTNAME or the task metadata hold: a name CloudWatch accepts.
+        #[test]
+        fn any_parts_make_a_stream_name_cloudwatch_accepts(host in "\\PC{0,600}", container in "[^/]{0,40}") {
+            for name in [format!("{host}/x"), format!("app/{container}/{host}")] {
+                let safe = stream_safe(name);
+                prop_assert!(!safe.is_empty() && safe.len() <= 512);
+                prop_assert!(!safe.contains([':', '*']), "{safe}");
+            }
+        }
+    }
 }

@@ -250,6 +250,11 @@ pub fn configured(env: &impl Env) -> Configured {
 /// [`configured`], with the profile files read by `read_file` (tests and the fuzz
 /// target hand it the files' text).
 pub fn configured_from(env: &impl Env, read_file: &dyn Fn(&Path) -> Option<String>) -> Configured {
+    configured_with(env, Profile::read(env, read_file))
+}
+
+/// [`configured`], with the profile files already read.
+fn configured_with(env: &impl Env, profile: Option<Result<Profile, String>>) -> Configured {
     let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
     let mut hints = Vec::new();
     let mut credentials = None;
@@ -270,7 +275,7 @@ pub fn configured_from(env: &impl Env, read_file: &dyn Fn(&Path) -> Option<Strin
 
     let profile_name = var("AWS_PROFILE");
     let selected = profile_name.clone().unwrap_or_else(|| "default".to_owned());
-    let (found, profile_region) = match Profile::read(env, read_file) {
+    let (found, profile_region) = match profile {
         Some(Ok(profile)) => (profile.found(), profile.region()),
         Some(Err(refused)) => {
             hints.push(format!(
@@ -364,12 +369,19 @@ pub async fn check_configuration(
     env: &impl Env,
     needs_default_region: bool,
 ) -> Result<(), Vec<Problem>> {
-    // The rest reads those files; the SDK would read them for ever.
-    let before = before_load(env);
+    // Read once, for the endpoints they give and what they configure. (Opened without
+    // waiting, only a regular file of at most 1 MiB: what the SDK would read for ever
+    // is not read here, and is refused just below.)
+    let profile = Profile::read(env, &read_small);
+    let mut before = unreadable_files(env);
+    before.extend(endpoints_in(
+        env,
+        profile.as_ref().and_then(|p| p.as_ref().ok()),
+    ));
     if !before.is_empty() {
         return Err(before);
     }
-    let found = configured(env);
+    let found = configured_with(env, profile);
     let needs_credentials_from_imds = found.credentials.is_none();
     let needs_region_from_imds = needs_default_region && found.region.is_none();
     let mut paths = Vec::new();
@@ -500,17 +512,6 @@ fn read_small(path: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// What must be refused before the SDK's configuration is loaded at all: the files it
-/// could never finish reading ([`unreadable_files`]) and the endpoints it cannot call
-/// ([`unusable_endpoints`]). Never connects, and reads nothing but the profile files,
-/// as [`configured`] reads them: opened without waiting, only a regular file of at most
-/// 1 MiB.
-pub fn before_load(env: &impl Env) -> Vec<Problem> {
-    let mut problems = unreadable_files(env);
-    problems.extend(unusable_endpoints(env));
-    problems
-}
-
 /// The files the AWS SDK reads by itself that it could never finish reading: each a
 /// [`Problem::File`] that names its setting and what to do. The SDK reads them whole,
 /// with a plain blocking read inside its async loading, at its first call and at each
@@ -607,13 +608,18 @@ pub fn unusable_endpoints_from(
     env: &impl Env,
     read_file: &dyn Fn(&Path) -> Option<String>,
 ) -> Vec<Problem> {
+    let profile = Profile::read(env, read_file).and_then(Result::ok);
+    endpoints_in(env, profile.as_ref())
+}
+
+/// [`unusable_endpoints`], with the profile files already read (`None` when there are
+/// none, or the SDK's parser refuses them: then the SDK reads no endpoint from them).
+fn endpoints_in(env: &impl Env, profile: Option<&Profile>) -> Vec<Problem> {
     let vars = env.vars();
     let value_of = |name: &str| set_value(&vars, name);
-    let profile = Profile::read(env, read_file).and_then(Result::ok);
     let ignored = match value_of("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") {
         Some(set) => set.eq_ignore_ascii_case("true"),
         None => profile
-            .as_ref()
             .and_then(|p| p.sections.get("ignore_configured_endpoint_urls"))
             .is_some_and(|set| set.eq_ignore_ascii_case("true")),
     };
