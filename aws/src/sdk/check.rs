@@ -255,6 +255,7 @@ pub fn configured_from(env: &impl Env, read_file: &dyn Fn(&Path) -> Option<Strin
 
 /// [`configured`], with the profile files already read.
 fn configured_with(env: &impl Env, profile: Option<Result<Profile, String>>) -> Configured {
+    let vars = env.vars();
     let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
     let mut hints = Vec::new();
     let mut credentials = None;
@@ -291,10 +292,10 @@ fn configured_with(env: &impl Env, profile: Option<Result<Profile, String>>) -> 
     if let (Some(name), false) = (&profile_name, found) {
         let home = var("HOME");
         let shown: Vec<String> = [
-            profile_file(&home, var("AWS_CONFIG_FILE"), ".aws/config"),
+            profile_file(&home, set_value(&vars, "AWS_CONFIG_FILE"), ".aws/config"),
             profile_file(
                 &home,
-                var("AWS_SHARED_CREDENTIALS_FILE"),
+                set_value(&vars, "AWS_SHARED_CREDENTIALS_FILE"),
                 ".aws/credentials",
             ),
         ]
@@ -335,7 +336,6 @@ fn configured_with(env: &impl Env, profile: Option<Result<Profile, String>>) -> 
 
     // As the SDK's chain: AWS_REGION when set (even empty), then AWS_DEFAULT_REGION,
     // then the profile's (or its source profile's).
-    let vars = env.vars();
     let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .into_iter()
         .find_map(|name| {
@@ -526,6 +526,7 @@ fn read_small(path: &Path) -> Option<String> {
 /// [`MAX_BUNDLE_BYTES`]). A missing file, a folder or a socket is left to the SDK, whose
 /// read of it fails at once and which says so itself.
 pub fn unreadable_files(env: &impl Env) -> Vec<Problem> {
+    let vars = env.vars();
     let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
     let home = var("HOME");
     let small = (MAX_FILE_BYTES, MAX_FILE_WORDS);
@@ -534,7 +535,8 @@ pub fn unreadable_files(env: &impl Env) -> Vec<Problem> {
         ("AWS_CONFIG_FILE", ".aws/config"),
         ("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
     ] {
-        let set = var(variable);
+        // As the SDK reads it: set is set, even empty (a path that names no file).
+        let set = set_value(&vars, variable);
         // Named by where it was found when no variable names it.
         let default = set.is_none().then_some(place);
         if let Some(path) = profile_file(&home, set, place) {
@@ -693,6 +695,7 @@ impl Profile {
         env: &impl Env,
         read_file: &dyn Fn(&Path) -> Option<String>,
     ) -> Option<Result<Profile, String>> {
+        let vars = env.vars();
         let var = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
         let home = var("HOME");
         let places = [
@@ -703,7 +706,8 @@ impl Profile {
         let mut sdk_env = std::collections::HashMap::new();
         let mut read = Vec::new();
         for (variable, place) in places {
-            let path = profile_file(&home, var(variable), place);
+            // As the SDK reads it: set is set, even empty (a path that names no file).
+            let path = profile_file(&home, set_value(&vars, variable), place);
             let text = path.as_deref().and_then(read_file);
             // A file that is not read is an empty one, for the parser.
             let path = match (path, &text) {
@@ -1371,6 +1375,18 @@ mod tests {
             moved.region.map(|r| (r.from, r.value)),
             Some(("AWS_REGION".to_owned(), "us-east-2".to_owned()))
         );
+    }
+
+    #[test]
+    fn an_empty_profile_file_variable_names_no_file_as_for_the_sdk() {
+        // AWS_CONFIG_FILE="" is a path that names no file, not "unset": the SDK reads
+        // nothing, so ~/.aws/config's profile and region are not the SDK's.
+        let config = "[default]\nregion = eu-west-1\n";
+        let vars = [("HOME", "/home/u"), ("AWS_CONFIG_FILE", "")];
+        let seen = with_files(&vars, Some(config), None);
+        assert_eq!((seen.credentials, seen.region), (None, None));
+        let unset = with_files(&[("HOME", "/home/u")], Some(config), None);
+        assert!(unset.credentials.is_some() && unset.region.is_some());
     }
 
     #[test]
