@@ -425,9 +425,13 @@ async fn finish_logs(
     }
     let not_written = count("dropped_stdout");
     if not_written > 0 {
+        let why = match &report.not_written {
+            Some(e) => format!("writing failed ({e}), or it was not read fast enough"),
+            None => "it was not read fast enough".to_owned(),
+        };
         tracing::warn!(
             dropped_stdout = not_written,
-            "{not_written} events could not be written to stdout: it was not read fast enough (the events still went to CloudWatch when a log group is set)"
+            "{not_written} events could not be written to stdout: {why} (the events still went to CloudWatch when a log group is set)"
         );
     }
     let failed = count("failed_lines");

@@ -96,6 +96,9 @@ pub struct Report {
     pub unshipped: u64,
     /// Why the last CloudWatch Logs call failed, when calls were failing at the stop.
     pub failing: Option<String>,
+    /// Why a write of the stdout copy (or of the app's stderr, in text) failed, if one
+    /// did: `Broken pipe (os error 32)`.
+    pub not_written: Option<String>,
 }
 
 impl Logs {
@@ -310,8 +313,10 @@ impl Logs {
     /// Ships and writes what is buffered, giving up at `deadline`. Call after the
     /// capture tasks have finished (the app's pipes are closed).
     pub async fn finish(self, deadline: Instant) -> Report {
+        let mut not_written = None;
         for copy in [&self.stdout, &self.stderr].into_iter().flatten() {
             copy.drain(deadline).await;
+            not_written = not_written.or(copy.write_error().map(str::to_owned));
         }
         let (unshipped, failing) = match self.delivery {
             Some((stop, task)) => {
@@ -328,6 +333,7 @@ impl Logs {
             redactions: self.pipeline.sanitizer.get().counts(),
             unshipped,
             failing,
+            not_written,
         }
     }
 }

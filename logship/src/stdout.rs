@@ -62,6 +62,8 @@ struct Shared {
     stop: AtomicBool,
     /// Signalled by the writer after each batch, for [`Stdout::drain`].
     written: Notify,
+    /// The first write that failed (a closed pipe, a full disk): why copies were lost.
+    failed: std::sync::OnceLock<String>,
     counters: Arc<Counters>,
 }
 
@@ -83,6 +85,7 @@ impl Stdout {
             in_flight: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             written: Notify::new(),
+            failed: std::sync::OnceLock::new(),
             counters,
         });
         let writer = shared.clone();
@@ -94,6 +97,12 @@ impl Stdout {
 
     pub fn buffer(&self) -> &Arc<Buffer> {
         &self.0.buffer
+    }
+
+    /// Why a write failed, if one did (the first failure): copies lost to it are in
+    /// `dropped_stdout` with those not written in time.
+    pub fn write_error(&self) -> Option<&str> {
+        self.0.failed.get().map(String::as_str)
     }
 
     /// Waits until every queued event is written, or `deadline`; what is not written
@@ -124,6 +133,7 @@ fn write_loop<W: Write>(mut out: W, format: Format, shared: &Shared) {
         in_flight,
         stop,
         written,
+        failed,
         counters,
     } = shared;
     let mut bytes = Vec::with_capacity(64 * 1024);
@@ -139,9 +149,11 @@ fn write_loop<W: Write>(mut out: W, format: Format, shared: &Shared) {
         for event in &events {
             render(format, &event.json, &mut bytes);
         }
-        // A closed stdout loses these copies: count them (the shipped ones still ship).
-        if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
+        // A closed stdout loses these copies: count them (the shipped ones still ship),
+        // and keep why, for the report at the end.
+        if let Err(e) = out.write_all(&bytes).and_then(|()| out.flush()) {
             Counters::add(&counters.dropped_stdout, events.len() as u64);
+            let _ = failed.set(e.to_string());
         }
         in_flight.store(0, Ordering::Release);
         buffer.spend(events);
@@ -508,5 +520,35 @@ mod tests {
         // Queued or held by the stuck writer: every one is counted as not written.
         assert_eq!(counters.dropped_stdout.load(Ordering::Relaxed), 50);
         assert!(out.buffer().is_empty());
+        assert_eq!(out.write_error(), None, "nothing failed: it was slow");
+    }
+
+    /// A stdout whose reader went away.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_stdout_is_counted_and_said() {
+        let counters = Arc::new(Counters::default());
+        let out = Stdout::start(
+            Closed,
+            Format::Json,
+            1 << 20,
+            FullPolicy::DropOldest,
+            counters.clone(),
+        )
+        .unwrap();
+        out.buffer().push_all((0..50).map(event).collect()).await;
+        out.drain(Instant::now() + Duration::from_secs(30)).await;
+        assert_eq!(counters.dropped_stdout.load(Ordering::Relaxed), 50);
+        assert_eq!(out.write_error(), Some("broken pipe"));
     }
 }
