@@ -624,7 +624,6 @@ impl Sender {
                 }
                 Err(e) => {
                     attempt += 1;
-                    Counters::add(&self.counters.retries, 1);
                     if !self.pause(&e, attempt).await {
                         return false;
                     }
@@ -658,6 +657,8 @@ impl Sender {
         if msg == DEADLINE_PASSED {
             return false;
         }
+        // Setting the stream up is retried as a batch is, and counted alike.
+        Counters::add(&self.counters.retries, 1);
         self.last_error = Some(msg.clone());
         let delay = match e.kind {
             FailureKind::Retryable => {
