@@ -22,6 +22,13 @@ use super::value::SecretString;
 /// Retry delays: 50 ms first, doubled after each attempt, at most 2 s — with a 10 s
 /// deadline that still leaves several attempts.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+/// Requests in flight at once, over every store. Each is a connection of its own
+/// (HTTP/1.1), with TLS buffers: hundreds of references — a task definition holds
+/// as many as fit in 64 KiB — all asked at once took a connection each, and the
+/// agent's memory with them (400 secrets: 25 MB at the peak against an emulator,
+/// without TLS), and went past Parameter Store's shared 40 requests/s at once. A
+/// batch waiting in its backoff holds no place.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 /// A secret store.
 pub trait Fetch: Send + Sync + 'static {
@@ -193,10 +200,12 @@ pub async fn fetch_all<F: Fetch>(
     timeout: Duration,
 ) -> Fetched {
     let deadline = Deadline::after(timeout);
+    let places = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = JoinSet::new();
     for batch in source.batches(keys) {
         let source = source.clone();
-        tasks.spawn(async move { fetch_with_retry(&*source, batch, &deadline).await });
+        let places = places.clone();
+        tasks.spawn(async move { fetch_with_retry(&*source, batch, &deadline, &places).await });
     }
     let mut fetched = HashMap::new();
     while let Some(joined) = tasks.join_next().await {
@@ -222,15 +231,20 @@ async fn fetch_with_retry<F: Fetch>(
     source: &F,
     mut pending: Vec<Key>,
     deadline: &Deadline,
+    places: &tokio::sync::Semaphore,
 ) -> Vec<(Key, Result<Value, FetchError>)> {
     let mut done = Vec::new();
     let mut last: HashMap<Key, FetchError> = HashMap::new();
     for attempt in 0u32.. {
-        let outcomes =
-            match tokio::time::timeout_at(deadline.at, source.fetch(&pending, deadline)).await {
-                Ok(outcomes) => outcomes,
-                Err(_) => break,
-            };
+        let attempt_in_place = async {
+            // Never closed: a place always comes, or the deadline first.
+            let _place = places.acquire().await;
+            source.fetch(&pending, deadline).await
+        };
+        let outcomes = match tokio::time::timeout_at(deadline.at, attempt_in_place).await {
+            Ok(outcomes) => outcomes,
+            Err(_) => break,
+        };
         let mut again = Vec::new();
         for (key, outcome) in pending.drain(..).zip(outcomes) {
             match outcome {
@@ -445,6 +459,50 @@ pub(crate) mod tests {
         assert_eq!(err.kind, FetchErrorKind::TimedOut);
         assert!(err.detail.contains("ThrottlingException"), "{}", err.detail);
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A store that answers every key after a short wait, and records how many
+    /// requests were in flight at once, at the most.
+    #[derive(Default)]
+    struct Counting {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Fetch for Counting {
+        fn batches(&self, keys: BTreeSet<Key>) -> Vec<Vec<Key>> {
+            keys.into_iter().map(|k| vec![k]).collect()
+        }
+
+        async fn fetch(&self, keys: &[Key], _: &Deadline) -> Vec<Result<Value, FetchError>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.now.fetch_sub(1, SeqCst);
+            keys.iter()
+                .map(|_| {
+                    Ok(Value::Text(Entry {
+                        value: SecretString::new("v"),
+                        secure: true,
+                    }))
+                })
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn at_most_max_in_flight_requests_at_once() {
+        let source = Arc::new(Counting::default());
+        let names: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let got = fetch_all(&source, keys(&names), Duration::from_secs(30)).await;
+        assert_eq!(got.values().filter(|o| o.is_ok()).count(), 100);
+        // As many as allowed, never more.
+        assert_eq!(
+            source.most.load(std::sync::atomic::Ordering::SeqCst),
+            MAX_IN_FLIGHT
+        );
     }
 
     #[test]
