@@ -625,8 +625,18 @@ pub struct Sanitizer {
     /// builds (only the secrets change).
     triggers: Arc<Triggers>,
     custom: Vec<Regex>,
+    /// The same patterns as one set, when there are [`CUSTOM_SET_FROM`] or more: one
+    /// pass says which of them match a text (most texts: none), and only those are run
+    /// for their places, instead of a pass per pattern over every text.
+    custom_set: Option<regex::RegexSet>,
     counts: [AtomicU64; DETECTORS.len()],
 }
+
+/// From this many `DECKHAND_REDACT_PATTERNS` on, they are looked for as one set first.
+/// Fewer are faster one by one, each with its own literal search (the bench corpus,
+/// 20 MB through `agent -- cat`, CPU seconds one by one against the set: 2 patterns
+/// 0.07/0.10, 8 0.10/0.13, 16 0.16/0.13, 64 0.52/0.15, 512 4.04/0.29).
+const CUSTOM_SET_FROM: usize = 9;
 
 impl fmt::Debug for Sanitizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -661,6 +671,9 @@ impl Sanitizer {
             labels,
             triggers,
             custom: config.extra_patterns.clone(),
+            custom_set: (config.extra_patterns.len() >= CUSTOM_SET_FROM)
+                .then(|| regex::RegexSet::new(config.extra_patterns.iter().map(Regex::as_str)))
+                .and_then(Result::ok),
             counts: Default::default(),
         };
         (sanitizer, skipped)
@@ -809,17 +822,29 @@ impl Sanitizer {
 
     /// Every match of the configured patterns, around the scan's `skip`.
     fn find_custom(&self, scan: &mut Scan) {
-        for re in &self.custom {
-            for (from, part) in scan.outside_skip() {
-                for m in re.find_iter(part) {
+        if self.custom.is_empty() {
+            return;
+        }
+        let mut matched = Vec::new();
+        for (from, part) in scan.outside_skip() {
+            matched.clear();
+            match &self.custom_set {
+                Some(set) => {
+                    matched.extend(set.matches(part).iter());
+                    scan.work += part.len();
+                }
+                None => matched.extend(0..self.custom.len()),
+            }
+            for &i in &matched {
+                for m in self.custom[i].find_iter(part) {
                     scan.push(Cut::new(
                         from + m.start(),
                         from + m.end(),
                         Detector::CustomPattern,
                     ));
                 }
+                scan.work += part.len();
             }
-            scan.work += scan.text.len();
         }
     }
 

@@ -332,6 +332,81 @@ fn custom_patterns_and_keys() {
     );
 }
 
+#[test]
+fn several_custom_patterns_are_found_by_one_pass_and_each_where_it_matches() {
+    let mut patterns: Vec<String> = [r"ORD-[0-9]{6}", r"acct_[a-z]{4}\b", r"(?i)internal-[0-9]+"]
+        .map(String::from)
+        .to_vec();
+    let build = |patterns: &[String]| {
+        Sanitizer::new(Config {
+            extra_patterns: compile_patterns(patterns).unwrap(),
+            ..Config::default()
+        })
+        .unwrap()
+        .0
+    };
+    assert!(build(&patterns).custom_set.is_none(), "a few: one by one");
+    patterns.extend((0..6).map(|i| format!(r"never{i}\d{{40}}")));
+    let s = build(&patterns);
+    assert!(s.custom_set.is_some(), "many patterns: one set");
+    assert_eq!(
+        text(
+            &s,
+            "ORD-123456 for acct_abcd, INTERNAL-77 and ORD-654321; acct_abcde stays"
+        ),
+        "[REDACTED] for [REDACTED], [REDACTED] and [REDACTED]; acct_abcde stays"
+    );
+    assert_eq!(text(&s, "nothing here"), "nothing here");
+    assert_eq!(
+        json(&s, r#"{"a":"ORD-000001","b":"x internal-1 y"}"#).to_string(),
+        r#"{"a":"[REDACTED]","b":"x [REDACTED] y"}"#
+    );
+}
+
+/// A sanitizer with enough patterns for the set (six that never match make up the
+/// number), and one for each of its patterns alone: built once for the property below.
+fn pattern_sanitizers() -> &'static (Sanitizer, Vec<Sanitizer>) {
+    static BUILT: std::sync::OnceLock<(Sanitizer, Vec<Sanitizer>)> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut patterns = vec![
+            r"ORD-[0-9]{6}".to_owned(),
+            r"acct_[a-z]{4}".to_owned(),
+            r"internal-[0-9]+".to_owned(),
+        ];
+        patterns.extend((0..6).map(|i| format!(r"never{i}\d{{40}}")));
+        let build = |patterns: &[String]| {
+            Sanitizer::new(Config {
+                extra_patterns: compile_patterns(patterns).unwrap(),
+                ..Config::default()
+            })
+            .unwrap()
+            .0
+        };
+        let alone = patterns
+            .iter()
+            .map(|p| build(std::slice::from_ref(p)))
+            .collect();
+        (build(&patterns), alone)
+    })
+}
+
+proptest::proptest! {
+    /// One set of patterns finds what the patterns one by one find.
+    #[test]
+    fn a_set_of_patterns_redacts_as_the_patterns_one_by_one(
+        words in proptest::collection::vec("(ORD-[0-9]{6}|acct_[a-z]{4}|[a-z ]{1,8}|internal-[0-9]{1,3})", 0..12),
+    ) {
+        let (together, each) = pattern_sanitizers();
+        proptest::prop_assert!(together.custom_set.is_some());
+        let line = words.join(" ");
+        let mut alone = line.clone();
+        for s in each {
+            alone = text(s, &alone);
+        }
+        proptest::prop_assert_eq!(text(together, &line), alone);
+    }
+}
+
 /// Text events as the structure stage makes them, of `stream`.
 fn text_events(stream: crate::structure::Stream, line: &str) -> Vec<crate::structure::Event> {
     use crate::structure::{Options, Structurer};
