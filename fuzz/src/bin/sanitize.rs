@@ -4,7 +4,8 @@
 //! number).
 //!
 //! Input: the first byte's low two bits say how many secrets there are (0 to 3), its
-//! third bit sets `redact_name`; the rest, split at NUL bytes, is the secrets, then
+//! third bit sets `redact_name`, its fourth adds nine `DECKHAND_REDACT_PATTERNS` (as
+//! many as make them one set); the rest, split at NUL bytes, is the secrets, then
 //! the line. The line is sanitized as the structure stage makes it into events (a text
 //! event is searched for trigger words after the agent's own fields, `Event::head`),
 //! once as the event is and once with its message redacted as text first
@@ -39,6 +40,11 @@ fn main() {
                 .map(|(i, v)| KnownSecret::new(format!("S{i}"), v.as_str()))
                 .collect(),
             redact_name: control & 0b100 != 0,
+            extra_patterns: if control & 0b1000 != 0 {
+                patterns()
+            } else {
+                Vec::new()
+            },
             ..Config::default()
         };
         let (sanitizer, skipped) = built(config, &secrets);
@@ -89,8 +95,26 @@ fn structured(line: &str, sanitizer: Option<Arc<Sanitizer>>) -> Vec<Event> {
     events
 }
 
-/// The last sanitizer built, with the secrets and `redact_name` it was built from.
-type Built = (Vec<String>, bool, Arc<Sanitizer>, Vec<String>);
+/// Nine patterns, of the kinds users write (literal prefixes, classes, alternations,
+/// a case-insensitive one, one that can match empty text nowhere).
+fn patterns() -> Vec<regex::Regex> {
+    let texts = [
+        r"ORD-[0-9]{6}",
+        r"acct_[a-z]{4}\b",
+        r"(?i)internal-[0-9]+",
+        r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
+        r"(foo|bar)baz",
+        r"x{2,}y",
+        r"[A-Z]{2}[0-9]{2}[A-Z0-9]{4}",
+        r"\d+\.\d+\.\d+\.\d+",
+        r"(?s)BEGIN.*?END",
+    ];
+    logship::sanitize::compile_patterns(&texts.map(String::from)).expect("they compile")
+}
+
+/// The last sanitizer built, with the secrets, `redact_name` and patterns it was built
+/// from.
+type Built = (Vec<String>, (bool, bool), Arc<Sanitizer>, Vec<String>);
 
 thread_local! {
     static LAST: RefCell<Option<Built>> = const { RefCell::new(None) };
@@ -101,20 +125,15 @@ thread_local! {
 /// the last one is reused when the secrets are the same.
 fn built(config: Config, secrets: &[String]) -> (Arc<Sanitizer>, Vec<String>) {
     LAST.with_borrow_mut(|last| {
-        if let Some((s, r, sanitizer, skipped)) = last.as_ref() {
-            if s == secrets && *r == config.redact_name {
+        let flags = (config.redact_name, !config.extra_patterns.is_empty());
+        if let Some((s, f, sanitizer, skipped)) = last.as_ref() {
+            if s == secrets && *f == flags {
                 return (sanitizer.clone(), skipped.clone());
             }
         }
-        let redact_name = config.redact_name;
         let (sanitizer, skipped) = Sanitizer::new(config).expect("no patterns were configured");
         let sanitizer = Arc::new(sanitizer);
-        *last = Some((
-            secrets.to_vec(),
-            redact_name,
-            sanitizer.clone(),
-            skipped.clone(),
-        ));
+        *last = Some((secrets.to_vec(), flags, sanitizer.clone(), skipped.clone()));
         (sanitizer, skipped)
     })
 }
