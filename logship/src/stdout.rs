@@ -423,18 +423,25 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "a😀é/\n");
     }
 
-    #[tokio::test]
-    async fn a_stalled_stdout_never_blocks_producers_and_drops_are_counted() {
+    /// A JSON writer to `out` with a buffer of `capacity` bytes, dropping the oldest,
+    /// and its counters.
+    fn json_to<W: Write + Send + 'static>(out: W, capacity: usize) -> (Stdout, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
-        let gate = Gate::default();
-        let out = Stdout::start(
-            gate.clone(),
+        let stdout = Stdout::start(
+            out,
             Format::Json,
-            100 * 40,
+            capacity,
             FullPolicy::DropOldest,
             counters.clone(),
         )
         .unwrap();
+        (stdout, counters)
+    }
+
+    #[tokio::test]
+    async fn a_stalled_stdout_never_blocks_producers_and_drops_are_counted() {
+        let gate = Gate::default();
+        let (out, counters) = json_to(gate.clone(), 100 * 40);
         // The writer is stuck in write(): 10,000 events still go through push_all at once.
         let pushed = tokio::time::timeout(Duration::from_secs(5), async {
             for n in 0..10_000 {
@@ -465,18 +472,9 @@ mod tests {
     /// wake-up would hold it until its deadline, an hour here).
     #[tokio::test]
     async fn the_drain_ends_when_the_last_batch_is_written() {
-        let counters = Arc::new(Counters::default());
         let gate = Gate::default();
-        let out = Arc::new(
-            Stdout::start(
-                gate.clone(),
-                Format::Json,
-                1 << 20,
-                FullPolicy::DropOldest,
-                counters.clone(),
-            )
-            .unwrap(),
-        );
+        let (out, counters) = json_to(gate.clone(), 1 << 20);
+        let out = Arc::new(out);
         out.buffer().push_all((0..50).map(event).collect()).await;
         let drain = {
             let out = out.clone();
@@ -505,16 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn what_cannot_be_written_by_the_deadline_is_counted() {
-        let counters = Arc::new(Counters::default());
-        let gate = Gate::default();
-        let out = Stdout::start(
-            gate,
-            Format::Json,
-            1 << 20,
-            FullPolicy::DropOldest,
-            counters.clone(),
-        )
-        .unwrap();
+        let (out, counters) = json_to(Gate::default(), 1 << 20);
         out.buffer().push_all((0..50).map(event).collect()).await;
         out.drain(Instant::now() + Duration::from_millis(50)).await;
         // Queued or held by the stuck writer: every one is counted as not written.
@@ -537,15 +526,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_stdout_is_counted_and_said() {
-        let counters = Arc::new(Counters::default());
-        let out = Stdout::start(
-            Closed,
-            Format::Json,
-            1 << 20,
-            FullPolicy::DropOldest,
-            counters.clone(),
-        )
-        .unwrap();
+        let (out, counters) = json_to(Closed, 1 << 20);
         out.buffer().push_all((0..50).map(event).collect()).await;
         out.drain(Instant::now() + Duration::from_secs(30)).await;
         assert_eq!(counters.dropped_stdout.load(Ordering::Relaxed), 50);

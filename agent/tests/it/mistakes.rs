@@ -46,26 +46,30 @@ async fn timed(cmd: Command) -> (AppRun, Duration) {
     (run, started.elapsed())
 }
 
+/// Runs `cmd` and checks that the start stopped at once, 78, the app not run, stderr
+/// naming each of `names`; the run, for more checks.
+async fn refused_at_once(cmd: Command, names: &[&str]) -> AppRun {
+    let (run, took) = timed(cmd).await;
+    run.assert_refused(78, names, &[]);
+    assert!(took < AT_ONCE, "{names:?}: took {took:?}");
+    run
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn no_credentials_anywhere_stops_at_once_with_the_fix() {
     let _timing = TIMING.read().await;
     let home = scratch();
     let mut cmd = agent_without_credentials(&home);
     cmd.env("DB_PASSWORD", "secretsmanager:mistakes/db:password");
-    let (run, took) = timed(cmd).await;
-    run.assert_refused(
-        78,
-        &[
-            "no AWS credentials are configured",
-            "AWS_EC2_METADATA_DISABLED=true",
-            "task role",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            "AWS_PROFILE",
-        ],
-        &[],
-    );
-    assert!(took < AT_ONCE, "took {took:?}");
+    let names = [
+        "no AWS credentials are configured",
+        "AWS_EC2_METADATA_DISABLED=true",
+        "task role",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+    ];
+    refused_at_once(cmd, &names).await;
 }
 
 /// Container credentials settings the SDK's provider cannot use (a relative URI that
@@ -231,16 +235,11 @@ async fn shipping_without_a_region_or_credentials_stops_at_once_naming_what_is_m
     cmd.env_remove("AWS_REGION")
         .env("HOME", home.path())
         .env("CLOUDWATCH_LOG_GROUP", &group);
-    let (run, took) = timed(cmd).await;
-    run.assert_refused(
-        78,
-        &[
-            "shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP): no AWS region is configured",
-            "Set AWS_REGION",
-        ],
-        &[],
-    );
-    assert!(took < AT_ONCE, "took {took:?}");
+    let names = [
+        "shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP): no AWS region is configured",
+        "Set AWS_REGION",
+    ];
+    let run = refused_at_once(cmd, &names).await;
     let (_, stderr) = text(&run.out);
     assert!(
         !stderr.contains("full ARN"),
@@ -249,16 +248,11 @@ async fn shipping_without_a_region_or_credentials_stops_at_once_naming_what_is_m
 
     let mut cmd = agent_without_credentials(&home);
     cmd.env("CLOUDWATCH_LOG_GROUP", &group);
-    let (run, took) = timed(cmd).await;
-    run.assert_refused(
-        78,
-        &[
-            "shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP): no AWS credentials are configured",
-            "task role",
-        ],
-        &[],
-    );
-    assert!(took < AT_ONCE, "took {took:?}");
+    let names = [
+        "shipping to CloudWatch Logs (CLOUDWATCH_LOG_GROUP): no AWS credentials are configured",
+        "task role",
+    ];
+    refused_at_once(cmd, &names).await;
 }
 
 /// A region that is not a region's name: the SDK refused most in its own words
@@ -291,16 +285,11 @@ async fn a_region_that_is_not_a_regions_name_stops_the_start_at_once_by_name() {
         "DB_PASSWORD",
         "arn:aws:secretsmanager:Us-East-1:123456789012:secret:mistakes/db",
     );
-    let (run, took) = timed(cmd).await;
-    run.assert_refused(
-        78,
-        &[
-            "DB_PASSWORD",
-            "the ARN's region is not an AWS region: it has capital letters",
-        ],
-        &[],
-    );
-    assert!(took < AT_ONCE, "took {took:?}");
+    let names = [
+        "DB_PASSWORD",
+        "the ARN's region is not an AWS region: it has capital letters",
+    ];
+    refused_at_once(cmd, &names).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
