@@ -2,14 +2,16 @@
 """The report of scripts/bench: one table of medians (min, max) of every row measured in
 the run, a PNG chart of it, and the generated block of docs/performance.md.
 
-Usage: report.py RESULTS_JSONL OUT_DIR [--meta FILE] [--peers PEERS_MD] [--update-docs DOC]
-                 [--update-readme README]
+Usage: report.py RESULTS_JSONL OUT_DIR [--meta FILE] [--peers PEERS_MD] [--profiles FILE]
+                 [--update-docs DOC] [--update-readme README]
 
 RESULTS_JSONL holds one row per line, as bench/record.py writes them. Writes
 OUT_DIR/results.md (the table, the run's details and, separately, the figures quoted
 from PEERS_MD), OUT_DIR/chart.png (gnuplot: one panel per section and unit, a bar per row
 at its median, whiskers from min to max, deckhand's rows in blue) and prints results.md.
 --meta is a JSON file of the run's details (date, machine, mode, elapsed per section).
+--profiles is the JSON lines file of bench/profile.py: when it holds profiles (the run had
+its profiles section), they are listed under the table, part by part.
 --update-docs replaces what lies between `<!-- bench:begin -->` and `<!-- bench:end -->`
 in DOC with results.md (the chart is linked as bench.png beside DOC); --update-readme
 does the same in README with a summary: the agent's cost against its targets, each with
@@ -149,6 +151,41 @@ def summary(rows, meta):
     return head + "\n\n" + "\n".join(out) + "\n\n![scripts/bench: medians with min–max whiskers, deckhand in blue](docs/bench.png)\n"
 
 
+def short_function(name):
+    """A function as perf names it, without its hash and its crates' paths."""
+    name = re.sub(r"::h[0-9a-f]{16}$", "", name)
+    name = re.sub(r"\b[a-z_][a-z0-9_]*::", "", name)
+    return name if len(name) <= 60 else name[:57] + "…"
+
+
+def profiles_text(path):
+    """The run's profiles: for each, where its samples went, part by part."""
+    if not path or not os.path.exists(path):
+        return ""
+    profiles = [json.loads(l) for l in open(path) if l.strip()]
+    if not profiles:
+        return ""
+    out = ["**Where the time goes, in this run** (`scripts/bench --profiles`: `perf record` of "
+           "the profiling build, release with symbols, on the same inputs, minutes after the "
+           "rows above; the parts are [bench/profile.py](../bench/profile.py)'s, named as on "
+           "this page):", ""]
+    for p in profiles:
+        line = f"- **{p['title']}**: {p['samples']:,} samples"
+        if p.get("thread"):
+            share = dict(p["threads"]).get(p["thread"])
+            if share is not None:
+                line += f", {share} % of the recording's"
+        if p.get("note"):
+            line += f" ({p['note']})"
+        line += ". " + ", ".join(f"{part} {share} %" for part, share in p["parts"] if share >= 1.0)
+        line += ". Functions with the most: " + ", ".join(
+            f"`{short_function(f)}` {share} %" for f, share in p["functions"][:5]) + "."
+        if p.get("threads") and not p.get("thread"):
+            line += " Threads: " + ", ".join(f"`{t}` {share} %" for t, share in p["threads"]) + "."
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def replace_block(path, text):
     doc = open(path).read()
     if BEGIN not in doc or END not in doc:
@@ -232,6 +269,7 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("--meta")
     ap.add_argument("--peers")
+    ap.add_argument("--profiles")
     ap.add_argument("--update-docs")
     ap.add_argument("--update-readme")
     a = ap.parse_args()
@@ -254,6 +292,9 @@ def main():
     if have_chart:
         md.append("![scripts/bench: medians with min–max whiskers, deckhand in blue](bench.png)")
         md.append("")
+    profiles = profiles_text(a.profiles)
+    if profiles:
+        md.append(profiles)
     md.append("**Not measured in this run: quoted from `../shared/PEERS.md`.** Vector and "
               "Fluent Bit cannot be installed from the registries these machines reach; their "
               "figures were measured by others on a machine of this kind (2 cores, the same "
