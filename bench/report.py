@@ -123,8 +123,9 @@ def peers_table(path):
     return "\n".join(out)
 
 
-def summary(rows, meta):
-    """The README's table: each target of the agent's cost, this run's median, the peer's."""
+def summary(rows, meta, profiles=()):
+    """The README's table: each target of the agent's cost, this run's median, the peer's;
+    then, when the run has profiles, the largest parts of each."""
     by = {(r["section"], r["key"]): r for r in rows}
     bare = by.get(("startup", "bare"))
     out = ["| what | target | this run (median) | peer, same run |", "|---|---|---:|---|"]
@@ -148,7 +149,14 @@ def summary(rows, meta):
     head = (f"From `scripts/bench` on {meta.get('date', '?')} ({meta.get('machine', '?')}); "
             "every row and its peer in the same run. The whole table, the chart and what "
             "limits each figure: [Performance](docs/performance.md).")
-    return head + "\n\n" + "\n".join(out) + "\n\n![scripts/bench: medians with min–max whiskers, deckhand in blue](docs/bench.png)\n"
+    text = head + "\n\n" + "\n".join(out) + "\n"
+    if profiles:
+        text += ("\nWhere the time goes, in the same run (`perf record` of the profiling build; "
+                 "[every part](docs/performance.md#summary-scriptsbench)):\n\n")
+        for p in profiles:
+            parts = [f"{part} {share} %" for part, share in p["parts"] if part != "other"][:4]
+            text += f"- {p['title']}: " + ", ".join(parts) + "\n"
+    return text + "\n![scripts/bench: medians with min–max whiskers, deckhand in blue](docs/bench.png)\n"
 
 
 def short_function(name):
@@ -158,11 +166,14 @@ def short_function(name):
     return name if len(name) <= 60 else name[:57] + "…"
 
 
-def profiles_text(path):
-    """The run's profiles: for each, where its samples went, part by part."""
+def load_profiles(path):
     if not path or not os.path.exists(path):
-        return ""
-    profiles = [json.loads(l) for l in open(path) if l.strip()]
+        return []
+    return [json.loads(l) for l in open(path) if l.strip()]
+
+
+def profiles_text(profiles):
+    """The run's profiles: for each, where its samples went, part by part."""
     if not profiles:
         return ""
     out = ["**Where the time goes, in this run** (`scripts/bench --profiles`: `perf record` of "
@@ -292,9 +303,9 @@ def main():
     if have_chart:
         md.append("![scripts/bench: medians with min–max whiskers, deckhand in blue](bench.png)")
         md.append("")
-    profiles = profiles_text(a.profiles)
+    profiles = load_profiles(a.profiles)
     if profiles:
-        md.append(profiles)
+        md.append(profiles_text(profiles))
     md.append("**Not measured in this run: quoted from `../shared/PEERS.md`.** Vector and "
               "Fluent Bit cannot be installed from the registries these machines reach; their "
               "figures were measured by others on a machine of this kind (2 cores, the same "
@@ -308,7 +319,7 @@ def main():
     print(text)
 
     if a.update_readme:
-        replace_block(a.update_readme, summary(rows, meta))
+        replace_block(a.update_readme, summary(rows, meta, profiles))
     if a.update_docs:
         replace_block(a.update_docs, text)
         if have_chart:
