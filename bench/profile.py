@@ -4,13 +4,15 @@
 lines file for bench/report.py.
 
 Usage: profile.py PERF_DATA --out PROFILES_JSONL --key K --title TEXT
-                  [--thread COMM | --skip-thread COMM ...] [--note TEXT]
+                  [--thread COMM | --skip-thread COMM ...] [--machine] [--note TEXT]
 
 Every sample is counted once (`perf report --no-children`, by thread, file and function).
 --thread keeps the samples of that thread only (the agent's `logs` thread) and also
 records each thread's share of the whole; --skip-thread leaves a thread out (the shell
-that starts the agent again and again, the app). Each function is put in the first part of
-PARTS (KERNEL_PARTS for the kernel's) whose pattern it matches; the rest is "other".
+that starts the agent again and again, the app). --machine says the recording was of the
+whole machine (`perf record -a`): the threads' shares of it are not recorded. Each
+function is put in the first part of PARTS (KERNEL_PARTS for the kernel's) whose pattern
+it matches; the rest is "other".
 The ten functions with the most samples are kept too, as perf names them.
 """
 import argparse
@@ -89,6 +91,7 @@ def main():
     ap.add_argument("--title", required=True)
     ap.add_argument("--thread")
     ap.add_argument("--skip-thread", action="append", default=[])
+    ap.add_argument("--machine", action="store_true")
     ap.add_argument("--note", default="")
     a = ap.parse_args()
 
@@ -124,7 +127,7 @@ def main():
         + [(OTHER, share(parts[OTHER], kept_total))],
         "functions": [(f, share(n, kept_total)) for f, n in functions.most_common(10)],
         "threads": [(t, share(n, total)) for t, n in threads.most_common(6)]
-        if a.thread or a.skip_thread else [],
+        if (a.thread or a.skip_thread) and not a.machine else [],
     }
     with open(a.out, "a") as f:
         f.write(json.dumps(profile) + "\n")

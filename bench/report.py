@@ -188,7 +188,7 @@ def profiles_text(profiles):
                 line += f", {share} % of the recording's"
         if p.get("note"):
             line += f" ({p['note']})"
-        line += ". " + ", ".join(f"{part} {share} %" for part, share in p["parts"] if share >= 1.0)
+        line += "; by part: " + ", ".join(f"{part} {share} %" for part, share in p["parts"] if share >= 1.0)
         line += ". Functions with the most: " + ", ".join(
             f"`{short_function(f)}` {share} %" for f, share in p["functions"][:5]) + "."
         if p.get("threads") and not p.get("thread"):
