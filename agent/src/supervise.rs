@@ -344,6 +344,7 @@ pub async fn clean_up(control: &mut ProcessControl, group: Pid) -> bool {
         stop_requested |= wait_a_little(control).await;
     }
     let give_up = Instant::now() + KILL_WAIT;
+    let mut killing = false;
     loop {
         let left = process::children();
         if left.is_empty() {
@@ -356,16 +357,42 @@ pub async fn clean_up(control: &mut ProcessControl, group: Pid) -> bool {
             );
             return stop_requested;
         }
-        tracing::debug!(
-            processes = left.len(),
-            "sending SIGKILL to the processes left behind"
-        );
+        if killing {
+            tracing::debug!(
+                processes = left.len(),
+                "sending SIGKILL again to the processes left behind"
+            );
+        } else {
+            // Said once: a process killed here may have lost work it had not saved.
+            tracing::warn!(
+                processes = left.len(),
+                pids = %pid_list(&left),
+                "processes the app left behind did not exit within {} s of SIGTERM; sending them SIGKILL",
+                LEFTOVER_GRACE.as_secs()
+            );
+            killing = true;
+        }
         process::send(group, Signal::SIGKILL, true);
         for pid in &left {
             process::send(*pid, Signal::SIGKILL, false);
         }
         stop_requested |= wait_a_little(control).await;
     }
+}
+
+/// The first few of `pids`, for a message: "12, 13, 14 and 2 more".
+fn pid_list(pids: &[Pid]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = pids
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.as_raw().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if pids.len() > SHOWN {
+        text.push_str(&format!(" and {} more", pids.len() - SHOWN));
+    }
+    text
 }
 
 /// Waits for the next event or a short while; returns whether it was a stop signal.
@@ -424,5 +451,13 @@ mod tests {
         assert!(!said.contains("s3cr3t") && !said.contains("ppp"), "{said}");
         let one = too_large(&spec(&[("A", String::new())]), 1);
         assert!(one.contains(": 1 variable and 2 arguments"), "{one}");
+    }
+
+    #[test]
+    fn a_pid_list_names_five_and_counts_the_rest() {
+        let pids = |n: i32| (1..=n).map(Pid::from_raw).collect::<Vec<_>>();
+        assert_eq!(pid_list(&pids(3)), "1, 2, 3");
+        assert_eq!(pid_list(&pids(5)), "1, 2, 3, 4, 5");
+        assert_eq!(pid_list(&pids(7)), "1, 2, 3, 4, 5 and 2 more");
     }
 }

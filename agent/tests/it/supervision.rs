@@ -257,6 +257,40 @@ fn without_pid1_processes_left_behind_are_ended_and_reaped() {
 }
 
 #[test]
+fn a_leftover_ignoring_sigterm_is_killed_and_the_agent_says_so() {
+    let scratch = scratch();
+    let mut cmd = agent();
+    // The leftover ignores SIGTERM; the app exits once it has written its pid.
+    shell_app(
+        &mut cmd,
+        &scratch,
+        r#"sh -c 'trap "" TERM; echo $$ > "$DIR/stubborn.tmp"; mv "$DIR/stubborn.tmp" "$DIR/stubborn"; while :; do sleep 0.05; done' &
+           while [ ! -e "$DIR/stubborn" ]; do sleep 0.01; done; exit 0"#,
+    );
+    let started = Instant::now();
+    let out = run(cmd);
+    let took = started.elapsed();
+    assert_code(&out, 0);
+    assert!(took >= Duration::from_secs(2), "killed too early: {took:?}");
+    assert!(took < Duration::from_secs(10), "killed too late: {took:?}");
+    let pid: i32 = std::fs::read_to_string(scratch.join("stubborn"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the leftover {pid} is still there"
+    );
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("did not exit within 2 s of SIGTERM; sending them SIGKILL")
+            && stderr.contains(&pid.to_string()),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_stop_signal_is_rewritten_and_stdin_is_passed_through() {
     let scratch = scratch();
     let mut cmd = agent();
