@@ -5,6 +5,7 @@
 //! - [`secrets`]: references → fetched values → the app's environment, fail-closed.
 //! - [`startup`]: what runs between the secrets and the app (migrations, `/health`).
 //! - [`process`]: signals, the one reaper, spawning (the only module with `unsafe`).
+//! - [`launch`]: why the app's file could not be started, from its first bytes.
 //! - [`supervise`]: forwarding, the stop sequence, rotation, leftover processes.
 //! - [`diagnostics`]: the agent's own messages, to stderr and into the app's stream.
 //! - [`exit`]: the agent's rows of the toolkit's exit-code table.
@@ -22,6 +23,7 @@ pub mod entry;
 pub mod exit;
 pub mod headroom;
 pub mod import;
+pub mod launch;
 pub mod memory;
 pub mod process;
 pub mod secrets;

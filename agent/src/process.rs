@@ -42,6 +42,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
+use crate::launch;
+
 /// The signals the agent passes on to the app (`SIGTERM` possibly rewritten to
 /// `DECKHAND_STOP_SIGNAL` by the supervisor).
 pub const FORWARDED: [Signal; 7] = [
@@ -217,11 +219,17 @@ impl ProcessControl {
     /// Two cases take `fork` and a hook before `exec` instead
     /// ([`ProcessControl::spawn_forked`]): a terminal on stdin, which the app's group
     /// must take from the child itself, and a file `exec` refuses as not a program
-    /// (`ENOEXEC`: a script without `#!`), which `execvp` runs through `/bin/sh`.
+    /// (`ENOEXEC`: a script without `#!`), which `execvp` runs through `/bin/sh` — unless
+    /// it is a binary ([`launch::looks_binary`]: a program for another CPU), which is
+    /// refused with `ENOEXEC` as `bash` refuses it, not handed to `sh` to fail on as a
+    /// script (`Syntax error: "(" unexpected`, exit 2).
     pub fn spawn(&self, spec: ChildSpec) -> io::Result<Spawned> {
         if !self.stdin_is_tty {
             match self.spawn_posix(&spec) {
-                Err(e) if e.raw_os_error() == Some(Errno::ENOEXEC as i32) => {}
+                Err(e)
+                    if e.raw_os_error() == Some(Errno::ENOEXEC as i32)
+                        && !program_head(&spec.program, &spec.env)
+                            .is_some_and(|head| launch::looks_binary(&head)) => {}
                 other => return other,
             }
         }
@@ -375,6 +383,30 @@ fn child_pipe(
             Ok(Some((read, write)))
         }
     }
+}
+
+/// The first [`launch::HEAD_BYTES`] bytes of the file `program` names (found as
+/// [`find_program`] finds it), when it is there and can be read.
+pub fn program_head(program: &OsStr, env: &[(OsString, OsString)]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let path = program_path(program, env)?;
+    let mut head = Vec::with_capacity(launch::HEAD_BYTES);
+    std::fs::File::open(path)
+        .ok()?
+        .take(launch::HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(head)
+}
+
+/// The file `program` names: itself when it has a `/`, else the first file of that
+/// name on `env`'s `PATH` that `execvp` would run ([`find_program`]).
+pub fn program_path(program: &OsStr, env: &[(OsString, OsString)]) -> Option<std::path::PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        return Some(program.into());
+    }
+    let found = find_program(program, env).ok()?;
+    Some(OsStr::from_bytes(found.as_bytes()).into())
 }
 
 /// The file `execvp` would run for `program` with `env` as the environment: `program`

@@ -18,6 +18,7 @@
 //! 6. The agent exits with the app's code, or 128 + n.
 
 use std::future::pending;
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -255,11 +256,123 @@ fn start(control: &ProcessControl, spec: &ChildSpec, hooks: &mut Hooks) -> Resul
             if e.raw_os_error() == Some(nix::libc::E2BIG) {
                 let why = too_large(spec, process::argument_space());
                 tracing::error!(program = %program, error = %e, "cannot run {program}: {why}");
+            } else if let Some(why) = not_started(spec, &e) {
+                tracing::error!(program = %program, error = %e, "cannot run {program}: {e}: {why}");
             } else {
                 tracing::error!(program = %program, error = %e, "cannot run {program}: {e}");
             }
             Err(code)
         }
+    }
+}
+
+/// What the kernel's one word for a failed start (`e`) leaves out, from the file the
+/// command names ([`launch`]): an empty command, a program for another CPU, a script
+/// whose `#!` interpreter is missing or ends in a carriage return, a program whose
+/// loader is missing, a directory, a file without the execute bit. `None` when none of
+/// them is the case.
+fn not_started(spec: &ChildSpec, e: &std::io::Error) -> Option<String> {
+    use crate::launch::{machine_name, own_machine, platform, read_head, Head};
+    use std::os::unix::fs::PermissionsExt;
+    // A path from the file, as written: at most 200 characters of it.
+    let show = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+    if spec.program.is_empty() {
+        return Some(
+            "the command's first word is empty: look at the task definition's command \
+             (or what follows `agent --`)"
+                .into(),
+        );
+    }
+    let path = process::program_path(&spec.program, &spec.env);
+    let errno = e.raw_os_error();
+    if errno == Some(nix::libc::EACCES) {
+        let meta = std::fs::metadata(path?).ok()?;
+        if meta.is_dir() {
+            return Some("it is a directory, not a program".into());
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o111 == 0 {
+            return Some(format!(
+                "the file is not executable (mode {mode:04o}): `chmod +x` it when the image \
+                 is built, or run it through its interpreter (`sh FILE`)"
+            ));
+        }
+        // /proc/self belongs to the process's effective user.
+        let uid = std::fs::metadata("/proc/self").map_or_else(
+            |_| "?".to_owned(),
+            |m| std::os::unix::fs::MetadataExt::uid(&m).to_string(),
+        );
+        return Some(format!(
+            "the file is executable (mode {mode:04o}), but not by this user (uid {uid}), or \
+             its filesystem is mounted noexec"
+        ));
+    }
+    let head = process::program_head(&spec.program, &spec.env)?;
+    match (errno, read_head(&head)) {
+        (Some(nix::libc::ENOEXEC), Head::Elf { machine, .. }) if Some(machine) != own_machine() => {
+            let theirs = machine_name(machine)
+                .map_or_else(|| format!("ELF machine {machine:#x}"), str::to_owned);
+            Some(format!(
+                "it is a program for {theirs}, and this machine is {}: build the image for \
+                 {} (`docker buildx build --platform {}`), or run the task on {theirs} (the \
+                 task definition's runtimePlatform.cpuArchitecture)",
+                std::env::consts::ARCH,
+                platform(),
+                platform()
+            ))
+        }
+        (Some(nix::libc::ENOEXEC), Head::Elf { .. }) => {
+            Some("it is an ELF file this machine's kernel does not run (corrupt, or built for another system)".into())
+        }
+        (Some(nix::libc::ENOEXEC), _) => Some(
+            "it is neither a program nor a script (its first line holds a NUL byte)".into(),
+        ),
+        (
+            Some(nix::libc::ENOENT),
+            Head::Script {
+                interpreter,
+                carriage_return: true,
+            },
+        ) => Some(format!(
+            "its #! line ends with a carriage return, so the interpreter asked for is \
+             \"{}\\r\": the script has Windows line endings (CRLF); convert it to LF \
+             (dos2unix, or `*.sh text eol=lf` in .gitattributes)",
+            show(&interpreter)
+        )),
+        (Some(nix::libc::ENOENT), Head::Script { interpreter, .. }) => {
+            let there = std::fs::metadata(std::ffi::OsStr::from_bytes(&interpreter)).is_ok();
+            Some(if there {
+                format!(
+                    "its #! interpreter {} is there but could not be started (its own loader \
+                     or libraries may be missing)",
+                    show(&interpreter)
+                )
+            } else {
+                format!(
+                    "its #! line names the interpreter {}, which is not in the image: install \
+                     it, or change the #! line (/bin/sh is in most images)",
+                    show(&interpreter)
+                )
+            })
+        }
+        (
+            Some(nix::libc::ENOENT),
+            Head::Elf {
+                loader: Some(loader),
+                ..
+            },
+        ) if std::fs::metadata(std::ffi::OsStr::from_bytes(&loader)).is_err() => Some(format!(
+            "it is linked for the loader {}, which is not in the image: it was built for \
+             another C library or system (musl against glibc, or the reverse); build it \
+             static, or on the image's own base",
+            show(&loader)
+        )),
+        _ => None,
     }
 }
 

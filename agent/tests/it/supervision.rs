@@ -116,6 +116,71 @@ fn a_program_not_found_exits_127_and_one_that_cannot_run_126() {
     assert_code(&run(cmd), 126);
 }
 
+/// The mistakes an image carries most often are named, not left at the kernel's one
+/// word: a program for the other CPU (which `sh` used to be handed as a script: `Syntax
+/// error`, exit 2), a `#!` interpreter the image lacks, Windows line endings, a
+/// directory, a file without the execute bit, an empty command.
+#[test]
+fn a_file_that_cannot_start_says_why() {
+    let dir = scratch();
+    let said = |program: &std::ffi::OsStr, code: i32, why: &str| {
+        let mut cmd = agent();
+        cmd.arg("--").arg(program);
+        let out = run(cmd);
+        assert_code(&out, code);
+        let (stdout, stderr) = text(&out);
+        assert!(stdout.is_empty(), "it ran: {stdout}");
+        assert!(stderr.contains(why), "{program:?}: no {why:?} in {stderr}");
+    };
+
+    // /bin/true with the other CPU's machine in its ELF header.
+    let mut foreign = std::fs::read("/bin/true").unwrap();
+    let (other, name) = if std::env::consts::ARCH == "aarch64" {
+        (0x3Eu16, "x86_64")
+    } else {
+        (0xB7u16, "aarch64")
+    };
+    foreign[18..20].copy_from_slice(&other.to_le_bytes());
+    let path = dir.join("dh-foreign");
+    std::fs::write(&path, foreign).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    said(
+        path.as_os_str(),
+        126,
+        &format!("Exec format error (os error 8): it is a program for {name}, and this machine is"),
+    );
+
+    let missing = file_in(
+        dir.path(),
+        "dh-missing",
+        "#!/nonexistent/dh-shell -e\necho ran\n",
+        0o755,
+    );
+    said(
+        missing.as_os_str(),
+        127,
+        "its #! line names the interpreter /nonexistent/dh-shell, which is not in the image",
+    );
+    let crlf = file_in(dir.path(), "dh-crlf", "#!/bin/sh\r\necho ran\r\n", 0o755);
+    said(
+        crlf.as_os_str(),
+        127,
+        "the script has Windows line endings (CRLF)",
+    );
+    said(
+        dir.path().as_os_str(),
+        126,
+        "it is a directory, not a program",
+    );
+    let plain = file_in(dir.path(), "dh-plain", "echo ran\n", 0o644);
+    said(
+        plain.as_os_str(),
+        126,
+        "the file is not executable (mode 0644)",
+    );
+    said("".as_ref(), 127, "the command's first word is empty");
+}
+
 /// A script without `#!` is not a program to `exec` (`ENOEXEC`); `execvp`, and so the
 /// agent, runs it through `/bin/sh`, by path or by name.
 #[test]
