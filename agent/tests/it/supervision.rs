@@ -311,14 +311,23 @@ fn without_pid1_processes_left_behind_are_ended_and_reaped() {
         started.elapsed()
     );
     for f in ["in-group", "own-session"] {
-        let pid: i32 = std::fs::read_to_string(scratch.join(f))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-        assert!(!alive, "{f} process {pid} is still there");
+        let pid = pid_in(&scratch.join(f));
+        assert!(!is_there(pid), "{f} process {pid} is still there");
     }
+}
+
+/// The pid the app wrote to `file`.
+fn pid_in(file: &std::path::Path) -> i32 {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Whether process `pid` exists (a zombie does).
+fn is_there(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[test]
@@ -338,15 +347,8 @@ fn a_leftover_ignoring_sigterm_is_killed_and_the_agent_says_so() {
     assert_code(&out, 0);
     assert!(took >= Duration::from_secs(2), "killed too early: {took:?}");
     assert!(took < Duration::from_secs(10), "killed too late: {took:?}");
-    let pid: i32 = std::fs::read_to_string(scratch.join("stubborn"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "the leftover {pid} is still there"
-    );
+    let pid = pid_in(&scratch.join("stubborn"));
+    assert!(!is_there(pid), "the leftover {pid} is still there");
     let (_, stderr) = text(&out);
     assert!(
         stderr.contains("did not exit within 2 s of SIGTERM; sending them SIGKILL")
