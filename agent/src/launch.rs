@@ -69,6 +69,15 @@ pub fn looks_binary(head: &[u8]) -> bool {
     head.starts_with(ELF_MAGIC) || head.iter().take_while(|&&b| b != b'\n').any(|&b| b == 0)
 }
 
+/// Whether a file with this head may be a program for this CPU: anything but an ELF
+/// file whose machine is another's.
+pub fn runs_here(head: &[u8]) -> bool {
+    match read_head(head) {
+        Head::Elf { machine, .. } => own_machine().is_none_or(|own| own == machine),
+        Head::Script { .. } | Head::Other => true,
+    }
+}
+
 /// The machine and the loader of an ELF head, `None` when it is not one. Every field
 /// is read with its bounds checked: a head cut short, or made up, gives `None` or no
 /// loader.
@@ -251,6 +260,16 @@ mod tests {
             Head::Elf { machine, .. } => assert_eq!(Some(machine), own_machine()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn only_an_elf_file_for_another_cpu_does_not_run_here() {
+        let own = own_machine().unwrap();
+        let other = if own == 0xB7 { 0x3E } else { 0xB7 };
+        assert!(runs_here(&elf64(own, None)));
+        assert!(!runs_here(&elf64(other, None)));
+        assert!(runs_here(b"#!/bin/sh\n"));
+        assert!(runs_here(b"echo hi\n"));
     }
 
     #[test]

@@ -223,6 +223,8 @@ impl ProcessControl {
     /// it is a binary ([`launch::looks_binary`]: a program for another CPU), which is
     /// refused with `ENOEXEC` as `bash` refuses it, not handed to `sh` to fail on as a
     /// script (`Syntax error: "(" unexpected`, exit 2).
+    /// With a terminal, where `exec` is tried in the child only, a program for another
+    /// CPU is refused before it, from its ELF header ([`launch::runs_here`]).
     pub fn spawn(&self, spec: ChildSpec) -> io::Result<Spawned> {
         if !self.stdin_is_tty {
             match self.spawn_posix(&spec) {
@@ -232,6 +234,8 @@ impl ProcessControl {
                             .is_some_and(|head| launch::looks_binary(&head)) => {}
                 other => return other,
             }
+        } else if program_head(&spec.program, &spec.env).is_some_and(|h| !launch::runs_here(&h)) {
+            return Err(io::Error::from_raw_os_error(Errno::ENOEXEC as i32));
         }
         self.spawn_forked(spec)
     }

@@ -133,17 +133,7 @@ fn a_file_that_cannot_start_says_why() {
         assert!(stderr.contains(why), "{program:?}: no {why:?} in {stderr}");
     };
 
-    // /bin/true with the other CPU's machine in its ELF header.
-    let mut foreign = std::fs::read("/bin/true").unwrap();
-    let (other, name) = if std::env::consts::ARCH == "aarch64" {
-        (0x3Eu16, "x86_64")
-    } else {
-        (0xB7u16, "aarch64")
-    };
-    foreign[18..20].copy_from_slice(&other.to_le_bytes());
-    let path = dir.join("dh-foreign");
-    std::fs::write(&path, foreign).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (path, name) = foreign_program(dir.path());
     said(
         path.as_os_str(),
         126,

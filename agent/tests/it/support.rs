@@ -560,3 +560,21 @@ async fn forward(upstream: std::net::SocketAddr, req: Request<Full<Bytes>>) -> A
         .into_parts();
     Response::from_parts(parts, Full::new(body))
 }
+
+/// `/bin/true` copied into `dir` with the other CPU's machine in its ELF header (aarch64
+/// on x86-64, x86-64 elsewhere), executable: what an image built for the wrong platform
+/// holds. Returns its path and the other CPU's name.
+pub fn foreign_program(dir: &std::path::Path) -> (std::path::PathBuf, &'static str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut program = std::fs::read("/bin/true").unwrap();
+    let (machine, name) = if std::env::consts::ARCH == "aarch64" {
+        (0x3Eu16, "x86_64")
+    } else {
+        (0xB7u16, "aarch64")
+    };
+    program[18..20].copy_from_slice(&machine.to_le_bytes());
+    let path = dir.join("dh-foreign");
+    std::fs::write(&path, program).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (path, name)
+}

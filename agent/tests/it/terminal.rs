@@ -97,3 +97,25 @@ async fn json_is_still_json_on_a_terminal() {
         "{screen}"
     );
 }
+
+/// On a terminal the app is started by `fork` and `exec` in the child, where a program
+/// for another CPU would be handed to `sh` as a script: it is refused before, as
+/// without a terminal (`supervision::a_file_that_cannot_start_says_why`).
+#[test]
+fn on_a_terminal_a_program_for_another_cpu_is_refused_and_named() {
+    let dir = scratch();
+    let (path, name) = foreign_program(dir.path());
+    let mut cmd: Command = testkit::clean_command("script");
+    cmd.args([
+        "-qfec",
+        &format!("exec '{AGENT}' -- '{}'", path.display()),
+        "/dev/null",
+    ]);
+    let out = run_within(cmd, LOG_RUN_LIMIT);
+    assert_code(&out, 126);
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains(&format!("it is a program for {name}")) && !screen.contains("Syntax error"),
+        "{screen}"
+    );
+}
