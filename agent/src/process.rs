@@ -390,12 +390,14 @@ fn child_pipe(
 }
 
 /// The first [`launch::HEAD_BYTES`] bytes of the file `program` names (found as
-/// [`find_program`] finds it), when it is there and can be read.
+/// [`find_program`] finds it), when it is a regular file that can be read: opened
+/// without waiting ([`conventions::file::open_regular`]), so a named pipe given as the
+/// command does not hold the start.
 pub fn program_head(program: &OsStr, env: &[(OsString, OsString)]) -> Option<Vec<u8>> {
     use std::io::Read;
     let path = program_path(program, env)?;
     let mut head = Vec::with_capacity(launch::HEAD_BYTES);
-    std::fs::File::open(path)
+    conventions::file::open_regular(&path)
         .ok()?
         .take(launch::HEAD_BYTES as u64)
         .read_to_end(&mut head)
@@ -589,6 +591,33 @@ mod tests {
     /// `PATH=value` as a child's environment.
     fn path_env(value: &str) -> Vec<(OsString, OsString)> {
         vec![("PATH".into(), value.into())]
+    }
+
+    #[test]
+    fn a_programs_head_is_read_from_a_regular_file_only() {
+        let dir = std::env::temp_dir().join(format!("dh-head-{}", std::process::id()));
+        // What a failed run with the same pid may have left.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("script");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+        assert_eq!(
+            program_head(script.as_os_str(), &[]).as_deref(),
+            Some(b"#!/bin/sh\necho hi\n".as_slice())
+        );
+        // A named pipe with no writer: refused at once, not waited on.
+        let pipe = dir.join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", pipe.display());
+        let (answer, answered) = std::sync::mpsc::channel();
+        let asked = pipe.clone();
+        std::thread::spawn(move || answer.send(program_head(asked.as_os_str(), &[])));
+        let head = answered
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the read of a named pipe ends");
+        assert_eq!(head, None);
+        assert_eq!(program_head(dir.as_os_str(), &[]), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
