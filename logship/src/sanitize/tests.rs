@@ -1122,6 +1122,10 @@ fn ordinary_ids_and_hashes_are_not_tokens() {
         "ghp_short gho_ ghs_tooshort github_pat_ glpat-short xoxb-test npm_abc",
         "sk_live_short rk_test_ AIzaShort SG.abc.def AccountKey=short",
         "the hooks.slack.com/services/ page",
+        // The webhook's trigger word is `hooks.slack`; the rest of the URL is checked.
+        "hooks.slack.org/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        "hooks.slack.com/servicesT00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        "ends with hooks.slack",
         "asks-for-more desk_live_x",
         "mask-Ab3dEf5hIj7lMn9pQr1tUv3xYz5bCd7fGh9jKl1nOp3r",
         "twilio SK0123456789ABCDEF0123456789ABCDEF0 too long",
