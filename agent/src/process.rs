@@ -415,6 +415,33 @@ pub fn program_path(program: &OsStr, env: &[(OsString, OsString)]) -> Option<std
     Some(OsStr::from_bytes(found.as_bytes()).into())
 }
 
+/// The first file of the name `program` in the directories of `env`'s `PATH`, whatever
+/// it is: when `execvp` found only files it could not run (`EACCES`), the first one it
+/// tried, for the reason why. `None` when `program` has a `/` or no such file is there.
+pub fn first_on_path(program: &OsStr, env: &[(OsString, OsString)]) -> Option<std::path::PathBuf> {
+    if program.is_empty() || program.as_bytes().contains(&b'/') {
+        return None;
+    }
+    on_path(program, env).find(|file| std::fs::metadata(file).is_ok())
+}
+
+/// `program` in each directory of `env`'s `PATH`, in order (glibc's `/bin:/usr/bin`
+/// without one; an empty entry is the working directory).
+fn on_path<'a>(
+    program: &'a OsStr,
+    env: &'a [(OsString, OsString)],
+) -> impl Iterator<Item = std::path::PathBuf> + 'a {
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or(b"/bin:/usr/bin".as_slice(), |(_, v)| v.as_bytes());
+    path.split(|&b| b == b':').map(move |dir| {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        std::path::Path::new(OsStr::from_bytes(dir)).join(program)
+    })
+}
+
 /// The file `execvp` would run for `program` with `env` as the environment: `program`
 /// itself when it names a path (has a `/`), else the first executable regular file of
 /// that name in the directories of `env`'s `PATH` (glibc's `/bin:/usr/bin` without
@@ -429,15 +456,8 @@ fn find_program(program: &OsStr, env: &[(OsString, OsString)]) -> io::Result<std
     if name.is_empty() {
         return Err(io::Error::from_raw_os_error(Errno::ENOENT as i32));
     }
-    let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map_or(b"/bin:/usr/bin".as_slice(), |(_, v)| v.as_bytes());
     let mut denied = false;
-    for dir in path.split(|&b| b == b':') {
-        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
-        let file = std::path::Path::new(OsStr::from_bytes(dir)).join(program);
+    for file in on_path(program, env) {
         let Ok(meta) = std::fs::metadata(&file) else {
             continue;
         };
@@ -591,6 +611,24 @@ mod tests {
     /// `PATH=value` as a child's environment.
     fn path_env(value: &str) -> Vec<(OsString, OsString)> {
         vec![("PATH".into(), value.into())]
+    }
+
+    #[test]
+    fn the_first_file_on_path_is_found_whether_it_runs_or_not() {
+        let dir = std::env::temp_dir().join(format!("dh-first-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("tool"), "echo hi\n").unwrap();
+        let env = path_env(&format!("{}:{}", a.display(), b.display()));
+        // Not executable: `execvp` says EACCES, and this is the file it tried.
+        assert_eq!(first_on_path("tool".as_ref(), &env), Some(b.join("tool")));
+        assert_eq!(program_path("tool".as_ref(), &env), None);
+        assert_eq!(first_on_path("absent".as_ref(), &env), None);
+        assert_eq!(first_on_path("b/tool".as_ref(), &env), None);
+        assert_eq!(first_on_path("".as_ref(), &env), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

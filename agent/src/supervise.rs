@@ -288,18 +288,26 @@ fn not_started(spec: &ChildSpec, e: &std::io::Error) -> Option<String> {
                 .into(),
         );
     }
-    let path = process::program_path(&spec.program, &spec.env);
     let errno = e.raw_os_error();
     if errno == Some(nix::libc::EACCES) {
-        let meta = std::fs::metadata(path?).ok()?;
+        // By name, `execvp` found only files it could not run: the first one it tried.
+        let (path, found) = match process::program_path(&spec.program, &spec.env) {
+            Some(path) => (path, String::new()),
+            None => {
+                let path = process::first_on_path(&spec.program, &spec.env)?;
+                let found = format!("on PATH it is {}: ", show(path.as_os_str().as_bytes()));
+                (path, found)
+            }
+        };
+        let meta = std::fs::metadata(path).ok()?;
         if meta.is_dir() {
-            return Some("it is a directory, not a program".into());
+            return Some(format!("{found}it is a directory, not a program"));
         }
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o111 == 0 {
             return Some(format!(
-                "the file is not executable (mode {mode:04o}): `chmod +x` it when the image \
-                 is built, or run it through its interpreter (`sh FILE`)"
+                "{found}the file is not executable (mode {mode:04o}): `chmod +x` it when the \
+                 image is built, or run it through its interpreter (`sh FILE`)"
             ));
         }
         // /proc/self belongs to the process's effective user.
@@ -308,8 +316,8 @@ fn not_started(spec: &ChildSpec, e: &std::io::Error) -> Option<String> {
             |m| std::os::unix::fs::MetadataExt::uid(&m).to_string(),
         );
         return Some(format!(
-            "the file is executable (mode {mode:04o}), but not by this user (uid {uid}), or \
-             its filesystem is mounted noexec"
+            "{found}the file is executable (mode {mode:04o}), but not by this user (uid \
+             {uid}), or its filesystem is mounted noexec"
         ));
     }
     let head = process::program_head(&spec.program, &spec.env)?;

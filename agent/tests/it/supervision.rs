@@ -123,8 +123,8 @@ fn a_program_not_found_exits_127_and_one_that_cannot_run_126() {
 #[test]
 fn a_file_that_cannot_start_says_why() {
     let dir = scratch();
-    let said = |program: &std::ffi::OsStr, code: i32, why: &str| {
-        let mut cmd = agent();
+    // `cmd` run with `program` as the command: exits `code`, and says `why`.
+    let told = |mut cmd: Command, program: &std::ffi::OsStr, code: i32, why: &str| {
         cmd.arg("--").arg(program);
         let out = run(cmd);
         assert_code(&out, code);
@@ -132,6 +132,7 @@ fn a_file_that_cannot_start_says_why() {
         assert!(stdout.is_empty(), "it ran: {stdout}");
         assert!(stderr.contains(why), "{program:?}: no {why:?} in {stderr}");
     };
+    let said = |program: &std::ffi::OsStr, code: i32, why: &str| told(agent(), program, code, why);
 
     let (path, name) = foreign_program(dir.path());
     said(
@@ -167,6 +168,16 @@ fn a_file_that_cannot_start_says_why() {
         plain.as_os_str(),
         126,
         "the file is not executable (mode 0644)",
+    );
+    // By name, when the only file of that name on PATH cannot run: which file, and why.
+    told(
+        agent_with_path(dir.path()),
+        "dh-plain".as_ref(),
+        126,
+        &format!(
+            "on PATH it is {}: the file is not executable (mode 0644)",
+            plain.display()
+        ),
     );
     said("".as_ref(), 127, "the command's first word is empty");
 }
