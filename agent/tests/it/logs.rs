@@ -150,6 +150,7 @@ echo '{{"level":"warn","msg":"json line","n":1}}'
 echo 'text line 2'
 echo "connecting with $DB_PASSWORD"
 printf 'base64 %s\n' "$(printf %s "$DB_PASSWORD" | base64 -w0)"
+printf 'hex %s\n' "$(printf %s "$DB_PASSWORD" | od -An -v -tx1 | tr -d ' \n')"
 echo 'card 4111 1111 1111 1111 and 4111 1111 1111 1112' >&2
 echo 'reset your password to continue'
 printf 'bad \377 byte and nul \000 here\n'
@@ -180,7 +181,13 @@ exit 3
             .unwrap();
         String::from_utf8(o.stdout).unwrap()
     };
-    for leak in [password.as_str(), b64.as_str(), "4111 1111 1111 1111"] {
+    let hex: String = password.bytes().map(|b| format!("{b:02x}")).collect();
+    for leak in [
+        password.as_str(),
+        b64.as_str(),
+        hex.as_str(),
+        "4111 1111 1111 1111",
+    ] {
         assert_nowhere(leak, &events, &out);
     }
     let app = app_events(&events);
@@ -207,6 +214,7 @@ exit 3
             "text line 2",
             "connecting with [REDACTED]",
             "base64 [REDACTED]",
+            "hex [REDACTED]",
             "reset your password to continue",
             "bad \u{fffd} byte and nul \u{0} here",
             "from three days ago",

@@ -19,12 +19,18 @@ const MAX_DIGITS: usize = 19;
 /// The fewest.
 const MIN_DIGITS: usize = 13;
 
-pub(super) fn find(scan: &mut Scan) {
+/// The card numbers of the scan's text from its head. The same pass of block masks
+/// tells, with `hex_min`, whether that text has a run of hex digits and spaces of
+/// `hex_min` bytes or more (where a loaded secret printed as hex could stand:
+/// [`super::hex`]): the return value.
+pub(super) fn find(scan: &mut Scan, hex_min: Option<usize>) -> bool {
     let from = scan.bytes().get(scan.head..).unwrap_or_default();
     scan.work += from.len();
-    if may_hold(from) {
+    let gate = gate(from, hex_min);
+    if gate.card {
         find_all(scan);
     }
+    gate.hex
 }
 
 /// The candidate pass: every run of digits is read and checked.
@@ -98,19 +104,43 @@ fn find_all(scan: &mut Scan) {
 /// bytes, so some window holds all of it. In a window, a separator counts when a digit
 /// stands on either side; the runs of 13 bits or more are found with four shifts, and
 /// only for those (rare) are the digits counted.
+#[cfg(test)]
 pub(super) fn may_hold(bytes: &[u8]) -> bool {
+    gate(bytes, None).card
+}
+
+/// What one pass of block masks over a text found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Gate {
+    /// It may hold a card number ([`may_hold`]).
+    card: bool,
+    /// It holds a run of hex digits and spaces of the length asked for.
+    hex: bool,
+}
+
+/// [`may_hold`], and with `hex_min` whether a run of hex digits and spaces of that many
+/// bytes or more stands in `bytes` ([`HexRun`]), from the same masks. Without `hex_min`
+/// the pass ends at the first card candidate.
+fn gate(bytes: &[u8], hex_min: Option<usize>) -> Gate {
+    let mut found = Gate::default();
+    let mut hex = hex_min.map(HexRun::new);
     let mut before = Masks::default();
     let mut blocks = bytes.chunks_exact(64);
     for block in &mut blocks {
         let now = Masks::of(block);
-        if before.then(now).may_hold() {
-            return true;
+        found.card = found.card || before.then(now).may_hold();
+        if let Some(run) = &mut hex {
+            run.push(now.hex);
+        }
+        found.hex = hex.as_ref().is_some_and(|run| run.found);
+        if found.card && (hex.is_none() || found.hex) {
+            return found;
         }
         before = now;
     }
     let rest = blocks.remainder().len();
     if rest == 0 {
-        return false;
+        return found;
     }
     // The last part of a block: the text's last 64 bytes, shifted so that its first
     // byte is bit 0 (copied into a block of zeros when the text is shorter).
@@ -122,7 +152,66 @@ pub(super) fn may_hold(bytes: &[u8]) -> bool {
             Masks::of(&block)
         }
     };
-    before.then(last).may_hold()
+    found.card = found.card || before.then(last).may_hold();
+    if let Some(run) = &mut hex {
+        run.push(last.hex);
+        found.hex = run.found;
+    }
+    found
+}
+
+/// Whether a run of `min` or more set bits stands in the masks pushed, in the order of
+/// the text: a run inside a block by shifts, one across blocks by the set bits it
+/// carries from the block before.
+#[derive(Debug)]
+struct HexRun {
+    min: usize,
+    /// The set bits at the top of the blocks so far (the run the next block may go on).
+    carry: usize,
+    found: bool,
+}
+
+impl HexRun {
+    fn new(min: usize) -> HexRun {
+        HexRun {
+            min: min.max(1),
+            carry: 0,
+            found: false,
+        }
+    }
+
+    fn push(&mut self, bits: u64) {
+        if self.found {
+            return;
+        }
+        let low = bits.trailing_ones() as usize;
+        if low == 64 {
+            self.carry += 64;
+            self.found = self.carry >= self.min;
+            return;
+        }
+        // A block with fewer set bits than a run needs holds none inside it (most
+        // blocks of prose: its spaces and the letters a–f).
+        self.found = self.carry + low >= self.min
+            || (bits.count_ones() as usize >= self.min && has_run(bits, self.min));
+        self.carry = bits.leading_ones() as usize;
+    }
+}
+
+/// Whether `bits` holds `min` (1 to 64) or more set bits in a row.
+fn has_run(bits: u64, min: usize) -> bool {
+    if min == 0 || min > 64 {
+        return false;
+    }
+    // Bit `k` of `run`: bits `k..k + len` of `bits` are all set.
+    let mut run = bits;
+    let mut len = 1;
+    while len * 2 <= min {
+        run &= run >> len;
+        len *= 2;
+    }
+    run &= run >> (min - len);
+    run != 0
 }
 
 /// Bit `k` of each mask stands for byte `k` of a block.
@@ -130,6 +219,8 @@ pub(super) fn may_hold(bytes: &[u8]) -> bool {
 struct Masks {
     digits: u64,
     separators: u64,
+    /// Hex digits in either case and spaces ([`super::hex`]).
+    hex: u64,
 }
 
 impl Masks {
@@ -146,19 +237,24 @@ impl Masks {
         let ten = set_splat_i8_m128i((0x80u8 + 10) as i8);
         let space = set_splat_i8_m128i(b' ' as i8);
         let dash = set_splat_i8_m128i(b'-' as i8);
+        // The same for `a`–`f` of a byte made lower case (`| 0x20`) and six.
+        let lower = set_splat_i8_m128i(0x20);
+        let letter = set_splat_i8_m128i((0x80 - b'a') as i8);
+        let six = set_splat_i8_m128i((0x80u8 + 6) as i8);
         let mut m = Masks::default();
         for (k, sixteen) in block.chunks_exact(16).take(4).enumerate() {
             let mut lane = [0u8; 16];
             lane.copy_from_slice(sixteen);
             let v = load_unaligned_m128i(&lane);
             let digits = cmp_lt_mask_i8_m128i(add_i8_m128i(v, shift), ten);
-            let separators = bitor_m128i(
-                cmp_eq_mask_i8_m128i(v, space),
-                cmp_eq_mask_i8_m128i(v, dash),
-            );
+            let spaces = cmp_eq_mask_i8_m128i(v, space);
+            let separators = bitor_m128i(spaces, cmp_eq_mask_i8_m128i(v, dash));
+            let letters = cmp_lt_mask_i8_m128i(add_i8_m128i(bitor_m128i(v, lower), letter), six);
+            let hex = bitor_m128i(bitor_m128i(digits, letters), spaces);
             // `movemask` sets the low 16 bits only.
             m.digits |= u64::from(move_mask_i8_m128i(digits) as u16) << (16 * k);
             m.separators |= u64::from(move_mask_i8_m128i(separators) as u16) << (16 * k);
+            m.hex |= u64::from(move_mask_i8_m128i(hex) as u16) << (16 * k);
         }
         m
     }
@@ -174,21 +270,35 @@ impl Masks {
     fn portable(block: &[u8]) -> Masks {
         let mut digits = [0u8; 64];
         let mut separators = [0u8; 64];
-        for ((&b, d), s) in block.iter().zip(&mut digits).zip(&mut separators) {
+        let mut hex = [0u8; 64];
+        for (((&b, d), s), h) in block
+            .iter()
+            .zip(&mut digits)
+            .zip(&mut separators)
+            .zip(&mut hex)
+        {
             *d = if b.is_ascii_digit() { 0x80 } else { 0 };
             *s = if matches!(b, b' ' | b'-') { 0x80 } else { 0 };
+            *h = if b.is_ascii_hexdigit() || b == b' ' {
+                0x80
+            } else {
+                0
+            };
         }
         Masks {
             digits: pack(&digits),
             separators: pack(&separators),
+            hex: pack(&hex),
         }
     }
 
     /// The masks of the block's last `64 - by` bytes, as the first.
     fn shifted(self, by: usize) -> Masks {
+        let shift = |mask: u64| mask.checked_shr(by as u32).unwrap_or(0);
         Masks {
-            digits: self.digits.checked_shr(by as u32).unwrap_or(0),
-            separators: self.separators.checked_shr(by as u32).unwrap_or(0),
+            digits: shift(self.digits),
+            separators: shift(self.separators),
+            hex: shift(self.hex),
         }
     }
 
@@ -354,13 +464,18 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                *b = b"0123456789 -a.\x80\xff"[(x % 16) as usize];
+                *b = b"0123456789 -a.\x80\xffFgG@`\xc1\xe6"[(x % 23) as usize];
             }
             let m = Masks::of(&block);
             assert_eq!(m, Masks::portable(&block));
             for (k, b) in block.iter().enumerate() {
                 assert_eq!(m.digits >> k & 1 == 1, b.is_ascii_digit(), "{k}");
                 assert_eq!(m.separators >> k & 1 == 1, matches!(b, b' ' | b'-'), "{k}");
+                assert_eq!(
+                    m.hex >> k & 1 == 1,
+                    b.is_ascii_hexdigit() || *b == b' ',
+                    "{k}"
+                );
             }
         }
     }
@@ -425,6 +540,32 @@ mod tests {
         fn the_gate_is_never_wrong_on_digit_soup(text in "[0-9 .a-]{0,300}") {
             prop_assert!(cuts(&text) == 0 || may_hold(text.as_bytes()), "{text:?}");
         }
+
+        /// The same pass says whether a run of hex digits and spaces of `min` bytes or
+        /// more stands anywhere, exactly (runs inside a block, across blocks, at the
+        /// text's end), and still finds the card candidates.
+        #[test]
+        fn the_gate_finds_hex_runs_exactly(
+            text in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'F'), Just(b'7'), Just(b' '), Just(b'x'), any::<u8>()],
+                0..700,
+            ),
+            min in 1usize..200,
+        ) {
+            let mut any = false;
+            super::super::hex::runs(&text, min, |_, _| any = true);
+            let found = gate(&text, Some(min));
+            prop_assert_eq!(found.hex, any);
+            prop_assert_eq!(found.card, may_hold(&text));
+        }
+    }
+
+    #[test]
+    fn runs_of_set_bits_are_found_by_shifts() {
+        assert!(has_run(0b0111_1110, 6) && !has_run(0b0111_1110, 7));
+        assert!(has_run(u64::MAX, 64) && !has_run(u64::MAX << 1, 64));
+        assert!(has_run(0xf000_0000_0000_0000, 4) && !has_run(0xf000_0000_0000_0000, 5));
+        assert!(!has_run(0, 1) && !has_run(u64::MAX, 65));
     }
 
     #[test]

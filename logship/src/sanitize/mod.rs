@@ -38,6 +38,7 @@
 //! Not here: deciding what a secret is (the agent loads them) or where events go.
 
 mod cards;
+mod hex;
 mod keys;
 mod secrets;
 mod table;
@@ -815,7 +816,9 @@ impl Sanitizer {
             View::Small(rows) => self.find_triggers(&rows, scan),
             View::Large(rows) => self.find_triggers(&rows, scan),
         }
-        cards::find(scan);
+        if cards::find(scan, self.secrets.hex_shortest()) {
+            self.secrets.find_hex(scan);
+        }
         self.find_custom(scan);
         self.secrets.find_decoded(scan);
     }

@@ -4,7 +4,8 @@
 //! A value becomes needles: itself (a trailing newline trimmed), each substantial line
 //! of a multi-line value, each string leaf of a value that is a JSON document and the
 //! document minified, the password of a URL value; and base64 of each (standard and
-//! URL-safe, padded or not). Escaped and percent-encoded forms are not needles: the
+//! URL-safe, padded or not); and the short ones an app holds whole, as hex
+//! ([`super::hex`]). Escaped and percent-encoded forms are not needles: the
 //! text is decoded instead, so every escape style matches (`\u0026`, `\/`, `\u00e9`,
 //! surrogate pairs, lower-case hex, `+` for a space) at any nesting level.
 //!
@@ -21,6 +22,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine;
 
+use super::hex::{HexNeedles, HEX_MAX};
 use super::{Cut, Detector, KnownSecret, Mode, Scan, MAX_DECODE_DEPTH, MIN_SECRET_LEN, REDACTED};
 
 /// Every form of every loaded secret, searched raw and in decoded text.
@@ -44,6 +46,8 @@ pub(super) struct Needles {
     longest: usize,
     /// Some needle holds a space: `+` in percent-encoded text may stand for it.
     plus_space: bool,
+    /// The secrets an app may print as bytes, in hex ([`super::hex`]).
+    hex: Option<HexNeedles>,
 }
 
 impl Needles {
@@ -51,8 +55,10 @@ impl Needles {
         self.labels.len()
     }
 
+    /// The longest form searched for, hex included.
     pub(super) fn longest(&self) -> usize {
         self.longest
+            .max(self.hex.as_ref().map_or(0, HexNeedles::longest))
     }
 
     /// Whether a needle that JSON text is searched for raw could stand in `text`, or,
@@ -71,6 +77,19 @@ impl Needles {
                     .windows(needle.len())
                     .any(|w| w.iter().zip(needle).all(|(t, c)| fits(t, c)))
         })
+    }
+
+    /// The shortest hex form of a loaded secret ([`super::hex`]), when there is one: a
+    /// text with no run of hex digits and spaces this long holds none.
+    pub(super) fn hex_shortest(&self) -> Option<usize> {
+        self.hex.as_ref().map(HexNeedles::shortest)
+    }
+
+    /// The loaded secrets printed as hex, in the scan's text from its head.
+    pub(super) fn find_hex(&self, scan: &mut Scan) {
+        if let Some(hex) = &self.hex {
+            hex.find(scan);
+        }
     }
 
     /// Some needle searched raw in JSON text holds a `\`: the agent's escaping of an
@@ -508,6 +527,7 @@ pub(super) fn build(
     let mut needles: Vec<String> = Vec::new();
     let mut needle_labels: Vec<u32> = Vec::new();
     let mut index = std::collections::HashMap::new();
+    let mut hex_secrets: Vec<(String, u32)> = Vec::new();
     for secret in secrets {
         let value = trim_newline(&secret.value);
         if value.chars().count() < MIN_SECRET_LEN {
@@ -536,6 +556,7 @@ pub(super) fn build(
         for part in &parts {
             forms.extend(encodings(part));
         }
+        hex_secrets.extend(held_whole(value).into_iter().map(|w| (w, label)));
         if value != secret.value {
             // The value as stored, newline and all, in case the app encodes it so.
             forms.extend(encodings(&secret.value).into_iter().skip(1));
@@ -576,6 +597,7 @@ pub(super) fn build(
             .collect(),
         longest: needles.iter().map(String::len).max().unwrap_or(0),
         plus_space: needles.iter().any(|n| n.contains(' ')),
+        hex: HexNeedles::build(&hex_secrets),
     };
     (built, labels, skipped)
 }
@@ -666,6 +688,30 @@ fn parts(value: &str) -> (Vec<String>, bool) {
     parts.sort();
     parts.dedup();
     (parts, short)
+}
+
+/// The secrets a value holds that an app keeps whole in memory and may print as bytes
+/// ([`super::hex`]): the value when it is one line, a JSON document's string leaves, a
+/// URL's password; of [`MIN_SECRET_LEN`] characters to [`HEX_MAX`] bytes. Not the lines
+/// of a longer value (a PEM key's) or a document's text: apps do not print those as
+/// bytes, and each would be two more needles.
+fn held_whole(value: &str) -> Vec<String> {
+    let mut whole = Vec::new();
+    if !value.contains(['\n', '\r']) {
+        whole.push(value.to_owned());
+    }
+    let trimmed = value.trim();
+    if trimmed.starts_with(['{', '[']) {
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(trimmed) {
+            string_leaves(&doc, &mut whole);
+        }
+    }
+    let passwords: Vec<String> = whole.iter().filter_map(|w| url_password(w)).collect();
+    whole.extend(passwords);
+    whole.retain(|w| w.chars().count() >= MIN_SECRET_LEN && w.len() <= HEX_MAX);
+    whole.sort();
+    whole.dedup();
+    whole
 }
 
 /// A line of a multi-line value worth redacting on its own: long enough, and not only

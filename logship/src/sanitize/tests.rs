@@ -2,6 +2,7 @@
 //! and `redact_text` (raw lines), the validity of the output, linearity, and the
 //! property tests over any line and any set of loaded secrets.
 
+use super::hex::HEX_MAX;
 use super::*;
 use crate::json::json_string;
 use base64::Engine;
@@ -73,6 +74,70 @@ fn loaded_secrets_in_every_encoding() {
         );
     }
     assert!(s.counts().iter().any(|(n, c)| *n == "secret" && *c >= 5));
+}
+
+/// A secret an app prints as its bytes: hex in either case, and hex with a space
+/// between bytes (Node's `<Buffer …>`), inside longer hex too (hex is byte-aligned), in
+/// text and in a JSON event; a JSON secret's password leaf and a URL's password too.
+#[test]
+fn loaded_secrets_printed_as_hex() {
+    let hex = |v: &str| v.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let spaced = |v: &str| {
+        let bytes: Vec<String> = v.bytes().map(|b| format!("{b:02x}")).collect();
+        bytes.join(" ")
+    };
+    let doc = r#"{"username":"app","password":"Xy7-long-pass","host":"db"}"#;
+    let s = sanitizer(&[
+        ("DB_PASSWORD", PW),
+        ("DB_SECRET", doc),
+        ("DB_URL", "postgres://app:url-pass-77@db/x"),
+    ]);
+    for secret in [PW, "Xy7-long-pass", "url-pass-77"] {
+        let plain = hex(secret);
+        let middle = &plain[4..plain.len() - 4];
+        for line in [
+            format!("hex {plain} end"),
+            format!("HEX {} end", plain.to_uppercase()),
+            format!("<Buffer {}> end", spaced(secret)),
+            format!("inside 00ff{plain}ff00 end"),
+            // Across the gate's 64-byte blocks.
+            format!("{} {plain} end", "x".repeat(60)),
+        ] {
+            let out = text(&s, &line);
+            assert!(out.contains("[REDACTED]"), "{line} -> {out}");
+            assert!(out.ends_with(" end"), "{line} -> {out}");
+            assert!(!out.to_lowercase().contains(middle), "{line} -> {out}");
+            assert!(s.redact_text(&line).contains("[REDACTED]"), "{line}");
+        }
+        // As an event's own field.
+        let v = json(&s, &format!("{{\"buf\":\"{plain}\",\"n\":1}}"));
+        assert_eq!(v["buf"], "[REDACTED]");
+        assert_eq!(v["n"], 1);
+    }
+    // All digits: a bare JSON number becomes the string.
+    let digits = sanitizer(&[("PIN", "123456789")]);
+    let v = json(&digits, &format!("{{\"n\":{},\"m\":2}}", hex("123456789")));
+    assert_eq!(v["n"], "[REDACTED]");
+    assert_eq!(v["m"], 2);
+}
+
+/// Hex forms only for what an app holds whole and short: not for a long value nor for
+/// each line of a multi-line one (their raw forms are still redacted).
+#[test]
+fn hex_forms_are_made_for_short_whole_secrets_only() {
+    let hex = |v: &str| v.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let long = "L".repeat(HEX_MAX + 1);
+    let line = "a-line-of-a-pem-key-0123456789";
+    let pem = format!("-----BEGIN KEY-----\n{line}\n-----END KEY-----\n");
+    let s = sanitizer(&[("LONG", &long), ("PEM", &pem)]);
+    for value in [long.as_str(), line] {
+        let out = text(&s, &format!("hex {} end", hex(value)));
+        assert!(!out.contains("[REDACTED"), "{out}");
+        assert!(text(&s, &format!("raw {value} end")).contains("[REDACTED"));
+    }
+    let at_bound = "B".repeat(HEX_MAX);
+    let s = sanitizer(&[("AT_BOUND", &at_bound)]);
+    assert!(text(&s, &format!("hex {} end", hex(&at_bound))).contains("[REDACTED]"));
 }
 
 #[test]
@@ -1286,12 +1351,14 @@ fn text_spans_and_redact_text() {
     );
     assert!(matches!(s.redact_text("nothing here"), Cow::Borrowed(_)));
     assert!(s.text_spans("nothing here").is_empty());
-    // The longest needle: base64 of the longest value.
-    assert_eq!(
-        s.longest_secret_form(),
+    // The longest form: the longest value in hex with a space between bytes (three
+    // characters a byte, less one), longer than its base64.
+    assert_eq!(s.longest_secret_form(), 3 * "s3cr3t-value".len() - 1);
+    assert!(
         base64::engine::general_purpose::STANDARD
             .encode("s3cr3t-value")
             .len()
+            < s.longest_secret_form()
     );
     assert_eq!(sanitizer(&[]).longest_secret_form(), 0);
     // Percent-encoded in a raw line.
