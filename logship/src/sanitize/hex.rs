@@ -156,6 +156,23 @@ pub(super) fn runs(bytes: &[u8], min: usize, mut each: impl FnMut(usize, usize))
     }
 }
 
+/// Texts of hex digits, spaces and other bytes, for the property tests of runs.
+#[cfg(test)]
+pub(super) fn hexish_text(max: usize) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    proptest::collection::vec(
+        prop_oneof![
+            Just(b'a'),
+            Just(b'F'),
+            Just(b'7'),
+            Just(b' '),
+            Just(b'x'),
+            any::<u8>()
+        ],
+        0..max,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,13 +225,7 @@ mod tests {
     proptest! {
         /// The runs found are every run the definition finds, whatever the text.
         #[test]
-        fn runs_are_exact(
-            text in proptest::collection::vec(
-                prop_oneof![Just(b'a'), Just(b'F'), Just(b'7'), Just(b' '), Just(b'x'), any::<u8>()],
-                0..600,
-            ),
-            min in 1usize..40,
-        ) {
+        fn runs_are_exact(text in hexish_text(600), min in 1usize..40) {
             let mut found = Vec::new();
             runs(&text, min, |s, e| found.push((s, e)));
             prop_assert_eq!(found, every_run(&text, min));
