@@ -10,6 +10,10 @@
 //! separators) and resumes after it. Whether a number sits in a JSON string or is a
 //! bare value is the parent's business when it applies the cut.
 //!
+//! The first pass's masks serve the hex search of loaded secrets too ([`super::hex`]):
+//! one more mask, hex digits and spaces, tells whether a run long enough to hold a
+//! secret's hex stands anywhere, so that no other pass reads every byte for it.
+//!
 //! Not here: any other kind of number.
 
 use super::{Cut, Detector, Scan};

@@ -70,6 +70,8 @@ impl HexNeedles {
         })
     }
 
+    /// The longest needle's length: how far back a text cut into windows must hold
+    /// for one ([`super::Sanitizer::longest_secret_form`]).
     pub(super) fn longest(&self) -> usize {
         self.longest
     }
