@@ -82,11 +82,12 @@ impl HexNeedles {
     }
 
     /// Every needle in the runs of the scan's text from its head long enough to hold
-    /// one, as cuts.
+    /// one, as cuts: each pushed as it is found, so that overlapping ones fold into one
+    /// (a run of one short secret's hex over and over is a match every two bytes).
     pub(super) fn find(&self, scan: &mut Scan) {
         let head = scan.head;
         let text = scan.bytes().get(head..).unwrap_or_default();
-        let mut found = Vec::new();
+        scan.work += 2 * text.len();
         runs(text, self.shortest, |start, end| {
             let Some(run) = text.get(start..end) else {
                 return;
@@ -98,16 +99,12 @@ impl HexNeedles {
                     .copied()
                     .unwrap_or(0);
                 let (s, e) = (head + start + m.start(), head + start + m.end());
-                found.push(Cut {
+                scan.push(Cut {
                     label,
                     ..Cut::new(s, e, Detector::Secret)
                 });
             }
         });
-        scan.work += 2 * text.len();
-        for cut in found {
-            scan.push(cut);
-        }
     }
 }
 

@@ -121,6 +121,18 @@ fn loaded_secrets_printed_as_hex() {
     assert_eq!(v["m"], 2);
 }
 
+/// A long line of one short secret's hex over and over is one cut, found in linear
+/// time: the overlapping matches fold as they are found.
+#[test]
+fn a_line_of_a_secrets_hex_repeated_is_one_redaction() {
+    let s = sanitizer(&[("SHORT", "aaaaaa")]);
+    let line = format!("x {} y", "61".repeat(2_000_000));
+    let spans = s.text_spans(&line);
+    assert_eq!(spans.len(), 1);
+    assert_eq!((spans[0].start, spans[0].end), (2, line.len() - 2));
+    assert_eq!(s.redact_text(&line), "x [REDACTED] y");
+}
+
 /// Hex forms only for what an app holds whole and short: not for a long value nor for
 /// each line of a multi-line one (their raw forms are still redacted).
 #[test]
