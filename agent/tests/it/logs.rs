@@ -134,7 +134,12 @@ while :; do sleep 0.05; done"#,
 #[tokio::test(flavor = "multi_thread")]
 async fn app_output_arrives_structured_sanitized_and_in_order() {
     let sdk = aws().await;
-    let password = format!("Pw-{}-x/y+z", testkit::unique_name("s"));
+    // Longer than the 50 bytes Node's `console.log` shows of a `Buffer`.
+    let password = format!(
+        "Pw-{}-x/y+z-{}",
+        testkit::unique_name("s"),
+        "0123456789".repeat(4)
+    );
     let secret = create_logs_secret(&sdk, &password).await;
     let group = group_name();
     let three_days_ago = {
@@ -151,6 +156,7 @@ echo 'text line 2'
 echo "connecting with $DB_PASSWORD"
 printf 'base64 %s\n' "$(printf %s "$DB_PASSWORD" | base64 -w0)"
 printf 'hex %s\n' "$(printf %s "$DB_PASSWORD" | od -An -v -tx1 | tr -d ' \n')"
+printf '<Buffer %s ... %s more bytes>\n' "$(printf %s "$DB_PASSWORD" | head -c 50 | od -An -v -tx1 | tr -s ' \n' '  ' | sed 's/^ //; s/ $//')" "$(( ${{#DB_PASSWORD}} - 50 ))"
 echo 'card 4111 1111 1111 1111 and 4111 1111 1111 1112' >&2
 echo 'reset your password to continue'
 printf 'bad \377 byte and nul \000 here\n'
@@ -182,10 +188,18 @@ exit 3
         String::from_utf8(o.stdout).unwrap()
     };
     let hex: String = password.bytes().map(|b| format!("{b:02x}")).collect();
+    let node_head: Vec<String> = password
+        .bytes()
+        .take(50)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let node_head = node_head.join(" ");
+    let more = format!("<Buffer [REDACTED] ... {} more bytes>", password.len() - 50);
     for leak in [
         password.as_str(),
         b64.as_str(),
         hex.as_str(),
+        node_head.as_str(),
         "4111 1111 1111 1111",
     ] {
         assert_nowhere(leak, &events, &out);
@@ -215,6 +229,7 @@ exit 3
             "connecting with [REDACTED]",
             "base64 [REDACTED]",
             "hex [REDACTED]",
+            more.as_str(),
             "reset your password to continue",
             "bad \u{fffd} byte and nul \u{0} here",
             "from three days ago",

@@ -1,7 +1,7 @@
 //! The sanitizer: any line, with any 0 to 3 loaded secrets, sanitizes without a
 //! panic; valid JSON stays valid JSON; and no loaded secret is left in the output
 //! verbatim, neither in the decoded text of any JSON string nor in a bare token (a
-//! number), nor a short one-line secret as hex where it stands in the text.
+//! number), nor as hex where it stands in the text (whole, or Node's `Buffer` head).
 //!
 //! Input: the first byte's low two bits say how many secrets there are (0 to 3), its
 //! third bit sets `redact_name`, its fourth adds nine `DECKHAND_REDACT_PATTERNS` (as
@@ -157,15 +157,22 @@ fn check(event: &str, out: &str, secrets: &[&str]) {
             }
         }
     }
-    // A one-line secret of at most 64 bytes printed as hex, in either case, where it
-    // stands in the text: not where an escape sequence's digits spell part of it (an
-    // app's control byte before hex digits, `\u0016` then `8756…`, as the agent escaped
-    // it; the app's own text held no such hex) or a JSON escape decodes to it.
+    // A secret printed as hex, in either case, where it stands in the text: whole, and
+    // its first 50 bytes with a space between them (Node's `<Buffer …>`); not where an
+    // escape sequence's digits spell part of it (an app's control byte before hex
+    // digits, `\u0016` then `8756…`, as the agent escaped it; the app's own text held no
+    // such hex) or a JSON escape decodes to it.
     let hexed: Vec<String> = secrets
         .iter()
         .map(|s| s.trim_end_matches(['\n', '\r']))
-        .filter(|s| !s.contains(['\n', '\r']) && s.len() <= 64)
-        .map(|s| s.bytes().map(|b| format!("{b:02x}")).collect())
+        .flat_map(|s| {
+            let head = s.as_bytes().get(..50).unwrap_or(s.as_bytes());
+            let spaced: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
+            [
+                s.bytes().map(|b| format!("{b:02x}")).collect(),
+                spaced.join(" "),
+            ]
+        })
         .collect();
     for piece in unredacted_pieces(out) {
         let piece = piece.to_ascii_lowercase();

@@ -11,67 +11,113 @@
 //! ([`super::cards::find`]); most texts have none (a request id or a timestamp is
 //! shorter than a secret's hex), and only a text with one is read again here, once.
 //!
-//! Only secrets an app holds whole and short are searched so ([`HEX_MAX`]): the value
-//! when it is one line, a JSON document's string leaves, a URL's password. Not here:
-//! the other forms ([`super::secrets`]), where replacements go.
+//! A needle spells a secret's first [`HEX_HEAD`] bytes at most: Node prints no more of
+//! a `Buffer` (`<Buffer 2d 2d … ... 14 more bytes>`), and those 50 bytes are a piece of
+//! the secret. Where the hex goes on after such a head, as much of it as the rest of the
+//! secret's length is redacted with it ([`Tails`]): a longer secret printed whole is
+//! redacted whole. Only what an app holds whole is searched so: the value, a JSON
+//! document's string leaves, a URL's password. Not here: the other forms
+//! ([`super::secrets`]), where replacements go.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::secrets::{automaton_kind, DFA_MAX_NEEDLE};
 use super::{Cut, Detector, Scan};
 
-/// The longest secret, in bytes, searched for as hex: its spaced form (three characters
-/// a byte, less one) stays within [`DFA_MAX_NEEDLE`].
-pub(super) const HEX_MAX: usize = 64;
-const _: () = assert!(3 * HEX_MAX - 1 <= DFA_MAX_NEEDLE);
+/// The most bytes of a secret a needle spells: Node's `buffer.INSPECT_MAX_BYTES`, what
+/// `console.log` shows of a `Buffer`. Its spaced form (three characters a byte, less
+/// one) stays within [`DFA_MAX_NEEDLE`].
+pub(super) const HEX_HEAD: usize = 50;
+const _: () = assert!(3 * HEX_HEAD - 1 <= DFA_MAX_NEEDLE);
+
+/// One needle: what it redacts to, and what of its secret it does not spell.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Needle {
+    /// Index into the sanitizer's labels.
+    label: u32,
+    /// Whether its bytes have a space between them.
+    spaced: bool,
+    /// The secret's bytes after the head it spells (0 for a secret of [`HEX_HEAD`] or
+    /// fewer).
+    rest: usize,
+}
+
+impl Needle {
+    /// Characters a byte takes after the first: two, or three with the space.
+    fn unit(self) -> usize {
+        if self.spaced {
+            3
+        } else {
+            2
+        }
+    }
+}
 
 /// The hex forms of the loaded secrets, and what each one redacts to.
 pub(super) struct HexNeedles {
     /// Every form, lower case, matched in any ASCII case; overlapping matches too.
     automaton: AhoCorasick,
-    /// Per needle: its label (index into the sanitizer's labels).
-    labels: Vec<u32>,
+    /// Per needle of the automaton.
+    needles: Vec<Needle>,
     /// The shortest needle's length: no shorter run can hold one.
     shortest: usize,
-    /// The longest needle's length.
+    /// The longest secret's whole spaced form, tail included.
     longest: usize,
 }
 
 impl HexNeedles {
-    /// The needles of `secrets` (each with its label) of at most [`HEX_MAX`] bytes;
-    /// `None` when there are none.
+    /// The needles of `secrets` (each with its label); `None` when there are none.
     pub(super) fn build(secrets: &[(String, u32)]) -> Option<HexNeedles> {
-        let mut needles: Vec<String> = Vec::new();
-        let mut labels = Vec::new();
+        let mut forms_seen: Vec<String> = Vec::new();
+        let mut needles: Vec<Needle> = Vec::new();
         for (secret, label) in secrets {
-            if secret.is_empty() || secret.len() > HEX_MAX {
+            let bytes = secret.as_bytes();
+            let head = bytes.get(..HEX_HEAD).unwrap_or(bytes);
+            if head.is_empty() {
                 continue;
             }
-            for form in forms(secret) {
-                if !needles.contains(&form) {
-                    needles.push(form);
-                    labels.push(*label);
+            let rest = bytes.len() - head.len();
+            for (form, spaced) in forms(head).into_iter().zip([false, true]) {
+                match forms_seen.iter().position(|f| *f == form) {
+                    // Two secrets with one head (two keys of one kind): the longer tail.
+                    Some(i) => {
+                        if let Some(n) = needles.get_mut(i) {
+                            n.rest = n.rest.max(rest);
+                        }
+                    }
+                    None => {
+                        forms_seen.push(form);
+                        needles.push(Needle {
+                            label: *label,
+                            spaced,
+                            rest,
+                        });
+                    }
                 }
             }
         }
-        let shortest = needles.iter().map(String::len).min()?;
-        let longest = needles.iter().map(String::len).max()?;
+        let shortest = forms_seen.iter().map(String::len).min()?;
+        let longest = forms_seen
+            .iter()
+            .zip(&needles)
+            .map(|(f, n)| f.len() + n.rest * 3)
+            .max()?;
         let automaton = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
             .ascii_case_insensitive(true)
-            .kind(automaton_kind(&needles))
-            .build(&needles)
+            .kind(automaton_kind(&forms_seen))
+            .build(&forms_seen)
             .ok()?;
         Some(HexNeedles {
             automaton,
-            labels,
+            needles,
             shortest,
             longest,
         })
     }
 
-    /// The longest needle's length: how far back a text cut into windows must hold
-    /// for one ([`super::Sanitizer::longest_secret_form`]).
+    /// The longest secret's whole hex, spaced: how far back a text cut into windows
+    /// must hold for one ([`super::Sanitizer::longest_secret_form`]).
     pub(super) fn longest(&self) -> usize {
         self.longest
     }
@@ -82,8 +128,9 @@ impl HexNeedles {
     }
 
     /// Every needle in the runs of the scan's text from its head long enough to hold
-    /// one, as cuts: each pushed as it is found, so that overlapping ones fold into one
-    /// (a run of one short secret's hex over and over is a match every two bytes).
+    /// one, with the tail of a longer secret after it, as cuts: each pushed as it is
+    /// found, so that overlapping ones fold into one (a run of one short secret's hex
+    /// over and over is a match every two bytes).
     pub(super) fn find(&self, scan: &mut Scan) {
         let head = scan.head;
         let text = scan.bytes().get(head..).unwrap_or_default();
@@ -92,29 +139,84 @@ impl HexNeedles {
             let Some(run) = text.get(start..end) else {
                 return;
             };
+            let mut tails = Tails::default();
             for m in self.automaton.find_overlapping_iter(run) {
-                let label = self
-                    .labels
+                let needle = self
+                    .needles
                     .get(m.pattern().as_usize())
                     .copied()
-                    .unwrap_or(0);
-                let (s, e) = (head + start + m.start(), head + start + m.end());
+                    .unwrap_or_default();
+                let tail = tails.after(run, m.end(), needle);
+                let (s, e) = (head + start + m.start(), head + start + m.end() + tail);
                 scan.push(Cut {
-                    label,
+                    label: needle.label,
                     ..Cut::new(s, e, Detector::Secret)
                 });
             }
+            scan.work += tails.reads;
         });
     }
 }
 
-/// A secret's bytes as hex: lower case, and lower case with a space between bytes (the
-/// search ignores case).
-pub(super) fn forms(secret: &str) -> [String; 2] {
+/// How far a longer secret's hex goes on after its head's match: bytes in the needle's
+/// form (two hex digits, after a space when spaced), up to the secret's rest.
+///
+/// The automaton reports matches in the order of their ends, so each stretch of bytes
+/// is read once: it is remembered per unit and phase (its start modulo the unit), and a
+/// later match that ends inside it, in the same phase, ends where it ends. Linear in the
+/// run, however many matches (a run of one secret's head repeated matches at every
+/// byte).
+#[derive(Default)]
+struct Tails {
+    /// Per unit and phase (`[2, 2, 3, 3, 3]`): from where a stretch was read, and where
+    /// its bytes stop.
+    known: [(usize, usize); 5],
+    /// Bytes read, for the linearity test.
+    reads: usize,
+}
+
+impl Tails {
+    /// The length of the tail after a match of `needle` ending at `at` in `run`.
+    fn after(&mut self, run: &[u8], at: usize, needle: Needle) -> usize {
+        if needle.rest == 0 {
+            return 0;
+        }
+        let unit = needle.unit();
+        let slot = if needle.spaced { 2 + at % 3 } else { at % 2 };
+        let Some(known) = self.known.get_mut(slot) else {
+            return 0;
+        };
+        let stop = if known.0 <= at && at < known.1 {
+            known.1
+        } else {
+            let mut i = at;
+            while is_byte(run, i, needle.spaced) {
+                i += unit;
+            }
+            self.reads += i - at + unit;
+            *known = (at, i);
+            i
+        };
+        ((stop - at) / unit).min(needle.rest) * unit
+    }
+}
+
+/// Whether `run` holds one byte in hex at `i` (after a space when `spaced`).
+fn is_byte(run: &[u8], i: usize, spaced: bool) -> bool {
+    match (spaced, run.get(i..)) {
+        (false, Some([h, l, ..])) => h.is_ascii_hexdigit() && l.is_ascii_hexdigit(),
+        (true, Some([b' ', h, l, ..])) => h.is_ascii_hexdigit() && l.is_ascii_hexdigit(),
+        _ => false,
+    }
+}
+
+/// Bytes as hex: lower case, and lower case with a space between bytes (the search
+/// ignores case).
+pub(super) fn forms(bytes: &[u8]) -> [String; 2] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let hex = |space: bool| {
-        let mut out = String::with_capacity(secret.len() * 3);
-        for (i, b) in secret.bytes().enumerate() {
+        let mut out = String::with_capacity(bytes.len() * 3);
+        for (i, b) in bytes.iter().enumerate() {
             if space && i > 0 {
                 out.push(' ');
             }
@@ -199,7 +301,7 @@ mod tests {
     #[test]
     fn forms_are_the_bytes_in_hex() {
         assert_eq!(
-            forms("hunter2é"),
+            forms("hunter2é".as_bytes()),
             [
                 "68756e74657232c3a9".to_owned(),
                 "68 75 6e 74 65 72 32 c3 a9".to_owned()
@@ -221,7 +323,64 @@ mod tests {
         );
     }
 
+    /// The tail after a match, by its definition: bytes in the needle's form from the
+    /// match's end, as many as there are, at most the rest.
+    fn tail_by_definition(run: &[u8], at: usize, needle: Needle) -> usize {
+        let hex = |i: usize| run.get(i).is_some_and(u8::is_ascii_hexdigit);
+        let mut bytes = 0;
+        let mut i = at;
+        while bytes < needle.rest {
+            let space = needle.spaced && run.get(i) == Some(&b' ');
+            let d = usize::from(needle.spaced);
+            if (needle.spaced && !space) || !hex(i + d) || !hex(i + d + 1) {
+                break;
+            }
+            bytes += 1;
+            i += needle.unit();
+        }
+        bytes * needle.unit()
+    }
+
+    #[test]
+    fn a_longer_secrets_tail_is_its_bytes_only() {
+        let run = b"6162 63 64 65ff";
+        let spaced = |rest| Needle {
+            spaced: true,
+            rest,
+            ..Needle::default()
+        };
+        assert_eq!(Tails::default().after(run, 4, spaced(9)), 9);
+        assert_eq!(Tails::default().after(run, 4, spaced(2)), 6);
+        assert_eq!(Tails::default().after(run, 4, spaced(0)), 0);
+        let together = Needle {
+            rest: 9,
+            ..Needle::default()
+        };
+        assert_eq!(Tails::default().after(run, 0, together), 4);
+        assert_eq!(Tails::default().after(run, 3, together), 0);
+        assert_eq!(Tails::default().after(run, 13, together), 2);
+    }
+
     proptest! {
+        /// The tails found for matches in the order of their ends are every tail the
+        /// definition finds, whatever the text, however the needles mix.
+        #[test]
+        fn tails_are_exact(
+            run in hexish_text(300),
+            mut ends in proptest::collection::vec(0usize..320, 0..40),
+            needles in proptest::collection::vec((any::<bool>(), 0usize..40), 40),
+        ) {
+            ends.sort_unstable();
+            let mut tails = Tails::default();
+            for (at, (spaced, rest)) in ends.into_iter().zip(needles) {
+                let needle = Needle { label: 0, spaced, rest };
+                prop_assert_eq!(
+                    tails.after(&run, at, needle),
+                    tail_by_definition(&run, at, needle)
+                );
+            }
+        }
+
         /// The runs found are every run the definition finds, whatever the text.
         #[test]
         fn runs_are_exact(text in hexish_text(600), min in 1usize..40) {

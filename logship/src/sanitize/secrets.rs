@@ -4,7 +4,7 @@
 //! A value becomes needles: itself (a trailing newline trimmed), each substantial line
 //! of a multi-line value, each string leaf of a value that is a JSON document and the
 //! document minified, the password of a URL value; and base64 of each (standard and
-//! URL-safe, padded or not); and the short ones an app holds whole, as hex
+//! URL-safe, padded or not); and the ones an app holds whole, as hex
 //! ([`super::hex`]). Escaped and percent-encoded forms are not needles: the
 //! text is decoded instead, so every escape style matches (`\u0026`, `\/`, `\u00e9`,
 //! surrogate pairs, lower-case hex, `+` for a space) at any nesting level.
@@ -22,7 +22,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine;
 
-use super::hex::{HexNeedles, HEX_MAX};
+use super::hex::HexNeedles;
 use super::{Cut, Detector, KnownSecret, Mode, Scan, MAX_DECODE_DEPTH, MIN_SECRET_LEN, REDACTED};
 
 /// Every form of every loaded secret, searched raw and in decoded text.
@@ -691,15 +691,12 @@ fn parts(value: &str) -> (Vec<String>, bool) {
 }
 
 /// The secrets a value holds that an app keeps whole in memory and may print as bytes
-/// ([`super::hex`]): the value when it is one line, a JSON document's string leaves, a
-/// URL's password; of [`MIN_SECRET_LEN`] characters to [`HEX_MAX`] bytes. Not the lines
-/// of a longer value (a PEM key's) or a document's text: apps do not print those as
-/// bytes, and each would be two more needles.
+/// ([`super::hex`]): the value, a JSON document's string leaves, a URL's password; of
+/// [`MIN_SECRET_LEN`] characters or more. Not the lines of a multi-line value (a PEM
+/// key's) on their own: apps do not print those as bytes, and each would be two more
+/// needles.
 fn held_whole(value: &str) -> Vec<String> {
-    let mut whole = Vec::new();
-    if !value.contains(['\n', '\r']) {
-        whole.push(value.to_owned());
-    }
+    let mut whole = vec![value.to_owned()];
     let trimmed = value.trim();
     if trimmed.starts_with(['{', '[']) {
         if let Ok(doc) = serde_json::from_str::<serde_json::Value>(trimmed) {
@@ -708,7 +705,7 @@ fn held_whole(value: &str) -> Vec<String> {
     }
     let passwords: Vec<String> = whole.iter().filter_map(|w| url_password(w)).collect();
     whole.extend(passwords);
-    whole.retain(|w| w.chars().count() >= MIN_SECRET_LEN && w.len() <= HEX_MAX);
+    whole.retain(|w| w.chars().count() >= MIN_SECRET_LEN);
     whole.sort();
     whole.dedup();
     whole

@@ -2,7 +2,6 @@
 //! and `redact_text` (raw lines), the validity of the output, linearity, and the
 //! property tests over any line and any set of loaded secrets.
 
-use super::hex::HEX_MAX;
 use super::*;
 use crate::json::json_string;
 use base64::Engine;
@@ -133,23 +132,85 @@ fn a_line_of_a_secrets_hex_repeated_is_one_redaction() {
     assert_eq!(s.redact_text(&line), "x [REDACTED] y");
 }
 
-/// Hex forms only for what an app holds whole and short: not for a long value nor for
-/// each line of a multi-line one (their raw forms are still redacted).
+/// A secret longer than Node shows of a `Buffer` (50 bytes): the head Node prints is
+/// redacted, and where the hex goes on, as much of it as the secret has; the whole
+/// value of a multi-line secret too, but not each of its lines as hex (their raw forms
+/// are still redacted).
 #[test]
-fn hex_forms_are_made_for_short_whole_secrets_only() {
-    let hex = |v: &str| v.bytes().map(|b| format!("{b:02x}")).collect::<String>();
-    let long = "L".repeat(HEX_MAX + 1);
+fn longer_secrets_printed_as_hex_whole_or_as_nodes_head() {
+    let hex = |v: &[u8]| v.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let spaced = |v: &[u8]| {
+        let bytes: Vec<String> = v.iter().map(|b| format!("{b:02x}")).collect();
+        bytes.join(" ")
+    };
+    let sixty = "k".repeat(10) + &"0123456789".repeat(5);
+    let long: String = (0..75).map(|i| format!("{i:03}-")).collect();
     let line = "a-line-of-a-pem-key-0123456789";
     let pem = format!("-----BEGIN KEY-----\n{line}\n-----END KEY-----\n");
-    let s = sanitizer(&[("LONG", &long), ("PEM", &pem)]);
-    for value in [long.as_str(), line] {
-        let out = text(&s, &format!("hex {} end", hex(value)));
-        assert!(!out.contains("[REDACTED"), "{out}");
-        assert!(text(&s, &format!("raw {value} end")).contains("[REDACTED"));
+    let s = sanitizer(&[("SIXTY", &sixty), ("LONG", &long), ("PEM", &pem)]);
+    for value in [sixty.as_str(), long.as_str(), pem.trim_end()] {
+        let bytes = value.as_bytes();
+        let more = bytes.len() - 50;
+        for (line, want) in [
+            (
+                format!("hex {} end", hex(bytes)),
+                "hex [REDACTED] end".to_owned(),
+            ),
+            (
+                format!("HEX {} end", hex(bytes).to_uppercase()),
+                "HEX [REDACTED] end".to_owned(),
+            ),
+            (
+                format!("hex {} end", spaced(bytes)),
+                "hex [REDACTED] end".to_owned(),
+            ),
+            // As Node prints it.
+            (
+                format!("<Buffer {} ... {more} more bytes>", spaced(&bytes[..50])),
+                format!("<Buffer [REDACTED] ... {more} more bytes>"),
+            ),
+            // Hex after the secret's is not the secret's.
+            (
+                format!("hex {}00ff end", hex(bytes)),
+                "hex [REDACTED]00ff end".to_owned(),
+            ),
+            (
+                format!("hex {} 00 ff end", spaced(bytes)),
+                "hex [REDACTED] 00 ff end".to_owned(),
+            ),
+        ] {
+            assert_eq!(text(&s, &line), want, "{line}");
+        }
     }
-    let at_bound = "B".repeat(HEX_MAX);
-    let s = sanitizer(&[("AT_BOUND", &at_bound)]);
-    assert!(text(&s, &format!("hex {} end", hex(&at_bound))).contains("[REDACTED]"));
+    let out = text(&s, &format!("hex {} end", hex(line.as_bytes())));
+    assert!(!out.contains("[REDACTED"), "{out}");
+    assert!(text(&s, &format!("raw {line} end")).contains("[REDACTED"));
+    // The whole spaced form is what a streamed line holds back for.
+    assert_eq!(s.longest_secret_form(), 3 * long.len() - 1);
+}
+
+/// A long line of one long periodic secret's hex over and over (its head matches every
+/// two bytes, and each match has a tail) is one cut, found in linear time.
+#[test]
+fn a_line_of_a_long_secrets_hex_repeated_is_one_redaction() {
+    let secret = "ab".repeat(60);
+    let s = sanitizer(&[("PERIODIC", &secret)]);
+    for (unit, spaced) in [("6162", false), (" 61 62", true)] {
+        let body = unit.repeat(1_000_000);
+        let body = if spaced { &body[1..] } else { &body[..] };
+        let line = format!("x {body} y");
+        let spans = s.text_spans(&line);
+        assert_eq!(spans.len(), 1, "{}", &line[..40]);
+        assert_eq!((spans[0].start, spans[0].end), (2, line.len() - 2));
+        assert_eq!(s.redact_text(&line), "x [REDACTED] y");
+        // Linear: twice the line, at most about twice the bytes looked at.
+        let event = |n: usize| format!("{{\"message\":\"{}\"}}", &unit.repeat(n)[1..]);
+        let (wa, wb) = (work(&s, &event(20_000)), work(&s, &event(40_000)));
+        assert!(
+            wb <= wa * 21 / 10 + 64,
+            "{spaced}: {wa} then {wb} when doubled"
+        );
+    }
 }
 
 #[test]
