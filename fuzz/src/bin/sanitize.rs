@@ -1,7 +1,8 @@
 //! The sanitizer: any line, with any 0 to 3 loaded secrets, sanitizes without a
 //! panic; valid JSON stays valid JSON; and no loaded secret is left in the output
 //! verbatim, neither in the decoded text of any JSON string nor in a bare token (a
-//! number), nor as hex where it stands in the text (whole, or Node's `Buffer` head).
+//! number), nor as hex where it stands in the text (whole, or Node's `Buffer` head), nor
+//! its base64 at any offset inside longer base64.
 //!
 //! Input: the first byte's low two bits say how many secrets there are (0 to 3), its
 //! third bit sets `redact_name`, its fourth adds nine `DECKHAND_REDACT_PATTERNS` (as
@@ -174,6 +175,30 @@ fn check(event: &str, out: &str, secrets: &[&str]) {
             ]
         })
         .collect();
+    // A secret's base64 inside longer base64, at any of the three offsets: the
+    // characters its bytes alone decide.
+    let cores: Vec<String> = secrets
+        .iter()
+        .map(|s| s.trim_end_matches(['\n', '\r']))
+        .flat_map(|s| {
+            (0..3)
+                .flat_map(move |shift| [base64_core(s, shift, false), base64_core(s, shift, true)])
+        })
+        .filter(|c| c.len() >= 6)
+        .collect();
+    for piece in unredacted_pieces(out) {
+        for core in &cores {
+            for (at, _) in piece.match_indices(core.as_str()) {
+                let near = piece
+                    .as_bytes()
+                    .get(at.saturating_sub(5)..at + core.len())
+                    .unwrap_or_default();
+                if !near.contains(&b'\\') {
+                    panic!("a loaded secret survived in base64: {core:?} in {piece:?}; {event:?} -> {out:?}");
+                }
+            }
+        }
+    }
     for piece in unredacted_pieces(out) {
         let piece = piece.to_ascii_lowercase();
         for hex in &hexed {
@@ -190,4 +215,26 @@ fn check(event: &str, out: &str, secrets: &[&str]) {
             }
         }
     }
+}
+
+/// The base64 characters (standard or URL-safe) that `secret`'s bytes alone decide when
+/// `shift` bytes (0 to 2) come before it.
+fn base64_core(secret: &str, shift: usize, url: bool) -> String {
+    let alphabet: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut bits = vec![false; 8 * shift];
+    for b in secret.bytes() {
+        bits.extend((0..8).rev().map(|i| b >> i & 1 == 1));
+    }
+    let first = (8 * shift).div_ceil(6);
+    bits.chunks_exact(6)
+        .skip(first)
+        .map(|c| {
+            let v = c.iter().fold(0usize, |v, &bit| v << 1 | usize::from(bit));
+            char::from(alphabet[v])
+        })
+        .collect()
 }

@@ -3,8 +3,9 @@
 //!
 //! A value becomes needles: itself (a trailing newline trimmed), each substantial line
 //! of a multi-line value, each string leaf of a value that is a JSON document and the
-//! document minified, the password of a URL value; and base64 of each (standard and
-//! URL-safe, padded or not); and the ones an app holds whole, as hex
+//! document minified, the password of a URL value; and base64 of each, standard and
+//! URL-safe, padded or not, alone or inside longer base64 ([`base64_cores`]); and the
+//! ones an app holds whole, as hex
 //! ([`super::hex`]). Escaped and percent-encoded forms are not needles: the
 //! text is decoded instead, so every escape style matches (`\u0026`, `\/`, `\u00e9`,
 //! surrogate pairs, lower-case hex, `+` for a space) at any nesting level.
@@ -36,6 +37,10 @@ pub(super) struct Needles {
     every: Option<AhoCorasick>,
     /// Per needle: its label (index into the sanitizer's labels).
     labels: Vec<u32>,
+    /// Per needle: it is the part of a secret's base64 that the secret alone decides
+    /// inside longer base64 ([`base64_cores`]): its match takes in the one character
+    /// on each side that the secret's bits share with its neighbours'.
+    core: Vec<bool>,
     /// Per needle: it holds a `"`, so it cannot stand raw inside a JSON string (and
     /// would cut across structure): in JSON text it is only searched decoded.
     quoted: Vec<bool>,
@@ -140,7 +145,11 @@ impl Needles {
                 if skip_quoted && self.quoted.get(i).copied().unwrap_or(true) {
                     continue;
                 }
-                let (start, end) = source(w.0 + m.start(), w.0 + m.end());
+                let (mut a, mut b) = (w.0 + m.start(), w.0 + m.end());
+                if self.core.get(i).copied().unwrap_or(false) {
+                    (a, b) = base64_neighbours(buf, a, b);
+                }
+                let (start, end) = source(a, b);
                 scan.push(self.cut(i, start, end));
             }
         };
@@ -526,6 +535,7 @@ pub(super) fn build(
     let mut skipped: Vec<String> = Vec::new();
     let mut needles: Vec<String> = Vec::new();
     let mut needle_labels: Vec<u32> = Vec::new();
+    let mut needle_cores: Vec<bool> = Vec::new();
     let mut index = std::collections::HashMap::new();
     let mut hex_secrets: Vec<(String, u32)> = Vec::new();
     for secret in secrets {
@@ -553,19 +563,23 @@ pub(super) fn build(
             skipped.push(secret.name.clone());
         }
         let mut forms: Vec<String> = Vec::new();
+        let mut cores: Vec<String> = Vec::new();
         for part in &parts {
-            forms.extend(encodings(part));
+            forms.push(part.clone());
+            cores.extend(base64_cores(part));
         }
         hex_secrets.extend(held_whole(value).into_iter().map(|w| (w, label)));
         if value != secret.value {
             // The value as stored, newline and all, in case the app encodes it so.
-            forms.extend(encodings(&secret.value).into_iter().skip(1));
+            cores.extend(base64_cores(&secret.value));
         }
-        for form in forms {
+        let forms = forms.into_iter().map(|f| (f, false));
+        for (form, core) in forms.chain(cores.into_iter().map(|c| (c, true))) {
             if form.len() >= MIN_SECRET_LEN && !index.contains_key(&form) {
                 index.insert(form.clone(), needles.len());
                 needles.push(form);
                 needle_labels.push(label);
+                needle_cores.push(core);
             }
         }
     }
@@ -589,6 +603,7 @@ pub(super) fn build(
         first,
         every,
         labels: needle_labels,
+        core: needle_cores,
         quoted: needles.iter().map(|n| n.contains('"')).collect(),
         raw_in_json: needles
             .iter()
@@ -780,15 +795,48 @@ pub(super) fn url_password(value: &str) -> Option<String> {
     (!decoded.is_empty()).then_some(decoded)
 }
 
-/// The forms a secret value takes in text before any decoding: itself, then base64
-/// (standard and URL-safe, padded or not).
-fn encodings(value: &str) -> Vec<String> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let mut forms = vec![value.to_owned()];
-    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
-        forms.push(engine.encode(value));
+/// A secret's base64 (standard and URL-safe, padded or not), alone or inside longer
+/// base64 (`AUTH PLAIN` of `\0user\0password` in an SMTP client's debug log, a
+/// document encoded whole): at each of the three offsets a byte can start at, the
+/// characters its bytes alone decide. A base64 character holds six bits, so the one
+/// before such a part and the one after hold bits of the secret's first and last byte
+/// with their neighbours' (or padding): a match takes them in
+/// ([`base64_neighbours`]).
+fn base64_cores(value: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut cores: Vec<String> = Vec::new();
+    for shift in 0..3usize {
+        let mut bytes = vec![0u8; shift];
+        bytes.extend_from_slice(value.as_bytes());
+        // The characters whose six bits all fall within the secret's bytes.
+        let (first, last) = ((8 * shift).div_ceil(6), 8 * bytes.len() / 6);
+        for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+            let encoded = engine.encode(&bytes);
+            if let Some(core) = encoded.get(first..last) {
+                if !cores.iter().any(|c| c == core) {
+                    cores.push(core.to_owned());
+                }
+            }
+        }
     }
-    forms
+    cores
+}
+
+/// `a..b` with the base64 character before it and the one after it (and the padding
+/// after that) where `buf` has them: the characters a secret's bits share.
+fn base64_neighbours(buf: &[u8], a: usize, b: usize) -> (usize, usize) {
+    let base64 = |i: usize| {
+        buf.get(i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || b"+/-_".contains(c))
+    };
+    let a = if a > 0 && base64(a - 1) { a - 1 } else { a };
+    let mut b = if base64(b) { b + 1 } else { b };
+    for _ in 0..2 {
+        if buf.get(b) == Some(&b'=') {
+            b += 1;
+        }
+    }
+    (a, b)
 }
 
 #[cfg(test)]

@@ -120,6 +120,58 @@ fn loaded_secrets_printed_as_hex() {
     assert_eq!(v["m"], 2);
 }
 
+/// A secret inside longer base64, at any of the three offsets a byte can start at and
+/// with anything after it (an SMTP client's `AUTH PLAIN` of `\0user\0password`, a
+/// document encoded whole): what is left of the base64 around the redaction holds no
+/// bit of the secret, in either alphabet, padded or not.
+#[test]
+fn a_secret_inside_longer_base64_leaves_none_of_its_bits() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    for secret in [
+        "hunter",
+        "hunter2",
+        "hunter2!",
+        "correct-horse-battery-staple?>",
+    ] {
+        let s = sanitizer(&[("SMTP_PASSWORD", secret)]);
+        for before in 0..5 {
+            for after in 0..5 {
+                let mut bytes = b"\0app@example.com\0"
+                    .get(..before * 3)
+                    .unwrap_or_default()
+                    .to_vec();
+                bytes.extend_from_slice(secret.as_bytes());
+                bytes.extend_from_slice(&b"\xff\xfe\x00\x01"[..after.min(4)]);
+                for encoded in [STANDARD.encode(&bytes), URL_SAFE_NO_PAD.encode(&bytes)] {
+                    let line = format!("send: 'AUTH PLAIN {encoded}' end");
+                    let out = text(&s, &line);
+                    let inner = out
+                        .strip_prefix("send: 'AUTH PLAIN ")
+                        .and_then(|o| o.strip_suffix("' end"))
+                        .unwrap_or_else(|| panic!("{line} -> {out}"));
+                    let (left, right) = inner
+                        .split_once("[REDACTED]")
+                        .unwrap_or_else(|| panic!("{line} -> {out}"));
+                    assert!(
+                        encoded.starts_with(left) && encoded.ends_with(right),
+                        "{out}"
+                    );
+                    // The characters left on each side hold only the other bytes' bits.
+                    let secret_bits = (8 * (before * 3), 8 * (before * 3 + secret.len()));
+                    assert!(6 * left.len() <= secret_bits.0, "{line} -> {out}");
+                    let right_from = encoded.len() - right.len();
+                    assert!(6 * right_from >= secret_bits.1, "{line} -> {out}");
+                }
+            }
+        }
+    }
+    // Base64 that only shares a few characters with a secret's is left alone.
+    let s = sanitizer(&[("SMTP_PASSWORD", "hunter2")]);
+    let other = STANDARD.encode(b"\0user\0hunted2");
+    assert_eq!(text(&s, &other), other);
+}
+
 /// A long line of one short secret's hex over and over is one cut, found in linear
 /// time: the overlapping matches fold as they are found.
 #[test]
