@@ -155,6 +155,7 @@ echo '{{"level":"warn","msg":"json line","n":1}}'
 echo 'text line 2'
 echo "connecting with $DB_PASSWORD"
 printf 'base64 %s\n' "$(printf %s "$DB_PASSWORD" | base64 -w0)"
+printf 'bytes [%s]\n' "$(printf %s "$DB_PASSWORD" | od -An -v -tu1 | tr -s ' \n' '  ' | sed 's/^ //; s/ $//')"
 printf 'AUTH PLAIN %s\n' "$(printf '\000app\000%s' "$DB_PASSWORD" | base64 -w0)"
 printf 'hex %s\n' "$(printf %s "$DB_PASSWORD" | od -An -v -tx1 | tr -d ' \n')"
 printf '<Buffer %s ... %s more bytes>\n' "$(printf %s "$DB_PASSWORD" | head -c 50 | od -An -v -tx1 | tr -s ' \n' '  ' | sed 's/^ //; s/ $//')" "$(( ${{#DB_PASSWORD}} - 50 ))"
@@ -229,6 +230,8 @@ exit 3
             "text line 2",
             "connecting with [REDACTED]",
             "base64 [REDACTED]",
+            // Its bytes as Go's `%v` lists them.
+            "bytes [[REDACTED]]",
             // Base64 of `\0app\0` and the password: the first six characters hold
             // only `\0app`'s bits.
             "AUTH PLAIN AGFwcA[REDACTED]",

@@ -1,8 +1,8 @@
 //! The sanitizer: any line, with any 0 to 3 loaded secrets, sanitizes without a
 //! panic; valid JSON stays valid JSON; and no loaded secret is left in the output
 //! verbatim, neither in the decoded text of any JSON string nor in a bare token (a
-//! number), nor as hex where it stands in the text (whole, or Node's `Buffer` head), nor
-//! its base64 at any offset inside longer base64.
+//! number), nor as hex where it stands in the text (whole, or Node's `Buffer` head) or as
+//! a list of its bytes, nor its base64 at any offset inside longer base64.
 //!
 //! Input: the first byte's low two bits say how many secrets there are (0 to 3), its
 //! third bit sets `redact_name`, its fourth adds nine `DECKHAND_REDACT_PATTERNS` (as
@@ -158,16 +158,20 @@ fn check(event: &str, out: &str, secrets: &[&str]) {
             }
         }
     }
-    // A secret printed as hex, in either case, where it stands in the text: whole, and
-    // its first 50 bytes with a space between them (Node's `<Buffer …>`); not where an
-    // escape sequence's digits spell part of it (an app's control byte before hex
-    // digits, `\u0016` then `8756…`, as the agent escaped it; the app's own text held no
-    // such hex) or a JSON escape decodes to it.
-    let hexed: Vec<String> = secrets
+    // Each form below where it stands in the text ([`survivor`]), of each secret as
+    // the sanitizer holds it (a trailing newline trimmed), and of its first 50 bytes
+    // (Node prints no more of a `Buffer`).
+    let held: Vec<(&str, &[u8])> = secrets
         .iter()
-        .map(|s| s.trim_end_matches(['\n', '\r']))
-        .flat_map(|s| {
-            let head = s.as_bytes().get(..50).unwrap_or(s.as_bytes());
+        .map(|s| {
+            let s = s.trim_end_matches(['\n', '\r']);
+            (s, s.as_bytes().get(..50).unwrap_or(s.as_bytes()))
+        })
+        .collect();
+    // As hex, in either case: whole, and its head with a space between bytes.
+    let hexed: Vec<String> = held
+        .iter()
+        .flat_map(|(s, head)| {
             let spaced: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
             [
                 s.bytes().map(|b| format!("{b:02x}")).collect(),
@@ -177,42 +181,30 @@ fn check(event: &str, out: &str, secrets: &[&str]) {
         .collect();
     // A secret's base64 inside longer base64, at any of the three offsets: the
     // characters its bytes alone decide.
-    let cores: Vec<String> = secrets
+    let cores: Vec<String> = held
         .iter()
-        .map(|s| s.trim_end_matches(['\n', '\r']))
-        .flat_map(|s| {
+        .flat_map(|&(s, _)| {
             (0..3)
                 .flat_map(move |shift| [base64_core(s, shift, false), base64_core(s, shift, true)])
         })
         .filter(|c| c.len() >= 6)
         .collect();
-    for piece in unredacted_pieces(out) {
-        for core in &cores {
-            for (at, _) in piece.match_indices(core.as_str()) {
-                let near = piece
-                    .as_bytes()
-                    .get(at.saturating_sub(5)..at + core.len())
-                    .unwrap_or_default();
-                if !near.contains(&b'\\') {
-                    panic!("a loaded secret survived in base64: {core:?} in {piece:?}; {event:?} -> {out:?}");
-                }
-            }
-        }
-    }
-    for piece in unredacted_pieces(out) {
-        let piece = piece.to_ascii_lowercase();
-        for hex in &hexed {
-            for (at, _) in piece.match_indices(hex.as_str()) {
-                let near = piece
-                    .as_bytes()
-                    .get(at.saturating_sub(5)..at + hex.len())
-                    .unwrap_or_default();
-                if !near.contains(&b'\\') {
-                    panic!(
-                        "a loaded secret survived as hex: {hex:?} in {piece:?}; {event:?} -> {out:?}"
-                    );
-                }
-            }
+    // Its head as a list of decimal numbers (a Node `Buffer` in JSON, Rust's `{:?}`,
+    // Go's `%v`), not glued to a longer number.
+    let lists: Vec<String> = held
+        .iter()
+        .flat_map(|(_, head)| {
+            let numbers: Vec<String> = head.iter().map(u8::to_string).collect();
+            [numbers.join(","), numbers.join(", "), numbers.join(" ")]
+        })
+        .collect();
+    for (how, forms, fold_case, whole_numbers) in [
+        ("in base64", &cores, false, false),
+        ("as a list of its bytes", &lists, false, true),
+        ("as hex", &hexed, true, false),
+    ] {
+        if let Some((form, piece)) = survivor(out, forms, fold_case, whole_numbers) {
+            panic!("a loaded secret survived {how}: {form:?} in {piece:?}; {event:?} -> {out:?}");
         }
     }
 }
@@ -237,4 +229,39 @@ fn base64_core(secret: &str, shift: usize, url: bool) -> String {
             char::from(alphabet[v])
         })
         .collect()
+}
+
+/// The first of `forms` standing in an unredacted piece of `out` (case folded with
+/// `fold_case`) where an app wrote it: not where an escape sequence's digits spell part
+/// of it (an app's control byte before hex digits, `\u0016` then `8756…`, as the agent
+/// escaped it; the app's own text held no such hex) or a JSON escape decodes to it, and
+/// with `whole_numbers` not glued to a longer number.
+fn survivor<'f>(
+    out: &str,
+    forms: &'f [String],
+    fold_case: bool,
+    whole_numbers: bool,
+) -> Option<(&'f str, String)> {
+    for piece in unredacted_pieces(out) {
+        let piece = if fold_case {
+            piece.to_ascii_lowercase()
+        } else {
+            piece.to_owned()
+        };
+        let bytes = piece.as_bytes();
+        for form in forms {
+            for (at, _) in piece.match_indices(form.as_str()) {
+                let digit =
+                    |i: Option<usize>| i.and_then(|i| bytes.get(i)).is_some_and(u8::is_ascii_digit);
+                let glued = digit(at.checked_sub(1)) || digit(Some(at + form.len()));
+                let near = bytes
+                    .get(at.saturating_sub(5)..at + form.len())
+                    .unwrap_or_default();
+                if !(near.contains(&b'\\') || whole_numbers && glued) {
+                    return Some((form, piece));
+                }
+            }
+        }
+    }
+    None
 }

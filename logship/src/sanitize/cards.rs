@@ -11,8 +11,9 @@
 //! bare value is the parent's business when it applies the cut.
 //!
 //! The first pass's masks serve the hex search of loaded secrets too ([`super::hex`]):
-//! one more mask, hex digits and spaces, tells whether a run long enough to hold a
-//! secret's hex stands anywhere, so that no other pass reads every byte for it.
+//! one more mask, hex digits, spaces and commas, tells whether a run long enough to
+//! hold a secret's hex or its list of bytes stands anywhere, so that no other pass
+//! reads every byte for it.
 //!
 //! Not here: any other kind of number.
 
@@ -24,7 +25,7 @@ const MAX_DIGITS: usize = 19;
 const MIN_DIGITS: usize = 13;
 
 /// The card numbers of the scan's text from its head. The same pass of block masks
-/// tells, with `hex_min`, whether that text has a run of hex digits and spaces of
+/// tells, with `hex_min`, whether that text has a run of hex digits, spaces and commas of
 /// `hex_min` bytes or more (where a loaded secret printed as hex could stand:
 /// [`super::hex`]): the return value.
 pub(super) fn find(scan: &mut Scan, hex_min: Option<usize>) -> bool {
@@ -118,11 +119,11 @@ pub(super) fn may_hold(bytes: &[u8]) -> bool {
 struct Gate {
     /// It may hold a card number ([`may_hold`]).
     card: bool,
-    /// It holds a run of hex digits and spaces of the length asked for.
+    /// It holds a run of hex digits, spaces and commas of the length asked for.
     hex: bool,
 }
 
-/// [`may_hold`], and with `hex_min` whether a run of hex digits and spaces of that many
+/// [`may_hold`], and with `hex_min` whether a run of hex digits, spaces and commas of that many
 /// bytes or more stands in `bytes` ([`HexRun`]), from the same masks. Without `hex_min`
 /// the pass ends at the first card candidate.
 fn gate(bytes: &[u8], hex_min: Option<usize>) -> Gate {
@@ -223,7 +224,7 @@ fn has_run(bits: u64, min: usize) -> bool {
 struct Masks {
     digits: u64,
     separators: u64,
-    /// Hex digits in either case and spaces ([`super::hex`]).
+    /// Hex digits in either case, spaces and commas ([`super::hex`]).
     hex: u64,
 }
 
@@ -241,6 +242,7 @@ impl Masks {
         let ten = set_splat_i8_m128i((0x80u8 + 10) as i8);
         let space = set_splat_i8_m128i(b' ' as i8);
         let dash = set_splat_i8_m128i(b'-' as i8);
+        let comma = set_splat_i8_m128i(b',' as i8);
         // The same for `a`–`f` of a byte made lower case (`| 0x20`) and six.
         let lower = set_splat_i8_m128i(0x20);
         let letter = set_splat_i8_m128i((0x80 - b'a') as i8);
@@ -254,7 +256,10 @@ impl Masks {
             let spaces = cmp_eq_mask_i8_m128i(v, space);
             let separators = bitor_m128i(spaces, cmp_eq_mask_i8_m128i(v, dash));
             let letters = cmp_lt_mask_i8_m128i(add_i8_m128i(bitor_m128i(v, lower), letter), six);
-            let hex = bitor_m128i(bitor_m128i(digits, letters), spaces);
+            let hex = bitor_m128i(
+                bitor_m128i(digits, letters),
+                bitor_m128i(spaces, cmp_eq_mask_i8_m128i(v, comma)),
+            );
             // `movemask` sets the low 16 bits only.
             m.digits |= u64::from(move_mask_i8_m128i(digits) as u16) << (16 * k);
             m.separators |= u64::from(move_mask_i8_m128i(separators) as u16) << (16 * k);
@@ -283,11 +288,7 @@ impl Masks {
         {
             *d = if b.is_ascii_digit() { 0x80 } else { 0 };
             *s = if matches!(b, b' ' | b'-') { 0x80 } else { 0 };
-            *h = if b.is_ascii_hexdigit() || b == b' ' {
-                0x80
-            } else {
-                0
-            };
+            *h = if super::hex::in_run(b) { 0x80 } else { 0 };
         }
         Masks {
             digits: pack(&digits),
@@ -468,7 +469,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                *b = b"0123456789 -a.\x80\xffFgG@`\xc1\xe6"[(x % 23) as usize];
+                *b = b"0123456789 -a.\x80\xffFgG@`\xc1\xe6,"[(x % 24) as usize];
             }
             let m = Masks::of(&block);
             assert_eq!(m, Masks::portable(&block));
@@ -477,7 +478,7 @@ mod tests {
                 assert_eq!(m.separators >> k & 1 == 1, matches!(b, b' ' | b'-'), "{k}");
                 assert_eq!(
                     m.hex >> k & 1 == 1,
-                    b.is_ascii_hexdigit() || *b == b' ',
+                    b.is_ascii_hexdigit() || matches!(b, b' ' | b','),
                     "{k}"
                 );
             }
@@ -545,7 +546,7 @@ mod tests {
             prop_assert!(cuts(&text) == 0 || may_hold(text.as_bytes()), "{text:?}");
         }
 
-        /// The same pass says whether a run of hex digits and spaces of `min` bytes or
+        /// The same pass says whether a run of hex digits, spaces and commas of `min` bytes or
         /// more stands anywhere, exactly (runs inside a block, across blocks, at the
         /// text's end), and still finds the card candidates.
         #[test]

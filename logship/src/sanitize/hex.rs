@@ -1,12 +1,15 @@
 //! Loaded secrets as an app prints their bytes: hex, in either case, with or without a
 //! space between bytes (`toString('hex')`, `bytes.hex()`, Go's `%x` and `% x`, Node's
-//! `<Buffer 68 75 …>`, Java's and .NET's upper-case helpers).
+//! `<Buffer 68 75 …>`, Java's and .NET's upper-case helpers), and lists of the bytes
+//! in decimal (a Node `Buffer` as JSON, `"data":[104,117,…]`; Rust's `{:?}` of bytes,
+//! Python's `list(b)` and Java's `Arrays.toString`, `[104, 117, …]`; Go's `%v`,
+//! `[104 117 …]`).
 //!
 //! Hex forms are digits and six letters, which every timestamp and number in a log
 //! has too: searched like the other forms, behind the same SIMD prefilter, they made it
 //! stop at nearly every number (the pipeline at 184 MB/s against 335 on the corpus).
-//! So they are searched only inside a *run* of hex digits and spaces long enough to
-//! hold the shortest of them. Whether a text has such a run at all is told by the card
+//! So they are searched only inside a *run* of hex digits, spaces and commas long
+//! enough to hold the shortest of them. Whether a text has such a run at all is told by the card
 //! check's pass of 64-byte masks, which marks hex digits and spaces too
 //! ([`super::cards::find`]); most texts have none (a request id or a timestamp is
 //! shorter than a secret's hex), and only a text with one is read again here, once.
@@ -15,7 +18,8 @@
 //! a `Buffer` (`<Buffer 2d 2d … ... 14 more bytes>`), and those 50 bytes are a piece of
 //! the secret. Where the hex goes on after such a head, as much of it as the rest of the
 //! secret's length is redacted with it ([`Tails`]): a longer secret printed whole is
-//! redacted whole. Only what an app holds whole is searched so: the value, a JSON
+//! redacted whole. A list is redacted whole where a secret's head stands in it, as far
+//! as its numbers go ([`Lists`]). Only what an app holds whole is searched so: the value, a JSON
 //! document's string leaves, a URL's password. Not here: the other forms
 //! ([`super::secrets`]), where replacements go.
 
@@ -30,13 +34,16 @@ use super::{Cut, Detector, Scan};
 pub(super) const HEX_HEAD: usize = 50;
 const _: () = assert!(3 * HEX_HEAD - 1 <= DFA_MAX_NEEDLE);
 
-/// One needle: what it redacts to, and what of its secret it does not spell.
+/// One needle: what it redacts to, how it spells its bytes, and what of its secret it
+/// does not spell.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Needle {
     /// Index into the sanitizer's labels.
     label: u32,
     /// Whether its bytes have a space between them.
     spaced: bool,
+    /// A list of the bytes in decimal: its match takes in the whole list.
+    list: bool,
     /// The secret's bytes after the head it spells (0 for a secret of [`HEX_HEAD`] or
     /// fewer).
     rest: usize,
@@ -61,7 +68,8 @@ pub(super) struct HexNeedles {
     needles: Vec<Needle>,
     /// The shortest needle's length: no shorter run can hold one.
     shortest: usize,
-    /// The longest secret's whole spaced form, tail included.
+    /// The longest secret's whole form, as hex with spaces or as a list (at most five
+    /// characters a byte).
     longest: usize,
 }
 
@@ -77,7 +85,10 @@ impl HexNeedles {
                 continue;
             }
             let rest = bytes.len() - head.len();
-            for (form, spaced) in forms(head).into_iter().zip([false, true]) {
+            let [hex, spaced_hex] = forms(head);
+            let lists = [",", ", ", " "].map(|sep| list(head, sep));
+            let kinds = [(hex, false, false), (spaced_hex, true, false)].into_iter();
+            for (form, spaced, list) in kinds.chain(lists.map(|l| (l, false, true))) {
                 match forms_seen.iter().position(|f| *f == form) {
                     // Two secrets with one head (two keys of one kind): the longer tail.
                     Some(i) => {
@@ -90,6 +101,7 @@ impl HexNeedles {
                         needles.push(Needle {
                             label: *label,
                             spaced,
+                            list,
                             rest,
                         });
                     }
@@ -100,7 +112,7 @@ impl HexNeedles {
         let longest = forms_seen
             .iter()
             .zip(&needles)
-            .map(|(f, n)| f.len() + n.rest * 3)
+            .map(|(f, n)| f.len() + n.rest * if n.list { 5 } else { 3 })
             .max()?;
         let automaton = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
@@ -116,8 +128,9 @@ impl HexNeedles {
         })
     }
 
-    /// The longest secret's whole hex, spaced: how far back a text cut into windows
-    /// must hold for one ([`super::Sanitizer::longest_secret_form`]).
+    /// The longest secret's whole form, as hex with spaces or as a list: how far back a
+    /// text cut into windows must hold for one
+    /// ([`super::Sanitizer::longest_secret_form`]).
     pub(super) fn longest(&self) -> usize {
         self.longest
     }
@@ -139,21 +152,28 @@ impl HexNeedles {
             let Some(run) = text.get(start..end) else {
                 return;
             };
-            let mut tails = Tails::default();
+            let (mut tails, mut lists) = (Tails::default(), Lists::default());
             for m in self.automaton.find_overlapping_iter(run) {
                 let needle = self
                     .needles
                     .get(m.pattern().as_usize())
                     .copied()
                     .unwrap_or_default();
-                let tail = tails.after(run, m.end(), needle);
-                let (s, e) = (head + start + m.start(), head + start + m.end() + tail);
+                let (s, e) = if needle.list {
+                    match lists.around(run, m.start(), m.end()) {
+                        Some(list) => list,
+                        None => continue,
+                    }
+                } else {
+                    (m.start(), m.end() + tails.after(run, m.end(), needle))
+                };
+                let (s, e) = (head + start + s, head + start + e);
                 scan.push(Cut {
                     label: needle.label,
                     ..Cut::new(s, e, Detector::Secret)
                 });
             }
-            scan.work += tails.reads;
+            scan.work += tails.reads + lists.reads;
         });
     }
 }
@@ -201,6 +221,49 @@ impl Tails {
     }
 }
 
+/// The list of numbers a match of a list needle stands in: the stretch of digits,
+/// spaces and commas around it, without the separators at its ends.
+///
+/// The stretches are disjoint and the matches come in the order of their ends, so each
+/// stretch is read once: the last one is remembered, and a match inside it stands in
+/// it. Linear in the run, however many matches.
+#[derive(Default)]
+struct Lists {
+    /// The last stretch read, separators included.
+    known: (usize, usize),
+    /// Bytes read, for the linearity test.
+    reads: usize,
+}
+
+impl Lists {
+    /// The list around the match `start..end` in `run`, or `None` when the match
+    /// begins or ends inside a longer number (`4,117` in `104,117`).
+    fn around(&mut self, run: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
+        let digit = |i: Option<usize>| i.and_then(|i| run.get(i)).is_some_and(u8::is_ascii_digit);
+        if digit(start.checked_sub(1)) || digit(Some(end)) {
+            return None;
+        }
+        let listed = |b: &u8| b.is_ascii_digit() || matches!(b, b' ' | b',');
+        let (lo, hi) = self.known;
+        let (lo, hi) = if lo <= start && end <= hi {
+            (lo, hi)
+        } else {
+            let before = run.get(..start).unwrap_or_default();
+            let lo = start - before.iter().rev().take_while(|b| listed(b)).count();
+            let after = run.get(end..).unwrap_or_default();
+            let hi = end + after.iter().take_while(|b| listed(b)).count();
+            self.reads += hi - lo;
+            self.known = (lo, hi);
+            (lo, hi)
+        };
+        let list = run.get(lo..hi).unwrap_or_default();
+        let separator = |b: &&u8| matches!(b, b' ' | b',');
+        let lead = list.iter().take_while(separator).count();
+        let trail = list.iter().rev().take_while(separator).count();
+        Some((lo + lead, (hi - trail).max(lo + lead)))
+    }
+}
+
 /// Whether `run` holds one byte in hex at `i` (after a space when `spaced`).
 fn is_byte(run: &[u8], i: usize, spaced: bool) -> bool {
     match (spaced, run.get(i..)) {
@@ -229,9 +292,15 @@ pub(super) fn forms(bytes: &[u8]) -> [String; 2] {
     [hex(false), hex(true)]
 }
 
-/// What a run is made of: hex digits in either case, and spaces.
+/// Bytes as a list of decimal numbers with `separator` between them.
+fn list(bytes: &[u8], separator: &str) -> String {
+    let numbers: Vec<String> = bytes.iter().map(u8::to_string).collect();
+    numbers.join(separator)
+}
+
+/// What a run is made of: hex digits in either case, spaces and commas.
 pub(super) fn in_run(b: u8) -> bool {
-    b.is_ascii_hexdigit() || b == b' '
+    b.is_ascii_hexdigit() || b == b' ' || b == b','
 }
 
 /// Calls `each(start, end)` for every run of hex digits and spaces of `min` bytes or
@@ -267,6 +336,7 @@ pub(super) fn hexish_text(max: usize) -> impl proptest::strategy::Strategy<Value
             Just(b'F'),
             Just(b'7'),
             Just(b' '),
+            Just(b','),
             Just(b'x'),
             any::<u8>()
         ],
@@ -310,17 +380,29 @@ mod tests {
     }
 
     #[test]
-    fn runs_are_hex_digits_and_spaces() {
-        let text = b"request abcdef0123456789abcdef now, took 12 ms; <Buffer 68 75 6e 74> ok";
+    fn runs_are_hex_digits_spaces_and_commas() {
+        let text = b"request abcdef0123456789abcdef now, took 12 ms; <Buffer 68 75 6e 74> ok \
+            {\"data\":[104,117,110,116,101,114]}";
         let mut found = Vec::new();
         runs(text, 12, |s, e| found.push(&text[s..e]));
         assert_eq!(
             found,
             [
                 b" abcdef0123456789abcdef ".as_slice(),
-                b" 68 75 6e 74".as_slice()
+                b" 68 75 6e 74".as_slice(),
+                b"104,117,110,116,101,114".as_slice()
             ]
         );
+    }
+
+    #[test]
+    fn a_list_is_the_numbers_around_a_match() {
+        let run = b" 1, 104, 117, 110 ,";
+        let mut lists = Lists::default();
+        assert_eq!(lists.around(run, 4, 12), Some((1, 17)));
+        // Inside a longer number: not this secret's list.
+        assert_eq!(Lists::default().around(run, 5, 12), None);
+        assert_eq!(Lists::default().around(run, 4, 11), None);
     }
 
     /// The tail after a match, by its definition: bytes in the needle's form from the
@@ -373,7 +455,7 @@ mod tests {
             ends.sort_unstable();
             let mut tails = Tails::default();
             for (at, (spaced, rest)) in ends.into_iter().zip(needles) {
-                let needle = Needle { label: 0, spaced, rest };
+                let needle = Needle { spaced, rest, ..Needle::default() };
                 prop_assert_eq!(
                     tails.after(&run, at, needle),
                     tail_by_definition(&run, at, needle)

@@ -184,6 +184,48 @@ fn a_line_of_a_secrets_hex_repeated_is_one_redaction() {
     assert_eq!(s.redact_text(&line), "x [REDACTED] y");
 }
 
+/// A secret an app prints as a list of its bytes: a Node `Buffer` in JSON (pino,
+/// `JSON.stringify`), Rust's `{:?}` of bytes (Python's `list`, Java's
+/// `Arrays.toString`), Go's `%v`: the whole list is redacted, in text and in a JSON
+/// event (valid JSON still); numbers that only end like the secret's are left alone.
+#[test]
+fn loaded_secrets_printed_as_lists_of_bytes() {
+    let secret = "hunter2-xyz";
+    let s = sanitizer(&[("API_KEY", secret)]);
+    let numbers: Vec<String> = secret.bytes().map(|b| b.to_string()).collect();
+    for sep in [",", ", ", " "] {
+        let list = numbers.join(sep);
+        for (line, want) in [
+            (
+                format!("key [{list}] end"),
+                "key [[REDACTED]] end".to_owned(),
+            ),
+            (
+                format!("key [7{sep}{list}{sep}8] end"),
+                "key [[REDACTED]] end".to_owned(),
+            ),
+            (format!("key: {list} end"), "key: [REDACTED] end".to_owned()),
+            // Not the secret's: the first number is 1104, the last 1210.
+            (format!("key [1{list}] end"), format!("key [1{list}] end")),
+            (format!("key [{list}0] end"), format!("key [{list}0] end")),
+        ] {
+            assert_eq!(text(&s, &line), want, "{line}");
+        }
+    }
+    let event = format!(
+        r#"{{"key":{{"type":"Buffer","data":[{}]}},"n":1}}"#,
+        numbers.join(",")
+    );
+    let out = s.sanitize(&event);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["n"], 1, "{out}");
+    assert_eq!(v["key"]["type"], "Buffer", "{out}");
+    assert!(
+        out.contains("[REDACTED]") && !out.contains(&numbers[3..].join(",")),
+        "{out}"
+    );
+}
+
 /// A secret longer than Node shows of a `Buffer` (50 bytes): the head Node prints is
 /// redacted, and where the hex goes on, as much of it as the secret has; the whole
 /// value of a multi-line secret too, but not each of its lines as hex (their raw forms
@@ -237,17 +279,21 @@ fn longer_secrets_printed_as_hex_whole_or_as_nodes_head() {
     let out = text(&s, &format!("hex {} end", hex(line.as_bytes())));
     assert!(!out.contains("[REDACTED"), "{out}");
     assert!(text(&s, &format!("raw {line} end")).contains("[REDACTED"));
-    // The whole spaced form is what a streamed line holds back for.
-    assert_eq!(s.longest_secret_form(), 3 * long.len() - 1);
+    // The whole spaced hex and list forms are what a streamed line holds back for.
+    let list: Vec<String> = long.bytes().map(|b| b.to_string()).collect();
+    assert!(s.longest_secret_form() >= list.join(", ").len().max(3 * long.len() - 1));
+    assert!(s.longest_secret_form() <= 5 * long.len());
 }
 
 /// A long line of one long periodic secret's hex over and over (its head matches every
-/// two bytes, and each match has a tail) is one cut, found in linear time.
+/// two bytes, and each match has a tail), or of its list of bytes, is one cut, found in
+/// linear time.
 #[test]
 fn a_line_of_a_long_secrets_hex_repeated_is_one_redaction() {
     let secret = "ab".repeat(60);
     let s = sanitizer(&[("PERIODIC", &secret)]);
-    for (unit, spaced) in [("6162", false), (" 61 62", true)] {
+    // Hex, hex with spaces, and the list of its bytes (a match at every number).
+    for (unit, spaced) in [("6162", false), (" 61 62", true), (",97,98", true)] {
         let body = unit.repeat(1_000_000);
         let body = if spaced { &body[1..] } else { &body[..] };
         let line = format!("x {body} y");
@@ -1476,9 +1522,11 @@ fn text_spans_and_redact_text() {
     );
     assert!(matches!(s.redact_text("nothing here"), Cow::Borrowed(_)));
     assert!(s.text_spans("nothing here").is_empty());
-    // The longest form: the longest value in hex with a space between bytes (three
-    // characters a byte, less one), longer than its base64.
-    assert_eq!(s.longest_secret_form(), 3 * "s3cr3t-value".len() - 1);
+    // The longest form: the longest value as a list of its bytes (`115, 51, …`),
+    // longer than its hex with spaces and its base64.
+    let list: Vec<String> = "s3cr3t-value".bytes().map(|b| b.to_string()).collect();
+    assert_eq!(s.longest_secret_form(), list.join(", ").len());
+    assert!(3 * "s3cr3t-value".len() - 1 < s.longest_secret_form());
     assert!(
         base64::engine::general_purpose::STANDARD
             .encode("s3cr3t-value")
