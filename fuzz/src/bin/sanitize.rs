@@ -160,7 +160,7 @@ fn check(event: &str, out: &str, secrets: &[&str]) {
     }
     // Each form below where it stands in the text ([`survivor`]), of each secret as
     // the sanitizer holds it (a trailing newline trimmed), and of its first 50 bytes
-    // (Node prints no more of a `Buffer`).
+    // (Node prints no more of a `Buffer`; the needles spell the first 16).
     let held: Vec<(&str, &[u8])> = secrets
         .iter()
         .map(|s| {
