@@ -19,8 +19,9 @@
 //! parameters: their sanitizer built in 3.4 ms; with 50-byte needles, 9.6). Where the hex goes on
 //! after such a head, as much of it as the rest of the secret's length is redacted with
 //! it ([`Tails`]): a longer secret printed whole is redacted whole, and as Node prints
-//! it, its first 50 bytes (`<Buffer 2d 2d … ... 14 more bytes>`). A list is redacted
-//! whole where a secret's head stands in it, as far as its numbers go ([`Lists`]).
+//! it, its first 50 bytes (`<Buffer 2d 2d … ... 14 more bytes>`). Lists are not
+//! needles: each list of numbers in a run is decoded to the bytes it spells, which are
+//! searched for every loaded secret's needles ([`lists`]).
 //! Only what an app holds whole is searched so: the value, a JSON document's string
 //! leaves, a URL's password. Not here: the other forms ([`super::secrets`]), where
 //! replacements go.
@@ -31,10 +32,10 @@ use super::secrets::{automaton_kind, DFA_MAX_NEEDLE};
 use super::{Cut, Detector, Scan};
 
 /// The most bytes of a secret a needle spells; fewer than Node's
-/// `buffer.INSPECT_MAX_BYTES` (50), what `console.log` shows of a `Buffer`. Its longest
-/// form (a list: five characters a byte, less two) stays within [`DFA_MAX_NEEDLE`].
+/// `buffer.INSPECT_MAX_BYTES` (50), what `console.log` shows of a `Buffer`. Its spaced
+/// form (three characters a byte, less one) stays within [`DFA_MAX_NEEDLE`].
 pub(super) const HEX_HEAD: usize = 16;
-const _: () = assert!(5 * HEX_HEAD - 2 <= DFA_MAX_NEEDLE && HEX_HEAD < 50);
+const _: () = assert!(3 * HEX_HEAD - 1 <= DFA_MAX_NEEDLE && HEX_HEAD < 50);
 
 /// One needle: what it redacts to, how it spells its bytes, and what of its secret it
 /// does not spell.
@@ -44,8 +45,6 @@ struct Needle {
     label: u32,
     /// Whether its bytes have a space between them.
     spaced: bool,
-    /// A list of the bytes in decimal: its match takes in the whole list.
-    list: bool,
     /// The secret's bytes after the head it spells (0 for a secret of [`HEX_HEAD`] or
     /// fewer).
     rest: usize,
@@ -70,8 +69,7 @@ pub(super) struct HexNeedles {
     needles: Vec<Needle>,
     /// The shortest needle's length: no shorter run can hold one.
     shortest: usize,
-    /// The longest secret's whole form, as hex with spaces or as a list (at most five
-    /// characters a byte).
+    /// The longest secret's whole hex, with spaces.
     longest: usize,
 }
 
@@ -79,6 +77,7 @@ impl HexNeedles {
     /// The needles of `secrets` (each with its label); `None` when there are none.
     pub(super) fn build(secrets: &[(String, u32)]) -> Option<HexNeedles> {
         let mut forms_seen: Vec<String> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
         let mut needles: Vec<Needle> = Vec::new();
         for (secret, label) in secrets {
             let bytes = secret.as_bytes();
@@ -87,23 +86,20 @@ impl HexNeedles {
                 continue;
             }
             let rest = bytes.len() - head.len();
-            let [hex, spaced_hex] = forms(head);
-            let lists = [",", ", ", " "].map(|sep| list(head, sep));
-            let kinds = [(hex, false, false), (spaced_hex, true, false)].into_iter();
-            for (form, spaced, list) in kinds.chain(lists.map(|l| (l, false, true))) {
-                match forms_seen.iter().position(|f| *f == form) {
+            for (form, spaced) in forms(head).into_iter().zip([false, true]) {
+                match index.get(&form) {
                     // Two secrets with one head (two keys of one kind): the longer tail.
-                    Some(i) => {
+                    Some(&i) => {
                         if let Some(n) = needles.get_mut(i) {
                             n.rest = n.rest.max(rest);
                         }
                     }
                     None => {
+                        index.insert(form.clone(), forms_seen.len());
                         forms_seen.push(form);
                         needles.push(Needle {
                             label: *label,
                             spaced,
-                            list,
                             rest,
                         });
                     }
@@ -114,7 +110,7 @@ impl HexNeedles {
         let longest = forms_seen
             .iter()
             .zip(&needles)
-            .map(|(f, n)| f.len() + n.rest * if n.list { 5 } else { 3 })
+            .map(|(f, n)| f.len() + n.rest * 3)
             .max()?;
         let automaton = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
@@ -130,9 +126,8 @@ impl HexNeedles {
         })
     }
 
-    /// The longest secret's whole form, as hex with spaces or as a list: how far back a
-    /// text cut into windows must hold for one
-    /// ([`super::Sanitizer::longest_secret_form`]).
+    /// The longest secret's whole hex, with spaces: how far back a text cut into
+    /// windows must hold for one ([`super::Sanitizer::longest_secret_form`]).
     pub(super) fn longest(&self) -> usize {
         self.longest
     }
@@ -154,28 +149,21 @@ impl HexNeedles {
             let Some(run) = text.get(start..end) else {
                 return;
             };
-            let (mut tails, mut lists) = (Tails::default(), Lists::default());
+            let mut tails = Tails::default();
             for m in self.automaton.find_overlapping_iter(run) {
                 let needle = self
                     .needles
                     .get(m.pattern().as_usize())
                     .copied()
                     .unwrap_or_default();
-                let (s, e) = if needle.list {
-                    match lists.around(run, m.start(), m.end()) {
-                        Some(list) => list,
-                        None => continue,
-                    }
-                } else {
-                    (m.start(), m.end() + tails.after(run, m.end(), needle))
-                };
-                let (s, e) = (head + start + s, head + start + e);
+                let tail = tails.after(run, m.end(), needle);
+                let (s, e) = (head + start + m.start(), head + start + m.end() + tail);
                 scan.push(Cut {
                     label: needle.label,
                     ..Cut::new(s, e, Detector::Secret)
                 });
             }
-            scan.work += tails.reads + lists.reads;
+            scan.work += tails.reads;
         });
     }
 }
@@ -223,47 +211,110 @@ impl Tails {
     }
 }
 
-/// The list of numbers a match of a list needle stands in: the stretch of digits,
-/// spaces and commas around it, without the separators at its ends.
-///
-/// The stretches are disjoint and the matches come in the order of their ends, so each
-/// stretch is read once: the last one is remembered, and a match inside it stands in
-/// it. Linear in the run, however many matches.
-#[derive(Default)]
-struct Lists {
-    /// The last stretch read, separators included.
-    known: (usize, usize),
-    /// Bytes read, for the linearity test.
-    reads: usize,
+/// The fewest bytes of a list handed over at once ([`lists`]).
+const LIST_WINDOW: usize = 4096;
+
+/// A list of decimal numbers from 0 to 255 in a text, as the bytes it spells: a Node
+/// `Buffer` in JSON (`104,117,…`), Rust's `{:?}` of bytes, Python's `list(b)` and
+/// Java's `Arrays.toString` (`104, 117, …`), Go's `%v` (`104 117 …`).
+pub(super) struct List {
+    /// The bytes.
+    pub(super) bytes: Vec<u8>,
+    /// Per byte: where its number starts and ends in the text.
+    spans: Vec<(usize, usize)>,
 }
 
-impl Lists {
-    /// The list around the match `start..end` in `run`, or `None` when the match
-    /// begins or ends inside a longer number (`4,117` in `104,117`).
-    fn around(&mut self, run: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
-        let digit = |i: Option<usize>| i.and_then(|i| run.get(i)).is_some_and(u8::is_ascii_digit);
-        if digit(start.checked_sub(1)) || digit(Some(end)) {
-            return None;
+impl List {
+    /// Hands the list to `each` when it has `min` bytes or more, and keeps its last
+    /// `keep` bytes.
+    fn hand_over(&mut self, min: usize, keep: usize, each: &mut impl FnMut(&List)) {
+        if self.bytes.len() >= min {
+            each(self);
         }
-        let listed = |b: &u8| b.is_ascii_digit() || matches!(b, b' ' | b',');
-        let (lo, hi) = self.known;
-        let (lo, hi) = if lo <= start && end <= hi {
-            (lo, hi)
-        } else {
-            let before = run.get(..start).unwrap_or_default();
-            let lo = start - before.iter().rev().take_while(|b| listed(b)).count();
-            let after = run.get(end..).unwrap_or_default();
-            let hi = end + after.iter().take_while(|b| listed(b)).count();
-            self.reads += hi - lo;
-            self.known = (lo, hi);
-            (lo, hi)
-        };
-        let list = run.get(lo..hi).unwrap_or_default();
-        let separator = |b: &&u8| matches!(b, b' ' | b',');
-        let lead = list.iter().take_while(separator).count();
-        let trail = list.iter().rev().take_while(separator).count();
-        Some((lo + lead, (hi - trail).max(lo + lead)))
+        let done = self.bytes.len() - keep.min(self.bytes.len());
+        self.bytes.drain(..done);
+        self.spans.drain(..done);
     }
+
+    /// The text a match `a..b` of the bytes stands in: its numbers, from the first's
+    /// start to the last's end.
+    pub(super) fn source(&self, a: usize, b: usize) -> (usize, usize) {
+        let start = self.spans.get(a).map_or(0, |s| s.0);
+        let end = b
+            .checked_sub(1)
+            .and_then(|last| self.spans.get(last))
+            .map_or(start, |s| s.1);
+        (start, end.max(start))
+    }
+}
+
+/// Calls `each` for every list of `min` numbers or more in the runs of `text` (from
+/// `offset` in the scan's text) long enough to hold `min_run` bytes: numbers of one to
+/// three digits up to 255 without a leading zero, one after another with `,`, `, ` or a
+/// space between them. One pass over each run. Returns the bytes read.
+///
+/// A long list is handed over in windows of [`LIST_WINDOW`] bytes or more, each after
+/// the first beginning with the last `keep` bytes of the one before (the longest
+/// needle: none is cut in two), so that a line of numbers holds no more than a window.
+pub(super) fn lists(
+    text: &[u8],
+    offset: usize,
+    min_run: usize,
+    (min, keep): (usize, usize),
+    mut each: impl FnMut(&List),
+) -> usize {
+    let window = keep.saturating_mul(2).max(LIST_WINDOW);
+    let mut read = 0;
+    runs(text, min_run, |start, end| {
+        let Some(run) = text.get(start..end) else {
+            return;
+        };
+        read += run.len();
+        let mut list = List {
+            bytes: Vec::new(),
+            spans: Vec::new(),
+        };
+        // Where a number goes on the list: right after a separator that follows one.
+        let mut next: Option<usize> = None;
+        let mut i = 0;
+        while i < run.len() {
+            let rest = run.get(i..).unwrap_or_default();
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if next != Some(i) {
+                list.hand_over(min, 0, &mut each);
+            }
+            next = None;
+            if digits == 0 {
+                i += 1;
+                continue;
+            }
+            let value = rest
+                .iter()
+                .take(digits.min(4))
+                .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+            i += digits;
+            // As apps print bytes: no leading zero.
+            if digits > 3 || value > 255 || (digits > 1 && rest.first() == Some(&b'0')) {
+                continue;
+            }
+            let at = offset + start + i;
+            list.bytes.push(value as u8);
+            list.spans.push((at - digits, at));
+            if list.bytes.len() >= window {
+                list.hand_over(min, keep, &mut each);
+            }
+            next = match run.get(i..) {
+                Some([b',', b' ', d, ..]) if d.is_ascii_digit() => Some(i + 2),
+                Some([b',' | b' ', d, ..]) if d.is_ascii_digit() => Some(i + 1),
+                _ => None,
+            };
+            if let Some(n) = next {
+                i = n;
+            }
+        }
+        list.hand_over(min, 0, &mut each);
+    });
+    read
 }
 
 /// Whether `run` holds one byte in hex at `i` (after a space when `spaced`).
@@ -292,12 +343,6 @@ pub(super) fn forms(bytes: &[u8]) -> [String; 2] {
         out
     };
     [hex(false), hex(true)]
-}
-
-/// Bytes as a list of decimal numbers with `separator` between them.
-fn list(bytes: &[u8], separator: &str) -> String {
-    let numbers: Vec<String> = bytes.iter().map(u8::to_string).collect();
-    numbers.join(separator)
 }
 
 /// What a run is made of: hex digits in either case, spaces and commas.
@@ -397,14 +442,36 @@ mod tests {
         );
     }
 
+    /// The lists in `text`, as their bytes and the text each spans.
+    fn lists_of(text: &[u8], min: usize) -> Vec<(Vec<u8>, &[u8])> {
+        let mut found = Vec::new();
+        lists(text, 0, 1, (min, 0), |l| {
+            let (s, e) = l.source(0, l.bytes.len());
+            found.push((l.bytes.clone(), &text[s..e]));
+        });
+        found
+    }
+
     #[test]
-    fn a_list_is_the_numbers_around_a_match() {
-        let run = b" 1, 104, 117, 110 ,";
-        let mut lists = Lists::default();
-        assert_eq!(lists.around(run, 4, 12), Some((1, 17)));
-        // Inside a longer number: not this secret's list.
-        assert_eq!(Lists::default().around(run, 5, 12), None);
-        assert_eq!(Lists::default().around(run, 4, 11), None);
+    fn lists_are_the_numbers_of_bytes_with_their_separators() {
+        let text = b"[104,117,110] [104, 117, 110] [104 117 110] [1 2,3, 4]";
+        let want: [&[u8]; 4] = [
+            b"104,117,110",
+            b"104, 117, 110",
+            b"104 117 110",
+            b"1 2,3, 4",
+        ];
+        let found = lists_of(text, 3);
+        assert_eq!(found.len(), 4, "{found:?}");
+        for ((bytes, span), want) in found.iter().zip(want) {
+            assert_eq!(*span, want);
+            assert!(bytes == b"hun" || bytes == &[1, 2, 3, 4]);
+        }
+        // A number over 255, of four digits, or two separators end a list; a short one
+        // is not reported.
+        let found = lists_of(b"1,2,3,256,4,5,6,7 0104,1,2,3,4  5,6", 3);
+        let spans: Vec<&[u8]> = found.iter().map(|(_, s)| *s).collect();
+        assert_eq!(spans, [b"1,2,3".as_slice(), b"4,5,6,7", b"1,2,3,4"]);
     }
 
     /// The tail after a match, by its definition: bytes in the needle's form from the
@@ -446,6 +513,36 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever the text, every list found is numbers of its bytes in order, each
+        /// from 0 to 255 and one separator apart; and a list written between other
+        /// words is found whole.
+        #[test]
+        fn lists_are_exact(
+            text in hexish_text(300),
+            bytes in proptest::collection::vec(any::<u8>(), 6..40),
+            sep in prop_oneof![Just(","), Just(", "), Just(" ")],
+        ) {
+            let mut found = Vec::new();
+            let read = lists(&text, 0, 1, (2, 0), |l| found.push((l.bytes.clone(), l.spans.clone())));
+            prop_assert!(read <= text.len());
+            for (values, spans) in &found {
+                prop_assert_eq!(values.len(), spans.len());
+                for (v, &(s, e)) in values.iter().zip(spans) {
+                    let number = v.to_string();
+                    prop_assert_eq!(&text[s..e], number.as_bytes());
+                }
+                for pair in spans.windows(2) {
+                    let between = &text[pair[0].1..pair[1].0];
+                    prop_assert!(matches!(between, b"," | b", " | b" "), "{:?}", between);
+                }
+            }
+            let numbers: Vec<String> = bytes.iter().map(u8::to_string).collect();
+            let line = format!("key=[{}] end", numbers.join(sep));
+            let found = lists_of(line.as_bytes(), 6);
+            prop_assert_eq!(found.len(), 1);
+            prop_assert_eq!(&found[0].0, &bytes);
+        }
+
         /// The tails found for matches in the order of their ends are every tail the
         /// definition finds, whatever the text, however the needles mix.
         #[test]

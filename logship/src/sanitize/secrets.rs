@@ -49,6 +49,8 @@ pub(super) struct Needles {
     /// never per event.
     raw_in_json: Vec<Box<str>>,
     longest: usize,
+    /// The longest raw needle as a list of its bytes (`104, 117, …`).
+    longest_list: usize,
     /// Some needle holds a space: `+` in percent-encoded text may stand for it.
     plus_space: bool,
     /// The secrets an app may print as bytes, in hex ([`super::hex`]).
@@ -60,9 +62,10 @@ impl Needles {
         self.labels.len()
     }
 
-    /// The longest form searched for, hex included.
+    /// The longest form searched for, hex and lists of bytes included.
     pub(super) fn longest(&self) -> usize {
         self.longest
+            .max(self.longest_list)
             .max(self.hex.as_ref().map_or(0, HexNeedles::longest))
     }
 
@@ -90,11 +93,22 @@ impl Needles {
         self.hex.as_ref().map(HexNeedles::shortest)
     }
 
-    /// The loaded secrets printed as hex, in the scan's text from its head.
+    /// The loaded secrets printed as hex, and as lists of their bytes in decimal (each
+    /// list decoded and searched for every needle), in the scan's text from its head:
+    /// only inside the runs of hex digits, spaces and commas long enough to hold the
+    /// shortest hex form ([`super::hex`]).
     pub(super) fn find_hex(&self, scan: &mut Scan) {
-        if let Some(hex) = &self.hex {
-            hex.find(scan);
-        }
+        let Some(hex) = &self.hex else {
+            return;
+        };
+        hex.find(scan);
+        let head = scan.head;
+        let text = scan.bytes().get(head..).unwrap_or_default();
+        let least = (MIN_SECRET_LEN, self.longest);
+        let read = super::hex::lists(text, head, hex.shortest(), least, |list| {
+            self.search(&list.bytes, |a, b| list.source(a, b), false, scan);
+        });
+        scan.work += read;
     }
 
     /// Some needle searched raw in JSON text holds a `\`: the agent's escaping of an
@@ -599,6 +613,13 @@ pub(super) fn build(
         automaton(MatchKind::LeftmostLongest),
         automaton(MatchKind::Standard),
     );
+    let longest_list = needles
+        .iter()
+        .zip(&needle_cores)
+        .filter(|(_, core)| !**core)
+        .map(|(n, _)| n.bytes().map(|b| b.to_string().len() + 2).sum::<usize>())
+        .max()
+        .map_or(0, |l| l.saturating_sub(2));
     let built = Needles {
         first,
         every,
@@ -611,6 +632,7 @@ pub(super) fn build(
             .map(|n| n.as_str().into())
             .collect(),
         longest: needles.iter().map(String::len).max().unwrap_or(0),
+        longest_list,
         plus_space: needles.iter().any(|n| n.contains(' ')),
         hex: HexNeedles::build(&hex_secrets),
     };
@@ -801,11 +823,15 @@ pub(super) fn url_password(value: &str) -> Option<String> {
 /// characters its bytes alone decide. A base64 character holds six bits, so the one
 /// before such a part and the one after hold bits of the secret's first and last byte
 /// with their neighbours' (or padding): a match takes them in
-/// ([`base64_neighbours`]).
+/// ([`base64_neighbours`]). A value over [`DFA_MAX_NEEDLE`] bytes (a document, a key)
+/// only from a byte that starts three: what stands inside longer base64 at any offset
+/// is a password or a token, and three offsets of a 64 KB document were 650 KB of
+/// needles (a sanitizer that took 0.63 s to build instead of 0.3).
 fn base64_cores(value: &str) -> Vec<String> {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let mut cores: Vec<String> = Vec::new();
-    for shift in 0..3usize {
+    let shifts = if value.len() <= DFA_MAX_NEEDLE { 3 } else { 1 };
+    for shift in 0..shifts {
         let mut bytes = vec![0u8; shift];
         bytes.extend_from_slice(value.as_bytes());
         // The characters whose six bits all fall within the secret's bytes.

@@ -186,8 +186,8 @@ fn a_line_of_a_secrets_hex_repeated_is_one_redaction() {
 
 /// A secret an app prints as a list of its bytes: a Node `Buffer` in JSON (pino,
 /// `JSON.stringify`), Rust's `{:?}` of bytes (Python's `list`, Java's
-/// `Arrays.toString`), Go's `%v`: the whole list is redacted, in text and in a JSON
-/// event (valid JSON still); numbers that only end like the secret's are left alone.
+/// `Arrays.toString`), Go's `%v`: its numbers are redacted, in text and in a JSON event
+/// (valid JSON still); numbers that only end like the secret's are left alone.
 #[test]
 fn loaded_secrets_printed_as_lists_of_bytes() {
     let secret = "hunter2-xyz";
@@ -201,8 +201,8 @@ fn loaded_secrets_printed_as_lists_of_bytes() {
                 "key [[REDACTED]] end".to_owned(),
             ),
             (
-                format!("key [7{sep}{list}{sep}8] end"),
-                "key [[REDACTED]] end".to_owned(),
+                format!("key [7{sep}{list}{sep}9] end"),
+                format!("key [7{sep}[REDACTED]{sep}9] end"),
             ),
             (format!("key: {list} end"), "key: [REDACTED] end".to_owned()),
             // Not the secret's: the first number is 1104, the last 1210.
@@ -212,6 +212,10 @@ fn loaded_secrets_printed_as_lists_of_bytes() {
             assert_eq!(text(&s, &line), want, "{line}");
         }
     }
+    // A list longer than the decoder's window, the secret across its edge.
+    let ones = vec!["1"; 4090].join(",");
+    let line = format!("[{ones},{},{ones}]", numbers.join(","));
+    assert_eq!(text(&s, &line), format!("[{ones},[REDACTED],{ones}]"));
     let event = format!(
         r#"{{"key":{{"type":"Buffer","data":[{}]}},"n":1}}"#,
         numbers.join(",")
