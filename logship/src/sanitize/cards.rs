@@ -25,9 +25,9 @@ const MAX_DIGITS: usize = 19;
 const MIN_DIGITS: usize = 13;
 
 /// The card numbers of the scan's text from its head. The same pass of block masks
-/// tells, with `hex_min`, whether that text has a run of hex digits, spaces and commas of
-/// `hex_min` bytes or more (where a loaded secret printed as hex could stand:
-/// [`super::hex`]): the return value.
+/// tells, with `hex_min`, whether that text has a run of hex digits, spaces and commas
+/// of `hex_min` bytes or more (where a loaded secret printed as hex or as a list of
+/// bytes could stand: [`super::hex`]): the return value.
 pub(super) fn find(scan: &mut Scan, hex_min: Option<usize>) -> bool {
     let from = scan.bytes().get(scan.head..).unwrap_or_default();
     scan.work += from.len();
@@ -123,9 +123,9 @@ struct Gate {
     hex: bool,
 }
 
-/// [`may_hold`], and with `hex_min` whether a run of hex digits, spaces and commas of that many
-/// bytes or more stands in `bytes` ([`HexRun`]), from the same masks. Without `hex_min`
-/// the pass ends at the first card candidate.
+/// [`may_hold`], and with `hex_min` whether a run of hex digits, spaces and commas of
+/// that many bytes or more stands in `bytes` ([`HexRun`]), from the same masks.
+/// Without `hex_min` the pass ends at the first card candidate.
 fn gate(bytes: &[u8], hex_min: Option<usize>) -> Gate {
     let mut found = Gate::default();
     let mut hex = hex_min.map(HexRun::new);
@@ -546,9 +546,9 @@ mod tests {
             prop_assert!(cuts(&text) == 0 || may_hold(text.as_bytes()), "{text:?}");
         }
 
-        /// The same pass says whether a run of hex digits, spaces and commas of `min` bytes or
-        /// more stands anywhere, exactly (runs inside a block, across blocks, at the
-        /// text's end), and still finds the card candidates.
+        /// The same pass says whether a run of hex digits, spaces and commas of `min`
+        /// bytes or more stands anywhere, exactly (runs inside a block, across blocks,
+        /// at the text's end), and still finds the card candidates.
         #[test]
         fn the_gate_finds_hex_runs_exactly(
             text in super::super::hex::hexish_text(700),

@@ -9,22 +9,23 @@
 //! has too: searched like the other forms, behind the same SIMD prefilter, they made it
 //! stop at nearly every number (the pipeline at 184 MB/s against 335 on the corpus).
 //! So they are searched only inside a *run* of hex digits, spaces and commas long
-//! enough to hold the shortest of them. Whether a text has such a run at all is told by the card
-//! check's pass of 64-byte masks, which marks hex digits and spaces too
-//! ([`super::cards::find`]); most texts have none (a request id or a timestamp is
+//! enough to hold the shortest of them. Whether a text has such a run at all is told
+//! by the card check's pass of 64-byte masks, which marks hex digits, spaces and commas
+//! too ([`super::cards::find`]); most texts have none (a request id or a timestamp is
 //! shorter than a secret's hex), and only a text with one is read again here, once.
 //!
 //! A needle spells a secret's first [`HEX_HEAD`] bytes at most: 16 bytes of a secret
 //! are a piece of it, and short needles keep the automaton small for many secrets (63
-//! parameters: their sanitizer built in 3.4 ms; with 50-byte needles, 9.6). Where the hex goes on
-//! after such a head, as much of it as the rest of the secret's length is redacted with
-//! it ([`Tails`]): a longer secret printed whole is redacted whole, and as Node prints
-//! it, its first 50 bytes (`<Buffer 2d 2d … ... 14 more bytes>`). Lists are not
-//! needles: each list of numbers in a run is decoded to the bytes it spells, which are
-//! searched for every loaded secret's needles ([`lists`]).
-//! Only what an app holds whole is searched so: the value, a JSON document's string
-//! leaves, a URL's password. Not here: the other forms ([`super::secrets`]), where
-//! replacements go.
+//! parameters: their sanitizer built in 3.4 ms; with 50-byte needles, 9.6). Where the
+//! hex goes on after such a head, as much of it as the rest of the secret's length is
+//! redacted with it ([`Tails`]): a longer secret printed whole is redacted whole, and as
+//! Node prints it, its first 50 bytes (`<Buffer 2d 2d … ... 14 more bytes>`). Only what
+//! an app holds whole has hex needles: the value, a JSON document's string leaves, a
+//! URL's password.
+//!
+//! Lists are not needles: each list of numbers in the same runs is decoded to the bytes
+//! it spells, which are searched for every needle of [`super::secrets`] ([`lists`]).
+//! Not here: the other forms ([`super::secrets`]), where replacements go.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
@@ -350,8 +351,8 @@ pub(super) fn in_run(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b' ' || b == b','
 }
 
-/// Calls `each(start, end)` for every run of hex digits and spaces of `min` bytes or
-/// more in `bytes`, in order, in one pass.
+/// Calls `each(start, end)` for every run of hex digits, spaces and commas of `min`
+/// bytes or more in `bytes`, in order, in one pass.
 pub(super) fn runs(bytes: &[u8], min: usize, mut each: impl FnMut(usize, usize)) {
     let mut i = 0;
     while i < bytes.len() {
