@@ -142,7 +142,10 @@ impl HexNeedles {
     /// one, with the tail of a longer secret after it, as cuts: each pushed as it is
     /// found, so that overlapping ones fold into one (a run of one short secret's hex
     /// over and over is a match every two bytes).
-    pub(super) fn find(&self, scan: &mut Scan) {
+    ///
+    /// Each run is then handed to `also` with its offset in the scan's text (where the
+    /// lists of bytes are searched: [`lists`]).
+    pub(super) fn find(&self, scan: &mut Scan, mut also: impl FnMut(&mut Scan, &[u8], usize)) {
         let head = scan.head;
         let text = scan.bytes().get(head..).unwrap_or_default();
         scan.work += 2 * text.len();
@@ -165,6 +168,7 @@ impl HexNeedles {
                 });
             }
             scan.work += tails.reads;
+            also(scan, run, head + start);
         });
     }
 }
@@ -249,73 +253,63 @@ impl List {
     }
 }
 
-/// Calls `each` for every list of `min` numbers or more in the runs of `text` (from
-/// `offset` in the scan's text) long enough to hold `min_run` bytes: numbers of one to
-/// three digits up to 255 without a leading zero, one after another with `,`, `, ` or a
-/// space between them. One pass over each run. Returns the bytes read.
+/// Calls `each` for every list of `min` numbers or more in `run` (from `offset` in the
+/// scan's text): numbers of one to three digits up to 255 without a leading zero, one
+/// after another with `,`, `, ` or a space between them. One pass.
 ///
 /// A long list is handed over in windows of [`LIST_WINDOW`] bytes or more, each after
 /// the first beginning with the last `keep` bytes of the one before (the longest
 /// needle: none is cut in two), so that a line of numbers holds no more than a window.
 pub(super) fn lists(
-    text: &[u8],
+    run: &[u8],
     offset: usize,
-    min_run: usize,
     (min, keep): (usize, usize),
     mut each: impl FnMut(&List),
-) -> usize {
+) {
     let window = keep.saturating_mul(2).max(LIST_WINDOW);
-    let mut read = 0;
-    runs(text, min_run, |start, end| {
-        let Some(run) = text.get(start..end) else {
-            return;
-        };
-        read += run.len();
-        let mut list = List {
-            bytes: Vec::new(),
-            spans: Vec::new(),
-        };
-        // Where a number goes on the list: right after a separator that follows one.
-        let mut next: Option<usize> = None;
-        let mut i = 0;
-        while i < run.len() {
-            let rest = run.get(i..).unwrap_or_default();
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            if next != Some(i) {
-                list.hand_over(min, 0, &mut each);
-            }
-            next = None;
-            if digits == 0 {
-                i += 1;
-                continue;
-            }
-            let value = rest
-                .iter()
-                .take(digits.min(4))
-                .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-            i += digits;
-            // As apps print bytes: no leading zero.
-            if digits > 3 || value > 255 || (digits > 1 && rest.first() == Some(&b'0')) {
-                continue;
-            }
-            let at = offset + start + i;
-            list.bytes.push(value as u8);
-            list.spans.push((at - digits, at));
-            if list.bytes.len() >= window {
-                list.hand_over(min, keep, &mut each);
-            }
-            next = match run.get(i..) {
-                Some([b',', b' ', d, ..]) if d.is_ascii_digit() => Some(i + 2),
-                Some([b',' | b' ', d, ..]) if d.is_ascii_digit() => Some(i + 1),
-                _ => None,
-            };
-            if let Some(n) = next {
-                i = n;
-            }
+    let mut list = List {
+        bytes: Vec::new(),
+        spans: Vec::new(),
+    };
+    // Where a number goes on the list: right after a separator that follows one.
+    let mut next: Option<usize> = None;
+    let mut i = 0;
+    while i < run.len() {
+        let rest = run.get(i..).unwrap_or_default();
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if next != Some(i) {
+            list.hand_over(min, 0, &mut each);
         }
-        list.hand_over(min, 0, &mut each);
-    });
-    read
+        next = None;
+        if digits == 0 {
+            i += 1;
+            continue;
+        }
+        let value = rest
+            .iter()
+            .take(digits.min(4))
+            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        i += digits;
+        // As apps print bytes: no leading zero.
+        if digits > 3 || value > 255 || (digits > 1 && rest.first() == Some(&b'0')) {
+            continue;
+        }
+        let at = offset + i;
+        list.bytes.push(value as u8);
+        list.spans.push((at - digits, at));
+        if list.bytes.len() >= window {
+            list.hand_over(min, keep, &mut each);
+        }
+        next = match run.get(i..) {
+            Some([b',', b' ', d, ..]) if d.is_ascii_digit() => Some(i + 2),
+            Some([b',' | b' ', d, ..]) if d.is_ascii_digit() => Some(i + 1),
+            _ => None,
+        };
+        if let Some(n) = next {
+            i = n;
+        }
+    }
+    list.hand_over(min, 0, &mut each);
 }
 
 /// Whether `run` holds one byte in hex at `i` (after a space when `spaced`).
@@ -446,7 +440,7 @@ mod tests {
     /// The lists in `text`, as their bytes and the text each spans.
     fn lists_of(text: &[u8], min: usize) -> Vec<(Vec<u8>, &[u8])> {
         let mut found = Vec::new();
-        lists(text, 0, 1, (min, 0), |l| {
+        lists(text, 0, (min, 0), |l| {
             let (s, e) = l.source(0, l.bytes.len());
             found.push((l.bytes.clone(), &text[s..e]));
         });
@@ -524,8 +518,7 @@ mod tests {
             sep in prop_oneof![Just(","), Just(", "), Just(" ")],
         ) {
             let mut found = Vec::new();
-            let read = lists(&text, 0, 1, (2, 0), |l| found.push((l.bytes.clone(), l.spans.clone())));
-            prop_assert!(read <= text.len());
+            lists(&text, 0, (2, 0), |l| found.push((l.bytes.clone(), l.spans.clone())));
             for (values, spans) in &found {
                 prop_assert_eq!(values.len(), spans.len());
                 for (v, &(s, e)) in values.iter().zip(spans) {

@@ -101,14 +101,13 @@ impl Needles {
         let Some(hex) = &self.hex else {
             return;
         };
-        hex.find(scan);
-        let head = scan.head;
-        let text = scan.bytes().get(head..).unwrap_or_default();
         let least = (MIN_SECRET_LEN, self.longest);
-        let read = super::hex::lists(text, head, hex.shortest(), least, |list| {
-            self.search(&list.bytes, |a, b| list.source(a, b), false, scan);
+        hex.find(scan, |scan, run, at| {
+            scan.work += run.len();
+            super::hex::lists(run, at, least, |list| {
+                self.search(&list.bytes, |a, b| list.source(a, b), false, scan);
+            });
         });
-        scan.work += read;
     }
 
     /// Some needle searched raw in JSON text holds a `\`: the agent's escaping of an
