@@ -78,8 +78,11 @@ fn corpus() -> (PathBuf, Vec<String>) {
 /// Inputs built to make a detector work hard, each about `size` bytes: many long lines,
 /// and one line of 8 MiB (the capture's streaming cut) of the same content.
 fn adversarial(size: usize) -> Vec<(String, Vec<u8>)> {
-    let kinds: [(&str, &str); 5] = [
+    let kinds: [(&str, &str); 6] = [
         ("repeated trigger words", "token "),
+        // A word's start every 16 bytes, and a word in progress through every byte
+        // between them (`s` begins `secret`): walked from few marks, but every byte.
+        ("walks from sparse marks", "passssssssssssss"),
         ("key=value runs", "password=x "),
         ("card-like digit runs", "4111 1111 1111 1112 "),
         ("many ://", "http://a:b@"),

@@ -1702,7 +1702,7 @@ mod props {
     /// Every trigger word that ends in `bytes`, as (end, word id), by the table's walk.
     fn walked<I: Id>(rows: &Rows<'_, I>, bytes: &[u8], longest: usize) -> Vec<(usize, u32)> {
         let mut found = Vec::new();
-        walk(rows, bytes, longest, |i, sid| {
+        walk(rows, bytes, longest, None, |i, sid| {
             found.extend(rows.words(sid).iter().map(|&w| (i + 1, w)));
         });
         found.sort_unstable();
@@ -1765,6 +1765,92 @@ mod props {
         assert_eq!(in_use.words, words);
         assert_eq!(in_use.kinds, kinds);
         assert_eq!(in_use.longest, words.iter().map(String::len).max().unwrap());
+    }
+
+    /// The built-in words' prefilter tables (`BUILTIN` in `prefilter.rs`) are what the
+    /// words make now, and in use. With `DECKHAND_TEST_REGENERATE=1` the test writes them.
+    #[test]
+    fn the_built_in_prefilter_is_current() {
+        let (words, _) = Table::builtin_words();
+        let fresh = Prefilter::new(words).expect("no empty word");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/sanitize/prefilter.rs");
+        let head = "const BUILTIN: ([[u8; 16]; SPAN], [[u8; 16]; SPAN]) = ";
+        if std::env::var_os("DECKHAND_TEST_REGENERATE").is_some() {
+            let text = std::fs::read_to_string(path).expect("reads prefilter.rs");
+            let at = text.find(head).expect("BUILTIN in prefilter.rs") + head.len();
+            let end = at + text[at..].find(";\n").expect("BUILTIN ends");
+            let text = format!("{}{}{}", &text[..at], fresh.source(), &text[end..]);
+            std::fs::write(path, text).expect("writes prefilter.rs");
+            return;
+        }
+        assert!(
+            fresh == Prefilter::builtin(),
+            "BUILTIN in {path} is stale: the built-in trigger words changed. Regenerate \
+             it with `DECKHAND_TEST_REGENERATE=1 cargo test -p logship --lib \
+             the_built_in_prefilter_is_current`"
+        );
+        let in_use = Triggers::new(&[]).expect("the built-in words");
+        assert!(in_use.prefilter == Some(Prefilter::builtin()));
+    }
+
+    /// A text of pieces, some with a trigger word every few bytes (walked in lanes) and
+    /// some with a few (walked from the prefilter's marks), with words across every
+    /// border between them: the same matches as a walk of one lane.
+    #[test]
+    fn pieces_walked_in_lanes_and_from_marks_are_walked_as_one() {
+        let triggers = builtin_triggers().expect("the built-in words build");
+        let dfa = &small(triggers.table.view()).expect("u16 ids");
+        let filter = triggers.prefilter.clone().expect("a prefilter");
+        if !filter.usable() {
+            return; // no AVX2 here: the walk has no prefilter to skip with
+        }
+        let mut text = String::new();
+        for k in 0..6 {
+            let piece = if k % 2 == 0 { "token=x " } else { "....... " };
+            while text.len() < (k + 1) * PIECE - 5 {
+                text.push_str(piece);
+            }
+            text.truncate((k + 1) * PIECE - 5);
+            text.push_str(["password", "Bearer", "PRIVATE KEY", "eyJ", "sk"][k % 5]);
+        }
+        let mut marks = [0u64; PIECE / 64];
+        let sparse: Vec<bool> = (0..text.len().div_ceil(PIECE))
+            .map(|k| {
+                let range = k * PIECE..text.len().min((k + 1) * PIECE);
+                filter.sparse(text.as_bytes(), range, &mut marks)
+            })
+            .collect();
+        assert!(
+            sparse.contains(&true) && sparse.contains(&false),
+            "{sparse:?}"
+        );
+        for skip in [0, 3, 4096] {
+            let bytes = &text.as_bytes()[skip..];
+            let mut hits = Vec::new();
+            walk(dfa, bytes, triggers.longest, Some(&filter), |i, sid| {
+                hits.push((i, sid))
+            });
+            let one = one_lane(dfa, bytes);
+            assert!(one.len() > 1000, "{} hits", one.len());
+            assert_eq!(hits, one, "skip {skip}");
+        }
+    }
+
+    /// What the walk skips to costs little to build: the built-in words' tables are
+    /// generated, and a thousand extra key names are placed without the moves.
+    #[test]
+    fn a_prefilter_of_many_key_names_builds() {
+        let names: Vec<String> = (0..2000).map(|i| format!("k{i}_name")).collect();
+        let filter = Prefilter::new(&names).expect("no empty name");
+        let text = b"xx k1999_name=1 and K7_NAME: 2";
+        let mut marks = [0u64; 1];
+        filter.mark(text, 0..text.len(), &mut marks);
+        assert!(
+            marks[0] & (1 << 3) != 0 && marks[0] & (1 << 20) != 0,
+            "{:b}",
+            marks[0]
+        );
+        assert!(Prefilter::new(&["ok", ""]).is_none());
     }
 
     /// Every state the DFA reaches, on every byte, goes where the DFA goes, and is a
@@ -1844,7 +1930,9 @@ mod props {
         for skip in [0, 1, 7, 24, 25] {
             let bytes = &text.as_bytes()[skip..];
             let mut lanes = Vec::new();
-            walk(dfa, bytes, triggers.longest, |i, sid| lanes.push((i, sid)));
+            walk(dfa, bytes, triggers.longest, None, |i, sid| {
+                lanes.push((i, sid))
+            });
             let one = one_lane(dfa, bytes);
             assert!(one.len() > 1000, "{} hits", one.len());
             assert_eq!(lanes, one, "skip {skip}");
@@ -1992,14 +2080,74 @@ mod props {
             let bytes = &text.as_bytes()[cut.min(text.len())..];
             let one = one_lane(dfa, bytes);
             let mut lanes = Vec::new();
-            walk(dfa, bytes, triggers.longest, |i, sid| lanes.push((i, sid)));
-            prop_assert_eq!(lanes, one);
+            walk(dfa, bytes, triggers.longest, None, |i, sid| lanes.push((i, sid)));
+            prop_assert_eq!(&lanes, &one);
+            // From the prefilter's marks, whatever their number, and as chosen.
+            if let Some(filter) = triggers.prefilter.clone().filter(Prefilter::usable) {
+                for filter in [filter.clone().always(), filter] {
+                    let mut marked = Vec::new();
+                    walk(dfa, bytes, triggers.longest, Some(&filter), |i, sid| marked.push((i, sid)));
+                    prop_assert_eq!(&marked, &one);
+                }
+            }
             // And the words it finds are every word aho-corasick finds, where it finds
             // them: the table is a faithful copy of its DFA.
             prop_assert_eq!(
                 walked(dfa, bytes, triggers.longest),
                 searched(&triggers.words, bytes)
             );
+        }
+
+        /// The prefilter marks every byte a trigger word starts at, in any ASCII casing
+        /// (a word of its own list too: extra key names), and its 32 bytes at a time
+        /// are its test a byte at a time, in any range of any text.
+        #[test]
+        fn the_prefilter_marks_every_word_start(
+            parts in prop::collection::vec(
+                prop_oneof![
+                    trigger_word(),
+                    "[a-zA-Z_ .:/=-]{0,6}",
+                    "\\PC{0,3}",
+                    prop::collection::vec(any::<u8>(), 0..4)
+                        .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+                ],
+                0..80,
+            ),
+            extra in prop::collection::vec("[a-zA-Z0-9_:.-]{1,5}", 0..4),
+            flips in prop::collection::vec(any::<bool>(), 64),
+            from in any::<prop::sample::Index>(),
+            len in 0usize..300,
+        ) {
+            // Random casing, as apps write key names.
+            let text: String = parts
+                .concat()
+                .chars()
+                .zip(flips.iter().cycle())
+                .map(|(c, &f)| if f { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                .collect();
+            let bytes = text.as_bytes();
+            let triggers = builtin_triggers().ok_or_else(|| TestCaseError::fail("no trigger words"))?;
+            let mut words: Vec<String> = triggers.words.clone();
+            words.extend(extra);
+            let filters = [
+                ("built-in", Prefilter::builtin(), &triggers.words),
+                ("built", Prefilter::new(&words).ok_or_else(|| TestCaseError::fail("empty word"))?, &words),
+            ];
+            let start = if bytes.is_empty() { 0 } else { from.index(bytes.len()) };
+            let range = start..bytes.len().min(start + len);
+            for (name, filter, words) in filters {
+                let mut marks = [0u64; 8];
+                let count = filter.mark(bytes, range.clone(), &mut marks);
+                let marked = |p: usize| marks[(p - range.start) / 64] >> ((p - range.start) % 64) & 1 == 1;
+                prop_assert_eq!(count, range.clone().filter(|&p| marked(p)).count());
+                for p in range.clone() {
+                    prop_assert_eq!(marked(p), filter.may_start(bytes, p), "{} at {}", name, p);
+                    let starts = words.iter().any(|w| {
+                        bytes.get(p..p + w.len()).is_some_and(|b| b.eq_ignore_ascii_case(w.as_bytes()))
+                    });
+                    prop_assert!(!starts || marked(p), "{} at {}: {:?}", name, p, text);
+                }
+            }
         }
 
         /// The agent's own fields at the start of a text event hold no trigger word
