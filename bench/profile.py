@@ -25,7 +25,7 @@ import sys
 # (part, pattern on the function's name), the first match wins. The names are the ones
 # docs/performance.md uses for them.
 PARTS = [
-    ("the trigger walk (`lockstep`)", r"sanitize::lockstep|sanitize::Walk"),
+    ("the trigger walk (`lockstep`, the prefilter's marks)", r"sanitize::lockstep|sanitize::Walk|sanitize::prefilter::"),
     ("`detect` and the detectors", r"sanitize::Sanitizer::(detect|at_trigger)|sanitize::(keys|tokens|cards)::"),
     ("the secret search (aho-corasick, Teddy)", r"aho_corasick|sanitize::secrets::"),
     ("SigV4's SHA-256 of the body", r"sha2::|sha256|Sha256"),
