@@ -1113,12 +1113,15 @@ const FILTER_MIN: usize = 64;
 /// until no word is in progress, and first on from `sid` until then. Returns the state
 /// after the last byte of the range.
 ///
-/// That is exact: the automaton's state after a byte stands for the longest of the bytes
-/// up to it that begins a word, and a word in progress from `p` on began at a marked
-/// byte (the prefilter marks every byte a word's first three bytes start at, whatever
-/// follows), so the walk from that mark is still in progress at `p` and its state there
-/// is the state of a walk of every byte; where no word is in progress, the state is the
-/// start state, which is where the next walk starts. A mark inside a walk is walked by it.
+/// That finds every match a walk of every byte finds, in the same state: every word that
+/// occurs begins at a marked byte (the prefilter marks every byte at which a word's
+/// first three bytes, or a shorter word, begin), and the automaton's state after a byte
+/// stands for the longest of the bytes up to it that begins a word; a walk from the
+/// mark goes on while that part is there, so it reads the whole word, and the longest
+/// part at its end began at or after the mark (a part that began before it and went on
+/// past it would have been marked, and walked from, first). Between matches, a walk's
+/// state can stand for less than a walk of every byte's: one or two bytes before a mark
+/// that begin a word but no word that occurs. A mark inside a walk is walked by it.
 fn walk_marked<I: Id>(
     dfa: &Rows<'_, I>,
     bytes: &[u8],

@@ -92,21 +92,26 @@ impl Prefilter {
     /// The prefilter of `words` (matched in any ASCII casing). `None` for an empty
     /// word (it would start everywhere).
     pub(super) fn new<S: AsRef<[u8]>>(words: &[S]) -> Option<Prefilter> {
-        let mut heads: Vec<Vec<u8>> = Vec::new();
+        // In order, and each once: the same words make the same filter whatever their
+        // order (and a long list of extra key names is not compared pair by pair).
+        let mut set = std::collections::BTreeSet::new();
         for word in words {
             let word = word.as_ref();
             if word.is_empty() {
                 return None;
             }
-            let head: Vec<u8> = word.iter().take(SPAN).map(|&b| fold(b)).collect();
-            if !heads.contains(&head) {
-                heads.push(head);
-            }
+            set.insert(
+                word.iter()
+                    .take(SPAN)
+                    .map(|&b| fold(b))
+                    .collect::<Vec<u8>>(),
+            );
         }
         // A head that begins with another takes nothing the other does not (`sk` takes
         // any byte after it, so `sk_` and `sk-` too).
-        let covered = |h: &Vec<u8>| heads.iter().any(|o| o.len() < h.len() && h.starts_with(o));
-        let mut heads: Vec<Vec<u8>> = heads.iter().filter(|h| !covered(h)).cloned().collect();
+        let covered =
+            |h: &Vec<u8>| (1..h.len()).any(|n| h.get(..n).is_some_and(|p| set.contains(p)));
+        let mut heads: Vec<Vec<u8>> = set.iter().filter(|h| !covered(h)).cloned().collect();
         // The short heads first, each the likelier first: a bucket of its own is where
         // they cost least, while there are empty ones.
         heads.sort_by(|a, b| {

@@ -1851,6 +1851,9 @@ mod props {
             marks[0]
         );
         assert!(Prefilter::new(&["ok", ""]).is_none());
+        // The same words in another order: the same filter.
+        let reversed: Vec<&String> = names.iter().rev().collect();
+        assert!(Prefilter::new(&reversed) == Some(filter));
     }
 
     /// Every state the DFA reaches, on every byte, goes where the DFA goes, and is a
