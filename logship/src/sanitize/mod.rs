@@ -1104,6 +1104,41 @@ fn walk<I: Id>(
     let _ = SCRATCH.try_with(|kept| kept.set(Some(scratch)));
 }
 
+/// For the fuzz target `trigger_walk` (not an API): whether the walk of the built-in
+/// trigger words over `bytes`, and with `extra_keys` too, reports the matches a walk of
+/// one lane reports, in lanes, from the prefilter's marks for every piece, and as
+/// chosen. `None` when the key names cannot be searched for.
+#[doc(hidden)]
+pub fn walks_agree(bytes: &[u8], extra_keys: &[String]) -> Option<bool> {
+    fn agree<I: Id>(rows: &Rows<'_, I>, triggers: &Triggers, bytes: &[u8]) -> bool {
+        let mut one = Vec::new();
+        walk_one(rows, bytes, 0..bytes.len(), rows.start(), |i, sid| {
+            one.push((i, sid))
+        });
+        let marked = triggers.prefilter.as_ref().filter(|f| f.usable());
+        let always = marked.map(|f| f.clone().always());
+        let agrees = [None, marked, always.as_ref()].into_iter().all(|filter| {
+            let mut hits = Vec::new();
+            walk(rows, bytes, triggers.longest, filter, |i, sid| {
+                hits.push((i, sid))
+            });
+            hits == one
+        });
+        agrees
+    }
+    [&[][..], extra_keys]
+        .into_iter()
+        .try_fold(true, |ok, keys| {
+            let triggers = Triggers::new(keys).ok()?;
+            Some(
+                ok && match triggers.table.view() {
+                    View::Small(rows) => agree(&rows, &triggers, bytes),
+                    View::Large(rows) => agree(&rows, &triggers, bytes),
+                },
+            )
+        })
+}
+
 /// Pieces shorter than this are walked without the prefilter: its test of a position
 /// near the text's end is a byte at a time.
 const FILTER_MIN: usize = 64;

@@ -145,8 +145,8 @@ impl Prefilter {
         Some(filter)
     }
 
-    /// The same filter, which has every piece walked from its marks however many.
-    #[cfg(test)]
+    /// The same filter, which has every piece walked from its marks however many (for
+    /// the tests and the fuzz target `trigger_walk`).
     pub(super) fn always(mut self) -> Prefilter {
         self.sparse = 0;
         self

@@ -1,0 +1,29 @@
+//! The walk of the trigger automaton (`logship::sanitize`): over any bytes, with the
+//! built-in trigger words and with up to three extra key names taken from the input, the
+//! walk in lanes, from the AVX2 prefilter's marks for every piece, and as it chooses
+//! between them, reports the matches a walk of one byte at a time reports, in the same
+//! order and states. A missed mark would be a trigger word not seen: a key's value or a
+//! token shipped.
+//!
+//! Input: the first byte's low two bits say how many extra key names there are (0 to
+//! 3); the rest, split at NUL bytes, is the names, then the text.
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        let Some((&control, rest)) = data.split_first() else {
+            return;
+        };
+        let count = usize::from(control & 0b11);
+        let mut parts = rest.splitn(count + 1, |b| *b == 0);
+        let keys: Vec<String> = parts
+            .by_ref()
+            .take(count)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        let text = parts.next().unwrap_or_default();
+        // `None`: key names the sanitizer refuses (as the agent's start does).
+        if let Some(agree) = logship::sanitize::walks_agree(text, &keys) {
+            assert!(agree, "the walks differ over {text:?} with {keys:?}");
+        }
+    });
+}
