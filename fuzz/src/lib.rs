@@ -6,6 +6,21 @@
 
 #![forbid(unsafe_code)]
 
+/// The input as the targets with texts of their own read it: the first byte (its low
+/// two bits: how many texts, 0 to 3), then that many texts split at NUL bytes (lossy
+/// UTF-8), then the rest of the bytes. `None` for an empty input.
+pub fn control_texts_rest(data: &[u8]) -> Option<(u8, Vec<String>, &[u8])> {
+    let (&control, rest) = data.split_first()?;
+    let count = usize::from(control & 0b11);
+    let mut parts = rest.splitn(count + 1, |b| *b == 0);
+    let texts: Vec<String> = parts
+        .by_ref()
+        .take(count)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    Some((control, texts, parts.next().unwrap_or_default()))
+}
+
 /// The windows of `len` characters of `text` (by characters, not bytes).
 pub fn windows(text: &str, len: usize) -> Vec<&str> {
     let mut bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();

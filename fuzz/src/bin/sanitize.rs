@@ -17,23 +17,16 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use deckhand_fuzz::{json_bare_tokens, json_strings, unredacted_pieces};
+use deckhand_fuzz::{control_texts_rest, json_bare_tokens, json_strings, unredacted_pieces};
 use logship::sanitize::{Config, KnownSecret, Sanitizer, MIN_SECRET_LEN};
 use logship::structure::{Event, Options, Stream, Structurer};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
-        let Some((&control, rest)) = data.split_first() else {
+        let Some((control, secrets, rest)) = control_texts_rest(data) else {
             return;
         };
-        let count = usize::from(control & 0b11);
-        let mut parts = rest.splitn(count + 1, |b| *b == 0);
-        let secrets: Vec<String> = parts
-            .by_ref()
-            .take(count)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        let line = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+        let line = String::from_utf8_lossy(rest).into_owned();
         let config = Config {
             secrets: secrets
                 .iter()

@@ -8,19 +8,13 @@
 //! Input: the first byte's low two bits say how many extra key names there are (0 to
 //! 3); the rest, split at NUL bytes, is the names, then the text.
 
+use deckhand_fuzz::control_texts_rest;
+
 fn main() {
     afl::fuzz!(|data: &[u8]| {
-        let Some((&control, rest)) = data.split_first() else {
+        let Some((_, keys, text)) = control_texts_rest(data) else {
             return;
         };
-        let count = usize::from(control & 0b11);
-        let mut parts = rest.splitn(count + 1, |b| *b == 0);
-        let keys: Vec<String> = parts
-            .by_ref()
-            .take(count)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        let text = parts.next().unwrap_or_default();
         // `None`: key names the sanitizer refuses (as the agent's start does).
         if let Some(agree) = logship::sanitize::walks_agree(text, &keys) {
             assert!(agree, "the walks differ over {text:?} with {keys:?}");
