@@ -31,6 +31,12 @@ pub(super) struct Needles {
     /// The fast search (leftmost, non-overlapping, with a SIMD prefilter): tells
     /// where the needles are.
     first: Option<AhoCorasick>,
+    /// aho-corasick's packed searcher (Teddy) of the same needles, asked first whether a
+    /// buffer holds any at all: most texts hold none, and it answers with less set-up
+    /// per call than `first` through its prefilter (a text of the corpus is 185 bytes;
+    /// +3.4 % for the pipeline). `None` when the needles are too many for it (or its
+    /// SIMD is not there): `first` alone, as before.
+    any: Option<aho_corasick::packed::Searcher>,
     /// Overlapping search, run only in windows around what `first` found: two secrets
     /// that overlap in the text are both found, and their cuts merge into one covering
     /// the union.
@@ -147,6 +153,9 @@ impl Needles {
             return;
         };
         scan.work += buf.len();
+        if self.any.as_ref().is_some_and(|any| any.find(buf).is_none()) {
+            return;
+        }
         let mut window: Option<(usize, usize)> = None;
         let flush = |w: (usize, usize), scan: &mut Scan| {
             let Some(part) = buf.get(w.0..w.1) else {
@@ -619,8 +628,18 @@ pub(super) fn build(
         .map(|(n, _)| n.bytes().map(|b| b.to_string().len() + 2).sum::<usize>())
         .max()
         .map_or(0, |l| l.saturating_sub(2));
+    let any = (!needles.is_empty())
+        .then(|| {
+            aho_corasick::packed::Config::new()
+                .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+                .builder()
+                .extend(&needles)
+                .build()
+        })
+        .flatten();
     let built = Needles {
         first,
+        any,
         every,
         labels: needle_labels,
         core: needle_cores,
