@@ -1126,7 +1126,13 @@ pub fn walks_agree(bytes: &[u8], extra_keys: &[String]) -> Option<bool> {
         });
         agrees
     }
-    [&[][..], extra_keys]
+    // As `Sanitizer::new` takes them.
+    let extra_keys: Vec<String> = extra_keys
+        .iter()
+        .map(|k| k.trim().to_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let agrees = [&[][..], &extra_keys[..]]
         .into_iter()
         .try_fold(true, |ok, keys| {
             let triggers = Triggers::new(keys).ok()?;
@@ -1136,7 +1142,8 @@ pub fn walks_agree(bytes: &[u8], extra_keys: &[String]) -> Option<bool> {
                     View::Large(rows) => agree(&rows, &triggers, bytes),
                 },
             )
-        })
+        });
+    agrees
 }
 
 /// Pieces shorter than this are walked without the prefilter: its test of a position
