@@ -133,6 +133,11 @@ impl Logs {
             },
         };
         let runtime = runtime::Dedicated::start("logs")?;
+        // The trigger walk's prefilter asks the CPU what it has once (the standard
+        // library's detection, several `cpuid`s that trap to the hypervisor in a VM):
+        // here, on the `logs` thread while the app starts, not in the first line
+        // sanitized, which at a short run is the agent's own, after the app's exit.
+        runtime.spawn(async { sanitize::ask_the_cpu() });
         let counters = Arc::new(Counters::default());
         let sanitizer = Arc::new(sanitize::Current::new(sanitizer, config));
         let (buffer, delivery, destination, health) = match (&settings.group, sdk) {

@@ -1104,6 +1104,12 @@ fn walk<I: Id>(
     let _ = SCRATCH.try_with(|kept| kept.set(Some(scratch)));
 }
 
+/// Asks the CPU now what the sanitizer's SIMD passes can use (the standard library
+/// remembers the answer), so that the first text sanitized does not wait for it.
+pub fn ask_the_cpu() {
+    prefilter::ask_the_cpu();
+}
+
 /// For the fuzz target `trigger_walk` (not an API): whether the walk of the built-in
 /// trigger words over `bytes`, and with `extra_keys` too, reports the matches a walk of
 /// one lane reports, in lanes, from the prefilter's marks for every piece, and as

@@ -316,6 +316,11 @@ fn fold(b: u8) -> u8 {
 /// The bytes one test of 32 positions reads.
 const BLOCK: usize = 32 + SPAN - 1;
 
+/// Has the standard library find out what the CPU has, now (see [`super::ask_the_cpu`]).
+pub(super) fn ask_the_cpu() {
+    let _ = avx2();
+}
+
 #[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
