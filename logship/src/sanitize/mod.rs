@@ -660,13 +660,7 @@ impl Sanitizer {
     /// Builds the matchers. Returns the names of secrets skipped for being shorter than
     /// [`MIN_SECRET_LEN`] (a URL secret whose password is that short is named too).
     pub fn new(config: Config) -> Result<(Sanitizer, Vec<String>), Invalid> {
-        let extra_keys: Vec<String> = config
-            .extra_keys
-            .iter()
-            .map(|k| k.trim().to_lowercase())
-            .filter(|k| !k.is_empty())
-            .collect();
-        let triggers = Arc::new(Triggers::new(&extra_keys)?);
+        let triggers = Arc::new(Triggers::new(&key_names(&config.extra_keys))?);
         Ok(Sanitizer::with_triggers(&config, triggers))
     }
 
@@ -1104,6 +1098,16 @@ fn walk<I: Id>(
     let _ = SCRATCH.try_with(|kept| kept.set(Some(scratch)));
 }
 
+/// Extra sensitive key names as the trigger words take them: trimmed, lower case, none
+/// empty.
+fn key_names(extra_keys: &[String]) -> Vec<String> {
+    extra_keys
+        .iter()
+        .map(|k| k.trim().to_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
 /// Asks the CPU now what the sanitizer's SIMD passes can use (the standard library
 /// remembers the answer), so that the first text sanitized does not wait for it.
 pub fn ask_the_cpu() {
@@ -1132,12 +1136,7 @@ pub fn walks_agree(bytes: &[u8], extra_keys: &[String]) -> Option<bool> {
         });
         agrees
     }
-    // As `Sanitizer::new` takes them.
-    let extra_keys: Vec<String> = extra_keys
-        .iter()
-        .map(|k| k.trim().to_lowercase())
-        .filter(|k| !k.is_empty())
-        .collect();
+    let extra_keys = key_names(extra_keys);
     let agrees = [&[][..], &extra_keys[..]]
         .into_iter()
         .try_fold(true, |ok, keys| {
