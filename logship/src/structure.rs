@@ -902,32 +902,43 @@ fn exception_line(line: &[u8]) -> bool {
         && matches!(rest, [] | [b':'] | [b':', b' ' | b'\t', ..])
 }
 
-/// A level word (`ERROR`, `[warn]`, `level=debug`) in `head`.
+/// A level word (`ERROR`, `[warn]`, `level=debug`) in `head`: its first run of ASCII
+/// letters that is one of the level names, in capitals or in lower case.
 fn level_word(head: &[u8]) -> Option<Level> {
-    const LEVELS: [(&str, Level); 9] = [
-        ("FATAL", Level::Fatal),
-        ("CRITICAL", Level::Fatal),
-        ("ERROR", Level::Error),
-        ("WARNING", Level::Warn),
-        ("WARN", Level::Warn),
-        ("INFO", Level::Info),
-        ("DEBUG", Level::Debug),
-        ("TRACE", Level::Trace),
-        ("PANIC", Level::Fatal),
-    ];
-    for word in head.split(|b| !b.is_ascii_alphabetic()) {
-        if word.len() < 4 || word.len() > 8 {
-            continue;
+    let mut rest = head;
+    while let Some(start) = rest.iter().position(u8::is_ascii_alphabetic) {
+        let word = &rest[start..];
+        let len = word
+            .iter()
+            .position(|b| !b.is_ascii_alphabetic())
+            .unwrap_or(word.len());
+        if let Some(level) = level_of(&word[..len]) {
+            return Some(level);
         }
-        for (name, level) in LEVELS {
-            if word.eq_ignore_ascii_case(name.as_bytes())
-                && (word == name.as_bytes() || word.iter().all(u8::is_ascii_lowercase))
-            {
-                return Some(level);
-            }
-        }
+        rest = &word[len..];
     }
     None
+}
+
+/// The level `word` names, as written in capitals or in lower case. Each name has its
+/// own length and first letter, so one comparison settles a word (a line's head is
+/// read on every text line).
+fn level_of(word: &[u8]) -> Option<Level> {
+    let (name, level) = match (word.len(), word.first()? | 0x20) {
+        (4, b'w') => ("WARN", Level::Warn),
+        (4, b'i') => ("INFO", Level::Info),
+        (5, b'f') => ("FATAL", Level::Fatal),
+        (5, b'e') => ("ERROR", Level::Error),
+        (5, b'd') => ("DEBUG", Level::Debug),
+        (5, b't') => ("TRACE", Level::Trace),
+        (5, b'p') => ("PANIC", Level::Fatal),
+        (7, b'w') => ("WARNING", Level::Warn),
+        (8, b'c') => ("CRITICAL", Level::Fatal),
+        _ => return None,
+    };
+    let named = word.eq_ignore_ascii_case(name.as_bytes())
+        && (word == name.as_bytes() || word.iter().all(u8::is_ascii_lowercase));
+    named.then_some(level)
 }
 
 /// Bytes to text: invalid UTF-8 becomes U+FFFD ([`utf8_lossy`]), ANSI escape sequences
@@ -1741,6 +1752,46 @@ mod tests {
                 Just(None),
                 proptest::sample::select(Level::ALL.to_vec()).prop_map(Some)
             ]
+        }
+
+        /// The level word as first written: every word against every name.
+        fn level_word_by_every_name(head: &[u8]) -> Option<Level> {
+            const LEVELS: [(&str, Level); 9] = [
+                ("FATAL", Level::Fatal),
+                ("CRITICAL", Level::Fatal),
+                ("ERROR", Level::Error),
+                ("WARNING", Level::Warn),
+                ("WARN", Level::Warn),
+                ("INFO", Level::Info),
+                ("DEBUG", Level::Debug),
+                ("TRACE", Level::Trace),
+                ("PANIC", Level::Fatal),
+            ];
+            head.split(|b| !b.is_ascii_alphabetic()).find_map(|word| {
+                LEVELS.iter().find_map(|&(name, level)| {
+                    (word.eq_ignore_ascii_case(name.as_bytes())
+                        && (word == name.as_bytes() || word.iter().all(u8::is_ascii_lowercase)))
+                    .then_some(level)
+                })
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// The level word found by length and first letter is the one every name
+            /// tried against every word finds: level names in any casing among other
+            /// words and bytes, and any bytes.
+            #[test]
+            fn the_level_word_is_the_first_name_in_capitals_or_lower_case(
+                head in prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..80),
+                    "([ \\[\\]=:0-9.é-]{0,3}(?i:fatal|critical|error|warning|warn|info|debug|trace|panic|panics|in|war|x){0,1}){0,8}"
+                        .prop_map(String::into_bytes),
+                ]
+            ) {
+                prop_assert_eq!(level_word(&head), level_word_by_every_name(&head));
+            }
         }
 
         proptest! {
