@@ -505,6 +505,24 @@ mod tests {
         }
     }
 
+    /// Whether a run of digits and separators with a digit on each side holds 13
+    /// digits, a byte at a time: the reference for the gate.
+    fn has_card_run(bytes: &[u8]) -> bool {
+        let digit = |k: usize| bytes.get(k).is_some_and(u8::is_ascii_digit);
+        let mut digits = 0;
+        for (k, b) in bytes.iter().enumerate() {
+            if b.is_ascii_digit() {
+                digits += 1;
+            } else if !(matches!(b, b' ' | b'-') && k > 0 && digit(k - 1) && digit(k + 1)) {
+                digits = 0;
+            }
+            if digits >= MIN_DIGITS {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Valid card numbers of several networks and lengths.
     const CARDS: [&str; 6] = [
         "4111111111111111",
@@ -544,6 +562,24 @@ mod tests {
         #[test]
         fn the_gate_is_never_wrong_on_digit_soup(text in "[0-9 .a-]{0,300}") {
             prop_assert!(cuts(&text) == 0 || may_hold(text.as_bytes()), "{text:?}");
+        }
+
+        /// The gate says exactly whether some run of digits and single separators
+        /// holds 13 digits: runs inside a block, across one or several blocks' edges,
+        /// at the text's start and end, separators on a block's first and last byte.
+        #[test]
+        fn the_gate_is_the_run_of_digits_read_a_byte_at_a_time(
+            text in prop_oneof![
+                "[0-9 -]{0,400}",
+                "[0-9 .a-]{0,300}",
+                "([0-9]{1,20}[ -]{1,2}){0,30}",
+                "(x{0,70}[0-9]{1,14}[ -]?){0,12}",
+                // Separators on and around the blocks' edges (bytes 63, 64, 127, 128).
+                "x{50,66}([0-9]{1,3}[ -]){1,8}[0-9]{0,14}",
+                "x{115,130}([0-9]{1,3}[ -]){1,8}[0-9]{0,14}",
+            ]
+        ) {
+            prop_assert_eq!(may_hold(text.as_bytes()), has_card_run(text.as_bytes()), "{:?}", text);
         }
 
         /// The same pass says whether a run of hex digits, spaces and commas of `min`
