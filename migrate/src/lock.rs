@@ -48,8 +48,11 @@ const PROBE_RETRY: Retry = Retry {
 };
 /// How many times a refused run tries to unlock on the backend that holds its lock (a
 /// transaction pool may send each try to another backend; PgBouncer with
-/// `server_round_robin` takes its server connections in turn).
-const UNLOCK_TRIES: usize = 10;
+/// `server_round_robin` takes its idle server connections in turn, so reaching one
+/// takes as many tries as the pool has: its `default_pool_size` is 20, and a pool
+/// grows while transactions overlap). Each try is one short statement; they stop at
+/// the first that lands.
+const UNLOCK_TRIES: usize = 64;
 
 /// The `pg_locks` row of the migration lock in the current database, held by `pid` (an
 /// SQL expression). `pg_try_advisory_lock(int4, int4)` puts the first key in `classid`,
@@ -410,8 +413,9 @@ impl Held {
     /// split it (a prepared statement's parse and execution can land on two backends).
     fn unlock(&self) -> String {
         format!(
-            "DO $$ BEGIN IF pg_backend_pid() <> {pid} THEN RAISE EXCEPTION 'not backend {pid}, \
-             which holds the migration lock'; END IF; PERFORM pg_advisory_unlock({}, {}); END $$",
+            "DO $$ BEGIN IF pg_backend_pid() <> {pid} THEN RAISE EXCEPTION 'backend %, not \
+             backend {pid}, which holds the migration lock', pg_backend_pid(); END IF; \
+             PERFORM pg_advisory_unlock({}, {}); END $$",
             KEY.0,
             KEY.1,
             pid = self.pid
