@@ -1151,9 +1151,12 @@ pub fn walks_agree(bytes: &[u8], extra_keys: &[String]) -> Option<bool> {
     agrees
 }
 
-/// Pieces shorter than this are walked without the prefilter: its test of a position
-/// near the text's end is a byte at a time.
-const FILTER_MIN: usize = 64;
+/// Pieces shorter than this are walked byte by byte without the prefilter: below it a
+/// walk of every byte costs about what the prefilter's test (one block of 32, the
+/// text's last bytes copied into zeros) and the walks from its marks cost. Above it the
+/// test wins even for a short line: at 64, as it was, the corpus's lines cut to 40
+/// bytes ran 8 % slower (`docs/performance-history.md`, the thirty-fifth round).
+const FILTER_MIN: usize = 16;
 
 /// Walks the bytes of `range` in `bytes` from `sid` as [`walk_one`] would, reading only
 /// from each byte marked in `marks` (bit `p - range.start`: a word may start at `p`) on,
