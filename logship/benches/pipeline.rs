@@ -1,13 +1,16 @@
 //! Throughput of capture + structure + sanitize + batch on one core, over the shared
-//! log corpus (`../shared/bench/corpus.py`, the corpus the peers were measured on).
-//! Prints figures; asserts nothing.
+//! log corpus (`../shared/bench/corpus.py`, the corpus the peers were measured on),
+//! and over the same lines cut to 40 bytes: what a line costs whatever its length, and
+//! what each further byte adds. Prints figures; asserts nothing.
 //!
 //!   cargo bench -p logship --bench pipeline          (generates a 200 MB corpus once)
 //!   BENCH_PIPELINE_CORPUS=/path/corpus.log cargo bench -p logship --bench pipeline
 //!
 //! For profiling and for comparing two builds' output:
 //!   BENCH_PIPELINE_ROUNDS=1            runs per input (default 3: the best is reported)
-//!   BENCH_PIPELINE_ADVERSARIAL_MB=0    the corpus only, no adversarial inputs
+//!   BENCH_PIPELINE_ADVERSARIAL_MB=0    no adversarial inputs
+//!   BENCH_PIPELINE_LINES=0             the corpus only: neither the lines cut to 40
+//!                                      bytes nor the adversarial inputs
 //!   BENCH_PIPELINE_ONLY=escapes        only the adversarial inputs whose name has this
 //!   BENCH_PIPELINE_OUT=/path           writes every shipped event of the corpus's last
 //!                                      run, one per line, in the order the sink took them
@@ -109,18 +112,35 @@ fn adversarial(size: usize) -> Vec<(String, Vec<u8>)> {
     inputs
 }
 
-/// Runs `data` through capture → structure → sanitize → batch three times; the best
+/// The length [`cut_lines`] cuts the corpus's lines to: about the shortest lines apps
+/// write (`GET /health 200 0.4 ms`), and short enough that what a line costs whatever
+/// its length is most of it.
+const SHORT_LINE: usize = 40;
+
+/// `data` with each line cut to its first `len` bytes (its newline kept).
+fn cut_lines(data: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        out.extend_from_slice(&body[..body.len().min(len)]);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Runs `data` through capture → structure → sanitize → batch `rounds` times; the best
 /// time, the events and the batches.
 fn measure(
     runtime: &tokio::runtime::Runtime,
     data: &[u8],
     new_sanitizer: &dyn Fn() -> Arc<Current>,
     mut out: Option<&mut Vec<u8>>,
+    rounds: usize,
 ) -> (Duration, usize, usize, Arc<Current>) {
     let mut best = Duration::MAX;
     let (mut batches, mut shipped_events) = (0, 0);
     let mut sanitizer = new_sanitizer();
-    for _ in 0..rounds() {
+    for _ in 0..rounds {
         // Only the last run's events are kept.
         if let Some(out) = out.as_deref_mut() {
             out.clear();
@@ -209,7 +229,7 @@ fn main() {
     let out_path = std::env::var_os("BENCH_PIPELINE_OUT").map(PathBuf::from);
     let mut out = out_path.as_ref().map(|_| Vec::new());
     let (best, shipped_events, batches, sanitizer) =
-        measure(&runtime, &data, &new_sanitizer, out.as_mut());
+        measure(&runtime, &data, &new_sanitizer, out.as_mut(), rounds());
     if let (Some(path), Some(out)) = (&out_path, &out) {
         std::fs::write(path, out).expect("write BENCH_PIPELINE_OUT");
     }
@@ -229,6 +249,35 @@ fn main() {
     let mut counts = sanitizer.get().counts();
     counts.sort();
     println!("  redactions by detector: {counts:?}");
+    // What a line costs as such, whatever its length: the same lines cut short, each
+    // pass alternating with one of the corpus (the best of each), so that both figures
+    // are of the same minutes.
+    let short = cut_lines(&data, SHORT_LINE);
+    let (mut best, mut short_best) = (best, Duration::MAX);
+    let cut_rounds = match std::env::var("BENCH_PIPELINE_LINES").as_deref() {
+        Ok("0") => 0,
+        _ => rounds(),
+    };
+    for _ in 0..cut_rounds {
+        short_best = short_best.min(measure(&runtime, &short, &new_sanitizer, None, 1).0);
+        best = best.min(measure(&runtime, &data, &new_sanitizer, None, 1).0);
+    }
+    if cut_rounds == 0 {
+        return;
+    }
+    let ns_a_line = |d: Duration| d.as_secs_f64() * 1e9 / lines.max(1) as f64;
+    let (long_ns, short_ns) = (ns_a_line(best), ns_a_line(short_best));
+    let mean_len = data.len() as f64 / lines.max(1) as f64;
+    let short_len = short.len() as f64 / lines.max(1) as f64;
+    // A line's cost as `a + b × its length`, through the two points.
+    let per_byte = (long_ns - short_ns) / (mean_len - short_len).max(1.0);
+    let per_line = short_ns - per_byte * short_len;
+    println!(
+        "  {long_ns:.0} ns a line of {mean_len:.0} bytes on average; the same lines cut to \
+         {SHORT_LINE} bytes: {short_ns:.0} ns a line ({:.0} MB/s); so about {per_line:.0} ns \
+         a line and {per_byte:.2} ns a byte",
+        short.len() as f64 / 1e6 / short_best.as_secs_f64(),
+    );
 
     let size: usize = std::env::var("BENCH_PIPELINE_ADVERSARIAL_MB")
         .ok()
@@ -246,7 +295,7 @@ fn main() {
         if !name.contains(only.as_str()) {
             continue;
         }
-        let (best, _, _, _) = measure(&runtime, &input, &new_sanitizer, None);
+        let (best, _, _, _) = measure(&runtime, &input, &new_sanitizer, None, rounds());
         let mb_s = input.len() as f64 / 1e6 / best.as_secs_f64();
         println!("  {name:<44} {mb_s:>8.0} {:>10.2}", corpus_mb_s / mb_s);
     }
