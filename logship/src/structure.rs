@@ -38,7 +38,7 @@ use crate::json::{
     json_string, json_string_len, push_json_string, quick_object, utf8_lossy, Checked, Quick,
     Scalar,
 };
-use crate::sanitize::Sanitizer;
+use crate::sanitize::{NoSecret, Sanitizer};
 use crate::time::{epoch_number_ms, parse_rfc3339_ms, push_rfc3339, Rfc3339Writer};
 
 /// Kept here for the callers outside this crate's `src` that still name it so (the
@@ -146,6 +146,11 @@ pub struct Event {
     /// them ([`Sanitizer::may_find_around`]): nothing is left to look at. 0 for any
     /// other event.
     pub redacted_to: usize,
+    /// An app's JSON line in which the sanitizer it is to be sanitized with found no
+    /// loaded secret standing as written, searching the chunk of lines it came in
+    /// ([`Sanitizer::secret_starts`]), nor could one reach into the fields the agent
+    /// added: that search is not made again for the event. `None` for any other event.
+    pub vouched: Option<NoSecret>,
 }
 
 impl Event {
@@ -156,6 +161,7 @@ impl Event {
             json,
             head: 0,
             redacted_to: 0,
+            vouched: None,
         }
     }
 
@@ -170,7 +176,7 @@ impl Event {
         if self.redacted_to > self.head {
             sanitizer.sanitize_outside(&self.json, self.head..self.redacted_to)
         } else {
-            sanitizer.sanitize_after(&self.json, self.head)
+            sanitizer.sanitize_after_vouched(&self.json, self.head, self.vouched)
         }
     }
 }
@@ -228,6 +234,10 @@ pub struct Structurer {
     /// sanitizer finds nothing in the agent's own fields around the message, whatever
     /// the time; worked out on first need, once per sanitizer ([`Event::redacted_to`]).
     clean_around: [Option<bool>; Level::ALL.len() + 1],
+    /// Whether no loaded secret can reach into the fields an app's JSON line is closed
+    /// with (the ECS context and `}`), so that the line's [`NoSecret`] holds for its
+    /// event; worked out on first need, once per sanitizer.
+    clean_close: Option<bool>,
     /// Messages the sanitizer failed on (a bug), not yet counted by the caller.
     failed: u64,
     /// Writes the events' timestamps (the date worked out once per second).
@@ -272,13 +282,17 @@ struct Pending {
     /// first continuation line comes (most events never get one), then kept up to date
     /// line by line so the limit never needs a rescan of the message.
     json_bytes: Option<usize>,
+    /// Every line of `message` is, byte for byte, a line the sanitizer vouched for
+    /// ([`Structurer::push_vouched`]).
+    vouched: Option<NoSecret>,
 }
 
 impl Pending {
-    fn new(received_ms: i64, text: String, kind: Block) -> Self {
+    fn new(received_ms: i64, text: String, kind: Block, vouched: Option<NoSecret>) -> Self {
         Pending {
             received_ms,
             json_bytes: None,
+            vouched,
             message: text,
             kind,
             lines: 1,
@@ -339,6 +353,7 @@ impl Structurer {
             pending: None,
             sanitizer: None,
             clean_around: [None; Level::ALL.len() + 1],
+            clean_close: None,
             failed: 0,
             stamps: Rfc3339Writer::default(),
             spare: String::new(),
@@ -359,6 +374,7 @@ impl Structurer {
             .is_some_and(|s| Arc::ptr_eq(s, &sanitizer))
         {
             self.clean_around = Default::default();
+            self.clean_close = None;
             self.sanitizer = Some(sanitizer);
         }
     }
@@ -445,8 +461,24 @@ impl Structurer {
     /// it completes (the pending one it does not continue, and itself if it cannot be
     /// continued). Empty lines produce nothing: the service rejects empty messages.
     pub fn push(&mut self, line: &[u8], now_ms: i64, out: &mut Vec<Event>) {
+        self.push_vouched(line, now_ms, out, None);
+    }
+
+    /// [`Structurer::push`] of a line the sanitizer vouched for: no loaded secret
+    /// stands in it as written ([`Sanitizer::secret_starts`]). That holds for the
+    /// event's text only where it is the line as read (valid UTF-8, nothing stripped)
+    /// and the sanitizer is still the one in use when the event is written.
+    pub fn push_vouched(
+        &mut self,
+        line: &[u8],
+        now_ms: i64,
+        out: &mut Vec<Event>,
+        vouched: Option<NoSecret>,
+    ) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        self.push_text(decode(line, self.strip_ansi), now_ms, out);
+        let text = decode(line, self.strip_ansi);
+        let vouched = vouched.filter(|_| matches!(text, Cow::Borrowed(_)));
+        self.push_text(text, now_ms, out, vouched);
     }
 
     /// [`Structurer::push`] of a line the caller hands over: its memory becomes the
@@ -462,11 +494,17 @@ impl Structurer {
             Cow::Borrowed(_) => String::from_utf8(line)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         };
-        self.push_text(Cow::Owned(text), now_ms, out);
+        self.push_text(Cow::Owned(text), now_ms, out, None);
     }
 
     /// [`Structurer::push`] of a line already decoded.
-    fn push_text(&mut self, text: Cow<'_, str>, now_ms: i64, out: &mut Vec<Event>) {
+    fn push_text(
+        &mut self,
+        text: Cow<'_, str>,
+        now_ms: i64,
+        out: &mut Vec<Event>,
+        vouched: Option<NoSecret>,
+    ) {
         if text.trim().is_empty() {
             // A blank line may sit inside a traceback or PEM block; elsewhere it ends one.
             if let Some(p) = &mut self.pending {
@@ -487,6 +525,10 @@ impl Structurer {
                         p.lines += 1;
                         p.json_bytes = Some(p.json_bytes() + 2 + line_bytes);
                         p.kind = block_after(p.kind, &text);
+                        // A secret of one line stands within one of them; one of
+                        // several lines is looked for in the joined text whatever the
+                        // word ([`Sanitizer::secret_starts`]).
+                        p.vouched = p.vouched.filter(|v| Some(*v) == vouched);
                         return;
                     }
                     // Full: the line starts the next event, which stays in the block
@@ -495,18 +537,18 @@ impl Structurer {
                     let kind = block_after(p.kind, &text);
                     self.flush(out);
                     let message = self.owned(text);
-                    self.pending = Some(Pending::new(now_ms, message, kind));
+                    self.pending = Some(Pending::new(now_ms, message, kind, vouched));
                     return;
                 }
             }
         }
         self.flush(out);
-        if let Some(event) = self.json_event(&text, now_ms) {
+        if let Some(event) = self.json_event(&text, now_ms, vouched) {
             out.push(event);
             return;
         }
         let message = self.owned(text);
-        let mut pending = Pending::new(now_ms, message, Block::Plain);
+        let mut pending = Pending::new(now_ms, message, Block::Plain, vouched);
         start_block(&mut pending);
         if self.multiline {
             self.pending = Some(pending);
@@ -537,7 +579,7 @@ impl Structurer {
         self.pending.is_some()
     }
 
-    fn json_event(&mut self, text: &str, now_ms: i64) -> Option<Event> {
+    fn json_event(&mut self, text: &str, now_ms: i64, vouched: Option<NoSecret>) -> Option<Event> {
         let trimmed = text.trim();
         if !(trimmed.starts_with('{') && trimmed.ends_with('}')) {
             return None;
@@ -550,10 +592,15 @@ impl Structurer {
         .or_else(|| serde_json::from_str(trimmed).ok())?;
         let app_ms = probe.stamps.into_iter().flatten().find_map(stamp_ms);
         let mut json = self.buffer(trimmed.len() + self.context_field.len());
+        let mut vouched = vouched;
         match trimmed.strip_suffix('}') {
             Some(open) if !self.context_field.is_empty() => {
                 // `open` starts with `{` (checked above): is the object empty?
                 let empty = open.get(1..).is_some_and(|inside| inside.trim().is_empty());
+                // The line vouches for `open`, a part of it; the rest is the agent's.
+                if empty || !self.clean_close() {
+                    vouched = None;
+                }
                 json.push_str(open);
                 let field = &self.context_field;
                 json.push_str(if empty {
@@ -565,14 +612,28 @@ impl Structurer {
             }
             _ => json.push_str(trimmed),
         }
-        Some(Event::new(accept_timestamp(app_ms, now_ms), json))
+        let mut event = Event::new(accept_timestamp(app_ms, now_ms), json);
+        event.vouched = vouched;
+        Some(event)
+    }
+
+    /// Whether no loaded secret can reach into the context field and `}` that close an
+    /// app's JSON line ([`Sanitizer::may_reach_into`]), once per sanitizer.
+    fn clean_close(&mut self) -> bool {
+        let Some(sanitizer) = &self.sanitizer else {
+            return false;
+        };
+        *self
+            .clean_close
+            .get_or_insert_with(|| !sanitizer.may_reach_into(&format!("{}}}", self.context_field)))
     }
 
     fn text_event(&mut self, p: Pending) -> Event {
         let redacted = match &self.sanitizer {
             None => Redacted::NotLooked,
             Some(sanitizer) => {
-                match catch_unwind(AssertUnwindSafe(|| sanitizer.redact_text(&p.message))) {
+                let redact = || sanitizer.redact_text_vouched(&p.message, p.vouched);
+                match catch_unwind(AssertUnwindSafe(redact)) {
                     Ok(Cow::Borrowed(_)) => Redacted::Nothing,
                     Ok(Cow::Owned(text)) => Redacted::To(text),
                     // Never ship what could not be sanitized.
@@ -628,6 +689,7 @@ impl Structurer {
             json,
             head,
             redacted_to,
+            vouched: None,
         }
     }
 }

@@ -26,7 +26,9 @@
 //! Every pass is linear in the event's length: a walk of one DFA over every detector's
 //! trigger words (a table step per byte, from the bytes a SIMD pass marks as where a
 //! word may start: [`prefilter`]), an Aho-Corasick search for the secret forms
-//! (overlapping matches only looked for in windows around a hit), a pass of 64-byte
+//! (overlapping matches only looked for in windows around a hit; the capture makes it
+//! once for a chunk of lines and a line in which none starts is not searched again:
+//! [`Sanitizer::secret_starts`], [`NoSecret`]), a pass of 64-byte
 //! bit masks that lets only a text with a run of 13 digits on to the card check, and
 //! — only for string literals holding a `\` or `%` — decoding into a buffer that maps
 //! back to the source, at most [`MAX_DECODE_DEPTH`] levels. Trigger
@@ -440,6 +442,9 @@ struct Scan<'t> {
     /// Bytes no detector looks at: a text event's message already redacted as text
     /// ([`Sanitizer::sanitize_outside`]); empty for any other scan.
     skip: Range<usize>,
+    /// No loaded secret stands as written in the text ([`NoSecret`]): that one search
+    /// is not made.
+    secret_free: bool,
 }
 
 impl<'t> Scan<'t> {
@@ -454,6 +459,7 @@ impl<'t> Scan<'t> {
             layout: None,
             head: 0,
             skip: 0..0,
+            secret_free: false,
         }
     }
 
@@ -638,7 +644,19 @@ pub struct Sanitizer {
     /// for their places, instead of a pass per pattern over every text.
     custom_set: Option<regex::RegexSet>,
     counts: [AtomicU64; DETECTORS.len()],
+    /// This sanitizer among all built in the process, for [`NoSecret`].
+    id: u64,
 }
+
+/// Gives each sanitizer its [`Sanitizer::id`].
+static SANITIZERS: AtomicU64 = AtomicU64::new(1);
+
+/// One sanitizer's word that no loaded secret stands as written in a text: the search
+/// over a whole chunk of lines found none there ([`Sanitizer::secret_starts`]). Only that
+/// sanitizer takes it ([`Sanitizer::redact_text_vouched`]): the secrets of another (a
+/// rotation) were not looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoSecret(u64);
 
 /// From this many `DECKHAND_REDACT_PATTERNS` on, they are looked for as one set first.
 /// Fewer are faster one by one, each with its own literal search (the bench corpus,
@@ -677,6 +695,7 @@ impl Sanitizer {
                 .then(|| regex::RegexSet::new(config.extra_patterns.iter().map(Regex::as_str)))
                 .and_then(Result::ok),
             counts: Default::default(),
+            id: SANITIZERS.fetch_add(1, Ordering::Relaxed),
         };
         (sanitizer, skipped)
     }
@@ -693,10 +712,23 @@ impl Sanitizer {
     /// `stdout`); the trigger words, the card check and the decoding of escaped strings
     /// start at `head`. A `head` past the end or not on a char boundary counts as 0.
     pub fn sanitize_after<'a>(&self, event: &'a str, head: usize) -> Cow<'a, str> {
+        self.sanitize_after_vouched(event, head, None)
+    }
+
+    /// [`Sanitizer::sanitize_after`] of an event this sanitizer vouched for: with
+    /// `Some` of its own [`NoSecret`], the loaded secrets are not looked for as they
+    /// stand (only decoded, as hex, and by every other detector).
+    pub fn sanitize_after_vouched<'a>(
+        &self,
+        event: &'a str,
+        head: usize,
+        vouched: Option<NoSecret>,
+    ) -> Cow<'a, str> {
         let mut scan = Scan::new(event, Mode::Json);
         if event.is_char_boundary(head) {
             scan.head = head;
         }
+        scan.secret_free = self.vouched(vouched, event);
         self.detect(&mut scan);
         if scan.cuts.is_empty() {
             return Cow::Borrowed(event);
@@ -766,13 +798,59 @@ impl Sanitizer {
     /// A raw log line with every span of [`Sanitizer::text_spans`] replaced by its
     /// label; borrowed when there is nothing to redact.
     pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.redact_text_vouched(text, None)
+    }
+
+    /// [`Sanitizer::redact_text`] of a text this sanitizer vouched for (see
+    /// [`Sanitizer::sanitize_after_vouched`]).
+    pub fn redact_text_vouched<'a>(
+        &self,
+        text: &'a str,
+        vouched: Option<NoSecret>,
+    ) -> Cow<'a, str> {
         let mut scan = Scan::new(text, Mode::Text);
+        scan.secret_free = self.vouched(vouched, text);
         self.detect(&mut scan);
         if scan.cuts.is_empty() {
             return Cow::Borrowed(text);
         }
         let cuts = self.settle(&mut scan);
         Cow::Owned(self.apply(text, &cuts))
+    }
+
+    /// Looks for the loaded secrets as they stand in `bytes`, a chunk of lines read from
+    /// the app, once for all its lines: pushes where each match of a leftmost search
+    /// starts to `starts`, in order, and returns this sanitizer's [`NoSecret`] for every
+    /// line of `bytes` in which none starts. `None` (nothing pushed) when that search
+    /// could not be built.
+    ///
+    /// Why a line without a start holds no secret: a leftmost search reports, from
+    /// wherever it stands, the match that starts first; no match crosses a line end, so
+    /// the search stands at or before each line's start when it reaches that line, and
+    /// the line's first secret would be reported. The forms of a secret that hold a line
+    /// end (a multi-line value, whole) are left out of this search, since they would
+    /// cross lines; they never stand within one line, and a text joined from several
+    /// lines is searched for them whatever the word ([`Sanitizer::redact_text_vouched`]).
+    pub fn secret_starts(&self, bytes: &[u8], starts: &mut Vec<usize>) -> Option<NoSecret> {
+        self.secrets
+            .starts(bytes, starts)
+            .then_some(NoSecret(self.id))
+    }
+
+    /// Whether a loaded secret could stand, as the search of an event's JSON looks for
+    /// it, across or after the start of `tail` in a text that ends with `tail` (the
+    /// agent's own fields that close an app's JSON line): then the line's
+    /// [`NoSecret`] does not hold for the event. Once per sanitizer, not per event.
+    pub fn may_reach_into(&self, tail: &str) -> bool {
+        self.secrets.may_reach_into(tail.as_bytes())
+    }
+
+    /// Whether `vouched` is this sanitizer's own word, and holds for `text`: not for a
+    /// text with a line end when a secret's form holds one
+    /// ([`Sanitizer::secret_starts`]).
+    fn vouched(&self, vouched: Option<NoSecret>, text: &str) -> bool {
+        vouched == Some(NoSecret(self.id))
+            && !(self.secrets.newline && memchr::memchr(b'\n', text.as_bytes()).is_some())
     }
 
     /// The longest form of a loaded secret, in bytes (0 with none loaded). An escaped
@@ -807,7 +885,9 @@ impl Sanitizer {
     /// Runs every detector over the scan's text; the cuts land in `scan.cuts`.
     fn detect(&self, scan: &mut Scan) {
         let bytes = scan.bytes();
-        self.secrets.find_raw(scan);
+        if !scan.secret_free {
+            self.secrets.find_raw(scan);
+        }
         scan.work += bytes.len();
         // The DFA is walked by hand rather than through `find_iter`: on a line dense
         // with trigger words, each reported match costs an iterator restart several

@@ -59,6 +59,14 @@ pub(super) struct Needles {
     longest_list: usize,
     /// Some needle holds a space: `+` in percent-encoded text may stand for it.
     plus_space: bool,
+    /// Some needle holds a `\n` (a multi-line value, whole): it never stands within one
+    /// line, and a text with a line end is searched for it ([`Needles::starts`]).
+    pub(super) newline: bool,
+    /// With such needles, a search for the others, over many lines at once
+    /// ([`Needles::starts`]); `None` without them, or with only them.
+    in_line: Option<AhoCorasick>,
+    /// Every needle holds a `\n`.
+    all_multi_line: bool,
     /// The secrets an app may print as bytes, in hex ([`super::hex`]).
     hex: Option<HexNeedles>,
 }
@@ -114,6 +122,41 @@ impl Needles {
                 self.search(&list.bytes, |a, b| list.source(a, b), false, scan);
             });
         });
+    }
+
+    /// Pushes to `starts` where each leftmost match in `buf` of the needles that fit
+    /// in one line starts, in order (see [`super::Sanitizer::secret_starts`]). Every
+    /// such needle counts, also those that JSON text is only searched for decoded:
+    /// more lines are searched, none less. False when that search could not be built.
+    pub(super) fn starts(&self, buf: &[u8], starts: &mut Vec<usize>) -> bool {
+        let at = |m: aho_corasick::Match| m.start();
+        match (self.newline, &self.in_line, &self.any, &self.first) {
+            (true, Some(in_line), _, _) => starts.extend(in_line.find_iter(buf).map(at)),
+            // None fits in a line, or the search could not be built.
+            (true, None, ..) => return self.all_multi_line,
+            (false, _, Some(any), _) => starts.extend(any.find_iter(buf).map(at)),
+            (false, _, None, Some(first)) => starts.extend(first.find_iter(buf).map(at)),
+            // Without an automaton `find_raw` finds nothing either.
+            (false, _, None, None) => {}
+        }
+        true
+    }
+
+    /// Whether a needle that JSON text is searched for raw could stand in a text of one
+    /// line that ends with `tail` and take in any of it: the needle is inside `tail`,
+    /// or one of its ends (a suffix) begins `tail`. Linear in the needles' total times
+    /// `tail`'s length.
+    pub(super) fn may_reach_into(&self, tail: &[u8]) -> bool {
+        self.raw_in_json.iter().any(|needle| {
+            let needle = needle.as_bytes();
+            if needle.contains(&b'\n') {
+                // Not in a text of one line (see `starts`).
+                return false;
+            }
+            !needle.is_empty() && tail.windows(needle.len()).any(|w| w == needle)
+                || (1..needle.len())
+                    .any(|from| needle.get(from..).is_some_and(|end| tail.starts_with(end)))
+        })
     }
 
     /// Some needle searched raw in JSON text holds a `\`: the agent's escaping of an
@@ -652,6 +695,24 @@ pub(super) fn build(
         longest: needles.iter().map(String::len).max().unwrap_or(0),
         longest_list,
         plus_space: needles.iter().any(|n| n.contains(' ')),
+        newline: needles.iter().any(|n| n.contains('\n')),
+        in_line: needles
+            .iter()
+            .any(|n| n.contains('\n'))
+            .then(|| {
+                let in_line: Vec<&String> = needles.iter().filter(|n| !n.contains('\n')).collect();
+                (!in_line.is_empty())
+                    .then(|| {
+                        AhoCorasickBuilder::new()
+                            .match_kind(MatchKind::LeftmostFirst)
+                            .kind(automaton_kind(&needles))
+                            .build(in_line)
+                            .ok()
+                    })
+                    .flatten()
+            })
+            .flatten(),
+        all_multi_line: needles.iter().all(|n| n.contains('\n')),
         hex: HexNeedles::build(&hex_secrets),
     };
     (built, labels, skipped)

@@ -936,6 +936,67 @@ fn the_agents_own_fields_are_searched_for_loaded_secrets_only() {
     }
 }
 
+/// The search of a chunk of lines for loaded secrets ([`Sanitizer::secret_starts`]):
+/// where each starts; a word only its own sanitizer takes, and not for a text with a
+/// line end when a secret holds one.
+#[test]
+fn a_chunk_is_searched_once_and_vouches_only_for_its_own_sanitizer() {
+    use crate::structure::{Options, Stream, Structurer};
+    let s = std::sync::Arc::new(sanitizer(&[("DB", "s3cr3t-Db-pw")]));
+    let chunk = b"clean\nthe s3cr3t-Db-pw here\nclean again";
+    let mut starts = Vec::new();
+    let word = s.secret_starts(chunk, &mut starts);
+    assert!(word.is_some());
+    assert_eq!(starts, [10]);
+    assert_eq!(s.redact_text_vouched("s3cr3t-Db-pw", word), "s3cr3t-Db-pw");
+    // Another sanitizer's word is not taken, nor is it after a rotation.
+    let rotated = std::sync::Arc::new(sanitizer(&[("DB", "s3cr3t-Db-pw"), ("NEW", "n3w-s3cr3t")]));
+    assert_eq!(
+        rotated.redact_text_vouched("a n3w-s3cr3t", word),
+        "a [REDACTED]"
+    );
+    let mut structurer = Structurer::new(Stream::Stdout, &Options::default());
+    structurer.redact_with(s.clone());
+    let mut out = Vec::new();
+    structurer.push_vouched(b"a n3w-s3cr3t", 1, &mut out, word);
+    structurer.redact_with(rotated.clone());
+    structurer.flush(&mut out);
+    let [event] = &out[..] else {
+        panic!("one event")
+    };
+    let v: serde_json::Value = serde_json::from_str(&event.sanitized(&rotated)).unwrap();
+    assert_eq!(v["message"], "a [REDACTED]");
+
+    // A value of two lines too short to be secrets alone: only a text with a line end
+    // can hold it, and such a text is searched for it whatever the word.
+    let multi = sanitizer(&[("KEY", "ab12\ncd34")]);
+    starts.clear();
+    let word = multi.secret_starts(b"ab12\ncd34\nclean", &mut starts);
+    assert!(word.is_some() && starts.is_empty());
+    assert_eq!(
+        multi.redact_text_vouched("x ab12\ncd34 y", word),
+        "x [REDACTED] y"
+    );
+    assert_eq!(multi.redact_text_vouched("x ab12 y", word), "x ab12 y");
+    // No secrets: every line is vouched for.
+    let none = sanitizer(&[]);
+    assert!(none.secret_starts(chunk, &mut starts).is_some() && starts.is_empty());
+}
+
+/// Whether a loaded secret can reach into the fields that close an app's JSON line.
+#[test]
+fn a_secret_reaching_into_the_closing_fields_is_seen() {
+    let close = ",\"ecs\":{\"task_id\":\"task-1\"}}";
+    // Ends in the comma that starts the fields: the line's end and the fields hold it.
+    assert!(sanitizer(&[("A", "abcdef,")]).may_reach_into(close));
+    assert!(sanitizer(&[("A", "task-1")]).may_reach_into(close));
+    let s = sanitizer(&[("B", "zzzzzzzzzz")]);
+    assert!(!s.may_reach_into(close));
+    assert!(s.may_reach_into("zzzzzzzzzz}"), "inside");
+    assert!(s.may_reach_into("zz}"), "across its start");
+    assert!(!s.may_reach_into("}zz"));
+}
+
 #[test]
 fn clean_lines_are_borrowed() {
     let s = sanitizer(&[("A", "Zq9-7f3c1a2b9d4e-pw")]);
@@ -1977,6 +2038,44 @@ mod props {
         })
     }
 
+    /// A line of a chunk: text around one form of a loaded secret (`how` 0–6, see
+    /// [`encode`]), a piece of one (7: all but its last character), or none (8, 9);
+    /// maybe ending in `\r`.
+    fn chunk_line(
+    ) -> impl Strategy<Value = (String, String, prop::sample::Index, usize, bool, bool)> {
+        (
+            "\\PC{0,16}",
+            "\\PC{0,16}",
+            any::<prop::sample::Index>(),
+            0usize..10,
+            any::<bool>(),
+            any::<bool>(),
+        )
+    }
+
+    /// Each generated line of [`chunk_line`], made from `secrets`.
+    fn chunk_lines(
+        secrets: &[String],
+        lines: &[(String, String, prop::sample::Index, usize, bool, bool)],
+    ) -> Vec<String> {
+        lines
+            .iter()
+            .map(|(before, after, which, how, lower, cr)| {
+                let secret = which.get(secrets);
+                let form = match how {
+                    0..=6 => encode(secret, *how, *lower),
+                    7 => {
+                        let mut piece = secret.clone();
+                        piece.pop();
+                        piece
+                    }
+                    _ => String::new(),
+                };
+                format!("{before}{form}{after}{}", if *cr { "\r" } else { "" })
+            })
+            .collect()
+    }
+
     /// The built-in trigger words and their automaton, built once for every case.
     fn builtin_triggers() -> Option<&'static Triggers> {
         static TRIGGERS: std::sync::OnceLock<Option<Triggers>> = std::sync::OnceLock::new();
@@ -1985,6 +2084,41 @@ mod props {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The loaded secrets looked for once in a chunk of lines
+        /// ([`crate::capture::Vouch`]) redact each line as its own search would: a
+        /// line the chunk's search vouches for holds none, as text and as an app's
+        /// JSON line.
+        #[test]
+        fn a_chunk_searched_once_redacts_each_line_as_its_own_search(
+            lines in prop::collection::vec(chunk_line(), 1..12),
+            secrets in prop::collection::vec(secret(), 1..=3),
+        ) {
+            use crate::structure::{Options, Stream, Structurer};
+            let s = std::sync::Arc::new(build(&secrets));
+            let lines = chunk_lines(&secrets, &lines);
+            for json in [false, true] {
+                let texts: Vec<String> = lines
+                    .iter()
+                    .map(|l| if json { format!("{{\"m\":{}}}", json_string(l)) } else { l.clone() })
+                    .collect();
+                let chunk = texts.join("\n") + "\n";
+                let mut structurer = Structurer::new(Stream::Stdout, &Options::default());
+                structurer.redact_with(s.clone());
+                let mut starts = Vec::new();
+                let mut vouch = crate::capture::Vouch::new(&structurer, chunk.as_bytes(), &mut starts);
+                let mut at = 0;
+                for t in &texts {
+                    let word = vouch.line(at, at + t.len());
+                    at += t.len() + 1;
+                    if json {
+                        prop_assert_eq!(s.sanitize_after_vouched(t, 0, word), s.sanitize(t));
+                    } else {
+                        prop_assert_eq!(s.redact_text_vouched(t, word), s.redact_text(t));
+                    }
+                }
+            }
+        }
 
         #[test]
         fn no_loaded_secret_survives_in_any_encoding(
