@@ -21,6 +21,15 @@ pub fn control_texts_rest(data: &[u8]) -> Option<(u8, Vec<String>, &[u8])> {
     Some((control, texts, parts.next().unwrap_or_default()))
 }
 
+/// The input's texts as loaded secrets, named `S0`, `S1`, … in order.
+pub fn known_secrets(texts: &[String]) -> Vec<logship::sanitize::KnownSecret> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| logship::sanitize::KnownSecret::new(format!("S{i}"), v.as_str()))
+        .collect()
+}
+
 /// The windows of `len` characters of `text` (by characters, not bytes).
 pub fn windows(text: &str, len: usize) -> Vec<&str> {
     let mut bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();

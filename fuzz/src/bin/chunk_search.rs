@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use deckhand_fuzz::control_texts_rest;
+use deckhand_fuzz::{control_texts_rest, known_secrets};
 use logship::capture::Vouch;
-use logship::sanitize::{Config, KnownSecret, Sanitizer};
+use logship::sanitize::{Config, Sanitizer};
 use logship::structure::{Options, Stream, Structurer};
 
 fn main() {
@@ -20,11 +20,7 @@ fn main() {
             return;
         };
         let config = Config {
-            secrets: secrets
-                .iter()
-                .enumerate()
-                .map(|(i, v)| KnownSecret::new(format!("S{i}"), v.as_str()))
-                .collect(),
+            secrets: known_secrets(&secrets),
             ..Config::default()
         };
         let Ok((sanitizer, _)) = Sanitizer::new(config) else {

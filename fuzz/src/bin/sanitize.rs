@@ -17,8 +17,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use deckhand_fuzz::{control_texts_rest, json_bare_tokens, json_strings, unredacted_pieces};
-use logship::sanitize::{Config, KnownSecret, Sanitizer, MIN_SECRET_LEN};
+use deckhand_fuzz::{
+    control_texts_rest, json_bare_tokens, json_strings, known_secrets, unredacted_pieces,
+};
+use logship::sanitize::{Config, Sanitizer, MIN_SECRET_LEN};
 use logship::structure::{Event, Options, Stream, Structurer};
 
 fn main() {
@@ -28,11 +30,7 @@ fn main() {
         };
         let line = String::from_utf8_lossy(rest).into_owned();
         let config = Config {
-            secrets: secrets
-                .iter()
-                .enumerate()
-                .map(|(i, v)| KnownSecret::new(format!("S{i}"), v.as_str()))
-                .collect(),
+            secrets: known_secrets(&secrets),
             redact_name: control & 0b100 != 0,
             extra_patterns: if control & 0b1000 != 0 {
                 patterns()
