@@ -1,7 +1,8 @@
 //! The app-facing half of the pipeline: read one of the app's pipes to the end, split
 //! it into lines at memchr speed, and send each line through structure → sanitize →
-//! (stdout copy) → split → buffer. The loaded secrets are looked for once in each
-//! chunk read, not in each line ([`Vouch`]).
+//! (stdout copy) → split → buffer. What a line would cost on its own is paid once per
+//! chunk read where it can be: the search for the loaded secrets ([`Vouch`]), the
+//! UTF-8 check and the look for colour codes ([`Checked`]).
 //!
 //! It never waits on a sink: CloudWatch and the agent's own stdout copy both sit behind
 //! byte-bounded buffers, so with the default drop-oldest nothing can slow the app.
@@ -348,12 +349,13 @@ pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pip
         structurer.redact_with(pipeline.sanitizer.get());
         let mut data = chunk.as_slice();
         let mut vouch = Vouch::new(&structurer, data, &mut starts);
+        let checked = Checked::new(data);
         // Counted once a chunk: an atomic add per line waits for the line's stores.
         let mut lines_here = 0;
         while let Some(i) = memchr::memchr(b'\n', data) {
             let line_end = &data[..i];
             let at = chunk.len() - data.len();
-            let vouched = vouch.line(at, at + i);
+            let known = checked.line(at, at + i, vouch.line(at, at + i));
             if let Some(streaming) = long.take() {
                 pending.extend_from_slice(line_end);
                 let rest = std::mem::take(&mut pending);
@@ -364,10 +366,10 @@ pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pip
                     line(
                         &mut structurer,
                         Cow::Borrowed(line_end),
+                        known,
                         now,
                         &mut events,
                         stream,
-                        vouched,
                         &pipeline,
                     )
                 } else {
@@ -377,10 +379,10 @@ pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pip
                     line(
                         &mut structurer,
                         Cow::Owned(whole),
+                        Known::default(),
                         now,
                         &mut events,
                         stream,
-                        None,
                         &pipeline,
                     )
                 };
@@ -431,10 +433,10 @@ pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pip
             line(
                 &mut structurer,
                 Cow::Borrowed(&pending),
+                Known::default(),
                 now_ms(),
                 &mut events,
                 stream,
-                None,
                 &pipeline,
             ),
         );
@@ -670,22 +672,66 @@ impl<'a> Vouch<'a> {
     }
 }
 
-/// Structures one line of `stream`, with the sanitizer's word for it; a failure loses
-/// that line only (see the module docs). A line gathered across reads is handed over
-/// when it is longer than one read: its memory becomes its event's message.
+/// What one pass over a chunk's lines found, besides the secrets ([`Vouch`]): whether
+/// they are UTF-8 and hold an escape byte at all. Each line is then not checked for
+/// either on its own (a check of a few dozen bytes costs its set-up).
+struct Checked<'a> {
+    /// The chunk's lines that end in it, when they are UTF-8.
+    text: Option<&'a str>,
+    /// They hold an escape byte (a colour code to strip, maybe).
+    colour: bool,
+}
+
+impl<'a> Checked<'a> {
+    fn new(chunk: &'a [u8]) -> Checked<'a> {
+        let lines = memchr::memrchr(b'\n', chunk).and_then(|end| chunk.get(..end));
+        let text = lines.and_then(|lines| simdutf8::basic::from_utf8(lines).ok());
+        Checked {
+            text,
+            colour: text.is_some_and(|t| memchr::memchr(0x1b, t.as_bytes()).is_some()),
+        }
+    }
+
+    /// What is known of the line at `from..to` of the chunk, with the sanitizer's word.
+    fn line(&self, from: usize, to: usize, vouched: Option<NoSecret>) -> Known<'a> {
+        Known {
+            text: self.text.and_then(|t| t.get(from..to)),
+            colour: self.colour,
+            vouched,
+        }
+    }
+}
+
+/// What the passes over its chunk found of one line ([`Checked`], [`Vouch`]).
+#[derive(Default)]
+struct Known<'a> {
+    /// The line, when its chunk is UTF-8.
+    text: Option<&'a str>,
+    colour: bool,
+    vouched: Option<NoSecret>,
+}
+
+/// Structures one line of `stream`, with what the passes over its chunk found of it; a
+/// failure loses that line only (see the module docs). A line gathered across reads is
+/// handed over when it is longer than one read: its memory becomes its event's message.
 fn line(
     structurer: &mut Structurer,
     bytes: Cow<'_, [u8]>,
+    known: Known<'_>,
     now: i64,
     events: &mut Vec<Event>,
     stream: Stream,
-    vouched: Option<NoSecret>,
     pipeline: &Pipeline,
 ) -> u64 {
     let len = bytes.len();
-    let pushed = catch_unwind(AssertUnwindSafe(|| match bytes {
-        Cow::Owned(bytes) if bytes.len() > READ_CHUNK => structurer.push_owned(bytes, now, events),
-        bytes => structurer.push_vouched(&bytes, now, events, vouched),
+    let pushed = catch_unwind(AssertUnwindSafe(|| match (bytes, known.text) {
+        (Cow::Owned(bytes), _) if bytes.len() > READ_CHUNK => {
+            structurer.push_owned(bytes, now, events)
+        }
+        (_, Some(text)) => {
+            structurer.push_str_vouched(text, known.colour, now, events, known.vouched)
+        }
+        (bytes, None) => structurer.push_vouched(&bytes, now, events, known.vouched),
     }));
     if pushed.is_err() {
         // Its state may be half-updated: start afresh (a pending multi-line event it

@@ -481,6 +481,26 @@ impl Structurer {
         self.push_text(text, now_ms, out, vouched);
     }
 
+    /// [`Structurer::push_vouched`] of a line already known to be UTF-8 (its chunk was
+    /// checked whole). `colour`: its chunk holds an escape byte; without one, no line
+    /// of it has a colour code to strip.
+    pub fn push_str_vouched(
+        &mut self,
+        line: &str,
+        colour: bool,
+        now_ms: i64,
+        out: &mut Vec<Event>,
+        vouched: Option<NoSecret>,
+    ) {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let text = match colour {
+            true => without_colour(Cow::Borrowed(line), self.strip_ansi),
+            false => Cow::Borrowed(line),
+        };
+        let vouched = vouched.filter(|_| matches!(text, Cow::Borrowed(_)));
+        self.push_text(text, now_ms, out, vouched);
+    }
+
     /// [`Structurer::push`] of a line the caller hands over: its memory becomes the
     /// event's message (when the line is valid UTF-8 and nothing is stripped) instead
     /// of being copied, which matters for a line of megabytes.
@@ -1005,11 +1025,15 @@ fn level_of(word: &[u8]) -> Option<Level> {
 
 /// Bytes to text: invalid UTF-8 becomes U+FFFD ([`utf8_lossy`]), ANSI escape sequences
 /// go (optionally).
-fn decode(line: &[u8], strip_ansi: bool) -> std::borrow::Cow<'_, str> {
-    let text = utf8_lossy(line);
+fn decode(line: &[u8], strip_ansi: bool) -> Cow<'_, str> {
+    without_colour(utf8_lossy(line), strip_ansi)
+}
+
+/// `text` without its ANSI escape sequences, when `strip_ansi`.
+fn without_colour(text: Cow<'_, str>, strip_ansi: bool) -> Cow<'_, str> {
     // memchr's vectorized search: `str::contains` looks for a char a word at a time.
     if strip_ansi && memchr::memchr(0x1b, text.as_bytes()).is_some() {
-        std::borrow::Cow::Owned(strip_ansi_codes(&text))
+        Cow::Owned(strip_ansi_codes(&text))
     } else {
         text
     }
