@@ -674,7 +674,7 @@ impl Structurer {
 
     /// Writes `p` as a text event, with its message as `redacted` says.
     fn write_text_event(&mut self, p: Pending, redacted: Redacted) -> Event {
-        let level = text_level(&p.message).or(self.unstated_level);
+        let level = text_level(&p.message, p.lines > 1).or(self.unstated_level);
         let mut json = self.buffer(p.message.len() + 96 + self.context_field.len());
         let stamps = &mut self.stamps;
         push_text_head(
@@ -949,15 +949,23 @@ const MAX_EXCEPTION_NAME: usize = 256;
 ///
 /// Only a bounded start of the first line is read (continuation lines never change an
 /// event's level: a Python traceback's is its first line's), and nothing is allocated.
-fn text_level(message: &str) -> Option<Level> {
+///
+/// `lines`: the message may hold line ends (one of one line is not searched for one).
+fn text_level(message: &str, lines: bool) -> Option<Level> {
     let line = message.trim_start_matches([' ', '\t']).as_bytes();
     // Enough for every check below: the longest exception name read, and its `: `.
     let head = &line[..line.len().min(MAX_EXCEPTION_NAME + 2)];
-    let head = memchr::memchr(b'\n', head).map_or(head, |end| &head[..end]);
-    if head.starts_with(b"Traceback (most recent call last):")
-        || head.starts_with(b"Exception in thread \"")
-        || exception_line(head)
-    {
+    let head = match lines {
+        true => memchr::memchr(b'\n', head).map_or(head, |end| &head[..end]),
+        false => head,
+    };
+    // The first byte before either comparison: most lines start with neither.
+    let crash = match head.first() {
+        Some(b'T') => head.starts_with(b"Traceback (most recent call last):"),
+        Some(b'E') => head.starts_with(b"Exception in thread \""),
+        _ => false,
+    };
+    if crash || exception_line(head) {
         return Some(Level::Error);
     }
     level_word(&head[..head.len().min(LEVEL_WORD_SPAN)])
@@ -1081,6 +1089,11 @@ fn strip_ansi_codes(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The level of `message`, which may hold line ends.
+    fn level(message: &str) -> Option<Level> {
+        text_level(message, true)
+    }
 
     const NOW: i64 = 1_795_000_000_000; // 2026-11-18
 
@@ -1423,26 +1436,23 @@ mod tests {
 
     #[test]
     fn level_words() {
-        assert_eq!(text_level("[error] x"), Some(Level::Error));
-        assert_eq!(text_level("ERROR x"), Some(Level::Error));
-        assert_eq!(text_level("informal errors"), None);
-        assert_eq!(text_level("Info x"), None);
-        assert_eq!(text_level("level=debug msg=x"), Some(Level::Debug));
-        assert_eq!(
-            text_level("fatal: not a git repository"),
-            Some(Level::Fatal)
-        );
-        assert_eq!(text_level("FATAL db gone"), Some(Level::Fatal));
-        assert_eq!(text_level("migrate: warning: slow"), Some(Level::Warn));
-        assert_eq!(text_level("migrate: applying V1__init"), None);
+        assert_eq!(level("[error] x"), Some(Level::Error));
+        assert_eq!(level("ERROR x"), Some(Level::Error));
+        assert_eq!(level("informal errors"), None);
+        assert_eq!(level("Info x"), None);
+        assert_eq!(level("level=debug msg=x"), Some(Level::Debug));
+        assert_eq!(level("fatal: not a git repository"), Some(Level::Fatal));
+        assert_eq!(level("FATAL db gone"), Some(Level::Fatal));
+        assert_eq!(level("migrate: warning: slow"), Some(Level::Warn));
+        assert_eq!(level("migrate: applying V1__init"), None);
     }
 
     /// The level of the first line only: what a continuation line says is not the
     /// event's level.
     #[test]
     fn only_the_first_line_states_the_level() {
-        assert_eq!(text_level("done\n  error count: 0"), None);
-        assert_eq!(text_level("  WARN indented"), Some(Level::Warn));
+        assert_eq!(level("done\n  error count: 0"), None);
+        assert_eq!(level("  WARN indented"), Some(Level::Warn));
     }
 
     #[test]
@@ -1459,7 +1469,7 @@ mod tests {
             "com.example.Outer$InnerException: x",
             "org.postgresql.util.PSQLException:\tFATAL: x",
         ] {
-            assert_eq!(text_level(line), Some(Level::Error), "{line}");
+            assert_eq!(level(line), Some(Level::Error), "{line}");
         }
     }
 
@@ -1477,10 +1487,10 @@ mod tests {
             "the Error: x",
             "Tracebacks are kept",
         ] {
-            assert_eq!(text_level(line), None, "{line}");
+            assert_eq!(level(line), None, "{line}");
         }
         let long = format!("{}Exception: x", "a".repeat(MAX_EXCEPTION_NAME));
-        assert_eq!(text_level(&long), None, "a name past the bound is not read");
+        assert_eq!(level(&long), None, "a name past the bound is not read");
     }
 
     /// The events of `lines` on stderr, as JSON, with `options`.
@@ -1824,7 +1834,7 @@ mod tests {
             stream: Stream,
             stderr_level: Option<Level>,
         ) -> Option<&'static str> {
-            text_level(message)
+            level(message)
                 .or(if stream == Stream::Stderr {
                     stderr_level
                 } else {

@@ -62,13 +62,13 @@ pub fn push_rfc3339(out: &mut String, ms: i64) {
 pub struct Rfc3339Writer {
     /// The second (since the epoch, clamped) that `text` holds, once one was written.
     second: Option<i64>,
-    /// That second as `push_rfc3339` writes it, milliseconds included.
-    text: [u8; RFC3339_LEN],
+    /// That second as `push_rfc3339` writes it, milliseconds included (as text: it is
+    /// written as it is, never checked again as UTF-8).
+    text: String,
 }
 
-/// `2026-11-22T10:30:00.123Z`: the length of every time [`push_rfc3339`] writes.
-const RFC3339_LEN: usize = 24;
-/// Where the milliseconds start in it.
+/// Where the milliseconds start in every time [`push_rfc3339`] writes
+/// (`2026-11-22T10:30:00.123Z`).
 const MILLIS_AT: usize = 20;
 
 impl Rfc3339Writer {
@@ -76,25 +76,25 @@ impl Rfc3339Writer {
         let ms = ms.clamp(0, MAX_TIME_MS);
         let second = ms.div_euclid(1000);
         if self.second != Some(second) {
-            let mut text = String::with_capacity(RFC3339_LEN);
-            push_rfc3339(&mut text, ms);
-            match <[u8; RFC3339_LEN]>::try_from(text.as_bytes()) {
-                Ok(bytes) => self.text = bytes,
-                // Never (the length is fixed), but then nothing is cached.
-                Err(_) => {
-                    self.second = None;
-                    out.push_str(&text);
-                    return;
-                }
-            }
+            self.text.clear();
+            push_rfc3339(&mut self.text, ms);
             self.second = Some(second);
         }
+        // Digits and ASCII punctuation only: every index is a char boundary.
+        let (Some(before), Some(after)) =
+            (self.text.get(..MILLIS_AT), self.text.get(MILLIS_AT + 3..))
+        else {
+            // Never (the length is fixed), but then nothing is cached.
+            self.second = None;
+            push_rfc3339(out, ms);
+            return;
+        };
         let millis = ms.rem_euclid(1000);
-        for (k, unit) in [100, 10, 1].into_iter().enumerate() {
-            self.text[MILLIS_AT + k] = b'0' + (millis / unit % 10) as u8;
+        out.push_str(before);
+        for unit in [100, 10, 1] {
+            out.push(char::from(b'0' + (millis / unit % 10) as u8));
         }
-        // Digits and ASCII punctuation only: always UTF-8.
-        out.push_str(std::str::from_utf8(&self.text).unwrap_or_default());
+        out.push_str(after);
     }
 }
 
