@@ -876,15 +876,16 @@ fn continues(p: &Pending, line: &str) -> bool {
 /// message is that one line.
 fn start_block(p: &mut Pending) {
     let t = p.message.trim_start();
-    if t.starts_with("Traceback (most recent call last):") {
-        p.kind = Block::Traceback;
-    } else if t.starts_with("-----BEGIN ") && !t.contains("-----END ") {
-        p.kind = Block::Pem;
-    } else if p.message.starts_with("panic: ") || p.message.starts_with("fatal error: ") {
+    // The first byte before any comparison: most lines start a block of none.
+    p.kind = match (t.as_bytes().first(), p.message.as_bytes().first()) {
+        (Some(b'T'), _) if t.starts_with("Traceback (most recent call last):") => Block::Traceback,
+        (Some(b'-'), _) if t.starts_with("-----BEGIN ") && !t.contains("-----END ") => Block::Pem,
         // Go's runtime writes these at the start of the line, then a blank line and
         // the goroutines.
-        p.kind = Block::GoPanic;
-    }
+        (_, Some(b'p')) if p.message.starts_with("panic: ") => Block::GoPanic,
+        (_, Some(b'f')) if p.message.starts_with("fatal error: ") => Block::GoPanic,
+        _ => p.kind,
+    };
 }
 
 /// The block a pending event is in after `line` joined it: a block ends on its last
@@ -1026,8 +1027,10 @@ fn level_of(word: &[u8]) -> Option<Level> {
         (8, b'c') => ("CRITICAL", Level::Fatal),
         _ => return None,
     };
+    // `name` is in capitals: as written, or all in lower case (no `memcmp` call for
+    // a word of a few bytes).
     let named = word.eq_ignore_ascii_case(name.as_bytes())
-        && (word == name.as_bytes() || word.iter().all(u8::is_ascii_lowercase));
+        && (word.iter().all(u8::is_ascii_uppercase) || word.iter().all(u8::is_ascii_lowercase));
     named.then_some(level)
 }
 
