@@ -626,6 +626,12 @@ fn incomplete_utf8_tail(b: &[u8]) -> usize {
     0
 }
 
+/// The lines of `chunk` that end in it, without the last line end: what the passes
+/// over a chunk read ([`Vouch`], [`Checked`]); the rest waits for the next read.
+fn whole_lines(chunk: &[u8]) -> Option<&[u8]> {
+    memchr::memrchr(b'\n', chunk).and_then(|end| chunk.get(..end))
+}
+
 /// The room for secret starts kept between chunks ([`Vouch`]).
 const VOUCH_STARTS: usize = 1024;
 
@@ -648,8 +654,7 @@ impl<'a> Vouch<'a> {
     /// into `starts`.
     pub fn new(structurer: &Structurer, chunk: &[u8], starts: &'a mut Vec<usize>) -> Vouch<'a> {
         starts.clear();
-        let lines = memchr::memrchr(b'\n', chunk).and_then(|end| chunk.get(..end));
-        let word = match (structurer.sanitizer(), lines) {
+        let word = match (structurer.sanitizer(), whole_lines(chunk)) {
             (Some(sanitizer), Some(lines)) => sanitizer.secret_starts(lines, starts),
             _ => None,
         };
@@ -684,8 +689,7 @@ struct Checked<'a> {
 
 impl<'a> Checked<'a> {
     fn new(chunk: &'a [u8]) -> Checked<'a> {
-        let lines = memchr::memrchr(b'\n', chunk).and_then(|end| chunk.get(..end));
-        let text = lines.and_then(|lines| simdutf8::basic::from_utf8(lines).ok());
+        let text = whole_lines(chunk).and_then(|lines| simdutf8::basic::from_utf8(lines).ok());
         Checked {
             text,
             colour: text.is_some_and(|t| memchr::memchr(0x1b, t.as_bytes()).is_some()),
