@@ -23,7 +23,8 @@
 //! of the pipeline runs on the caller's thread, so the agent's PID-1 duties there never
 //! wait on a line, a sink or CloudWatch.
 
-// `unsafe` only in `sanitize::prefilter` (AVX2 chosen at run time), which allows it.
+// `unsafe` only in `sanitize::prefilter` and `sanitize::cards` (AVX2 chosen at run
+// time), which allow it.
 #![deny(unsafe_code)]
 
 pub mod account;

@@ -322,12 +322,12 @@ pub(super) fn ask_the_cpu() {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
+pub(super) fn avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn avx2() -> bool {
+pub(super) fn avx2() -> bool {
     false
 }
 
