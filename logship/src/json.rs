@@ -196,6 +196,66 @@ fn special_mask_portable(block: &[u8; BLOCK]) -> u32 {
         .fold(0, |mask, (k, &b)| mask | (u32::from(is_special(b)) << k))
 }
 
+/// Bit `k` set: byte `k` of `block` is a quote, a backslash or a control character
+/// (where a string [`quick_object`] reads ends, or is left to `serde_json`).
+fn stops(block: &[u8; 64]) -> u64 {
+    let mut mask = 0;
+    for (k, sixteen) in block.chunks_exact(BLOCK).enumerate() {
+        if let Ok(sixteen) = <&[u8; BLOCK]>::try_from(sixteen) {
+            mask |= u64::from(stop_mask(sixteen)) << (BLOCK * k);
+        }
+    }
+    mask
+}
+
+/// [`stops`] of the last bytes of a text, fewer than 64: the blanks after them stop
+/// nothing. Apart, so that the reader's calls keep a small frame.
+#[cold]
+#[inline(never)]
+fn stops_of_tail(rest: &[u8]) -> u64 {
+    let mut block = [b' '; 64];
+    let n = rest.len().min(64);
+    block[..n].copy_from_slice(&rest[..n]);
+    stops(&block)
+}
+
+/// [`stops`] of 16 bytes. On x86-64 by SSE2 compares and `movemask`; elsewhere
+/// [`stop_mask_portable`].
+#[cfg(target_arch = "x86_64")]
+fn stop_mask(block: &[u8; BLOCK]) -> u32 {
+    use safe_arch::{
+        add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i,
+        load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+    };
+    // As in [`special_mask`]: `b + 0x80` below `0x80 + 0x20` for a control character.
+    let shift = set_splat_i8_m128i(0x80u8 as i8);
+    let control = set_splat_i8_m128i(0xA0u8 as i8);
+    let quote = set_splat_i8_m128i(b'"' as i8);
+    let backslash = set_splat_i8_m128i(b'\\' as i8);
+    let v = load_unaligned_m128i(block);
+    let hit = bitor_m128i(
+        cmp_lt_mask_i8_m128i(add_i8_m128i(v, shift), control),
+        bitor_m128i(
+            cmp_eq_mask_i8_m128i(v, quote),
+            cmp_eq_mask_i8_m128i(v, backslash),
+        ),
+    );
+    move_mask_i8_m128i(hit) as u32
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn stop_mask(block: &[u8; BLOCK]) -> u32 {
+    stop_mask_portable(block)
+}
+
+/// [`stop_mask`] in plain Rust (tested against the SSE2 one).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn stop_mask_portable(block: &[u8; BLOCK]) -> u32 {
+    block.iter().enumerate().fold(0, |mask, (k, &b)| {
+        mask | (u32::from(b < 0x20 || b == b'"' || b == b'\\') << k)
+    })
+}
+
 /// [`SPECIAL`] as comparisons, for [`special_mask_portable`].
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn is_special(b: u8) -> bool {
@@ -422,7 +482,10 @@ pub(crate) fn quick_object(text: &str) -> Quick<'_> {
         text,
         bytes: text.as_bytes(),
         at: 0,
+        window: 0,
+        stops: 0,
     };
+    reader.look_from(0);
     let mut stamps = [None; 4];
     match reader.object(1, Some(&mut stamps)) {
         Some(()) if reader.at == text.len() => Quick::Object(stamps),
@@ -435,9 +498,44 @@ struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// Where the 64 bytes of `stops` start.
+    window: usize,
+    /// Bit `k`: byte `window + k` is one a quick string stops at ([`stop_mask`]). A
+    /// line's strings are found in a few such windows, each made once, not in a block
+    /// or more per string (a key is a few bytes).
+    stops: u64,
 }
 
 impl<'a> Reader<'a> {
+    /// Makes the window of stops from `at` (bytes past the text's end stop nothing).
+    fn look_from(&mut self, at: usize) {
+        self.window = at;
+        let rest = self.bytes.get(at..).unwrap_or_default();
+        self.stops = match rest.get(..64).and_then(|b| <&[u8; 64]>::try_from(b).ok()) {
+            Some(block) => stops(block),
+            None => stops_of_tail(rest),
+        };
+    }
+
+    /// The first byte at or after `i` a quick string stops at: a quote, a backslash
+    /// or a control character.
+    fn next_stop(&mut self, mut i: usize) -> Option<usize> {
+        loop {
+            let off = i.wrapping_sub(self.window);
+            if off < 64 {
+                let rest = self.stops >> off;
+                if rest != 0 {
+                    return Some(i + rest.trailing_zeros() as usize);
+                }
+                i = self.window + 64;
+            }
+            if i >= self.bytes.len() {
+                return None;
+            }
+            self.look_from(i);
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -459,6 +557,17 @@ impl<'a> Reader<'a> {
             b'f' => self.word(b"false"),
             b'n' => self.word(b"null"),
             _ => None,
+        }
+    }
+
+    /// A container's item: [`Reader::value`], with the strings and numbers most items
+    /// are read here, without a call that cannot be inlined (`value` recurses).
+    #[inline(always)]
+    fn item(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => self.value(depth),
         }
     }
 
@@ -484,9 +593,12 @@ impl<'a> Reader<'a> {
             self.at += 1;
             self.blanks();
             let start = self.at;
-            self.value(depth)?;
+            self.item(depth)?;
             if let Some(stamps) = stamps.as_deref_mut() {
-                if let Some(slot) = STAMP_KEYS.iter().position(|k| k.as_bytes() == key) {
+                // Every timestamp key starts with `t` or `@`: most keys are compared
+                // with none of them.
+                let maybe = matches!(key.first(), Some(b't' | b'@'));
+                if let Some(slot) = STAMP_KEYS.iter().position(|k| maybe && k.as_bytes() == key) {
                     if stamps[slot].is_some() {
                         return None;
                     }
@@ -504,7 +616,7 @@ impl<'a> Reader<'a> {
         }
         let mut more = self.open(b']')?;
         while more {
-            self.value(depth)?;
+            self.item(depth)?;
             more = self.next_item(b']')?;
         }
         Some(())
@@ -542,19 +654,12 @@ impl<'a> Reader<'a> {
     /// backslash and no control character.
     fn string(&mut self) -> Option<&'a [u8]> {
         let start = self.at + 1;
-        let mut i = start;
-        loop {
-            i += next_special(self.bytes.get(i..)?)?;
-            match self.bytes[i] {
-                b'"' => {
-                    self.at = i + 1;
-                    return self.bytes.get(start..i);
-                }
-                // DEL and 0xEF (U+Fxxx) are plain characters here.
-                0x7f | 0xEF => i += 1,
-                _ => return None,
-            }
+        let end = self.next_stop(start)?;
+        if self.bytes.get(end) != Some(&b'"') {
+            return None;
         }
+        self.at = end + 1;
+        self.bytes.get(start..end)
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, at most [`QUICK_NUMBER`] characters.
@@ -608,6 +713,58 @@ mod tests {
         assert!(matches!(&escaped, Scalar::Text(Cow::Owned(s)) if s == "2026-11-22T10:30:15.107Z"));
         let number: Scalar = serde_json::from_str("1795417380506").unwrap();
         assert_eq!(number, Scalar::Number(1_795_417_380_506.0));
+    }
+
+    #[test]
+    fn the_vectorized_stop_test_is_the_bytes_test() {
+        // Every byte value at every place of a block, beside every other.
+        for b in 0..=255u8 {
+            for c in [b'a', b'"', b'\\', 0xEF, 0x7f, 0x1f, 0x20, 0x80] {
+                for n in 0..BLOCK {
+                    let mut block = [c; BLOCK];
+                    block[n] = b;
+                    assert_eq!(
+                        stop_mask(&block),
+                        stop_mask_portable(&block),
+                        "{b:#x} at {n}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A string is read to its closing quote wherever it starts and ends with respect
+    /// to the windows of stops, and a backslash or control character anywhere in it
+    /// leaves the text to `serde_json`.
+    #[test]
+    fn strings_are_read_across_the_windows() {
+        for pad in 0..70 {
+            for len in [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200] {
+                let value = "x".repeat(len);
+                let text = format!("{{\"{}\":\"{value}\",\"time\":\"t\"}}", "k".repeat(pad));
+                let Quick::Object(stamps) = quick_object(&text) else {
+                    panic!("{text}");
+                };
+                assert_eq!(stamps[1], Some("\"t\""), "{text}");
+                for at in [0, len / 2, len.saturating_sub(1)]
+                    .into_iter()
+                    .filter(|&a| a < len)
+                {
+                    for stop in ["\\", "\u{1}"] {
+                        let mut bad = value.clone();
+                        bad.replace_range(at..at + 1, stop);
+                        let text = format!("{{\"{}\":\"{bad}\"}}", "k".repeat(pad));
+                        assert!(matches!(quick_object(&text), Quick::Unsure), "{text:?}");
+                    }
+                }
+            }
+        }
+        // An unterminated string, its end in the last window.
+        assert!(matches!(quick_object("{\"a\":\"xyz"), Quick::Unsure));
+        assert!(matches!(
+            quick_object(&format!("{{\"a\":\"{}", "x".repeat(100))),
+            Quick::Unsure
+        ));
     }
 
     #[test]
