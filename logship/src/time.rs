@@ -105,12 +105,25 @@ impl Rfc3339Writer {
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
-    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt ") && at(13, b":") && at(16, b":")) {
+    // `YYYY-MM-DDTHH:MM:SS`, read from one array of that size: no length checked and
+    // no closure called per field.
+    let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
+    if head[4] != b'-'
+        || head[7] != b'-'
+        || !matches!(head[10], b'T' | b't' | b' ')
+        || head[13] != b':'
+        || head[16] != b':'
+    {
         return None;
     }
-    let num = |from: usize, len: usize| digits(b.get(from..from.checked_add(len)?)?);
-    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (h, mi, se) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let digit = |i: usize| {
+        let d = head[i].wrapping_sub(b'0');
+        (d < 10).then_some(i64::from(d))
+    };
+    let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
+    let y = two(0)? * 100 + two(2)?;
+    let (mo, d) = (two(5)?, two(8)?);
+    let (h, mi, se) = (two(11)?, two(14)?, two(17)?);
     // `se` 60: a leap second, as RFC 3339 allows.
     if !(1..=12).contains(&mo)
         || !(1..=days_in_month(y, mo)).contains(&d)
