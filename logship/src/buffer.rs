@@ -119,7 +119,25 @@ impl Buffer {
     /// they fit (the capture path's common case: with `drop-oldest` always). With
     /// `block`, an event that does not fit waits for room, and the ones after it with
     /// it.
-    pub async fn push_all(&self, events: Vec<Event>) {
+    pub async fn push_all(&self, mut events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        // Most pushes fit whole: queued in one move, not checked event by event.
+        let bytes: usize = events.iter().map(event_bytes).sum();
+        let sleeper = {
+            let mut s = self.lock();
+            let fits = s.bytes + bytes <= self.capacity;
+            if fits {
+                s.bytes += bytes;
+                s.queue.extend(events.drain(..));
+            }
+            fits.then_some(s.sleepers > 0)
+        };
+        if let Some(sleeper) = sleeper {
+            self.wake_consumers(sleeper);
+            return;
+        }
         let mut events = events.into_iter().peekable();
         while events.peek().is_some() {
             let waiter = self.space.notified();

@@ -102,25 +102,25 @@ impl Pipeline {
             return;
         }
         Counters::add(&self.counters.events, events.len() as u64);
-        let mut ready = Vec::with_capacity(events.len());
-        for mut event in events.drain(..) {
+        for event in events.iter_mut() {
             let clean = catch_unwind(AssertUnwindSafe(|| match event.sanitized(sanitizer) {
                 std::borrow::Cow::Owned(clean) => Some(clean),
                 std::borrow::Cow::Borrowed(_) => None,
             }));
             match clean {
                 Ok(Some(clean)) => {
-                    event = Event::new(event.timestamp_ms, clean);
+                    *event = Event::new(event.timestamp_ms, clean);
                 }
                 Ok(None) => {}
                 // Never ship what could not be sanitized.
                 Err(_) => {
                     Counters::add(&self.counters.failed_lines, 1);
-                    event = failed_event(None, event.json.len(), event.timestamp_ms, "sanitize");
+                    *event = failed_event(None, event.json.len(), event.timestamp_ms, "sanitize");
                 }
             }
-            ready.push(event);
         }
+        // Sanitized in place, and handed on whole; the caller's list starts again.
+        let mut ready = std::mem::replace(events, Vec::with_capacity(events.len()));
         if let Some(stdout) = echo.and_then(|stream| self.copy_to(stream)) {
             let copies = match &self.buffer {
                 Some(_) => ready.clone(),
@@ -129,6 +129,11 @@ impl Pipeline {
             stdout.push_all(copies).await;
         }
         if let Some(buffer) = &self.buffer {
+            // Most events fit: queued as they are.
+            if ready.iter().all(|e| e.json.len() <= self.max_event_bytes) {
+                buffer.push_all(ready).await;
+                return;
+            }
             let mut parts = Vec::with_capacity(ready.len());
             for event in ready {
                 if event.json.len() <= self.max_event_bytes {
