@@ -525,7 +525,7 @@ impl Structurer {
         out: &mut Vec<Event>,
         vouched: Option<NoSecret>,
     ) {
-        if text.trim().is_empty() {
+        if trim(&text).is_empty() {
             // A blank line may sit inside a traceback or PEM block; elsewhere it ends one.
             if let Some(p) = &mut self.pending {
                 if p.kind != Block::Plain {
@@ -600,7 +600,7 @@ impl Structurer {
     }
 
     fn json_event(&mut self, text: &str, now_ms: i64, vouched: Option<NoSecret>) -> Option<Event> {
-        let trimmed = text.trim();
+        let trimmed = trim(text);
         if !(trimmed.starts_with('{') && trimmed.ends_with('}')) {
             return None;
         }
@@ -869,6 +869,19 @@ fn continues(p: &Pending, line: &str) -> bool {
                 || line.starts_with("...")
                 || line.starts_with("-----END")
         }
+    }
+}
+
+/// `text` without the white space around it ([`str::trim`]), at the cost of two byte
+/// compares when its first and last bytes are visible ASCII (most lines: `trim` reads a
+/// character at each end and tests it against Unicode's white space).
+fn trim(text: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_graphic());
+    let bytes = text.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        text
+    } else {
+        text.trim()
     }
 }
 
@@ -2104,6 +2117,12 @@ mod tests {
                         prop_assert!(serde.is_none() || !plain, "a plain object left to serde_json: {text:?}");
                     }
                 }
+            }
+
+            /// The quick look at a line's ends trims as `str::trim` does.
+            #[test]
+            fn trim_is_str_trim(text in "[ \t\n\u{a0}\u{2003}\u{3000}a{}é\u{0}]{0,12}") {
+                prop_assert_eq!(trim(&text), text.trim());
             }
 
             #[test]
