@@ -180,8 +180,10 @@ fn measure(
                         out.extend_from_slice(event.json.as_bytes());
                         out.push(b'\n');
                     }
-                    if batcher.push(event).is_some() {
+                    // Sent at once; the shipper hands a sent batch's events back.
+                    if let Some(batch) = batcher.push(event) {
                         batches += 1;
+                        buffer.spend(batch.events);
                     }
                 }
             }

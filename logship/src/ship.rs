@@ -458,7 +458,8 @@ pub async fn deliver(
                 in_time = false;
                 break;
             }
-            ready.remove(0);
+            // Its events' texts become the buffers of new events.
+            buffer.spend(ready.remove(0).events);
             if let Some(drops) = buffer.take_drops() {
                 ready.extend(batcher.push(drop_event(drops)));
             }
