@@ -152,48 +152,36 @@ fn block_at(buf: &[u8], at: usize) -> Option<&[u8; BLOCK]> {
     buf.get(at..at.checked_add(BLOCK)?)?.try_into().ok()
 }
 
-/// Bit `k` set: byte `k` of `block` is in [`SPECIAL`]. On x86-64 by SSE2
-/// compares and `movemask`; elsewhere [`special_mask_portable`].
+/// Bit `k` set: byte `k` of `block` is in [`SPECIAL`]: a [`stop_mask`] byte, DEL or
+/// 0xEF. On x86-64 by SSE2 compares and `movemask`; elsewhere [`mask_where`].
 #[cfg(target_arch = "x86_64")]
 fn special_mask(block: &[u8; BLOCK]) -> u32 {
     use safe_arch::{
-        add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i,
-        load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
     };
-    // `b + 0x80` as a signed byte is below `0x80 + 0x20` for a control character only.
-    let shift = set_splat_i8_m128i(0x80u8 as i8);
-    let control = set_splat_i8_m128i(0xA0u8 as i8);
-    let [quote, backslash, del, ef] =
-        [b'"', b'\\', 0x7f, 0xEF].map(|b: u8| set_splat_i8_m128i(b as i8));
+    let [del, ef] = [0x7f, 0xEF].map(|b: u8| set_splat_i8_m128i(b as i8));
     let v = load_unaligned_m128i(block);
     let hit = bitor_m128i(
-        bitor_m128i(
-            cmp_lt_mask_i8_m128i(add_i8_m128i(v, shift), control),
-            cmp_eq_mask_i8_m128i(v, quote),
-        ),
-        bitor_m128i(
-            bitor_m128i(
-                cmp_eq_mask_i8_m128i(v, backslash),
-                cmp_eq_mask_i8_m128i(v, del),
-            ),
-            cmp_eq_mask_i8_m128i(v, ef),
-        ),
+        stop_hits(v),
+        bitor_m128i(cmp_eq_mask_i8_m128i(v, del), cmp_eq_mask_i8_m128i(v, ef)),
     );
     move_mask_i8_m128i(hit) as u32
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 fn special_mask(block: &[u8; BLOCK]) -> u32 {
-    special_mask_portable(block)
+    mask_where(block, is_special)
 }
 
-/// [`special_mask`] in plain Rust (tested against the SSE2 one).
+/// Bit `k` set: byte `k` of `block` passes `test`: [`special_mask`] and [`stop_mask`]
+/// in plain Rust (tested against the SSE2 ones).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn special_mask_portable(block: &[u8; BLOCK]) -> u32 {
+fn mask_where(block: &[u8; BLOCK], test: fn(u8) -> bool) -> u32 {
     block
         .iter()
         .enumerate()
-        .fold(0, |mask, (k, &b)| mask | (u32::from(is_special(b)) << k))
+        .fold(0, |mask, (k, &b)| mask | (u32::from(test(b)) << k))
 }
 
 /// Bit `k` set: byte `k` of `block` is a quote, a backslash or a control character
@@ -220,46 +208,46 @@ fn stops_of_tail(rest: &[u8]) -> u64 {
 }
 
 /// [`stops`] of 16 bytes. On x86-64 by SSE2 compares and `movemask`; elsewhere
-/// [`stop_mask_portable`].
+/// [`mask_where`].
 #[cfg(target_arch = "x86_64")]
 fn stop_mask(block: &[u8; BLOCK]) -> u32 {
+    use safe_arch::{load_unaligned_m128i, move_mask_i8_m128i};
+    move_mask_i8_m128i(stop_hits(load_unaligned_m128i(block))) as u32
+}
+
+/// The bytes of `v` that are a quote, a backslash or a control character, as a lane
+/// of ones each.
+#[cfg(target_arch = "x86_64")]
+fn stop_hits(v: safe_arch::m128i) -> safe_arch::m128i {
     use safe_arch::{
-        add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i,
-        load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+        add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, set_splat_i8_m128i,
     };
-    // As in [`special_mask`]: `b + 0x80` below `0x80 + 0x20` for a control character.
-    let shift = set_splat_i8_m128i(0x80u8 as i8);
-    let control = set_splat_i8_m128i(0xA0u8 as i8);
-    let quote = set_splat_i8_m128i(b'"' as i8);
-    let backslash = set_splat_i8_m128i(b'\\' as i8);
-    let v = load_unaligned_m128i(block);
-    let hit = bitor_m128i(
+    // `b + 0x80` as a signed byte is below `0x80 + 0x20` for a control character only.
+    let [shift, control, quote, backslash] =
+        [0x80, 0xA0, b'"', b'\\'].map(|b: u8| set_splat_i8_m128i(b as i8));
+    bitor_m128i(
         cmp_lt_mask_i8_m128i(add_i8_m128i(v, shift), control),
         bitor_m128i(
             cmp_eq_mask_i8_m128i(v, quote),
             cmp_eq_mask_i8_m128i(v, backslash),
         ),
-    );
-    move_mask_i8_m128i(hit) as u32
+    )
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 fn stop_mask(block: &[u8; BLOCK]) -> u32 {
-    stop_mask_portable(block)
+    mask_where(block, is_stop)
 }
 
-/// [`stop_mask`] in plain Rust (tested against the SSE2 one).
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn stop_mask_portable(block: &[u8; BLOCK]) -> u32 {
-    block.iter().enumerate().fold(0, |mask, (k, &b)| {
-        mask | (u32::from(b < 0x20 || b == b'"' || b == b'\\') << k)
-    })
+/// A byte a quick string stops at, as comparisons.
+fn is_stop(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
-/// [`SPECIAL`] as comparisons, for [`special_mask_portable`].
+/// [`SPECIAL`] as comparisons, for [`mask_where`].
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn is_special(b: u8) -> bool {
-    (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f) | (b == 0xEF)
+    is_stop(b) | (b == 0x7f) | (b == 0xEF)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -725,7 +713,7 @@ mod tests {
                     block[n] = b;
                     assert_eq!(
                         stop_mask(&block),
-                        stop_mask_portable(&block),
+                        mask_where(&block, is_stop),
                         "{b:#x} at {n}"
                     );
                 }
@@ -799,7 +787,7 @@ mod tests {
                         .fold(0u32, |m, k| m | 1 << k);
                     assert_eq!(special_mask(&block), want, "{b:#x} at {n} among {c:#x}");
                     assert_eq!(
-                        special_mask_portable(&block),
+                        mask_where(&block, is_special),
                         want,
                         "{b:#x} at {n} among {c:#x}, portable"
                     );

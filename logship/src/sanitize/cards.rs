@@ -256,6 +256,21 @@ fn has_run(bits: u64, min: usize) -> bool {
     run != 0
 }
 
+/// The bytes [`Masks::of`] and [`Masks::of_avx2`] compare every byte with, in this
+/// order: `b - b'0' + 0x80` as a signed byte is below `0x80 + 10` for a digit only (the
+/// shift, ten); a space, a dash, a comma; the same test for `a`–`f` of a byte made
+/// lower case (`| 0x20`: the case bit, the shift, six).
+const SPLATS: [u8; 8] = [
+    0x80 - b'0',
+    0x80 + 10,
+    b' ',
+    b'-',
+    b',',
+    0x20,
+    0x80 - b'a',
+    0x80 + 6,
+];
+
 /// Bit `k` of each mask stands for byte `k` of a block.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Masks {
@@ -274,16 +289,8 @@ impl Masks {
             add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i,
             load_unaligned_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
         };
-        // `b - b'0' + 0x80` as a signed byte is below `0x80 + 10` for a digit only.
-        let shift = set_splat_i8_m128i((0x80 - b'0') as i8);
-        let ten = set_splat_i8_m128i((0x80u8 + 10) as i8);
-        let space = set_splat_i8_m128i(b' ' as i8);
-        let dash = set_splat_i8_m128i(b'-' as i8);
-        let comma = set_splat_i8_m128i(b',' as i8);
-        // The same for `a`–`f` of a byte made lower case (`| 0x20`) and six.
-        let lower = set_splat_i8_m128i(0x20);
-        let letter = set_splat_i8_m128i((0x80 - b'a') as i8);
-        let six = set_splat_i8_m128i((0x80u8 + 6) as i8);
+        let [shift, ten, space, dash, comma, lower, letter, six] =
+            SPLATS.map(|b| set_splat_i8_m128i(b as i8));
         let mut m = Masks::default();
         for (k, sixteen) in block.chunks_exact(16).take(4).enumerate() {
             let mut lane = [0u8; 16];
@@ -328,16 +335,8 @@ impl Masks {
         let half = |at: usize| -> __m256i {
             _mm256_setr_epi64x(word(at), word(at + 8), word(at + 16), word(at + 24))
         };
-        // As in [`Masks::of`]: `b - b'0' + 0x80` as a signed byte is below `0x80 + 10`
-        // for a digit only; the same for `a`–`f` of a byte made lower case, and six.
-        let shift = _mm256_set1_epi8((0x80 - b'0') as i8);
-        let ten = _mm256_set1_epi8((0x80u8 + 10) as i8);
-        let space = _mm256_set1_epi8(b' ' as i8);
-        let dash = _mm256_set1_epi8(b'-' as i8);
-        let comma = _mm256_set1_epi8(b',' as i8);
-        let lower = _mm256_set1_epi8(0x20);
-        let letter = _mm256_set1_epi8((0x80 - b'a') as i8);
-        let six = _mm256_set1_epi8((0x80u8 + 6) as i8);
+        let [shift, ten, space, dash, comma, lower, letter, six] =
+            SPLATS.map(|b| _mm256_set1_epi8(b as i8));
         let mut m = Masks::default();
         for k in 0..2 {
             let v = half(32 * k);
