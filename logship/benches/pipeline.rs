@@ -180,10 +180,8 @@ fn measure(
                         out.extend_from_slice(event.json.as_bytes());
                         out.push(b'\n');
                     }
-                    // Sent at once; the shipper hands a sent batch's events back.
-                    if let Some(batch) = batcher.push(event) {
+                    if batcher.push(event).is_some() {
                         batches += 1;
-                        buffer.spend(batch.events);
                     }
                 }
             }

@@ -14,7 +14,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use crate::account::Counters;
 use crate::batch::event_bytes;
@@ -60,27 +59,15 @@ struct State {
     /// Events a consumer on another thread is done with, for the producer to reuse or
     /// free on its own thread ([`Buffer::spend`]).
     spent: Vec<Event>,
-    /// The capacity of the texts of `spent`.
-    spent_bytes: usize,
-    /// When events were last pushed: spent events wait only for a producer that is
-    /// still pushing ([`SPENT_WHILE`]).
-    pushed: Option<Instant>,
     /// Consumer threads asleep in [`Buffer::take_blocking`]. std's `Condvar::notify_one`
     /// is a `futex` system call whether or not anyone waits; with this count a push
     /// makes it only for a sleeper.
     sleepers: usize,
 }
 
-/// The most capacity of spent events' texts that waits for the producer to reuse or
-/// free; past it they are freed where they were spent. About two full batches of
-/// PutLogEvents: what the producer makes between two batches the shipper sends back.
-const SPENT_MAX: usize = 2 * 1024 * 1024;
-
-/// Spent events wait for the producer only when it pushed within this time: after the
-/// app's last output they are freed where they were spent, and what already waits is
-/// freed by the capture once the app has been quiet for [`crate::capture::KEEP_IDLE`],
-/// always later than this (the memory then goes back with the heap's next trim).
-pub const SPENT_WHILE: Duration = Duration::from_millis(500);
+/// The most bytes of spent events that wait for the producer to free them; past it a
+/// batch is freed where it was spent.
+const SPENT_MAX: usize = 512 * 1024;
 
 impl Buffer {
     /// The shipper's buffer: drops count as `dropped_buffer_full`.
@@ -136,12 +123,10 @@ impl Buffer {
         if events.is_empty() {
             return;
         }
-        let now = Instant::now();
         // Most pushes fit whole: queued in one move, not checked event by event.
         let bytes: usize = events.iter().map(event_bytes).sum();
         let sleeper = {
             let mut s = self.lock();
-            s.pushed = Some(now);
             let fits = s.bytes + bytes <= self.capacity;
             if fits {
                 s.bytes += bytes;
@@ -182,59 +167,25 @@ impl Buffer {
     /// The events a consumer handed back ([`Buffer::spend`]), for the producer to reuse
     /// or free on its own thread.
     pub fn take_spent(&self) -> Vec<Event> {
-        let mut s = self.lock();
-        s.spent_bytes = 0;
-        std::mem::take(&mut s.spent)
+        std::mem::take(&mut self.lock().spent)
     }
 
-    /// Whether spent events wait for the producer.
-    pub fn holds_spent(&self) -> bool {
-        !self.lock().spent.is_empty()
-    }
-
-    /// Hands back events a consumer has written or shipped, for the producer to reuse
-    /// or free on its own thread ([`Buffer::take_spent`]). glibc's malloc keeps a cache
-    /// of free blocks per thread: blocks freed on the consumer's thread never come back
-    /// to the producer's cache, and then each allocation of the producer (an event's
-    /// text) takes the slow path (about 6 % of the agent's CPU while it writes JSON to
-    /// stdout); on the producer's own thread (the shipper) a reused buffer spares the
-    /// allocation and the free. At most [`SPENT_MAX`] bytes of capacity wait, the first
-    /// events that fit, and only while the producer is pushing ([`SPENT_WHILE`]); the
-    /// others are freed here.
-    pub fn spend(&self, mut events: Vec<Event>) {
-        // The rest freed before the lock is taken: a consumer thread never holds it
-        // through a few thousand frees.
-        let (before, pushing) = {
-            let s = self.lock();
-            let pushing = s.pushed.is_some_and(|t| t.elapsed() < SPENT_WHILE);
-            (s.spent_bytes, pushing)
-        };
-        if !pushing {
-            return;
-        }
-        let mut kept = before;
-        let fit = events
-            .iter()
-            .take_while(|e| {
-                let after = kept + e.json.capacity();
-                (after <= SPENT_MAX).then(|| kept = after).is_some()
-            })
-            .count();
-        events.truncate(fit);
-        let ours = kept - before;
+    /// Hands back events a consumer thread has written, for the producer to reuse or
+    /// free on its own thread ([`Buffer::take_spent`]). glibc's malloc keeps a cache of
+    /// free blocks per thread: blocks freed on the consumer's thread never come back to
+    /// the producer's cache, and then each allocation of the producer (an event's text)
+    /// takes the slow path (about 6 % of the agent's CPU while it writes JSON to
+    /// stdout). One batch of at most [`SPENT_MAX`] bytes waits; anything more is freed
+    /// here.
+    pub fn spend(&self, events: Vec<Event>) {
+        let bytes: usize = events.iter().map(|e| e.json.capacity()).sum();
         let freed_here = {
             let mut s = self.lock();
-            // Another consumer may have spent some meanwhile.
-            if s.spent_bytes + ours > SPENT_MAX {
-                Some(events)
-            } else {
-                s.spent_bytes += ours;
-                if s.spent.is_empty() {
-                    s.spent = events;
-                } else {
-                    s.spent.append(&mut events);
-                }
+            if s.spent.is_empty() && bytes <= SPENT_MAX {
+                s.spent = events;
                 None
+            } else {
+                Some(events)
             }
         };
         drop(freed_here);
@@ -337,37 +288,17 @@ mod tests {
             assert_eq!(written.len(), 2);
             b.spend(written);
             assert_eq!(b.lock().spent.len(), 2);
-            // A second batch while one waits joins it, as far as SPENT_MAX allows.
+            // A second batch while one waits is freed where it was spent.
             b.spend(vec![ev(3)]);
-            assert_eq!(b.lock().spent.len(), 3);
+            assert_eq!(b.lock().spent.len(), 2);
             b.push_all(vec![ev(4)]).await;
             assert_eq!(b.len(), 1);
-            assert_eq!(b.take_spent().len(), 3, "{policy:?}");
+            assert_eq!(b.take_spent().len(), 2, "{policy:?}");
             assert!(b.lock().spent.is_empty());
             let big = Event::new(5, "x".repeat(SPENT_MAX + 1));
-            b.spend(vec![ev(6), big, ev(7)]);
-            assert_eq!(b.take_spent().len(), 1, "the first that fit");
+            b.spend(vec![big]);
+            assert!(b.lock().spent.is_empty());
         }
-    }
-
-    /// Spent events wait only while the producer pushes: after its last push they are
-    /// freed where they were spent.
-    #[tokio::test(start_paused = true)]
-    async fn spent_events_wait_only_while_events_are_pushed() {
-        let b = Buffer::new(
-            1 << 20,
-            FullPolicy::DropOldest,
-            Arc::new(Counters::default()),
-        );
-        b.spend(vec![ev(1)]);
-        assert!(!b.holds_spent(), "nothing was ever pushed");
-        b.push_all(vec![ev(2)]).await;
-        b.spend(b.take(10));
-        assert!(b.holds_spent());
-        drop(b.take_spent());
-        tokio::time::sleep(SPENT_WHILE).await;
-        b.spend(vec![ev(3)]);
-        assert!(!b.holds_spent());
     }
 
     #[tokio::test]

@@ -44,11 +44,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// timer's tick) an app writing 20 MB/s fills 20 to 40 KB of a pipe of 1 MiB, so it
 /// never waits for room (a smaller pipe is never rested on: [`RESTING_PIPE`]).
 const GATHER: Duration = Duration::from_millis(1);
-/// How long a capture waits for the app's next output before it frees the buffers kept
-/// for new events: its recycled event texts and the spent events waiting in the sinks'
-/// queues ([`crate::buffer::Buffer::spend`]). Longer than [`crate::buffer::SPENT_WHILE`]: nothing is
-/// spent to wait after this.
-pub(crate) const KEEP_IDLE: Duration = Duration::from_secs(1);
 /// A line longer than this is streamed in parts as it is read ([`LongLine`]), so one
 /// endless line cannot take all memory; it is still one event, one group of parts.
 pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
@@ -159,33 +154,11 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Gives `structurer` the events the shipper has shipped and the stdout copy's
-    /// writer has written, to reuse their buffers for new events (or free them on this
-    /// thread).
+    /// Gives `structurer` the events the stdout copy's writer has written, to reuse
+    /// their buffers for new events (or free them on this thread).
     fn reuse(&self, structurer: &mut Structurer) {
-        for sink in [&self.buffer, &self.stdout, &self.stderr]
-            .into_iter()
-            .flatten()
-        {
-            structurer.recycle(sink.take_spent());
-        }
-    }
-
-    /// Whether spent events wait in a sink's queue for a capture to reuse.
-    fn holds_spent(&self) -> bool {
-        [&self.buffer, &self.stdout, &self.stderr]
-            .into_iter()
-            .flatten()
-            .any(|sink| sink.holds_spent())
-    }
-
-    /// Frees the spent events waiting in the sinks' queues: the app has gone quiet.
-    fn release_spent(&self) {
-        for sink in [&self.buffer, &self.stdout, &self.stderr]
-            .into_iter()
-            .flatten()
-        {
-            drop(sink.take_spent());
+        for copy in [&self.stdout, &self.stderr].into_iter().flatten() {
+            structurer.recycle(copy.take_spent());
         }
     }
 
@@ -367,15 +340,6 @@ pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pip
                     pipeline
                         .emit_from(&mut structurer, &mut events, stream)
                         .await;
-                    continue;
-                }
-            }
-        } else if structurer.keeps_buffers() || pipeline.holds_spent() {
-            match tokio::time::timeout(KEEP_IDLE, reader.read_buf(&mut chunk)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    structurer.release_buffers();
-                    pipeline.release_spent();
                     continue;
                 }
             }
@@ -815,40 +779,6 @@ mod tests {
             multiline_window: Duration::from_millis(50),
         });
         (pipeline, buffer)
-    }
-
-    impl Source for tokio::io::DuplexStream {}
-
-    /// Spent events wait for the capture while the app writes, and are freed with the
-    /// capture's own kept buffers once the app has been quiet for [`KEEP_IDLE`].
-    #[tokio::test(start_paused = true)]
-    async fn kept_buffers_are_freed_once_the_app_is_quiet() {
-        use tokio::io::AsyncWriteExt;
-        let (pipeline, buffer) = pipeline(&[]);
-        let (mut app, reader) = tokio::io::duplex(1 << 16);
-        let capture = tokio::spawn(capture(reader, Stream::Stdout, pipeline));
-        app.write_all(b"one\ntwo\nthree\n").await.unwrap();
-        let mut shipped = Vec::new();
-        for _ in 0..1000 {
-            shipped.extend(buffer.take(10));
-            if shipped.len() == 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert_eq!(shipped.len(), 3);
-        // Shipped as the shipper does it, while the app still writes.
-        buffer.spend(shipped);
-        assert!(buffer.holds_spent());
-        tokio::time::sleep(KEEP_IDLE / 2).await;
-        assert!(
-            buffer.holds_spent(),
-            "freed before the app was quiet long enough"
-        );
-        tokio::time::sleep(KEEP_IDLE).await;
-        assert!(!buffer.holds_spent(), "still held after the app went quiet");
-        drop(app);
-        capture.await.unwrap();
     }
 
     /// A pipe of `capacity` bytes: its read end for [`AppPipe`], its write end as a

@@ -458,8 +458,7 @@ pub async fn deliver(
                 in_time = false;
                 break;
             }
-            // Its events' texts become the buffers of new events.
-            buffer.spend(ready.remove(0).events);
+            ready.remove(0);
             if let Some(drops) = buffer.take_drops() {
                 ready.extend(batcher.push(drop_event(drops)));
             }

@@ -251,10 +251,8 @@ pub struct Structurer {
     pool_bytes: usize,
 }
 
-/// The most capacity the pool of recycled event buffers keeps, in all: about a full
-/// PutLogEvents batch, what is made between two batches the shipper sends back. The
-/// capture frees it once the app is quiet ([`Structurer::release_buffers`]).
-const POOL_BYTES: usize = 1024 * 1024;
+/// The most capacity the pool of recycled event buffers keeps, in all.
+const POOL_BYTES: usize = 256 * 1024;
 /// The largest buffer the pool keeps.
 const POOL_ONE: usize = 4 * 1024;
 
@@ -434,24 +432,12 @@ impl Structurer {
         }
     }
 
-    /// Whether it keeps buffers for new events (recycled texts, the spare message).
-    pub fn keeps_buffers(&self) -> bool {
-        !self.pool.is_empty() || self.spare.capacity() > 0
-    }
-
-    /// Frees the buffers it keeps for new events: the app has gone quiet.
-    pub fn release_buffers(&mut self) {
-        self.pool = Vec::new();
-        self.pool_bytes = 0;
-        self.spare = String::new();
-    }
-
     /// An empty buffer for an event's text of about `capacity` bytes.
     fn buffer(&mut self, capacity: usize) -> String {
         match self.pool.pop() {
             Some(mut json) => {
                 self.pool_bytes -= json.capacity();
-                json.reserve_exact(capacity);
+                json.reserve(capacity);
                 json
             }
             None => String::with_capacity(capacity),
