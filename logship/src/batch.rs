@@ -77,6 +77,9 @@ impl Batcher {
     /// Closes the current batch, if it holds anything.
     pub fn take(&mut self) -> Option<Batch> {
         if self.current.events.is_empty() {
+            // Nothing came since the last batch (the shipper's flush of a quiet app):
+            // the room made for it goes back, not held while the app is idle.
+            self.current.events = Vec::new();
             return None;
         }
         // The next batch room for as many events as this one had: a full batch's
@@ -293,7 +296,7 @@ mod tests {
     }
 
     /// A batch's list is made once at the size of the one before (no doubling while it
-    /// fills), and small again after a small batch.
+    /// fills), small again after a small batch, and freed by a flush with nothing in it.
     #[test]
     fn the_next_batch_has_room_for_as_many_as_the_last() {
         let mut b = Batcher::new();
@@ -308,6 +311,11 @@ mod tests {
         assert_eq!(b.take().map(|batch| batch.events.len()), Some(10_000));
         drain(&mut b, (0..3).map(|i| event(i, 10)));
         assert!(b.current.events.capacity() < 100);
+        // A full batch, then a flush with nothing new: the room goes back.
+        drain(&mut b, (0..10_000).map(|i| event(i, 10)));
+        assert!(b.current.events.capacity() >= 10_000);
+        assert!(b.take().is_none());
+        assert_eq!(b.current.events.capacity(), 0);
     }
 
     #[test]
