@@ -61,7 +61,7 @@ impl Endpoint {
 
     /// As [`Endpoint::new`], from a parsed URI.
     pub fn from_uri(uri: &Uri) -> Result<Endpoint, MetadataError> {
-        if uri.scheme_str() != Some("http") || !uri.host().is_some_and(|h| !h.is_empty()) {
+        if uri.scheme_str() != Some("http") || uri.host().is_none_or(|h| h.is_empty()) {
             return Err(MetadataError::NotAnEndpoint(uri.to_string()));
         }
         Ok(Endpoint {

@@ -21,7 +21,7 @@ pub fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Opti
     for candidate in known {
         let bound = best.map_or(limit, |(d, _)| d.saturating_sub(1).min(limit));
         if let Some(d) = distance_within(name, candidate, bound) {
-            if best.map_or(true, |(b, _)| d < b) {
+            if best.is_none_or(|(b, _)| d < b) {
                 best = Some((d, candidate));
             }
         }
@@ -202,7 +202,7 @@ mod tests {
                     prop_assert!(d <= max_distance(&name));
                     prop_assert_eq!(Some(d), best);
                 }
-                None => prop_assert!(best.map_or(true, |b| b > max_distance(&name))),
+                None => prop_assert!(best.is_none_or(|b| b > max_distance(&name))),
             }
         }
     }
