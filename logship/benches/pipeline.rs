@@ -14,6 +14,9 @@
 //!   BENCH_PIPELINE_ONLY=escapes        only the adversarial inputs whose name has this
 //!   BENCH_PIPELINE_OUT=/path           writes every shipped event of the corpus's last
 //!                                      run, one per line, in the order the sink took them
+//!   BENCH_PIPELINE_BODY=1              the sink also writes each batch's PutLogEvents
+//!                                      body, as the shipper does (its cost, measured
+//!                                      against a run without)
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use logship::batch::Batcher;
 use logship::buffer::{Buffer, FullPolicy};
 use logship::capture::{capture, Pipeline};
 use logship::sanitize::{Config, Current, KnownSecret, Sanitizer};
+use logship::ship::{put_body, Destination};
 use logship::structure::{Options, Stream};
 
 fn corpus() -> (PathBuf, Vec<String>) {
@@ -139,6 +143,8 @@ fn measure(
 ) -> (Duration, usize, usize, Arc<Current>) {
     let mut best = Duration::MAX;
     let (mut batches, mut shipped_events) = (0, 0);
+    let bodies = bodies();
+    let bodies = bodies.as_ref();
     let mut sanitizer = new_sanitizer();
     for _ in 0..rounds {
         // Only the last run's events are kept.
@@ -165,6 +171,7 @@ fn measure(
             // The sink: batch everything as the shipper would, and answer at once.
             let mut batcher = Batcher::new();
             let (mut batches, mut events) = (0, 0);
+            let mut body_bytes = 0;
             loop {
                 let taken = buffer.take(4096);
                 if taken.is_empty() {
@@ -180,14 +187,21 @@ fn measure(
                         out.extend_from_slice(event.json.as_bytes());
                         out.push(b'\n');
                     }
-                    if batcher.push(event).is_some() {
+                    if let Some(batch) = batcher.push(event) {
                         batches += 1;
+                        if let Some(dest) = bodies {
+                            body_bytes += put_body(dest, &batch).len();
+                        }
                     }
                 }
             }
-            if batcher.take().is_some() {
+            if let Some(batch) = batcher.take() {
                 batches += 1;
+                if let Some(dest) = bodies {
+                    body_bytes += put_body(dest, &batch).len();
+                }
             }
+            std::hint::black_box(body_bytes);
             producer.await.unwrap();
             (batches, events)
         });
@@ -196,6 +210,15 @@ fn measure(
         shipped_events = e;
     }
     (best, shipped_events, batches, sanitizer)
+}
+
+/// BENCH_PIPELINE_BODY: the destination whose PutLogEvents bodies the sink writes.
+fn bodies() -> Option<Destination> {
+    std::env::var_os("BENCH_PIPELINE_BODY").map(|_| Destination {
+        group: "/ecs/bench".to_owned(),
+        stream: "web/0123456789abcdef".to_owned(),
+        retention_days: None,
+    })
 }
 
 /// BENCH_PIPELINE_ROUNDS: runs per input, the best reported (3 unless set).

@@ -29,11 +29,12 @@ pub fn json_string(s: &str) -> String {
 /// Appends `s` as a JSON string. Control characters (NUL included) become `\u00XX`,
 /// U+FFFD (what invalid UTF-8 was turned into) becomes `\ufffd`, so both stay visible.
 ///
-/// The text is read 16 bytes at a time ([`special_mask`]); in a block that holds
-/// special bytes each is handled in turn from the block's mask. Quote-dense text (an
-/// event's JSON as a PutLogEvents message) has one every dozen bytes, so what each
-/// costs matters: the run before it is copied, a short escape is pushed as two
-/// characters.
+/// The text is read 16 bytes at a time ([`special_mask`]), the last bytes as one block
+/// padded with blanks; in a block that holds special bytes each is handled in turn from
+/// the block's mask: the run before it is copied, then its escape; a quote or a
+/// backslash is its own escape's second byte, copied with the next run. Quote-dense
+/// text (an event's JSON as a PutLogEvents message, a quote every dozen bytes) goes to
+/// bytes ([`push_json_string_bytes`]), which write such blocks whole.
 pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     push_json_text(out, s);
@@ -43,11 +44,77 @@ pub fn push_json_string(out: &mut String, s: &str) {
 /// Appends `s` escaped as [`push_json_string`] does, without the quotes: the inside of
 /// a JSON string that is written in pieces.
 pub fn push_json_text(out: &mut String, s: &str) {
+    escape_into(out, s);
+}
+
+/// Appends `s` as a JSON string to bytes, as [`push_json_string`] writes it: the
+/// PutLogEvents body, whose messages are events' JSON, a quote every dozen bytes. A
+/// block of 16 whose special bytes are all quotes and backslashes (most of such text)
+/// is written with them escaped in one pass over it, not a copy and two pushes each.
+pub fn push_json_string_bytes(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    escape_into(out, s);
+    out.push(b'"');
+}
+
+/// Where escaped text goes: an event's `String`, or the bytes of a request body.
+trait Escaped {
+    fn push_str(&mut self, s: &str);
+    /// Writes `s[from..to]`: into bytes as bytes, since a block written whole
+    /// ([`Escaped::push_run_and_block`]) may end inside a character.
+    fn push_run(&mut self, s: &str, from: usize, to: usize);
+    /// Writes `run` (no special byte in it) and then `block` (whose special bytes are
+    /// all quotes and backslashes, the bits of `mask`) escaped, if this output can take
+    /// bytes cut anywhere ([`push_escaped_block`]); a `String` says no, its text is cut
+    /// at chars.
+    fn push_run_and_block(&mut self, run: &[u8], block: &[u8; BLOCK], mask: u32) -> bool;
+}
+
+impl Escaped for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+    #[inline(always)]
+    fn push_run(&mut self, s: &str, from: usize, to: usize) {
+        String::push_str(self, &s[from..to]);
+    }
+    fn push_run_and_block(&mut self, _: &[u8], _: &[u8; BLOCK], _: u32) -> bool {
+        false
+    }
+}
+
+impl Escaped for Vec<u8> {
+    fn push_str(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+    #[inline(always)]
+    fn push_run(&mut self, s: &str, from: usize, to: usize) {
+        self.extend_from_slice(&s.as_bytes()[from..to]);
+    }
+    #[inline(always)]
+    fn push_run_and_block(&mut self, run: &[u8], block: &[u8; BLOCK], mask: u32) -> bool {
+        self.extend_from_slice(run);
+        push_escaped_block(self, block, mask);
+        true
+    }
+}
+
+/// The escaper of [`push_json_text`] and [`push_json_string_bytes`]: 16 bytes at a time
+/// ([`special_masks`]), the runs without a special byte copied whole when one ends.
+fn escape_into<O: Escaped>(out: &mut O, s: &str) {
     let bytes = s.as_bytes();
     let mut copied = 0;
     let mut base = 0;
     while let Some(block) = block_at(bytes, base) {
-        let mut mask = special_mask(block);
+        let (mut mask, plain) = special_masks(block);
+        if mask != 0
+            && mask == plain
+            && copied <= base
+            && out.push_run_and_block(&bytes[copied..base], block, mask)
+        {
+            copied = base + BLOCK;
+            mask = 0;
+        }
         while mask != 0 {
             let i = base + mask.trailing_zeros() as usize;
             mask &= mask - 1;
@@ -55,12 +122,62 @@ pub fn push_json_text(out: &mut String, s: &str) {
         }
         base += BLOCK;
     }
-    for i in base..bytes.len() {
-        if SPECIAL[bytes[i] as usize] {
-            escape_at(out, s, &mut copied, i);
-        }
+    // The last bytes, fewer than 16, tested as one block padded with blanks.
+    let mut mask = special_mask(&tail_block(bytes, base));
+    while mask != 0 {
+        let i = base + mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        escape_at(out, s, &mut copied, i);
     }
-    out.push_str(&s[copied..]);
+    out.push_run(s, copied, s.len());
+}
+
+/// The bytes of `buf` from `at` (fewer than [`BLOCK`]), then blanks.
+#[inline(always)]
+fn tail_block(buf: &[u8], at: usize) -> [u8; BLOCK] {
+    let mut block = [b' '; BLOCK];
+    let rest = buf.get(at..).unwrap_or_default();
+    let n = rest.len().min(BLOCK);
+    block[..n].copy_from_slice(&rest[..n]);
+    block
+}
+
+/// Writes `block`, whose special bytes are all quotes and backslashes (the bits of
+/// `mask`), with a backslash before each. The escaped block is put together on the
+/// stack, each piece before a special byte copied as 16 bytes (a length known when
+/// compiled, no call) and the next piece written over its excess, then appended in one
+/// copy of 32.
+#[inline(always)]
+fn push_escaped_block(out: &mut Vec<u8>, block: &[u8; BLOCK], mut mask: u32) {
+    let mut src = [0u8; 2 * BLOCK];
+    src[..BLOCK].copy_from_slice(block);
+    let mut buf = [0u8; 3 * BLOCK];
+    let (mut from, mut len) = (0, 0);
+    while mask != 0 {
+        let k = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        copy_piece(&mut buf, len, &src, from);
+        len += k.saturating_sub(from);
+        if let Some(b) = buf.get_mut(len) {
+            *b = b'\\';
+        }
+        len += 1;
+        from = k;
+    }
+    copy_piece(&mut buf, len, &src, from);
+    len += BLOCK.saturating_sub(from);
+    // At most 32 bytes: appended as 32 (a copy of a known length) and cut back.
+    let start = out.len();
+    out.extend_from_slice(&buf[..2 * BLOCK]);
+    out.truncate(start + len.min(2 * BLOCK));
+}
+
+/// Copies the 16 bytes of `src` from `from` to `buf` at `at`, if both have them.
+#[inline(always)]
+fn copy_piece(buf: &mut [u8; 3 * BLOCK], at: usize, src: &[u8; 2 * BLOCK], from: usize) {
+    if let (Some(to), Some(piece)) = (buf.get_mut(at..at + BLOCK), src.get(from..from + BLOCK)) {
+        to.copy_from_slice(piece);
+    }
 }
 
 /// Escapes the special byte at `i` of `s` (a [`SPECIAL`] byte), after copying what
@@ -68,40 +185,45 @@ pub fn push_json_text(out: &mut String, s: &str) {
 /// written (the tail of a U+FFFD) and a 0xEF that does not start U+FFFD are left for
 /// the next copy.
 ///
-/// `copied` and `i` are char boundaries: each is 0, the end, the position of a special
-/// byte (ASCII, or 0xEF, a lead byte) or just past its whole char.
+/// `i` is a char boundary (a special byte is ASCII, or 0xEF, a lead byte). So is
+/// `copied` into a `String`: 0, the end, a special byte's position or just past its
+/// whole char; into bytes it may also be a written block's end, inside a char.
 #[inline(always)]
-fn escape_at(out: &mut String, s: &str, copied: &mut usize, i: usize) {
+fn escape_at<O: Escaped>(out: &mut O, s: &str, copied: &mut usize, i: usize) {
     let bytes = s.as_bytes();
     if i < *copied {
         return;
     }
     let b = bytes[i];
     let short = match b {
-        b'"' => '"',
-        b'\\' => '\\',
-        b'\n' => 'n',
-        b'\r' => 'r',
-        b'\t' => 't',
+        // The byte itself is the escape's second: it is copied with the next run.
+        b'"' | b'\\' => {
+            out.push_run(s, *copied, i);
+            out.push_str("\\");
+            *copied = i;
+            return;
+        }
+        b'\n' => "\\n",
+        b'\r' => "\\r",
+        b'\t' => "\\t",
         0xEF if bytes.get(i + 1..i + 3) == Some(&[0xBF, 0xBD]) => {
-            out.push_str(&s[*copied..i]);
+            out.push_run(s, *copied, i);
             out.push_str("\\ufffd");
             *copied = i + 3;
             return;
         }
         0xEF => return,
         _ => {
-            out.push_str(&s[*copied..i]);
+            out.push_run(s, *copied, i);
             out.push_str("\\u00");
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
+            let hex = [HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]];
+            out.push_str(std::str::from_utf8(&hex).unwrap_or("00"));
             *copied = i + 1;
             return;
         }
     };
-    out.push_str(&s[*copied..i]);
-    out.push('\\');
-    out.push(short);
+    out.push_run(s, *copied, i);
+    out.push_str(short);
     *copied = i + 1;
 }
 
@@ -153,25 +275,45 @@ fn block_at(buf: &[u8], at: usize) -> Option<&[u8; BLOCK]> {
 }
 
 /// Bit `k` set: byte `k` of `block` is in [`SPECIAL`]: a [`stop_mask`] byte, DEL or
-/// 0xEF. On x86-64 by SSE2 compares and `movemask`; elsewhere [`mask_where`].
-#[cfg(target_arch = "x86_64")]
+/// 0xEF.
+#[inline(always)]
 fn special_mask(block: &[u8; BLOCK]) -> u32 {
+    special_masks(block).0
+}
+
+/// [`special_mask`] of `block`, and the bits of its quotes and backslashes (the special
+/// bytes escaped as a backslash and themselves). On x86-64 by SSE2 compares and
+/// `movemask`; elsewhere [`mask_where`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn special_masks(block: &[u8; BLOCK]) -> (u32, u32) {
     use safe_arch::{
         bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
         set_splat_i8_m128i,
     };
-    let [del, ef] = [0x7f, 0xEF].map(|b: u8| set_splat_i8_m128i(b as i8));
+    let [del, ef, quote, backslash] =
+        [0x7f, 0xEF, b'"', b'\\'].map(|b: u8| set_splat_i8_m128i(b as i8));
     let v = load_unaligned_m128i(block);
     let hit = bitor_m128i(
         stop_hits(v),
         bitor_m128i(cmp_eq_mask_i8_m128i(v, del), cmp_eq_mask_i8_m128i(v, ef)),
     );
-    move_mask_i8_m128i(hit) as u32
+    let plain = bitor_m128i(
+        cmp_eq_mask_i8_m128i(v, quote),
+        cmp_eq_mask_i8_m128i(v, backslash),
+    );
+    (
+        move_mask_i8_m128i(hit) as u32,
+        move_mask_i8_m128i(plain) as u32,
+    )
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn special_mask(block: &[u8; BLOCK]) -> u32 {
-    mask_where(block, is_special)
+fn special_masks(block: &[u8; BLOCK]) -> (u32, u32) {
+    (
+        mask_where(block, is_special),
+        mask_where(block, |b| b == b'"' || b == b'\\'),
+    )
 }
 
 /// Bit `k` set: byte `k` of `block` passes `test`: [`special_mask`] and [`stop_mask`]
@@ -791,6 +933,14 @@ mod tests {
                         want,
                         "{b:#x} at {n} among {c:#x}, portable"
                     );
+                    let plain = (0..BLOCK)
+                        .filter(|&k| matches!(block[k], b'"' | b'\\'))
+                        .fold(0u32, |m, k| m | 1 << k);
+                    assert_eq!(
+                        special_masks(&block),
+                        (want, plain),
+                        "{b:#x} at {n} among {c:#x}, quotes and backslashes"
+                    );
                 }
             }
         }
@@ -874,6 +1024,10 @@ mod tests {
                 .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}: {out}")))?;
             proptest::prop_assert_eq!(&back, &s);
             proptest::prop_assert_eq!(json_string_len(&s) + 2, out.len() - 1);
+            // The body's escaper, which writes whole blocks of quotes, writes the same.
+            let mut bytes = b"x".to_vec();
+            push_json_string_bytes(&mut bytes, &s);
+            proptest::prop_assert_eq!(bytes, out.as_bytes());
         }
 
         /// The longest prefix that fits a room is the one taken character by

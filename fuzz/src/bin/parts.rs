@@ -2,13 +2,15 @@
 //! streams): any text, pushed in any pieces, at any size limit, becomes parts that are
 //! each valid JSON within the limit, numbered 1..=n with exactly the last one marked,
 //! whose data put together is the text; and every part but the last is full to the
-//! character (it ends where the next character's escape would not fit).
+//! character (it ends where the next character's escape would not fit). And the
+//! PutLogEvents body's escaper, which writes blocks of quotes whole, writes each piece
+//! as the events' escaper does.
 //!
 //! Input: the first two bytes set the limit (`MIN_EVENT_BYTES` plus up to 4,095); the
 //! rest, split at NUL bytes, is the pieces pushed in turn.
 
 use logship::batch::{PartWriter, MIN_EVENT_BYTES};
-use logship::json::{json_char_len, json_string_len};
+use logship::json::{json_char_len, json_string, json_string_len, push_json_string_bytes};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
@@ -20,6 +22,15 @@ fn main() {
             .split(|b| *b == 0)
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
+        for piece in &pieces {
+            let mut bytes = Vec::new();
+            push_json_string_bytes(&mut bytes, piece);
+            assert_eq!(
+                bytes,
+                json_string(piece).as_bytes(),
+                "the body's escape differs"
+            );
+        }
         let mut out = Vec::new();
         let mut writer = PartWriter::new(7, max_bytes, 1);
         let budget = writer.budget();
