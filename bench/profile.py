@@ -29,7 +29,7 @@ PARTS = [
     ("`detect` and the detectors", r"sanitize::Sanitizer::(detect|at_trigger)|sanitize::(keys|tokens|cards)::"),
     ("the secret search (aho-corasick, Teddy)", r"aho_corasick|sanitize::secrets::"),
     ("SigV4's SHA-256 of the body", r"sha2::|sha256|Sha256"),
-    ("JSON escaping (`push_json_text`)", r"logship::json::(push_json|escape_at|json_string)"),
+    ("JSON escaping (`push_json_text`, the body's `push_json_string_bytes`)", r"logship::json::(push_json|escape_at|json_string)"),
     ("the JSON-line reader", r"logship::json::Reader|quick_object|logship::time::"),
     ("building text events", r"logship::structure::"),
     ("reading lines (`capture`)", r"logship::capture::"),
