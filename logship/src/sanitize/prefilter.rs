@@ -203,14 +203,14 @@ impl Prefilter {
                 .end
                 .min(bytes.len())
                 .min(range.start + marks.len() * 64);
-        let used = range.len().div_ceil(64);
-        marks.iter_mut().take(used).for_each(|m| *m = 0);
         #[cfg(target_arch = "x86_64")]
         if avx2() {
             // SAFETY: the CPU has AVX2 and POPCNT, which is all `mark_avx2` is compiled
             // for beyond x86-64's baseline.
             return unsafe { self.mark_avx2(bytes, range, marks) };
         }
+        let used = range.len().div_ceil(64);
+        marks.iter_mut().take(used).for_each(|m| *m = 0);
         let mut count = 0;
         for p in range.clone() {
             if self.may_start(bytes, p) {
@@ -294,9 +294,15 @@ impl Prefilter {
             } else {
                 found
             };
+            // A word's first half is written over (its second half cleared with it), its
+            // second half added: no word of `marks` needs clearing first.
             let at = p - range.start;
             if let Some(m) = marks.get_mut(at / 64) {
-                *m |= u64::from(found) << (at % 64);
+                if at.is_multiple_of(64) {
+                    *m = u64::from(found);
+                } else {
+                    *m |= u64::from(found) << 32;
+                }
             }
             count += found.count_ones() as usize;
             p += 32;

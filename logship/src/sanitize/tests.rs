@@ -2273,10 +2273,16 @@ mod props {
             let start = if bytes.is_empty() { 0 } else { from.index(bytes.len()) };
             let range = start..bytes.len().min(start + len);
             for (name, filter, words) in filters {
-                let mut marks = [0u64; 8];
+                // Left as the last text's walk left them: nothing is cleared first.
+                let mut marks = [u64::MAX; 8];
                 let count = filter.mark(bytes, range.clone(), &mut marks);
                 let marked = |p: usize| marks[(p - range.start) / 64] >> ((p - range.start) % 64) & 1 == 1;
                 prop_assert_eq!(count, range.clone().filter(|&p| marked(p)).count());
+                // Past the range, in the words it uses, no mark.
+                let used_end = range.start + range.len().div_ceil(64) * 64;
+                for p in range.end..used_end {
+                    prop_assert!(!marked(p), "{} marks {} past the range's end {}", name, p, range.end);
+                }
                 for p in range.clone() {
                     prop_assert_eq!(marked(p), filter.may_start(bytes, p), "{} at {}", name, p);
                     let starts = words.iter().any(|w| {
