@@ -123,7 +123,7 @@ fn escape_into<O: Escaped>(out: &mut O, s: &str) {
         base += BLOCK;
     }
     // The last bytes, fewer than 16, tested as one block padded with blanks.
-    let mut mask = special_mask(&tail_block(bytes, base));
+    let mut mask = special_mask(&padded(bytes, base));
     while mask != 0 {
         let i = base + mask.trailing_zeros() as usize;
         mask &= mask - 1;
@@ -132,12 +132,13 @@ fn escape_into<O: Escaped>(out: &mut O, s: &str) {
     out.push_run(s, copied, s.len());
 }
 
-/// The bytes of `buf` from `at` (fewer than [`BLOCK`]), then blanks.
+/// The first `N` bytes of `buf` from `at`, blanks where it has fewer: the last bytes of
+/// a text as one block to test (a blank is neither special nor a stop).
 #[inline(always)]
-fn tail_block(buf: &[u8], at: usize) -> [u8; BLOCK] {
-    let mut block = [b' '; BLOCK];
+fn padded<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
+    let mut block = [b' '; N];
     let rest = buf.get(at..).unwrap_or_default();
-    let n = rest.len().min(BLOCK);
+    let n = rest.len().min(N);
     block[..n].copy_from_slice(&rest[..n]);
     block
 }
@@ -343,10 +344,7 @@ fn stops(block: &[u8; 64]) -> u64 {
 #[cold]
 #[inline(never)]
 fn stops_of_tail(rest: &[u8]) -> u64 {
-    let mut block = [b' '; 64];
-    let n = rest.len().min(64);
-    block[..n].copy_from_slice(&rest[..n]);
-    stops(&block)
+    stops(&padded(rest, 0))
 }
 
 /// [`stops`] of 16 bytes. On x86-64 by SSE2 compares and `movemask`; elsewhere
