@@ -352,7 +352,7 @@ mod tests {
             .unwrap()
             .events
             .into_iter()
-            .map(|e| e.json)
+            .map(|e| e.json.to_string())
             .collect();
         assert_eq!(
             order,

@@ -56,18 +56,11 @@ struct State {
     queue: VecDeque<Event>,
     bytes: usize,
     drops: Option<Drops>,
-    /// Events a consumer on another thread is done with, for the producer to reuse or
-    /// free on its own thread ([`Buffer::spend`]).
-    spent: Vec<Event>,
     /// Consumer threads asleep in [`Buffer::take_blocking`]. std's `Condvar::notify_one`
     /// is a `futex` system call whether or not anyone waits; with this count a push
     /// makes it only for a sleeper.
     sleepers: usize,
 }
-
-/// The most bytes of spent events that wait for the producer to free them; past it a
-/// batch is freed where it was spent.
-const SPENT_MAX: usize = 512 * 1024;
 
 impl Buffer {
     /// The shipper's buffer: drops count as `dropped_buffer_full`.
@@ -164,33 +157,6 @@ impl Buffer {
             || s.bytes + event_bytes(event) <= self.capacity
     }
 
-    /// The events a consumer handed back ([`Buffer::spend`]), for the producer to reuse
-    /// or free on its own thread.
-    pub fn take_spent(&self) -> Vec<Event> {
-        std::mem::take(&mut self.lock().spent)
-    }
-
-    /// Hands back events a consumer thread has written, for the producer to reuse or
-    /// free on its own thread ([`Buffer::take_spent`]). glibc's malloc keeps a cache of
-    /// free blocks per thread: blocks freed on the consumer's thread never come back to
-    /// the producer's cache, and then each allocation of the producer (an event's text)
-    /// takes the slow path (about 6 % of the agent's CPU while it writes JSON to
-    /// stdout). One batch of at most [`SPENT_MAX`] bytes waits; anything more is freed
-    /// here.
-    pub fn spend(&self, events: Vec<Event>) {
-        let bytes: usize = events.iter().map(|e| e.json.capacity()).sum();
-        let freed_here = {
-            let mut s = self.lock();
-            if s.spent.is_empty() && bytes <= SPENT_MAX {
-                s.spent = events;
-                None
-            } else {
-                Some(events)
-            }
-        };
-        drop(freed_here);
-    }
-
     /// Drops the oldest events until `event` fits, then queues it.
     fn admit(&self, s: &mut State, event: Event) {
         let size = event_bytes(&event);
@@ -273,32 +239,7 @@ mod tests {
     use super::*;
 
     fn ev(ts: i64) -> Event {
-        Event::new(ts, "{\"m\":\"0123456789\"}".into())
-    }
-
-    /// A written batch waits for the producer to take it back; one batch at a time, and
-    /// none larger than [`SPENT_MAX`].
-    #[tokio::test]
-    async fn spent_events_wait_for_the_next_push() {
-        let counters = Arc::new(Counters::default());
-        for policy in [FullPolicy::DropOldest, FullPolicy::Block] {
-            let b = Buffer::new(1 << 20, policy, counters.clone());
-            b.push_all(vec![ev(1), ev(2)]).await;
-            let written = b.take(10);
-            assert_eq!(written.len(), 2);
-            b.spend(written);
-            assert_eq!(b.lock().spent.len(), 2);
-            // A second batch while one waits is freed where it was spent.
-            b.spend(vec![ev(3)]);
-            assert_eq!(b.lock().spent.len(), 2);
-            b.push_all(vec![ev(4)]).await;
-            assert_eq!(b.len(), 1);
-            assert_eq!(b.take_spent().len(), 2, "{policy:?}");
-            assert!(b.lock().spent.is_empty());
-            let big = Event::new(5, "x".repeat(SPENT_MAX + 1));
-            b.spend(vec![big]);
-            assert!(b.lock().spent.is_empty());
-        }
+        Event::new(ts, "{\"m\":\"0123456789\"}")
     }
 
     #[tokio::test]

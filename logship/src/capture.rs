@@ -154,14 +154,6 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Gives `structurer` the events the stdout copy's writer has written, to reuse
-    /// their buffers for new events (or free them on this thread).
-    fn reuse(&self, structurer: &mut Structurer) {
-        for copy in [&self.stdout, &self.stderr].into_iter().flatten() {
-            structurer.recycle(copy.take_spent());
-        }
-    }
-
     /// The copy's queue for events of `stream`, if the copy is on.
     fn copy_to(&self, stream: Stream) -> Option<&Arc<Buffer>> {
         match stream {
@@ -350,7 +342,6 @@ pub async fn capture<R: Source>(mut reader: R, stream: Stream, pipeline: Arc<Pip
             break;
         }
         let now = now_ms();
-        pipeline.reuse(&mut structurer);
         structurer.redact_with(pipeline.sanitizer.get());
         let mut data = chunk.as_slice();
         let mut vouch = Vouch::new(&structurer, data, &mut starts);

@@ -156,7 +156,6 @@ fn write_loop<W: Write>(mut out: W, format: Format, shared: &Shared) {
             let _ = failed.set(e.to_string());
         }
         in_flight.store(0, Ordering::Release);
-        buffer.spend(events);
         written.notify_one();
         if stop.load(Ordering::Acquire) {
             // Counted as not written when the stop came: end without writing more.

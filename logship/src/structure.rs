@@ -30,6 +30,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
+use bytes_utils::{Str, StrMut};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
@@ -130,8 +132,9 @@ impl Level {
 pub struct Event {
     /// Milliseconds since the epoch: the app's own time when usable, else receive time.
     pub timestamp_ms: i64,
-    /// A JSON object.
-    pub json: String,
+    /// A JSON object: most share the block of memory their structurer wrote them in
+    /// ([`Texts`]), so cloning one, or dropping it, copies and frees nothing.
+    pub json: Str,
     /// How many bytes at the start of `json` the agent wrote from its own fixed
     /// vocabulary: a text event's `{"timestamp":"…","level":"…","stream":"…","message":`
     /// (receive time, a level name, the stream). The sanitizer looks only for loaded
@@ -143,7 +146,8 @@ pub struct Event {
     /// looked at by no detector, the rest for loaded secrets only
     /// ([`Sanitizer::sanitize_outside`]). The event's length when the same sanitizer
     /// also found the fields around the message clean, once for every event with
-    /// them ([`Sanitizer::may_find_around`]): nothing is left to look at. 0 for any
+    /// them ([`Sanitizer::may_find_around`]), and of every event a structurer with a
+    /// sanitizer made (it sanitizes them whole): nothing is left to look at. 0 for any
     /// other event.
     pub redacted_to: usize,
     /// An app's JSON line in which the sanitizer it is to be sanitized with found no
@@ -155,10 +159,10 @@ pub struct Event {
 
 impl Event {
     /// An event whose whole text is searched by every detector.
-    pub fn new(timestamp_ms: i64, json: String) -> Event {
+    pub fn new(timestamp_ms: i64, json: impl Into<Str>) -> Event {
         Event {
             timestamp_ms,
-            json,
+            json: json.into(),
             head: 0,
             redacted_to: 0,
             vouched: None,
@@ -170,14 +174,32 @@ impl Event {
     /// goes through every detector. A text event's `sanitizer` is the one its
     /// structurer redacted it with ([`Structurer::sanitizer`]).
     pub fn sanitized<'a>(&'a self, sanitizer: &Sanitizer) -> Cow<'a, str> {
-        if self.redacted_to == self.json.len() && self.redacted_to > self.head {
-            return Cow::Borrowed(&self.json);
-        }
-        if self.redacted_to > self.head {
-            sanitizer.sanitize_outside(&self.json, self.head..self.redacted_to)
-        } else {
-            sanitizer.sanitize_after_vouched(&self.json, self.head, self.vouched)
-        }
+        sanitized(
+            sanitizer,
+            &self.json,
+            self.head,
+            self.redacted_to,
+            self.vouched,
+        )
+    }
+}
+
+/// [`Event::sanitized`] of an event's parts: its text `json` and what the structurer
+/// knows of it.
+fn sanitized<'a>(
+    sanitizer: &Sanitizer,
+    json: &'a str,
+    head: usize,
+    redacted_to: usize,
+    vouched: Option<NoSecret>,
+) -> Cow<'a, str> {
+    if redacted_to == json.len() && redacted_to > head {
+        return Cow::Borrowed(json);
+    }
+    if redacted_to > head {
+        sanitizer.sanitize_outside(json, head..redacted_to)
+    } else {
+        sanitizer.sanitize_after_vouched(json, head, vouched)
     }
 }
 
@@ -217,7 +239,6 @@ impl Default for Options {
 
 /// Turns the lines of one stream into events. One per stream: continuation lines only
 /// ever join lines of their own stream.
-#[derive(Debug)]
 pub struct Structurer {
     stream: Stream,
     multiline: bool,
@@ -245,16 +266,80 @@ pub struct Structurer {
     /// The message buffer of the last text event, cleared and kept for the next line
     /// (one allocation less per line); dropped when it grew past [`SPARE_MAX`].
     spare: String,
-    /// The emptied texts of events already written ([`Structurer::recycle`]), the
-    /// buffers of new events; at most [`POOL_BYTES`] of capacity in all.
-    pool: Vec<String>,
-    pool_bytes: usize,
+    /// Where the events' texts are written.
+    texts: Texts,
+    /// A text event's JSON as it is put together, cleared and kept for the next
+    /// (dropped when it grew past [`SPARE_MAX`]), then copied into [`Structurer::texts`].
+    scratch: String,
 }
 
-/// The most capacity the pool of recycled event buffers keeps, in all.
-const POOL_BYTES: usize = 256 * 1024;
-/// The largest buffer the pool keeps.
-const POOL_ONE: usize = 4 * 1024;
+/// Names what a structurer is doing, never what it holds: its pending event, spare
+/// buffers and texts are the app's output, not yet redacted.
+impl fmt::Debug for Structurer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Structurer")
+            .field("stream", &self.stream)
+            .field("multiline", &self.multiline)
+            .field("strip_ansi", &self.strip_ansi)
+            .field("pending", &self.pending.is_some())
+            .field("redacting", &self.sanitizer.is_some())
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The events' texts, written one after the other into blocks of [`BLOCK`] bytes: an
+/// event's text is a shared, counted slice of its block, so writing one allocates
+/// nothing but, every [`BLOCK`] bytes, a block, and the block is freed at once when the
+/// last event in it has been shipped (or dropped). One allocation and one free per
+/// event were the pipeline's largest cost after the detectors on short lines.
+///
+/// A block lives as long as any of its events: at most one block a queue beyond the
+/// bytes its events count for, whatever the events.
+struct Texts {
+    block: StrMut,
+}
+
+/// The bytes of a block of events' texts (a few hundred events of a typical app).
+const BLOCK: usize = 32 * 1024;
+
+impl Texts {
+    fn new() -> Texts {
+        Texts {
+            block: StrMut::new(),
+        }
+    }
+
+    /// `parts` one after the other as an event's text: in the block being filled, or
+    /// in a new one when it has no room; a text of more than half a block that does
+    /// not fit in memory of its own, so that the block's room is left for the next.
+    fn keep(&mut self, parts: &[&str]) -> Str {
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        let room = self.block.inner().capacity() - self.block.inner().len();
+        if len > room && len > BLOCK / 2 {
+            let mut own = block(len);
+            push_all(&mut own, parts);
+            return own.freeze();
+        }
+        if len > room {
+            self.block = block(BLOCK);
+        }
+        push_all(&mut self.block, parts);
+        self.block.split_built().freeze()
+    }
+}
+
+/// An empty block of `capacity` bytes.
+fn block(capacity: usize) -> StrMut {
+    // An empty buffer is valid UTF-8: the check cannot fail.
+    StrMut::try_from(BytesMut::with_capacity(capacity)).unwrap_or_default()
+}
+
+fn push_all(block: &mut StrMut, parts: &[&str]) {
+    for part in parts {
+        block.push_str(part);
+    }
+}
 
 /// The largest message buffer kept for the next line: a long line's buffer is not held
 /// while the app is idle.
@@ -357,8 +442,8 @@ impl Structurer {
             failed: 0,
             stamps: Rfc3339Writer::default(),
             spare: String::new(),
-            pool: Vec::new(),
-            pool_bytes: 0,
+            texts: Texts::new(),
+            scratch: String::new(),
         }
     }
 
@@ -415,33 +500,6 @@ impl Structurer {
     /// event that says so and carries none of it).
     pub fn take_failed(&mut self) -> u64 {
         std::mem::take(&mut self.failed)
-    }
-
-    /// Keeps the texts of `events`, already written, emptied, as the buffers of the next
-    /// events: an event's text is then allocated once and reused, and freed (when the
-    /// pool is full) on the thread that allocated it.
-    pub fn recycle(&mut self, events: Vec<Event>) {
-        for event in events {
-            let capacity = event.json.capacity();
-            if capacity <= POOL_ONE && self.pool_bytes + capacity <= POOL_BYTES {
-                let mut json = event.json;
-                json.clear();
-                self.pool_bytes += capacity;
-                self.pool.push(json);
-            }
-        }
-    }
-
-    /// An empty buffer for an event's text of about `capacity` bytes.
-    fn buffer(&mut self, capacity: usize) -> String {
-        match self.pool.pop() {
-            Some(mut json) => {
-                self.pool_bytes -= json.capacity();
-                json.reserve(capacity);
-                json
-            }
-            None => String::with_capacity(capacity),
-        }
     }
 
     /// `text` as an owned message, in the spare buffer when it is borrowed.
@@ -611,29 +669,31 @@ impl Structurer {
         }
         .or_else(|| serde_json::from_str(trimmed).ok())?;
         let app_ms = probe.stamps.into_iter().flatten().find_map(stamp_ms);
-        let mut json = self.buffer(trimmed.len() + self.context_field.len());
-        let mut vouched = vouched;
-        match trimmed.strip_suffix('}') {
-            Some(open) if !self.context_field.is_empty() => {
-                // `open` starts with `{` (checked above): is the object empty?
-                let empty = open.get(1..).is_some_and(|inside| inside.trim().is_empty());
-                // The line vouches for `open`, a part of it; the rest is the agent's.
-                if empty || !self.clean_close() {
-                    vouched = None;
-                }
-                json.push_str(open);
-                let field = &self.context_field;
-                json.push_str(if empty {
-                    field.strip_prefix(',').unwrap_or(field)
-                } else {
-                    field
-                });
-                json.push('}');
-            }
-            _ => json.push_str(trimmed),
-        }
-        let mut event = Event::new(accept_timestamp(app_ms, now_ms), json);
-        event.vouched = vouched;
+        let timestamp_ms = accept_timestamp(app_ms, now_ms);
+        let open = match trimmed.strip_suffix('}') {
+            Some(open) if !self.context_field.is_empty() => open,
+            _ => return Some(self.finish(timestamp_ms, trimmed, 0, 0, vouched)),
+        };
+        // `open` starts with `{` (checked above): is the object empty?
+        let empty = open.get(1..).is_some_and(|inside| inside.trim().is_empty());
+        // The line vouches for `open`, a part of it; the rest is the agent's.
+        let vouched = if empty || !self.clean_close() {
+            None
+        } else {
+            vouched
+        };
+        let mut json = std::mem::take(&mut self.scratch);
+        json.clear();
+        json.push_str(open);
+        let field = &self.context_field;
+        json.push_str(if empty {
+            field.strip_prefix(',').unwrap_or(field)
+        } else {
+            field
+        });
+        json.push('}');
+        let event = self.finish(timestamp_ms, &json, 0, 0, vouched);
+        self.keep_scratch(json);
         Some(event)
     }
 
@@ -675,7 +735,8 @@ impl Structurer {
     /// Writes `p` as a text event, with its message as `redacted` says.
     fn write_text_event(&mut self, p: Pending, redacted: Redacted) -> Event {
         let level = text_level(&p.message, p.lines > 1).or(self.unstated_level);
-        let mut json = self.buffer(p.message.len() + 96 + self.context_field.len());
+        let mut json = std::mem::take(&mut self.scratch);
+        json.clear();
         let stamps = &mut self.stamps;
         push_text_head(
             &mut json,
@@ -701,15 +762,75 @@ impl Structurer {
         } else {
             redacted_to
         };
+        let event = self.finish(p.received_ms, &json, head, redacted_to, None);
+        self.keep_scratch(json);
         if p.message.capacity() <= SPARE_MAX {
             self.spare = p.message;
         }
-        Event {
-            timestamp_ms: p.received_ms,
-            json,
-            head,
-            redacted_to,
-            vouched: None,
+        event
+    }
+
+    /// The event of `json`, its text as written (`head`, `redacted_to` and `vouched`
+    /// as in [`Event`]), with its text kept in a block ([`Texts`]). With a sanitizer,
+    /// sanitized here, whole, before it is kept: a block then never holds a text its
+    /// event no longer uses (a text replaced by its redaction would stay in memory as
+    /// long as any event beside it, uncounted by the queues). Without one, the caller
+    /// sanitizes it.
+    fn finish(
+        &mut self,
+        timestamp_ms: i64,
+        json: &str,
+        head: usize,
+        redacted_to: usize,
+        vouched: Option<NoSecret>,
+    ) -> Event {
+        let done = redacted_to == json.len() && redacted_to > head;
+        let Some(sanitizer) = self.sanitizer.as_ref().filter(|_| !done) else {
+            return Event {
+                timestamp_ms,
+                json: self.texts.keep(&[json]),
+                head,
+                redacted_to,
+                vouched,
+            };
+        };
+        let clean = || sanitized(sanitizer, json, head, redacted_to, vouched);
+        match catch_unwind(AssertUnwindSafe(clean)) {
+            Ok(Cow::Borrowed(json)) => {
+                let json = self.texts.keep(&[json]);
+                Event {
+                    timestamp_ms,
+                    redacted_to: json.len(),
+                    json,
+                    head,
+                    vouched: None,
+                }
+            }
+            Ok(Cow::Owned(clean)) => {
+                // The agent's fields at the start, unless a redaction reached into them.
+                let same_head = json.get(..head).is_some_and(|own| clean.starts_with(own));
+                let json = self.texts.keep(&[&clean]);
+                Event {
+                    timestamp_ms,
+                    redacted_to: json.len(),
+                    json,
+                    head: if same_head { head } else { 0 },
+                    vouched: None,
+                }
+            }
+            // Never ship what could not be sanitized.
+            Err(_) => {
+                self.failed += 1;
+                failed_event(Some(self.stream), json.len(), timestamp_ms, "sanitize")
+            }
+        }
+    }
+
+    /// Keeps `json`, the scratch buffer given back, for the next event unless it grew
+    /// past [`SPARE_MAX`].
+    fn keep_scratch(&mut self, json: String) {
+        if json.capacity() <= SPARE_MAX {
+            self.scratch = json;
         }
     }
 }
@@ -1230,41 +1351,73 @@ mod tests {
         );
     }
 
-    /// Written events' texts become the buffers of new events: the new events hold
-    /// only their own text, and the pool keeps no more than its bounds.
+    /// Events' texts are written one after the other into shared blocks: each event
+    /// holds only its own text, a text longer than half a block takes memory of its own
+    /// and leaves the block's room to the next, and a full block is followed by a new
+    /// one.
     #[test]
-    fn recycled_buffers_hold_only_the_new_event() {
+    fn texts_share_blocks_and_hold_only_their_own_bytes() {
+        let long = "y".repeat(BLOCK);
+        let filler = format!("{{\"f\":\"{}\"}}", "z".repeat(BLOCK / 3));
+        let lines: Vec<&[u8]> = vec![
+            b"a first line",
+            br#"{"msg":"json"}"#,
+            long.as_bytes(),
+            br#"{"m":1}"#,
+            filler.as_bytes(),
+            filler.as_bytes(),
+            filler.as_bytes(),
+            br#"{"m":2}"#,
+        ];
+        let mut s = Structurer::new(Stream::Stdout, &Options::default());
+        let mut out = Vec::new();
+        for line in &lines {
+            s.push(line, NOW, &mut out);
+        }
+        s.flush(&mut out);
+        assert_eq!(out.len(), lines.len());
+        assert_eq!(parsed(&out[0])["message"], "a first line");
+        assert_eq!(out[1].json, r#"{"msg":"json"}"#);
+        assert_eq!(parsed(&out[2])["message"], long.as_str());
+        assert_eq!(out[3].json, r#"{"m":1}"#);
+        assert_eq!(out[7].json, r#"{"m":2}"#);
+        let end = |e: &Event| e.json.as_ptr() as usize + e.json.len();
+        let start = |e: &Event| e.json.as_ptr() as usize;
+        // One after the other in one block; the long text elsewhere.
+        assert_eq!(end(&out[0]), start(&out[1]));
+        assert_eq!(end(&out[1]), start(&out[3]));
+        assert_ne!(end(&out[1]), start(&out[2]));
+        assert_eq!(end(&out[3]), start(&out[4]));
+        assert_eq!(end(&out[4]), start(&out[5]));
+        // Three fillers of a third of a block do not fit one: the third starts anew.
+        assert_ne!(end(&out[5]), start(&out[6]));
+        assert_eq!(end(&out[6]), start(&out[7]));
+        // The texts outlive their structurer and each other.
+        drop(s);
+        let last = out.pop();
+        out.truncate(1);
+        assert_eq!(parsed(&out[0])["message"], "a first line");
+        assert_eq!(last.map(|e| e.json), Some(r#"{"m":2}"#.into()));
+    }
+
+    /// A structurer's `Debug` names its state, never the app's text it holds (a
+    /// pending event, the spare buffers), which is not redacted yet.
+    #[test]
+    fn debug_shows_no_text_held() {
         let mut s = Structurer::new(Stream::Stdout, &Options::default());
         let mut out = Vec::new();
         for line in [
-            &b"a first line, long enough to leave bytes behind"[..],
-            br#"{"msg":"json"}"#,
+            &b"Traceback (most recent call last):"[..],
+            b"  password=hunter2-debug-me",
         ] {
             s.push(line, NOW, &mut out);
         }
-        s.flush(&mut out);
-        let written = std::mem::take(&mut out);
-        s.recycle(written);
-        assert_eq!(s.pool.len(), 2);
-        for line in [&b"b"[..], br#"{"m":1}"#] {
-            s.push(line, NOW, &mut out);
+        assert!(s.has_pending());
+        let shown = format!("{s:?}");
+        assert!(shown.contains("pending: true"), "{shown}");
+        for piece in ["hunter2", "Traceback", "password"] {
+            assert!(!shown.contains(piece), "{shown}");
         }
-        s.flush(&mut out);
-        assert_eq!(parsed(&out[0])["message"], "b");
-        assert_eq!(out[1].json, r#"{"m":1}"#);
-        assert!(s.pool.is_empty());
-        // Too large for the pool, and more than it holds.
-        s.recycle(vec![Event::new(0, "x".repeat(POOL_ONE + 1))]);
-        assert!(s.pool.is_empty());
-        let many = (0..2 * POOL_BYTES / POOL_ONE)
-            .map(|_| Event::new(0, String::with_capacity(POOL_ONE)))
-            .collect();
-        s.recycle(many);
-        assert!(s.pool_bytes <= POOL_BYTES);
-        assert_eq!(
-            s.pool_bytes,
-            s.pool.iter().map(String::capacity).sum::<usize>()
-        );
     }
 
     #[test]
