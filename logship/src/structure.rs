@@ -310,21 +310,20 @@ impl Texts {
         }
     }
 
-    /// `parts` one after the other as an event's text: in the block being filled, or
-    /// in a new one when it has no room; a text of more than half a block that does
-    /// not fit in memory of its own, so that the block's room is left for the next.
-    fn keep(&mut self, parts: &[&str]) -> Str {
-        let len: usize = parts.iter().map(|part| part.len()).sum();
+    /// `text` as an event's text: in the block being filled, or in a new one when it
+    /// has no room; a text of more than half a block that does not fit in memory of its
+    /// own, so that the block's room is left for the next.
+    fn keep(&mut self, text: &str) -> Str {
         let room = self.block.inner().capacity() - self.block.inner().len();
-        if len > room && len > BLOCK / 2 {
-            let mut own = block(len);
-            push_all(&mut own, parts);
+        if text.len() > room && text.len() > BLOCK / 2 {
+            let mut own = block(text.len());
+            own.push_str(text);
             return own.freeze();
         }
-        if len > room {
+        if text.len() > room {
             self.block = block(BLOCK);
         }
-        push_all(&mut self.block, parts);
+        self.block.push_str(text);
         self.block.split_built().freeze()
     }
 }
@@ -333,12 +332,6 @@ impl Texts {
 fn block(capacity: usize) -> StrMut {
     // An empty buffer is valid UTF-8: the check cannot fail.
     StrMut::try_from(BytesMut::with_capacity(capacity)).unwrap_or_default()
-}
-
-fn push_all(block: &mut StrMut, parts: &[&str]) {
-    for part in parts {
-        block.push_str(part);
-    }
 }
 
 /// The largest message buffer kept for the next line: a long line's buffer is not held
@@ -788,7 +781,7 @@ impl Structurer {
         let Some(sanitizer) = self.sanitizer.as_ref().filter(|_| !done) else {
             return Event {
                 timestamp_ms,
-                json: self.texts.keep(&[json]),
+                json: self.texts.keep(json),
                 head,
                 redacted_to,
                 vouched,
@@ -797,7 +790,7 @@ impl Structurer {
         let clean = || sanitized(sanitizer, json, head, redacted_to, vouched);
         match catch_unwind(AssertUnwindSafe(clean)) {
             Ok(Cow::Borrowed(json)) => {
-                let json = self.texts.keep(&[json]);
+                let json = self.texts.keep(json);
                 Event {
                     timestamp_ms,
                     redacted_to: json.len(),
@@ -809,7 +802,7 @@ impl Structurer {
             Ok(Cow::Owned(clean)) => {
                 // The agent's fields at the start, unless a redaction reached into them.
                 let same_head = json.get(..head).is_some_and(|own| clean.starts_with(own));
-                let json = self.texts.keep(&[&clean]);
+                let json = self.texts.keep(&clean);
                 Event {
                     timestamp_ms,
                     redacted_to: json.len(),
