@@ -268,8 +268,9 @@ pub struct Structurer {
     spare: String,
     /// Where the events' texts are written.
     texts: Texts,
-    /// A text event's JSON as it is put together, cleared and kept for the next
-    /// (dropped when it grew past [`SPARE_MAX`]), then copied into [`Structurer::texts`].
+    /// An event's JSON as it is put together (a text event's, or an app's JSON line
+    /// with the ECS context added), cleared and kept for the next (dropped when it grew
+    /// past [`SPARE_MAX`]), then sanitized and copied into [`Structurer::texts`].
     scratch: String,
 }
 
@@ -294,8 +295,12 @@ impl fmt::Debug for Structurer {
 /// last event in it has been shipped (or dropped). One allocation and one free per
 /// event were the pipeline's largest cost after the detectors on short lines.
 ///
-/// A block lives as long as any of its events: at most one block a queue beyond the
-/// bytes its events count for, whatever the events.
+/// A block lives as long as any of its events. A structurer with a sanitizer (the
+/// capture's) keeps only final texts ([`Structurer::finish`]), so a queue holds at most
+/// a block at each end beyond the bytes its events count for, whatever the events; an
+/// event replaced later (split into parts, or sanitized by a caller because its
+/// structurer had no sanitizer) leaves its first text in the block until its neighbours
+/// go.
 struct Texts {
     block: StrMut,
 }
