@@ -147,13 +147,23 @@ pub struct PartWriter {
 }
 
 /// A part's JSON as it is written: its wrapper and the data escaped so far.
-#[derive(Debug)]
 struct Part {
     json: String,
     /// Where the wrapper's `false` (of `"last":false`) begins.
     last_at: usize,
     /// Bytes of escaped data in `json`.
     data_bytes: usize,
+}
+
+/// Sizes only: the data is a long line of the app's, which may not have been
+/// sanitized yet.
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Part")
+            .field("bytes", &self.json.len())
+            .field("data_bytes", &self.data_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartWriter {

@@ -581,8 +581,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
-/// What [`quick_object`] makes of a text.
-#[derive(Debug, PartialEq, Eq)]
+/// What [`quick_object`] makes of a text (its `Debug` only in tests: it holds the app's
+/// text).
+#[derive(PartialEq, Eq)]
+#[cfg_attr(test, derive(Debug))]
 pub(crate) enum Quick<'a> {
     /// A JSON object that `serde_json` reads too (as a map of [`Checked`] values), and
     /// the text of its top-level values for [`STAMP_KEYS`], in that order.

@@ -128,7 +128,7 @@ impl Level {
 }
 
 /// One log event, ready for the sanitizer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Event {
     /// Milliseconds since the epoch: the app's own time when usable, else receive time.
     pub timestamp_ms: i64,
@@ -181,6 +181,21 @@ impl Event {
             self.redacted_to,
             self.vouched,
         )
+    }
+}
+
+/// Names an event by its time and sizes, never its text: an app's line may hold a
+/// secret until the sanitizer has seen it, and `Debug` reaches wherever an event is
+/// formatted (a queue, a batch, an assertion's message).
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("timestamp_ms", &self.timestamp_ms)
+            .field("bytes", &self.json.len())
+            .field("head", &self.head)
+            .field("redacted_to", &self.redacted_to)
+            .field("vouched", &self.vouched.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -354,7 +369,6 @@ enum Redacted {
 }
 
 /// A text event that continuation lines may still join.
-#[derive(Debug)]
 struct Pending {
     received_ms: i64,
     message: String,
@@ -1415,6 +1429,31 @@ mod tests {
         assert!(shown.contains("pending: true"), "{shown}");
         for piece in ["hunter2", "Traceback", "password"] {
             assert!(!shown.contains(piece), "{shown}");
+        }
+    }
+
+    #[test]
+    fn an_events_debug_shows_its_sizes_not_its_text() {
+        // Without a sanitizer: the text as the app wrote it, as an event of the
+        // agent's own is before the capture sanitizes it.
+        let mut s = Structurer::new(Stream::Stdout, &Options::default());
+        let mut out = Vec::new();
+        s.push(b"password=hunter2-debug-me", NOW, &mut out);
+        s.push(br#"{"msg":"token hunter2-debug-me"}"#, NOW, &mut out);
+        s.flush(&mut out);
+        assert_eq!(out.len(), 2);
+        let batch = crate::batch::Batch {
+            events: out.clone(),
+            bytes: 0,
+        };
+        for shown in [format!("{out:?}"), format!("{batch:?}")] {
+            assert!(
+                shown.contains(&format!("bytes: {}", out[0].json.len())),
+                "{shown}"
+            );
+            for piece in ["hunter2", "password", "token", "msg"] {
+                assert!(!shown.contains(piece), "{shown}");
+            }
         }
     }
 
